@@ -1,0 +1,352 @@
+from decimal import Decimal
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from leadcrm.errors import ApplicationError
+
+from .models import Advertiser, Campaign, Click, DailyStat, LandingPage, Offer, QuizQuestion, TrafficSource
+from .selectors import campaign_list_with_metrics
+from .services import campaign_activate, campaign_duplicate, campaign_pause, daily_stats_import
+
+
+def _money(value) -> str:
+    return "—" if value is None else f"{Decimal(value):,.2f}"
+
+
+@admin.register(TrafficSource)
+class TrafficSourceAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "click_id_param", "campaign_count", "is_active")
+    list_filter = ("kind", "is_active")
+    search_fields = ("name",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(campaign_count=Count("campaigns"))
+
+    @admin.display(description="Campaigns", ordering="campaign_count")
+    def campaign_count(self, source):
+        return source.campaign_count
+
+
+class OfferInline(admin.TabularInline):
+    model = Offer
+    extra = 0
+    fields = ("name", "payout_per_lead", "payout_per_sale", "currency", "daily_lead_cap", "is_active")
+    show_change_link = True
+
+
+@admin.register(Advertiser)
+class AdvertiserAdmin(admin.ModelAdmin):
+    list_display = ("name", "contact_name", "contact_email", "offer_count", "is_active")
+    list_filter = ("is_active",)
+    search_fields = ("name", "contact_name", "contact_email")
+    inlines = [OfferInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(offer_count=Count("offers"))
+
+    @admin.display(description="Offers", ordering="offer_count")
+    def offer_count(self, advertiser):
+        return advertiser.offer_count
+
+
+@admin.register(Offer)
+class OfferAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "advertiser",
+        "payout_per_lead",
+        "payout_per_sale",
+        "currency",
+        "daily_lead_cap",
+        "is_active",
+    )
+    list_filter = ("advertiser", "currency", "is_active")
+    list_select_related = ("advertiser",)
+    search_fields = ("name", "advertiser__name")
+    autocomplete_fields = ("advertiser",)
+
+
+class TargetCountryFilter(admin.SimpleListFilter):
+    title = "targeted country"
+    parameter_name = "country"
+
+    def lookups(self, request, model_admin):
+        codes = set()
+        for countries in Campaign.objects.values_list("target_countries", flat=True):
+            codes.update(countries or [])
+        return [(code, code) for code in sorted(codes)]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            # Country codes are two letters, so a quoted match in the JSON text is exact.
+            return queryset.filter(target_countries__icontains=f'"{self.value()[:2]}"')
+        return queryset
+
+
+class LandingPageInline(admin.StackedInline):
+    model = LandingPage
+    extra = 0
+    show_change_link = True
+    fields = (
+        ("name", "slug", "kind"),
+        ("position", "is_active", "action"),
+        "headline",
+        "fields",
+        "required_fields",
+        ("consent_required", "consent_version"),
+        "consent_text",
+        ("next_url", "thank_you_url"),
+    )
+    prepopulated_fields = {"slug": ("name",)}
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "status",
+        "traffic_source",
+        "source_kind",
+        "offer",
+        "bid_display",
+        "impressions",
+        "clicks",
+        "tracked_clicks",
+        "spend",
+    )
+    list_filter = (
+        "status",
+        "traffic_source__kind",
+        "traffic_source",
+        "offer__advertiser",
+        TargetCountryFilter,
+        "bid_model",
+    )
+    search_fields = ("name", "slug", "offer__name", "traffic_source__name")
+    prepopulated_fields = {"slug": ("name",)}
+    autocomplete_fields = ("traffic_source", "offer")
+    inlines = [LandingPageInline]
+    actions = ("activate_campaigns", "pause_campaigns", "duplicate_campaigns")
+    fieldsets = (
+        (None, {"fields": ("name", "slug", "status", "traffic_source", "offer", "landing_url")}),
+        (
+            "Bid and budget",
+            {"fields": (("bid_model", "bid"), ("daily_budget", "total_budget"), ("start_date", "end_date"))},
+        ),
+        (
+            "Targeting",
+            {
+                "description": "Clicks and leads from outside the targeting are kept but marked off-target.",
+                "fields": (
+                    "target_countries",
+                    "target_device_types",
+                    "target_operating_systems",
+                    "target_connection_types",
+                    "target_carriers",
+                    "target_segments",
+                ),
+            },
+        ),
+        ("Tracking", {"fields": ("tracking_link",)}),
+    )
+    readonly_fields = ("tracking_link",)
+
+    def get_queryset(self, request):
+        return campaign_list_with_metrics(super().get_queryset(request))
+
+    @admin.display(description="Source kind", ordering="traffic_source__kind")
+    def source_kind(self, campaign):
+        return campaign.traffic_source.get_kind_display()
+
+    @admin.display(description="Bid", ordering="bid")
+    def bid_display(self, campaign):
+        return f"{campaign.get_bid_model_display().split(' ')[0]} {campaign.bid.normalize():f}"
+
+    @admin.display(description="Impressions", ordering="impressions_total")
+    def impressions(self, campaign):
+        return f"{campaign.impressions_total:,}"
+
+    @admin.display(description="Clicks (source)", ordering="clicks_reported")
+    def clicks(self, campaign):
+        return f"{campaign.clicks_reported:,}"
+
+    @admin.display(description="Clicks (tracked)", ordering="clicks_tracked")
+    def tracked_clicks(self, campaign):
+        return f"{campaign.clicks_tracked:,}"
+
+    @admin.display(description="Spend", ordering="spend_total")
+    def spend(self, campaign):
+        return _money(campaign.spend_total)
+
+    @admin.display(description="Tracking link")
+    def tracking_link(self, campaign):
+        if not campaign.pk:
+            return "Save the campaign to get its tracking link."
+        url = reverse("track-click", args=[campaign.slug])
+        param = campaign.traffic_source.click_id_param
+        return format_html("<code>{}?{}={{click_id}}&amp;sub1=…</code>", url, param)
+
+    def _run_for_each(self, request, queryset, service, done: str):
+        changed = 0
+        for campaign in queryset:
+            try:
+                service(campaign=campaign)
+                changed += 1
+            except ApplicationError as error:
+                self.message_user(request, error.message, messages.ERROR)
+        if changed:
+            self.message_user(request, f"{changed} campaign(s) {done}.", messages.SUCCESS)
+
+    @admin.action(description="Activate selected campaigns", permissions=["change"])
+    def activate_campaigns(self, request, queryset):
+        self._run_for_each(request, queryset, campaign_activate, "activated")
+
+    @admin.action(description="Pause selected campaigns", permissions=["change"])
+    def pause_campaigns(self, request, queryset):
+        self._run_for_each(request, queryset, campaign_pause, "paused")
+
+    @admin.action(description="Duplicate selected campaigns (as drafts)", permissions=["add"])
+    def duplicate_campaigns(self, request, queryset):
+        self._run_for_each(request, queryset, campaign_duplicate, "duplicated as drafts")
+
+
+class QuizQuestionInline(admin.TabularInline):
+    model = QuizQuestion
+    extra = 0
+    fields = ("position", "key", "text", "kind", "options", "is_required")
+
+
+@admin.register(LandingPage)
+class LandingPageAdmin(admin.ModelAdmin):
+    list_display = ("name", "campaign", "kind", "action", "slug", "position", "is_active")
+    list_filter = ("kind", "is_active", "campaign__traffic_source__kind", "campaign__status")
+    list_select_related = ("campaign",)
+    search_fields = ("name", "slug", "campaign__name")
+    prepopulated_fields = {"slug": ("name",)}
+    autocomplete_fields = ("campaign",)
+    inlines = [QuizQuestionInline]
+
+
+class DailyStatsImportForm(forms.Form):
+    file = forms.FileField(help_text="CSV with columns date, campaign (slug), impressions, clicks, spend.")
+    traffic_source = forms.ModelChoiceField(
+        TrafficSource.objects.all(),
+        required=False,
+        help_text="Optional: reject rows for campaigns that do not run on this source.",
+    )
+    skip_invalid = forms.BooleanField(
+        required=False,
+        label="Import the good rows even if some are rejected",
+        help_text="Off: a file with any rejected row imports nothing.",
+    )
+
+
+@admin.register(DailyStat)
+class DailyStatAdmin(admin.ModelAdmin):
+    list_display = ("date", "campaign", "source_kind", "impressions", "clicks", "spend_display", "updated_at")
+    list_filter = ("campaign__traffic_source__kind", "campaign__traffic_source", "date")
+    list_select_related = ("campaign__traffic_source",)
+    search_fields = ("campaign__name", "campaign__slug")
+    autocomplete_fields = ("campaign",)
+    date_hierarchy = "date"
+    change_list_template = "admin/campaigns/dailystat/change_list.html"
+
+    @admin.display(description="Source kind", ordering="campaign__traffic_source__kind")
+    def source_kind(self, stat):
+        return stat.campaign.traffic_source.get_kind_display()
+
+    @admin.display(description="Spend", ordering="spend")
+    def spend_display(self, stat):
+        return _money(stat.spend)
+
+    def get_urls(self):
+        return [
+            path(
+                "import/",
+                self.admin_site.admin_view(self.import_view),
+                name="campaigns_dailystat_import",
+            ),
+            *super().get_urls(),
+        ]
+
+    def import_view(self, request):
+        if not (self.has_add_permission(request) and self.has_change_permission(request)):
+            raise PermissionDenied
+        report = None
+        form = DailyStatsImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            report = daily_stats_import(
+                data=form.cleaned_data["file"].read(),
+                traffic_source=form.cleaned_data["traffic_source"],
+                skip_invalid=form.cleaned_data["skip_invalid"],
+            )
+            if report.imported and not report.errors:
+                self.message_user(request, f"Daily stats imported: {report.summary()}", messages.SUCCESS)
+                return redirect("admin:campaigns_dailystat_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Import daily stats from CSV",
+            "opts": self.model._meta,
+            "form": form,
+            "report": report,
+        }
+        return TemplateResponse(request, "admin/campaigns/dailystat/import.html", context)
+
+
+class OffTargetFilter(admin.SimpleListFilter):
+    title = "targeting"
+    parameter_name = "targeting"
+
+    def lookups(self, request, model_admin):
+        return [("on", "On target"), ("off", "Off target")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "off":
+            return queryset.exclude(off_target_reasons=[])
+        if self.value() == "on":
+            return queryset.filter(off_target_reasons=[])
+        return queryset
+
+
+@admin.register(Click)
+class ClickAdmin(admin.ModelAdmin):
+    list_display = (
+        "created_at",
+        "campaign",
+        "click_id",
+        "country",
+        "device_type",
+        "os",
+        "browser",
+        "is_bot",
+        "on_target",
+    )
+    list_filter = (
+        "traffic_source__kind",
+        "device_type",
+        "os",
+        "is_bot",
+        OffTargetFilter,
+        ("created_at", admin.DateFieldListFilter),
+    )
+    list_select_related = ("campaign",)
+    search_fields = ("=click_id", "=country", "campaign__slug")
+    show_full_result_count = False  # counting millions of clicks on every page view is slow
+    readonly_fields = [field.name for field in Click._meta.fields]
+
+    @admin.display(description="On target", boolean=True)
+    def on_target(self, click):
+        return not click.off_target_reasons
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

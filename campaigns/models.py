@@ -1,0 +1,422 @@
+import string
+import uuid
+from decimal import Decimal
+from urllib.parse import quote
+
+import pycountry
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator, URLValidator
+from django.db import models
+from django.utils import timezone
+
+from leadcrm.fields import StringListField
+
+from .visitor import ConnectionType, DeviceType, OperatingSystem, validate_country_codes
+
+MONEY = {"max_digits": 14, "decimal_places": 2, "validators": [MinValueValidator(Decimal("0"))]}
+# Bids and spend can carry fractions of a cent (CPC 0.0035, CPM-derived spend).
+FINE_MONEY = {"max_digits": 16, "decimal_places": 4, "validators": [MinValueValidator(Decimal("0"))]}
+
+POSTBACK_MACROS = (
+    "click_id",
+    "lead_id",
+    "payout",
+    "currency",
+    "status",
+    "event",
+    "campaign",
+    "offer",
+    "sub1",
+    "sub2",
+    "sub3",
+    "sub4",
+    "sub5",
+)
+
+url_parameter_name = RegexValidator(r"^[A-Za-z0-9_.\-]{1,64}$", "Use letters, digits, '_', '.' or '-' (at most 64).")
+
+
+class TimestampedModel(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class LeadType(models.TextChoices):
+    SOFT = "soft", "Soft (newsletter, survey, quiz, webinar)"
+    HARD = "hard", "Hard (quote, demo, pricing, call, trial)"
+
+
+def validate_postback_url_template(template: str) -> None:
+    """A postback template must be an http(s) URL whose {macros} we know how to fill."""
+    if not template:
+        return
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as error:
+        raise ValidationError(f"Broken macro braces: {error}.", code="invalid_template") from error
+    unknown = sorted({name for name in fields if name not in POSTBACK_MACROS})
+    if unknown:
+        raise ValidationError(
+            "Unknown macros: %(unknown)s. Known macros: %(known)s.",
+            params={
+                "unknown": ", ".join(f"{{{name}}}" for name in unknown),
+                "known": ", ".join(f"{{{name}}}" for name in POSTBACK_MACROS),
+            },
+            code="unknown_macro",
+        )
+    example = template.format(**{name: "1" for name in POSTBACK_MACROS})
+    URLValidator(schemes=["http", "https"])(example)
+
+
+def validate_currency(code: str) -> None:
+    if not pycountry.currencies.get(alpha_3=code or ""):
+        raise ValidationError(f"{code!r} is not an ISO 4217 currency code.", code="invalid_currency")
+
+
+class TrafficSource(TimestampedModel):
+    class Kind(models.TextChoices):
+        PUSH = "push", "Push"
+        POP = "pop", "Pop"
+        NATIVE = "native", "Native"
+        SEARCH = "search", "Search arbitrage"
+        PROGRAMMATIC = "programmatic", "Programmatic"
+        SOCIAL = "social", "Social"
+        DISPLAY = "display", "Display"
+
+    name = models.CharField(max_length=120, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, db_index=True)
+    click_id_param = models.CharField(
+        "click id parameter",
+        max_length=64,
+        default="click_id",
+        validators=[url_parameter_name],
+        help_text="URL parameter in which this source sends its click id, e.g. clickid or cid.",
+    )
+    postback_url_template = models.CharField(
+        max_length=2000,
+        blank=True,
+        validators=[validate_postback_url_template],
+        help_text="Server-to-server conversion URL, e.g. "
+        "https://tracker.example/postback?cid={click_id}&payout={payout}&status={status}. "
+        "Macros: " + ", ".join(f"{{{name}}}" for name in POSTBACK_MACROS) + ".",
+    )
+    is_active = models.BooleanField(default=True)
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    def render_postback_url(self, **values) -> str:
+        """Fill the template's macros, URL-encoded; macros without a value become empty."""
+        filled = {name: quote(str(values.get(name, "") or ""), safe="") for name in POSTBACK_MACROS}
+        return self.postback_url_template.format(**filled)
+
+
+class Advertiser(TimestampedModel):
+    name = models.CharField(max_length=120, unique=True)
+    contact_name = models.CharField(max_length=120, blank=True)
+    contact_email = models.EmailField(blank=True)
+    website = models.URLField(blank=True)
+    is_active = models.BooleanField(default=True)
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Offer(TimestampedModel):
+    advertiser = models.ForeignKey(Advertiser, on_delete=models.PROTECT, related_name="offers")
+    name = models.CharField(max_length=160)
+    payout_per_lead = models.DecimalField(default=Decimal("0"), **MONEY)
+    payout_per_sale = models.DecimalField(default=Decimal("0"), **MONEY)
+    currency = models.CharField(max_length=3, default="USD", validators=[validate_currency])
+    accepted_lead_types = StringListField(
+        item_choices=LeadType.choices,
+        help_text="Lead types the advertiser buys. None ticked: all types.",
+    )
+    accepted_countries = StringListField(
+        item_case="upper",
+        validators=[validate_country_codes],
+        help_text="ISO country codes, e.g. US, CA. Empty: all countries.",
+    )
+    daily_lead_cap = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most leads the advertiser takes per day. Empty: no cap."
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["advertiser__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["advertiser", "name"], name="offer_unique_name_per_advertiser")]
+
+    def __str__(self) -> str:
+        return f"{self.name} — {self.advertiser}"
+
+    def clean(self) -> None:
+        if self.currency:
+            self.currency = self.currency.upper()
+
+
+class Campaign(TimestampedModel):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        ENDED = "ended", "Ended"
+
+    class BidModel(models.TextChoices):
+        CPC = "cpc", "CPC (per click)"
+        CPM = "cpm", "CPM (per thousand impressions)"
+        CPA = "cpa", "CPA (per action)"
+        CPL = "cpl", "CPL (per lead)"
+
+    name = models.CharField(max_length=160)
+    slug = models.SlugField(max_length=80, unique=True, help_text="Used in tracking URLs: /c/<slug>/.")
+    traffic_source = models.ForeignKey(TrafficSource, on_delete=models.PROTECT, related_name="campaigns")
+    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="campaigns")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    bid_model = models.CharField(max_length=3, choices=BidModel.choices, default=BidModel.CPC)
+    bid = models.DecimalField(default=Decimal("0"), **FINE_MONEY)
+    daily_budget = models.DecimalField(null=True, blank=True, **MONEY)
+    total_budget = models.DecimalField(null=True, blank=True, **MONEY)
+    start_date = models.DateField(null=True, blank=True)
+    end_date = models.DateField(null=True, blank=True)
+    landing_url = models.URLField(
+        max_length=2000,
+        blank=True,
+        help_text="External landing page. Empty: the campaign's first active landing page here.",
+    )
+
+    # Targeting is enforced: traffic from outside it is kept but marked off-target.
+    target_countries = StringListField(
+        "countries",
+        item_case="upper",
+        validators=[validate_country_codes],
+        help_text="ISO 3166 alpha-2 codes, e.g. US, CA, GB. Empty: all countries.",
+    )
+    target_device_types = StringListField("device types", item_choices=DeviceType.choices)
+    target_operating_systems = StringListField("operating systems", item_choices=OperatingSystem.choices)
+    target_carriers = StringListField(
+        "mobile carriers", help_text="Carrier names as the source sends them. Empty: all."
+    )
+    target_connection_types = StringListField("connection types", item_choices=ConnectionType.choices)
+    target_segments = StringListField(
+        "behavioural segments and keywords",
+        help_text="Audience segments or keywords bought on the source (kept for reports).",
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors = {}
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            errors["end_date"] = "The end date is before the start date."
+        if self.daily_budget and self.total_budget and self.daily_budget > self.total_budget:
+            errors["daily_budget"] = "The daily budget is larger than the total budget."
+        if errors:
+            raise ValidationError(errors)
+
+    def landing_destination(self) -> str:
+        """Where clicks go: the external landing URL, else the first active landing page here."""
+        if self.landing_url:
+            return self.landing_url
+        page = self.landing_pages.filter(is_active=True).order_by("position", "id").first()
+        return page.get_absolute_url() if page else ""
+
+    def is_serving(self, on_date=None) -> bool:
+        """Whether the campaign takes traffic now: active and within its dates."""
+        today = on_date or timezone.localdate()
+        return (
+            self.status == self.Status.ACTIVE
+            and (self.start_date is None or self.start_date <= today)
+            and (self.end_date is None or today <= self.end_date)
+        )
+
+    def targeting_mismatches(
+        self, *, country: str = "", device_type: str = "", os: str = "", carrier: str = "", connection_type: str = ""
+    ) -> list[str]:
+        """Reasons the visitor is outside this campaign's targeting; unknown values are not judged."""
+        reasons = []
+        checks = (
+            ("country", country, self.target_countries),
+            ("device_type", device_type, self.target_device_types),
+            ("os", os, self.target_operating_systems),
+            ("connection_type", connection_type, self.target_connection_types),
+        )
+        for name, value, targeted in checks:
+            if value and targeted and value not in targeted:
+                reasons.append(f"off_target_{name}: {value} not in {', '.join(targeted)}")
+        carriers = {name.casefold() for name in self.target_carriers}
+        if carrier and carriers and carrier.casefold() not in carriers:
+            reasons.append(f"off_target_carrier: {carrier} not in {', '.join(self.target_carriers)}")
+        return reasons
+
+
+class LandingPage(TimestampedModel):
+    class Kind(models.TextChoices):
+        FORM = "form", "Form"
+        QUIZ = "quiz", "Quiz funnel"
+        PRELANDER = "prelander", "Pre-lander"
+
+    class Field(models.TextChoices):
+        EMAIL = "email", "Email"
+        PHONE = "phone", "Phone"
+        FIRST_NAME = "first_name", "First name"
+        LAST_NAME = "last_name", "Last name"
+        COMPANY = "company", "Company"
+        COMPANY_SIZE = "company_size", "Company size"
+        BUDGET = "budget", "Budget"
+        COUNTRY = "country", "Country"
+        ZIP_CODE = "zip_code", "ZIP / postal code"
+        MESSAGE = "message", "Message"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="landing_pages")
+    name = models.CharField(max_length=160)
+    slug = models.SlugField(max_length=80, unique=True, help_text="Used in its URL: /l/<slug>/.")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.FORM)
+    position = models.PositiveSmallIntegerField(default=0, help_text="The first active page gets the clicks.")
+    is_active = models.BooleanField(default=True)
+    action = models.CharField(
+        max_length=40,
+        default="contact",
+        help_text="What the visitor does here (quote, demo, newsletter, quiz...); decides soft or hard.",
+    )
+    headline = models.CharField(max_length=200, blank=True)
+    body = models.TextField(blank=True, help_text="Text shown above the form or quiz.")
+    fields = StringListField("fields asked", item_choices=Field.choices)
+    required_fields = StringListField(item_choices=Field.choices)
+    consent_text = models.TextField(blank=True, help_text="Shown next to the consent checkbox, stored with each lead.")
+    consent_version = models.CharField(max_length=40, blank=True)
+    consent_required = models.BooleanField(default=False)
+    cta_label = models.CharField("button label", max_length=60, default="Send")
+    next_url = models.URLField(
+        "next page URL",
+        max_length=2000,
+        blank=True,
+        help_text="Pre-landers: where the call to action leads (the click id is added).",
+    )
+    thank_you_url = models.URLField(
+        "thank-you URL", max_length=2000, blank=True, help_text="Where visitors go after sending. Empty: our page."
+    )
+
+    class Meta:
+        ordering = ["campaign", "position", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return f"/l/{self.slug}/"
+
+    def clean(self) -> None:
+        errors = {}
+        missing = [field for field in self.required_fields if field not in self.fields]
+        if missing:
+            errors["required_fields"] = f"Required but not asked: {', '.join(missing)}."
+        if self.kind != self.Kind.PRELANDER and self.fields and not ({"email", "phone"} & set(self.fields)):
+            errors["fields"] = "Ask for an email or a phone, or there is no way to reach the lead."
+        if self.consent_required and not self.consent_text.strip():
+            errors["consent_text"] = "Consent is required, so write the text the visitor agrees to."
+        if self.kind == self.Kind.PRELANDER and not self.next_url:
+            errors["next_url"] = "A pre-lander needs the URL its call to action leads to."
+        if errors:
+            raise ValidationError(errors)
+
+
+class QuizQuestion(models.Model):
+    class Kind(models.TextChoices):
+        SINGLE = "single", "One answer"
+        MULTIPLE = "multiple", "Several answers"
+        TEXT = "text", "Free text"
+        NUMBER = "number", "Number"
+
+    landing_page = models.ForeignKey(LandingPage, on_delete=models.CASCADE, related_name="questions")
+    position = models.PositiveSmallIntegerField(default=0)
+    key = models.SlugField(max_length=60, help_text="Name of the answer in the lead, e.g. timeline.")
+    text = models.CharField(max_length=300)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.SINGLE)
+    options = StringListField("answer options", separator="\n")
+    is_required = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["landing_page", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["landing_page", "key"], name="quiz_question_unique_key_per_page")
+        ]
+
+    def __str__(self) -> str:
+        return self.text
+
+    def clean(self) -> None:
+        if self.kind in (self.Kind.SINGLE, self.Kind.MULTIPLE) and len(self.options) < 2:
+            raise ValidationError({"options": "A choice question needs at least two answer options."})
+
+
+class DailyStat(models.Model):
+    """What the traffic source reports for one campaign and day: the cost side of every metric."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="daily_stats")
+    date = models.DateField()
+    impressions = models.PositiveBigIntegerField(default=0)
+    clicks = models.PositiveBigIntegerField(default=0)
+    spend = models.DecimalField(default=Decimal("0"), **FINE_MONEY)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-date", "campaign"]
+        constraints = [models.UniqueConstraint(fields=["campaign", "date"], name="daily_stat_unique_campaign_date")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign} {self.date}"
+
+
+def new_click_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Click(models.Model):
+    """One ad click; kept even when off-target or from a bot, because that is what reports judge."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="clicks")
+    traffic_source = models.ForeignKey(TrafficSource, on_delete=models.CASCADE, related_name="clicks")
+    click_id = models.CharField(max_length=128, default=new_click_id)
+    created_at = models.DateTimeField(default=timezone.now)
+    sub_ids = models.JSONField(default=dict, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.TextField(blank=True)
+    device_type = models.CharField(max_length=10, blank=True)
+    os = models.CharField("OS", max_length=10, blank=True)
+    browser = models.CharField(max_length=64, blank=True)
+    is_bot = models.BooleanField(default=False)
+    country = models.CharField(max_length=2, blank=True)
+    carrier = models.CharField(max_length=64, blank=True)
+    connection_type = models.CharField(max_length=10, blank=True)
+    referrer = models.CharField(max_length=1000, blank=True)
+    off_target_reasons = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["campaign", "created_at"], name="click_campaign_time"),
+            models.Index(fields=["campaign", "click_id"], name="click_campaign_click_id"),
+            models.Index(fields=["traffic_source", "created_at"], name="click_source_time"),
+        ]
+
+    def __str__(self) -> str:
+        return self.click_id
+
+    @property
+    def is_off_target(self) -> bool:
+        return bool(self.off_target_reasons)

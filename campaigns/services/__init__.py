@@ -1,0 +1,14 @@
+"""Every write of the campaign domain that does more than save one row."""
+
+from .campaigns import campaign_activate, campaign_duplicate, campaign_pause
+from .clicks import click_record
+from .daily_stats import DailyStatsImportReport, daily_stats_import
+
+__all__ = [
+    "DailyStatsImportReport",
+    "campaign_activate",
+    "campaign_duplicate",
+    "campaign_pause",
+    "click_record",
+    "daily_stats_import",
+]

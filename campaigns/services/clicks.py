@@ -1,0 +1,65 @@
+"""Recording ad clicks."""
+
+import re
+from collections.abc import Mapping
+
+from ..models import Campaign, Click
+from ..visitor import ConnectionType, parse_user_agent
+
+# Sub ids the trackers of every source kind use; anything else in the URL is ignored.
+SUB_ID_PARAMS = ("sub1", "sub2", "sub3", "sub4", "sub5", "zone", "placement", "creative", "site", "keyword")
+MAX_PARAM_LENGTH = 255
+_PRINTABLE_CLICK_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+
+def _clean_param(value: str | None, limit: int = MAX_PARAM_LENGTH) -> str:
+    """Strip control characters (NUL breaks PostgreSQL text) and cap the length."""
+    value = "".join(ch for ch in (value or "") if ch.isprintable())
+    return value.strip()[:limit]
+
+
+def click_record(
+    *,
+    campaign: Campaign,
+    params: Mapping[str, str],
+    ip: str | None,
+    user_agent: str,
+    country: str,
+    referrer: str,
+) -> Click:
+    """Store one click with what we know of the visitor, judged against the campaign's targeting."""
+    source = campaign.traffic_source
+    raw_click_id = _clean_param(params.get(source.click_id_param), 128)
+    click_kwargs = {"click_id": raw_click_id} if _PRINTABLE_CLICK_ID.match(raw_click_id) else {}
+
+    visitor = parse_user_agent(user_agent or "")
+    connection_type = _clean_param(params.get("connection"), 16).lower()
+    if connection_type not in ConnectionType.values:
+        connection_type = ""
+    carrier = _clean_param(params.get("carrier"), 64)
+    sub_ids = {name: _clean_param(params[name]) for name in SUB_ID_PARAMS if params.get(name)}
+
+    off_target = campaign.targeting_mismatches(
+        country=country,
+        device_type=visitor.device_type,
+        os=visitor.os,
+        carrier=carrier,
+        connection_type=connection_type,
+    )
+    return Click.objects.create(
+        campaign=campaign,
+        traffic_source=source,
+        sub_ids=sub_ids,
+        ip=ip,
+        user_agent=_clean_param(user_agent, 1000),
+        device_type=visitor.device_type,
+        os=visitor.os,
+        browser=visitor.browser,
+        is_bot=visitor.is_bot,
+        country=country,
+        carrier=carrier,
+        connection_type=connection_type,
+        referrer=_clean_param(referrer, 1000),
+        off_target_reasons=off_target,
+        **click_kwargs,
+    )

@@ -1,0 +1,35 @@
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+
+from .models import Campaign
+from .services import click_record
+from .visitor import client_ip, request_country
+
+
+def _with_query(url: str, **params: str) -> str:
+    parts = urlsplit(url)
+    query = "&".join(filter(None, [parts.query, urlencode(params)]))
+    return urlunsplit(parts._replace(query=query))
+
+
+@never_cache
+@require_safe
+def track_click(request, slug: str):
+    """GET /c/<slug>/: record the click, then send the visitor on to the landing page."""
+    campaign = get_object_or_404(Campaign.objects.select_related("traffic_source"), slug=slug)
+    destination = campaign.landing_destination() if campaign.is_serving() else ""
+    if not destination:
+        raise Http404("This campaign is not running.")
+    click = click_record(
+        campaign=campaign,
+        params=request.GET,
+        ip=client_ip(request),
+        user_agent=request.headers.get("User-Agent", ""),
+        country=request_country(request, fallback=request.GET.get("country", "")),
+        referrer=request.headers.get("Referer", ""),
+    )
+    return HttpResponseRedirect(_with_query(destination, click_id=click.click_id))

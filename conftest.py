@@ -1,0 +1,22 @@
+import pytest
+from django.contrib.auth.models import Group
+
+from campaigns.tests.factories import UserFactory
+
+
+@pytest.fixture
+def staff_user_in():
+    """Make a staff user in one of the groups created by the data migration."""
+
+    def make(group_name: str | None, **kwargs):
+        user = UserFactory(is_staff=True, is_superuser=group_name is None, **kwargs)
+        if group_name:
+            user.groups.add(Group.objects.get(name=group_name))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def superuser(staff_user_in):
+    return staff_user_in(None)

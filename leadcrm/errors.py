@@ -1,0 +1,22 @@
+"""The one family of errors that services raise; interfaces map them to HTTP or admin messages."""
+
+
+class ApplicationError(Exception):
+    """A business rule refused the request; the message is safe to show to the user."""
+
+    def __init__(self, message: str, *, extra: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.extra = extra or {}
+
+
+class InvalidInput(ApplicationError):
+    """The input cannot be used as given (HTTP 400)."""
+
+
+class NotFound(ApplicationError):
+    """The object does not exist or the caller may not see it (HTTP 404)."""
+
+
+class Conflict(ApplicationError):
+    """The request conflicts with the object's current state (HTTP 409)."""

@@ -1,0 +1,56 @@
+"""The staff groups and what each may do; data migrations call sync_roles() to apply it.
+
+Permissions are "app_label.codename". A model that does not exist yet is skipped, so later
+migrations extend this table and call sync_roles() again.
+"""
+
+from django.contrib.auth.management import create_permissions
+
+_CRUD = ("add", "change", "delete", "view")
+_CAMPAIGN_MODELS = ("trafficsource", "advertiser", "offer", "campaign", "landingpage", "quizquestion", "dailystat")
+_SCHEDULE_MODELS = ("periodictask", "intervalschedule", "crontabschedule", "clockedschedule", "solarschedule")
+
+
+def _all(app_label: str, models: tuple[str, ...], actions=_CRUD) -> list[str]:
+    return [f"{app_label}.{action}_{model}" for model in models for action in actions]
+
+
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    # Media buyers and affiliate managers: set up and run campaigns, import spend, edit schedules.
+    "Marketing": [
+        *_all("campaigns", _CAMPAIGN_MODELS),
+        "campaigns.view_click",
+        *_all("django_celery_beat", _SCHEDULE_MODELS),
+    ],
+    # Sales reps: read what a lead came from; they do not change campaigns.
+    "Sales": _all("campaigns", ("campaign", "offer", "advertiser", "landingpage", "trafficsource"), ("view",)),
+    # Team leads: everything marketing does, plus seeing who works in the team.
+    "Managers": [
+        *_all("campaigns", _CAMPAIGN_MODELS),
+        "campaigns.view_click",
+        *_all("django_celery_beat", _SCHEDULE_MODELS),
+        "auth.view_user",
+        "auth.view_group",
+    ],
+}
+
+
+def sync_roles(apps, schema_editor=None) -> None:
+    """Create the groups and set each one's permissions to exactly ROLE_PERMISSIONS."""
+    for app_config in apps.get_app_configs():
+        # Permissions are normally made after all migrations; data migrations need them now.
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for name, wanted in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        permissions = []
+        for dotted in wanted:
+            app_label, codename = dotted.split(".")
+            permission = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+            if permission is not None:
+                permissions.append(permission)
+        group.permissions.set(permissions)

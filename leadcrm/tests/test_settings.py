@@ -1,0 +1,104 @@
+"""Settings come from the environment and are secure by default (checked in a fresh process)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+GOOD_KEY = "k3y-for-settings-tests-only-9f8e7d6c5b4a3928170615243342516aa"
+
+
+def run_manage(*args: str, **env_vars: str) -> subprocess.CompletedProcess:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "DJANGO_SETTINGS_MODULE": "leadcrm.settings",
+        "DJANGO_READ_DOT_ENV_FILE": "false",
+        **env_vars,
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def settings_of(*names: str, **env_vars: str) -> dict:
+    code = "import json; from django.conf import settings as s; print(json.dumps({n: str(getattr(s, n, None)) for n in %r}))"
+    result = run_manage("shell", "-c", code % (names,), **env_vars)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_production_settings_pass_the_deploy_check_with_only_secret_key_and_hosts():
+    result = run_manage(
+        "check", "--deploy", "--fail-level", "WARNING", SECRET_KEY=GOOD_KEY, ALLOWED_HOSTS="crm.example.com"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_missing_secret_key_in_production_stops_start_up_with_a_clear_message():
+    result = run_manage("check", ALLOWED_HOSTS="crm.example.com")
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_debug_mode_runs_without_a_secret_key():
+    values = settings_of("DEBUG", "SECURE_SSL_REDIRECT", DEBUG="true")
+    assert values == {"DEBUG": "True", "SECURE_SSL_REDIRECT": "False"}
+
+
+def test_plain_http_deployment_can_turn_https_only_off_explicitly():
+    secure = settings_of("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "SECURE_HSTS_SECONDS", SECRET_KEY=GOOD_KEY)
+    assert secure == {"SECURE_SSL_REDIRECT": "True", "SESSION_COOKIE_SECURE": "True", "SECURE_HSTS_SECONDS": "31536000"}
+    plain = settings_of(
+        "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "SECURE_HSTS_SECONDS", SECRET_KEY=GOOD_KEY, HTTPS_ONLY="false"
+    )
+    assert plain == {"SECURE_SSL_REDIRECT": "False", "SESSION_COOKIE_SECURE": "False", "SECURE_HSTS_SECONDS": "0"}
+
+
+def test_database_broker_email_and_time_zone_come_from_the_environment():
+    values = settings_of(
+        "DATABASES",
+        "CELERY_BROKER_URL",
+        "EMAIL_BACKEND",
+        "EMAIL_HOST",
+        "TIME_ZONE",
+        "ALLOWED_HOSTS",
+        SECRET_KEY=GOOD_KEY,
+        DATABASE_URL="postgres://crm:pw@db.internal:5433/leadcrm",
+        CELERY_BROKER_URL="redis://cache.internal:6379/2",
+        EMAIL_URL="smtp+tls://mailer:pw@smtp.internal:587",
+        TIME_ZONE="Europe/Berlin",
+        ALLOWED_HOSTS="a.example,b.example",
+    )
+    assert "'HOST': 'db.internal'" in values["DATABASES"] and "'PORT': 5433" in values["DATABASES"]
+    assert "postgresql" in values["DATABASES"]
+    assert values["CELERY_BROKER_URL"] == "redis://cache.internal:6379/2"
+    assert values["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert values["EMAIL_HOST"] == "smtp.internal"
+    assert values["TIME_ZONE"] == "Europe/Berlin"
+    assert values["ALLOWED_HOSTS"] == "['a.example', 'b.example']"
+
+
+def test_defaults_need_no_server_sqlite_file_and_filesystem_broker():
+    values = settings_of("DATABASES", "CELERY_BROKER_URL", "CELERY_BROKER_TRANSPORT_OPTIONS", DEBUG="true")
+    assert "sqlite3" in values["DATABASES"] and "db.sqlite3" in values["DATABASES"]
+    assert values["CELERY_BROKER_URL"] == "filesystem://"
+    assert "celery-broker" in values["CELERY_BROKER_TRANSPORT_OPTIONS"]
+
+
+@pytest.mark.django_db
+def test_health_endpoint_answers_ok(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.content == b"ok"

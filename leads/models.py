@@ -1,0 +1,1 @@
+# Models arrive with their issues; see DESIGN.md.
