@@ -24,6 +24,7 @@ run: export DEBUG ?= true
 run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo
+	@echo "Starting web on http://$(HOST):$(PORT)/admin/ with a Celery worker and beat (logins above; Ctrl-C stops all)."
 	PATH="$(abspath $(BIN)):$$PATH" WEB_PORT=$(PORT) WEB_HOST=$(HOST) $(BIN)/honcho start --no-prefix -f Procfile.dev
 
 # The whole test suite (SQLite by default; set DATABASE_URL for PostgreSQL).

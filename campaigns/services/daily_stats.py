@@ -126,7 +126,8 @@ def daily_stats_import(
     try:
         text = _read_text(data)
     except ValueError as error:
-        report.errors.append(RowError(0, str(error).capitalize() + "."))
+        message = str(error)
+        report.errors.append(RowError(0, message[0].upper() + message[1:] + "."))
         return report
 
     reader = csv.reader(io.StringIO(text, newline=""), _dialect(text))

@@ -1,0 +1,274 @@
+import datetime
+from decimal import Decimal
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django.utils import timezone
+
+from campaigns.models import Campaign, DailyStat
+from campaigns.tests.factories import (
+    AdvertiserFactory,
+    CampaignFactory,
+    ClickFactory,
+    DailyStatFactory,
+    LandingPageFactory,
+    OfferFactory,
+    QuizQuestionFactory,
+    TrafficSourceFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+MODELS = ("trafficsource", "advertiser", "offer", "campaign", "landingpage", "dailystat", "click")
+
+
+@pytest.fixture
+def catalogue():
+    campaign = CampaignFactory(slug="push-us", target_countries=["US", "CA"])
+    page = LandingPageFactory(campaign=campaign)
+    QuizQuestionFactory(landing_page=page)
+    DailyStatFactory(campaign=campaign)
+    ClickFactory(campaign=campaign)
+    return campaign
+
+
+def logged_in(client, user):
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize(
+    "group, can_view, can_change",
+    [
+        (None, set(MODELS), set(MODELS) - {"click"}),
+        ("Marketing", set(MODELS), set(MODELS) - {"click"}),
+        ("Managers", set(MODELS), set(MODELS) - {"click"}),
+        ("Sales", {"trafficsource", "advertiser", "offer", "campaign", "landingpage"}, set()),
+    ],
+)
+def test_each_group_sees_the_admin_pages_its_permissions_allow(
+    client, staff_user_in, catalogue, group, can_view, can_change
+):
+    client = logged_in(client, staff_user_in(group))
+    assert client.get(reverse("admin:index")).status_code == 200
+
+    for model in MODELS:
+        changelist = client.get(reverse(f"admin:campaigns_{model}_changelist"))
+        assert changelist.status_code == (200 if model in can_view else 403), model
+        instance = {
+            "trafficsource": catalogue.traffic_source,
+            "advertiser": catalogue.offer.advertiser,
+            "offer": catalogue.offer,
+            "campaign": catalogue,
+            "landingpage": catalogue.landing_pages.get(),
+            "dailystat": catalogue.daily_stats.get(),
+            "click": catalogue.clicks.get(),
+        }[model]
+        change_page = client.get(reverse(f"admin:campaigns_{model}_change", args=[instance.pk]))
+        assert change_page.status_code == (200 if model in can_view else 403), model
+        if model in can_view:
+            # A read-only page has no save button.
+            assert (b'name="_save"' in change_page.content) == (model in can_change), model
+
+
+def test_sales_cannot_change_a_campaign_by_posting(client, staff_user_in, catalogue):
+    client = logged_in(client, staff_user_in("Sales"))
+    response = client.post(reverse("admin:campaigns_campaign_change", args=[catalogue.pk]), {"name": "Hijacked"})
+    assert response.status_code == 403
+    assert Campaign.objects.get(pk=catalogue.pk).name != "Hijacked"
+
+
+def test_campaign_changelist_shows_metrics_with_a_fixed_number_of_queries(
+    client, superuser, django_assert_max_num_queries
+):
+    def add_campaigns(count):
+        for _ in range(count):
+            campaign = CampaignFactory()
+            DailyStatFactory(campaign=campaign, spend=Decimal("10.25"), clicks=40, impressions=4000)
+            DailyStatFactory(
+                campaign=campaign, date=timezone.localdate() - datetime.timedelta(days=2), spend=Decimal("5")
+            )
+            ClickFactory.create_batch(3, campaign=campaign)
+
+    client = logged_in(client, superuser)
+    url = reverse("admin:campaigns_campaign_changelist")
+    add_campaigns(2)
+    client.get(url)  # warm caches (content types, session)
+    with django_assert_max_num_queries(12) as small:
+        client.get(url)
+    add_campaigns(25)
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        response = client.get(url)
+
+    assert response.status_code == 200
+    rows = response.context["cl"].result_list
+    assert len(rows) == 27
+    first = rows[0]
+    assert (first.spend_total, first.clicks_reported, first.impressions_total, first.clicks_tracked) == (
+        Decimal("15.25"),
+        140,
+        14000,
+        3,
+    )
+    assert b"15.25" in response.content
+
+
+def test_campaign_changelist_filters_by_kind_status_advertiser_and_country(client, superuser):
+    advertiser = AdvertiserFactory(name="SolarBright")
+    push_us = CampaignFactory(
+        name="Push US",
+        traffic_source=TrafficSourceFactory(kind="push"),
+        offer=OfferFactory(advertiser=advertiser),
+        target_countries=["US"],
+    )
+    native_gb = CampaignFactory(
+        name="Native GB", traffic_source=TrafficSourceFactory(kind="native"), target_countries=["GB"]
+    )
+    paused = CampaignFactory(name="Paused", status=Campaign.Status.PAUSED)
+    client = logged_in(client, superuser)
+    url = reverse("admin:campaigns_campaign_changelist")
+
+    def names(**params):
+        return sorted(c.name for c in client.get(url, params).context["cl"].result_list)
+
+    assert names(traffic_source__kind__exact="native") == ["Native GB"]
+    assert names(status__exact="paused") == ["Paused"]
+    assert names(offer__advertiser__id__exact=advertiser.pk) == ["Push US"]
+    assert names(country="US") == ["Push US"]
+    assert names(country="GB") == ["Native GB"]
+    assert paused.name in names()
+    assert push_us.pk and native_gb.pk
+
+
+def test_campaign_form_saves_targeting_lists(client, superuser):
+    source, offer = TrafficSourceFactory(), OfferFactory()
+    client = logged_in(client, superuser)
+
+    response = client.post(
+        reverse("admin:campaigns_campaign_add"),
+        {
+            "name": "Native solar",
+            "slug": "native-solar",
+            "status": "draft",
+            "traffic_source": source.pk,
+            "offer": offer.pk,
+            "bid_model": "cpc",
+            "bid": "0.35",
+            "target_countries": "us, ca,\nGB",
+            "target_device_types": ["mobile", "tablet"],
+            "target_operating_systems": ["android"],
+            "target_carriers": "Verizon, AT&T",
+            "target_segments": "home owners",
+            "landing_pages-TOTAL_FORMS": "0",
+            "landing_pages-INITIAL_FORMS": "0",
+        },
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    campaign = Campaign.objects.get(slug="native-solar")
+    assert campaign.target_countries == ["US", "CA", "GB"]
+    assert campaign.target_device_types == ["mobile", "tablet"]
+    assert campaign.target_carriers == ["Verizon", "AT&T"]
+    edit = client.get(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
+    assert b"US, CA, GB" in edit.content
+    assert b"/c/native-solar/?clickid={click_id}" in edit.content
+
+
+def test_campaign_form_rejects_unknown_countries_with_a_message(client, superuser):
+    source, offer = TrafficSourceFactory(), OfferFactory()
+    client = logged_in(client, superuser)
+
+    response = client.post(
+        reverse("admin:campaigns_campaign_add"),
+        {
+            "name": "Bad",
+            "slug": "bad",
+            "status": "draft",
+            "traffic_source": source.pk,
+            "offer": offer.pk,
+            "bid_model": "cpc",
+            "bid": "0.1",
+            "target_countries": "US, Narnia",
+            "landing_pages-TOTAL_FORMS": "0",
+            "landing_pages-INITIAL_FORMS": "0",
+        },
+    )
+
+    assert response.status_code == 200
+    assert "Not ISO 3166 alpha-2 country codes: NARNIA." in response.content.decode()
+    assert not Campaign.objects.filter(slug="bad").exists()
+
+
+def test_activate_pause_and_duplicate_actions(client, staff_user_in):
+    ready = CampaignFactory(name="Ready", status=Campaign.Status.DRAFT)
+    LandingPageFactory(campaign=ready)
+    no_page = CampaignFactory(name="No page", status=Campaign.Status.DRAFT)
+    client = logged_in(client, staff_user_in("Marketing"))
+    url = reverse("admin:campaigns_campaign_changelist")
+
+    response = client.post(
+        url, {"action": "activate_campaigns", "_selected_action": [ready.pk, no_page.pk]}, follow=True
+    )
+    text = [str(message) for message in response.context["messages"]]
+    assert "No page: add an active landing page or a landing URL before activating." in text
+    assert "1 campaign(s) activated." in text
+    assert Campaign.objects.get(pk=ready.pk).status == "active"
+    assert Campaign.objects.get(pk=no_page.pk).status == "draft"
+
+    client.post(url, {"action": "pause_campaigns", "_selected_action": [ready.pk]})
+    assert Campaign.objects.get(pk=ready.pk).status == "paused"
+
+    client.post(url, {"action": "duplicate_campaigns", "_selected_action": [ready.pk]})
+    copy = Campaign.objects.get(name="Ready (copy)")
+    assert copy.status == "draft" and copy.landing_pages.count() == 1
+
+
+def test_sales_gets_no_campaign_actions(client, staff_user_in, catalogue):
+    client = logged_in(client, staff_user_in("Sales"))
+    response = client.post(
+        reverse("admin:campaigns_campaign_changelist"),
+        {"action": "pause_campaigns", "_selected_action": [catalogue.pk]},
+    )
+    assert Campaign.objects.get(pk=catalogue.pk).status == "active"
+    assert response.status_code in (200, 302, 403)
+
+
+def test_csv_import_in_the_admin_reports_bad_rows_and_imports_good_files(client, staff_user_in, catalogue):
+    client = logged_in(client, staff_user_in("Marketing"))
+    url = reverse("admin:campaigns_dailystat_import")
+    day = timezone.localdate() - datetime.timedelta(days=5)
+    assert b"Import CSV" in client.get(reverse("admin:campaigns_dailystat_changelist")).content
+
+    bad = SimpleUploadedFile(
+        "stats.csv", f"date,campaign,clicks,spend\n{day},push-us,5,1.00\n{day},ghost,5,1\n".encode()
+    )
+    response = client.post(url, {"file": bad})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Nothing imported: 1 of 2 rows were rejected." in page
+    assert "no campaign with slug &#x27;ghost&#x27;" in page
+    assert not DailyStat.objects.filter(date=day).exists()
+
+    good = SimpleUploadedFile("stats.csv", f"date,campaign,clicks,spend\n{day},push-us,5,1.00\n".encode())
+    response = client.post(url, {"file": good}, follow=True)
+    assert "Daily stats imported: 1 created, 0 updated, 0 unchanged." in [str(m) for m in response.context["messages"]]
+    assert DailyStat.objects.get(date=day).clicks == 5
+
+
+def test_csv_import_is_refused_to_sales(client, staff_user_in):
+    client = logged_in(client, staff_user_in("Sales"))
+    assert client.get(reverse("admin:campaigns_dailystat_import")).status_code == 403
+
+
+def test_click_list_filters_off_target_clicks(client, superuser):
+    ClickFactory(click_id="on-target")
+    ClickFactory(click_id="off-target", off_target_reasons=["off_target_country: DE not in US"])
+    client = logged_in(client, superuser)
+    url = reverse("admin:campaigns_click_changelist")
+
+    def ids(**params):
+        return [click.click_id for click in client.get(url, params).context["cl"].result_list]
+
+    assert ids(targeting="off") == ["off-target"]
+    assert ids(targeting="on") == ["on-target"]

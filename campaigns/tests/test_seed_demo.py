@@ -1,0 +1,54 @@
+import pytest
+from django.core.management import CommandError, call_command
+
+from campaigns.models import Campaign, Click, DailyStat, LandingPage, TrafficSource
+
+pytestmark = pytest.mark.django_db
+
+
+def counts():
+    return (
+        Campaign.objects.count(),
+        DailyStat.objects.count(),
+        Click.objects.count(),
+        LandingPage.objects.count(),
+        TrafficSource.objects.count(),
+    )
+
+
+def test_seed_demo_builds_every_source_kind_and_running_it_twice_duplicates_nothing(client, capsys):
+    call_command("seed_demo", force=True)
+    first = counts()
+    output = capsys.readouterr().out
+
+    call_command("seed_demo", force=True)
+
+    assert counts() == first
+    kinds = set(Campaign.objects.values_list("traffic_source__kind", flat=True))
+    assert kinds == set(TrafficSource.Kind.values)
+    for campaign in Campaign.objects.all():
+        assert campaign.daily_stats.count() == 30
+        assert campaign.clicks.exists()
+    assert LandingPage.objects.filter(kind="quiz", questions__isnull=False).exists()
+    assert LandingPage.objects.filter(kind="prelander").exists()
+    assert "Admin: http://127.0.0.1:8000/admin/" in output
+    for username, group in (
+        ("admin", "superuser"),
+        ("marketer", "Marketing"),
+        ("sales", "Sales"),
+        ("manager", "Managers"),
+    ):
+        assert f"login {username}" in output and f"({group})" in output
+
+    # The printed login works and the admin shows the campaigns with their stats.
+    assert client.login(username="marketer", password="leadcrm-demo")
+    page = client.get("/admin/campaigns/campaign/")
+    assert page.status_code == 200
+    assert len(page.context["cl"].result_list) == first[0]
+    assert all(row.spend_total > 0 and row.clicks_tracked > 0 for row in page.context["cl"].result_list)
+
+
+def test_seed_demo_refuses_to_run_without_debug():
+    with pytest.raises(CommandError, match="runs only with DEBUG=true"):
+        call_command("seed_demo")
+    assert not Campaign.objects.exists()
