@@ -232,8 +232,16 @@ class Campaign(TimestampedModel):
         """Where clicks go: the external landing URL, else the first active landing page here."""
         if self.landing_url:
             return self.landing_url
-        page = self.landing_pages.filter(is_active=True).order_by("position", "id").first()
-        return page.get_absolute_url() if page else ""
+        if hasattr(self, "first_landing_slug"):  # annotated by selectors.campaign_for_tracking
+            slug = self.first_landing_slug
+        else:
+            slug = (
+                self.landing_pages.filter(is_active=True)
+                .order_by("position", "id")
+                .values_list("slug", flat=True)
+                .first()
+            )
+        return LandingPage.url_for(slug) if slug else ""
 
     def is_serving(self, on_date=None) -> bool:
         """Whether the campaign takes traffic now: active and within its dates."""
@@ -318,7 +326,11 @@ class LandingPage(TimestampedModel):
         return self.name
 
     def get_absolute_url(self) -> str:
-        return f"/l/{self.slug}/"
+        return self.url_for(self.slug)
+
+    @staticmethod
+    def url_for(slug: str) -> str:
+        return f"/l/{slug}/"
 
     def clean(self) -> None:
         errors = {}

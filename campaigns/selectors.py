@@ -14,7 +14,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
-from .models import Campaign, Click, DailyStat
+from .models import Campaign, Click, DailyStat, LandingPage
 
 _MONEY = DecimalField(max_digits=20, decimal_places=4)
 
@@ -39,4 +39,19 @@ def campaign_list_with_metrics(queryset: QuerySet[Campaign] | None = None) -> Qu
         clicks_reported=_per_campaign(stats, Sum("clicks"), IntegerField()),
         spend_total=_per_campaign(stats, Sum("spend"), _MONEY),
         clicks_tracked=_per_campaign(Click.objects.all(), Count("pk"), IntegerField()),
+    )
+
+
+def campaign_for_tracking(slug: str) -> Campaign | None:
+    """The campaign behind a tracking link, with its source and first landing page in one query."""
+    first_page = (
+        LandingPage.objects.filter(campaign=OuterRef("pk"), is_active=True)
+        .order_by("position", "id")
+        .values("slug")[:1]
+    )
+    return (
+        Campaign.objects.select_related("traffic_source")
+        .annotate(first_landing_slug=Subquery(first_page))
+        .filter(slug=slug)
+        .first()
     )

@@ -1,11 +1,10 @@
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from django.http import Http404, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from .models import Campaign
+from .selectors import campaign_for_tracking
 from .services import click_record
 from .visitor import client_ip, request_country
 
@@ -20,8 +19,8 @@ def _with_query(url: str, **params: str) -> str:
 @require_safe
 def track_click(request, slug: str):
     """GET /c/<slug>/: record the click, then send the visitor on to the landing page."""
-    campaign = get_object_or_404(Campaign.objects.select_related("traffic_source"), slug=slug)
-    destination = campaign.landing_destination() if campaign.is_serving() else ""
+    campaign = campaign_for_tracking(slug)
+    destination = campaign.landing_destination() if campaign and campaign.is_serving() else ""
     if not destination:
         raise Http404("This campaign is not running.")
     click = click_record(
