@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from leadcrm.errors import ApplicationError
 
 from .models import Advertiser, Campaign, Click, DailyStat, LandingPage, Offer, QuizQuestion, TrafficSource
-from .selectors import campaign_list_with_metrics
+from .selectors import campaign_list_with_metrics, cost_per_lead, return_on_investment
 from .services import campaign_activate, campaign_duplicate, campaign_pause, daily_stats_import
 
 
@@ -120,6 +120,9 @@ class CampaignAdmin(admin.ModelAdmin):
         "clicks",
         "tracked_clicks",
         "spend",
+        "leads",
+        "cpl",
+        "roi",
     )
     list_filter = (
         "status",
@@ -184,6 +187,19 @@ class CampaignAdmin(admin.ModelAdmin):
     @admin.display(description="Spend", ordering="spend_total")
     def spend(self, campaign):
         return _money(campaign.spend_total)
+
+    @admin.display(description="Leads (valid)", ordering="valid_leads")
+    def leads(self, campaign):
+        return f"{campaign.leads_total:,} ({campaign.valid_leads:,})"
+
+    @admin.display(description="CPL")
+    def cpl(self, campaign):
+        return _money(cost_per_lead(campaign.spend_total, campaign.valid_leads))
+
+    @admin.display(description="ROI")
+    def roi(self, campaign):
+        roi = return_on_investment(campaign.revenue_total, campaign.spend_total)
+        return "—" if roi is None else f"{roi:.0%}"
 
     @admin.display(description="Tracking link")
     def tracking_link(self, campaign):

@@ -76,6 +76,21 @@ def validate_currency(code: str) -> None:
         raise ValidationError(f"{code!r} is not an ISO 4217 currency code.", code="invalid_currency")
 
 
+class LeadField(models.TextChoices):
+    """Contact and company fields a landing page can ask and an offer can require."""
+
+    EMAIL = "email", "Email"
+    PHONE = "phone", "Phone"
+    FIRST_NAME = "first_name", "First name"
+    LAST_NAME = "last_name", "Last name"
+    COMPANY = "company", "Company"
+    COMPANY_SIZE = "company_size", "Company size"
+    BUDGET = "budget", "Budget"
+    COUNTRY = "country", "Country"
+    ZIP_CODE = "zip_code", "ZIP / postal code"
+    MESSAGE = "message", "Message"
+
+
 class TrafficSource(TimestampedModel):
     class Kind(models.TextChoices):
         PUSH = "push", "Push"
@@ -151,6 +166,16 @@ class Offer(TimestampedModel):
     daily_lead_cap = models.PositiveIntegerField(
         null=True, blank=True, help_text="Most leads the advertiser takes per day. Empty: no cap."
     )
+    required_fields = StringListField(
+        item_choices=LeadField.choices,
+        help_text="Fields every lead for this offer must have, whatever door it comes through.",
+    )
+    lead_type_overrides = models.JSONField(
+        "lead type by action",
+        default=dict,
+        blank=True,
+        help_text='Overrides of the standard action -> lead type mapping, e.g. {"webinar": "hard"}.',
+    )
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -163,6 +188,14 @@ class Offer(TimestampedModel):
     def clean(self) -> None:
         if self.currency:
             self.currency = self.currency.upper()
+        overrides = self.lead_type_overrides
+        if not isinstance(overrides, dict) or any(
+            not isinstance(action, str) or value not in LeadType.values for action, value in overrides.items()
+        ):
+            raise ValidationError(
+                {"lead_type_overrides": 'Use {"action": "soft" or "hard", ...}, e.g. {"webinar": "hard"}.'}
+            )
+        self.lead_type_overrides = {action.strip().lower(): value for action, value in overrides.items()}
 
 
 class Campaign(TimestampedModel):
@@ -278,18 +311,6 @@ class LandingPage(TimestampedModel):
         QUIZ = "quiz", "Quiz funnel"
         PRELANDER = "prelander", "Pre-lander"
 
-    class Field(models.TextChoices):
-        EMAIL = "email", "Email"
-        PHONE = "phone", "Phone"
-        FIRST_NAME = "first_name", "First name"
-        LAST_NAME = "last_name", "Last name"
-        COMPANY = "company", "Company"
-        COMPANY_SIZE = "company_size", "Company size"
-        BUDGET = "budget", "Budget"
-        COUNTRY = "country", "Country"
-        ZIP_CODE = "zip_code", "ZIP / postal code"
-        MESSAGE = "message", "Message"
-
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="landing_pages")
     name = models.CharField(max_length=160)
     slug = models.SlugField(max_length=80, unique=True, help_text="Used in its URL: /l/<slug>/.")
@@ -303,8 +324,8 @@ class LandingPage(TimestampedModel):
     )
     headline = models.CharField(max_length=200, blank=True)
     body = models.TextField(blank=True, help_text="Text shown above the form or quiz.")
-    fields = StringListField("fields asked", item_choices=Field.choices)
-    required_fields = StringListField(item_choices=Field.choices)
+    fields = StringListField("fields asked", item_choices=LeadField.choices)
+    required_fields = StringListField(item_choices=LeadField.choices)
     consent_text = models.TextField(blank=True, help_text="Shown next to the consent checkbox, stored with each lead.")
     consent_version = models.CharField(max_length=40, blank=True)
     consent_required = models.BooleanField(default=False)

@@ -15,15 +15,32 @@ def _all(app_label: str, models: tuple[str, ...], actions=_CRUD) -> list[str]:
     return [f"{app_label}.{action}_{model}" for model in models for action in actions]
 
 
+_LEAD_ADMIN_MODELS = ("qualificationrule", "blockedemaildomain")
+_LEAD_WORK_MODELS = ("lead", "leadnote", "calllog")
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     # Media buyers and affiliate managers: set up and run campaigns, import spend, edit schedules.
     "Marketing": [
         *_all("campaigns", _CAMPAIGN_MODELS),
         "campaigns.view_click",
         *_all("django_celery_beat", _SCHEDULE_MODELS),
+        # Marketing sees every lead and judges sources by them, but does not work them.
+        *_all("leads", ("lead", "leadevent", "leadnote", "calllog", "outboxentry", "salesrepprofile"), ("view",)),
+        *_all("leads", _LEAD_ADMIN_MODELS),
+        "leads.add_leadimport",
+        "leads.view_leadimport",
+        "leads.export_lead",
+        "leads.view_all_leads",
     ],
     # Sales reps: read what a lead came from; they do not change campaigns.
-    "Sales": _all("campaigns", ("campaign", "offer", "advertiser", "landingpage", "trafficsource"), ("view",)),
+    "Sales": [
+        *_all("campaigns", ("campaign", "offer", "advertiser", "landingpage", "trafficsource"), ("view",)),
+        # Which leads a rep sees is narrowed to their own and the unassigned queue in the admin.
+        "leads.view_lead",
+        "leads.change_lead",
+        "leads.view_leadevent",
+        *_all("leads", ("leadnote", "calllog"), ("add", "view")),
+    ],
     # Team leads: everything marketing does, plus seeing who works in the team.
     "Managers": [
         *_all("campaigns", _CAMPAIGN_MODELS),
@@ -31,6 +48,13 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_all("django_celery_beat", _SCHEDULE_MODELS),
         "auth.view_user",
         "auth.view_group",
+        *_all("leads", (*_LEAD_WORK_MODELS, *_LEAD_ADMIN_MODELS, "salesrepprofile")),
+        *_all("leads", ("leadevent", "outboxentry"), ("view",)),
+        "leads.add_leadimport",
+        "leads.view_leadimport",
+        "leads.assign_lead",
+        "leads.export_lead",
+        "leads.view_all_leads",
     ],
 }
 

@@ -141,6 +141,16 @@ CLIENT_IP_HEADER = env.str("CLIENT_IP_HEADER", default="")
 # Header with the visitor's ISO country code as set by a CDN or proxy (e.g. Cloudflare).
 COUNTRY_HEADER = env.str("COUNTRY_HEADER", default="CF-IPCountry")
 
+# --- Lead pipeline and sales workflow ---------------------------------------------------------
+LEAD_DEDUPE_WINDOW_DAYS = env.int("LEAD_DEDUPE_WINDOW_DAYS", default=30)
+LEAD_MIN_FORM_SECONDS = env.float("LEAD_MIN_FORM_SECONDS", default=2.0)
+LEAD_MAX_PER_IP_PER_HOUR = env.int("LEAD_MAX_PER_IP_PER_HOUR", default=5)
+# Speed to lead: a qualified lead nobody contacted within this many working minutes is escalated.
+SPEED_TO_LEAD_MINUTES = env.int("SPEED_TO_LEAD_MINUTES", default=15)
+LEAD_ESCALATION_REASSIGN = env.bool("LEAD_ESCALATION_REASSIGN", default=False)
+WORKING_HOURS = env.str("WORKING_HOURS", default="09:00-18:00")  # in TIME_ZONE
+WORKING_DAYS = env.list("WORKING_DAYS", cast=int, default=[1, 2, 3, 4, 5])  # ISO weekdays, Monday = 1
+
 # --- Celery ----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 CELERY_BROKER_DIR = env.path("CELERY_BROKER_DIR", default=VAR_DIR / "celery-broker")

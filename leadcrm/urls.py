@@ -11,4 +11,5 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("", include("campaigns.urls")),
+    path("", include("leads.urls")),
 ]

@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class LeadsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "leads"
+
+    def ready(self) -> None:
+        from .models import OutboxEntry
+        from .services.assignment import assign_outbox_handler
+        from .services.outbox import register_outbox_handler
+
+        register_outbox_handler(OutboxEntry.Kind.ASSIGNMENT, assign_outbox_handler)

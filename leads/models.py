@@ -1,1 +1,392 @@
-# Models arrive with their issues; see DESIGN.md.
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from campaigns.models import MONEY, Campaign, Click, LandingPage, LeadType, Offer, TrafficSource
+from leadcrm.fields import StringListField
+
+
+class Door(models.TextChoices):
+    LANDING_PAGE = "landing_page", "Landing page"
+    QUIZ = "quiz", "Quiz funnel"
+    API = "api", "Partner API"
+    CSV = "csv", "CSV import"
+    ADMIN = "admin", "Admin"
+
+
+class Validity(models.TextChoices):
+    VALID = "valid", "Valid"
+    SUSPECT = "suspect", "Suspect"
+    INVALID = "invalid", "Invalid"
+
+
+class Qualification(models.TextChoices):
+    QUALIFIED = "qualified", "Qualified"
+    DISQUALIFIED = "disqualified", "Disqualified"
+
+
+class LeadStatus(models.TextChoices):
+    NEW = "new", "New"
+    CONTACTED = "contacted", "Contacted"
+    WORKING = "working", "Working"
+    WON = "won", "Won"
+    LOST = "lost", "Lost"
+    RETURNED = "returned", "Returned"
+
+
+OPEN_STATUSES = (LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.WORKING)
+
+
+class Lead(models.Model):
+    """A person who showed interest. Every submission is kept, even invalid or duplicate ones."""
+
+    public_id = models.UUIDField("ID", default=uuid.uuid4, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    door = models.CharField(max_length=20, choices=Door.choices)
+    idempotency_key = models.CharField(
+        max_length=200, null=True, blank=True, unique=True, help_text="Makes re-sent submissions safe."
+    )
+    is_test = models.BooleanField(default=False, help_text="Sandbox lead: never delivered, billed or counted.")
+
+    # Where it came from; offer and source are copied at capture so later edits do not rewrite history.
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="leads")
+    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="leads")
+    traffic_source = models.ForeignKey(TrafficSource, on_delete=models.PROTECT, related_name="leads")
+    landing_page = models.ForeignKey(
+        LandingPage, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads"
+    )
+    tracked_click = models.ForeignKey(Click, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads")
+    click_id = models.CharField(max_length=128, blank=True)
+    sub_ids = models.JSONField(default=dict, blank=True)
+
+    # Contact, normalised.
+    email = models.CharField(max_length=254, blank=True)
+    phone = models.CharField(max_length=20, blank=True, help_text="E.164")
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    company = models.CharField(max_length=200, blank=True)
+    company_size = models.PositiveIntegerField(null=True, blank=True)
+    budget = models.DecimalField(null=True, blank=True, **MONEY)
+    country = models.CharField(max_length=2, blank=True)
+    zip_code = models.CharField(max_length=20, blank=True)
+    message = models.TextField(blank=True)
+    answers = models.JSONField(default=dict, blank=True)
+    raw_data = models.JSONField(default=dict, blank=True, help_text="The submission as received.")
+
+    # Visitor.
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.TextField(blank=True)
+    device_type = models.CharField(max_length=10, blank=True)
+    os = models.CharField("OS", max_length=10, blank=True)
+    browser = models.CharField(max_length=64, blank=True)
+
+    # Judgement.
+    action = models.CharField(max_length=40, blank=True)
+    lead_type = models.CharField(max_length=4, choices=LeadType.choices)
+    validity = models.CharField(max_length=7, choices=Validity.choices)
+    validity_reasons = models.JSONField(default=list, blank=True)
+    is_duplicate = models.BooleanField(default=False)
+    duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates"
+    )
+    qualification = models.CharField(max_length=12, choices=Qualification.choices)
+    qualification_reasons = models.JSONField(default=list, blank=True)
+    score = models.PositiveSmallIntegerField(default=0)
+    score_breakdown = models.JSONField(default=list, blank=True)
+
+    # Consent, with what was shown.
+    consent = models.BooleanField(default=False)
+    consent_text = models.TextField(blank=True)
+    consent_version = models.CharField(max_length=40, blank=True)
+    consent_at = models.DateTimeField(null=True, blank=True)
+    consent_ip = models.GenericIPAddressField(null=True, blank=True)
+
+    # Sales workflow.
+    status = models.CharField(max_length=10, choices=LeadStatus.choices, default=LeadStatus.NEW)
+    status_reason = models.CharField(max_length=300, blank=True)
+    sale_amount = models.DecimalField(null=True, blank=True, **MONEY)
+    sale_currency = models.CharField(max_length=3, blank=True)
+    converted_at = models.DateTimeField(null=True, blank=True)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_leads"
+    )
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    first_contacted_at = models.DateTimeField(null=True, blank=True)
+    next_follow_up = models.DateField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [
+            ("view_all_leads", "Can see every lead, not only own and unassigned"),
+            ("assign_lead", "Can assign leads to any sales rep"),
+            ("export_lead", "Can export leads as CSV"),
+        ]
+        indexes = [
+            # Dedupe and velocity lookups: per offer and contact, per IP, within a time window.
+            models.Index(fields=["offer", "email", "created_at"], name="lead_dedupe_email"),
+            models.Index(fields=["offer", "phone", "created_at"], name="lead_dedupe_phone"),
+            models.Index(fields=["ip", "created_at"], name="lead_ip_time"),
+            # Admin list filters and reports.
+            models.Index(fields=["campaign", "created_at"], name="lead_campaign_time"),
+            models.Index(fields=["assigned_to", "status", "-created_at"], name="lead_rep_status"),
+            models.Index(fields=["status", "-created_at"], name="lead_status_time"),
+            models.Index(fields=["validity", "-created_at"], name="lead_validity_time"),
+            models.Index(fields=["assigned_to", "next_follow_up"], name="lead_rep_follow_up"),
+            models.Index(fields=["click_id"], name="lead_click_id"),
+            models.Index(fields=["email"], name="lead_email"),
+            models.Index(fields=["phone"], name="lead_phone"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(score__gte=0, score__lte=100), name="lead_score_0_100"),
+        ]
+
+    def __str__(self) -> str:
+        name = " ".join(filter(None, [self.first_name, self.last_name]))
+        return name or self.email or self.phone or str(self.public_id)
+
+    @property
+    def is_billable(self) -> bool:
+        return self.validity == Validity.VALID and not self.is_duplicate and not self.is_test
+
+
+class LeadEvent(models.Model):
+    """One line of a lead's timeline: a pipeline step, a status change, a note, a follow-up."""
+
+    class Kind(models.TextChoices):
+        CAPTURED = "captured", "Captured"
+        NORMALISED = "normalised", "Normalised"
+        ENRICHED = "enriched", "Enriched"
+        VALIDATED = "validated", "Validated"
+        DEDUPLICATED = "deduplicated", "Deduplicated"
+        CLASSIFIED = "classified", "Classified"
+        QUALIFIED = "qualified", "Qualified"
+        SCORED = "scored", "Scored"
+        FOLLOW_UP_QUEUED = "follow_up_queued", "Follow-up queued"
+        FOLLOW_UP_DONE = "follow_up_done", "Follow-up done"
+        STATUS = "status", "Status changed"
+        ASSIGNED = "assigned", "Assigned"
+        NOTE = "note", "Note"
+        CALL = "call", "Call"
+        ESCALATED = "escalated", "Escalated"
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["lead", "created_at"], name="lead_event_lead_time")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class LeadNote(models.Model):
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    body = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.body[:60]
+
+
+class CallLog(models.Model):
+    class Outcome(models.TextChoices):
+        REACHED = "reached", "Reached"
+        NO_ANSWER = "no_answer", "No answer"
+        VOICEMAIL = "voicemail", "Left voicemail"
+        WRONG_NUMBER = "wrong_number", "Wrong number"
+        CALL_BACK = "call_back", "Asked to call back"
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="calls")
+    rep = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    called_at = models.DateTimeField(default=timezone.now)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    duration_seconds = models.PositiveIntegerField(default=0)
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-called_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_outcome_display()} {self.called_at:%Y-%m-%d %H:%M}"
+
+
+class QualificationRule(models.Model):
+    """One condition a lead for the offer must meet to be qualified, e.g. `company_size >= 50`."""
+
+    class Operator(models.TextChoices):
+        EQUALS = "==", "equals"
+        NOT_EQUALS = "!=", "does not equal"
+        IN = "in", "is one of"
+        NOT_IN = "not in", "is none of"
+        GREATER_OR_EQUAL = ">=", ">="
+        GREATER = ">", ">"
+        LESS_OR_EQUAL = "<=", "<="
+        LESS = "<", "<"
+        CONTAINS = "contains", "contains"
+        PRESENT = "present", "is present"
+
+    LEAD_FIELDS = (
+        "email",
+        "phone",
+        "first_name",
+        "last_name",
+        "company",
+        "company_size",
+        "budget",
+        "country",
+        "zip_code",
+        "lead_type",
+        "action",
+        "device_type",
+        "os",
+    )
+    NUMERIC_OPERATORS = (">=", ">", "<=", "<")
+
+    offer = models.ForeignKey(Offer, on_delete=models.CASCADE, related_name="qualification_rules")
+    field = models.CharField(
+        max_length=80, help_text="A lead field (country, company_size, budget ...) or answers.<question key>."
+    )
+    operator = models.CharField(max_length=8, choices=Operator.choices)
+    value = models.CharField(max_length=500, blank=True, help_text="For 'is one of': values separated by commas.")
+    is_active = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["offer", "position", "id"]
+
+    def __str__(self) -> str:
+        if self.operator == self.Operator.PRESENT:
+            return f"{self.field} present"
+        return f"{self.field} {self.operator} {self.value}"
+
+    def clean(self) -> None:
+        errors = {}
+        field = self.field.strip()
+        if field not in self.LEAD_FIELDS and not (field.startswith("answers.") and len(field) > len("answers.")):
+            errors["field"] = f"Use one of {', '.join(self.LEAD_FIELDS)} or answers.<question key>."
+        if self.operator in self.NUMERIC_OPERATORS:
+            try:
+                float(self.value)
+            except ValueError:
+                errors["value"] = f"'{self.operator}' compares numbers; {self.value!r} is not a number."
+        elif self.operator != self.Operator.PRESENT and not self.value.strip():
+            errors["value"] = "This operator needs a value."
+        if errors:
+            raise ValidationError(errors)
+        self.field = field
+
+
+class BlockedEmailDomain(models.Model):
+    """Disposable or abusive email domains added by staff, on top of the shipped list."""
+
+    domain = models.CharField(max_length=253, unique=True)
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["domain"]
+
+    def __str__(self) -> str:
+        return self.domain
+
+    def clean(self) -> None:
+        self.domain = self.domain.strip().lower().lstrip("@")
+        if "." not in self.domain or " " in self.domain:
+            raise ValidationError({"domain": "Enter a domain such as mailinator.com."})
+
+
+class SalesRepProfile(models.Model):
+    """How a sales rep takes part in automatic assignment."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sales_profile")
+    is_available = models.BooleanField(default=True, help_text="Off: gets no new leads (holiday, leave).")
+    countries = StringListField(item_case="upper", help_text="Only leads from these countries. Empty: all.")
+    offers = models.ManyToManyField(Offer, blank=True, help_text="Only leads for these offers. None: all.")
+    last_assigned_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return str(self.user)
+
+
+class OutboxEntry(models.Model):
+    """A follow-up of a lead, written in the same transaction as the lead and retried until done."""
+
+    class Kind(models.TextChoices):
+        ASSIGNMENT = "assignment", "Assignment"
+        DELIVERY = "delivery", "Delivery to buyer"
+        POSTBACK = "postback", "Postback to traffic source"
+        NURTURE_ENROLLMENT = "nurture_enrollment", "Nurture enrollment"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSING = "processing", "Processing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="outbox_entries")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    payload = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "outbox entries"
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="outbox_due",
+                condition=Q(status__in=["pending", "processing"]),
+            ),
+            models.Index(fields=["lead", "kind"], name="outbox_lead_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for lead {self.lead_id}"
+
+
+class LeadImport(models.Model):
+    """One CSV file of leads, with its per-row report; re-running the same file adds nothing."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    file_name = models.CharField(max_length=255)
+    checksum = models.CharField(max_length=64, db_index=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    rows = models.PositiveIntegerField(default=0)
+    created_leads = models.PositiveIntegerField(default=0)
+    already_imported = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    report_csv = models.TextField(blank=True, help_text="line,outcome,lead,validity,reasons")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.created_at:%Y-%m-%d %H:%M})"

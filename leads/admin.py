@@ -1,0 +1,811 @@
+import csv
+from decimal import Decimal
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.options import ShowFacets
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import Q
+from django.http import HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import localize
+from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
+from django.utils.timesince import timesince
+
+from campaigns.admin import OfferAdmin
+from campaigns.models import Offer, TrafficSource
+from leadcrm.errors import ApplicationError
+
+from .models import (
+    BlockedEmailDomain,
+    CallLog,
+    Lead,
+    LeadImport,
+    LeadNote,
+    LeadStatus,
+    OutboxEntry,
+    QualificationRule,
+    SalesRepProfile,
+)
+from .selectors import can_see_all_leads, can_work_lead, lead_list
+from .services import lead_add_note, lead_assign, lead_claim, lead_log_call, lead_set_status
+from .services.assignment import sales_reps
+from .services.lead_import import LeadImportError, leads_import
+from .services.normalisation import normalise_phone
+from .services.outbox import outbox_retry
+from .services.workflow import ALLOWED_TRANSITIONS, validate_status_change
+
+
+class EstimatedCountPaginator(Paginator):
+    """On PostgreSQL an unfiltered lead list uses the planner's row estimate instead of COUNT(*),
+    which would scan millions of rows on every page view. Filtered lists count exactly."""
+
+    @cached_property
+    def count(self) -> int:
+        query = getattr(self.object_list, "query", None)
+        if connection.vendor == "postgresql" and query is not None and not query.where:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s", [Lead._meta.db_table])
+                row = cursor.fetchone()
+            if row and row[0] > 100_000:
+                return int(row[0])
+        return super().count
+
+
+class AssignedToFilter(admin.SimpleListFilter):
+    title = "assigned to"
+    parameter_name = "assigned"
+
+    def lookups(self, request, model_admin):
+        choices = [("me", "Me"), ("none", "Unassigned")]
+        if can_see_all_leads(request.user):
+            choices += [(str(user.pk), user.get_username()) for user in sales_reps().order_by("username")]
+        return choices
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "me":
+            return queryset.filter(assigned_to=request.user)
+        if value == "none":
+            return queryset.filter(assigned_to__isnull=True)
+        if value and value.isdigit():
+            return queryset.filter(assigned_to_id=int(value))
+        return queryset
+
+
+class CountryFilter(admin.SimpleListFilter):
+    title = "country"
+    parameter_name = "country"
+
+    def lookups(self, request, model_admin):
+        # From what offers accept, not a DISTINCT over millions of leads.
+        codes = set()
+        for countries in Offer.objects.values_list("accepted_countries", flat=True):
+            codes.update(countries or [])
+        return [(code, code) for code in sorted(codes)]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(country=self.value()[:2].upper()) if self.value() else queryset
+
+
+class EscalatedFilter(admin.SimpleListFilter):
+    title = "speed to lead"
+    parameter_name = "escalated"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Escalated, not contacted"), ("no", "Not escalated")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(escalated_at__isnull=False, first_contacted_at__isnull=True)
+        if self.value() == "no":
+            return queryset.filter(escalated_at__isnull=True)
+        return queryset
+
+
+class LeadAdminForm(forms.ModelForm):
+    new_status = forms.ChoiceField(label="Change status to", required=False)
+    change_reason = forms.CharField(
+        label="Reason", required=False, max_length=300, help_text="Needed for lost and returned."
+    )
+    sale_amount_input = forms.DecimalField(
+        label="Sale amount",
+        required=False,
+        min_value=Decimal("0.01"),
+        max_digits=14,
+        decimal_places=2,
+        help_text="Needed for won.",
+    )
+    sale_currency_input = forms.CharField(
+        label="Currency", required=False, max_length=3, help_text="Default: the offer's."
+    )
+
+    class Meta:
+        model = Lead
+        fields = ["first_name", "last_name", "company", "zip_code", "message", "next_follow_up"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        allowed = ALLOWED_TRANSITIONS.get(self.instance.status, set()) if self.instance.pk else set()
+        self.fields["new_status"].choices = [("", "(keep)")] + [
+            (value, label) for value, label in LeadStatus.choices if value in allowed
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        status = cleaned.get("new_status")
+        if status:
+            try:
+                validate_status_change(
+                    lead=self.instance,
+                    status=status,
+                    reason=cleaned.get("change_reason", ""),
+                    sale_amount=cleaned.get("sale_amount_input"),
+                )
+            except ApplicationError as error:
+                fields = {"reason": "change_reason", "sale_amount": "sale_amount_input"}
+                for name, problems in error.extra.items():
+                    self.add_error(fields.get(name), problems)
+                if not error.extra:
+                    self.add_error("new_status", error.message)
+        return cleaned
+
+
+class LeadNoteInline(admin.TabularInline):
+    model = LeadNote
+    extra = 1
+    fields = ("body", "author", "created_at")
+    readonly_fields = ("author", "created_at")
+    can_delete = False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # notes are a record: add, never rewrite
+
+
+class CallLogInline(admin.TabularInline):
+    model = CallLog
+    extra = 0
+    fields = ("outcome", "duration_seconds", "notes", "rep", "called_at")
+    readonly_fields = ("rep", "called_at")
+    can_delete = False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class StatusChangeForm(forms.Form):
+    reason = forms.CharField(required=False, max_length=300)
+    sale_amount = forms.DecimalField(required=False, min_value=Decimal("0.01"), max_digits=14, decimal_places=2)
+    sale_currency = forms.CharField(required=False, max_length=3)
+
+
+class AssignForm(forms.Form):
+    rep = forms.ModelChoiceField(queryset=get_user_model().objects.none(), required=False, empty_label="(unassign)")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["rep"].queryset = sales_reps().order_by("username")
+
+
+@admin.register(Lead)
+class LeadAdmin(admin.ModelAdmin):
+    form = LeadAdminForm
+    list_display = (
+        "lead_name",
+        "status",
+        "lead_type",
+        "validity",
+        "score",
+        "campaign",
+        "source_kind",
+        "country",
+        "assigned_to",
+        "age",
+        "flags",
+    )
+    list_filter = (
+        "status",
+        "lead_type",
+        "validity",
+        "qualification",
+        "is_duplicate",
+        "traffic_source__kind",
+        "campaign",
+        CountryFilter,
+        AssignedToFilter,
+        EscalatedFilter,
+        "door",
+        "is_test",
+        ("created_at", admin.DateFieldListFilter),
+    )
+    list_select_related = ("campaign", "traffic_source", "assigned_to")
+    search_fields = ("email", "phone", "first_name", "last_name", "click_id")
+    search_help_text = "Email, phone, click id (exact) or the start of a first or last name."
+    ordering = ("-created_at", "-id")
+    list_per_page = 50
+    show_full_result_count = False
+    show_facets = ShowFacets.NEVER
+    paginator = EstimatedCountPaginator
+    inlines = [LeadNoteInline, CallLogInline]
+    actions = ("claim_leads", "assign_leads", "mark_contacted", "mark_won", "mark_lost", "export_csv")
+    readonly_fields = (
+        "public_id",
+        "email",
+        "phone",
+        "country",
+        "company_size",
+        "budget",
+        "answers_table",
+        "campaign",
+        "offer",
+        "traffic_source",
+        "landing_page",
+        "door",
+        "click_id",
+        "sub_ids",
+        "ip",
+        "device_type",
+        "os",
+        "browser",
+        "created_at",
+        "action",
+        "lead_type",
+        "validity",
+        "validity_reasons_list",
+        "duplicate_info",
+        "qualification",
+        "qualification_reasons_list",
+        "score",
+        "score_breakdown_table",
+        "consent",
+        "consent_text",
+        "consent_version",
+        "consent_at",
+        "consent_ip",
+        "status",
+        "status_reason",
+        "sale_amount",
+        "sale_currency",
+        "converted_at",
+        "assigned_to",
+        "assigned_at",
+        "first_contacted_at",
+        "escalated_at",
+        "is_test",
+        "timeline",
+    )
+    fieldsets = (
+        (
+            "Contact",
+            {
+                "fields": (
+                    ("first_name", "last_name"),
+                    ("email", "phone"),
+                    ("company", "company_size", "budget"),
+                    ("country", "zip_code"),
+                    "message",
+                    "answers_table",
+                )
+            },
+        ),
+        (
+            "Sales",
+            {
+                "fields": (
+                    ("status", "status_reason"),
+                    ("new_status", "change_reason"),
+                    ("sale_amount_input", "sale_currency_input"),
+                    ("assigned_to", "assigned_at"),
+                    ("first_contacted_at", "escalated_at"),
+                    "next_follow_up",
+                    ("sale_amount", "sale_currency", "converted_at"),
+                )
+            },
+        ),
+        (
+            "Source and click",
+            {
+                "fields": (
+                    ("campaign", "offer", "traffic_source"),
+                    ("landing_page", "door", "created_at"),
+                    ("click_id", "sub_ids"),
+                    ("ip", "device_type", "os", "browser"),
+                    "public_id",
+                    "is_test",
+                )
+            },
+        ),
+        (
+            "Validation and qualification",
+            {
+                "fields": (
+                    ("action", "lead_type"),
+                    ("validity", "validity_reasons_list"),
+                    "duplicate_info",
+                    ("qualification", "qualification_reasons_list"),
+                )
+            },
+        ),
+        ("Score", {"fields": ("score", "score_breakdown_table")}),
+        ("Consent", {"fields": (("consent", "consent_version", "consent_at", "consent_ip"), "consent_text")}),
+        ("Timeline", {"fields": ("timeline",)}),
+    )
+
+    # --- list -----------------------------------------------------------------------------
+    def get_queryset(self, request):
+        return lead_list(user=request.user)
+
+    def get_search_results(self, request, queryset, search_term):
+        """Index-friendly search: exact email, phone or click id; names by their start."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if "@" in term:
+            return queryset.filter(email=term.lower()), False
+        digits = "".join(ch for ch in term if ch.isdigit())
+        if digits and len(digits) >= 6 and len(digits) >= len(term.replace(" ", "")) - 3:
+            # "+1 650…" is an exact, indexed match; a local "650 555…" matches the number's end.
+            phone, valid = normalise_phone(term if term.startswith("+") else "+" + digits, "")
+            local = Q(phone__endswith=digits[-9:]) if not term.startswith("+") else Q()
+            return queryset.filter((Q(phone=phone) if valid else Q(pk__in=[])) | local), False
+        return queryset.filter(
+            Q(click_id=term) | Q(first_name__istartswith=term) | Q(last_name__istartswith=term)
+        ), False
+
+    @admin.display(description="Lead", ordering="last_name")
+    def lead_name(self, lead):
+        return str(lead)
+
+    @admin.display(description="Source kind", ordering="traffic_source__kind")
+    def source_kind(self, lead):
+        return TrafficSource.Kind(lead.traffic_source.kind).label
+
+    @admin.display(description="Age", ordering="created_at")
+    def age(self, lead):
+        return timesince(lead.created_at, depth=1)
+
+    @admin.display(description="Flags")
+    def flags(self, lead):
+        flags = []
+        if lead.is_duplicate:
+            flags.append("duplicate")
+        if lead.is_test:
+            flags.append("test")
+        if lead.escalated_at and not lead.first_contacted_at:
+            flags.append("escalated")
+        return ", ".join(flags)
+
+    # --- change page ----------------------------------------------------------------------
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or not can_work_lead(user=request.user, lead=obj):
+            return [
+                (name, {**options, "fields": [row for row in options["fields"] if not _has_input(row)]})
+                for name, options in fieldsets
+            ]
+        return fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and not can_work_lead(user=request.user, lead=obj):
+            return [
+                *self.readonly_fields,
+                "first_name",
+                "last_name",
+                "company",
+                "zip_code",
+                "message",
+                "next_follow_up",
+            ]
+        return self.readonly_fields
+
+    def has_change_permission(self, request, obj=None):
+        if not super().has_change_permission(request, obj):
+            return False
+        return obj is None or can_work_lead(user=request.user, lead=obj)
+
+    def has_add_permission(self, request):
+        return False  # leads come in through the pipeline's doors, not typed in
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        status = form.cleaned_data.get("new_status")
+        if status:
+            lead_set_status(
+                lead=obj,
+                status=status,
+                actor=request.user,
+                reason=form.cleaned_data.get("change_reason", ""),
+                sale_amount=form.cleaned_data.get("sale_amount_input"),
+                sale_currency=form.cleaned_data.get("sale_currency_input", ""),
+            )
+
+    def save_formset(self, request, form, formset, change):
+        for instance in formset.save(commit=False):
+            if instance.pk:
+                continue
+            if isinstance(instance, LeadNote):
+                lead_add_note(lead=form.instance, author=request.user, body=instance.body)
+            elif isinstance(instance, CallLog):
+                lead_log_call(
+                    lead=form.instance,
+                    rep=request.user,
+                    outcome=instance.outcome,
+                    duration_seconds=instance.duration_seconds,
+                    notes=instance.notes,
+                )
+
+    @admin.display(description="Answers")
+    def answers_table(self, lead):
+        if not lead.answers:
+            return "—"
+        return format_html(
+            "<table>{}</table>",
+            format_html_join(
+                "",
+                "<tr><th>{}</th><td>{}</td></tr>",
+                ((key, ", ".join(value) if isinstance(value, list) else value) for key, value in lead.answers.items()),
+            ),
+        )
+
+    @admin.display(description="Validity reasons")
+    def validity_reasons_list(self, lead):
+        return _bullets(lead.validity_reasons)
+
+    @admin.display(description="Failed rules")
+    def qualification_reasons_list(self, lead):
+        return _bullets(lead.qualification_reasons)
+
+    @admin.display(description="Duplicate")
+    def duplicate_info(self, lead):
+        if not lead.is_duplicate:
+            return "No"
+        if lead.duplicate_of_id:
+            url = reverse("admin:leads_lead_change", args=[lead.duplicate_of_id])
+            return format_html('Yes, of <a href="{}">an earlier lead</a>', url)
+        return "Yes"
+
+    @admin.display(description="Score breakdown")
+    def score_breakdown_table(self, lead):
+        return format_html(
+            "<table>{}</table>",
+            format_html_join(
+                "",
+                "<tr><th>{}</th><td>{}</td><td>+{}</td></tr>",
+                ((item["factor"], item.get("detail", ""), item["points"]) for item in lead.score_breakdown),
+            ),
+        )
+
+    @admin.display(description="Timeline")
+    def timeline(self, lead):
+        events = lead.events.select_related("actor").order_by("created_at", "id")
+        return format_html(
+            '<table class="timeline"><tr><th>When</th><th>What</th><th>Who</th><th>Details</th></tr>{}</table>',
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                (
+                    (
+                        localize(timezone.localtime(event.created_at)),
+                        event.get_kind_display(),
+                        event.actor or "system",
+                        _details(event.data),
+                    )
+                    for event in events
+                ),
+            ),
+        )
+
+    # --- actions --------------------------------------------------------------------------
+    def _each(self, request, queryset, work, done):
+        changed = 0
+        for lead in queryset:
+            try:
+                work(lead)
+                changed += 1
+            except ApplicationError as error:
+                self.message_user(request, f"{lead}: {error.message}", messages.ERROR)
+        if changed:
+            self.message_user(request, f"{changed} lead(s) {done}.", messages.SUCCESS)
+
+    @admin.action(description="Assign to me (claim from the queue)", permissions=["change"])
+    def claim_leads(self, request, queryset):
+        self._each(request, queryset, lambda lead: lead_claim(lead=lead, user=request.user), "assigned to you")
+
+    def has_assign_permission(self, request):
+        return request.user.has_perm("leads.assign_lead")
+
+    def has_export_permission(self, request):
+        return request.user.has_perm("leads.export_lead")
+
+    @admin.action(description="Assign to a sales rep…", permissions=["assign"])
+    def assign_leads(self, request, queryset):
+        form = AssignForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            rep = form.cleaned_data["rep"]
+            self._each(
+                request,
+                queryset,
+                lambda lead: lead_assign(lead=lead, to_user=rep, actor=request.user),
+                f"assigned to {rep or 'nobody'}",
+            )
+            return None
+        return self._intermediate(request, queryset, form, "Assign leads", "assign_leads")
+
+    def _status_action(self, request, queryset, status):
+        self._each(
+            request,
+            queryset,
+            lambda lead: self._checked_set_status(request, lead, status),
+            f"marked {LeadStatus(status).label.lower()}",
+        )
+
+    def _checked_set_status(self, request, lead, status, **kwargs):
+        if not can_work_lead(user=request.user, lead=lead):
+            raise PermissionDenied
+        return lead_set_status(lead=lead, status=status, actor=request.user, **kwargs)
+
+    @admin.action(description="Mark contacted", permissions=["change"])
+    def mark_contacted(self, request, queryset):
+        self._status_action(request, queryset, LeadStatus.CONTACTED)
+
+    @admin.action(description="Mark won…", permissions=["change"])
+    def mark_won(self, request, queryset):
+        form = StatusChangeForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid() and form.cleaned_data["sale_amount"]:
+            data = form.cleaned_data
+            self._each(
+                request,
+                queryset,
+                lambda lead: self._checked_set_status(
+                    request, lead, LeadStatus.WON, sale_amount=data["sale_amount"], sale_currency=data["sale_currency"]
+                ),
+                "marked won",
+            )
+            return None
+        if form.is_bound:
+            form.add_error("sale_amount", "Enter the sale amount.")
+        form.fields.pop("reason")
+        return self._intermediate(request, queryset, form, "Mark leads won", "mark_won")
+
+    @admin.action(description="Mark lost…", permissions=["change"])
+    def mark_lost(self, request, queryset):
+        form = StatusChangeForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid() and form.cleaned_data["reason"].strip():
+            reason = form.cleaned_data["reason"]
+            self._each(
+                request,
+                queryset,
+                lambda lead: self._checked_set_status(request, lead, LeadStatus.LOST, reason=reason),
+                "marked lost",
+            )
+            return None
+        if form.is_bound:
+            form.add_error("reason", "Say why the leads are lost.")
+        form.fields.pop("sale_amount")
+        form.fields.pop("sale_currency")
+        return self._intermediate(request, queryset, form, "Mark leads lost", "mark_lost")
+
+    def _intermediate(self, request, queryset, form, title, action):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.model._meta,
+            "form": form,
+            "leads": queryset,
+            "action": action,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/leads/lead/action_form.html", context)
+
+    @admin.action(description="Export selected leads as CSV", permissions=["export"])
+    def export_csv(self, request, queryset):
+        columns = (
+            "public_id",
+            "created_at",
+            "status",
+            "lead_type",
+            "validity",
+            "qualification",
+            "score",
+            "is_duplicate",
+            "email",
+            "phone",
+            "first_name",
+            "last_name",
+            "company",
+            "country",
+            "campaign__slug",
+            "traffic_source__kind",
+            "assigned_to__username",
+        )
+
+        class Echo:
+            def write(self, value):
+                return value
+
+        writer = csv.writer(Echo())
+        rows = queryset.order_by("-created_at").values_list(*columns).iterator(chunk_size=2000)
+        response = StreamingHttpResponse(
+            (writer.writerow(row) for row in _with_header(columns, rows)), content_type="text/csv"
+        )
+        response["Content-Disposition"] = f'attachment; filename="leads-{timezone.localdate()}.csv"'
+        return response
+
+
+def _with_header(columns, rows):
+    yield columns
+    yield from rows
+
+
+def _has_input(row) -> bool:
+    names = row if isinstance(row, tuple | list) else (row,)
+    return any(
+        name in ("new_status", "change_reason", "sale_amount_input", "sale_currency_input", "next_follow_up")
+        for name in names
+    )
+
+
+def _bullets(items):
+    if not items:
+        return "—"
+    return format_html("<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((item,) for item in items)))
+
+
+def _details(data: dict) -> str:
+    return ", ".join(f"{key}={value}" for key, value in data.items() if value not in (None, "", [], {}))
+
+
+class QualificationRuleInline(admin.TabularInline):
+    model = QualificationRule
+    extra = 1
+    fields = ("position", "field", "operator", "value", "is_active")
+
+
+class OfferWithRulesAdmin(OfferAdmin):
+    inlines = [QualificationRuleInline]
+
+
+admin.site.unregister(Offer)
+admin.site.register(Offer, OfferWithRulesAdmin)
+
+
+@admin.register(QualificationRule)
+class QualificationRuleAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "offer", "position", "is_active")
+    list_filter = ("offer", "is_active")
+    list_select_related = ("offer__advertiser",)
+    autocomplete_fields = ("offer",)
+
+
+@admin.register(BlockedEmailDomain)
+class BlockedEmailDomainAdmin(admin.ModelAdmin):
+    list_display = ("domain", "note", "created_at")
+    search_fields = ("domain",)
+
+
+@admin.register(SalesRepProfile)
+class SalesRepProfileAdmin(admin.ModelAdmin):
+    list_display = ("user", "is_available", "countries", "last_assigned_at")
+    list_filter = ("is_available",)
+    list_select_related = ("user",)
+    filter_horizontal = ("offers",)
+
+
+@admin.register(OutboxEntry)
+class OutboxEntryAdmin(admin.ModelAdmin):
+    list_display = ("id", "kind", "status", "lead", "attempts", "next_attempt_at", "created_at", "done_at")
+    list_filter = ("status", "kind")
+    list_select_related = ("lead",)
+    show_full_result_count = False
+    show_facets = ShowFacets.NEVER
+    readonly_fields = [field.name for field in OutboxEntry._meta.fields]
+    actions = ("retry_now",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_retry_permission(self, request):
+        return request.user.has_perm("leads.assign_lead") or request.user.is_superuser
+
+    @admin.action(description="Retry now", permissions=["retry"])
+    def retry_now(self, request, queryset):
+        count = outbox_retry(entry_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{count} follow-up(s) sent again.", messages.SUCCESS)
+
+
+class LeadImportForm(forms.Form):
+    file = forms.FileField(help_text="CSV with campaign (slug), email and/or phone, and any other lead columns.")
+
+
+@admin.register(LeadImport)
+class LeadImportAdmin(admin.ModelAdmin):
+    list_display = (
+        "file_name",
+        "created_at",
+        "created_by",
+        "status",
+        "rows",
+        "created_leads",
+        "already_imported",
+        "rejected",
+        "report_link",
+    )
+    list_select_related = ("created_by",)
+    readonly_fields = (
+        "file_name",
+        "checksum",
+        "created_by",
+        "created_at",
+        "status",
+        "rows",
+        "created_leads",
+        "already_imported",
+        "rejected",
+        "report_link",
+    )
+    exclude = ("report_csv",)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        return [
+            path("upload/", self.admin_site.admin_view(self.upload_view), name="leads_leadimport_upload"),
+            path("<int:pk>/report.csv", self.admin_site.admin_view(self.report_view), name="leads_leadimport_report"),
+            *super().get_urls(),
+        ]
+
+    def add_view(self, request, form_url="", extra_context=None):
+        return redirect("admin:leads_leadimport_upload")
+
+    @admin.display(description="Report")
+    def report_link(self, lead_import):
+        if not lead_import.pk:
+            return "—"
+        return format_html(
+            '<a href="{}">Download report (CSV)</a>', reverse("admin:leads_leadimport_report", args=[lead_import.pk])
+        )
+
+    def upload_view(self, request):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = LeadImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                result = leads_import(data=upload.read(), file_name=upload.name, created_by=request.user)
+            except LeadImportError as error:
+                form.add_error("file", str(error))
+            else:
+                self.message_user(
+                    request,
+                    f"{result.rows} rows: {result.created_leads} created, "
+                    f"{result.already_imported} already imported, {result.rejected} rejected.",
+                    messages.WARNING if result.rejected else messages.SUCCESS,
+                )
+                return redirect("admin:leads_leadimport_change", result.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Import leads from CSV",
+            "opts": self.model._meta,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/leads/leadimport/upload.html", context)
+
+    def report_view(self, request, pk):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        lead_import = get_object_or_404(LeadImport, pk=pk)
+        response = HttpResponse(lead_import.report_csv, content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="lead-import-{pk}-report.csv"'
+        return response

@@ -1,0 +1,134 @@
+"""Landing page and quiz forms: what the visitor can fix is an error on the page, not a stored lead."""
+
+from functools import lru_cache
+
+import pycountry
+from django import forms
+from django.core import signing
+
+from campaigns.models import LandingPage, LeadField, QuizQuestion
+
+from .services.normalisation import normalise_phone
+from .services.submission import TEXT_FIELDS
+from .services.validation import email_error
+
+HONEYPOT_FIELD = "website"  # bots fill every field; people never see this one
+STATE_SALT = "leads.landing.state"
+STATE_MAX_AGE = 24 * 3600
+
+
+@lru_cache(maxsize=1)
+def country_choices() -> list[tuple[str, str]]:
+    countries = sorted(((country.alpha_2, country.name) for country in pycountry.countries), key=lambda item: item[1])
+    return [("", "Choose your country"), *countries]
+
+
+def dump_state(state: dict) -> str:
+    return signing.dumps(state, salt=STATE_SALT, compress=True)
+
+
+def load_state(token: str) -> dict | None:
+    """The signed funnel state (start time, click id, quiz answers), or None if missing or forged."""
+    try:
+        state = signing.loads(token or "", salt=STATE_SALT, max_age=STATE_MAX_AGE)
+    except signing.BadSignature:
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def _field_for(name: str, required: bool) -> forms.Field:
+    label = LeadField(name).label
+    limit = TEXT_FIELDS.get(name, 1000)
+    if name == LeadField.EMAIL:
+        return forms.CharField(label=label, required=required, max_length=limit, widget=forms.EmailInput)
+    if name == LeadField.PHONE:
+        return forms.CharField(
+            label=label, required=required, max_length=limit, widget=forms.TextInput(attrs={"type": "tel"})
+        )
+    if name == LeadField.COMPANY_SIZE:
+        return forms.IntegerField(
+            label="Company size (employees)", required=required, min_value=0, max_value=10_000_000
+        )
+    if name == LeadField.BUDGET:
+        return forms.DecimalField(label=label, required=required, min_value=0, max_digits=12, decimal_places=2)
+    if name == LeadField.COUNTRY:
+        return forms.ChoiceField(label=label, required=required, choices=country_choices())
+    if name == LeadField.MESSAGE:
+        return forms.CharField(
+            label=label, required=required, max_length=limit, widget=forms.Textarea(attrs={"rows": 4})
+        )
+    return forms.CharField(label=label, required=required, max_length=limit)
+
+
+class LeadForm(forms.Form):
+    """The contact step of a landing page: its fields, consent and the hidden honeypot."""
+
+    state = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, page: LandingPage, default_country: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.page = page
+        required = {*page.required_fields, *page.campaign.offer.required_fields}
+        for name in page.fields:
+            self.fields[name] = _field_for(name, name in required)
+        if LeadField.COUNTRY in self.fields and default_country:
+            self.fields[LeadField.COUNTRY].initial = default_country
+        if page.consent_text:
+            self.fields["consent"] = forms.BooleanField(label=page.consent_text, required=page.consent_required)
+        self.fields[HONEYPOT_FIELD] = forms.CharField(required=False, max_length=1000, label="Leave this empty")
+        self.default_country = default_country
+
+    @property
+    def visible_fields_without_honeypot(self):
+        return [field for field in self.visible_fields() if field.name != HONEYPOT_FIELD]
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data.get("email", "")
+        if email and email_error(email):
+            raise forms.ValidationError("Enter a valid email address, like name@example.com.")
+        return email
+
+    def clean(self):
+        cleaned = super().clean()
+        asks_both = "email" in self.fields and "phone" in self.fields
+        if asks_both and not (
+            cleaned.get("email") or cleaned.get("phone") or "email" in self.errors or "phone" in self.errors
+        ):
+            raise forms.ValidationError("Give an email address or a phone number so we can reach you.")
+        phone = cleaned.get("phone")
+        if phone:
+            country = cleaned.get("country") or self.default_country
+            _, ok = normalise_phone(phone, country)
+            if not ok:
+                where = f" for {country}" if country else " (start with + and the country code)"
+                self.add_error("phone", f"Enter a valid phone number{where}.")
+        return cleaned
+
+
+class QuizAnswerForm(forms.Form):
+    """One quiz question, one step."""
+
+    state = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, question: QuizQuestion, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.question = question
+        choices = [(option, option) for option in question.options]
+        kind = question.kind
+        if kind == QuizQuestion.Kind.SINGLE:
+            field = forms.ChoiceField(choices=choices, widget=forms.RadioSelect)
+        elif kind == QuizQuestion.Kind.MULTIPLE:
+            field = forms.MultipleChoiceField(choices=choices, widget=forms.CheckboxSelectMultiple)
+        elif kind == QuizQuestion.Kind.NUMBER:
+            field = forms.DecimalField(max_digits=14, decimal_places=2)
+        else:
+            field = forms.CharField(max_length=1000)
+        field.label = question.text
+        field.required = question.is_required
+        self.fields["answer"] = field
+
+    def answer(self):
+        value = self.cleaned_data.get("answer")
+        if value is None:
+            return ""
+        return value if isinstance(value, list) else str(value)

@@ -1,0 +1,47 @@
+"""Reads of the lead domain, already scoped to who asks."""
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from .models import OPEN_STATUSES, Lead, Validity
+
+
+def can_see_all_leads(user) -> bool:
+    return user.is_superuser or user.has_perm("leads.view_all_leads")
+
+
+def lead_list(*, user) -> QuerySet[Lead]:
+    """Leads the user may see: everyone's for managers and marketing; a rep's own plus the
+    unassigned queue of workable leads for sales reps."""
+    leads = Lead.objects.select_related("campaign", "traffic_source", "assigned_to")
+    if can_see_all_leads(user):
+        return leads
+    if not user.has_perm("leads.view_lead"):
+        return leads.none()
+    unassigned_queue = Q(assigned_to__isnull=True, is_test=False, is_duplicate=False) & ~Q(validity=Validity.INVALID)
+    return leads.filter(Q(assigned_to=user) | unassigned_queue)
+
+
+def can_work_lead(*, user, lead: Lead) -> bool:
+    """Who may change a lead: managers (and superusers) any; a rep only their own."""
+    if user.is_superuser or user.has_perm("leads.assign_lead"):
+        return True
+    return user.has_perm("leads.change_lead") and lead.assigned_to_id == user.pk
+
+
+def follow_ups_due(*, user, limit: int = 20) -> QuerySet[Lead]:
+    """The user's open leads whose follow-up date is today or overdue, oldest first."""
+    return (
+        Lead.objects.filter(assigned_to=user, status__in=OPEN_STATUSES, next_follow_up__lte=timezone.localdate())
+        .select_related("campaign")
+        .order_by("next_follow_up", "created_at")[:limit]
+    )
+
+
+def escalated_leads(*, limit: int = 20) -> QuerySet[Lead]:
+    """Qualified leads nobody has contacted in time, for managers."""
+    return (
+        Lead.objects.filter(escalated_at__isnull=False, first_contacted_at__isnull=True, status__in=OPEN_STATUSES)
+        .select_related("campaign", "assigned_to")
+        .order_by("escalated_at")[:limit]
+    )

@@ -1,0 +1,198 @@
+"""The one lead pipeline every door calls: normalise, enrich, validate, dedupe, classify, qualify, score."""
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from campaigns.models import Campaign, Click, LandingPage, LeadType
+from campaigns.visitor import parse_user_agent
+
+from ..models import Lead, LeadEvent, OutboxEntry, Qualification, Validity
+from .classification import classify_lead_type
+from .dedupe import find_original, lock_contacts
+from .normalisation import country_code, normalise_email, normalise_name, normalise_phone
+from .outbox import outbox_enqueue
+from .qualification import qualify_lead
+from .scoring import score_lead
+from .submission import Submission
+from .validation import validate_lead, validity_from
+
+
+@dataclass
+class CaptureContext:
+    """What the door knows besides the submitted fields."""
+
+    door: str
+    landing_page: LandingPage | None = None
+    ip: str | None = None
+    user_agent: str = ""
+    request_country: str = ""  # from the CDN/proxy header
+    form_seconds: float | None = None  # time from showing the form to sending it, if known
+    honeypot: str = ""
+    is_test: bool = False
+    idempotency_key: str | None = None
+    actor: AbstractBaseUser | None = None
+
+
+@dataclass
+class CaptureResult:
+    lead: Lead
+    created: bool  # False when the idempotency key matched an earlier capture
+
+
+def _find_click(campaign: Campaign, click_id: str) -> Click | None:
+    if not click_id:
+        return None
+    return Click.objects.filter(campaign=campaign, click_id=click_id).order_by("-created_at").first()
+
+
+def _follow_ups(lead: Lead) -> list[str]:
+    kinds = []
+    if lead.is_billable and lead.qualification == Qualification.QUALIFIED and lead.lead_type == LeadType.HARD:
+        kinds.append(OutboxEntry.Kind.ASSIGNMENT)
+    if lead.is_billable:
+        kinds.append(OutboxEntry.Kind.DELIVERY)
+        if lead.click_id and lead.traffic_source.postback_url_template:
+            kinds.append(OutboxEntry.Kind.POSTBACK)
+    if lead.email and lead.validity != Validity.INVALID and not lead.is_duplicate and not lead.is_test:
+        kinds.append(OutboxEntry.Kind.NURTURE_ENROLLMENT)
+    return [str(kind) for kind in kinds]
+
+
+def _build_lead(*, campaign: Campaign, submission: Submission, context: CaptureContext) -> tuple[Lead, dict, bool]:
+    """Steps 1 and 2: normalise and enrich. Returns the unsaved lead, the event data, phone validity."""
+    values = submission.values
+    click = _find_click(campaign, values["click_id"])
+    country = country_code(values["country"]) or (click.country if click else "") or context.request_country
+    phone, phone_ok = normalise_phone(values["phone"], country)
+    user_agent = values["user_agent"] or context.user_agent
+    visitor = parse_user_agent(user_agent)
+    ip = values["ip"] or context.ip
+    lead = Lead(
+        door=context.door,
+        idempotency_key=context.idempotency_key,
+        is_test=context.is_test,
+        campaign=campaign,
+        offer=campaign.offer,
+        traffic_source=campaign.traffic_source,
+        landing_page=context.landing_page,
+        tracked_click=click,
+        click_id=values["click_id"],
+        sub_ids={**(click.sub_ids if click else {}), **submission.sub_ids},
+        email=normalise_email(values["email"]),
+        phone=phone,
+        first_name=normalise_name(values["first_name"]),
+        last_name=normalise_name(values["last_name"]),
+        company=values["company"],
+        company_size=values["company_size"],
+        budget=values["budget"],
+        country=country,
+        zip_code=values["zip_code"].upper(),
+        message=values["message"],
+        answers=submission.answers,
+        raw_data=submission.raw,
+        ip=ip,
+        user_agent=user_agent,
+        device_type=visitor.device_type,
+        os=visitor.os,
+        browser=visitor.browser,
+        action=(values["action"] or (context.landing_page.action if context.landing_page else "")).lower(),
+        consent=submission.consent,
+    )
+    if lead.consent:
+        page = context.landing_page
+        lead.consent_text = page.consent_text if page else values["consent_text"]
+        lead.consent_version = page.consent_version if page else values["consent_version"]
+        lead.consent_at = timezone.now()
+        lead.consent_ip = ip
+    changed = [
+        name
+        for name, before, after in (
+            ("email", values["email"], lead.email),
+            ("phone", values["phone"], lead.phone),
+            ("first_name", values["first_name"], lead.first_name),
+            ("last_name", values["last_name"], lead.last_name),
+            ("country", values["country"], lead.country),
+        )
+        if before and before != after
+    ]
+    enriched = {
+        "device_type": lead.device_type,
+        "os": lead.os,
+        "browser": lead.browser,
+        "country": lead.country,
+        "click": click.click_id if click else None,
+    }
+    return lead, {"normalised": {"changed": changed}, "enriched": enriched}, phone_ok
+
+
+def lead_capture(*, campaign: Campaign, submission: Submission, context: CaptureContext) -> CaptureResult:
+    """Store the lead with its judgement, timeline and follow-ups in one transaction.
+
+    Invalid, suspect and duplicate leads are stored too; they are flagged, never dropped.
+    """
+    if context.idempotency_key:
+        earlier = Lead.objects.filter(idempotency_key=context.idempotency_key).first()
+        if earlier is not None:
+            return CaptureResult(lead=earlier, created=False)
+    try:
+        with transaction.atomic():
+            return CaptureResult(lead=_capture(campaign, submission, context), created=True)
+    except IntegrityError:
+        # Two requests with one idempotency key raced; the other one stored the lead.
+        if context.idempotency_key:
+            earlier = Lead.objects.filter(idempotency_key=context.idempotency_key).first()
+            if earlier is not None:
+                return CaptureResult(lead=earlier, created=False)
+        raise
+
+
+def _capture(campaign: Campaign, submission: Submission, context: CaptureContext) -> Lead:
+    lead, step_data, phone_ok = _build_lead(campaign=campaign, submission=submission, context=context)
+    offer = lead.offer
+    page = context.landing_page
+
+    required = list(dict.fromkeys([*(page.required_fields if page else []), *offer.required_fields]))
+    reasons = validate_lead(
+        lead=lead,
+        phone_ok=phone_ok,
+        required_fields=required,
+        honeypot=context.honeypot,
+        form_seconds=context.form_seconds,
+        consent_required=bool(page and page.consent_required),
+    )
+    lead.validity, lead.validity_reasons = validity_from(reasons), reasons
+
+    lock_contacts(offer_id=offer.pk, email=lead.email, phone=lead.phone)
+    original = find_original(lead=lead)
+    lead.is_duplicate, lead.duplicate_of = original is not None, original
+
+    lead.lead_type, type_reason = classify_lead_type(action=lead.action, offer=offer)
+    rules = [rule for rule in offer.qualification_rules.all() if rule.is_active]
+    lead.qualification, lead.qualification_reasons = qualify_lead(lead=lead, rules=rules)
+    lead.score, lead.score_breakdown = score_lead(lead)
+    lead.save()
+
+    follow_ups = _follow_ups(lead)
+    now = timezone.now()
+    steps = [
+        (LeadEvent.Kind.CAPTURED, {"door": lead.door, "campaign": campaign.slug, "test": lead.is_test}),
+        (LeadEvent.Kind.NORMALISED, step_data["normalised"]),
+        (LeadEvent.Kind.ENRICHED, step_data["enriched"]),
+        (LeadEvent.Kind.VALIDATED, {"validity": lead.validity, "reasons": lead.validity_reasons}),
+        (
+            LeadEvent.Kind.DEDUPLICATED,
+            {"duplicate": lead.is_duplicate, "original": str(original.public_id) if original else None},
+        ),
+        (LeadEvent.Kind.CLASSIFIED, {"lead_type": lead.lead_type, "why": type_reason}),
+        (LeadEvent.Kind.QUALIFIED, {"qualification": lead.qualification, "reasons": lead.qualification_reasons}),
+        (LeadEvent.Kind.SCORED, {"score": lead.score, "breakdown": lead.score_breakdown}),
+        (LeadEvent.Kind.FOLLOW_UP_QUEUED, {"follow_ups": follow_ups}),
+    ]
+    LeadEvent.objects.bulk_create(
+        LeadEvent(lead=lead, kind=kind, data=data, actor=context.actor, created_at=now) for kind, data in steps
+    )
+    outbox_enqueue(lead=lead, kinds=follow_ups)
+    return lead

@@ -1,0 +1,43 @@
+"""Step 1 of the pipeline: one spelling for every value, so dedupe and reports compare like with like."""
+
+import phonenumbers
+import pycountry
+
+from campaigns.visitor import normalise_country
+
+
+def normalise_email(value: str) -> str:
+    return value.strip().lower()
+
+
+def normalise_phone(value: str, country: str) -> tuple[str, bool]:
+    """(E.164, True) for a valid number in the lead's country (or with a +prefix); else (raw, False)."""
+    raw = value.strip()
+    if not raw:
+        return "", True
+    try:
+        number = phonenumbers.parse(raw, country or None)
+    except phonenumbers.NumberParseException:
+        return raw, False
+    if not phonenumbers.is_valid_number(number):
+        return raw, False
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), True
+
+
+def normalise_name(value: str) -> str:
+    """Title-case only names typed in one case ("JOHN", "mary"); keep "McDonald" or "van Dijk"."""
+    value = " ".join(value.split())
+    if value and (value.isupper() or value.islower()):
+        return value.title()
+    return value
+
+
+def country_code(value: str) -> str:
+    """ISO alpha-2 from a code (US, USA) or a country name (Germany); "" if unknown."""
+    code = normalise_country(value)
+    if code or len(value.strip()) <= 3:
+        return code
+    try:
+        return pycountry.countries.lookup(value.strip()).alpha_2
+    except LookupError:
+        return ""

@@ -1,0 +1,145 @@
+"""The outbox: follow-ups written with the lead, sent to Celery after commit, retried until done.
+
+Each app registers a handler for its kind of work (leads: assignment; later delivery, postbacks,
+nurture). A kind without a handler waits, pending, until one is registered: nothing is dropped.
+"""
+
+import logging
+import random
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from ..models import Lead, LeadEvent, OutboxEntry
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[OutboxEntry], None]
+_HANDLERS: dict[str, Handler] = {}
+CLAIM_SECONDS = 300  # a worker that dies mid-task frees its entry after this long
+MAX_ATTEMPTS = 12
+SWEEP_BATCH = 500
+
+
+class RetryLater(Exception):
+    """The handler could not finish now; try again after `delay` seconds (or the backoff)."""
+
+    def __init__(self, message: str, delay: float | None = None):
+        super().__init__(message)
+        self.delay = delay
+
+
+def register_outbox_handler(kind: str, handler: Handler) -> None:
+    _HANDLERS[kind] = handler
+
+
+def handled_kinds() -> list[str]:
+    return list(_HANDLERS)
+
+
+def _backoff_seconds(attempts: int) -> float:
+    # 10 s, 20 s, 40 s ... capped at 1 h, with jitter so retries of one outage do not stampede.
+    return min(10 * 2 ** max(attempts - 1, 0), 3600) * random.uniform(0.8, 1.2)  # noqa: S311
+
+
+def dispatch(entry_ids: Iterable[int]) -> None:
+    """Send a task per entry. A broker that is down loses nothing: the sweeper re-sends."""
+    from ..tasks import process_outbox_entry_task
+
+    for entry_id in entry_ids:
+        try:
+            process_outbox_entry_task.delay(entry_id)
+        except Exception:  # the broker's errors vary by transport; the row is the truth
+            logger.warning("Could not send outbox entry %s to the broker; the sweeper will retry", entry_id)
+            return
+
+
+def outbox_enqueue(*, lead: Lead, kinds: Iterable[str], payload: dict | None = None) -> list[OutboxEntry]:
+    """Record follow-ups in the caller's transaction; tasks are sent only after it commits."""
+    entries = OutboxEntry.objects.bulk_create(
+        OutboxEntry(lead=lead, kind=kind, payload=payload or {}) for kind in kinds
+    )
+    ids = [entry.pk for entry in entries if entry.kind in _HANDLERS]
+    if ids:
+        transaction.on_commit(lambda: dispatch(ids))
+    return entries
+
+
+def _claim(entry_id: int) -> OutboxEntry | None:
+    now = timezone.now()
+    due = Q(status=OutboxEntry.Status.PENDING, next_attempt_at__lte=now) | Q(
+        status=OutboxEntry.Status.PROCESSING, claimed_until__lt=now
+    )
+    claimed = OutboxEntry.objects.filter(due, pk=entry_id).update(
+        status=OutboxEntry.Status.PROCESSING,
+        claimed_until=now + timedelta(seconds=CLAIM_SECONDS),
+        attempts=F("attempts") + 1,
+    )
+    if not claimed:
+        return None
+    return OutboxEntry.objects.select_related("lead").get(pk=entry_id)
+
+
+def outbox_process(*, entry_id: int) -> str:
+    """Claim the entry (so no two workers run it), run its handler outside any transaction, record."""
+    entry = _claim(entry_id)
+    if entry is None:
+        return "not due"
+    handler = _HANDLERS.get(entry.kind)
+    if handler is None:
+        OutboxEntry.objects.filter(pk=entry.pk).update(status=OutboxEntry.Status.PENDING, claimed_until=None)
+        return "no handler"
+    try:
+        handler(entry)
+    except Exception as error:
+        delay = error.delay if isinstance(error, RetryLater) and error.delay else _backoff_seconds(entry.attempts)
+        final = entry.attempts >= MAX_ATTEMPTS
+        OutboxEntry.objects.filter(pk=entry.pk).update(
+            status=OutboxEntry.Status.FAILED if final else OutboxEntry.Status.PENDING,
+            next_attempt_at=timezone.now() + timedelta(seconds=delay),
+            claimed_until=None,
+            last_error=f"{type(error).__name__}: {error}"[:2000],
+        )
+        logger.warning(
+            "Outbox entry %s (%s) attempt %s failed: %s", entry.pk, entry.kind, entry.attempts, type(error).__name__
+        )
+        return "failed" if final else "retry"
+    OutboxEntry.objects.filter(pk=entry.pk).update(
+        status=OutboxEntry.Status.DONE, done_at=timezone.now(), claimed_until=None, last_error=""
+    )
+    LeadEvent.objects.create(lead_id=entry.lead_id, kind=LeadEvent.Kind.FOLLOW_UP_DONE, data={"follow_up": entry.kind})
+    return "done"
+
+
+def outbox_sweep(*, limit: int = SWEEP_BATCH) -> int:
+    """Re-send every entry that is due and has a handler; returns how many were sent."""
+    now = timezone.now()
+    due = Q(status=OutboxEntry.Status.PENDING, next_attempt_at__lte=now) | Q(
+        status=OutboxEntry.Status.PROCESSING, claimed_until__lt=now
+    )
+    ids = list(
+        OutboxEntry.objects.filter(due, kind__in=handled_kinds())
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    dispatch(ids)
+    return len(ids)
+
+
+def outbox_retry(*, entry_ids: list[int]) -> int:
+    """Staff ask for failed or waiting follow-ups to run again now."""
+    updated = (
+        OutboxEntry.objects.filter(pk__in=entry_ids)
+        .exclude(status=OutboxEntry.Status.DONE)
+        .update(status=OutboxEntry.Status.PENDING, next_attempt_at=timezone.now(), claimed_until=None)
+    )
+    retryable = list(
+        OutboxEntry.objects.filter(
+            pk__in=entry_ids, status=OutboxEntry.Status.PENDING, kind__in=handled_kinds()
+        ).values_list("pk", flat=True)
+    )
+    transaction.on_commit(lambda: dispatch(retryable))
+    return updated

@@ -1,0 +1,19 @@
+from celery import shared_task
+
+from .services import leads_escalate_uncontacted, outbox_process, outbox_sweep
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def process_outbox_entry_task(entry_id: int) -> str:
+    # Idempotent: the entry is claimed by a conditional UPDATE; a second run finds it not due.
+    return outbox_process(entry_id=entry_id)
+
+
+@shared_task(ignore_result=True)
+def sweep_outbox_task() -> int:
+    return outbox_sweep()
+
+
+@shared_task(ignore_result=True)
+def escalate_uncontacted_leads_task() -> int:
+    return leads_escalate_uncontacted()

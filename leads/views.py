@@ -1,0 +1,137 @@
+"""Landing pages, quiz funnels and pre-landers: GET shows the step, POST moves on or captures the lead."""
+
+import time
+from urllib.parse import urlencode
+
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_safe
+
+from campaigns.models import Campaign, LandingPage
+from campaigns.visitor import client_ip, request_country
+
+from .forms import HONEYPOT_FIELD, LeadForm, QuizAnswerForm, dump_state, load_state
+from .models import Door
+from .services import CaptureContext, SubmissionError, lead_capture, parse_submission
+
+
+def _landing_page(slug: str, *, for_submission: bool) -> LandingPage:
+    page = get_object_or_404(
+        LandingPage.objects.select_related("campaign__offer", "campaign__traffic_source"), slug=slug, is_active=True
+    )
+    campaign = page.campaign
+    # A visitor who opened the form before the campaign was paused still gets their lead stored.
+    open_for_posts = campaign.status in (Campaign.Status.ACTIVE, Campaign.Status.PAUSED, Campaign.Status.ENDED)
+    if not (campaign.is_serving() or (for_submission and open_for_posts)):
+        raise Http404("This page is not available.")
+    return page
+
+
+def _render(request, page, template, status=200, **context):
+    return render(request, template, {"page": page, **context}, status=status)
+
+
+def _fresh_state(request) -> dict:
+    return {"started": time.time(), "click_id": request.GET.get("click_id", "")[:128], "answers": {}}
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def landing_page(request, slug: str):
+    page = _landing_page(slug, for_submission=request.method == "POST")
+    country = request_country(request)
+    if page.kind == LandingPage.Kind.PRELANDER:
+        next_url = page.next_url
+        click_id = request.GET.get("click_id", "")[:128]
+        if click_id:
+            next_url += ("&" if "?" in next_url else "?") + urlencode({"click_id": click_id})
+        return _render(request, page, "landing/prelander.html", next_url=next_url)
+
+    if request.method != "POST":
+        state = _fresh_state(request)
+        return _show_step(request, page, state, step=0, country=country)
+
+    state = load_state(request.POST.get("state"))
+    tampered = state is None
+    state = state or {"started": None, "click_id": "", "answers": {}}
+    questions = list(page.questions.all()) if page.kind == LandingPage.Kind.QUIZ else []
+    try:
+        step = min(max(int(request.POST.get("step", len(questions))), 0), len(questions))
+    except ValueError:
+        step = len(questions)
+    if step < len(questions):
+        form = QuizAnswerForm(request.POST, question=questions[step])
+        if not form.is_valid():
+            return _show_step(request, page, state, step=step, country=country, form=form, status=400)
+        state["answers"][questions[step].key] = form.answer()
+        return _show_step(request, page, state, step=step + 1, country=country)
+
+    form = LeadForm(request.POST, page=page, default_country=country)
+    if not form.is_valid():
+        return _show_step(request, page, state, step=step, country=country, form=form, status=400)
+    return _capture(request, page, form, state, step=step, tampered=tampered)
+
+
+def _show_step(request, page, state, *, step, country, form=None, status=200):
+    questions = list(page.questions.all()) if page.kind == LandingPage.Kind.QUIZ else []
+    token = dump_state(state)
+    if step < len(questions):
+        form = form or QuizAnswerForm(question=questions[step])
+        template = "landing/quiz_step.html"
+    else:
+        form = form or LeadForm(page=page, default_country=country)
+        template = "landing/form.html"
+    form.initial["state"] = token
+    if form.is_bound:
+        # A re-shown form keeps what the visitor typed but carries the current state.
+        form.data = form.data.copy()
+        form.data["state"] = token
+    return _render(
+        request,
+        page,
+        template,
+        status=status,
+        form=form,
+        step=step,
+        steps=len(questions) + 1,
+        question_count=len(questions),
+    )
+
+
+def _capture(request, page, form, state, *, step: int, tampered: bool):
+    data = {
+        name: value for name, value in form.cleaned_data.items() if name not in ("state", HONEYPOT_FIELD, "consent")
+    }
+    data.update(
+        {
+            "consent": bool(form.cleaned_data.get("consent")),
+            "click_id": state.get("click_id", ""),
+            "answers": state.get("answers", {}),
+        }
+    )
+    try:
+        submission = parse_submission(data)
+    except SubmissionError as error:
+        for name, messages in error.errors.items():
+            form.add_error(None if name not in form.fields else name, " ".join(messages))
+        return _show_step(request, page, state, step=step, country=form.default_country, form=form, status=400)
+    started = state.get("started")
+    context = CaptureContext(
+        door=Door.QUIZ if page.kind == LandingPage.Kind.QUIZ else Door.LANDING_PAGE,
+        landing_page=page,
+        ip=client_ip(request),
+        user_agent=request.headers.get("User-Agent", "")[:1000],
+        request_country=request_country(request),
+        # A missing or forged state token counts as instant: the form was never shown by us.
+        form_seconds=0.0 if tampered or not started else time.time() - float(started),
+        honeypot=form.cleaned_data.get(HONEYPOT_FIELD, ""),
+    )
+    lead_capture(campaign=page.campaign, submission=submission, context=context)
+    return HttpResponseRedirect(page.thank_you_url or f"{page.get_absolute_url()}thanks/")
+
+
+@require_safe
+def thank_you(request, slug: str):
+    page = get_object_or_404(LandingPage.objects.select_related("campaign__offer"), slug=slug)
+    return _render(request, page, "landing/thanks.html")
