@@ -358,6 +358,10 @@ class LandingPage(TimestampedModel):
         missing = [field for field in self.required_fields if field not in self.fields]
         if missing:
             errors["required_fields"] = f"Required but not asked: {', '.join(missing)}."
+        offer_required = self.campaign.offer.required_fields if self.campaign_id else []
+        not_asked = [field for field in offer_required if self.kind != self.Kind.PRELANDER and field not in self.fields]
+        if not_asked:
+            errors["fields"] = f"The offer requires {', '.join(not_asked)}; ask for it here too."
         if self.kind != self.Kind.PRELANDER and self.fields and not ({"email", "phone"} & set(self.fields)):
             errors["fields"] = "Ask for an email or a phone, or there is no way to reach the lead."
         if self.consent_required and not self.consent_text.strip():

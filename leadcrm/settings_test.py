@@ -16,3 +16,10 @@ STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticF
 # Tasks sent after commit run at once in the test process; tests that need a real worker start one.
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not shared-cache memory: other connections (threads, a Celery worker process) then
+    # wait on SQLite's real locks with the busy timeout instead of failing with "table is locked".
+    # One file per test run, so runs side by side never share (and corrupt) a database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}  # noqa: F405
+    VAR_DIR.mkdir(exist_ok=True)  # noqa: F405

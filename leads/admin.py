@@ -1,4 +1,5 @@
 import csv
+import re
 from decimal import Decimal
 
 from django import forms
@@ -21,7 +22,7 @@ from django.utils.timesince import timesince
 
 from campaigns.admin import OfferAdmin
 from campaigns.models import Offer, TrafficSource
-from leadcrm.errors import ApplicationError
+from leadcrm.errors import ApplicationError, Conflict
 
 from .models import (
     BlockedEmailDomain,
@@ -354,7 +355,8 @@ class LeadAdmin(admin.ModelAdmin):
             # "+1 650…" is an exact, indexed match; a local "650 555…" matches the number's end.
             phone, valid = normalise_phone(term if term.startswith("+") else "+" + digits, "")
             local = Q(phone__endswith=digits[-9:]) if not term.startswith("+") else Q()
-            return queryset.filter((Q(phone=phone) if valid else Q(pk__in=[])) | local), False
+            # Many traffic sources send numeric click ids, which look like phone numbers.
+            return queryset.filter((Q(phone=phone) if valid else Q(pk__in=[])) | local | Q(click_id=term)), False
         return queryset.filter(
             Q(click_id=term) | Q(first_name__istartswith=term) | Q(last_name__istartswith=term)
         ), False
@@ -516,6 +518,17 @@ class LeadAdmin(admin.ModelAdmin):
 
     @admin.action(description="Assign to me (claim from the queue)", permissions=["change"])
     def claim_leads(self, request, queryset):
+        # A lead another rep claimed after this page loaded has left this rep's scope, so it is not in
+        # the queryset at all; say so rather than silently doing nothing.
+        if request.POST.get("select_across") != "1":
+            selected = {int(pk) for pk in request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME) if pk.isdigit()}
+            gone = selected - set(queryset.values_list("pk", flat=True))
+            if gone:
+                self.message_user(
+                    request,
+                    f"{len(gone)} lead(s) are no longer in your queue; someone else may have claimed them.",
+                    messages.ERROR,
+                )
         self._each(request, queryset, lambda lead: lead_claim(lead=lead, user=request.user), "assigned to you")
 
     def has_assign_permission(self, request):
@@ -548,7 +561,8 @@ class LeadAdmin(admin.ModelAdmin):
 
     def _checked_set_status(self, request, lead, status, **kwargs):
         if not can_work_lead(user=request.user, lead=lead):
-            raise PermissionDenied
+            # A message for this lead, not a 403 that would hide what the other selected leads did.
+            raise Conflict("you can only change leads assigned to you; claim it first.")
         return lead_set_status(lead=lead, status=status, actor=request.user, **kwargs)
 
     @admin.action(description="Mark contacted", permissions=["change"])
@@ -633,10 +647,21 @@ class LeadAdmin(admin.ModelAdmin):
         writer = csv.writer(Echo())
         rows = queryset.order_by("-created_at").values_list(*columns).iterator(chunk_size=2000)
         response = StreamingHttpResponse(
-            (writer.writerow(row) for row in _with_header(columns, rows)), content_type="text/csv"
+            (writer.writerow([_spreadsheet_safe(value) for value in row]) for row in _with_header(columns, rows)),
+            content_type="text/csv; charset=utf-8",
         )
         response["Content-Disposition"] = f'attachment; filename="leads-{timezone.localdate()}.csv"'
         return response
+
+
+_E164 = re.compile(r"^\+\d{6,15}$")
+
+
+def _spreadsheet_safe(value):
+    """Names and emails come from public forms: a leading = + - @ would run as a formula in Excel."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") and not _E164.match(value):
+        return "'" + value
+    return value
 
 
 def _with_header(columns, rows):

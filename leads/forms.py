@@ -1,5 +1,6 @@
 """Landing page and quiz forms: what the visitor can fix is an error on the page, not a stored lead."""
 
+from decimal import Decimal
 from functools import lru_cache
 
 import pycountry
@@ -75,7 +76,8 @@ class LeadForm(forms.Form):
             self.fields[LeadField.COUNTRY].initial = default_country
         if page.consent_text:
             self.fields["consent"] = forms.BooleanField(label=page.consent_text, required=page.consent_required)
-        self.fields[HONEYPOT_FIELD] = forms.CharField(required=False, max_length=1000, label="Leave this empty")
+        # A plain Field: no length or character checks, so a bot filling it is stored and flagged, never told.
+        self.fields[HONEYPOT_FIELD] = forms.Field(required=False, label="Leave this empty")
         self.default_country = default_country
 
     @property
@@ -131,4 +133,6 @@ class QuizAnswerForm(forms.Form):
         value = self.cleaned_data.get("answer")
         if value is None:
             return ""
+        if isinstance(value, Decimal):
+            return format(value, "f")  # "1e3" is stored as "1000", not "1E+3"
         return value if isinstance(value, list) else str(value)

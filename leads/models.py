@@ -66,7 +66,7 @@ class Lead(models.Model):
 
     # Contact, normalised.
     email = models.CharField(max_length=254, blank=True)
-    phone = models.CharField(max_length=20, blank=True, help_text="E.164")
+    phone = models.CharField(max_length=40, blank=True, help_text="E.164 when valid; as typed when not.")
     first_name = models.CharField(max_length=100, blank=True)
     last_name = models.CharField(max_length=100, blank=True)
     company = models.CharField(max_length=200, blank=True)

@@ -1,7 +1,7 @@
 """Landing pages, quiz funnels and pre-landers: GET shows the step, POST moves on or captures the lead."""
 
 import time
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
@@ -45,7 +45,10 @@ def landing_page(request, slug: str):
         next_url = page.next_url
         click_id = request.GET.get("click_id", "")[:128]
         if click_id:
-            next_url += ("&" if "?" in next_url else "?") + urlencode({"click_id": click_id})
+            # Into the query, before any #fragment: a click id in the fragment never reaches the next page's server.
+            parts = urlsplit(next_url)
+            query = "&".join(filter(None, [parts.query, urlencode({"click_id": click_id})]))
+            next_url = urlunsplit(parts._replace(query=query))
         return _render(request, page, "landing/prelander.html", next_url=next_url)
 
     if request.method != "POST":
@@ -60,6 +63,11 @@ def landing_page(request, slug: str):
         step = min(max(int(request.POST.get("step", len(questions))), 0), len(questions))
     except ValueError:
         step = len(questions)
+    if not tampered:
+        # The step field is the visitor's to edit; no step past the first question our signed state has no answer for.
+        # (Without a valid state there is nothing to check against; such a lead is flagged too fast instead.)
+        unanswered = [index for index, question in enumerate(questions) if question.key not in state["answers"]]
+        step = min([step, *unanswered])
     if step < len(questions):
         form = QuizAnswerForm(request.POST, question=questions[step])
         if not form.is_valid():

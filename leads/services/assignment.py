@@ -73,7 +73,7 @@ def is_auto_assignable(lead: Lead) -> bool:
 @transaction.atomic
 def lead_auto_assign(*, lead_id: int) -> Lead | None:
     """Give a qualified hard lead to the next available rep in turn; no-op if already assigned."""
-    lead = Lead.objects.select_for_update().select_related("assigned_to").get(pk=lead_id)
+    lead = Lead.objects.select_for_update(of=("self",)).select_related("assigned_to").get(pk=lead_id)
     if lead.assigned_to_id or not is_auto_assignable(lead):
         return lead
     profiles = _eligible_profiles(lead)
@@ -89,7 +89,7 @@ def assign_outbox_handler(entry: OutboxEntry) -> None:
 @transaction.atomic
 def lead_assign(*, lead: Lead, to_user, actor: AbstractBaseUser | None) -> Lead:
     """A manager gives the lead to a rep (or takes it back when to_user is None)."""
-    lead = Lead.objects.select_for_update().select_related("assigned_to").get(pk=lead.pk)
+    lead = Lead.objects.select_for_update(of=("self",)).select_related("assigned_to").get(pk=lead.pk)
     if to_user is None:
         if lead.assigned_to_id:
             previous = lead.assigned_to.get_username()
@@ -112,6 +112,8 @@ def lead_assign(*, lead: Lead, to_user, actor: AbstractBaseUser | None) -> Lead:
 @transaction.atomic
 def lead_claim(*, lead: Lead, user) -> Lead:
     """A rep takes an unassigned lead from the queue; first come, first served."""
+    if not sales_reps().filter(pk=user.pk).exists():
+        raise InvalidInput(f"{user.get_username()} is not an active sales rep; a manager assigns leads instead.")
     taken = Lead.objects.filter(pk=lead.pk, assigned_to__isnull=True).update(
         assigned_to=user, assigned_at=timezone.now()
     )
@@ -182,7 +184,7 @@ def leads_escalate_uncontacted(*, now: datetime.datetime | None = None) -> int:
 
 @transaction.atomic
 def _escalate(lead_id: int, now, limit: int) -> int:
-    lead = Lead.objects.select_for_update().select_related("assigned_to").get(pk=lead_id)
+    lead = Lead.objects.select_for_update(of=("self",)).select_related("assigned_to").get(pk=lead_id)
     if lead.escalated_at or lead.first_contacted_at:
         return 0
     lead.escalated_at = now

@@ -4,10 +4,12 @@ A submission that fails here is structurally unusable (wrong types, no campaign,
 reach the person): it gets field errors and creates nothing. Everything else is stored.
 """
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+MAX_WHOLE_NUMBER = 2_000_000_000  # fits the database's integer column
 MAX_TEXT = 1000  # one form field; a 10 kB "name" is an attack or a mistake, not a lead
 MAX_MESSAGE = 5000
 MAX_ANSWERS = 50
@@ -72,7 +74,7 @@ def _whole_number(value, name: str, errors: dict) -> int | None:
         if isinstance(value, bool):
             raise ValueError
         number = int(str(value).replace(",", "").strip())
-        if number < 0 or number > 10_000_000_000:
+        if number < 0 or number > MAX_WHOLE_NUMBER:
             raise ValueError
         return number
     except (ValueError, TypeError):
@@ -134,6 +136,11 @@ def parse_submission(data: Mapping) -> Submission:
         raise SubmissionError({"non_field_errors": ["Send an object of lead fields."]})
     errors: dict[str, list[str]] = {}
     values = {name: _text(data.get(name), limit, name, errors) for name, limit in TEXT_FIELDS.items()}
+    if values["ip"]:
+        try:
+            values["ip"] = str(ipaddress.ip_address(values["ip"]))
+        except ValueError:
+            errors.setdefault("ip", []).append("Enter a valid IPv4 or IPv6 address.")
     values["company_size"] = _whole_number(data.get("company_size"), "company_size", errors)
     values["budget"] = _amount(data.get("budget"), "budget", errors)
     submission = Submission(

@@ -43,7 +43,7 @@ def lead_set_status(
     sale_amount: Decimal | None = None,
     sale_currency: str = "",
 ) -> Lead:
-    lead = Lead.objects.select_for_update().select_related("offer").get(pk=lead.pk)
+    lead = Lead.objects.select_for_update(of=("self",)).select_related("offer").get(pk=lead.pk)
     validate_status_change(lead=lead, status=status, reason=reason, sale_amount=sale_amount)
     reason = reason.strip()
     fields = ["status", "status_reason", "updated_at"]
@@ -60,7 +60,7 @@ def lead_set_status(
     lead.save(update_fields=fields)
     data = {"from": previous, "to": status, "reason": reason}
     if status == S.WON:
-        data.update({"sale_amount": str(lead.sale_amount), "currency": lead.sale_currency})
+        data.update({"sale_amount": f"{lead.sale_amount:.2f}", "currency": lead.sale_currency})
     LeadEvent.objects.create(lead=lead, kind=LeadEvent.Kind.STATUS, actor=actor, data=data)
     return lead
 

@@ -31,7 +31,8 @@ class Command(BaseCommand):
         finally:
             bar.close()
         if report:
-            report.write_text(result.report_csv)
+            # As written: UTF-8 whatever the locale, and the csv module's \r\n line ends not translated again.
+            report.write_text(result.report_csv, encoding="utf-8", newline="")
         self.stdout.write(
             f"{result.rows} rows: {result.created_leads} created, {result.already_imported} already imported, "
             f"{result.rejected} rejected (import #{result.pk})."

@@ -1,0 +1,35 @@
+import factory
+
+from campaigns.tests.factories import CampaignFactory
+from leads.models import Door, Lead, QualificationRule
+
+
+class LeadFactory(factory.django.DjangoModelFactory):
+    """A stored lead as the pipeline would leave it; use lead_capture() to test the pipeline itself."""
+
+    class Meta:
+        model = Lead
+
+    campaign = factory.SubFactory(CampaignFactory)
+    offer = factory.SelfAttribute("campaign.offer")
+    traffic_source = factory.SelfAttribute("campaign.traffic_source")
+    door = Door.API
+    email = factory.Sequence(lambda n: f"person{n}@example.com")
+    first_name = "Jane"
+    last_name = factory.Sequence(lambda n: f"Doe{n}")
+    country = "US"
+    action = "quote"
+    lead_type = "hard"
+    validity = "valid"
+    qualification = "qualified"
+    score = 80
+
+
+class QualificationRuleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = QualificationRule
+
+    offer = factory.SubFactory("campaigns.tests.factories.OfferFactory")
+    field = "country"
+    operator = "in"
+    value = "US,CA"

@@ -1,0 +1,243 @@
+"""The outbox: claimed once, retried with backoff, re-sent by the sweeper, run by a real worker."""
+
+import datetime
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import kombu.pools
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from leadcrm.celery import app as celery_app
+from leads.models import Lead, OutboxEntry
+from leads.services import outbox as outbox_module
+from leads.services import outbox_process, outbox_sweep
+from leads.services.outbox import MAX_ATTEMPTS, RetryLater, register_outbox_handler
+from leads.tests.factories import LeadFactory
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def recorded_handler():
+    """A handler for the delivery kind that records calls and fails on demand."""
+    calls, failures = [], []
+
+    def handler(entry):
+        calls.append(entry.pk)
+        if failures:
+            raise failures.pop(0)
+
+    previous = outbox_module._HANDLERS.get("delivery")
+    register_outbox_handler("delivery", handler)
+    yield calls, failures
+    if previous:
+        register_outbox_handler("delivery", previous)
+    else:
+        outbox_module._HANDLERS.pop("delivery", None)
+
+
+@pytest.mark.django_db
+def test_an_entry_runs_once_even_if_its_task_arrives_twice(recorded_handler):
+    calls, _ = recorded_handler
+    entry = OutboxEntry.objects.create(lead=LeadFactory(), kind="delivery")
+
+    assert outbox_process(entry_id=entry.pk) == "done"
+    assert outbox_process(entry_id=entry.pk) == "not due"
+
+    entry.refresh_from_db()
+    assert calls == [entry.pk]
+    assert (entry.status, entry.attempts) == ("done", 1)
+    assert entry.lead.events.filter(kind="follow_up_done", data__follow_up="delivery").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_failure_is_retried_later_with_backoff_and_then_succeeds(recorded_handler):
+    calls, failures = recorded_handler
+    failures.append(ConnectionError("buyer down"))
+    entry = OutboxEntry.objects.create(lead=LeadFactory(), kind="delivery")
+
+    assert outbox_process(entry_id=entry.pk) == "retry"
+    entry.refresh_from_db()
+    assert entry.status == "pending" and entry.last_error == "ConnectionError: buyer down"
+    assert entry.next_attempt_at > timezone.now() + datetime.timedelta(seconds=7)
+    assert outbox_process(entry_id=entry.pk) == "not due"  # not before its time
+
+    OutboxEntry.objects.filter(pk=entry.pk).update(next_attempt_at=timezone.now())
+    assert outbox_process(entry_id=entry.pk) == "done"
+    assert len(calls) == 2
+
+
+@pytest.mark.django_db
+def test_retry_later_honours_the_given_delay(recorded_handler):
+    _, failures = recorded_handler
+    failures.append(RetryLater("429 from buyer", delay=120))
+    entry = OutboxEntry.objects.create(lead=LeadFactory(), kind="delivery")
+
+    outbox_process(entry_id=entry.pk)
+
+    entry.refresh_from_db()
+    wait = (entry.next_attempt_at - timezone.now()).total_seconds()
+    assert 110 < wait <= 120
+
+
+@pytest.mark.django_db
+def test_after_the_last_attempt_the_entry_is_failed(recorded_handler):
+    _, failures = recorded_handler
+    failures.append(ValueError("still broken"))
+    entry = OutboxEntry.objects.create(lead=LeadFactory(), kind="delivery", attempts=MAX_ATTEMPTS - 1)
+
+    assert outbox_process(entry_id=entry.pk) == "failed"
+    entry.refresh_from_db()
+    assert entry.status == "failed"
+    assert outbox_sweep() == 0  # failed entries wait for staff, not the sweeper
+
+
+@pytest.mark.django_db
+def test_a_worker_that_died_mid_task_frees_its_entry_after_the_claim_expires(recorded_handler):
+    calls, _ = recorded_handler
+    entry = OutboxEntry.objects.create(
+        lead=LeadFactory(),
+        kind="delivery",
+        status="processing",
+        attempts=1,
+        claimed_until=timezone.now() + datetime.timedelta(minutes=4),
+    )
+    assert outbox_process(entry_id=entry.pk) == "not due"
+
+    OutboxEntry.objects.filter(pk=entry.pk).update(claimed_until=timezone.now() - datetime.timedelta(seconds=1))
+    assert outbox_process(entry_id=entry.pk) == "done"
+    assert calls == [entry.pk]
+
+
+@pytest.mark.django_db
+def test_sweeper_sends_due_entries_with_a_handler_only(recorded_handler):
+    calls, _ = recorded_handler
+    lead = LeadFactory()
+    due = OutboxEntry.objects.create(lead=lead, kind="delivery")
+    OutboxEntry.objects.create(lead=lead, kind="delivery", next_attempt_at=timezone.now() + datetime.timedelta(hours=1))
+    OutboxEntry.objects.create(lead=lead, kind="delivery", status="done")
+    waiting_for_handler = OutboxEntry.objects.create(lead=lead, kind="postback")
+
+    assert outbox_sweep() == 1  # eager Celery runs the task at once in tests
+
+    assert calls == [due.pk]
+    waiting_for_handler.refresh_from_db()
+    assert waiting_for_handler.status == "pending"
+
+
+# --- with a real Celery worker --------------------------------------------------------------
+@pytest.fixture
+def celery_worker(tmp_path, settings):
+    """A real worker process on the test database and a private file-system broker folder."""
+    database = connection.settings_dict
+    if connection.vendor == "postgresql":
+        url = f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/{database['NAME']}"
+    else:
+        url = f"sqlite:///{database['NAME']}"
+    broker_dir = tmp_path / "broker"
+    broker_dir.mkdir()
+    options = {"data_folder_in": str(broker_dir), "data_folder_out": str(broker_dir)}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "leadcrm.settings_test",
+        "DATABASE_URL": url,
+        "CELERY_BROKER_URL": "filesystem://",
+        "CELERY_BROKER_DIR": str(broker_dir),
+    }
+    log = tmp_path / "worker.log"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "leadcrm",
+            "worker",
+            "--pool",
+            "solo",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel",
+            "INFO",
+        ],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    environment_broker = os.environ.get("CELERY_BROKER_URL")
+    old = {
+        "task_always_eager": celery_app.conf.task_always_eager,
+        "broker_url": celery_app.conf.broker_url,
+        "broker_transport_options": celery_app.conf.broker_transport_options,
+    }
+    configure_celery(task_always_eager=False, broker_url="filesystem://", broker_transport_options=options)
+    try:
+        deadline = time.monotonic() + 60
+        while "ready." not in log.read_text() and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.2)
+        assert "ready." in log.read_text(), log.read_text()
+        yield log
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        configure_celery(**old)
+        if environment_broker is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = environment_broker
+
+
+def configure_celery(**options):
+    """Point this process's Celery app elsewhere (settings keys carry the CELERY_ namespace)."""
+    celery_app.conf.update({f"CELERY_{name.upper()}": value for name, value in options.items()})
+    if "broker_url" in options:
+        # Celery reads the CELERY_BROKER_URL environment variable before its settings.
+        os.environ["CELERY_BROKER_URL"] = options["broker_url"]
+    kombu.pools.reset()  # connections to the old broker must not be reused
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+def wait_for(condition, seconds=30.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_real_worker_assigns_a_captured_lead_within_seconds(celery_worker, capture, staff_user_in):
+    rep = staff_user_in("Sales")
+
+    lead = capture(email="speed@example.com")
+
+    assert wait_for(lambda: Lead.objects.filter(pk=lead.pk, assigned_to=rep).exists()), celery_worker.read_text()
+    entry = lead.outbox_entries.get(kind="assignment")
+    assert (entry.status, entry.attempts) == ("done", 1)
+    assert "process_outbox_entry_task" in celery_worker.read_text()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_broker_down_loses_nothing_and_the_sweeper_sends_it_later(celery_worker, capture, staff_user_in):
+    rep = staff_user_in("Sales")
+    configure_celery(broker_url="redis://127.0.0.1:1/0")  # nothing listens there
+
+    lead = capture(email="outage@example.com")  # must not raise
+
+    entry = lead.outbox_entries.get(kind="assignment")
+    assert entry.status == "pending"
+    assert not Lead.objects.get(pk=lead.pk).assigned_to
+
+    configure_celery(broker_url="filesystem://")
+    assert outbox_sweep() == 1
+    assert wait_for(lambda: Lead.objects.filter(pk=lead.pk, assigned_to=rep).exists()), celery_worker.read_text()

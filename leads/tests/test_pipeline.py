@@ -1,0 +1,351 @@
+"""The one pipeline: every step, through lead_capture() as every door calls it."""
+
+import datetime
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from campaigns.tests.factories import CampaignFactory, ClickFactory, LandingPageFactory
+from leads.models import BlockedEmailDomain, Lead, LeadEvent
+from leads.services import CaptureContext, SubmissionError, lead_capture, parse_submission
+from leads.tests.factories import LeadFactory, QualificationRuleFactory
+
+pytestmark = pytest.mark.django_db
+
+IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+
+
+# --- 1. normalise ---------------------------------------------------------------------------
+def test_contact_fields_are_normalised(capture):
+    lead = capture(
+        email="  John.Smith@Example.COM ",
+        phone="(650) 555-1212",
+        country="usa",
+        first_name="JOHN",
+        last_name="mcDonald",
+        zip_code="sw1a 1aa",
+    )
+
+    assert lead.email == "john.smith@example.com"
+    assert lead.phone == "+16505551212"
+    assert lead.country == "US"
+    assert (lead.first_name, lead.last_name) == ("John", "mcDonald")
+    assert lead.zip_code == "SW1A 1AA"
+    changed = lead.events.get(kind=LeadEvent.Kind.NORMALISED).data["changed"]
+    assert changed == ["email", "phone", "first_name", "country"]
+
+
+def test_country_names_are_understood(capture):
+    assert capture(email="a@example.com", country="Germany").country == "DE"
+    assert capture(email="b@example.com", country="Atlantis").country == ""
+
+
+# --- 2. enrich ------------------------------------------------------------------------------
+def test_lead_with_a_click_id_inherits_the_click(capture, campaign):
+    click = ClickFactory(campaign=campaign, click_id="clk-1", country="CA", sub_ids={"sub1": "zone7", "creative": "c3"})
+
+    lead = capture(email="jo@example.com", click_id="clk-1", sub_ids={"sub2": "x"})
+
+    assert lead.tracked_click == click
+    assert lead.country == "CA"
+    assert lead.sub_ids == {"sub1": "zone7", "creative": "c3", "sub2": "x"}
+    assert lead.traffic_source == campaign.traffic_source and lead.offer == campaign.offer
+
+
+def test_device_os_browser_come_from_the_user_agent_and_country_from_the_proxy_header(capture):
+    lead = capture(email="jo@example.com", context={"user_agent": IPHONE, "request_country": "GB"})
+
+    assert (lead.device_type, lead.os, lead.browser, lead.country) == ("mobile", "ios", "Mobile Safari", "GB")
+
+
+# --- 3. validate ----------------------------------------------------------------------------
+def test_a_clean_lead_is_valid(capture):
+    lead = capture(email="real.person@gmail.com", phone="+1 650 555 1212", first_name="Ann")
+    assert (lead.validity, lead.validity_reasons) == ("valid", [])
+
+
+@pytest.mark.parametrize(
+    "data, context, validity, reason",
+    [
+        ({"email": "not-an-email"}, {}, "invalid", "invalid_email"),
+        ({"email": "x@localhost"}, {}, "invalid", "invalid_email"),
+        ({"email": "jo@mailinator.com"}, {}, "suspect", "disposable_email"),
+        ({"email": "jo@eu.yopmail.com"}, {}, "suspect", "disposable_email"),
+        ({"phone": "12345", "country": "US"}, {}, "invalid", "invalid_phone"),
+        ({"phone": "555-1212"}, {}, "invalid", "invalid_phone"),
+        ({"email": "jo@example.com"}, {"honeypot": "http://spam"}, "invalid", "honeypot"),
+        ({"email": "jo@example.com"}, {"form_seconds": 0.4}, "suspect", "too_fast"),
+        ({"email": "jo@example.com"}, {"user_agent": "python-requests/2.31"}, "invalid", "bot"),
+        ({"email": "jo@example.com"}, {"user_agent": "Mozilla/5.0 (compatible; bingbot/2.0)"}, "invalid", "bot"),
+    ],
+)
+def test_each_validation_rule_is_kept_as_a_reason(capture, data, context, validity, reason):
+    lead = capture(**data, context=context)
+
+    assert lead.validity == validity
+    assert [item.split(":")[0] for item in lead.validity_reasons] == [reason]
+    assert Lead.objects.filter(pk=lead.pk).exists()  # stored all the same
+
+
+def test_staff_can_extend_the_disposable_domains(capture):
+    BlockedEmailDomain.objects.create(domain="spammy.example")
+    assert capture(email="a@spammy.example").validity_reasons == ["disposable_email: a throw-away inbox domain"]
+    assert capture(email="a@mail.spammy.example").validity == "suspect"
+
+
+def test_form_time_at_the_minimum_is_fine(capture, settings):
+    settings.LEAD_MIN_FORM_SECONDS = 2
+    assert capture(email="a@example.com", context={"form_seconds": 2.0}).validity == "valid"
+    assert capture(email="b@example.com", context={"form_seconds": 1.9}).validity == "suspect"
+
+
+def test_more_than_n_leads_from_one_ip_in_an_hour_are_suspect(capture, settings):
+    settings.LEAD_MAX_PER_IP_PER_HOUR = 3
+    LeadFactory(ip="198.51.100.9", created_at=timezone.now() - datetime.timedelta(minutes=61))
+    leads = [capture(email=f"p{n}@example.com", context={"ip": "198.51.100.9"}) for n in range(4)]
+
+    assert [lead.validity for lead in leads] == ["valid", "valid", "valid", "suspect"]
+    assert leads[3].validity_reasons == ["ip_velocity: 3 leads from this IP in the last hour"]
+
+
+def test_required_fields_of_landing_page_and_offer(capture, campaign):
+    campaign.offer.required_fields = ["phone"]
+    campaign.offer.save()
+    page = LandingPageFactory(
+        campaign=campaign, fields=["email", "first_name", "phone"], required_fields=["first_name"]
+    )
+
+    lead = capture(email="a@example.com", door="landing_page", context={"landing_page": page})
+
+    assert lead.validity == "invalid"
+    assert lead.validity_reasons == ["missing_field: first_name", "missing_field: phone"]
+
+
+def test_consent_missing_where_the_page_requires_it(capture, campaign):
+    page = LandingPageFactory(campaign=campaign, consent_required=True, consent_text="I agree", consent_version="v2")
+
+    refused = capture(email="a@example.com", consent=False, context={"landing_page": page, "ip": "203.0.113.5"})
+    agreed = capture(email="b@example.com", consent=True, context={"landing_page": page, "ip": "203.0.113.5"})
+
+    assert refused.validity_reasons == ["consent: required consent was not given"]
+    assert agreed.validity == "valid"
+    assert (agreed.consent_text, agreed.consent_version, str(agreed.consent_ip)) == ("I agree", "v2", "203.0.113.5")
+    assert agreed.consent_at is not None
+
+
+def test_off_target_lead_is_suspect(capture):
+    campaign = CampaignFactory(target_countries=["US"])
+    lead = capture(campaign_=campaign, email="a@example.com", country="DE")
+    assert lead.validity_reasons == ["off_target_country: DE not in US"]
+    assert lead.validity == "suspect"
+
+
+def test_structurally_bad_submissions_are_refused_with_field_errors():
+    with pytest.raises(SubmissionError) as caught:
+        parse_submission({"email": "", "phone": ""})
+    assert caught.value.errors == {"non_field_errors": ["Give an email or a phone number."]}
+
+    with pytest.raises(SubmissionError) as caught:
+        parse_submission(
+            {
+                "email": "a@example.com",
+                "company_size": "many",
+                "budget": "lots",
+                "first_name": "x" * 10_000,
+                "answers": "no",
+                "consent": "perhaps",
+            }
+        )
+    assert set(caught.value.errors) == {"company_size", "budget", "first_name", "answers", "consent"}
+
+    with pytest.raises(SubmissionError):
+        parse_submission(["not", "an", "object"])
+    assert not Lead.objects.exists()
+
+
+# --- 4. dedupe ------------------------------------------------------------------------------
+def test_same_email_for_same_offer_is_a_duplicate_linked_to_the_original(capture):
+    original = capture(email="Jo@Example.com")
+    again = capture(email="jo@example.com ")
+
+    assert not original.is_duplicate
+    assert again.is_duplicate and again.duplicate_of == original
+    assert again.events.get(kind=LeadEvent.Kind.DEDUPLICATED).data == {
+        "duplicate": True,
+        "original": str(original.public_id),
+    }
+    assert not again.outbox_entries.exists()  # never delivered, assigned or nurtured
+
+
+def test_same_phone_is_a_duplicate_too(capture):
+    original = capture(phone="+16505551212")
+    assert capture(phone="(650) 555-1212", country="US").duplicate_of == original
+
+
+def test_other_offer_or_outside_the_window_is_not_a_duplicate(capture, settings):
+    settings.LEAD_DEDUPE_WINDOW_DAYS = 30
+    old = capture(email="jo@example.com")
+    Lead.objects.filter(pk=old.pk).update(created_at=timezone.now() - datetime.timedelta(days=30, minutes=1))
+    assert not capture(email="jo@example.com").is_duplicate
+
+    other_offer = CampaignFactory()
+    assert not capture(campaign_=other_offer, email="jo@example.com").is_duplicate
+
+
+def test_window_edge_just_inside_is_a_duplicate(capture, settings):
+    settings.LEAD_DEDUPE_WINDOW_DAYS = 30
+    old = capture(email="jo@example.com")
+    Lead.objects.filter(pk=old.pk).update(created_at=timezone.now() - datetime.timedelta(days=29, hours=23))
+    assert capture(email="jo@example.com").duplicate_of == old
+
+
+def test_an_invalid_first_submission_does_not_make_the_real_one_a_duplicate(capture):
+    bot = capture(email="jo@example.com", context={"honeypot": "x"})
+    real = capture(email="jo@example.com")
+    assert bot.validity == "invalid" and not real.is_duplicate
+
+
+# --- 5. classify ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "action, lead_type",
+    [
+        ("newsletter", "soft"),
+        ("survey", "soft"),
+        ("quiz", "soft"),
+        ("webinar", "soft"),
+        ("quote", "hard"),
+        ("demo", "hard"),
+        ("pricing", "hard"),
+        ("call_booking", "hard"),
+        ("contact", "hard"),
+        ("trial", "hard"),
+        ("something-new", "soft"),
+    ],
+)
+def test_lead_type_follows_the_action(capture, action, lead_type):
+    assert capture(email=f"{action}@example.com", action=action).lead_type == lead_type
+
+
+def test_offer_can_override_the_mapping(capture, campaign):
+    campaign.offer.lead_type_overrides = {"webinar": "hard"}
+    campaign.offer.save()
+    lead = capture(email="a@example.com", action="webinar")
+    assert lead.lead_type == "hard"
+    assert lead.events.get(kind=LeadEvent.Kind.CLASSIFIED).data["why"] == "offer override for 'webinar'"
+
+
+# --- 6. qualify -----------------------------------------------------------------------------
+def test_qualification_rules_of_the_offer(capture, campaign):
+    offer = campaign.offer
+    QualificationRuleFactory(offer=offer, field="country", operator="in", value="US, CA", position=1)
+    QualificationRuleFactory(offer=offer, field="company_size", operator=">=", value="50", position=2)
+    QualificationRuleFactory(offer=offer, field="budget", operator=">=", value="5000", position=3)
+    QualificationRuleFactory(offer=offer, field="answers.timeline", operator="==", value='"this month"', position=4)
+    QualificationRuleFactory(offer=offer, field="company", operator="present", value="", position=5, is_active=False)
+
+    good = capture(
+        email="a@example.com", country="CA", company_size=120, budget="5000", answers={"timeline": "This Month"}
+    )
+    bad = capture(email="b@example.com", country="DE", company_size=20, answers={"timeline": "later"})
+
+    assert (good.qualification, good.qualification_reasons) == ("qualified", [])
+    assert bad.qualification == "disqualified"
+    assert bad.qualification_reasons == [
+        "country in US, CA (was DE)",
+        "company_size >= 50 (was 20)",
+        "budget >= 5000 (was (missing))",
+        'answers.timeline == "this month" (was later)',
+    ]
+
+
+def test_offer_accepted_countries_and_lead_types_disqualify(capture, campaign):
+    campaign.offer.accepted_countries = ["US"]
+    campaign.offer.accepted_lead_types = ["hard"]
+    campaign.offer.save()
+    lead = capture(email="a@example.com", country="FR", action="newsletter")
+    assert lead.qualification_reasons == [
+        "country FR is not accepted by the offer (US)",
+        "lead type soft is not accepted by the offer",
+    ]
+
+
+# --- 7. score -------------------------------------------------------------------------------
+def test_score_is_explained_by_its_factors(capture):
+    hard_complete = capture(
+        email="a@example.com", phone="+16505551212", first_name="A", last_name="B", company="C", country="US"
+    )
+    soft_sparse = capture(email="b@mailinator.com", action="newsletter")
+
+    assert hard_complete.score == 100
+    assert [(item["factor"], item["points"]) for item in hard_complete.score_breakdown] == [
+        ("lead type", 30),
+        ("validity", 25),
+        ("qualification", 25),
+        ("completeness", 20),
+    ]
+    assert soft_sparse.score == 10 + 10 + 25 + 3
+    assert sum(item["points"] for item in soft_sparse.score_breakdown) == soft_sparse.score
+
+
+# --- 8. timeline and follow-ups -------------------------------------------------------------
+def test_every_step_is_on_the_timeline_and_follow_ups_are_queued(capture, campaign, django_capture_on_commit_callbacks):
+    campaign.traffic_source.postback_url_template = "https://t.example/pb?cid={click_id}"
+    campaign.traffic_source.save()
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        lead = capture(email="a@example.com", click_id="c-1")
+
+    assert list(lead.events.values_list("kind", flat=True)) == [
+        "captured",
+        "normalised",
+        "enriched",
+        "validated",
+        "deduplicated",
+        "classified",
+        "qualified",
+        "scored",
+        "follow_up_queued",
+        "follow_up_done",
+    ]
+    assert sorted(lead.outbox_entries.values_list("kind", "status")) == [
+        ("assignment", "done"),  # ran after commit (eager Celery in tests)
+        ("delivery", "pending"),  # waits for its handler (delivery issue)
+        ("nurture_enrollment", "pending"),
+        ("postback", "pending"),
+    ]
+    assert len(callbacks) == 1
+
+
+@pytest.mark.parametrize(
+    "data, context, expected",
+    [
+        ({"email": "jo@mailinator.com"}, {}, ["nurture_enrollment"]),  # suspect: nurtured, not sold
+        ({"email": "jo@example.com", "action": "newsletter"}, {}, ["delivery", "nurture_enrollment"]),  # soft: no rep
+        ({"email": "jo@example.com"}, {"honeypot": "x"}, []),  # invalid: nothing
+        ({"email": "jo@example.com"}, {"is_test": True}, []),  # sandbox: nothing
+        ({"phone": "+16505551212"}, {}, ["assignment", "delivery"]),  # no email: no nurture
+    ],
+)
+def test_follow_ups_depend_on_what_the_lead_is(capture, data, context, expected):
+    lead = capture(**data, context=context)
+    assert sorted(lead.outbox_entries.values_list("kind", flat=True)) == expected
+
+
+def test_idempotency_key_returns_the_first_lead(campaign):
+    submission = parse_submission({"email": "a@example.com", "action": "quote"})
+    context = CaptureContext(door="api", idempotency_key="partner-1:abc")
+
+    first = lead_capture(campaign=campaign, submission=submission, context=context)
+    second = lead_capture(campaign=campaign, submission=submission, context=context)
+
+    assert first.created and not second.created
+    assert second.lead.pk == first.lead.pk
+    assert Lead.objects.count() == 1
+
+
+def test_raw_submission_is_kept(capture):
+    lead = capture(email=" A@B.com ", budget="1,500.5", company_size="12")
+    assert lead.raw_data["email"] == " A@B.com "
+    assert lead.budget == Decimal("1500.50") and lead.raw_data["budget"] == "1500.50"
+    assert lead.company_size == 12
