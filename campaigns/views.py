@@ -1,18 +1,12 @@
-from urllib.parse import urlencode, urlsplit, urlunsplit
-
 from django.http import Http404, HttpResponseRedirect
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from leadcrm.links import with_query
+
 from .selectors import campaign_for_tracking
 from .services import click_record
 from .visitor import client_ip, request_country
-
-
-def _with_query(url: str, **params: str) -> str:
-    parts = urlsplit(url)
-    query = "&".join(filter(None, [parts.query, urlencode(params)]))
-    return urlunsplit(parts._replace(query=query))
 
 
 @never_cache
@@ -31,4 +25,4 @@ def track_click(request, slug: str):
         country=request_country(request, fallback=request.GET.get("country", "")),
         referrer=request.headers.get("Referer", ""),
     )
-    return HttpResponseRedirect(_with_query(destination, click_id=click.click_id))
+    return HttpResponseRedirect(with_query(destination, click_id=click.click_id))

@@ -45,7 +45,7 @@ class Lead(models.Model):
     """A person who showed interest. Every submission is kept, even invalid or duplicate ones."""
 
     public_id = models.UUIDField("ID", default=uuid.uuid4, unique=True, editable=False)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     door = models.CharField(max_length=20, choices=Door.choices)
     idempotency_key = models.CharField(
@@ -132,7 +132,20 @@ class Lead(models.Model):
             models.Index(fields=["offer", "email", "created_at"], name="lead_dedupe_email"),
             models.Index(fields=["offer", "phone", "created_at"], name="lead_dedupe_phone"),
             models.Index(fields=["ip", "created_at"], name="lead_ip_time"),
-            # Admin list filters and reports.
+            # The lead list: its default ordering and every filter it offers, newest first.
+            models.Index(fields=["-created_at", "-id"], name="lead_newest_first"),
+            models.Index(fields=["lead_type", "-created_at"], name="lead_type_time"),
+            models.Index(fields=["qualification", "-created_at"], name="lead_qualification_time"),
+            models.Index(fields=["country", "-created_at"], name="lead_country_time"),
+            models.Index(fields=["door", "-created_at"], name="lead_door_time"),
+            models.Index(fields=["traffic_source", "-created_at"], name="lead_source_time"),
+            models.Index(fields=["-created_at"], condition=Q(is_duplicate=True), name="lead_duplicates"),
+            models.Index(fields=["-created_at"], condition=Q(is_test=True), name="lead_tests"),
+            models.Index(
+                fields=["escalated_at"],
+                condition=Q(escalated_at__isnull=False, first_contacted_at__isnull=True),
+                name="lead_escalated_uncontacted",
+            ),
             models.Index(fields=["campaign", "created_at"], name="lead_campaign_time"),
             models.Index(fields=["assigned_to", "status", "-created_at"], name="lead_rep_status"),
             models.Index(fields=["status", "-created_at"], name="lead_status_time"),

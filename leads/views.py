@@ -1,7 +1,6 @@
 """Landing pages, quiz funnels and pre-landers: GET shows the step, POST moves on or captures the lead."""
 
 import time
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
@@ -10,6 +9,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from campaigns.models import Campaign, LandingPage
 from campaigns.visitor import client_ip, request_country
+from leadcrm.links import with_query
 
 from .forms import HONEYPOT_FIELD, LeadForm, QuizAnswerForm, dump_state, load_state
 from .models import Door
@@ -45,10 +45,7 @@ def landing_page(request, slug: str):
         next_url = page.next_url
         click_id = request.GET.get("click_id", "")[:128]
         if click_id:
-            # Into the query, before any #fragment: a click id in the fragment never reaches the next page's server.
-            parts = urlsplit(next_url)
-            query = "&".join(filter(None, [parts.query, urlencode({"click_id": click_id})]))
-            next_url = urlunsplit(parts._replace(query=query))
+            next_url = with_query(next_url, click_id=click_id)
         return _render(request, page, "landing/prelander.html", next_url=next_url)
 
     if request.method != "POST":

@@ -1,4 +1,4 @@
-"""Believable demo data: one campaign per traffic source kind, 30 days of stats and clicks, staff users.
+"""Believable demo data: one campaign per traffic source kind, 30 days of stats, clicks and leads, staff users.
 
 Safe to run again: rows are looked up by their natural keys and nothing is duplicated.
 """
@@ -16,6 +16,8 @@ from django.utils import timezone
 
 from campaigns.models import Advertiser, Campaign, Click, DailyStat, LandingPage, Offer, QuizQuestion, TrafficSource
 from campaigns.visitor import parse_user_agent
+from leads.models import Door, Lead, LeadStatus, QualificationRule
+from leads.services import CaptureContext, lead_capture, lead_claim, lead_set_status, parse_submission
 
 DEMO_DAYS = 30
 DEMO_PASSWORD = "leadcrm-demo"
@@ -147,6 +149,8 @@ USER_AGENTS = (
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
 )
 OTHER_COUNTRIES = ("DE", "IN", "BR", "NG")
+FIRST_NAMES = ("Olivia", "Liam", "Emma", "Noah", "Ava", "Mason", "Sophia", "Lucas", "Mia", "Ethan", "Grace", "Omar")
+LAST_NAMES = ("Smith", "Johnson", "Garcia", "Brown", "Miller", "Davis", "Martinez", "Wilson", "Taylor", "Nguyen")
 
 
 class Command(BaseCommand):
@@ -161,16 +165,21 @@ class Command(BaseCommand):
                 "seed_demo creates users with a known password; it runs only with DEBUG=true (or --force)."
             )
         with transaction.atomic():
+            users = self._users()
             sources = self._traffic_sources()
             offers = self._offers()
+            self._qualification_rules(offers)
             campaigns = self._campaigns(sources, offers)
             for campaign in campaigns:
                 self._landing_pages(campaign)
                 self._daily_stats(campaign)
                 self._clicks(campaign)
-            users = self._users()
+                self._leads(campaign)
         self.stdout.write(
-            self.style.SUCCESS(f"Demo data ready: {len(campaigns)} campaigns on {len(sources)} traffic sources.")
+            self.style.SUCCESS(
+                f"Demo data ready: {len(campaigns)} campaigns on {len(sources)} traffic sources, "
+                f"{Lead.objects.count()} leads."
+            )
         )
         self.stdout.write(f"Admin: {settings.SITE_URL}/admin/")
         for username, group in users:
@@ -332,6 +341,70 @@ class Command(BaseCommand):
                     )
                 )
         Click.objects.bulk_create(clicks, batch_size=1000)
+
+    def _qualification_rules(self, offers: dict[str, Offer]) -> None:
+        rules = (
+            ("Home solar quote", "answers.home_owner", "==", "Yes"),
+            ("Car insurance quote", "country", "in", "US"),
+            ("Course trial", "company_size", ">=", "5"),
+        )
+        for offer_name, field, operator, value in rules:
+            QualificationRule.objects.get_or_create(
+                offer=offers[offer_name], field=field, operator=operator, defaults={"value": value}
+            )
+
+    def _leads(self, campaign: Campaign) -> None:
+        """Leads through the real pipeline, spread over the month; some worked, won or lost."""
+        rng = random.Random(f"leads-{campaign.slug}")
+        page = campaign.landing_pages.exclude(kind=LandingPage.Kind.PRELANDER).order_by("position").first()
+        sales = get_user_model().objects.get(username="sales")
+        now = timezone.now()
+        for number in range(rng.randint(18, 32)):
+            key = f"demo:{campaign.slug}:{number}"
+            if Lead.objects.filter(idempotency_key=key).exists():
+                continue
+            first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+            domain = "mailinator.com" if rng.random() < 0.08 else rng.choice(("gmail.com", "outlook.com", "yahoo.com"))
+            country = rng.choice(campaign.target_countries or ["US"])
+            data = {
+                "email": f"{first}.{last}{number}@{domain}".lower(),
+                "phone": f"+1 650 555 01{rng.randint(0, 99):02d}" if country in ("US", "CA") else "",
+                "first_name": first,
+                "last_name": last,
+                "country": country,
+                "company_size": rng.choice((1, 8, 40, 250)),
+                "consent": True,
+                "answers": {"home_owner": rng.choice(("Yes", "Yes", "No"))} if page and page.kind == "quiz" else {},
+            }
+            lead = lead_capture(
+                campaign=campaign,
+                submission=parse_submission(data),
+                context=CaptureContext(
+                    door=Door.QUIZ if page and page.kind == "quiz" else Door.LANDING_PAGE,
+                    landing_page=page,
+                    ip=f"198.51.100.{rng.randint(1, 254)}",
+                    user_agent=rng.choice(USER_AGENTS[:-1]) if rng.random() > 0.05 else USER_AGENTS[-1],
+                    form_seconds=rng.uniform(1.0, 90.0),
+                    idempotency_key=key,
+                ),
+            ).lead
+            Lead.objects.filter(pk=lead.pk).update(
+                created_at=now - datetime.timedelta(days=rng.randint(0, DEMO_DAYS - 1), minutes=rng.randint(0, 1439))
+            )
+            if not lead.is_billable:
+                continue
+            roll = rng.random()
+            if roll < 0.45:
+                lead_claim(lead=lead, user=sales)
+                if roll < 0.15:
+                    Lead.objects.filter(pk=lead.pk).update(next_follow_up=timezone.localdate())
+            if roll < 0.35:
+                lead_set_status(lead=lead, status=LeadStatus.CONTACTED, actor=sales)
+            if roll < 0.12:
+                amount = campaign.offer.payout_per_sale * Decimal(rng.choice(("1", "1.5", "2", "3")))
+                lead_set_status(lead=lead, status=LeadStatus.WON, actor=sales, sale_amount=amount)
+            elif 0.30 < roll < 0.35:
+                lead_set_status(lead=lead, status=LeadStatus.LOST, actor=sales, reason="chose a competitor")
 
     def _users(self) -> list[tuple[str, str]]:
         User = get_user_model()
