@@ -113,8 +113,7 @@ class CampaignAdmin(admin.ModelAdmin):
         "name",
         "status",
         "traffic_source",
-        "source_kind",
-        "offer",
+        "offer_name",
         "bid_display",
         "impressions",
         "clicks",
@@ -164,9 +163,9 @@ class CampaignAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return campaign_list_with_metrics(super().get_queryset(request))
 
-    @admin.display(description="Source kind", ordering="traffic_source__kind")
-    def source_kind(self, campaign):
-        return campaign.traffic_source.get_kind_display()
+    @admin.display(description="Offer", ordering="offer__name")
+    def offer_name(self, campaign):
+        return campaign.offer.name
 
     @admin.display(description="Bid", ordering="bid")
     def bid_display(self, campaign):

@@ -45,8 +45,10 @@ class TimestampedModel(models.Model):
 
 
 class LeadType(models.TextChoices):
-    SOFT = "soft", "Soft (newsletter, survey, quiz, webinar)"
-    HARD = "hard", "Hard (quote, demo, pricing, call, trial)"
+    """Soft: newsletter, survey, quiz, webinar. Hard: quote, demo, pricing, call booking, trial."""
+
+    SOFT = "soft", "Soft"
+    HARD = "hard", "Hard"
 
 
 def validate_postback_url_template(template: str) -> None:

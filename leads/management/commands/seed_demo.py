@@ -293,7 +293,7 @@ class Command(BaseCommand):
         existing = set(campaign.daily_stats.values_list("date", flat=True))
         stats = []
         for days_ago in range(DEMO_DAYS, 0, -1):
-            impressions = rng.randint(20_000, 180_000)
+            impressions = rng.randint(2_000, 15_000)
             clicks = int(impressions * rng.uniform(0.004, 0.025))
             if campaign.bid_model == Campaign.BidModel.CPM:
                 spend = Decimal(impressions) / 1000 * campaign.bid
