@@ -48,6 +48,8 @@ class EstimatedCountPaginator(Paginator):
     """On PostgreSQL an unfiltered lead list uses the planner's row estimate instead of COUNT(*),
     which would scan millions of rows on every page view. Filtered lists count exactly."""
 
+    estimate_above = 100_000  # below this an exact count is cheap and the estimate too rough
+
     @cached_property
     def count(self) -> int:
         query = getattr(self.object_list, "query", None)
@@ -55,7 +57,7 @@ class EstimatedCountPaginator(Paginator):
             with connection.cursor() as cursor:
                 cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s", [Lead._meta.db_table])
                 row = cursor.fetchone()
-            if row and row[0] > 100_000:
+            if row and row[0] > self.estimate_above:
                 return int(row[0])
         return super().count
 

@@ -8,11 +8,13 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db import connection
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.tests.factories import CampaignFactory
+from leads.admin import EstimatedCountPaginator
 from leads.models import BlockedEmailDomain, CallLog, Lead, LeadEvent, LeadImport, LeadNote, OutboxEntry
 from leads.services import lead_add_note
 from leads.tests.factories import LeadFactory, QualificationRuleFactory
@@ -693,3 +695,17 @@ def test_each_group_gets_the_lead_admin_pages_its_permissions_allow(client, staf
         assert change_page.status_code == expected, model
     upload = client.get(reverse("admin:leads_leadimport_upload"))
     assert upload.status_code == (200 if "leadimport" in can_view else 403)
+
+
+def test_unfiltered_lead_list_on_postgresql_uses_the_row_estimate_not_count(monkeypatch):
+    LeadFactory.create_batch(3)
+    monkeypatch.setattr(EstimatedCountPaginator, "estimate_above", -1)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE leads_lead")
+            cursor.execute("UPDATE pg_class SET reltuples = 4200000 WHERE relname = 'leads_lead'")
+        expected_unfiltered = 4_200_000
+    else:
+        expected_unfiltered = 3  # SQLite has no estimate: exact count
+    assert EstimatedCountPaginator(Lead.objects.all(), 50).count == expected_unfiltered
+    assert EstimatedCountPaginator(Lead.objects.filter(status="new"), 50).count == 3
