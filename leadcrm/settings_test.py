@@ -23,3 +23,5 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # One file per test run, so runs side by side never share (and corrupt) a database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}  # noqa: F405
     VAR_DIR.mkdir(exist_ok=True)  # noqa: F405
+
+MEDIA_ROOT = VAR_DIR / f"test-media-{os.getpid()}"  # noqa: F405  uploads from tests stay out of media/

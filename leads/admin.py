@@ -38,7 +38,7 @@ from .models import (
 from .selectors import can_see_all_leads, can_work_lead, lead_list
 from .services import lead_add_note, lead_assign, lead_claim, lead_log_call, lead_set_status
 from .services.assignment import sales_reps
-from .services.lead_import import LeadImportError, leads_import
+from .services.lead_import import LeadImportError, lead_import_enqueue, lead_import_send_again
 from .services.normalisation import normalise_phone
 from .services.outbox import outbox_retry
 from .services.workflow import ALLOWED_TRANSITIONS, validate_status_change
@@ -780,7 +780,8 @@ class LeadImportAdmin(admin.ModelAdmin):
         "rejected",
         "report_link",
     )
-    exclude = ("report_csv",)
+    exclude = ("report_csv", "file")
+    actions = ("run_again",)
 
     def has_change_permission(self, request, obj=None):
         return False
@@ -794,6 +795,16 @@ class LeadImportAdmin(admin.ModelAdmin):
 
     def add_view(self, request, form_url="", extra_context=None):
         return redirect("admin:leads_leadimport_upload")
+
+    @admin.action(description="Run again (rows already imported are skipped)", permissions=["add"])
+    def run_again(self, request, queryset):
+        for lead_import in queryset:
+            try:
+                lead_import_send_again(lead_import=lead_import)
+            except ApplicationError as error:
+                self.message_user(request, f"{lead_import}: {error.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{lead_import}: queued again.", messages.SUCCESS)
 
     @admin.display(description="Report")
     def report_link(self, lead_import):
@@ -810,15 +821,14 @@ class LeadImportAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
             try:
-                result = leads_import(data=upload.read(), file_name=upload.name, created_by=request.user)
+                result = lead_import_enqueue(data=upload.read(), file_name=upload.name, created_by=request.user)
             except LeadImportError as error:
                 form.add_error("file", str(error))
             else:
                 self.message_user(
                     request,
-                    f"{result.rows} rows: {result.created_leads} created, "
-                    f"{result.already_imported} already imported, {result.rejected} rejected.",
-                    messages.WARNING if result.rejected else messages.SUCCESS,
+                    f"{result.rows} rows queued for import. Refresh this page to see the outcome and the report.",
+                    messages.SUCCESS,
                 )
                 return redirect("admin:leads_leadimport_change", result.pk)
         context = {

@@ -383,11 +383,13 @@ class LeadImport(models.Model):
     """One CSV file of leads, with its per-row report; re-running the same file adds nothing."""
 
     class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
 
     file_name = models.CharField(max_length=255)
+    file = models.FileField(upload_to="lead-imports/", blank=True, help_text="The uploaded file, kept for re-runs.")
     checksum = models.CharField(max_length=64, db_index=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -1,6 +1,7 @@
 from celery import shared_task
 
 from .services import leads_escalate_uncontacted, outbox_process, outbox_sweep
+from .services.lead_import import lead_import_run
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -17,3 +18,9 @@ def sweep_outbox_task() -> int:
 @shared_task(ignore_result=True)
 def escalate_uncontacted_leads_task() -> int:
     return leads_escalate_uncontacted()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def run_lead_import_task(lead_import_id: int) -> None:
+    # Safe to run twice: each row's idempotency key makes a second run add nothing.
+    lead_import_run(lead_import_id=lead_import_id)

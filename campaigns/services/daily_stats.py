@@ -1,8 +1,6 @@
 """Importing a traffic source's daily stats (impressions, clicks, spend) from CSV."""
 
-import csv
 import datetime
-import io
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -10,9 +8,10 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from leadcrm.csv_upload import CsvUploadError, read_csv_upload
+
 from ..models import Campaign, DailyStat, TrafficSource
 
-MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 200_000
 # Column names seen in traffic sources' exports, mapped to ours.
 COLUMN_ALIASES = {
@@ -98,22 +97,6 @@ def _parse_spend(value: str) -> Decimal:
     return amount
 
 
-def _read_text(data: bytes) -> str:
-    if len(data) > MAX_FILE_BYTES:
-        raise ValueError(f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; split it")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ValueError("the file is not UTF-8 text; save it as CSV UTF-8") from error
-
-
-def _dialect(text: str):
-    try:
-        return csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
-    except csv.Error:
-        return csv.excel
-
-
 def daily_stats_import(
     *, data: bytes, traffic_source: TrafficSource | None = None, skip_invalid: bool = False
 ) -> DailyStatsImportReport:
@@ -124,14 +107,10 @@ def daily_stats_import(
     """
     report = DailyStatsImportReport()
     try:
-        text = _read_text(data)
-    except ValueError as error:
-        message = str(error)
-        report.errors.append(RowError(0, message[0].upper() + message[1:] + "."))
+        header, rows = read_csv_upload(data)
+    except CsvUploadError as error:
+        report.errors.append(RowError(0, str(error)))
         return report
-
-    reader = csv.reader(io.StringIO(text, newline=""), _dialect(text))
-    header = next(reader, None)
     if not header:
         report.errors.append(RowError(0, "The file is empty."))
         return report
@@ -149,15 +128,13 @@ def daily_stats_import(
     present_metrics = [name for name in METRICS if name in columns]
 
     parsed: list[tuple[int, dict]] = []
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
+    for line, row in rows:
         report.rows += 1
         if report.rows > MAX_ROWS:
-            report.errors.append(RowError(reader.line_num, f"more than {MAX_ROWS} rows; split the file"))
+            report.errors.append(RowError(line, f"more than {MAX_ROWS} rows; split the file"))
             break
         values = {column: cell.strip() for column, cell in zip(columns, row, strict=False) if column}
-        parsed.append((reader.line_num, values))
+        parsed.append((line, values))
 
     slugs = {values.get("campaign", "") for _, values in parsed}
     campaigns = {

@@ -167,3 +167,13 @@ def test_management_command_imports_and_fails_loudly_on_bad_rows(campaigns, tmp_
 
     with pytest.raises(CommandError, match="Cannot read"):
         call_command("import_daily_stats", str(tmp_path / "missing.csv"))
+
+
+def test_an_unclosed_quote_is_reported_not_a_crash(campaigns):
+    data = b'date,campaign,clicks\n2026-01-01,"push-a,5\n' + b"x" * 200_000
+
+    report = daily_stats_import(data=data)
+
+    assert not report.imported
+    assert "not valid CSV" in str(report.errors[0])
+    assert not DailyStat.objects.exists()

@@ -8,15 +8,21 @@ simply be run again.
 import csv
 import hashlib
 import io
+import logging
 from collections.abc import Callable
 
+from django.core.files.base import ContentFile
+from django.db import transaction
+
 from campaigns.models import Campaign
+from leadcrm.csv_upload import CsvUploadError, read_csv_upload
+from leadcrm.errors import InvalidInput
 
 from ..models import Door, LeadImport
 from .capture import CaptureContext, lead_capture
 from .submission import TEXT_FIELDS, SubmissionError, parse_submission
 
-MAX_FILE_BYTES = 20 * 1024 * 1024
+logger = logging.getLogger(__name__)
 SUB_ID_COLUMNS = ("sub1", "sub2", "sub3", "sub4", "sub5")
 KNOWN_COLUMNS = {"campaign", "company_size", "budget", "consent", *TEXT_FIELDS, *SUB_ID_COLUMNS}
 REPORT_HEADER = ["line", "outcome", "lead_id", "validity", "duplicate", "reasons"]
@@ -27,20 +33,11 @@ class LeadImportError(Exception):
 
 
 def _rows(data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    if len(data) > MAX_FILE_BYTES:
-        raise LeadImportError(f"The file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; split it.")
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise LeadImportError("The file is not UTF-8 text; save it as CSV UTF-8.") from error
-    # Only the delimiter is guessed from the start of the file. The sniffer's other guesses hold for that sample
-    # only: with no "" in the first 4 kB it turns doubled quotes off, and a later "say ""hi""" is split wrongly.
-    try:
-        delimiter = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|").delimiter
-    except csv.Error:
-        delimiter = ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = [name.strip().lower().replace(" ", "_") for name in next(reader, [])]
+        raw_header, rows = read_csv_upload(data)
+    except CsvUploadError as error:
+        raise LeadImportError(str(error)) from error
+    header = [name.strip().lower().replace(" ", "_") for name in raw_header]
     if "campaign" not in header or not {"email", "phone"} & set(header):
         raise LeadImportError(
             "The header needs a campaign column and an email or phone column; found: "
@@ -49,7 +46,6 @@ def _rows(data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
     unknown = [name for name in header if name and name not in KNOWN_COLUMNS and not name.startswith("answers.")]
     if unknown:
         raise LeadImportError(f"Unknown columns: {', '.join(unknown)}. Quiz answers go in answers.<question> columns.")
-    rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
     return header, rows
 
 
@@ -75,15 +71,62 @@ def _reasons_text(errors: dict[str, list[str]]) -> str:
     )
 
 
+def _create(*, data: bytes, file_name: str, created_by, status: str) -> tuple[LeadImport, list, list]:
+    header, rows = _rows(data)  # a file that cannot be read is refused before anything is stored
+    checksum = hashlib.sha256(data).hexdigest()
+    lead_import = LeadImport.objects.create(
+        file_name=file_name[:255], checksum=checksum, created_by=created_by, rows=len(rows), status=status
+    )
+    return lead_import, header, rows
+
+
 def leads_import(
     *, data: bytes, file_name: str, created_by=None, progress: Callable[[int], None] | None = None
 ) -> LeadImport:
-    """Capture every good row as a lead; report every row (created, already imported, rejected)."""
-    checksum = hashlib.sha256(data).hexdigest()
-    header, rows = _rows(data)
-    lead_import = LeadImport.objects.create(
-        file_name=file_name[:255], checksum=checksum, created_by=created_by, rows=len(rows)
+    """Import now, in this process (the management command): every row, with a report."""
+    lead_import, header, rows = _create(
+        data=data, file_name=file_name, created_by=created_by, status=LeadImport.Status.RUNNING
     )
+    _run(lead_import, header, rows, progress)
+    return lead_import
+
+
+@transaction.atomic
+def lead_import_enqueue(*, data: bytes, file_name: str, created_by=None) -> LeadImport:
+    """Store the file and import it in a Celery worker, off the web request (the admin upload)."""
+    lead_import, _, _ = _create(data=data, file_name=file_name, created_by=created_by, status=LeadImport.Status.QUEUED)
+    lead_import.file.save(f"{lead_import.checksum}.csv", ContentFile(data), save=True)
+    transaction.on_commit(lambda: _send(lead_import.pk))
+    return lead_import
+
+
+def _send(lead_import_id: int) -> None:
+    from ..tasks import run_lead_import_task
+
+    try:
+        run_lead_import_task.delay(lead_import_id)
+    except Exception:  # the broker's errors vary by transport; staff can run a queued import again
+        logger.warning("Could not queue lead import %s; it stays queued", lead_import_id)
+
+
+def lead_import_run(*, lead_import_id: int) -> LeadImport:
+    """Run a queued import from its stored file; running it again adds nothing."""
+    lead_import = LeadImport.objects.get(pk=lead_import_id)
+    with lead_import.file.open("rb") as stored:
+        header, rows = _rows(stored.read())
+    LeadImport.objects.filter(pk=lead_import.pk).update(status=LeadImport.Status.RUNNING)
+    _run(lead_import, header, rows, progress=None)
+    return lead_import
+
+
+def lead_import_send_again(*, lead_import: LeadImport) -> None:
+    if not lead_import.file:
+        raise InvalidInput("This import has no stored file; import the file again instead.")
+    transaction.on_commit(lambda: _send(lead_import.pk))
+
+
+def _run(lead_import: LeadImport, header: list, rows: list, progress: Callable[[int], None] | None) -> None:
+    checksum, created_by = lead_import.checksum, lead_import.created_by
     campaigns = {campaign.slug: campaign for campaign in Campaign.objects.select_related("offer", "traffic_source")}
     report = io.StringIO()
     writer = csv.writer(report)
@@ -131,7 +174,6 @@ def leads_import(
         if progress:
             progress(1)
     _finish(lead_import, counts, report, LeadImport.Status.DONE)
-    return lead_import
 
 
 def _finish(lead_import: LeadImport, counts: dict[str, int], report: io.StringIO, status: str) -> None:

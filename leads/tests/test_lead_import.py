@@ -253,13 +253,21 @@ def test_command_with_a_missing_file_says_it_cannot_read_it(tmp_path):
 # --- the admin upload ---------------------------------------------------------------------------
 
 
-def upload(client, data: bytes, name: str = "partner-leads.csv"):
-    return client.post(
-        reverse("admin:leads_leadimport_upload"), {"file": SimpleUploadedFile(name, data, content_type="text/csv")}
-    )
+@pytest.fixture
+def upload(django_capture_on_commit_callbacks):
+    """Post a file to the admin upload; the queued import then runs (eager Celery) after commit."""
+
+    def post(client, data: bytes, name: str = "partner-leads.csv"):
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post(
+                reverse("admin:leads_leadimport_upload"),
+                {"file": SimpleUploadedFile(name, data, content_type="text/csv")},
+            )
+
+    return post
 
 
-def test_superuser_uploads_a_file_and_sees_the_summary(client, campaign, superuser):
+def test_superuser_uploads_a_file_and_sees_the_summary(client, campaign, superuser, upload):
     client.force_login(superuser)
     form = client.get(reverse("admin:leads_leadimport_upload"))
     assert form.status_code == 200
@@ -274,11 +282,12 @@ def test_superuser_uploads_a_file_and_sees_the_summary(client, campaign, superus
     assert (lead_import.created_leads, lead_import.rejected, lead_import.created_by) == (3, 3, superuser)
     page = client.get(response["Location"])
     assert page.status_code == 200
-    assert "6 rows: 3 created, 0 already imported, 3 rejected." in page.content.decode()
+    assert "6 rows queued for import." in page.content.decode()
+    assert lead_import.status == "done" and lead_import.file.name.endswith(".csv")
     assert reverse("admin:leads_leadimport_report", args=[lead_import.pk]) in page.content.decode()
 
 
-def test_superuser_downloads_the_report_as_csv(client, campaign, superuser):
+def test_superuser_downloads_the_report_as_csv(client, campaign, superuser, upload):
     client.force_login(superuser)
     upload(client, MIXED)
     lead_import = LeadImport.objects.get()
@@ -292,7 +301,7 @@ def test_superuser_downloads_the_report_as_csv(client, campaign, superuser):
     assert len(list(csv.reader(io.StringIO(response.content.decode())))) == 1 + 6
 
 
-def test_admin_upload_of_a_bad_file_shows_the_error_and_writes_nothing(client, campaign, superuser):
+def test_admin_upload_of_a_bad_file_shows_the_error_and_writes_nothing(client, campaign, superuser, upload):
     client.force_login(superuser)
 
     response = upload(client, csv_file("name,mail", "Ann,ann@example.com"))
@@ -303,7 +312,7 @@ def test_admin_upload_of_a_bad_file_shows_the_error_and_writes_nothing(client, c
     assert Lead.objects.count() == 0
 
 
-def test_sales_rep_cannot_upload_leads(client, campaign, staff_user_in):
+def test_sales_rep_cannot_upload_leads(client, campaign, staff_user_in, upload):
     client.force_login(staff_user_in("Sales"))
 
     assert client.get(reverse("admin:leads_leadimport_upload")).status_code == 403
@@ -311,10 +320,38 @@ def test_sales_rep_cannot_upload_leads(client, campaign, staff_user_in):
     assert Lead.objects.count() == 0
 
 
-def test_marketing_can_upload_leads(client, campaign, staff_user_in):
+def test_marketing_can_upload_leads(client, campaign, staff_user_in, upload):
     client.force_login(staff_user_in("Marketing"))
 
     response = upload(client, MIXED)
 
     assert response.status_code == 302
     assert Lead.objects.count() == 3
+
+
+def test_a_queued_import_run_again_adds_nothing(
+    client, campaign, superuser, upload, django_capture_on_commit_callbacks
+):
+    client.force_login(superuser)
+    upload(client, MIXED)
+    lead_import = LeadImport.objects.get()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("admin:leads_leadimport_changelist"),
+            {"action": "run_again", "_selected_action": [lead_import.pk]},
+            follow=True,
+        )
+
+    assert f"{lead_import}: queued again." in [str(message) for message in response.context["messages"]]
+    lead_import.refresh_from_db()
+    assert (lead_import.created_leads, lead_import.already_imported, lead_import.rejected) == (0, 3, 3)
+    assert Lead.objects.count() == 3
+
+
+def test_an_unclosed_quote_is_a_clear_error_not_a_crash(campaign):
+    data = b'campaign,email,message\nsolar-us,a@example.com,"never closed\n' + b"x" * 200_000
+
+    with pytest.raises(LeadImportError, match="not valid CSV"):
+        leads_import(data=data, file_name="broken.csv")
+    assert not LeadImport.objects.exists()
