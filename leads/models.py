@@ -39,6 +39,16 @@ class LeadStatus(models.TextChoices):
 
 
 OPEN_STATUSES = (LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.WORKING)
+# Leads a sales rep works at once: valid, real, qualified and high-intent. Assignment, speed-to-lead
+# escalation and the capture's follow-ups all use this one rule (as a query and as a check).
+AUTO_ASSIGNABLE = Q(
+    validity="valid",
+    is_duplicate=False,
+    is_test=False,
+    qualification="qualified",
+    lead_type="hard",
+    status__in=OPEN_STATUSES,
+)
 
 
 class Lead(models.Model):
@@ -166,6 +176,16 @@ class Lead(models.Model):
     @property
     def is_billable(self) -> bool:
         return self.validity == Validity.VALID and not self.is_duplicate and not self.is_test
+
+    @property
+    def is_auto_assignable(self) -> bool:
+        """AUTO_ASSIGNABLE, checked on this object without a query."""
+        return (
+            self.is_billable
+            and self.qualification == Qualification.QUALIFIED
+            and self.lead_type == LeadType.HARD
+            and self.status in OPEN_STATUSES
+        )
 
 
 class LeadEvent(models.Model):

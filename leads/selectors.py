@@ -5,6 +5,11 @@ from django.utils import timezone
 
 from .models import OPEN_STATUSES, Lead, Validity
 
+# The queue reps claim from: unassigned, open, real leads that are not invalid.
+UNASSIGNED_QUEUE = Q(assigned_to__isnull=True, is_test=False, is_duplicate=False, status__in=OPEN_STATUSES) & ~Q(
+    validity=Validity.INVALID
+)
+
 
 def can_see_all_leads(user) -> bool:
     return user.is_superuser or user.has_perm("leads.view_all_leads")
@@ -18,8 +23,7 @@ def lead_list(*, user) -> QuerySet[Lead]:
         return leads
     if not user.has_perm("leads.view_lead"):
         return leads.none()
-    unassigned_queue = Q(assigned_to__isnull=True, is_test=False, is_duplicate=False) & ~Q(validity=Validity.INVALID)
-    return leads.filter(Q(assigned_to=user) | unassigned_queue)
+    return leads.filter(Q(assigned_to=user) | UNASSIGNED_QUEUE)
 
 
 def can_work_lead(*, user, lead: Lead) -> bool:

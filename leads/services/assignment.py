@@ -10,10 +10,11 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from campaigns.models import LeadType
 from leadcrm.errors import Conflict, InvalidInput
 
-from ..models import OPEN_STATUSES, Lead, LeadEvent, LeadStatus, OutboxEntry, Qualification, SalesRepProfile, Validity
+from ..models import AUTO_ASSIGNABLE, Lead, LeadEvent, LeadStatus, OutboxEntry, SalesRepProfile
+from ..selectors import UNASSIGNED_QUEUE
+from .locking import lock_until_commit
 
 SALES_GROUP = "Sales"
 
@@ -24,12 +25,13 @@ def sales_reps():
 
 
 def _eligible_profiles(lead: Lead, exclude_user_id: int | None = None) -> list[SalesRepProfile]:
+    # One assignment at a time: a row lock with ORDER BY would hand a waiting transaction the
+    # rows in the order it read before the lock, so two leads could go to the same rep.
+    lock_until_commit(("lead-assignment",))
     users = list(sales_reps().exclude(pk=exclude_user_id).values_list("pk", flat=True))
     SalesRepProfile.objects.bulk_create([SalesRepProfile(user_id=user_id) for user_id in users], ignore_conflicts=True)
-    # Locked so two captures at once do not both pick the rep whose turn it is.
     profiles = (
-        SalesRepProfile.objects.select_for_update()
-        .filter(user_id__in=users, is_available=True)
+        SalesRepProfile.objects.filter(user_id__in=users, is_available=True)
         .order_by(F("last_assigned_at").asc(nulls_first=True), "user_id")
         .prefetch_related("offers")
     )
@@ -59,22 +61,11 @@ def _assign(lead: Lead, user, *, actor, how: str) -> Lead:
     return lead
 
 
-def is_auto_assignable(lead: Lead) -> bool:
-    return (
-        lead.validity == Validity.VALID
-        and not lead.is_duplicate
-        and not lead.is_test
-        and lead.qualification == Qualification.QUALIFIED
-        and lead.lead_type == LeadType.HARD
-        and lead.status in OPEN_STATUSES
-    )
-
-
 @transaction.atomic
 def lead_auto_assign(*, lead_id: int) -> Lead | None:
     """Give a qualified hard lead to the next available rep in turn; no-op if already assigned."""
     lead = Lead.objects.select_for_update(of=("self",)).select_related("assigned_to").get(pk=lead_id)
-    if lead.assigned_to_id or not is_auto_assignable(lead):
+    if lead.assigned_to_id or not lead.is_auto_assignable:
         return lead
     profiles = _eligible_profiles(lead)
     if not profiles:
@@ -114,12 +105,12 @@ def lead_claim(*, lead: Lead, user) -> Lead:
     """A rep takes an unassigned lead from the queue; first come, first served."""
     if not sales_reps().filter(pk=user.pk).exists():
         raise InvalidInput(f"{user.get_username()} is not an active sales rep; a manager assigns leads instead.")
-    taken = Lead.objects.filter(pk=lead.pk, assigned_to__isnull=True).update(
-        assigned_to=user, assigned_at=timezone.now()
-    )
+    taken = Lead.objects.filter(UNASSIGNED_QUEUE, pk=lead.pk).update(assigned_to=user, assigned_at=timezone.now())
     if not taken:
         holder = Lead.objects.filter(pk=lead.pk).values_list("assigned_to__username", flat=True).first()
-        raise Conflict(f"{lead} is already assigned to {holder}.")
+        if holder:
+            raise Conflict(f"{lead} is already assigned to {holder}.")
+        raise Conflict(f"{lead} is not in the queue (closed, a test, a duplicate or invalid).")
     lead.refresh_from_db()
     SalesRepProfile.objects.filter(user=user).update(last_assigned_at=lead.assigned_at)
     LeadEvent.objects.create(
@@ -165,13 +156,10 @@ def leads_escalate_uncontacted(*, now: datetime.datetime | None = None) -> int:
     limit = settings.SPEED_TO_LEAD_MINUTES
     # Working minutes never exceed wall-clock minutes, so this bound only drops leads too young.
     candidates = Lead.objects.filter(
+        AUTO_ASSIGNABLE,
         status=LeadStatus.NEW,
         first_contacted_at__isnull=True,
         escalated_at__isnull=True,
-        validity=Validity.VALID,
-        is_duplicate=False,
-        is_test=False,
-        qualification=Qualification.QUALIFIED,
         created_at__lte=now - timedelta(minutes=limit),
     ).only("pk", "created_at", "assigned_at")
     escalated = 0

@@ -6,10 +6,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from campaigns.models import Campaign, Click, LandingPage, LeadType
+from campaigns.models import Campaign, Click, LandingPage
 from campaigns.visitor import parse_user_agent
 
-from ..models import Lead, LeadEvent, OutboxEntry, Qualification, Validity
+from ..models import Lead, LeadEvent, OutboxEntry, Validity
 from .classification import classify_lead_type
 from .dedupe import find_original, lock_contacts
 from .normalisation import country_code, normalise_email, normalise_name, normalise_phone
@@ -50,7 +50,7 @@ def _find_click(campaign: Campaign, click_id: str) -> Click | None:
 
 def _follow_ups(lead: Lead) -> list[str]:
     kinds = []
-    if lead.is_billable and lead.qualification == Qualification.QUALIFIED and lead.lead_type == LeadType.HARD:
+    if lead.is_auto_assignable:
         kinds.append(OutboxEntry.Kind.ASSIGNMENT)
     if lead.is_billable:
         kinds.append(OutboxEntry.Kind.DELIVERY)

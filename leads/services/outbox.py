@@ -68,12 +68,16 @@ def outbox_enqueue(*, lead: Lead, kinds: Iterable[str], payload: dict | None = N
     return entries
 
 
-def _claim(entry_id: int) -> OutboxEntry | None:
-    now = timezone.now()
-    due = Q(status=OutboxEntry.Status.PENDING, next_attempt_at__lte=now) | Q(
+def _due(now) -> Q:
+    """Waiting and due, or claimed by a worker whose claim has run out (it died or hung)."""
+    return Q(status=OutboxEntry.Status.PENDING, next_attempt_at__lte=now) | Q(
         status=OutboxEntry.Status.PROCESSING, claimed_until__lt=now
     )
-    claimed = OutboxEntry.objects.filter(due, pk=entry_id).update(
+
+
+def _claim(entry_id: int) -> OutboxEntry | None:
+    now = timezone.now()
+    claimed = OutboxEntry.objects.filter(_due(now), pk=entry_id).update(
         status=OutboxEntry.Status.PROCESSING,
         claimed_until=now + timedelta(seconds=CLAIM_SECONDS),
         attempts=F("attempts") + 1,
@@ -88,16 +92,21 @@ def outbox_process(*, entry_id: int) -> str:
     entry = _claim(entry_id)
     if entry is None:
         return "not due"
+    # The claim is the token the result is recorded under: if it ran out and another worker took
+    # the entry over, this worker's late result must not overwrite that worker's.
+    ours = OutboxEntry.objects.filter(
+        pk=entry.pk, status=OutboxEntry.Status.PROCESSING, claimed_until=entry.claimed_until
+    )
     handler = _HANDLERS.get(entry.kind)
     if handler is None:
-        OutboxEntry.objects.filter(pk=entry.pk).update(status=OutboxEntry.Status.PENDING, claimed_until=None)
+        ours.update(status=OutboxEntry.Status.PENDING, claimed_until=None)
         return "no handler"
     try:
         handler(entry)
     except Exception as error:
         delay = error.delay if isinstance(error, RetryLater) and error.delay else _backoff_seconds(entry.attempts)
         final = entry.attempts >= MAX_ATTEMPTS
-        OutboxEntry.objects.filter(pk=entry.pk).update(
+        ours.update(
             status=OutboxEntry.Status.FAILED if final else OutboxEntry.Status.PENDING,
             next_attempt_at=timezone.now() + timedelta(seconds=delay),
             claimed_until=None,
@@ -107,21 +116,20 @@ def outbox_process(*, entry_id: int) -> str:
             "Outbox entry %s (%s) attempt %s failed: %s", entry.pk, entry.kind, entry.attempts, type(error).__name__
         )
         return "failed" if final else "retry"
-    OutboxEntry.objects.filter(pk=entry.pk).update(
-        status=OutboxEntry.Status.DONE, done_at=timezone.now(), claimed_until=None, last_error=""
-    )
-    LeadEvent.objects.create(lead_id=entry.lead_id, kind=LeadEvent.Kind.FOLLOW_UP_DONE, data={"follow_up": entry.kind})
+    with transaction.atomic():
+        if not ours.update(status=OutboxEntry.Status.DONE, done_at=timezone.now(), claimed_until=None, last_error=""):
+            logger.warning("Outbox entry %s finished after its claim ran out; another worker owns it", entry.pk)
+            return "claim lost"
+        LeadEvent.objects.create(
+            lead_id=entry.lead_id, kind=LeadEvent.Kind.FOLLOW_UP_DONE, data={"follow_up": entry.kind}
+        )
     return "done"
 
 
 def outbox_sweep(*, limit: int = SWEEP_BATCH) -> int:
     """Re-send every entry that is due and has a handler; returns how many were sent."""
-    now = timezone.now()
-    due = Q(status=OutboxEntry.Status.PENDING, next_attempt_at__lte=now) | Q(
-        status=OutboxEntry.Status.PROCESSING, claimed_until__lt=now
-    )
     ids = list(
-        OutboxEntry.objects.filter(due, kind__in=handled_kinds())
+        OutboxEntry.objects.filter(_due(timezone.now()), kind__in=handled_kinds())
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )

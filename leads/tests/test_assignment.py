@@ -166,3 +166,26 @@ def test_assignment_happens_right_after_capture(capture, reps, django_capture_on
     lead.refresh_from_db()
     assert lead.assigned_to == reps[0]
     assert before <= lead.assigned_at <= timezone.now()
+
+
+def test_soft_leads_are_not_escalated(office_hours):
+    soft = LeadFactory(lead_type="soft", created_at=at(2, 9))
+    assert leads_escalate_uncontacted(now=at(2, 12)) == 0
+    soft.refresh_from_db()
+    assert soft.escalated_at is None
+
+
+@pytest.mark.parametrize(
+    "changes", [{"validity": "invalid"}, {"is_test": True}, {"status": "won"}, {"is_duplicate": True}]
+)
+def test_leads_outside_the_queue_cannot_be_claimed(reps, changes):
+    lead = LeadFactory(**changes)
+    with pytest.raises(Conflict, match="not in the queue"):
+        lead_claim(lead=lead, user=reps[0])
+    lead.refresh_from_db()
+    assert lead.assigned_to is None
+
+
+def test_only_sales_reps_claim(staff_user_in):
+    with pytest.raises(InvalidInput, match="not an active sales rep"):
+        lead_claim(lead=LeadFactory(), user=staff_user_in("Managers"))

@@ -241,3 +241,23 @@ def test_broker_down_loses_nothing_and_the_sweeper_sends_it_later(celery_worker,
     configure_celery(broker_url="filesystem://")
     assert outbox_sweep() == 1
     assert wait_for(lambda: Lead.objects.filter(pk=lead.pk, assigned_to=rep).exists()), celery_worker.read_text()
+
+
+@pytest.mark.django_db
+def test_a_worker_whose_claim_ran_out_does_not_overwrite_the_worker_that_took_over(recorded_handler):
+    calls, _ = recorded_handler
+    entry = OutboxEntry.objects.create(lead=LeadFactory(), kind="delivery")
+
+    def slow_handler(claimed):
+        # While this worker is slow, its claim runs out and another worker runs the entry to the end.
+        OutboxEntry.objects.filter(pk=claimed.pk).update(claimed_until=timezone.now() - datetime.timedelta(seconds=1))
+        register_outbox_handler("delivery", lambda other: calls.append(("second", other.pk)))
+        assert outbox_process(entry_id=claimed.pk) == "done"
+
+    register_outbox_handler("delivery", slow_handler)
+
+    assert outbox_process(entry_id=entry.pk) == "claim lost"
+    entry.refresh_from_db()
+    assert (entry.status, entry.attempts) == ("done", 2)
+    assert calls == [("second", entry.pk)]
+    assert entry.lead.events.filter(kind="follow_up_done").count() == 1

@@ -1,13 +1,15 @@
-"""Identical submissions racing on separate database connections: exactly one original."""
+"""Work racing on separate database connections: one original per contact, fair round-robin."""
 
 import threading
+from collections import Counter
 
 import pytest
 from django.db import connection
 
 from campaigns.tests.factories import CampaignFactory
 from leads.models import Lead
-from leads.services import CaptureContext, lead_capture, parse_submission
+from leads.services import CaptureContext, lead_auto_assign, lead_capture, parse_submission
+from leads.tests.factories import LeadFactory
 
 RACERS = 8
 
@@ -40,3 +42,30 @@ def test_identical_submissions_racing_yield_one_original_and_the_rest_duplicates
     originals = [lead for lead in leads if not lead.is_duplicate]
     assert len(originals) == 1
     assert {lead.duplicate_of_id for lead in leads if lead.is_duplicate} == {originals[0].pk}
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_leads_assigned_at_the_same_moment_are_shared_out_evenly(staff_user_in):
+    reps = [staff_user_in("Sales", username=f"rep{number}") for number in range(3)]
+    leads = [LeadFactory() for _ in range(RACERS - 2)]
+    barrier = threading.Barrier(len(leads))
+    errors = []
+
+    def assign(lead_id: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            lead_auto_assign(lead_id=lead_id)
+        except Exception as error:  # reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=assign, args=(lead.pk,)) for lead in leads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    shares = Counter(Lead.objects.values_list("assigned_to__username", flat=True))
+    assert shares == {rep.username: 2 for rep in reps}

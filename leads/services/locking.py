@@ -1,0 +1,23 @@
+"""Transaction-scoped locks on names, for work that must not run twice at once."""
+
+import hashlib
+
+from django.db import connection
+
+
+def _key(parts) -> int:
+    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def lock_until_commit(*names: tuple) -> None:
+    """Hold each named lock until the current transaction ends.
+
+    PostgreSQL: advisory locks, taken in a fixed order so two transactions never wait on each
+    other. SQLite: every write transaction is already exclusive (transaction_mode IMMEDIATE).
+    """
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for key in sorted(_key(name) for name in names):
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
