@@ -160,6 +160,11 @@ class CampaignAdmin(admin.ModelAdmin):
     )
     readonly_fields = ("tracking_link",)
 
+    def get_readonly_fields(self, request, obj=None):
+        # New campaigns start as drafts; status changes go through the activate and pause actions,
+        # which check that the campaign can run.
+        return ("status", *self.readonly_fields)
+
     def get_queryset(self, request):
         return campaign_list_with_metrics(super().get_queryset(request))
 

@@ -119,8 +119,8 @@ def client_ip(request) -> str | None:
     raw = ""
     if settings.CLIENT_IP_HEADER:
         header = request.headers.get(settings.CLIENT_IP_HEADER, "")
-        # X-Forwarded-For lists the client first; a trusted proxy appends, never prepends.
-        raw = header.split(",")[0].strip()
+        # Our proxy appends the address it saw; anything before it came from the client and can be forged.
+        raw = header.split(",")[-1].strip()
     raw = raw or request.META.get("REMOTE_ADDR", "")
     try:
         return str(ipaddress.ip_address(raw[:64]))

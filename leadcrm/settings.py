@@ -75,6 +75,7 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # a kept connection is checked after a database restart
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the web server, worker and beat share one SQLite file.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -113,7 +114,9 @@ STORAGES = {
 }
 
 # --- Email -----------------------------------------------------------------------------------
-vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+# Development prints mail to the console; production must not write personal data to logs, so
+# without EMAIL_URL it hands mail to the local MTA (failures are retried, never printed).
+vars().update(env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="leadcrm <noreply@localhost>")
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 
@@ -138,8 +141,9 @@ X_FRAME_OPTIONS = "DENY"
 # --- Visitor signals (click tracking and lead capture) ---------------------------------------
 # Header with the visitor's IP as set by a trusted proxy (e.g. "X-Real-IP"); empty: REMOTE_ADDR.
 CLIENT_IP_HEADER = env.str("CLIENT_IP_HEADER", default="")
-# Header with the visitor's ISO country code as set by a CDN or proxy (e.g. Cloudflare).
-COUNTRY_HEADER = env.str("COUNTRY_HEADER", default="CF-IPCountry")
+# Header with the visitor's ISO country code as set by a CDN or proxy (e.g. "CF-IPCountry" behind
+# Cloudflare). Empty by default: without such a proxy any visitor could send the header.
+COUNTRY_HEADER = env.str("COUNTRY_HEADER", default="")
 
 # --- Lead pipeline and sales workflow ---------------------------------------------------------
 LEAD_DEDUPE_WINDOW_DAYS = env.int("LEAD_DEDUPE_WINDOW_DAYS", default=30)

@@ -6,6 +6,7 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-0123456789-abcdefghijk
 os.environ.setdefault("HTTPS_ONLY", "false")
 os.environ.setdefault("DJANGO_READ_DOT_ENV_FILE", "false")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+os.environ.setdefault("COUNTRY_HEADER", "CF-IPCountry")  # tests play a site behind Cloudflare
 
 from .settings import *  # noqa: F403
 

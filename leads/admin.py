@@ -418,17 +418,24 @@ class LeadAdmin(admin.ModelAdmin):
         return False  # leads come in through the pipeline's doors, not typed in
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
+        # Only the fields this form edits: assignment, status or escalation written by another
+        # request since the page was opened must not be overwritten with the page's old values.
+        edited = [name for name in form.changed_data if name in LeadAdminForm.Meta.fields]
+        if edited:
+            obj.save(update_fields=[*edited, "updated_at"])
         status = form.cleaned_data.get("new_status")
         if status:
-            lead_set_status(
-                lead=obj,
-                status=status,
-                actor=request.user,
-                reason=form.cleaned_data.get("change_reason", ""),
-                sale_amount=form.cleaned_data.get("sale_amount_input"),
-                sale_currency=form.cleaned_data.get("sale_currency_input", ""),
-            )
+            try:
+                lead_set_status(
+                    lead=obj,
+                    status=status,
+                    actor=request.user,
+                    reason=form.cleaned_data.get("change_reason", ""),
+                    sale_amount=form.cleaned_data.get("sale_amount_input"),
+                    sale_currency=form.cleaned_data.get("sale_currency_input", ""),
+                )
+            except ApplicationError as error:  # the lead changed since the form was shown
+                self.message_user(request, error.message, messages.ERROR)
 
     def save_formset(self, request, form, formset, change):
         for instance in formset.save(commit=False):

@@ -200,6 +200,12 @@ def test_campaign_form_rejects_unknown_countries_with_a_message(client, superuse
     assert not Campaign.objects.filter(slug="bad").exists()
 
 
+def test_status_is_changed_by_actions_not_typed_into_the_form(client, superuser):
+    campaign = CampaignFactory(status=Campaign.Status.DRAFT)
+    page = logged_in(client, superuser).get(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
+    assert b'name="status"' not in page.content
+
+
 def test_activate_pause_and_duplicate_actions(client, staff_user_in):
     ready = CampaignFactory(name="Ready", status=Campaign.Status.DRAFT)
     LandingPageFactory(campaign=ready)

@@ -99,6 +99,18 @@ def test_client_ip_header_is_read_only_when_configured(client, campaign, setting
     ]
 
 
+def test_forwarded_for_takes_the_address_our_proxy_appended_not_the_forgeable_first_one(client, campaign, settings):
+    settings.CLIENT_IP_HEADER = "X-Forwarded-For"
+    client.get("/c/push-solar/", HTTP_X_FORWARDED_FOR="1.2.3.4, 198.51.100.7", REMOTE_ADDR="10.0.0.2")
+    assert str(Click.objects.get().ip) == "198.51.100.7"
+
+
+def test_country_header_is_ignored_unless_configured(client, campaign, settings):
+    settings.COUNTRY_HEADER = ""
+    client.get("/c/push-solar/", HTTP_CF_IPCOUNTRY="FR")
+    assert Click.objects.get().country == ""
+
+
 def test_off_target_click_is_kept_and_marked_with_reasons(client):
     campaign = CampaignFactory(slug="us-mobile", target_countries=["US", "CA"], target_device_types=["mobile"])
     LandingPageFactory(campaign=campaign)
