@@ -9,7 +9,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from leadcrm.errors import ApplicationError
+from leadcrm.admin_actions import run_for_each
 
 from .models import Advertiser, Campaign, Click, DailyStat, LandingPage, Offer, QuizQuestion, TrafficSource
 from .selectors import campaign_list_with_metrics, cost_per_lead, return_on_investment
@@ -213,28 +213,19 @@ class CampaignAdmin(admin.ModelAdmin):
         param = campaign.traffic_source.click_id_param
         return format_html("<code>{}?{}={{click_id}}&amp;sub1=…</code>", url, param)
 
-    def _run_for_each(self, request, queryset, service, done: str):
-        changed = 0
-        for campaign in queryset:
-            try:
-                service(campaign=campaign)
-                changed += 1
-            except ApplicationError as error:
-                self.message_user(request, error.message, messages.ERROR)
-        if changed:
-            self.message_user(request, f"{changed} campaign(s) {done}.", messages.SUCCESS)
-
     @admin.action(description="Activate selected campaigns", permissions=["change"])
     def activate_campaigns(self, request, queryset):
-        self._run_for_each(request, queryset, campaign_activate, "activated")
+        run_for_each(self, request, queryset, lambda campaign: campaign_activate(campaign=campaign), "activated")
 
     @admin.action(description="Pause selected campaigns", permissions=["change"])
     def pause_campaigns(self, request, queryset):
-        self._run_for_each(request, queryset, campaign_pause, "paused")
+        run_for_each(self, request, queryset, lambda campaign: campaign_pause(campaign=campaign), "paused")
 
     @admin.action(description="Duplicate selected campaigns (as drafts)", permissions=["add"])
     def duplicate_campaigns(self, request, queryset):
-        self._run_for_each(request, queryset, campaign_duplicate, "duplicated as drafts")
+        run_for_each(
+            self, request, queryset, lambda campaign: campaign_duplicate(campaign=campaign), "duplicated as drafts"
+        )
 
 
 class QuizQuestionInline(admin.TabularInline):

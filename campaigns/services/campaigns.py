@@ -18,8 +18,7 @@ def _campaign_set_status(*, campaign: Campaign, status: str) -> Campaign:
         return campaign
     if campaign.status not in _ALLOWED_STATUS_CHANGES[status]:
         raise Conflict(
-            f"{campaign.name}: cannot go from {campaign.get_status_display().lower()} "
-            f"to {Campaign.Status(status).label.lower()}."
+            f"cannot go from {campaign.get_status_display().lower()} to {Campaign.Status(status).label.lower()}."
         )
     campaign.status = status
     campaign.save(update_fields=["status", "updated_at"])
@@ -30,7 +29,7 @@ def _campaign_set_status(*, campaign: Campaign, status: str) -> Campaign:
 def campaign_activate(*, campaign: Campaign) -> Campaign:
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if not campaign.landing_destination():
-        raise Conflict(f"{campaign.name}: add an active landing page or a landing URL before activating.")
+        raise Conflict("add an active landing page or a landing URL before activating.")
     return _campaign_set_status(campaign=campaign, status=Campaign.Status.ACTIVE)
 
 

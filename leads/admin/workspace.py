@@ -1,3 +1,5 @@
+"""The sales workspace: the lead list, the lead page and the actions reps and managers use."""
+
 import csv
 import re
 from decimal import Decimal
@@ -6,42 +8,33 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import ShowFacets
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Q
-from django.http import HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.http import StreamingHttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import localize
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
-from campaigns.admin import OfferAdmin
 from campaigns.models import Offer, TrafficSource
+from leadcrm.admin_actions import run_for_each
 from leadcrm.errors import ApplicationError, Conflict
 
-from .models import (
-    BlockedEmailDomain,
+from ..models import (
     CallLog,
     Lead,
-    LeadImport,
     LeadNote,
     LeadStatus,
-    OutboxEntry,
-    QualificationRule,
-    SalesRepProfile,
 )
-from .selectors import can_see_all_leads, can_work_lead, lead_list
-from .services import lead_add_note, lead_assign, lead_claim, lead_log_call, lead_set_status
-from .services.assignment import sales_reps
-from .services.lead_import import LeadImportError, lead_import_enqueue, lead_import_send_again
-from .services.normalisation import normalise_phone
-from .services.outbox import outbox_retry
-from .services.workflow import ALLOWED_TRANSITIONS, validate_status_change
+from ..selectors import can_see_all_leads, can_work_lead, lead_list
+from ..services import lead_add_note, lead_assign, lead_claim, lead_log_call, lead_set_status
+from ..services.assignment import sales_reps
+from ..services.normalisation import normalise_phone
+from ..services.workflow import ALLOWED_TRANSITIONS, validate_status_change
 
 
 class EstimatedCountPaginator(Paginator):
@@ -514,17 +507,6 @@ class LeadAdmin(admin.ModelAdmin):
         )
 
     # --- actions --------------------------------------------------------------------------
-    def _each(self, request, queryset, work, done):
-        changed = 0
-        for lead in queryset:
-            try:
-                work(lead)
-                changed += 1
-            except ApplicationError as error:
-                self.message_user(request, f"{lead}: {error.message}", messages.ERROR)
-        if changed:
-            self.message_user(request, f"{changed} lead(s) {done}.", messages.SUCCESS)
-
     @admin.action(description="Assign to me (claim from the queue)", permissions=["change"])
     def claim_leads(self, request, queryset):
         # A lead another rep claimed after this page loaded has left this rep's scope, so it is not in
@@ -538,7 +520,7 @@ class LeadAdmin(admin.ModelAdmin):
                     f"{len(gone)} lead(s) are no longer in your queue; someone else may have claimed them.",
                     messages.ERROR,
                 )
-        self._each(request, queryset, lambda lead: lead_claim(lead=lead, user=request.user), "assigned to you")
+        run_for_each(self, request, queryset, lambda lead: lead_claim(lead=lead, user=request.user), "assigned to you")
 
     def has_assign_permission(self, request):
         return request.user.has_perm("leads.assign_lead")
@@ -551,7 +533,8 @@ class LeadAdmin(admin.ModelAdmin):
         form = AssignForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
             rep = form.cleaned_data["rep"]
-            self._each(
+            run_for_each(
+                self,
                 request,
                 queryset,
                 lambda lead: lead_assign(lead=lead, to_user=rep, actor=request.user),
@@ -561,7 +544,8 @@ class LeadAdmin(admin.ModelAdmin):
         return self._intermediate(request, queryset, form, "Assign leads", "assign_leads")
 
     def _status_action(self, request, queryset, status):
-        self._each(
+        run_for_each(
+            self,
             request,
             queryset,
             lambda lead: self._checked_set_status(request, lead, status),
@@ -583,7 +567,8 @@ class LeadAdmin(admin.ModelAdmin):
         form = StatusChangeForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid() and form.cleaned_data["sale_amount"]:
             data = form.cleaned_data
-            self._each(
+            run_for_each(
+                self,
                 request,
                 queryset,
                 lambda lead: self._checked_set_status(
@@ -602,7 +587,8 @@ class LeadAdmin(admin.ModelAdmin):
         form = StatusChangeForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid() and form.cleaned_data["reason"].strip():
             reason = form.cleaned_data["reason"]
-            self._each(
+            run_for_each(
+                self,
                 request,
                 queryset,
                 lambda lead: self._checked_set_status(request, lead, LeadStatus.LOST, reason=reason),
@@ -694,162 +680,3 @@ def _bullets(items):
 
 def _details(data: dict) -> str:
     return ", ".join(f"{key}={value}" for key, value in data.items() if value not in (None, "", [], {}))
-
-
-class QualificationRuleInline(admin.TabularInline):
-    model = QualificationRule
-    extra = 1
-    fields = ("position", "field", "operator", "value", "is_active")
-
-
-class OfferWithRulesAdmin(OfferAdmin):
-    inlines = [QualificationRuleInline]
-
-
-admin.site.unregister(Offer)
-admin.site.register(Offer, OfferWithRulesAdmin)
-
-
-@admin.register(QualificationRule)
-class QualificationRuleAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "offer", "position", "is_active")
-    list_filter = ("offer", "is_active")
-    list_select_related = ("offer__advertiser",)
-    autocomplete_fields = ("offer",)
-
-
-@admin.register(BlockedEmailDomain)
-class BlockedEmailDomainAdmin(admin.ModelAdmin):
-    list_display = ("domain", "note", "created_at")
-    search_fields = ("domain",)
-
-
-@admin.register(SalesRepProfile)
-class SalesRepProfileAdmin(admin.ModelAdmin):
-    list_display = ("user", "is_available", "countries", "last_assigned_at")
-    list_filter = ("is_available",)
-    list_select_related = ("user",)
-    filter_horizontal = ("offers",)
-
-
-@admin.register(OutboxEntry)
-class OutboxEntryAdmin(admin.ModelAdmin):
-    list_display = ("id", "kind", "status", "lead", "attempts", "next_attempt_at", "created_at", "done_at")
-    list_filter = ("status", "kind")
-    list_select_related = ("lead",)
-    show_full_result_count = False
-    show_facets = ShowFacets.NEVER
-    readonly_fields = [field.name for field in OutboxEntry._meta.fields]
-    actions = ("retry_now",)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_retry_permission(self, request):
-        return request.user.has_perm("leads.assign_lead") or request.user.is_superuser
-
-    @admin.action(description="Retry now", permissions=["retry"])
-    def retry_now(self, request, queryset):
-        count = outbox_retry(entry_ids=list(queryset.values_list("pk", flat=True)))
-        self.message_user(request, f"{count} follow-up(s) sent again.", messages.SUCCESS)
-
-
-class LeadImportForm(forms.Form):
-    file = forms.FileField(help_text="CSV with campaign (slug), email and/or phone, and any other lead columns.")
-
-
-@admin.register(LeadImport)
-class LeadImportAdmin(admin.ModelAdmin):
-    list_display = (
-        "file_name",
-        "created_at",
-        "created_by",
-        "status",
-        "rows",
-        "created_leads",
-        "already_imported",
-        "rejected",
-        "report_link",
-    )
-    list_select_related = ("created_by",)
-    readonly_fields = (
-        "file_name",
-        "checksum",
-        "created_by",
-        "created_at",
-        "status",
-        "rows",
-        "created_leads",
-        "already_imported",
-        "rejected",
-        "report_link",
-    )
-    exclude = ("report_csv", "file")
-    actions = ("run_again",)
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def get_urls(self):
-        return [
-            path("upload/", self.admin_site.admin_view(self.upload_view), name="leads_leadimport_upload"),
-            path("<int:pk>/report.csv", self.admin_site.admin_view(self.report_view), name="leads_leadimport_report"),
-            *super().get_urls(),
-        ]
-
-    def add_view(self, request, form_url="", extra_context=None):
-        return redirect("admin:leads_leadimport_upload")
-
-    @admin.action(description="Run again (rows already imported are skipped)", permissions=["add"])
-    def run_again(self, request, queryset):
-        for lead_import in queryset:
-            try:
-                lead_import_send_again(lead_import=lead_import)
-            except ApplicationError as error:
-                self.message_user(request, f"{lead_import}: {error.message}", messages.ERROR)
-            else:
-                self.message_user(request, f"{lead_import}: queued again.", messages.SUCCESS)
-
-    @admin.display(description="Report")
-    def report_link(self, lead_import):
-        if not lead_import.pk:
-            return "—"
-        return format_html(
-            '<a href="{}">Download report (CSV)</a>', reverse("admin:leads_leadimport_report", args=[lead_import.pk])
-        )
-
-    def upload_view(self, request):
-        if not self.has_add_permission(request):
-            raise PermissionDenied
-        form = LeadImportForm(request.POST or None, request.FILES or None)
-        if request.method == "POST" and form.is_valid():
-            upload = form.cleaned_data["file"]
-            try:
-                result = lead_import_enqueue(data=upload.read(), file_name=upload.name, created_by=request.user)
-            except LeadImportError as error:
-                form.add_error("file", str(error))
-            else:
-                self.message_user(
-                    request,
-                    f"{result.rows} rows queued for import. Refresh this page to see the outcome and the report.",
-                    messages.SUCCESS,
-                )
-                return redirect("admin:leads_leadimport_change", result.pk)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Import leads from CSV",
-            "opts": self.model._meta,
-            "form": form,
-        }
-        return TemplateResponse(request, "admin/leads/leadimport/upload.html", context)
-
-    def report_view(self, request, pk):
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        lead_import = get_object_or_404(LeadImport, pk=pk)
-        response = HttpResponse(lead_import.report_csv, content_type="text/csv")
-        response["Content-Disposition"] = f'attachment; filename="lead-import-{pk}-report.csv"'
-        return response

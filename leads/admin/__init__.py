@@ -1,0 +1,6 @@
+"""Admin for the lead domain, one module per job; importing them registers the admin classes."""
+
+from . import configuration, imports, workspace
+from .workspace import EstimatedCountPaginator
+
+__all__ = ["EstimatedCountPaginator", "configuration", "imports", "workspace"]

@@ -1,0 +1,76 @@
+"""What marketing and managers configure: qualification rules, blocked domains, reps, the outbox."""
+
+from django.contrib import admin, messages
+from django.contrib.admin.options import ShowFacets
+
+from campaigns.admin import OfferAdmin
+from campaigns.models import Offer
+
+from ..models import (
+    BlockedEmailDomain,
+    OutboxEntry,
+    QualificationRule,
+    SalesRepProfile,
+)
+from ..services.outbox import outbox_retry
+
+
+class QualificationRuleInline(admin.TabularInline):
+    model = QualificationRule
+    extra = 1
+    fields = ("position", "field", "operator", "value", "is_active")
+
+
+class OfferWithRulesAdmin(OfferAdmin):
+    inlines = [QualificationRuleInline]
+
+
+admin.site.unregister(Offer)
+admin.site.register(Offer, OfferWithRulesAdmin)
+
+
+@admin.register(QualificationRule)
+class QualificationRuleAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "offer", "position", "is_active")
+    list_filter = ("offer", "is_active")
+    list_select_related = ("offer__advertiser",)
+    autocomplete_fields = ("offer",)
+
+
+@admin.register(BlockedEmailDomain)
+class BlockedEmailDomainAdmin(admin.ModelAdmin):
+    list_display = ("domain", "note", "created_at")
+    search_fields = ("domain",)
+
+
+@admin.register(SalesRepProfile)
+class SalesRepProfileAdmin(admin.ModelAdmin):
+    list_display = ("user", "is_available", "countries", "last_assigned_at")
+    list_filter = ("is_available",)
+    list_select_related = ("user",)
+    filter_horizontal = ("offers",)
+
+
+@admin.register(OutboxEntry)
+class OutboxEntryAdmin(admin.ModelAdmin):
+    list_display = ("id", "kind", "status", "lead", "attempts", "next_attempt_at", "created_at", "done_at")
+    list_filter = ("status", "kind")
+    list_select_related = ("lead",)
+    show_full_result_count = False
+    show_facets = ShowFacets.NEVER
+    readonly_fields = [field.name for field in OutboxEntry._meta.fields]
+    actions = ("retry_now",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_retry_permission(self, request):
+        return request.user.has_perm("leads.assign_lead") or request.user.is_superuser
+
+    @admin.action(description="Retry now", permissions=["retry"])
+    def retry_now(self, request, queryset):
+        count = outbox_retry(entry_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{count} follow-up(s) sent again.", messages.SUCCESS)
