@@ -145,6 +145,7 @@ class Lead(models.Model):
             # The lead list: its default ordering and every filter it offers, newest first.
             models.Index(fields=["-created_at", "-id"], name="lead_newest_first"),
             models.Index(fields=["lead_type", "-created_at"], name="lead_type_time"),
+            models.Index(fields=["score", "-created_at"], name="lead_score_time"),
             models.Index(fields=["qualification", "-created_at"], name="lead_qualification_time"),
             models.Index(fields=["country", "-created_at"], name="lead_country_time"),
             models.Index(fields=["door", "-created_at"], name="lead_door_time"),

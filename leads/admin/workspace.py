@@ -91,6 +91,21 @@ class CountryFilter(admin.SimpleListFilter):
         return queryset.filter(country=self.value()[:2].upper()) if self.value() else queryset
 
 
+class ScoreFilter(admin.SimpleListFilter):
+    title = "score"
+    parameter_name = "score"
+    BANDS = {"high": (70, 100), "medium": (40, 69), "low": (0, 39)}
+
+    def lookups(self, request, model_admin):
+        return [(name, f"{name.capitalize()} ({low}-{high})") for name, (low, high) in self.BANDS.items()]
+
+    def queryset(self, request, queryset):
+        if self.value() in self.BANDS:
+            low, high = self.BANDS[self.value()]
+            return queryset.filter(score__gte=low, score__lte=high)
+        return queryset
+
+
 class EscalatedFilter(admin.SimpleListFilter):
     title = "speed to lead"
     parameter_name = "escalated"
@@ -210,6 +225,7 @@ class LeadAdmin(admin.ModelAdmin):
         "status",
         "lead_type",
         "validity",
+        ScoreFilter,
         "qualification",
         "is_duplicate",
         "traffic_source__kind",

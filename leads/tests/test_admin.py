@@ -709,3 +709,14 @@ def test_unfiltered_lead_list_on_postgresql_uses_the_row_estimate_not_count(monk
         expected_unfiltered = 3  # SQLite has no estimate: exact count
     assert EstimatedCountPaginator(Lead.objects.all(), 50).count == expected_unfiltered
     assert EstimatedCountPaginator(Lead.objects.filter(status="new"), 50).count == 3
+
+
+def test_lead_list_filters_by_score_band(client, superuser):
+    LeadFactory(score=85, last_name="High")
+    LeadFactory(score=50, last_name="Medium")
+    LeadFactory(score=10, last_name="Low")
+    client.force_login(superuser)
+
+    response = client.get(reverse("admin:leads_lead_changelist"), {"score": "high"})
+
+    assert [lead.last_name for lead in response.context["cl"].result_list] == ["High"]
