@@ -137,6 +137,9 @@ class TrafficSource(TimestampedModel):
 
 class Advertiser(TimestampedModel):
     name = models.CharField(max_length=120, unique=True)
+    postback_token_hash = models.CharField(
+        max_length=64, blank=True, editable=False, help_text="SHA-256 of the secret token of its conversion postbacks."
+    )
     contact_name = models.CharField(max_length=120, blank=True)
     contact_email = models.EmailField(blank=True)
     website = models.URLField(blank=True)
@@ -167,6 +170,9 @@ class Offer(TimestampedModel):
     )
     daily_lead_cap = models.PositiveIntegerField(
         null=True, blank=True, help_text="Most leads the advertiser takes per day. Empty: no cap."
+    )
+    return_window_days = models.PositiveSmallIntegerField(
+        default=7, help_text="Days after capture in which the buyer may return a lead (refunded)."
     )
     required_fields = StringListField(
         item_choices=LeadField.choices,

@@ -20,3 +20,7 @@ class NotFound(ApplicationError):
 
 class Conflict(ApplicationError):
     """The request conflicts with the object's current state (HTTP 409)."""
+
+
+class Unprocessable(ApplicationError):
+    """Well-formed but cannot be processed as sent, e.g. a reused idempotency key (HTTP 422)."""

@@ -31,6 +31,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "leads.view_leadimport",
         "leads.export_lead",
         "leads.view_all_leads",
+        *_all("leads", ("partner", "leadoutcome"), ("view",)),
     ],
     # Sales reps: read what a lead came from; they do not change campaigns.
     "Sales": [
@@ -55,6 +56,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "leads.assign_lead",
         "leads.export_lead",
         "leads.view_all_leads",
+        # Onboarding partners and their keys is a manager's call.
+        *_all("leads", ("partner", "apikey", "leadoutcome"), ("add", "change", "view")),
     ],
 }
 

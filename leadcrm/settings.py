@@ -37,6 +37,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "campaigns",
     "leads",
     "nurture",
@@ -51,6 +56,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "leadcrm.middleware.ApiRequestMiddleware",
 ]
 
 ROOT_URLCONF = "leadcrm.urls"
@@ -144,6 +150,46 @@ CLIENT_IP_HEADER = env.str("CLIENT_IP_HEADER", default="")
 # Header with the visitor's ISO country code as set by a CDN or proxy (e.g. "CF-IPCountry" behind
 # Cloudflare). Empty by default: without such a proxy any visitor could send the header.
 COUNTRY_HEADER = env.str("COUNTRY_HEADER", default="")
+
+# --- Cache (API rate limits): local memory by default, Redis in production -----------------------
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+
+# --- Partner API -----------------------------------------------------------------------------
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=2 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES + 1024
+API_BATCH_MAX_LEADS = 1000
+IDEMPOTENCY_KEY_HOURS = 24
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "leads.api.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["leads.api.throttling.CallerRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "leadcrm.api_errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "leadcrm partner API",
+    "DESCRIPTION": "Post leads, read them back, report outcomes and read reports. "
+    "Authenticate with `Authorization: Api-Key <key>`. Errors share one shape: "
+    '`{"error": {"code", "message", "fields"}}`.',
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "LeadStatusEnum": "leads.models.LeadStatus",
+        "CampaignStatusEnum": "campaigns.models.Campaign.Status",
+    },
+}
 
 # --- Lead pipeline and sales workflow ---------------------------------------------------------
 LEAD_DEDUPE_WINDOW_DAYS = env.int("LEAD_DEDUPE_WINDOW_DAYS", default=30)

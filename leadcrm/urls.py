@@ -1,5 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from leads.api.views import AdvertiserPostbackView
 
 from .views import healthz
 
@@ -10,6 +13,10 @@ admin.site.index_title = "Campaigns, leads and nurture"
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("leads.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("postback/", AdvertiserPostbackView.as_view(), name="advertiser-postback"),
     path("", include("campaigns.urls")),
     path("", include("leads.urls")),
 ]

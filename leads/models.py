@@ -1,3 +1,4 @@
+import ipaddress
 import uuid
 
 from django.conf import settings
@@ -51,6 +52,114 @@ AUTO_ASSIGNABLE = Q(
 )
 
 
+class Partner(models.Model):
+    """A partner system: a supplier posts leads in, a buyer receives them and reports outcomes."""
+
+    class Role(models.TextChoices):
+        SUPPLIER = "supplier", "Supplier (posts leads)"
+        BUYER = "buyer", "Buyer (receives leads)"
+        BOTH = "both", "Supplier and buyer"
+
+    name = models.CharField(max_length=120, unique=True)
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.SUPPLIER)
+    campaigns = models.ManyToManyField(
+        Campaign, blank=True, related_name="partners", help_text="Campaigns a supplier may post leads to."
+    )
+    advertiser = models.ForeignKey(
+        "campaigns.Advertiser",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="partners",
+        help_text="For buyers: the advertiser whose offers' leads they receive.",
+    )
+    ip_allowlist = StringListField(
+        "IP allowlist", help_text="Addresses or CIDR ranges the partner calls from, e.g. 203.0.113.0/24. Empty: any."
+    )
+    rate_limit_per_minute = models.PositiveIntegerField(default=600)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_supplier(self) -> bool:
+        return self.role in (self.Role.SUPPLIER, self.Role.BOTH)
+
+    @property
+    def is_buyer(self) -> bool:
+        return self.role in (self.Role.BUYER, self.Role.BOTH)
+
+    def clean(self) -> None:
+        bad = []
+        for entry in self.ip_allowlist:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                bad.append(entry)
+        if bad:
+            raise ValidationError({"ip_allowlist": f"Not an IP address or CIDR range: {', '.join(bad)}."})
+
+
+class ApiScope(models.TextChoices):
+    LEADS_WRITE = "leads:write", "leads:write"
+    LEADS_READ = "leads:read", "leads:read"
+    OUTCOMES_WRITE = "outcomes:write", "outcomes:write"
+    CAMPAIGNS_READ = "campaigns:read", "campaigns:read"
+    REPORTS_READ = "reports:read", "reports:read"
+
+
+class ApiKey(models.Model):
+    """A partner's key: only its SHA-256 is stored; the full key is shown once, at creation."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=120, blank=True, help_text="Where the partner uses it, e.g. production.")
+    prefix = models.CharField(max_length=12, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    scopes = StringListField(item_choices=ApiScope.choices)
+    is_sandbox = models.BooleanField(
+        default=False, help_text="Leads run the full pipeline but are marked test: never delivered, billed or counted."
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.partner})"
+
+    @property
+    def is_usable(self) -> bool:
+        now = timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a request sent with an Idempotency-Key, replayed for repeats (24 h)."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)  # empty while processing
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["partner", "key"], name="idempotency_unique_key_per_partner")]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_age")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.partner_id})"
+
+
 class Lead(models.Model):
     """A person who showed interest. Every submission is kept, even invalid or duplicate ones."""
 
@@ -63,6 +172,9 @@ class Lead(models.Model):
     )
     is_test = models.BooleanField(default=False, help_text="Sandbox lead: never delivered, billed or counted.")
 
+    partner = models.ForeignKey(
+        Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="leads", help_text="The supplier."
+    )
     # Where it came from; offer and source are copied at capture so later edits do not rewrite history.
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="leads")
     offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="leads")
@@ -122,6 +234,7 @@ class Lead(models.Model):
     sale_amount = models.DecimalField(null=True, blank=True, **MONEY)
     sale_currency = models.CharField(max_length=3, blank=True)
     converted_at = models.DateTimeField(null=True, blank=True)
+    returned_at = models.DateTimeField(null=True, blank=True)
     assigned_to = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_leads"
     )
@@ -208,6 +321,7 @@ class LeadEvent(models.Model):
         NOTE = "note", "Note"
         CALL = "call", "Call"
         ESCALATED = "escalated", "Escalated"
+        OUTCOME = "outcome", "Buyer outcome"
 
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -426,3 +540,43 @@ class LeadImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.file_name} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class LeadOutcome(models.Model):
+    """What a buyer reported about a lead; its external reference makes reports idempotent."""
+
+    class Kind(models.TextChoices):
+        ACCEPTED = "accepted", "Accepted by the buyer"
+        CONTACTED = "contacted", "Contacted"
+        CONVERTED = "converted", "Converted (sale)"
+        RETURNED = "returned", "Returned"
+
+    class ReturnReason(models.TextChoices):
+        INVALID_CONTACT = "invalid_contact", "Invalid contact"
+        DUPLICATE = "duplicate", "Duplicate"
+        NOT_INTERESTED = "not_interested", "Not interested"
+        FRAUD = "fraud", "Fraud"
+        OTHER = "other", "Other"
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="outcomes")
+    partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.SET_NULL, related_name="outcomes")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    external_reference = models.CharField(max_length=200, blank=True)
+    sale_amount = models.DecimalField(null=True, blank=True, **MONEY)
+    currency = models.CharField(max_length=3, blank=True)
+    return_reason = models.CharField(max_length=20, choices=ReturnReason.choices, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "external_reference"],
+                condition=~Q(external_reference=""),
+                name="outcome_unique_reference_per_partner",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for lead {self.lead_id}"

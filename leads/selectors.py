@@ -49,3 +49,36 @@ def escalated_leads(*, limit: int = 20) -> QuerySet[Lead]:
         .select_related("campaign", "assigned_to")
         .order_by("escalated_at")[:limit]
     )
+
+
+def lead_list_for_partner(*, partner) -> QuerySet[Lead]:
+    """A supplier's own leads; for a buyer, the sellable leads of its advertiser's offers."""
+    visible = Q(pk__in=[])
+    if partner.is_supplier:
+        visible |= Q(partner=partner)
+    if partner.is_buyer and partner.advertiser_id:
+        visible |= Q(
+            offer__advertiser_id=partner.advertiser_id, validity=Validity.VALID, is_duplicate=False, is_test=False
+        )
+    return Lead.objects.filter(visible).select_related("campaign", "duplicate_of")
+
+
+def lead_list_for_api(*, user) -> QuerySet[Lead]:
+    from .api.authentication import PartnerPrincipal
+
+    if user is None:  # schema generation inspects views without a caller
+        return Lead.objects.none()
+    if isinstance(user, PartnerPrincipal):
+        return lead_list_for_partner(partner=user.partner)
+    return lead_list(user=user).select_related("duplicate_of")
+
+
+def campaigns_for_api(*, user):
+    from campaigns.models import Campaign
+
+    from .api.authentication import PartnerPrincipal
+
+    campaigns = Campaign.objects.select_related("traffic_source", "offer")
+    if isinstance(user, PartnerPrincipal):
+        return campaigns.filter(partners=user.partner)
+    return campaigns

@@ -9,7 +9,7 @@ from django.utils import timezone
 from campaigns.models import Campaign, Click, LandingPage
 from campaigns.visitor import parse_user_agent
 
-from ..models import Lead, LeadEvent, OutboxEntry, Validity
+from ..models import Lead, LeadEvent, OutboxEntry, Partner, Validity
 from .classification import classify_lead_type
 from .dedupe import find_original, lock_contacts
 from .normalisation import country_code, normalise_email, normalise_name, normalise_phone
@@ -34,6 +34,7 @@ class CaptureContext:
     is_test: bool = False
     idempotency_key: str | None = None
     actor: AbstractBaseUser | None = None
+    partner: Partner | None = None  # the supplier that posted it
 
 
 @dataclass
@@ -72,6 +73,7 @@ def _build_lead(*, campaign: Campaign, submission: Submission, context: CaptureC
     ip = values["ip"] or context.ip
     lead = Lead(
         door=context.door,
+        partner=context.partner,
         idempotency_key=context.idempotency_key,
         is_test=context.is_test,
         campaign=campaign,

@@ -61,6 +61,11 @@ def _text(value, limit: int, name: str, errors: dict) -> str:
         errors.setdefault(name, []).append("Must be text.")
         return ""
     text = "".join(ch for ch in str(value) if ch.isprintable() or ch in "\n\t").strip()
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates arrive through JSON escapes; no database takes them
+        errors.setdefault(name, []).append("Contains characters that are not valid Unicode text.")
+        return ""
     if len(text) > limit:
         errors.setdefault(name, []).append(f"Ensure this field has no more than {limit} characters.")
         return ""

@@ -1,0 +1,44 @@
+"""API request hygiene: a size limit answered with 413, and one log line per request without PII."""
+
+import logging
+import time
+
+from django.conf import settings
+from django.http import JsonResponse
+
+from .api_errors import error_body
+
+logger = logging.getLogger("leadcrm.api")
+
+
+class ApiRequestMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not request.path.startswith("/api/"):
+            return self.get_response(request)
+        started = time.monotonic()
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > settings.API_MAX_BODY_BYTES:
+            response = JsonResponse(
+                error_body("request_too_large", f"The body is larger than {settings.API_MAX_BODY_BYTES} bytes."),
+                status=413,
+            )
+        else:
+            response = self.get_response(request)
+        # Who and what, never the body: the body carries personal data.
+        key = getattr(request, "api_key", None)
+        logger.info(
+            "api %s %s status=%s partner=%s key=%s latency_ms=%.0f",
+            request.method,
+            request.path,
+            response.status_code,
+            key.partner_id if key else "-",
+            key.prefix if key else "-",
+            (time.monotonic() - started) * 1000,
+        )
+        return response

@@ -1,0 +1,1 @@
+"""The partner REST API (v1): thin views over leads.services and the selectors."""

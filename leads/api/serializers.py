@@ -1,0 +1,249 @@
+"""Request and response shapes of the partner API; no logic beyond shape checks."""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.urls import reverse
+from rest_framework import serializers
+
+from campaigns.models import Campaign, LeadType
+
+from ..models import Lead, LeadOutcome, LeadStatus, Qualification, Validity
+from ..services.submission import TEXT_FIELDS
+
+LEAD_INPUT_FIELDS = {"campaign", "company_size", "budget", "sub_ids", "answers", "consent", *TEXT_FIELDS}
+
+
+class ErrorBodySerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable machine-readable code, e.g. invalid, not_found, throttled.")
+    message = serializers.CharField()
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorBodySerializer()
+
+
+class LeadInputSerializer(serializers.Serializer):
+    """The lead contract. `campaign` and an email or a phone are required; unknown fields are refused."""
+
+    campaign = serializers.SlugField(max_length=80)
+    action = serializers.CharField(required=False, max_length=40, help_text="quote, demo, newsletter, quiz ...")
+    email = serializers.CharField(required=False, allow_blank=True, max_length=254)
+    phone = serializers.CharField(required=False, allow_blank=True, max_length=40)
+    first_name = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    last_name = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    country = serializers.CharField(required=False, allow_blank=True, max_length=60)
+    company = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    company_size = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=2_000_000_000)
+    budget = serializers.DecimalField(required=False, allow_null=True, max_digits=14, decimal_places=2, min_value=0)
+    zip_code = serializers.CharField(required=False, allow_blank=True, max_length=20)
+    message = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    click_id = serializers.CharField(required=False, allow_blank=True, max_length=128)
+    sub_ids = serializers.DictField(child=serializers.CharField(max_length=255, allow_blank=True), required=False)
+    answers = serializers.DictField(required=False)
+    consent = serializers.BooleanField(required=False)
+    consent_text = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    consent_version = serializers.CharField(required=False, allow_blank=True, max_length=40)
+    ip = serializers.IPAddressField(required=False, allow_blank=True, help_text="The person's IP, not your server's.")
+    user_agent = serializers.CharField(required=False, allow_blank=True, max_length=1000)
+
+    def to_internal_value(self, data):
+        # Unknown fields are reported together with every other field error.
+        unknown = sorted(set(data) - LEAD_INPUT_FIELDS) if isinstance(data, dict) else []
+        try:
+            values = super().to_internal_value(data)
+        except serializers.ValidationError as error:
+            raise serializers.ValidationError(
+                {**error.detail, **{name: ["Unknown field."] for name in unknown}}
+            ) from error
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return values
+
+    def validate(self, attrs):
+        if not (attrs.get("email") or attrs.get("phone")):
+            raise serializers.ValidationError({"non_field_errors": ["Give an email or a phone number."]})
+        return attrs
+
+
+def _duplicate_of(lead: Lead, partner) -> str | None:
+    """The original's id, shown to a partner only when the original is one of its own leads."""
+    original = lead.duplicate_of
+    if original is None or (partner is not None and original.partner_id != partner.pk):
+        return None
+    return str(original.public_id)
+
+
+class LeadResultSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    status = serializers.ChoiceField(choices=LeadStatus.choices)
+    lead_type = serializers.ChoiceField(choices=LeadType.choices)
+    validity = serializers.ChoiceField(choices=Validity.choices)
+    validity_reasons = serializers.ListField(child=serializers.CharField())
+    qualification = serializers.ChoiceField(choices=Qualification.choices)
+    qualification_reasons = serializers.ListField(child=serializers.CharField())
+    score = serializers.IntegerField(min_value=0, max_value=100)
+    duplicate = serializers.BooleanField(source="is_duplicate")
+    duplicate_of = serializers.SerializerMethodField()
+    test = serializers.BooleanField(source="is_test", help_text="Posted with a sandbox key.")
+
+    def get_duplicate_of(self, lead) -> str | None:
+        return _duplicate_of(lead, self.context.get("partner"))
+
+
+class LeadSerializer(LeadResultSerializer):
+    campaign = serializers.CharField(source="campaign.slug")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    action = serializers.CharField()
+    email = serializers.CharField()
+    phone = serializers.CharField()
+    first_name = serializers.CharField()
+    last_name = serializers.CharField()
+    country = serializers.CharField()
+    company = serializers.CharField()
+    click_id = serializers.CharField()
+    sub_ids = serializers.DictField()
+    answers = serializers.DictField()
+    status_reason = serializers.CharField()
+    sale_amount = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
+    sale_currency = serializers.CharField()
+
+
+class BatchInputSerializer(serializers.Serializer):
+    leads = serializers.ListField(
+        child=serializers.JSONField(),
+        min_length=1,
+        max_length=settings.API_BATCH_MAX_LEADS,
+        help_text=f"Up to {settings.API_BATCH_MAX_LEADS} lead objects, each as for POST /leads/.",
+    )
+
+
+class BatchItemSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    outcome = serializers.ChoiceField(choices=["created", "duplicate", "rejected"])
+    lead = LeadResultSerializer(required=False, allow_null=True)
+    error = ErrorBodySerializer(required=False, allow_null=True)
+
+
+class BatchResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    results = BatchItemSerializer(many=True)
+
+
+class OutcomeInputSerializer(serializers.Serializer):
+    outcome = serializers.ChoiceField(
+        choices=[LeadOutcome.Kind.CONTACTED, LeadOutcome.Kind.CONVERTED, LeadOutcome.Kind.RETURNED]
+    )
+    external_reference = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, help_text="Your id for this report; repeats are ignored."
+    )
+    sale_amount = serializers.DecimalField(required=False, max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
+    currency = serializers.CharField(required=False, allow_blank=True, min_length=3, max_length=3)
+    reason = serializers.ChoiceField(choices=LeadOutcome.ReturnReason.choices, required=False)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=500)
+
+    def validate(self, attrs):
+        if attrs["outcome"] == LeadOutcome.Kind.CONVERTED and not attrs.get("sale_amount"):
+            raise serializers.ValidationError({"sale_amount": ["Required for a converted lead."]})
+        if attrs["outcome"] == LeadOutcome.Kind.RETURNED and not attrs.get("reason"):
+            raise serializers.ValidationError({"reason": ["Required for a returned lead."]})
+        return attrs
+
+
+class OutcomeSerializer(serializers.Serializer):
+    outcome = serializers.CharField(source="kind")
+    external_reference = serializers.CharField()
+    sale_amount = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
+    currency = serializers.CharField()
+    reason = serializers.CharField(source="return_reason")
+    created_at = serializers.DateTimeField()
+    lead = LeadResultSerializer()
+
+
+class CampaignSerializer(serializers.ModelSerializer):
+    traffic_source_kind = serializers.CharField(source="traffic_source.kind")
+    offer = serializers.CharField(source="offer.name")
+    landing_url = serializers.SerializerMethodField()
+    tracking_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Campaign
+        fields = ["slug", "name", "status", "traffic_source_kind", "offer", "landing_url", "tracking_url"]
+
+    def get_landing_url(self, campaign) -> str:
+        destination = campaign.landing_destination()
+        return destination if destination.startswith("http") else f"{settings.SITE_URL}{destination}"
+
+    def get_tracking_url(self, campaign) -> str:
+        path = reverse("track-click", args=[campaign.slug])
+        return f"{settings.SITE_URL}{path}?{campaign.traffic_source.click_id_param}={{click_id}}"
+
+
+REPORT_GROUP_CHOICES = ["campaign", "traffic_source_kind", "offer", "day", "country", "device_type"]
+
+
+class ReportQuerySerializer(serializers.Serializer):
+    date_from = serializers.DateField()
+    date_to = serializers.DateField()
+    group_by = serializers.CharField(
+        default="campaign", help_text=f"Comma-separated: {', '.join(REPORT_GROUP_CHOICES)}."
+    )
+
+    def validate_group_by(self, value):
+        groups = [name.strip() for name in value.split(",") if name.strip()]
+        unknown = [name for name in groups if name not in REPORT_GROUP_CHOICES]
+        if unknown or not groups:
+            raise serializers.ValidationError(f"Use some of {', '.join(REPORT_GROUP_CHOICES)}.")
+        return list(dict.fromkeys(groups))
+
+    def validate(self, attrs):
+        if attrs["date_to"] < attrs["date_from"]:
+            raise serializers.ValidationError({"date_to": ["Must not be before date_from."]})
+        if (attrs["date_to"] - attrs["date_from"]).days > 366:
+            raise serializers.ValidationError({"date_to": ["At most 366 days per report."]})
+        return attrs
+
+
+class ReportRowSerializer(serializers.Serializer):
+    """One group; grouping keys come first. Money metrics are for staff only (null for partners)."""
+
+    leads = serializers.IntegerField()
+    valid_leads = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    invalid = serializers.IntegerField()
+    qualified = serializers.IntegerField()
+    converted = serializers.IntegerField()
+    returned = serializers.IntegerField()
+    conversion_rate = serializers.DecimalField(max_digits=12, decimal_places=4, allow_null=True)
+    validity_rate = serializers.DecimalField(max_digits=12, decimal_places=4, allow_null=True)
+    spend = serializers.DecimalField(max_digits=16, decimal_places=2, allow_null=True, required=False)
+    revenue = serializers.DecimalField(max_digits=16, decimal_places=2, allow_null=True, required=False)
+    cpl = serializers.DecimalField(max_digits=16, decimal_places=2, allow_null=True, required=False)
+    roi = serializers.DecimalField(max_digits=12, decimal_places=4, allow_null=True, required=False)
+    roas = serializers.DecimalField(max_digits=12, decimal_places=4, allow_null=True, required=False)
+    epc = serializers.DecimalField(max_digits=12, decimal_places=4, allow_null=True, required=False)
+
+
+class ReportSerializer(serializers.Serializer):
+    date_from = serializers.DateField()
+    date_to = serializers.DateField()
+    group_by = serializers.ListField(child=serializers.CharField())
+    rows = serializers.ListField(child=serializers.DictField())
+
+
+class PostbackSerializer(serializers.Serializer):
+    token = serializers.CharField(max_length=200)
+    click_id = serializers.CharField(required=False, max_length=128)
+    lead_id = serializers.UUIDField(required=False)
+    status = serializers.ChoiceField(choices=["lead", "sale", "return"])
+    payout = serializers.DecimalField(required=False, max_digits=14, decimal_places=2, min_value=0)
+    reference = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+    def validate(self, attrs):
+        if not attrs.get("click_id") and not attrs.get("lead_id"):
+            raise serializers.ValidationError({"non_field_errors": ["Give click_id or lead_id."]})
+        return attrs

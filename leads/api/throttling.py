@@ -1,0 +1,29 @@
+from rest_framework.throttling import SimpleRateThrottle
+
+from .authentication import PartnerPrincipal
+
+STAFF_REQUESTS_PER_MINUTE = 600
+
+
+class CallerRateThrottle(SimpleRateThrottle):
+    """Per key for partners (their own limit), per user for staff; counted in the cache (Redis in production)."""
+
+    scope = "caller"
+    rate = f"{STAFF_REQUESTS_PER_MINUTE}/min"
+
+    def get_cache_key(self, request, view):
+        user = request.user
+        if isinstance(user, PartnerPrincipal):
+            return f"throttle:key:{user.api_key.prefix}"
+        if user and user.is_authenticated:
+            return f"throttle:user:{user.pk}"
+        return None  # anonymous callers are refused before any work
+
+    def allow_request(self, request, view):
+        user = request.user
+        self.num_requests, self.duration = (
+            (user.partner.rate_limit_per_minute, 60)
+            if isinstance(user, PartnerPrincipal)
+            else (STAFF_REQUESTS_PER_MINUTE, 60)
+        )
+        return super().allow_request(request, view)

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("leads/", views.LeadListCreateView.as_view(), name="api-leads"),
+    path("leads/batch/", views.LeadBatchView.as_view(), name="api-leads-batch"),
+    path("leads/<uuid:lead_id>/", views.LeadDetailView.as_view(), name="api-lead"),
+    path("leads/<uuid:lead_id>/outcome/", views.LeadOutcomeView.as_view(), name="api-lead-outcome"),
+    path("campaigns/", views.CampaignListView.as_view(), name="api-campaigns"),
+    path("reports/", views.ReportView.as_view(), name="api-reports"),
+]

@@ -1,0 +1,275 @@
+"""Partner API views: check the request's shape, call one service or selector, shape the answer."""
+
+import json
+
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from campaigns.selectors import campaign_report
+from campaigns.services import advertiser_for_postback_token
+from leadcrm.api_errors import error_body
+from leadcrm.errors import ApplicationError, NotFound
+
+from ..filters import LeadFilter
+from ..models import ApiScope
+from ..selectors import campaigns_for_api, lead_list_for_api
+from ..services.idempotency import idempotent
+from ..services.intake import api_lead_submit
+from ..services.outcomes import advertiser_postback_apply, lead_record_outcome
+from .authentication import PartnerPrincipal
+from .permissions import HasScope
+from .serializers import (
+    BatchInputSerializer,
+    BatchResultSerializer,
+    CampaignSerializer,
+    ErrorSerializer,
+    LeadInputSerializer,
+    LeadResultSerializer,
+    LeadSerializer,
+    OutcomeInputSerializer,
+    OutcomeSerializer,
+    PostbackSerializer,
+    ReportQuerySerializer,
+    ReportSerializer,
+)
+
+ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="Invalid request; `fields` says which fields and why."),
+    401: OpenApiResponse(ErrorSerializer, description="No key, or an unknown, expired or revoked key."),
+    403: OpenApiResponse(ErrorSerializer, description="The key lacks the scope, or the IP is not allowed."),
+    429: OpenApiResponse(ErrorSerializer, description="Over the rate limit; see Retry-After."),
+}
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Repeat a request safely for 24 h: repeats return the first answer and create nothing.",
+)
+
+
+def _partner(request):
+    return request.user.partner if isinstance(request.user, PartnerPrincipal) else None
+
+
+def _sandbox(request) -> bool:
+    return isinstance(request.user, PartnerPrincipal) and request.user.api_key.is_sandbox
+
+
+def _lead_answer(request, data: dict) -> tuple[int, dict]:
+    result = api_lead_submit(
+        data=data,
+        partner=_partner(request),
+        sandbox=_sandbox(request),
+        actor=None if _partner(request) else request.user,
+        idempotency_key=request.headers.get("Idempotency-Key", ""),
+    )
+    body = LeadResultSerializer(result.lead, context={"partner": _partner(request)}).data
+    return (status.HTTP_201_CREATED if result.created else status.HTTP_200_OK), dict(body)
+
+
+class LeadPagination(CursorPagination):
+    ordering = ("-created_at", "-id")
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class LeadListCreateView(generics.ListAPIView):
+    """Leads you sent (suppliers) or that were sold to you (buyers); POST submits one lead."""
+
+    permission_classes = [HasScope]
+    required_scopes = {"GET": ApiScope.LEADS_READ, "POST": ApiScope.LEADS_WRITE}
+    serializer_class = LeadSerializer
+    pagination_class = LeadPagination
+    filterset_class = LeadFilter
+
+    def get_queryset(self):
+        return lead_list_for_api(user=self.request.user)
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "partner": _partner(self.request)}
+
+    @extend_schema(
+        request=LeadInputSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={
+            201: LeadResultSerializer,
+            200: OpenApiResponse(LeadResultSerializer, description="The lead already existed for this key."),
+            409: OpenApiResponse(ErrorSerializer, description="The same Idempotency-Key is still being processed."),
+            422: OpenApiResponse(ErrorSerializer, description="The Idempotency-Key was used with another body."),
+            **ERRORS,
+        },
+    )
+    def post(self, request):
+        LeadInputSerializer(data=request.data).is_valid(raise_exception=True)
+        key, partner = request.headers.get("Idempotency-Key"), _partner(request)
+        if key and partner:
+            # The parsed body, canonically serialised: the same lead with other spacing is the same request.
+            canonical = json.dumps(request.data, sort_keys=True, default=str).encode()
+            code, body = idempotent(
+                partner=partner, key=key, body=canonical, handler=lambda: _lead_answer(request, request.data)
+            )
+        else:
+            code, body = _lead_answer(request, request.data)
+        return Response(body, status=code)
+
+
+class LeadBatchView(APIView):
+    permission_classes = [HasScope]
+    required_scope = ApiScope.LEADS_WRITE
+
+    @extend_schema(request=BatchInputSerializer, responses={200: BatchResultSerializer, **ERRORS})
+    def post(self, request):
+        """Up to 1000 leads; one result per item, in order. A bad item does not stop the others."""
+        batch = BatchInputSerializer(data=request.data)
+        batch.is_valid(raise_exception=True)
+        results, counts = [], {"created": 0, "duplicates": 0, "rejected": 0}
+        for index, item in enumerate(batch.validated_data["leads"]):
+            shape = LeadInputSerializer(data=item)
+            try:
+                if not shape.is_valid():
+                    fields = {name: [str(error) for error in errors] for name, errors in shape.errors.items()}
+                    raise ApplicationError("The lead has invalid fields; nothing was stored.", extra=fields)
+                _, body = _lead_answer(request, item)
+            except ApplicationError as error:
+                counts["rejected"] += 1
+                results.append(
+                    {
+                        "index": index,
+                        "outcome": "rejected",
+                        "lead": None,
+                        **error_body("invalid", error.message, error.extra),
+                    }
+                )
+                continue
+            outcome = "duplicate" if body["duplicate"] else "created"
+            counts["duplicates" if body["duplicate"] else "created"] += 1
+            results.append({"index": index, "outcome": outcome, "lead": body, "error": None})
+        return Response({**counts, "results": results})
+
+
+class LeadDetailView(generics.RetrieveAPIView):
+    permission_classes = [HasScope]
+    required_scope = ApiScope.LEADS_READ
+    serializer_class = LeadSerializer
+    lookup_field = "public_id"
+    lookup_url_kwarg = "lead_id"
+
+    def get_queryset(self):
+        return lead_list_for_api(user=self.request.user)
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "partner": _partner(self.request)}
+
+
+class LeadOutcomeView(APIView):
+    permission_classes = [HasScope]
+    required_scope = ApiScope.OUTCOMES_WRITE
+
+    @extend_schema(
+        request=OutcomeInputSerializer,
+        responses={201: OutcomeSerializer, 200: OutcomeSerializer, 404: ErrorSerializer, **ERRORS},
+    )
+    def post(self, request, lead_id):
+        """Report contacted, converted (with the sale) or returned (within the offer's return window)."""
+        partner = _partner(request)
+        if partner is not None and not partner.is_buyer:
+            raise NotFound("No such lead.")
+        lead = get_object_or_404(lead_list_for_api(user=request.user).select_related("offer"), public_id=lead_id)
+        data = OutcomeInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        with transaction.atomic():
+            outcome, created = lead_record_outcome(
+                lead=lead,
+                partner=partner,
+                kind=values["outcome"],
+                external_reference=values.get("external_reference", ""),
+                sale_amount=values.get("sale_amount"),
+                currency=values.get("currency", ""),
+                return_reason=values.get("reason", ""),
+                note=values.get("note", ""),
+            )
+        outcome.lead.refresh_from_db()
+        body = OutcomeSerializer(outcome, context={"partner": partner}).data
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class CampaignListView(generics.ListAPIView):
+    """The campaigns this key may post leads to, with their landing and tracking URLs."""
+
+    permission_classes = [HasScope]
+    required_scope = ApiScope.CAMPAIGNS_READ
+    serializer_class = CampaignSerializer
+    pagination_class = None
+
+    def get_queryset(self):
+        return campaigns_for_api(user=self.request.user).order_by("slug")
+
+
+class ReportView(APIView):
+    permission_classes = [HasScope]
+    required_scope = ApiScope.REPORTS_READ
+
+    @extend_schema(parameters=[ReportQuerySerializer], responses={200: ReportSerializer, **ERRORS})
+    def get(self, request):
+        """Lead metrics per group and date range; money metrics (spend, revenue, CPL, ROI...) for staff only."""
+        query = ReportQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        partner = _partner(request)
+        rows = campaign_report(
+            date_from=query.validated_data["date_from"],
+            date_to=query.validated_data["date_to"],
+            group_by=query.validated_data["group_by"],
+            leads=lead_list_for_api(user=request.user) if partner else None,
+            include_money=partner is None,
+        )
+        return Response({**query.validated_data, "rows": rows})
+
+
+class AdvertiserPostbackView(APIView):
+    """Conversions reported server to server by an advertiser, authenticated by its secret token."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = []
+
+    @extend_schema(
+        parameters=[PostbackSerializer], responses={200: OutcomeSerializer, 404: ErrorSerializer, 401: ErrorSerializer}
+    )
+    def get(self, request):
+        return self._apply(request.query_params)
+
+    @extend_schema(
+        request=PostbackSerializer, responses={200: OutcomeSerializer, 404: ErrorSerializer, 401: ErrorSerializer}
+    )
+    def post(self, request):
+        return self._apply(request.data)
+
+    def _apply(self, params):
+        data = PostbackSerializer(data=params)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        advertiser = advertiser_for_postback_token(values["token"])
+        if advertiser is None:
+            return Response(
+                error_body("authentication_failed", "Unknown postback token."), status=status.HTTP_401_UNAUTHORIZED
+            )
+        outcome, created = advertiser_postback_apply(
+            advertiser=advertiser,
+            click_id=values.get("click_id", ""),
+            lead_public_id=values.get("lead_id"),
+            status=values["status"],
+            payout=values.get("payout"),
+            reference=values.get("reference", ""),
+        )
+        return Response(
+            OutcomeSerializer(outcome).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )

@@ -1,0 +1,52 @@
+"""Idempotency-Key for API POSTs: the first answer is stored and replayed for 24 hours."""
+
+import hashlib
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from leadcrm.errors import Conflict, InvalidInput, Unprocessable
+
+from ..models import IdempotencyRecord, Partner
+
+MAX_KEY_LENGTH = 200
+
+
+def idempotent(*, partner: Partner, key: str, body: bytes, handler: Callable[[], tuple[int, dict]]) -> tuple[int, dict]:
+    """Run handler once per (partner, key); repeats get the stored (status, body).
+
+    The key is recorded in its own transaction before the work starts, so a repeat that
+    arrives while the first is still running sees it and gets 409 instead of a second lead.
+    """
+    key = key.strip()
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise InvalidInput(
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.",
+            extra={"Idempotency-Key": [f"1 to {MAX_KEY_LENGTH} characters."]},
+        )
+    request_hash = hashlib.sha256(body).hexdigest()
+    expired = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)
+    IdempotencyRecord.objects.filter(partner=partner, key=key, created_at__lt=expired).delete()
+    try:
+        with transaction.atomic():
+            record = IdempotencyRecord.objects.create(partner=partner, key=key, request_hash=request_hash)
+    except IntegrityError:
+        record = IdempotencyRecord.objects.filter(partner=partner, key=key).first()
+        if record is None:  # expired and removed by a concurrent request a moment ago
+            raise Conflict("The request could not be recorded; retry it.") from None
+        if record.request_hash != request_hash:
+            raise Unprocessable("This Idempotency-Key was already used with a different request body.") from None
+        if record.status_code is None:
+            raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.") from None
+        return record.status_code, record.response_body
+    try:
+        status_code, response_body = handler()
+    except Exception:
+        record.delete()  # nothing was stored for this key, so the client may retry it
+        raise
+    record.status_code, record.response_body = status_code, response_body
+    record.save(update_fields=["status_code", "response_body"])
+    return status_code, response_body

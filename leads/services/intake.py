@@ -1,0 +1,46 @@
+"""The API door to the lead pipeline: which campaign a caller may post to, and field errors."""
+
+from collections.abc import Mapping
+
+from campaigns.models import Campaign
+from leadcrm.errors import InvalidInput
+
+from ..models import Door, Partner
+from .capture import CaptureContext, CaptureResult, lead_capture
+from .submission import SubmissionError, parse_submission
+
+CAMPAIGN_ERROR = "Unknown campaign, or one this key may not post to."
+
+
+def api_lead_submit(
+    *, data: Mapping, partner: Partner | None, sandbox: bool = False, actor=None, idempotency_key: str = ""
+) -> CaptureResult:
+    """Check the submission's shape and campaign (400 with field errors), then run the pipeline.
+
+    Partners may post only to their campaigns; staff (partner None) to any campaign. A partner's
+    idempotency key is also the lead's, so even a lost response never makes a second lead.
+    """
+    if not isinstance(data, Mapping):
+        raise InvalidInput("Send one lead as a JSON object.", extra={"non_field_errors": ["Expected an object."]})
+    slug = data.get("campaign")
+    campaigns = Campaign.objects.select_related("offer", "traffic_source")
+    if partner is not None:
+        campaigns = campaigns.filter(partners=partner)
+    campaign = campaigns.filter(slug=slug).first() if isinstance(slug, str) and slug else None
+    errors = {}
+    if campaign is None:
+        errors["campaign"] = ["This field is required."] if not slug else [CAMPAIGN_ERROR]
+    try:
+        submission = parse_submission(data)
+    except SubmissionError as error:
+        errors.update(error.errors)
+    if errors:
+        raise InvalidInput("The lead has invalid fields; nothing was stored.", extra=errors)
+    context = CaptureContext(
+        door=Door.API,
+        partner=partner,
+        is_test=sandbox,
+        actor=actor,
+        idempotency_key=f"api:{partner.pk}:{idempotency_key}" if partner and idempotency_key else None,
+    )
+    return lead_capture(campaign=campaign, submission=submission, context=context)

@@ -1,0 +1,133 @@
+"""What buyers report back about leads: contacted, converted, returned (or accepted, by postback)."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from leadcrm.errors import Conflict, InvalidInput, NotFound
+
+from ..models import Lead, LeadEvent, LeadOutcome, LeadStatus, Partner
+from .workflow import lead_set_status
+
+
+def return_deadline(lead: Lead):
+    return lead.created_at + timedelta(days=lead.offer.return_window_days)
+
+
+def lead_record_outcome(
+    *,
+    lead: Lead,
+    partner: Partner | None,
+    kind: str,
+    external_reference: str = "",
+    sale_amount: Decimal | None = None,
+    currency: str = "",
+    return_reason: str = "",
+    note: str = "",
+) -> tuple[LeadOutcome, bool]:
+    """Record the outcome and apply it to the lead; (outcome, created).
+
+    The same external reference from the same partner returns the first outcome and changes
+    nothing, so buyers can safely send a report again.
+    """
+    if external_reference:
+        earlier = LeadOutcome.objects.filter(partner=partner, external_reference=external_reference).first()
+        if earlier is not None:
+            if earlier.lead_id != lead.pk or earlier.kind != kind:
+                raise Conflict(f"External reference {external_reference!r} was already used for another outcome.")
+            return earlier, False
+    try:
+        with transaction.atomic():
+            outcome = _apply(lead, partner, kind, external_reference, sale_amount, currency, return_reason, note)
+    except IntegrityError:
+        # The same report arrived twice at once; the other request recorded it.
+        earlier = LeadOutcome.objects.filter(partner=partner, external_reference=external_reference).first()
+        if earlier is None:
+            raise
+        return earlier, False
+    return outcome, True
+
+
+def _apply(lead, partner, kind, external_reference, sale_amount, currency, return_reason, note) -> LeadOutcome:
+    lead = Lead.objects.select_for_update(of=("self",)).select_related("offer").get(pk=lead.pk)
+    actor_note = f"reported by {partner}" if partner else "reported by postback"
+    if kind == LeadOutcome.Kind.CONTACTED:
+        if lead.status == LeadStatus.NEW:
+            lead_set_status(lead=lead, status=LeadStatus.CONTACTED, actor=None, reason=actor_note)
+    elif kind == LeadOutcome.Kind.CONVERTED:
+        if lead.status != LeadStatus.WON:
+            lead_set_status(
+                lead=lead,
+                status=LeadStatus.WON,
+                actor=None,
+                reason=actor_note,
+                sale_amount=sale_amount,
+                sale_currency=currency,
+            )
+    elif kind == LeadOutcome.Kind.RETURNED:
+        if return_reason not in LeadOutcome.ReturnReason.values:
+            raise InvalidInput(
+                "Give a return reason.", extra={"reason": [f"One of {', '.join(LeadOutcome.ReturnReason.values)}."]}
+            )
+        deadline = return_deadline(lead)
+        if timezone.now() > deadline:
+            raise InvalidInput(
+                f"The return window of this offer ({lead.offer.return_window_days} days) ended on "
+                f"{timezone.localtime(deadline):%Y-%m-%d %H:%M %Z}; the lead can no longer be returned.",
+                extra={"reason": ["Outside the return window."]},
+            )
+        if lead.status != LeadStatus.RETURNED:
+            lead_set_status(
+                lead=lead, status=LeadStatus.RETURNED, actor=None, reason=f"{return_reason}: {note}".strip(": ")
+            )
+            Lead.objects.filter(pk=lead.pk).update(returned_at=timezone.now())
+    elif kind != LeadOutcome.Kind.ACCEPTED:
+        raise InvalidInput(f"Unknown outcome {kind!r}.")
+    outcome = LeadOutcome.objects.create(
+        lead=lead,
+        partner=partner,
+        kind=kind,
+        external_reference=external_reference,
+        sale_amount=sale_amount,
+        currency=(currency or (lead.offer.currency if sale_amount is not None else "")).upper(),
+        return_reason=return_reason,
+        note=note[:500],
+    )
+    LeadEvent.objects.create(
+        lead=lead,
+        kind=LeadEvent.Kind.OUTCOME,
+        data={"outcome": kind, "by": str(partner) if partner else "postback", "reference": external_reference},
+    )
+    return outcome
+
+
+POSTBACK_STATUS_OUTCOMES = {
+    "lead": LeadOutcome.Kind.ACCEPTED,
+    "sale": LeadOutcome.Kind.CONVERTED,
+    "return": LeadOutcome.Kind.RETURNED,
+}
+
+
+def advertiser_postback_apply(
+    *, advertiser, click_id: str = "", lead_public_id=None, status: str, payout: Decimal | None, reference: str = ""
+) -> tuple[LeadOutcome, bool]:
+    """A conversion the advertiser's server reports: find its lead among the advertiser's leads."""
+    leads = Lead.objects.filter(offer__advertiser=advertiser, is_test=False).select_related("offer")
+    lead = (
+        leads.filter(public_id=lead_public_id).first()
+        if lead_public_id
+        else leads.filter(click_id=click_id).order_by("-created_at").first()
+    )
+    if lead is None:
+        raise NotFound("No lead of this advertiser has that click id or lead id.")
+    return lead_record_outcome(
+        lead=lead,
+        partner=None,
+        kind=POSTBACK_STATUS_OUTCOMES[status],
+        external_reference=f"postback:{advertiser.pk}:{reference}" if reference else "",
+        sale_amount=payout if status in ("lead", "sale") else None,
+        return_reason=LeadOutcome.ReturnReason.OTHER if status == "return" else "",
+        note="advertiser postback",
+    )
