@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
@@ -13,7 +14,13 @@ from leadcrm.admin_actions import run_for_each
 
 from .models import Advertiser, Campaign, Click, DailyStat, LandingPage, Offer, QuizQuestion, TrafficSource
 from .selectors import campaign_list_with_metrics, cost_per_lead, return_on_investment
-from .services import campaign_activate, campaign_duplicate, campaign_pause, daily_stats_import
+from .services import (
+    advertiser_postback_token_rotate,
+    campaign_activate,
+    campaign_duplicate,
+    campaign_pause,
+    daily_stats_import,
+)
 
 
 def _money(value) -> str:
@@ -43,10 +50,31 @@ class OfferInline(admin.TabularInline):
 
 @admin.register(Advertiser)
 class AdvertiserAdmin(admin.ModelAdmin):
-    list_display = ("name", "contact_name", "contact_email", "offer_count", "is_active")
+    list_display = ("name", "contact_name", "contact_email", "offer_count", "has_postback_token", "is_active")
     list_filter = ("is_active",)
     search_fields = ("name", "contact_name", "contact_email")
     inlines = [OfferInline]
+    actions = ("new_postback_token",)
+
+    @admin.display(description="Postback token", boolean=True)
+    def has_postback_token(self, advertiser):
+        return bool(advertiser.postback_token_hash)
+
+    @admin.action(
+        description="Create a new postback token (shown once; the old one stops working)", permissions=["change"]
+    )
+    def new_postback_token(self, request, queryset):
+        tokens = [(advertiser, advertiser_postback_token_rotate(advertiser=advertiser)) for advertiser in queryset]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "New postback tokens",
+            "opts": self.model._meta,
+            "tokens": tokens,
+            "postback_url": f"{settings.SITE_URL}{reverse('advertiser-postback')}",
+        }
+        response = TemplateResponse(request, "admin/campaigns/advertiser/postback_tokens.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(offer_count=Count("offers"))

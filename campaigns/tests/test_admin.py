@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.models import Campaign, DailyStat
+from campaigns.services import advertiser_for_postback_token
 from campaigns.tests.factories import (
     AdvertiserFactory,
     CampaignFactory,
@@ -278,3 +279,17 @@ def test_click_list_filters_off_target_clicks(client, superuser):
 
     assert ids(targeting="off") == ["off-target"]
     assert ids(targeting="on") == ["on-target"]
+
+
+def test_new_postback_token_is_shown_once_and_only_its_hash_is_stored(client, superuser):
+    advertiser = AdvertiserFactory(name="SolarBright")
+    response = logged_in(client, superuser).post(
+        reverse("admin:campaigns_advertiser_changelist"),
+        {"action": "new_postback_token", "_selected_action": [advertiser.pk]},
+    )
+    page = response.content.decode()
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
+    advertiser.refresh_from_db()
+    token = page.split("?token=")[1].split("&amp;")[0]
+    assert len(token) >= 40 and token not in advertiser.postback_token_hash
+    assert advertiser_for_postback_token(token) == advertiser
