@@ -30,6 +30,9 @@ class ApiRequestMiddleware:
             )
         else:
             response = self.get_response(request)
+        if response.status_code == 404 and not response.get("Content-Type", "").startswith("application/json"):
+            # A path no API view matched (e.g. a database id where a UUID belongs): the API's shape, not HTML.
+            response = JsonResponse(error_body("not_found", "Not found."), status=404)
         # Who and what, never the body: the body carries personal data.
         key = getattr(request, "api_key", None)
         logger.info(

@@ -6,12 +6,30 @@ from django.conf import settings
 from django.urls import reverse
 from rest_framework import serializers
 
-from campaigns.models import Campaign, LeadType
+from campaigns.models import Campaign, LeadType, validate_currency
 
 from ..models import Lead, LeadOutcome, LeadStatus, Qualification, Validity
 from ..services.submission import TEXT_FIELDS
 
 LEAD_INPUT_FIELDS = {"campaign", "company_size", "budget", "sub_ids", "answers", "consent", *TEXT_FIELDS}
+
+
+def _has_unstorable_text(value) -> bool:
+    """NUL or a lone surrogate anywhere in a JSON value (names too). JSON carries both, PostgreSQL
+    stores neither; DRF's CharField refuses them, but not inside a DictField's names or free values.
+    A loop, not recursion: the value may be nested nearly as deep as the parser allowed."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item or any("\ud800" <= character <= "\udfff" for character in item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 class ErrorBodySerializer(serializers.Serializer):
@@ -60,6 +78,14 @@ class LeadInputSerializer(serializers.Serializer):
         if unknown:
             raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return values
+
+    def validate_answers(self, value):
+        if _has_unstorable_text(value):
+            raise serializers.ValidationError("Null characters and lone surrogates are not allowed.")
+        return value
+
+    def validate_sub_ids(self, value):
+        return self.validate_answers(value)
 
     def validate(self, attrs):
         if not (attrs.get("email") or attrs.get("phone")):
@@ -142,7 +168,9 @@ class OutcomeInputSerializer(serializers.Serializer):
         required=False, allow_blank=True, max_length=200, help_text="Your id for this report; repeats are ignored."
     )
     sale_amount = serializers.DecimalField(required=False, max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
-    currency = serializers.CharField(required=False, allow_blank=True, min_length=3, max_length=3)
+    currency = serializers.CharField(
+        required=False, allow_blank=True, min_length=3, max_length=3, validators=[validate_currency]
+    )
     reason = serializers.ChoiceField(choices=LeadOutcome.ReturnReason.choices, required=False)
     note = serializers.CharField(required=False, allow_blank=True, max_length=500)
 
@@ -209,8 +237,15 @@ class ReportQuerySerializer(serializers.Serializer):
 
 
 class ReportRowSerializer(serializers.Serializer):
-    """One group; grouping keys come first. Money metrics are for staff only (null for partners)."""
+    """One group: its grouping keys (those asked for), then the metrics. Money metrics are for staff only
+    (absent for partners); a metric that would divide by zero, or spend where it is unknown, is null."""
 
+    campaign = serializers.CharField(required=False, help_text="Campaign slug.")
+    traffic_source_kind = serializers.CharField(required=False)
+    offer = serializers.CharField(required=False, help_text="Offer name.")
+    day = serializers.DateField(required=False)
+    country = serializers.CharField(required=False)
+    device_type = serializers.CharField(required=False)
     leads = serializers.IntegerField()
     valid_leads = serializers.IntegerField()
     duplicates = serializers.IntegerField()
@@ -218,21 +253,26 @@ class ReportRowSerializer(serializers.Serializer):
     qualified = serializers.IntegerField()
     converted = serializers.IntegerField()
     returned = serializers.IntegerField()
-    conversion_rate = serializers.DecimalField(max_digits=12, decimal_places=4, allow_null=True)
-    validity_rate = serializers.DecimalField(max_digits=12, decimal_places=4, allow_null=True)
-    spend = serializers.DecimalField(max_digits=16, decimal_places=2, allow_null=True, required=False)
-    revenue = serializers.DecimalField(max_digits=16, decimal_places=2, allow_null=True, required=False)
-    cpl = serializers.DecimalField(max_digits=16, decimal_places=2, allow_null=True, required=False)
-    roi = serializers.DecimalField(max_digits=12, decimal_places=4, allow_null=True, required=False)
-    roas = serializers.DecimalField(max_digits=12, decimal_places=4, allow_null=True, required=False)
-    epc = serializers.DecimalField(max_digits=12, decimal_places=4, allow_null=True, required=False)
+    # No max_digits on ratios: a tiny spend can make ROAS as large as any revenue.
+    conversion_rate = serializers.DecimalField(max_digits=None, decimal_places=4, allow_null=True)
+    validity_rate = serializers.DecimalField(max_digits=None, decimal_places=4, allow_null=True)
+    spend = serializers.DecimalField(max_digits=None, decimal_places=2, allow_null=True, required=False)
+    revenue = serializers.DecimalField(max_digits=None, decimal_places=2, allow_null=True, required=False)
+    cpl = serializers.DecimalField(max_digits=None, decimal_places=2, allow_null=True, required=False)
+    roi = serializers.DecimalField(max_digits=None, decimal_places=4, allow_null=True, required=False)
+    roas = serializers.DecimalField(max_digits=None, decimal_places=4, allow_null=True, required=False)
+    epc = serializers.DecimalField(max_digits=None, decimal_places=4, allow_null=True, required=False)
+
+    def to_representation(self, row):
+        # Only the keys the report has: the groups asked for, and the money metrics only for staff.
+        return {name: value for name, value in super().to_representation(row).items() if name in row}
 
 
 class ReportSerializer(serializers.Serializer):
     date_from = serializers.DateField()
     date_to = serializers.DateField()
     group_by = serializers.ListField(child=serializers.CharField())
-    rows = serializers.ListField(child=serializers.DictField())
+    rows = ReportRowSerializer(many=True)
 
 
 class PostbackSerializer(serializers.Serializer):

@@ -1,8 +1,10 @@
 """Partner API views: check the request's shape, call one service or selector, shape the answer."""
 
+import hashlib
 import json
 
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -11,6 +13,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from campaigns.models import LandingPage
 from campaigns.selectors import campaign_report
 from campaigns.services import advertiser_for_postback_token
 from leadcrm.api_errors import error_body
@@ -23,6 +26,7 @@ from ..services.idempotency import idempotent
 from ..services.intake import api_lead_submit
 from ..services.outcomes import advertiser_postback_apply, lead_record_outcome
 from .authentication import PartnerPrincipal
+from .parsers import JSONParser
 from .permissions import HasScope
 from .serializers import (
     BatchInputSerializer,
@@ -62,13 +66,13 @@ def _sandbox(request) -> bool:
     return isinstance(request.user, PartnerPrincipal) and request.user.api_key.is_sandbox
 
 
-def _lead_answer(request, data: dict) -> tuple[int, dict]:
+def _lead_answer(request, data: dict, idempotency_key: str = "") -> tuple[int, dict]:
     result = api_lead_submit(
         data=data,
         partner=_partner(request),
         sandbox=_sandbox(request),
         actor=None if _partner(request) else request.user,
-        idempotency_key=request.headers.get("Idempotency-Key", ""),
+        idempotency_key=idempotency_key,
     )
     body = LeadResultSerializer(result.lead, context={"partner": _partner(request)}).data
     return (status.HTTP_201_CREATED if result.created else status.HTTP_200_OK), dict(body)
@@ -85,6 +89,7 @@ class LeadListCreateView(generics.ListAPIView):
     """Leads you sent (suppliers) or that were sold to you (buyers); POST submits one lead."""
 
     permission_classes = [HasScope]
+    parser_classes = [JSONParser]
     required_scopes = {"GET": ApiScope.LEADS_READ, "POST": ApiScope.LEADS_WRITE}
     serializer_class = LeadSerializer
     pagination_class = LeadPagination
@@ -113,8 +118,14 @@ class LeadListCreateView(generics.ListAPIView):
         if key and partner:
             # The parsed body, canonically serialised: the same lead with other spacing is the same request.
             canonical = json.dumps(request.data, sort_keys=True, default=str).encode()
+            # The lead keeps the key and the body: a lead whose answer was lost is found again, yet
+            # the key may name another lead once its record has expired.
+            lead_key = f"{key.strip()}\n{hashlib.sha256(canonical).hexdigest()}"
             code, body = idempotent(
-                partner=partner, key=key, body=canonical, handler=lambda: _lead_answer(request, request.data)
+                partner=partner,
+                key=key,
+                body=canonical,
+                handler=lambda: _lead_answer(request, request.data, idempotency_key=lead_key),
             )
         else:
             code, body = _lead_answer(request, request.data)
@@ -123,6 +134,7 @@ class LeadListCreateView(generics.ListAPIView):
 
 class LeadBatchView(APIView):
     permission_classes = [HasScope]
+    parser_classes = [JSONParser]
     required_scope = ApiScope.LEADS_WRITE
 
     @extend_schema(request=BatchInputSerializer, responses={200: BatchResultSerializer, **ERRORS})
@@ -135,8 +147,8 @@ class LeadBatchView(APIView):
             shape = LeadInputSerializer(data=item)
             try:
                 if not shape.is_valid():
-                    fields = {name: [str(error) for error in errors] for name, errors in shape.errors.items()}
-                    raise ApplicationError("The lead has invalid fields; nothing was stored.", extra=fields)
+                    # As POST /leads/ reports them; nested errors (a sub id's) keep their messages.
+                    raise ApplicationError("The lead has invalid fields; nothing was stored.", extra=dict(shape.errors))
                 _, body = _lead_answer(request, item)
             except ApplicationError as error:
                 counts["rejected"] += 1
@@ -171,6 +183,7 @@ class LeadDetailView(generics.RetrieveAPIView):
 
 class LeadOutcomeView(APIView):
     permission_classes = [HasScope]
+    parser_classes = [JSONParser]
     required_scope = ApiScope.OUTCOMES_WRITE
 
     @extend_schema(
@@ -211,7 +224,15 @@ class CampaignListView(generics.ListAPIView):
     pagination_class = None
 
     def get_queryset(self):
-        return campaigns_for_api(user=self.request.user).order_by("slug")
+        # Each row's landing URL needs its first landing page: fetched in the same query, not one per row.
+        first_page = (
+            LandingPage.objects.filter(campaign=OuterRef("pk"), is_active=True)
+            .order_by("position", "id")
+            .values("slug")[:1]
+        )
+        return (
+            campaigns_for_api(user=self.request.user).annotate(first_landing_slug=Subquery(first_page)).order_by("slug")
+        )
 
 
 class ReportView(APIView):
@@ -231,7 +252,7 @@ class ReportView(APIView):
             leads=lead_list_for_api(user=request.user) if partner else None,
             include_money=partner is None,
         )
-        return Response({**query.validated_data, "rows": rows})
+        return Response(ReportSerializer({**query.validated_data, "rows": rows}).data)
 
 
 class AdvertiserPostbackView(APIView):
@@ -270,6 +291,7 @@ class AdvertiserPostbackView(APIView):
             payout=values.get("payout"),
             reference=values.get("reference", ""),
         )
+        outcome.lead.refresh_from_db()  # the service changed the lead through another instance
         return Response(
             OutcomeSerializer(outcome).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )

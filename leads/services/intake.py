@@ -1,5 +1,6 @@
 """The API door to the lead pipeline: which campaign a caller may post to, and field errors."""
 
+import hashlib
 from collections.abc import Mapping
 
 from campaigns.models import Campaign
@@ -41,6 +42,11 @@ def api_lead_submit(
         partner=partner,
         is_test=sandbox,
         actor=actor,
-        idempotency_key=f"api:{partner.pk}:{idempotency_key}" if partner and idempotency_key else None,
+        # Hashed: the lead's column holds 200 characters, and so may the partner's key alone.
+        idempotency_key=(
+            f"api:{partner.pk}:{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
+            if partner and idempotency_key
+            else None
+        ),
     )
     return lead_capture(campaign=campaign, submission=submission, context=context)
