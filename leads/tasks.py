@@ -1,6 +1,7 @@
 from celery import shared_task
 
 from .services import leads_escalate_uncontacted, outbox_process, outbox_sweep
+from .services.idempotency import idempotency_records_purge
 from .services.lead_import import lead_import_run
 
 
@@ -24,3 +25,8 @@ def escalate_uncontacted_leads_task() -> int:
 def run_lead_import_task(lead_import_id: int) -> None:
     # Safe to run twice: each row's idempotency key makes a second run add nothing.
     lead_import_run(lead_import_id=lead_import_id)
+
+
+@shared_task(ignore_result=True)
+def purge_idempotency_records_task() -> int:
+    return idempotency_records_purge()

@@ -50,3 +50,10 @@ def idempotent(*, partner: Partner, key: str, body: bytes, handler: Callable[[],
     record.status_code, record.response_body = status_code, response_body
     record.save(update_fields=["status_code", "response_body"])
     return status_code, response_body
+
+
+def idempotency_records_purge() -> int:
+    """Forget answers older than the replay window; returns how many were removed."""
+    expired = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=expired).delete()
+    return deleted

@@ -77,4 +77,10 @@ def partner_allows_ip(partner: Partner, ip: str | None) -> bool:
     if not ip:
         return False
     address = ipaddress.ip_address(ip)
-    return any(address in ipaddress.ip_network(entry, strict=False) for entry in partner.ip_allowlist)
+    for entry in partner.ip_allowlist:
+        try:
+            if address in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue  # a malformed entry allows nobody; the admin form refuses them anyway
+    return False

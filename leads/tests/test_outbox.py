@@ -13,9 +13,10 @@ from django.db import connection
 from django.utils import timezone
 
 from leadcrm.celery import app as celery_app
-from leads.models import Lead, OutboxEntry
+from leads.models import IdempotencyRecord, Lead, OutboxEntry, Partner
 from leads.services import outbox as outbox_module
 from leads.services import outbox_process, outbox_sweep
+from leads.services.idempotency import idempotency_records_purge
 from leads.services.outbox import MAX_ATTEMPTS, RetryLater, register_outbox_handler
 from leads.tests.factories import LeadFactory
 
@@ -261,3 +262,16 @@ def test_a_worker_whose_claim_ran_out_does_not_overwrite_the_worker_that_took_ov
     assert (entry.status, entry.attempts) == ("done", 2)
     assert calls == [("second", entry.pk)]
     assert entry.lead.events.filter(kind="follow_up_done").count() == 1
+
+
+@pytest.mark.django_db
+def test_idempotency_records_past_the_replay_window_are_purged():
+    partner = Partner.objects.create(name="Acme")
+    old = IdempotencyRecord.objects.create(
+        partner=partner, key="old", request_hash="x", created_at=timezone.now() - datetime.timedelta(hours=25)
+    )
+    fresh = IdempotencyRecord.objects.create(partner=partner, key="fresh", request_hash="x")
+
+    assert idempotency_records_purge() == 1
+    assert list(IdempotencyRecord.objects.values_list("pk", flat=True)) == [fresh.pk]
+    assert not IdempotencyRecord.objects.filter(pk=old.pk).exists()
