@@ -1,6 +1,25 @@
+import datetime
+
 import django_filters
+from django import forms
+from django_filters.fields import IsoDateTimeField
 
 from .models import Lead, LeadStatus, Validity
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """ISO 8601 with any offset, sent to the database in UTC; out-of-range instants are a 400."""
+
+    def to_python(self, value):
+        try:
+            parsed = super().to_python(value)
+            return parsed.astimezone(datetime.UTC) if parsed is not None else None
+        except OverflowError as error:
+            raise forms.ValidationError("Enter a date and time between the years 1 and 9999.") from error
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
 
 
 class LeadFilter(django_filters.FilterSet):
@@ -9,10 +28,10 @@ class LeadFilter(django_filters.FilterSet):
     validity = django_filters.ChoiceFilter(choices=Validity.choices)
     campaign = django_filters.CharFilter(field_name="campaign__slug")
     country = django_filters.CharFilter(method="filter_country")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    updated_after = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
-    updated_before = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="lt")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    updated_after = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_before = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="lt")
 
     class Meta:
         model = Lead

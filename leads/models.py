@@ -575,7 +575,13 @@ class LeadOutcome(models.Model):
                 fields=["partner", "external_reference"],
                 condition=~Q(external_reference=""),
                 name="outcome_unique_reference_per_partner",
-            )
+            ),
+            # Postbacks and staff have no partner; NULLs never collide, so they need their own rule.
+            models.UniqueConstraint(
+                fields=["external_reference"],
+                condition=~Q(external_reference="") & Q(partner__isnull=True),
+                name="outcome_unique_reference_without_partner",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import FormParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -261,6 +262,7 @@ class AdvertiserPostbackView(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
     throttle_classes = []
+    parser_classes = [JSONParser, FormParser]  # advertisers' servers often post form fields
 
     @extend_schema(
         parameters=[PostbackSerializer], responses={200: OutcomeSerializer, 404: ErrorSerializer, 401: ErrorSerializer}

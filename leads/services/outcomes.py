@@ -1,5 +1,6 @@
 """What buyers report back about leads: contacted, converted, returned (or accepted, by postback)."""
 
+import hashlib
 from datetime import timedelta
 from decimal import Decimal
 
@@ -110,6 +111,14 @@ POSTBACK_STATUS_OUTCOMES = {
 }
 
 
+def _postback_reference(advertiser, reference: str) -> str:
+    # Namespaced per advertiser; hashed when it would not fit the column (the reference alone may).
+    namespaced = f"postback:{advertiser.pk}:{reference}"
+    if len(namespaced) <= LeadOutcome._meta.get_field("external_reference").max_length:
+        return namespaced
+    return f"postback:{advertiser.pk}:sha256:{hashlib.sha256(reference.encode()).hexdigest()}"
+
+
 def advertiser_postback_apply(
     *, advertiser, click_id: str = "", lead_public_id=None, status: str, payout: Decimal | None, reference: str = ""
 ) -> tuple[LeadOutcome, bool]:
@@ -126,7 +135,7 @@ def advertiser_postback_apply(
         lead=lead,
         partner=None,
         kind=POSTBACK_STATUS_OUTCOMES[status],
-        external_reference=f"postback:{advertiser.pk}:{reference}" if reference else "",
+        external_reference=_postback_reference(advertiser, reference) if reference else "",
         sale_amount=payout if status in ("lead", "sale") else None,
         return_reason=LeadOutcome.ReturnReason.OTHER if status == "return" else "",
         note="advertiser postback",

@@ -1025,3 +1025,21 @@ def test_create_api_key_refuses_bad_input_and_creates_nothing(campaign, argument
         call_command("create_api_key", "Acme Leads", *arguments, stdout=StringIO())
 
     assert not Partner.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [("2000-01-01T00:00:00+16:00", 200), ("0001-01-01T00:00:00+05:00", 400), ("9999-12-31T23:59:59-05:00", 400)],
+)
+def test_extreme_date_filters_are_answered_not_crashed(value, expected):
+    partner = Partner.objects.create(name="Dates")
+    _, raw_key = api_key_create(partner=partner, scopes=["leads:read"])
+    client = APIClient(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+
+    response = client.get("/api/v1/leads/", {"created_after": value})
+
+    assert response.status_code == expected
+    if expected == 400:
+        assert response.json()["error"]["fields"]["created_after"] == [
+            "Enter a date and time between the years 1 and 9999."
+        ]
