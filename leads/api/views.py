@@ -277,14 +277,16 @@ class AdvertiserPostbackView(APIView):
         return self._apply(request.data)
 
     def _apply(self, params):
-        data = PostbackSerializer(data=params)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
-        advertiser = advertiser_for_postback_token(values["token"])
+        # Who is calling comes first: a stranger learns nothing about which fields are wrong.
+        token = params.get("token")
+        advertiser = advertiser_for_postback_token(token) if isinstance(token, str) else None
         if advertiser is None:
             return Response(
                 error_body("authentication_failed", "Unknown postback token."), status=status.HTTP_401_UNAUTHORIZED
             )
+        data = PostbackSerializer(data=params)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
         outcome, created = advertiser_postback_apply(
             advertiser=advertiser,
             click_id=values.get("click_id", ""),

@@ -728,3 +728,11 @@ def test_postback_accepts_form_fields(client):
     assert response.status_code == 201
     lead.refresh_from_db()
     assert (lead.status, lead.sale_amount) == ("won", Decimal("99.50"))
+
+
+def test_postback_with_a_bad_token_is_refused_before_its_fields_are_checked(client):
+    response = client.get("/postback/", {"token": "guess", "status": "nonsense"})
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "authentication_failed"
+    assert response.json()["error"]["fields"] == {}
