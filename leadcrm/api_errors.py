@@ -1,6 +1,7 @@
 """One JSON error shape for the whole API: {"error": {"code", "message", "fields"}}."""
 
 from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -27,6 +28,8 @@ def api_exception_handler(exc, context):
             (status.HTTP_400_BAD_REQUEST, "invalid"),
         )
         return Response(error_body(code, exc.message, exc.extra), status=http_status)
+    if isinstance(exc, DjangoValidationError):  # e.g. a forged pagination cursor reaching a query
+        exc = exceptions.ValidationError({"non_field_errors": exc.messages})
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

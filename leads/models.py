@@ -146,6 +146,7 @@ class IdempotencyRecord(models.Model):
     """The first answer to a request sent with an Idempotency-Key, replayed for repeats (24 h)."""
 
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
+    sandbox = models.BooleanField(default=False, help_text="Sandbox and live keys never share answers.")
     key = models.CharField(max_length=200)
     request_hash = models.CharField(max_length=64)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)  # empty while processing
@@ -153,7 +154,9 @@ class IdempotencyRecord(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["partner", "key"], name="idempotency_unique_key_per_partner")]
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "sandbox", "key"], name="idempotency_unique_key_per_partner")
+        ]
         indexes = [models.Index(fields=["created_at"], name="idempotency_age")]
 
     def __str__(self) -> str:

@@ -51,6 +51,15 @@ def escalated_leads(*, limit: int = 20) -> QuerySet[Lead]:
     )
 
 
+def lead_list_for_buyer(*, partner) -> QuerySet[Lead]:
+    """The sellable leads of the buyer's advertiser: the only leads it may report outcomes on."""
+    if not (partner.is_buyer and partner.advertiser_id):
+        return Lead.objects.none()
+    return Lead.objects.filter(
+        offer__advertiser_id=partner.advertiser_id, validity=Validity.VALID, is_duplicate=False, is_test=False
+    )
+
+
 def lead_list_for_partner(*, partner) -> QuerySet[Lead]:
     """A supplier's own leads; for a buyer, the sellable leads of its advertiser's offers."""
     visible = Q(pk__in=[])

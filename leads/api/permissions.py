@@ -16,5 +16,12 @@ class HasScope(permissions.BasePermission):
         if isinstance(user, PartnerPrincipal) and not partner_allows_ip(user.partner, client_ip(request)):
             self.message = "Requests from this IP address are not allowed for this partner."
             return False
-        scope = getattr(view, "required_scopes", {}).get(request.method, getattr(view, "required_scope", None))
+        scopes = getattr(view, "required_scopes", None)
+        if scopes is None:
+            scope = getattr(view, "required_scope", None)
+        else:
+            # HEAD and OPTIONS read like GET; a method without a mapped scope is refused.
+            scope = scopes.get(request.method) or (scopes.get("GET") if request.method in ("HEAD", "OPTIONS") else None)
+            if scope is None:
+                return False
         return scope is None or caller_has_scope(user, scope)

@@ -137,6 +137,29 @@ class LeadSerializer(LeadResultSerializer):
     sale_currency = serializers.CharField()
 
 
+class PartnerLeadSerializer(LeadSerializer):
+    """What a partner may see of a lead: no sale money, no staff notes, no other supplier's tracking."""
+
+    OTHER_SUPPLIER_FIELDS = ("click_id", "sub_ids")
+
+    class Meta:
+        hidden = ("status_reason", "sale_amount", "sale_currency")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for name in self.Meta.hidden:
+            fields.pop(name)
+        return fields
+
+    def to_representation(self, lead):
+        data = super().to_representation(lead)
+        partner = self.context.get("partner")
+        if partner is not None and lead.partner_id != partner.pk:
+            for name in self.OTHER_SUPPLIER_FIELDS:
+                data.pop(name, None)
+        return data
+
+
 class BatchInputSerializer(serializers.Serializer):
     leads = serializers.ListField(
         child=serializers.JSONField(),

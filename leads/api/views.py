@@ -8,6 +8,7 @@ from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser
 from rest_framework.permissions import AllowAny
@@ -18,11 +19,18 @@ from campaigns.models import LandingPage
 from campaigns.selectors import campaign_report
 from campaigns.services import advertiser_for_postback_token
 from leadcrm.api_errors import error_body
-from leadcrm.errors import ApplicationError, NotFound
+from leadcrm.errors import ApplicationError
 
 from ..filters import LeadFilter
 from ..models import ApiScope
-from ..selectors import campaigns_for_api, lead_list_for_api
+from ..selectors import (
+    campaigns_for_api,
+    can_see_all_leads,
+    can_work_lead,
+    lead_list,
+    lead_list_for_api,
+    lead_list_for_buyer,
+)
 from ..services.idempotency import idempotent
 from ..services.intake import api_lead_submit
 from ..services.outcomes import advertiser_postback_apply, lead_record_outcome
@@ -39,6 +47,7 @@ from .serializers import (
     LeadSerializer,
     OutcomeInputSerializer,
     OutcomeSerializer,
+    PartnerLeadSerializer,
     PostbackSerializer,
     ReportQuerySerializer,
     ReportSerializer,
@@ -99,6 +108,9 @@ class LeadListCreateView(generics.ListAPIView):
     def get_queryset(self):
         return lead_list_for_api(user=self.request.user)
 
+    def get_serializer_class(self):
+        return PartnerLeadSerializer if _partner(self.request) else LeadSerializer
+
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "partner": _partner(self.request)}
 
@@ -121,10 +133,12 @@ class LeadListCreateView(generics.ListAPIView):
             canonical = json.dumps(request.data, sort_keys=True, default=str).encode()
             # The lead keeps the key and the body: a lead whose answer was lost is found again, yet
             # the key may name another lead once its record has expired.
-            lead_key = f"{key.strip()}\n{hashlib.sha256(canonical).hexdigest()}"
+            sandbox = _sandbox(request)
+            lead_key = f"{'test' if sandbox else 'live'}\n{key.strip()}\n{hashlib.sha256(canonical).hexdigest()}"
             code, body = idempotent(
                 partner=partner,
                 key=key,
+                sandbox=sandbox,
                 body=canonical,
                 handler=lambda: _lead_answer(request, request.data, idempotency_key=lead_key),
             )
@@ -178,6 +192,9 @@ class LeadDetailView(generics.RetrieveAPIView):
     def get_queryset(self):
         return lead_list_for_api(user=self.request.user)
 
+    def get_serializer_class(self):
+        return PartnerLeadSerializer if _partner(self.request) else LeadSerializer
+
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "partner": _partner(self.request)}
 
@@ -194,9 +211,11 @@ class LeadOutcomeView(APIView):
     def post(self, request, lead_id):
         """Report contacted, converted (with the sale) or returned (within the offer's return window)."""
         partner = _partner(request)
-        if partner is not None and not partner.is_buyer:
-            raise NotFound("No such lead.")
-        lead = get_object_or_404(lead_list_for_api(user=request.user).select_related("offer"), public_id=lead_id)
+        # Outcomes come from buyers about leads sold to them; a supplier never reports on its own leads.
+        leads = lead_list_for_buyer(partner=partner) if partner else lead_list_for_api(user=request.user)
+        lead = get_object_or_404(leads.select_related("offer"), public_id=lead_id)
+        if partner is None and not can_work_lead(user=request.user, lead=lead):
+            raise PermissionDenied("Only the rep working this lead, or a manager, may report its outcome.")
         data = OutcomeInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
@@ -236,6 +255,12 @@ class CampaignListView(generics.ListAPIView):
         )
 
 
+def _report_leads(user):
+    if isinstance(user, PartnerPrincipal):
+        return lead_list_for_api(user=user)
+    return None if can_see_all_leads(user) else lead_list(user=user)
+
+
 class ReportView(APIView):
     permission_classes = [HasScope]
     required_scope = ApiScope.REPORTS_READ
@@ -250,8 +275,9 @@ class ReportView(APIView):
             date_from=query.validated_data["date_from"],
             date_to=query.validated_data["date_to"],
             group_by=query.validated_data["group_by"],
-            leads=lead_list_for_api(user=request.user) if partner else None,
-            include_money=partner is None,
+            leads=_report_leads(request.user),
+            # Money is the company's: staff who may see spend (marketing, managers), never partners.
+            include_money=partner is None and request.user.has_perm("campaigns.view_dailystat"),
         )
         return Response(ReportSerializer({**query.validated_data, "rows": rows}).data)
 
@@ -278,6 +304,8 @@ class AdvertiserPostbackView(APIView):
 
     def _apply(self, params):
         # Who is calling comes first: a stranger learns nothing about which fields are wrong.
+        if not hasattr(params, "get"):
+            return Response(error_body("parse_error", "Send the postback as fields or a JSON object."), status=400)
         token = params.get("token")
         advertiser = advertiser_for_postback_token(token) if isinstance(token, str) else None
         if advertiser is None:

@@ -15,8 +15,13 @@ from ..models import IdempotencyRecord, Partner
 MAX_KEY_LENGTH = 200
 
 
-def idempotent(*, partner: Partner, key: str, body: bytes, handler: Callable[[], tuple[int, dict]]) -> tuple[int, dict]:
-    """Run handler once per (partner, key); repeats get the stored (status, body).
+PROCESSING_TIMEOUT = timedelta(seconds=60)  # a first request still "processing" after this died
+
+
+def idempotent(
+    *, partner: Partner, key: str, body: bytes, handler: Callable[[], tuple[int, dict]], sandbox: bool = False
+) -> tuple[int, dict]:
+    """Run handler once per (partner, sandbox or live, key); repeats get the stored (status, body).
 
     The key is recorded in its own transaction before the work starts, so a repeat that
     arrives while the first is still running sees it and gets 409 instead of a second lead.
@@ -28,13 +33,18 @@ def idempotent(*, partner: Partner, key: str, body: bytes, handler: Callable[[],
             extra={"Idempotency-Key": [f"1 to {MAX_KEY_LENGTH} characters."]},
         )
     request_hash = hashlib.sha256(body).hexdigest()
-    expired = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)
-    IdempotencyRecord.objects.filter(partner=partner, key=key, created_at__lt=expired).delete()
+    now = timezone.now()
+    records = IdempotencyRecord.objects.filter(partner=partner, sandbox=sandbox, key=key)
+    # Expired answers, and first requests whose process died before answering, free the key.
+    records.filter(created_at__lt=now - timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)).delete()
+    records.filter(status_code__isnull=True, created_at__lt=now - PROCESSING_TIMEOUT).delete()
     try:
         with transaction.atomic():
-            record = IdempotencyRecord.objects.create(partner=partner, key=key, request_hash=request_hash)
+            record = IdempotencyRecord.objects.create(
+                partner=partner, sandbox=sandbox, key=key, request_hash=request_hash
+            )
     except IntegrityError:
-        record = IdempotencyRecord.objects.filter(partner=partner, key=key).first()
+        record = records.first()
         if record is None:  # expired and removed by a concurrent request a moment ago
             raise Conflict("The request could not be recorded; retry it.") from None
         if record.request_hash != request_hash:

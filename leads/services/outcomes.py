@@ -53,7 +53,7 @@ def lead_record_outcome(
 
 def _apply(lead, partner, kind, external_reference, sale_amount, currency, return_reason, note) -> LeadOutcome:
     lead = Lead.objects.select_for_update(of=("self",)).select_related("offer").get(pk=lead.pk)
-    actor_note = f"reported by {partner}" if partner else "reported by postback"
+    actor_note = "reported by the buyer" if partner else "reported by advertiser postback"
     if kind == LeadOutcome.Kind.CONTACTED:
         if lead.status == LeadStatus.NEW:
             lead_set_status(lead=lead, status=LeadStatus.CONTACTED, actor=None, reason=actor_note)
