@@ -15,7 +15,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, TruncDate
 
-from .models import Campaign, Click, DailyStat, LandingPage
+from .models import Campaign, Click, DailyStat, LandingPage, Offer
 
 _MONEY = DecimalField(max_digits=20, decimal_places=4)
 
@@ -77,7 +77,7 @@ REPORT_GROUPS = {
     # name in the API -> (lead field, daily stat field or None when spend is not known at that grain)
     "campaign": ("campaign__slug", "campaign__slug"),
     "traffic_source_kind": ("traffic_source__kind", "campaign__traffic_source__kind"),
-    "offer": ("offer__name", "campaign__offer__name"),
+    "offer": ("offer_id", "campaign__offer_id"),  # by id: offer names repeat across advertisers
     "day": ("day", "date"),
     "country": ("country", None),
     "device_type": ("device_type", None),
@@ -93,7 +93,7 @@ def _ratio(numerator, denominator, places: str = "0.0001"):
 def campaign_report(
     *, date_from, date_to, group_by: list[str], leads: QuerySet | None = None, include_money: bool = True
 ) -> list[dict]:
-    """Lead and money metrics per group for [date_from, date_to]: two aggregate queries in all.
+    """Lead and money metrics per group for [date_from, date_to]: two aggregate queries (three by offer).
 
     `leads` narrows the leads counted (a supplier's own); test leads never count. Spend comes
     from daily stats and exists per campaign, source kind, offer and day, not per country or
@@ -118,7 +118,8 @@ def campaign_report(
             duplicates=Count("pk", filter=Q(is_duplicate=True)),
             invalid=Count("pk", filter=Q(validity="invalid")),
             qualified=Count("pk", filter=valid & Q(qualification="qualified")),
-            converted=Count("pk", filter=Q(status="won")),
+            # Converted valid leads, so the conversion rate (converted / valid) stays a rate.
+            converted=Count("pk", filter=valid & Q(status="won")),
             returned=Count("pk", filter=Q(status="returned")),
             revenue=Sum("sale_amount", filter=Q(status="won")),
         )
@@ -153,6 +154,10 @@ def campaign_report(
                     "revenue": None,
                 },
             )
+    offer_names = {}
+    if "offer" in group_by:
+        offer_ids = {row["offer"] for row in rows.values()}
+        offer_names = dict(Offer.objects.filter(pk__in=offer_ids).values_list("pk", "name"))
     report = []
     for key, row in sorted(rows.items()):
         stat = stats_by_key.get(key, {})
@@ -160,6 +165,8 @@ def campaign_report(
         spend = (stat.get("spend") or Decimal("0")) if spend_known else None
         clicks = stat.get("clicks") or 0
         entry = {name: row[name] for name in group_by}
+        if "offer" in entry:
+            entry["offer_id"], entry["offer"] = entry["offer"], offer_names.get(entry["offer"], "")
         entry.update(
             leads=row["leads"],
             valid_leads=row["valid_leads"],

@@ -6,7 +6,10 @@ STAFF_REQUESTS_PER_MINUTE = 600
 
 
 class CallerRateThrottle(SimpleRateThrottle):
-    """Per key for partners (their own limit), per user for staff; counted in the cache (Redis in production)."""
+    """Per partner (its own limit, shared by all its keys), per user for staff.
+
+    Counted in the cache: Redis in production, so every web process shares the count.
+    """
 
     scope = "caller"
     rate = f"{STAFF_REQUESTS_PER_MINUTE}/min"
@@ -14,7 +17,7 @@ class CallerRateThrottle(SimpleRateThrottle):
     def get_cache_key(self, request, view):
         user = request.user
         if isinstance(user, PartnerPrincipal):
-            return f"throttle:key:{user.api_key.prefix}"
+            return f"throttle:partner:{user.partner.pk}"  # one limit per partner, however many keys
         if user and user.is_authenticated:
             return f"throttle:user:{user.pk}"
         return None  # anonymous callers are refused before any work

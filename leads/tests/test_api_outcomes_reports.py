@@ -736,3 +736,30 @@ def test_postback_with_a_bad_token_is_refused_before_its_fields_are_checked(clie
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "authentication_failed"
     assert response.json()["error"]["fields"] == {}
+
+
+def test_report_by_offer_keeps_same_named_offers_of_different_advertisers_apart():
+    first = CampaignFactory(offer__name="Solar quote")
+    second = CampaignFactory(offer__name="Solar quote")
+    LeadFactory(campaign=first)
+    LeadFactory(campaign=second)
+    LeadFactory(campaign=second)
+    today = timezone.localdate()
+
+    rows = campaign_report(date_from=today, date_to=today, group_by=["offer"])
+
+    assert sorted((row["offer"], row["offer_id"], row["leads"]) for row in rows) == sorted(
+        [("Solar quote", first.offer_id, 1), ("Solar quote", second.offer_id, 2)]
+    )
+
+
+def test_converted_counts_valid_leads_so_the_conversion_rate_stays_a_rate():
+    campaign = CampaignFactory()
+    LeadFactory(campaign=campaign, status="won", sale_amount=Decimal("100"))
+    LeadFactory(campaign=campaign, status="won", sale_amount=Decimal("50"), validity="suspect")
+    today = timezone.localdate()
+
+    (row,) = campaign_report(date_from=today, date_to=today, group_by=["campaign"])
+
+    assert (row["valid_leads"], row["converted"], row["conversion_rate"]) == (1, 1, Decimal("1.0000"))
+    assert row["revenue"] == Decimal("150.00")  # revenue counts every sale
