@@ -299,7 +299,9 @@ class ReportSerializer(serializers.Serializer):
 
 
 class PostbackSerializer(serializers.Serializer):
-    token = serializers.CharField(max_length=200)
+    token = serializers.CharField(
+        max_length=200, required=False, help_text="Or send it in the X-Postback-Token header (kept out of logs)."
+    )
     click_id = serializers.CharField(required=False, max_length=128)
     lead_id = serializers.UUIDField(required=False)
     status = serializers.ChoiceField(choices=["lead", "sale", "return"])

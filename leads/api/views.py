@@ -306,7 +306,9 @@ class AdvertiserPostbackView(APIView):
         # Who is calling comes first: a stranger learns nothing about which fields are wrong.
         if not hasattr(params, "get"):
             return Response(error_body("parse_error", "Send the postback as fields or a JSON object."), status=400)
-        token = params.get("token")
+        # The header keeps the secret out of access logs; the query parameter is for trackers that
+        # can only build URLs.
+        token = self.request.headers.get("X-Postback-Token") or params.get("token")
         advertiser = advertiser_for_postback_token(token) if isinstance(token, str) else None
         if advertiser is None:
             return Response(

@@ -763,3 +763,17 @@ def test_converted_counts_valid_leads_so_the_conversion_rate_stays_a_rate():
 
     assert (row["valid_leads"], row["converted"], row["conversion_rate"]) == (1, 1, Decimal("1.0000"))
     assert row["revenue"] == Decimal("150.00")  # revenue counts every sale
+
+
+def test_postback_token_may_come_in_a_header_instead_of_the_url(client):
+    advertiser = AdvertiserFactory(name="Header poster")
+    token = advertiser_postback_token_rotate(advertiser=advertiser)
+    lead = LeadFactory(campaign__offer__advertiser=advertiser, click_id="hdr-click")
+
+    response = client.get(
+        "/postback/", {"click_id": "hdr-click", "status": "sale", "payout": "12"}, HTTP_X_POSTBACK_TOKEN=token
+    )
+
+    assert response.status_code == 201
+    lead.refresh_from_db()
+    assert lead.status == "won"
