@@ -3,6 +3,8 @@
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from campaigns.models import Campaign
+
 from .models import OPEN_STATUSES, Lead, Validity
 
 # The queue reps claim from: unassigned, open, real leads that are not invalid.
@@ -73,21 +75,16 @@ def lead_list_for_partner(*, partner) -> QuerySet[Lead]:
 
 
 def lead_list_for_api(*, user) -> QuerySet[Lead]:
-    from .api.authentication import PartnerPrincipal
-
+    """An API caller's leads: a partner's (its principal carries `.partner`) or a staff user's."""
     if user is None:  # schema generation inspects views without a caller
         return Lead.objects.none()
-    if isinstance(user, PartnerPrincipal):
-        return lead_list_for_partner(partner=user.partner)
+    partner = getattr(user, "partner", None)
+    if partner is not None:
+        return lead_list_for_partner(partner=partner)
     return lead_list(user=user).select_related("duplicate_of")
 
 
 def campaigns_for_api(*, user):
-    from campaigns.models import Campaign
-
-    from .api.authentication import PartnerPrincipal
-
     campaigns = Campaign.objects.select_related("traffic_source", "offer")
-    if isinstance(user, PartnerPrincipal):
-        return campaigns.filter(partners=user.partner)
-    return campaigns
+    partner = getattr(user, "partner", None)
+    return campaigns.filter(partners=partner) if partner is not None else campaigns
