@@ -382,7 +382,7 @@ class ClickAdmin(admin.ModelAdmin):
 
     @admin.display(description="On target", boolean=True)
     def on_target(self, click):
-        return not click.off_target_reasons
+        return not click.is_off_target
 
     def has_add_permission(self, request):
         return False

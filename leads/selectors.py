@@ -53,24 +53,23 @@ def escalated_leads(*, limit: int = 20) -> QuerySet[Lead]:
     )
 
 
-def lead_list_for_buyer(*, partner) -> QuerySet[Lead]:
-    """The sellable leads of the buyer's advertiser: the only leads it may report outcomes on."""
+def _sold_to(partner) -> Q:
+    """The sellable leads of a buyer's advertiser; nothing for a partner that is not a buyer."""
     if not (partner.is_buyer and partner.advertiser_id):
-        return Lead.objects.none()
-    return Lead.objects.filter(
-        offer__advertiser_id=partner.advertiser_id, validity=Validity.VALID, is_duplicate=False, is_test=False
-    )
+        return Q(pk__in=[])
+    return Q(offer__advertiser_id=partner.advertiser_id, validity=Validity.VALID, is_duplicate=False, is_test=False)
+
+
+def lead_list_for_buyer(*, partner) -> QuerySet[Lead]:
+    """The only leads a buyer may report outcomes on."""
+    return Lead.objects.filter(_sold_to(partner))
 
 
 def lead_list_for_partner(*, partner) -> QuerySet[Lead]:
     """A supplier's own leads; for a buyer, the sellable leads of its advertiser's offers."""
-    visible = Q(pk__in=[])
+    visible = _sold_to(partner)
     if partner.is_supplier:
         visible |= Q(partner=partner)
-    if partner.is_buyer and partner.advertiser_id:
-        visible |= Q(
-            offer__advertiser_id=partner.advertiser_id, validity=Validity.VALID, is_duplicate=False, is_test=False
-        )
     return Lead.objects.filter(visible).select_related("campaign", "duplicate_of")
 
 
