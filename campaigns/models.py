@@ -93,6 +93,15 @@ class LeadField(models.TextChoices):
     MESSAGE = "message", "Message"
 
 
+class PostbackEvent(models.TextChoices):
+    """What a lead became, told to the traffic source that sent its click (the {status} macro)."""
+
+    VALID = "valid", "Valid lead"
+    QUALIFIED = "qualified", "Qualified"
+    CONVERTED = "converted", "Converted (sale)"
+    RETURNED = "returned", "Returned (reversal)"
+
+
 class TrafficSource(TimestampedModel):
     class Kind(models.TextChoices):
         PUSH = "push", "Push"
@@ -252,6 +261,30 @@ class Campaign(TimestampedModel):
     target_segments = StringListField(
         "behavioural segments and keywords",
         help_text="Audience segments or keywords bought on the source (kept for reports).",
+    )
+
+    # Server-to-server postbacks to the traffic source (its postback URL template).
+    postback_events = StringListField(
+        item_choices=PostbackEvent.choices,
+        help_text="What the traffic source is told about leads with its click id. None ticked: no postbacks.",
+    )
+    postback_valid_payout = models.DecimalField(
+        null=True,
+        blank=True,
+        help_text="Payout reported for a valid lead. Empty: the offer's payout per lead.",
+        **MONEY,
+    )
+    postback_qualified_payout = models.DecimalField(
+        null=True, blank=True, help_text="Payout reported for a qualified lead. Empty: 0.", **MONEY
+    )
+    postback_converted_payout = models.DecimalField(
+        null=True, blank=True, help_text="Payout reported for a sale. Empty: the offer's payout per sale.", **MONEY
+    )
+    postback_return_reversal = models.CharField(
+        max_length=8,
+        choices=[("negative", "Negative of the payout reported"), ("zero", "Zero payout")],
+        default="negative",
+        help_text="What a returned lead's postback reports, for sources that reverse conversions.",
     )
 
     class Meta:

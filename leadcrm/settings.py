@@ -204,6 +204,24 @@ LEAD_ESCALATION_REASSIGN = env.bool("LEAD_ESCALATION_REASSIGN", default=False)
 WORKING_HOURS = env.str("WORKING_HOURS", default="09:00-18:00")  # in TIME_ZONE
 WORKING_DAYS = env.list("WORKING_DAYS", cast=int, default=[1, 2, 3, 4, 5])  # ISO weekdays, Monday = 1
 
+# --- Delivery to buyers and postbacks to traffic sources -------------------------------------
+# Key that encrypts stored delivery credentials and webhook signing secrets (they must be read
+# back to sign and authenticate). Defaults to one derived from SECRET_KEY; set it to rotate
+# SECRET_KEY without losing them. Any string; it is hashed into a Fernet key.
+FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="") or f"derived:{SECRET_KEY}"
+# Destinations may not resolve to private, loopback, link-local or metadata addresses. Hosts listed
+# here (as written in the URL) skip that check: a buyer's server on the private network, or tests.
+DELIVERY_ALLOWED_HOSTS = env.list("DELIVERY_ALLOWED_HOSTS", default=[])
+DELIVERY_CONNECT_TIMEOUT = env.float("DELIVERY_CONNECT_TIMEOUT", default=5.0)
+# A worker that dies mid-task frees its outbox entry after this long; the task's own hard time
+# limit is shorter, so a live worker never outlasts its claim. Redis's visibility timeout is longer
+# still, so a message of a killed worker comes back only after its claim ran out.
+OUTBOX_CLAIM_SECONDS = env.int("OUTBOX_CLAIM_SECONDS", default=300)
+OUTBOX_TASK_TIME_LIMIT = int(OUTBOX_CLAIM_SECONDS * 0.8)
+# Deliveries and postbacks wait on other people's servers: their own queue, so a hung buyer
+# never holds up assignment and nurture work (docker-compose runs a worker per queue).
+OUTBOX_QUEUES = {"delivery": "deliveries", "postback": "deliveries"}
+
 # --- Celery ----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 CELERY_BROKER_DIR = env.path("CELERY_BROKER_DIR", default=VAR_DIR / "celery-broker")
@@ -219,7 +237,7 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "socket_timeout": 5,
         "socket_connect_timeout": 5,
-        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+        "visibility_timeout": max(env.int("CELERY_VISIBILITY_TIMEOUT", default=3600), OUTBOX_CLAIM_SECONDS + 60),
     }
 CELERY_BROKER_CONNECTION_TIMEOUT = 5
 # A request must not hang on a dead broker: give up publishing quickly, the outbox sweeper re-sends.

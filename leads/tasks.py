@@ -1,13 +1,16 @@
 from celery import shared_task
+from django.conf import settings
 
 from .services import leads_escalate_uncontacted, outbox_process, outbox_sweep
 from .services.idempotency import idempotency_records_purge
 from .services.lead_import import lead_import_run
 
 
-@shared_task(acks_late=True, ignore_result=True)
+# acks_late + reject_on_worker_lost (settings): a killed worker's message goes back to the broker.
+# Idempotent: the entry is claimed by a conditional UPDATE; a second run finds it not due. The hard
+# time limit is shorter than the claim, so a live worker never works on an entry it no longer owns.
+@shared_task(acks_late=True, ignore_result=True, time_limit=settings.OUTBOX_TASK_TIME_LIMIT)
 def process_outbox_entry_task(entry_id: int) -> str:
-    # Idempotent: the entry is claimed by a conditional UPDATE; a second run finds it not due.
     return outbox_process(entry_id=entry_id)
 
 

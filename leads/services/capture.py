@@ -6,14 +6,15 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from campaigns.models import Campaign, Click, LandingPage
+from campaigns.models import Campaign, Click, LandingPage, PostbackEvent
 from campaigns.visitor import parse_user_agent
 
-from ..models import Lead, LeadEvent, OutboxEntry, Partner, Validity
+from ..models import Lead, LeadEvent, OutboxEntry, Partner, Qualification, Validity
 from .classification import classify_lead_type
 from .dedupe import find_original, lock_contacts
 from .normalisation import country_code, normalise_email, normalise_name, normalise_phone
 from .outbox import outbox_enqueue
+from .postbacks import postback_enqueue
 from .qualification import qualify_lead
 from .scoring import score_lead
 from .submission import Submission
@@ -55,8 +56,6 @@ def _follow_ups(lead: Lead) -> list[str]:
         kinds.append(OutboxEntry.Kind.ASSIGNMENT)
     if lead.is_billable:
         kinds.append(OutboxEntry.Kind.DELIVERY)
-        if lead.click_id and lead.traffic_source.postback_url_template:
-            kinds.append(OutboxEntry.Kind.POSTBACK)
     if lead.email and lead.validity != Validity.INVALID and not lead.is_duplicate and not lead.is_test:
         kinds.append(OutboxEntry.Kind.NURTURE_ENROLLMENT)
     return [str(kind) for kind in kinds]
@@ -197,4 +196,7 @@ def _capture(campaign: Campaign, submission: Submission, context: CaptureContext
         LeadEvent(lead=lead, kind=kind, data=data, actor=context.actor, created_at=now) for kind, data in steps
     )
     outbox_enqueue(lead=lead, kinds=follow_ups)
+    postback_enqueue(lead=lead, event=PostbackEvent.VALID)
+    if lead.qualification == Qualification.QUALIFIED:
+        postback_enqueue(lead=lead, event=PostbackEvent.QUALIFIED)
     return lead

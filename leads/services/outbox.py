@@ -9,6 +9,7 @@ import random
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -19,8 +20,7 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[OutboxEntry], None]
 _HANDLERS: dict[str, Handler] = {}
-CLAIM_SECONDS = 300  # a worker that dies mid-task frees its entry after this long
-MAX_ATTEMPTS = 12
+MAX_ATTEMPTS = 12  # for unexpected errors; handlers that raise RetryLater keep their own schedule
 SWEEP_BATCH = 500
 
 
@@ -30,6 +30,10 @@ class RetryLater(Exception):
     def __init__(self, message: str, delay: float | None = None):
         super().__init__(message)
         self.delay = delay
+
+
+class GiveUp(Exception):
+    """The handler's work failed for good (it recorded why); staff can retry it from the admin."""
 
 
 def register_outbox_handler(kind: str, handler: Handler) -> None:
@@ -45,13 +49,14 @@ def _backoff_seconds(attempts: int) -> float:
     return min(10 * 2 ** max(attempts - 1, 0), 3600) * random.uniform(0.8, 1.2)  # noqa: S311
 
 
-def dispatch(entry_ids: Iterable[int]) -> None:
-    """Send a task per entry. A broker that is down loses nothing: the sweeper re-sends."""
+def dispatch(entries: Iterable[tuple[int, str]]) -> None:
+    """Send a task per (entry id, kind), on its kind's queue. A broker that is down loses nothing:
+    the sweeper re-sends."""
     from ..tasks import process_outbox_entry_task
 
-    for entry_id in entry_ids:
+    for entry_id, kind in entries:
         try:
-            process_outbox_entry_task.delay(entry_id)
+            process_outbox_entry_task.apply_async((entry_id,), queue=settings.OUTBOX_QUEUES.get(kind))
         except Exception:  # the broker's errors vary by transport; the row is the truth
             logger.warning("Could not send outbox entry %s to the broker; the sweeper will retry", entry_id)
             return
@@ -62,9 +67,9 @@ def outbox_enqueue(*, lead: Lead, kinds: Iterable[str], payload: dict | None = N
     entries = OutboxEntry.objects.bulk_create(
         OutboxEntry(lead=lead, kind=kind, payload=payload or {}) for kind in kinds
     )
-    ids = [entry.pk for entry in entries if entry.kind in _HANDLERS]
-    if ids:
-        transaction.on_commit(lambda: dispatch(ids))
+    due = [(entry.pk, entry.kind) for entry in entries if entry.kind in _HANDLERS]
+    if due:
+        transaction.on_commit(lambda: dispatch(due))
     return entries
 
 
@@ -79,7 +84,7 @@ def _claim(entry_id: int) -> OutboxEntry | None:
     now = timezone.now()
     claimed = OutboxEntry.objects.filter(_due(now), pk=entry_id).update(
         status=OutboxEntry.Status.PROCESSING,
-        claimed_until=now + timedelta(seconds=CLAIM_SECONDS),
+        claimed_until=now + timedelta(seconds=settings.OUTBOX_CLAIM_SECONDS),
         attempts=F("attempts") + 1,
     )
     if not claimed:
@@ -104,17 +109,23 @@ def outbox_process(*, entry_id: int) -> str:
     try:
         handler(entry)
     except Exception as error:
-        delay = error.delay if isinstance(error, RetryLater) and error.delay else _backoff_seconds(entry.attempts)
-        final = entry.attempts >= MAX_ATTEMPTS
+        if isinstance(error, RetryLater):
+            delay, final = (error.delay if error.delay is not None else _backoff_seconds(entry.attempts)), False
+        else:
+            delay, final = _backoff_seconds(entry.attempts), isinstance(error, GiveUp) or entry.attempts >= MAX_ATTEMPTS
         ours.update(
             status=OutboxEntry.Status.FAILED if final else OutboxEntry.Status.PENDING,
             next_attempt_at=timezone.now() + timedelta(seconds=delay),
             claimed_until=None,
             last_error=f"{type(error).__name__}: {error}"[:2000],
         )
-        logger.warning(
-            "Outbox entry %s (%s) attempt %s failed: %s", entry.pk, entry.kind, entry.attempts, type(error).__name__
-        )
+        if isinstance(error, RetryLater):
+            # Only ids and numbers: a buyer's reason may quote the lead's contact details.
+            logger.info("Outbox entry %s (%s) waits %.0f s", entry.pk, entry.kind, delay)
+        else:
+            logger.warning(
+                "Outbox entry %s (%s) attempt %s failed: %s", entry.pk, entry.kind, entry.attempts, type(error).__name__
+            )
         return "failed" if final else "retry"
     with transaction.atomic():
         if not ours.update(status=OutboxEntry.Status.DONE, done_at=timezone.now(), claimed_until=None, last_error=""):
@@ -128,13 +139,13 @@ def outbox_process(*, entry_id: int) -> str:
 
 def outbox_sweep(*, limit: int = SWEEP_BATCH) -> int:
     """Re-send every entry that is due and has a handler; returns how many were sent."""
-    ids = list(
+    due = list(
         OutboxEntry.objects.filter(_due(timezone.now()), kind__in=handled_kinds())
         .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
+        .values_list("pk", "kind")[:limit]
     )
-    dispatch(ids)
-    return len(ids)
+    dispatch(due)
+    return len(due)
 
 
 def outbox_retry(*, entry_ids: list[int]) -> int:
@@ -147,7 +158,7 @@ def outbox_retry(*, entry_ids: list[int]) -> int:
     retryable = list(
         OutboxEntry.objects.filter(
             pk__in=entry_ids, status=OutboxEntry.Status.PENDING, kind__in=handled_kinds()
-        ).values_list("pk", flat=True)
+        ).values_list("pk", "kind")
     )
     transaction.on_commit(lambda: dispatch(retryable))
     return updated

@@ -6,11 +6,14 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from campaigns.models import PostbackEvent
 from leadcrm.errors import Conflict, InvalidInput
 
 from ..models import CallLog, Lead, LeadEvent, LeadNote, LeadStatus
+from .postbacks import postback_enqueue
 
 S = LeadStatus
+POSTBACK_ON_STATUS = {S.WON: PostbackEvent.CONVERTED, S.RETURNED: PostbackEvent.RETURNED}
 ALLOWED_TRANSITIONS: dict[str, set[str]] = {
     S.NEW: {S.CONTACTED, S.WORKING, S.WON, S.LOST, S.RETURNED},
     S.CONTACTED: {S.WORKING, S.WON, S.LOST, S.RETURNED},
@@ -62,6 +65,8 @@ def lead_set_status(
     if status == S.WON:
         data.update({"sale_amount": f"{lead.sale_amount:.2f}", "currency": lead.sale_currency})
     LeadEvent.objects.create(lead=lead, kind=LeadEvent.Kind.STATUS, actor=actor, data=data)
+    if status in POSTBACK_ON_STATUS:
+        postback_enqueue(lead=lead, event=POSTBACK_ON_STATUS[status])
     return lead
 
 

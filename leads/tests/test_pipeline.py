@@ -290,9 +290,6 @@ def test_score_is_explained_by_its_factors(capture):
 
 # --- 8. timeline and follow-ups -------------------------------------------------------------
 def test_every_step_is_on_the_timeline_and_follow_ups_are_queued(capture, campaign, django_capture_on_commit_callbacks):
-    campaign.traffic_source.postback_url_template = "https://t.example/pb?cid={click_id}"
-    campaign.traffic_source.save()
-
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         lead = capture(email="a@example.com", click_id="c-1")
 
@@ -307,12 +304,13 @@ def test_every_step_is_on_the_timeline_and_follow_ups_are_queued(capture, campai
         "scored",
         "follow_up_queued",
         "follow_up_done",
+        "delivery",
     ]
+    assert lead.events.get(kind="delivery").data == {"held": "no buyer left for this offer"}
     assert sorted(lead.outbox_entries.values_list("kind", "status")) == [
         ("assignment", "done"),  # ran after commit (eager Celery in tests)
-        ("delivery", "pending"),  # waits for its handler (delivery issue)
-        ("nurture_enrollment", "pending"),
-        ("postback", "pending"),
+        ("delivery", "pending"),  # held: the offer has no buyer yet
+        ("nurture_enrollment", "pending"),  # waits for its handler (nurture issue)
     ]
     assert len(callbacks) == 1
 

@@ -1,0 +1,351 @@
+"""Delivery of leads to buyers: routing by priority, weight and caps; signed sends; retries; held queue.
+
+The outbox entry of kind "delivery" is the unit of work. Its payload names the Delivery being sent
+(once a buyer is chosen) or why the lead is held. A run routes the lead, sends it, and records the
+answer; a rejection moves on to the next buyer, a temporary failure waits for the retry schedule.
+"""
+
+import base64
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import groupby
+
+from django.core.mail import EmailMessage
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from leadcrm.encryption import decrypt, encrypt
+
+from ..models import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryDestination,
+    DeliveryRoute,
+    Lead,
+    LeadEvent,
+    LeadStatus,
+    OutboxEntry,
+)
+from .answers import Outcome, Verdict, excerpt, judge_answer, retry_delay
+from .delivery_payload import email_text, mapped_payload, request_body
+from .outbound_http import TransportError, UnsafeDestination, http_request
+from .outbox import GiveUp, RetryLater, dispatch, outbox_enqueue
+from .signing import signature_headers
+
+BUYERS_PER_RUN = 3  # rejections in a row before the run yields (each send can take its timeout)
+RECHECK_UNROUTABLE = timedelta(hours=1)  # held for a reason other than caps: look again hourly
+COUNTED = (Delivery.Status.PENDING, Delivery.Status.ACCEPTED)  # what uses up a buyer's cap
+
+
+# --- Caps and routing --------------------------------------------------------------------------
+
+
+def _period_starts(now: datetime) -> tuple[datetime, datetime]:
+    local = timezone.localtime(now)
+    hour = local.replace(minute=0, second=0, microsecond=0)
+    return hour, hour.replace(hour=0)
+
+
+def route_usage(route_ids, now: datetime | None = None) -> dict[int, tuple[int, int]]:
+    """{route id: (leads this hour, leads today)} in one query; the admin shows the same numbers."""
+    hour, day = _period_starts(now or timezone.now())
+    rows = (
+        Delivery.objects.filter(route_id__in=list(route_ids), created_at__gte=day, status__in=COUNTED)
+        .values("route_id")
+        .annotate(today=Count("id"), this_hour=Count("id", filter=Q(created_at__gte=hour)))
+    )
+    return {row["route_id"]: (row["this_hour"], row["today"]) for row in rows}
+
+
+@dataclass
+class RoutingChoice:
+    route: DeliveryRoute | None
+    held_reason: str = ""
+    recheck_at: datetime | None = None
+
+
+def choose_route(lead: Lead, routes: list[DeliveryRoute], now: datetime) -> RoutingChoice:
+    """The first buyer in priority order with room under its caps; weighted among equal priorities."""
+    if not routes:
+        return RoutingChoice(None, "no buyer left for this offer", now + RECHECK_UNROUTABLE)
+    accepting = [route for route in routes if not route.refusal(lead)]
+    if not accepting:
+        refusals = "; ".join(f"{route.destination.name}: {route.refusal(lead)}" for route in routes)
+        return RoutingChoice(None, f"no buyer takes it ({refusals})"[:300], now + RECHECK_UNROUTABLE)
+    usage = route_usage([route.pk for route in accepting], now)
+    hour, day = _period_starts(now)
+    resets = []
+    with_room = []
+    for route in accepting:
+        this_hour, today = usage.get(route.pk, (0, 0))
+        if route.daily_cap is not None and today >= route.daily_cap:
+            resets.append(timezone.localtime(day + timedelta(hours=26)).replace(hour=0))
+        elif route.hourly_cap is not None and this_hour >= route.hourly_cap:
+            resets.append(hour + timedelta(hours=1))
+        else:
+            with_room.append(route)
+    for _priority, group in groupby(with_room, key=lambda route: route.priority):
+        group = list(group)
+        return RoutingChoice(random.choices(group, weights=[route.weight for route in group])[0])  # noqa: S311
+    return RoutingChoice(None, "every buyer is at its cap", min(resets))
+
+
+def _set_payload(entry: OutboxEntry, payload: dict) -> None:
+    entry.payload = payload
+    OutboxEntry.objects.filter(pk=entry.pk).update(payload=payload)
+
+
+def _route(entry: OutboxEntry) -> Delivery | None:
+    """Choose a buyer and create the Delivery, or say why the lead waits. None: nothing to deliver."""
+    now = timezone.now()
+    with transaction.atomic():
+        # Locking the lead, then its offer's routes (always in that order), keeps two workers from
+        # routing one lead twice or filling one cap past its limit.
+        lead = Lead.objects.select_for_update(of=("self",)).select_related("offer").get(pk=entry.lead_id)
+        if not lead.is_billable or lead.status == LeadStatus.RETURNED:
+            _set_payload(entry, {"skipped": "not deliverable (invalid, duplicate, test or returned)"})
+            return None
+        tried = Delivery.objects.filter(lead=lead).values_list("destination_id", flat=True)
+        routes = list(
+            DeliveryRoute.objects.select_for_update(of=("self",))
+            .filter(offer_id=lead.offer_id, is_active=True, destination__is_active=True)
+            .exclude(destination_id__in=tried)
+            .select_related("destination")
+            .order_by("priority", "id")
+        )
+        choice = choose_route(lead, routes, now)
+        if choice.route is None:
+            if entry.payload.get("held") != choice.held_reason:
+                LeadEvent.objects.create(lead=lead, kind=LeadEvent.Kind.DELIVERY, data={"held": choice.held_reason})
+            _set_payload(entry, {"held": choice.held_reason})
+        else:
+            delivery = Delivery.objects.create(lead=lead, destination=choice.route.destination, route=choice.route)
+            _set_payload(entry, {"delivery": delivery.pk})
+            return delivery
+    raise RetryLater(f"held: {choice.held_reason}", delay=max((choice.recheck_at - now).total_seconds(), 1))
+
+
+# --- Sending -------------------------------------------------------------------------------------
+
+
+def _auth_header(destination: DeliveryDestination) -> dict[str, str]:
+    secret = decrypt(destination.auth_secret_encrypted)
+    if destination.auth == DeliveryDestination.Auth.BASIC:
+        token = base64.b64encode(f"{destination.auth_username}:{secret}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+    if destination.auth == DeliveryDestination.Auth.BEARER:
+        return {"Authorization": f"Bearer {secret}"}
+    return {}
+
+
+@dataclass
+class SentRequest:
+    """What we sent and what came back, for the attempt log and the admin's test button."""
+
+    verdict: Verdict
+    url: str = ""
+    request_headers: dict | None = None
+    request_body: str = ""
+    status_code: int | None = None
+    latency_ms: int = 0
+    response: str = ""
+    error: str = ""
+
+
+def send_lead(*, destination: DeliveryDestination, lead: Lead, msg_id: str) -> SentRequest:
+    """Send one lead to one destination and judge the answer. Network I/O: never inside a transaction."""
+    payload = mapped_payload(lead, destination.field_mapping)
+    if destination.kind == DeliveryDestination.Kind.EMAIL:
+        subject, body = email_text(lead, payload)
+        message = EmailMessage(subject, body, to=destination.email_to, headers={"X-Leadcrm-Delivery-Id": msg_id})
+        started = time.monotonic()
+        try:
+            message.send()
+        except OSError as error:  # smtplib errors are OSErrors: the server may be back later
+            return SentRequest(
+                Verdict(Outcome.RETRY, reason=f"{type(error).__name__}: {error}"[:500]), error=str(error)
+            )
+        return SentRequest(
+            Verdict(Outcome.ACCEPTED),
+            url="mailto:" + ",".join(destination.email_to),
+            request_body=body,
+            latency_ms=int((time.monotonic() - started) * 1000),
+        )
+    body, content_type = request_body(destination, payload)
+    headers = {
+        **destination.headers,
+        "Content-Type": content_type,
+        **_auth_header(destination),
+        **signature_headers(destination=destination, msg_id=msg_id, body=body, timestamp=int(time.time())),
+    }
+    shown_headers = {k: ("***" if k.lower() == "authorization" else v) for k, v in headers.items()}
+    sent = SentRequest(Verdict(Outcome.FAILED), url=destination.url, request_headers=shown_headers)
+    sent.request_body = body.decode()
+    try:
+        answer = http_request(
+            "POST",
+            destination.url,
+            body=body,
+            headers=headers,
+            timeout=destination.timeout_seconds,
+            follow_redirects=destination.follow_redirects,
+        )
+    except UnsafeDestination as error:
+        sent.verdict, sent.error = Verdict(Outcome.FAILED, reason=str(error)[:500]), str(error)
+        return sent
+    except TransportError as error:
+        sent.verdict, sent.error = Verdict(Outcome.RETRY, reason=str(error)[:500]), str(error)
+        return sent
+    sent.verdict = judge_answer(
+        answer,
+        accept_path=destination.accept_json_path,
+        accept_value=destination.accept_json_value,
+        reason_path=destination.reason_json_path,
+        reference_path=destination.reference_json_path,
+    )
+    sent.status_code, sent.latency_ms, sent.response = answer.status, answer.latency_ms, excerpt(answer)
+    return sent
+
+
+def _record(delivery: Delivery, sent: SentRequest) -> tuple[str, float | None]:
+    """Write the attempt and the delivery's new state; returns (outcome, seconds until retry)."""
+    verdict = sent.verdict
+    attempts = delivery.attempts + 1
+    outcome, delay = verdict.outcome, None
+    if outcome == Outcome.RETRY:
+        delay = retry_delay(attempts=attempts, retry_after=verdict.retry_after)
+        if delay is None:
+            outcome = Outcome.FAILED
+            verdict.reason = f"gave up after {attempts} attempts; last: {verdict.reason}"[:500]
+    status = {
+        Outcome.ACCEPTED: Delivery.Status.ACCEPTED,
+        Outcome.REJECTED: Delivery.Status.REJECTED,
+        Outcome.FAILED: Delivery.Status.FAILED,
+        Outcome.RETRY: Delivery.Status.PENDING,
+    }[outcome]
+    now = timezone.now()
+    with transaction.atomic():
+        Delivery.objects.filter(pk=delivery.pk).update(
+            status=status,
+            attempts=attempts,
+            last_status_code=sent.status_code,
+            reason=verdict.reason,
+            buyer_reference=verdict.reference or delivery.buyer_reference,
+            finished_at=None if status == Delivery.Status.PENDING else now,
+        )
+        DeliveryAttempt.objects.create(
+            delivery=delivery,
+            url=sent.url[:2000],
+            status_code=sent.status_code,
+            latency_ms=sent.latency_ms,
+            outcome=outcome,
+            error=sent.error[:500],
+            response_excerpt=sent.response,
+        )
+        if verdict.disable_destination:
+            DeliveryDestination.objects.filter(pk=delivery.destination_id).update(
+                is_active=False, disabled_reason=f"The buyer answered 410 Gone on {now:%Y-%m-%d %H:%M} UTC."
+            )
+        if status != Delivery.Status.PENDING:
+            LeadEvent.objects.create(
+                lead_id=delivery.lead_id,
+                kind=LeadEvent.Kind.DELIVERY,
+                data={
+                    "buyer": delivery.destination.name,
+                    "outcome": status,
+                    "reason": verdict.reason,
+                    "webhook_id": delivery.webhook_id,
+                },
+            )
+    delivery.status, delivery.attempts = status, attempts
+    return outcome, delay
+
+
+def delivery_send(*, delivery: Delivery) -> tuple[str, float | None]:
+    destination = delivery.destination
+    if not destination.is_active:
+        sent = SentRequest(Verdict(Outcome.REJECTED, reason=f"destination disabled: {destination.disabled_reason}"))
+        return _record(delivery, sent)
+    lead = Lead.objects.select_related("campaign", "offer", "traffic_source").get(pk=delivery.lead_id)
+    return _record(delivery, send_lead(destination=destination, lead=lead, msg_id=delivery.webhook_id))
+
+
+def delivery_outbox_handler(entry: OutboxEntry) -> None:
+    """Route, send, record; a rejection moves on to the next buyer, up to BUYERS_PER_RUN per run."""
+    for _ in range(BUYERS_PER_RUN):
+        delivery_id = entry.payload.get("delivery")
+        delivery = (
+            Delivery.objects.select_related("destination").filter(pk=delivery_id).first() if delivery_id else None
+        )
+        if delivery is None:
+            delivery = _route(entry)
+            if delivery is None:
+                return
+        if delivery.status == Delivery.Status.ACCEPTED:
+            return
+        if delivery.status == Delivery.Status.FAILED and not entry.payload.get("redeliver"):
+            raise GiveUp(delivery.reason or "delivery failed")
+        if delivery.status != Delivery.Status.REJECTED:
+            outcome, delay = delivery_send(delivery=delivery)
+            if outcome == Outcome.ACCEPTED:
+                return
+            if outcome == Outcome.RETRY:
+                raise RetryLater(f"{delivery.destination.name}: {delivery.reason or 'will retry'}", delay=delay)
+            if outcome == Outcome.FAILED:
+                raise GiveUp(f"{delivery.destination.name}: failed")
+        _set_payload(entry, {})  # rejected: the next run of this loop routes to the next buyer
+    raise RetryLater("rejected by several buyers; routing continues", delay=1)
+
+
+# --- Staff actions ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def deliveries_redeliver(*, deliveries) -> int:
+    """Send failed or rejected deliveries again to the same buyer, under the same webhook id."""
+    count = 0
+    for delivery in deliveries.exclude(status__in=(Delivery.Status.ACCEPTED, Delivery.Status.PENDING)):
+        Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.PENDING, attempts=0, finished_at=None)
+        outbox_enqueue(
+            lead=delivery.lead, kinds=[OutboxEntry.Kind.DELIVERY], payload={"delivery": delivery.pk, "redeliver": True}
+        )
+        count += 1
+    return count
+
+
+@transaction.atomic
+def deliveries_route_next(*, deliveries) -> int:
+    """Offer the leads of failed or rejected deliveries to the next buyer that has not had them."""
+    leads = {
+        d.lead_id: d.lead for d in deliveries.exclude(status__in=(Delivery.Status.ACCEPTED, Delivery.Status.PENDING))
+    }
+    for lead in leads.values():
+        outbox_enqueue(lead=lead, kinds=[OutboxEntry.Kind.DELIVERY])
+    return len(leads)
+
+
+def held_deliveries():
+    return OutboxEntry.objects.filter(
+        kind=OutboxEntry.Kind.DELIVERY, status=OutboxEntry.Status.PENDING, payload__has_key="held"
+    )
+
+
+def deliveries_release_held(*, offer_id: int | None = None) -> int:
+    """Route held leads now (buyers or caps changed) instead of at their next check."""
+    held = held_deliveries()
+    if offer_id is not None:
+        held = held.filter(lead__offer_id=offer_id)
+    entries = list(held.values_list("pk", "kind"))
+    OutboxEntry.objects.filter(pk__in=[pk for pk, _ in entries]).update(next_attempt_at=timezone.now())
+    transaction.on_commit(lambda: dispatch(entries))
+    return len(entries)
+
+
+def destination_set_auth_secret(*, destination: DeliveryDestination, secret: str) -> None:
+    destination.auth_secret_encrypted = encrypt(secret)
+    DeliveryDestination.objects.filter(pk=destination.pk).update(
+        auth_secret_encrypted=destination.auth_secret_encrypted
+    )

@@ -1,0 +1,151 @@
+"""HTTP calls to partners' servers, refusing private and metadata addresses (SSRF protection).
+
+The host is resolved once, every address it resolves to is checked, and the connection goes to a
+checked address (the URL's host name still used for TLS and the Host header), so a DNS answer that
+changes between the check and the call cannot slip a private address in. Redirects are not
+followed unless asked; when they are, each hop is checked the same way.
+"""
+
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import urllib3
+from django.conf import settings
+
+MAX_REDIRECTS = 3
+READ_LIMIT = 64 * 1024  # enough to parse an answer; the log keeps the first 2 kB
+_pool_manager_headers = {"User-Agent": "leadcrm-delivery/1.0"}
+
+
+class UnsafeDestination(Exception):
+    """The URL is not one we may call: bad scheme, or it resolves to a private address."""
+
+
+class TransportError(Exception):
+    """No answer: connection refused or reset, DNS failure, timeout."""
+
+
+@dataclass
+class HttpAnswer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    latency_ms: int
+    url: str
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+def _refused_address(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    return not ip.is_global or ip.is_multicast
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as error:
+        raise TransportError(f"Cannot resolve {host}: {error}") from error
+    return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+def check_url(url: str) -> tuple[str, str, int, str]:
+    """(scheme, host, port, address to connect to); raises UnsafeDestination."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeDestination(f"Only http and https URLs can be called, not {url[:100]!r}.")
+    if parts.username or parts.password:
+        raise UnsafeDestination("Put credentials in the destination's authentication, not in the URL.")
+    host = parts.hostname
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as error:
+        raise UnsafeDestination(f"Bad port in {url[:100]!r}.") from error
+    if host in settings.DELIVERY_ALLOWED_HOSTS:
+        return parts.scheme, host, port, host
+    addresses = _resolve(host, port)
+    refused = [address for address in addresses if _refused_address(address)]
+    if refused:
+        raise UnsafeDestination(
+            f"{host} resolves to a private, loopback, link-local or reserved address ({', '.join(refused)}); "
+            "leadcrm does not call those. An operator can allow the host in DELIVERY_ALLOWED_HOSTS."
+        )
+    return parts.scheme, host, port, addresses[0]
+
+
+def _pool(scheme: str, host: str, port: int, address: str, timeout: urllib3.Timeout):
+    if scheme == "https":
+        return urllib3.HTTPSConnectionPool(
+            address, port, timeout=timeout, retries=False, server_hostname=host, assert_hostname=host, maxsize=1
+        )
+    return urllib3.HTTPConnectionPool(address, port, timeout=timeout, retries=False, maxsize=1)
+
+
+def http_request(
+    method: str,
+    url: str,
+    *,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10,
+    follow_redirects: bool = False,
+) -> HttpAnswer:
+    """One request with our safety rules; raises UnsafeDestination or TransportError."""
+    started = time.monotonic()
+    deadline = started + timeout + settings.DELIVERY_CONNECT_TIMEOUT
+    for _hop in range(MAX_REDIRECTS + 1):
+        scheme, host, port, address = check_url(url)
+        parts = urlsplit(url)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        default_port = 443 if scheme == "https" else 80
+        host_header = host if port == default_port else f"{host}:{port}"
+        if ":" in host and port == default_port:
+            host_header = f"[{host}]"
+        all_headers = {**_pool_manager_headers, **(headers or {}), "Host": host_header}
+        pool = _pool(
+            scheme, host, port, address, urllib3.Timeout(connect=settings.DELIVERY_CONNECT_TIMEOUT, read=timeout)
+        )
+        try:
+            response = pool.urlopen(
+                method, path, body=body, headers=all_headers, redirect=False, retries=False, preload_content=False
+            )
+            try:
+                chunks, size = [], 0
+                for chunk in response.stream(8192):
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    # A server that drips its answer must not hold the worker past the timeout.
+                    if size >= READ_LIMIT or time.monotonic() > deadline:
+                        break
+                payload = b"".join(chunks)[:READ_LIMIT]
+            finally:
+                response.release_conn()
+        except urllib3.exceptions.HTTPError as error:
+            raise TransportError(f"{type(error).__name__}: {error}"[:300]) from error
+        finally:
+            pool.close()
+        answer = HttpAnswer(
+            status=response.status,
+            headers={name.lower(): value for name, value in response.headers.items()},
+            body=payload,
+            latency_ms=int((time.monotonic() - started) * 1000),
+            url=url,
+        )
+        location = answer.headers.get("location")
+        if not (follow_redirects and 300 <= answer.status < 400 and location):
+            return answer
+        next_url = urljoin(url, location)
+        if urlsplit(next_url).netloc != parts.netloc:
+            # Credentials are for the destination's own host, never for where it points us.
+            headers = {name: value for name, value in (headers or {}).items() if name.lower() != "authorization"}
+        url = next_url
+        if answer.status == 303 or (answer.status in (301, 302) and method == "POST"):
+            method, body = "GET", None
+    raise TransportError(f"More than {MAX_REDIRECTS} redirects.")

@@ -1,0 +1,144 @@
+"""Postbacks: tell the traffic source that sent a lead's click what the click became.
+
+Which events fire and the payout each reports are set per campaign. Each event is a Postback row
+written with the change that caused it, and sent through the outbox with the delivery retry rules.
+"""
+
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from campaigns.models import PostbackEvent
+
+from ..models import DeliveryAttempt, Lead, LeadEvent, OutboxEntry, Postback
+from .answers import Outcome, Verdict, excerpt, judge_answer, retry_delay
+from .outbound_http import TransportError, UnsafeDestination, http_request
+from .outbox import GiveUp, RetryLater, outbox_enqueue
+
+POSTBACK_TIMEOUT_SECONDS = 10
+
+
+def _payout(lead: Lead, event: str) -> Decimal:
+    campaign, offer = lead.campaign, lead.offer
+    if event == PostbackEvent.VALID:
+        return campaign.postback_valid_payout if campaign.postback_valid_payout is not None else offer.payout_per_lead
+    if event == PostbackEvent.QUALIFIED:
+        return campaign.postback_qualified_payout or Decimal("0")
+    if event == PostbackEvent.CONVERTED:
+        payout = campaign.postback_converted_payout
+        return payout if payout is not None else offer.payout_per_sale
+    if campaign.postback_return_reversal == "zero":
+        return Decimal("0")
+    reported = lead.postbacks.exclude(event=PostbackEvent.RETURNED).aggregate(total=Sum("payout"))["total"]
+    return -(reported or Decimal("0"))
+
+
+def postback_enqueue(*, lead: Lead, event: str) -> Postback | None:
+    """Record the event's postback in the caller's transaction, if the campaign wants it."""
+    campaign, source = lead.campaign, lead.traffic_source
+    if lead.is_test or not lead.click_id or not source.postback_url_template:
+        return None
+    if event not in campaign.postback_events:
+        return None
+    if event in (PostbackEvent.VALID, PostbackEvent.QUALIFIED) and not lead.is_billable:
+        return None
+    postback, created = Postback.objects.get_or_create(
+        lead=lead, event=event, defaults={"payout": _payout(lead, event), "currency": lead.offer.currency}
+    )
+    if created:
+        outbox_enqueue(lead=lead, kinds=[OutboxEntry.Kind.POSTBACK], payload={"postback": postback.pk})
+    return postback
+
+
+def postback_url(postback: Postback) -> str:
+    lead = postback.lead
+    subs = {f"sub{n}": lead.sub_ids.get(f"sub{n}", "") for n in range(1, 6)}
+    return lead.traffic_source.render_postback_url(
+        click_id=lead.click_id,
+        lead_id=lead.public_id,
+        payout=f"{postback.payout:.2f}",
+        currency=postback.currency,
+        status=postback.event,
+        event=postback.event,
+        campaign=lead.campaign.slug,
+        offer=lead.offer_id,
+        **subs,
+    )
+
+
+def postback_send(*, postback: Postback) -> tuple[str, float | None]:
+    url = postback_url(postback)
+    status_code, latency, response, error = None, 0, "", ""
+    try:
+        answer = http_request("GET", url, timeout=POSTBACK_TIMEOUT_SECONDS, follow_redirects=True)
+    except UnsafeDestination as failure:
+        verdict, error = Verdict(Outcome.FAILED, reason=str(failure)[:500]), str(failure)
+    except TransportError as failure:
+        verdict, error = Verdict(Outcome.RETRY, reason=str(failure)[:500]), str(failure)
+    else:
+        verdict = judge_answer(answer)
+        if verdict.outcome == Outcome.REJECTED:  # a tracker has no "next buyer": a 4xx is final
+            verdict.outcome = Outcome.FAILED
+        status_code, latency, response = answer.status, answer.latency_ms, excerpt(answer)
+    attempts = postback.attempts + 1
+    outcome, delay = verdict.outcome, None
+    if outcome == Outcome.RETRY:
+        delay = retry_delay(attempts=attempts, retry_after=verdict.retry_after)
+        if delay is None:
+            outcome, verdict.reason = Outcome.FAILED, f"gave up after {attempts} attempts; last: {verdict.reason}"
+    status = {Outcome.ACCEPTED: Postback.Status.SENT, Outcome.FAILED: Postback.Status.FAILED}.get(
+        outcome, Postback.Status.PENDING
+    )
+    with transaction.atomic():
+        Postback.objects.filter(pk=postback.pk).update(
+            status=status,
+            attempts=attempts,
+            last_status_code=status_code,
+            reason=verdict.reason[:500],
+            finished_at=None if status == Postback.Status.PENDING else timezone.now(),
+        )
+        DeliveryAttempt.objects.create(
+            postback=postback,
+            url=url[:2000],
+            status_code=status_code,
+            latency_ms=latency,
+            outcome=outcome,
+            error=error[:500],
+            response_excerpt=response,
+        )
+        if status != Postback.Status.PENDING:
+            LeadEvent.objects.create(
+                lead_id=postback.lead_id,
+                kind=LeadEvent.Kind.POSTBACK,
+                data={"event": postback.event, "payout": f"{postback.payout:.2f}", "outcome": status},
+            )
+    return outcome, delay
+
+
+def postback_outbox_handler(entry: OutboxEntry) -> None:
+    postback = Postback.objects.select_related("lead__campaign", "lead__offer", "lead__traffic_source").get(
+        pk=entry.payload["postback"]
+    )
+    if postback.status == Postback.Status.SENT:
+        return
+    if postback.status == Postback.Status.FAILED and not entry.payload.get("resend"):
+        raise GiveUp(postback.reason or "postback failed")
+    outcome, delay = postback_send(postback=postback)
+    if outcome == Outcome.RETRY:
+        raise RetryLater(postback.reason or "traffic source did not answer", delay=delay)
+    if outcome == Outcome.FAILED:
+        raise GiveUp("postback failed")
+
+
+@transaction.atomic
+def postbacks_resend(*, postbacks) -> int:
+    count = 0
+    for postback in postbacks.exclude(status__in=(Postback.Status.SENT, Postback.Status.PENDING)):
+        Postback.objects.filter(pk=postback.pk).update(status=Postback.Status.PENDING, attempts=0, finished_at=None)
+        outbox_enqueue(
+            lead=postback.lead, kinds=[OutboxEntry.Kind.POSTBACK], payload={"postback": postback.pk, "resend": True}
+        )
+        count += 1
+    return count

@@ -1,0 +1,59 @@
+"""Webhook signing in the Standard Webhooks style (standardwebhooks.com), with two-secret rotation."""
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+from django.db import transaction
+from django.utils import timezone
+
+from leadcrm.encryption import decrypt, encrypt
+
+from ..models import DeliveryDestination, WebhookSecret
+
+SECRET_PREFIX = "whsec_"  # noqa: S105  the Standard Webhooks prefix, not a secret
+
+
+def signature(*, secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """`v1,` + base64 HMAC-SHA256 of `id.timestamp.body`, keyed by the secret's base64 bytes."""
+    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def signature_headers(*, destination: DeliveryDestination, msg_id: str, body: bytes, timestamp: int) -> dict:
+    """The three headers; one signature per active secret, so either of two verifies during a rotation."""
+    active = [decrypt(s.secret_encrypted) for s in destination.secrets.all() if s.revoked_at is None]
+    headers = {"webhook-id": msg_id, "webhook-timestamp": str(timestamp)}
+    if active:
+        headers["webhook-signature"] = " ".join(
+            signature(secret=secret, msg_id=msg_id, timestamp=timestamp, body=body) for secret in active
+        )
+    return headers
+
+
+@transaction.atomic
+def destination_rotate_secret(*, destination: DeliveryDestination) -> str:
+    """Create a new signing secret and return it (the only time it is readable in full).
+
+    The newest earlier secret stays active beside it, so the buyer can switch over; older ones are
+    revoked. Rotating twice retires the previous secret for good.
+    """
+    raw = SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+    active = list(
+        WebhookSecret.objects.select_for_update()
+        .filter(destination=destination, revoked_at__isnull=True)
+        .order_by("-created_at", "-id")
+    )
+    WebhookSecret.objects.filter(pk__in=[s.pk for s in active[1:]]).update(revoked_at=timezone.now())
+    WebhookSecret.objects.create(destination=destination, prefix=raw[:12], secret_encrypted=encrypt(raw))
+    return raw
+
+
+def destination_retire_old_secrets(*, destination: DeliveryDestination) -> int:
+    """The buyer has switched: keep only the newest secret."""
+    newest = destination.secrets.filter(revoked_at__isnull=True).order_by("-created_at", "-id").first()
+    if newest is None:
+        return 0
+    return destination.secrets.filter(revoked_at__isnull=True).exclude(pk=newest.pk).update(revoked_at=timezone.now())
