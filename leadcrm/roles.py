@@ -17,6 +17,8 @@ def _all(app_label: str, models: tuple[str, ...], actions=_CRUD) -> list[str]:
 
 _LEAD_ADMIN_MODELS = ("qualificationrule", "blockedemaildomain")
 _LEAD_WORK_MODELS = ("lead", "leadnote", "calllog")
+_DELIVERY_MODELS = ("deliverydestination", "deliveryroute")
+_DELIVERY_LOG_MODELS = ("delivery", "postback", "deliveryattempt", "helddelivery")
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     # Media buyers and affiliate managers: set up and run campaigns, import spend, edit schedules.
@@ -32,6 +34,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "leads.export_lead",
         "leads.view_all_leads",
         *_all("leads", ("partner", "leadoutcome"), ("view",)),
+        # Who buys which leads is set by managers; marketing watches deliveries and postbacks.
+        *_all("leads", (*_DELIVERY_MODELS, *_DELIVERY_LOG_MODELS), ("view",)),
     ],
     # Sales reps: read what a lead came from; they do not change campaigns.
     "Sales": [
@@ -58,6 +62,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "leads.view_all_leads",
         # Onboarding partners and their keys is a manager's call.
         *_all("leads", ("partner", "apikey", "leadoutcome"), ("add", "change", "view")),
+        # Buyers' destinations and routes, and redelivering what failed.
+        *_all("leads", _DELIVERY_MODELS, ("add", "change", "view")),
+        *_all("leads", _DELIVERY_LOG_MODELS, ("change", "view")),
     ],
 }
 

@@ -914,3 +914,12 @@ class DeliveryAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.started_at:%Y-%m-%d %H:%M:%S} {self.status_code or self.error}"
+
+
+class HeldDelivery(OutboxEntry):
+    """A lead no buyer can take now (caps, countries, lead types): it waits and is routed later."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "held lead"
+        verbose_name_plural = "held leads (delivery queue)"

@@ -35,6 +35,7 @@ from ..services import lead_add_note, lead_assign, lead_claim, lead_log_call, le
 from ..services.assignment import sales_reps
 from ..services.normalisation import normalise_phone
 from ..services.workflow import ALLOWED_TRANSITIONS, validate_status_change
+from .delivery import DeliveryInline, PostbackInline
 
 
 class EstimatedCountPaginator(Paginator):
@@ -245,7 +246,7 @@ class LeadAdmin(admin.ModelAdmin):
     show_full_result_count = False
     show_facets = ShowFacets.NEVER
     paginator = EstimatedCountPaginator
-    inlines = [LeadNoteInline, CallLogInline]
+    inlines = [LeadNoteInline, CallLogInline, DeliveryInline, PostbackInline]
     actions = ("claim_leads", "assign_leads", "mark_contacted", "mark_won", "mark_lost", "export_csv")
     readonly_fields = (
         "public_id",

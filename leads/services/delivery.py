@@ -43,7 +43,7 @@ COUNTED = (Delivery.Status.PENDING, Delivery.Status.ACCEPTED)  # what uses up a 
 # --- Caps and routing --------------------------------------------------------------------------
 
 
-def _period_starts(now: datetime) -> tuple[datetime, datetime]:
+def period_starts(now: datetime) -> tuple[datetime, datetime]:
     local = timezone.localtime(now)
     hour = local.replace(minute=0, second=0, microsecond=0)
     return hour, hour.replace(hour=0)
@@ -51,7 +51,7 @@ def _period_starts(now: datetime) -> tuple[datetime, datetime]:
 
 def route_usage(route_ids, now: datetime | None = None) -> dict[int, tuple[int, int]]:
     """{route id: (leads this hour, leads today)} in one query; the admin shows the same numbers."""
-    hour, day = _period_starts(now or timezone.now())
+    hour, day = period_starts(now or timezone.now())
     rows = (
         Delivery.objects.filter(route_id__in=list(route_ids), created_at__gte=day, status__in=COUNTED)
         .values("route_id")
@@ -76,7 +76,7 @@ def choose_route(lead: Lead, routes: list[DeliveryRoute], now: datetime) -> Rout
         refusals = "; ".join(f"{route.destination.name}: {route.refusal(lead)}" for route in routes)
         return RoutingChoice(None, f"no buyer takes it ({refusals})"[:300], now + RECHECK_UNROUTABLE)
     usage = route_usage([route.pk for route in accepting], now)
-    hour, day = _period_starts(now)
+    hour, day = period_starts(now)
     resets = []
     with_room = []
     for route in accepting:

@@ -103,7 +103,8 @@ def change_form_data(lead, notes=(), calls=(), **overrides):
         "sale_amount_input": "",
         "sale_currency_input": "",
     }
-    for prefix, rows in (("notes", notes), ("calls", calls)):
+    # The read-only delivery and postback logs (shown to managers) post empty management forms.
+    for prefix, rows in (("notes", notes), ("calls", calls), ("deliveries", ()), ("postbacks", ())):
         data.update(
             {
                 f"{prefix}-TOTAL_FORMS": str(len(rows)),

@@ -1,0 +1,426 @@
+"""Buyers' destinations and routes, the deliveries and postbacks logs, and the held queue."""
+
+import uuid
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from campaigns.models import Campaign, Offer, TrafficSource
+
+from ..models import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryDestination,
+    DeliveryRoute,
+    HeldDelivery,
+    Lead,
+    Postback,
+    WebhookSecret,
+)
+from ..services.delivery import (
+    COUNTED,
+    deliveries_redeliver,
+    deliveries_release_held,
+    deliveries_route_next,
+    destination_set_auth_secret,
+    held_deliveries,
+    period_starts,
+    send_lead,
+)
+from ..services.postbacks import postback_url, postbacks_resend
+from ..services.signing import destination_retire_old_secrets, destination_rotate_secret
+
+
+class AttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    can_delete = False
+    fields = ("started_at", "outcome", "status_code", "latency_ms", "error", "response_excerpt")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class SecretInline(admin.TabularInline):
+    model = WebhookSecret
+    extra = 0
+    can_delete = False
+    fields = ("prefix", "created_at", "revoked_at")
+    readonly_fields = fields
+    verbose_name_plural = "signing secrets (shown in full once, when created)"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class RouteInline(admin.TabularInline):
+    model = DeliveryRoute
+    extra = 0
+    fields = (
+        "offer",
+        "priority",
+        "weight",
+        "accepted_countries",
+        "accepted_lead_types",
+        "hourly_cap",
+        "daily_cap",
+        "is_active",
+    )
+    autocomplete_fields = ("offer",)
+
+
+class DestinationForm(forms.ModelForm):
+    new_auth_secret = forms.CharField(
+        label="Password or token",
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="For basic or bearer authentication. Stored encrypted and never shown; leave empty to keep it.",
+    )
+
+    class Meta:
+        model = DeliveryDestination
+        fields = (
+            "advertiser",
+            "name",
+            "kind",
+            "is_active",
+            "url",
+            "field_mapping",
+            "headers",
+            "timeout_seconds",
+            "follow_redirects",
+            "auth",
+            "auth_username",
+            "accept_json_path",
+            "accept_json_value",
+            "reason_json_path",
+            "reference_json_path",
+            "email_to",
+        )
+
+
+@admin.register(DeliveryDestination)
+class DeliveryDestinationAdmin(admin.ModelAdmin):
+    form = DestinationForm
+    list_display = ("name", "advertiser", "kind", "target", "is_active", "active_secrets")
+    list_filter = ("kind", "is_active", "advertiser")
+    list_select_related = ("advertiser",)
+    search_fields = ("name", "advertiser__name", "url")
+    inlines = [RouteInline, SecretInline]
+    readonly_fields = ("disabled_reason", "created_at")
+    change_form_template = "admin/leads/deliverydestination/change_form.html"
+    fieldsets = (
+        (None, {"fields": ("advertiser", "name", "kind", "is_active", "disabled_reason")}),
+        ("HTTP", {"fields": ("url", "field_mapping", "headers", "timeout_seconds", "follow_redirects")}),
+        ("Authentication", {"fields": ("auth", "auth_username", "new_auth_secret")}),
+        (
+            "The buyer's answer",
+            {"fields": ("accept_json_path", "accept_json_value", "reason_json_path", "reference_json_path")},
+        ),
+        ("Email", {"fields": ("email_to",)}),
+    )
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(active_secret_count=Count("secrets", filter=Q(secrets__revoked_at__isnull=True)))
+        )
+
+    @admin.display(description="URL or inbox")
+    def target(self, obj):
+        return obj.url if obj.kind != DeliveryDestination.Kind.EMAIL else ", ".join(obj.email_to)
+
+    @admin.display(description="Active secrets")
+    def active_secrets(self, obj):
+        return obj.active_secret_count
+
+    def save_model(self, request, obj, form, change):
+        if obj.is_active:
+            obj.disabled_reason = ""
+        super().save_model(request, obj, form, change)
+        if form.cleaned_data.get("new_auth_secret"):
+            destination_set_auth_secret(destination=obj, secret=form.cleaned_data["new_auth_secret"])
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        released = deliveries_release_held()
+        if released:
+            self.message_user(request, f"{released} held lead(s) will be routed again now.")
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/rotate-secret/",
+                self.admin_site.admin_view(self.rotate_secret_view),
+                name="leads_destination_rotate",
+            ),
+            path(
+                "<int:pk>/retire-secrets/",
+                self.admin_site.admin_view(self.retire_secrets_view),
+                name="leads_destination_retire",
+            ),
+            path("<int:pk>/send-test/", self.admin_site.admin_view(self.send_test_view), name="leads_destination_test"),
+            *super().get_urls(),
+        ]
+
+    def rotate_secret_view(self, request, pk):
+        destination = get_object_or_404(DeliveryDestination, pk=pk)
+        if request.method != "POST" or not self.has_change_permission(request, destination):
+            return redirect("admin:leads_deliverydestination_change", pk)
+        raw = destination_rotate_secret(destination=destination)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "New signing secret",
+            "opts": self.model._meta,
+            "destination": destination,
+            "secret": raw,
+        }
+        response = TemplateResponse(request, "admin/leads/deliverydestination/secret_created.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def retire_secrets_view(self, request, pk):
+        destination = get_object_or_404(DeliveryDestination, pk=pk)
+        if request.method == "POST" and self.has_change_permission(request, destination):
+            retired = destination_retire_old_secrets(destination=destination)
+            self.message_user(request, f"{retired} older secret(s) retired; only the newest signs now.")
+        return redirect("admin:leads_deliverydestination_change", pk)
+
+    def send_test_view(self, request, pk):
+        destination = get_object_or_404(DeliveryDestination, pk=pk)
+        if request.method != "POST" or not self.has_change_permission(request, destination):
+            return redirect("admin:leads_deliverydestination_change", pk)
+        sent = send_lead(destination=destination, lead=_sample_lead(destination), msg_id=f"msg_test_{uuid.uuid4().hex}")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Test lead sent to {destination.name}",
+            "opts": self.model._meta,
+            "destination": destination,
+            "sent": sent,
+        }
+        return TemplateResponse(request, "admin/leads/deliverydestination/test_result.html", context)
+
+
+def _sample_lead(destination: DeliveryDestination) -> Lead:
+    """An unsaved lead with made-up contact details, on one of the buyer's offers."""
+    offer = Offer.objects.filter(advertiser=destination.advertiser).first() or Offer(
+        name="Test offer", advertiser=destination.advertiser
+    )
+    campaign = Campaign.objects.filter(offer=offer).select_related("traffic_source").first() if offer.pk else None
+    now = timezone.now()
+    return Lead(
+        public_id=uuid.uuid4(),
+        created_at=now,
+        door="api",
+        is_test=True,
+        campaign=campaign or Campaign(slug="test-campaign", offer=offer),
+        offer=offer,
+        traffic_source=campaign.traffic_source if campaign else TrafficSource(name="Test", kind="native"),
+        email="test.lead@example.com",
+        phone="+16505551212",
+        first_name="Test",
+        last_name="Lead",
+        company="Example Inc",
+        country="US",
+        lead_type="hard",
+        validity="valid",
+        qualification="qualified",
+        score=80,
+        action="quote",
+        consent=True,
+        consent_text="Test consent",
+        consent_at=now,
+        answers={"test": "yes"},
+    )
+
+
+@admin.register(DeliveryRoute)
+class DeliveryRouteAdmin(admin.ModelAdmin):
+    list_display = ("offer", "destination", "priority", "weight", "accepts", "hour_usage", "day_usage", "is_active")
+    list_filter = ("is_active", "offer", "destination__advertiser")
+    list_select_related = ("offer", "destination")
+    autocomplete_fields = ("offer",)
+    ordering = ("offer", "priority", "id")
+
+    def get_queryset(self, request):
+        hour, day = period_starts(timezone.now())
+        counted = Q(deliveries__status__in=COUNTED)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                today=Count("deliveries", filter=counted & Q(deliveries__created_at__gte=day)),
+                this_hour=Count("deliveries", filter=counted & Q(deliveries__created_at__gte=hour)),
+            )
+        )
+
+    @admin.display(description="Accepts")
+    def accepts(self, obj):
+        countries = ", ".join(obj.accepted_countries) or "all countries"
+        types = ", ".join(obj.accepted_lead_types) or "all types"
+        return f"{countries}; {types}"
+
+    @admin.display(description="This hour / cap")
+    def hour_usage(self, obj):
+        return f"{obj.this_hour} / {obj.hourly_cap if obj.hourly_cap is not None else '∞'}"
+
+    @admin.display(description="Today / cap")
+    def day_usage(self, obj):
+        return f"{obj.today} / {obj.daily_cap if obj.daily_cap is not None else '∞'}"
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        released = deliveries_release_held(offer_id=obj.offer_id)
+        if released:
+            self.message_user(request, f"{released} held lead(s) of this offer will be routed again now.")
+
+
+class ReadOnlyLogAdmin(admin.ModelAdmin):
+    """Logs are written by the delivery machinery; staff read them and act through actions."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyLogAdmin):
+    list_display = (
+        "webhook_id",
+        "lead",
+        "destination",
+        "status",
+        "attempts",
+        "last_status_code",
+        "reason",
+        "created_at",
+    )
+    list_filter = ("status", "destination__advertiser", "destination", ("created_at", admin.DateFieldListFilter))
+    list_select_related = ("lead", "destination")
+    search_fields = ("public_id", "buyer_reference", "lead__public_id")
+    date_hierarchy = "created_at"
+    inlines = [AttemptInline]
+    actions = ("redeliver", "route_to_next_buyer")
+
+    @admin.action(description="Redeliver to the same buyer (same webhook id)", permissions=["change"])
+    def redeliver(self, request, queryset):
+        count = deliveries_redeliver(deliveries=queryset)
+        self.message_user(
+            request, f"{count} delivery(ies) will be sent again; accepted and pending ones are left alone."
+        )
+
+    @admin.action(description="Route to the next buyer", permissions=["change"])
+    def route_to_next_buyer(self, request, queryset):
+        count = deliveries_route_next(deliveries=queryset)
+        self.message_user(request, f"{count} lead(s) will be offered to the next buyer that has not had them.")
+
+
+@admin.register(Postback)
+class PostbackAdmin(ReadOnlyLogAdmin):
+    list_display = (
+        "lead",
+        "event",
+        "payout",
+        "currency",
+        "status",
+        "attempts",
+        "last_status_code",
+        "reason",
+        "created_at",
+    )
+    list_filter = ("status", "event", "lead__traffic_source", ("created_at", admin.DateFieldListFilter))
+    list_select_related = ("lead",)
+    date_hierarchy = "created_at"
+    inlines = [AttemptInline]
+    actions = ("resend",)
+    readonly_fields = ("url",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "url"]
+
+    @admin.display(description="URL")
+    def url(self, obj):
+        return postback_url(obj)
+
+    @admin.action(description="Send again", permissions=["change"])
+    def resend(self, request, queryset):
+        count = postbacks_resend(postbacks=queryset)
+        self.message_user(request, f"{count} postback(s) will be sent again; sent and pending ones are left alone.")
+
+
+@admin.register(HeldDelivery)
+class HeldDeliveryAdmin(admin.ModelAdmin):
+    list_display = ("lead", "offer", "held_reason", "next_attempt_at", "created_at")
+    list_select_related = ("lead__offer",)
+    actions = ("route_now",)
+
+    def get_queryset(self, request):
+        return held_deliveries().select_related("lead__offer")
+
+    @admin.display(description="Offer")
+    def offer(self, obj):
+        return obj.lead.offer.name
+
+    @admin.display(description="Why it waits")
+    def held_reason(self, obj):
+        return obj.payload.get("held", "")
+
+    @admin.action(description="Route now", permissions=["change"])
+    def route_now(self, request, queryset):
+        count = 0
+        for offer_id in set(queryset.values_list("lead__offer_id", flat=True)):
+            count += deliveries_release_held(offer_id=offer_id)
+        self.message_user(request, f"{count} held lead(s) will be routed now.", messages.SUCCESS)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)  # actions only
+
+
+class DeliveryInline(admin.TabularInline):
+    """On the lead page: where the lead went and what each buyer answered."""
+
+    model = Delivery
+    extra = 0
+    can_delete = False
+    fields = ("destination", "status", "attempts", "last_status_code", "reason", "created_at", "log")
+    readonly_fields = fields
+    verbose_name_plural = "deliveries to buyers"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Attempts log")
+    def log(self, obj):
+        url = reverse("admin:leads_delivery_change", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, obj.webhook_id)
+
+
+class PostbackInline(admin.TabularInline):
+    model = Postback
+    extra = 0
+    can_delete = False
+    fields = ("event", "payout", "currency", "status", "attempts", "last_status_code", "reason", "created_at")
+    readonly_fields = fields
+    verbose_name_plural = "postbacks to the traffic source"
+
+    def has_add_permission(self, request, obj=None):
+        return False
