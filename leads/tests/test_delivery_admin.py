@@ -1,0 +1,203 @@
+"""The delivery admin as marketing staff and managers use it."""
+
+import pytest
+from django.urls import reverse
+from standardwebhooks.webhooks import Webhook
+
+from campaigns.tests.factories import CampaignFactory
+from leads.models import Delivery, DeliveryDestination, DeliveryRoute, OutboxEntry, WebhookSecret
+from leads.tests.factories import LeadFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def manager(client, staff_user_in):
+    client.force_login(staff_user_in("Managers"))
+    return client
+
+
+@pytest.fixture
+def buyer(settings, httpserver):
+    settings.DELIVERY_ALLOWED_HOSTS = [httpserver.host]
+    campaign = CampaignFactory()
+    destination = DeliveryDestination.objects.create(
+        advertiser=campaign.offer.advertiser, name="Acme CRM", url=httpserver.url_for("/in")
+    )
+    route = DeliveryRoute.objects.create(offer=campaign.offer, destination=destination, daily_cap=10, hourly_cap=3)
+    return destination, route, campaign
+
+
+def test_a_new_signing_secret_is_shown_once_and_stored_encrypted(manager, buyer):
+    destination, _, _ = buyer
+    change = reverse("admin:leads_deliverydestination_change", args=[destination.pk])
+
+    response = manager.post(reverse("admin:leads_destination_rotate", args=[destination.pk]))
+
+    secret = response.context["secret"]
+    assert secret.startswith("whsec_") and secret.encode() in response.content
+    assert "no-store" in response["Cache-Control"]
+    stored = WebhookSecret.objects.get(destination=destination)
+    assert secret not in stored.secret_encrypted
+    page = manager.get(change)
+    assert secret.encode() not in page.content
+    assert stored.prefix.encode() in page.content
+
+
+def test_send_test_lead_shows_the_request_and_the_buyers_answer(manager, buyer, httpserver):
+    destination, _, _ = buyer
+    manager.post(reverse("admin:leads_destination_rotate", args=[destination.pk]))
+    httpserver.expect_oneshot_request("/in", method="POST").respond_with_json({"status": "ok"}, status=201)
+
+    response = manager.post(reverse("admin:leads_destination_test", args=[destination.pk]))
+
+    assert response.status_code == 200
+    assert b"HTTP 201" in response.content and b"accepted" in response.content
+    assert b"test.lead@example.com" in response.content
+    request, _ = httpserver.log[0]
+    assert request.headers["webhook-id"].startswith("msg_test_")
+    assert "webhook-signature" in request.headers
+    assert Delivery.objects.count() == 0  # a test is not a delivery
+
+
+def test_the_auth_secret_is_write_only(manager, buyer, httpserver):
+    destination, _, _ = buyer
+    change = reverse("admin:leads_deliverydestination_change", args=[destination.pk])
+    page = manager.get(change)
+    data = {
+        **{k: v for k, v in page.context["adminform"].form.initial.items() if v is not None},
+        "advertiser": destination.advertiser_id,
+        "name": destination.name,
+        "kind": "json",
+        "url": destination.url,
+        "field_mapping": "{}",
+        "headers": "{}",
+        "timeout_seconds": "10",
+        "auth": "bearer",
+        "auth_username": "",
+        "new_auth_secret": "tok-123-very-secret",
+        "email_to": "",
+        "is_active": "on",
+        "routes-TOTAL_FORMS": "0",
+        "routes-INITIAL_FORMS": "0",
+        "secrets-TOTAL_FORMS": "0",
+        "secrets-INITIAL_FORMS": "0",
+    }
+    response = manager.post(change, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    destination.refresh_from_db()
+    assert destination.auth_secret_encrypted and "tok-123" not in destination.auth_secret_encrypted
+    assert b"tok-123-very-secret" not in manager.get(change).content
+
+    httpserver.expect_oneshot_request("/in", headers={"Authorization": "Bearer tok-123-very-secret"}).respond_with_data(
+        "ok"
+    )
+    manager.post(reverse("admin:leads_destination_test", args=[destination.pk]))
+    httpserver.check_assertions()
+
+
+def test_mapping_errors_are_shown_on_the_form(manager, buyer):
+    destination, _, _ = buyer
+    response = manager.post(
+        reverse("admin:leads_deliverydestination_add"),
+        {
+            "advertiser": destination.advertiser_id,
+            "name": "Broken",
+            "kind": "json",
+            "url": "https://buyer.example/in",
+            "field_mapping": '{"tel": {"field": "telephone"}, "mail": {"field": "email", "format": "national"}}',
+            "headers": '{"Authorization": "x"}',
+            "timeout_seconds": "10",
+            "auth": "none",
+            "routes-TOTAL_FORMS": "0",
+            "routes-INITIAL_FORMS": "0",
+            "secrets-TOTAL_FORMS": "0",
+            "secrets-INITIAL_FORMS": "0",
+        },
+    )
+    errors = response.context["adminform"].form.errors
+    assert "unknown field 'telephone'" in errors["field_mapping"][0]
+    assert "phone formats apply to the phone field only" in errors["field_mapping"][0]
+    assert "Authorization" in errors["headers"][0]
+    assert not DeliveryDestination.objects.filter(name="Broken").exists()
+
+
+def test_routes_list_shows_todays_counts_against_caps_in_fixed_queries(manager, buyer, django_assert_max_num_queries):
+    destination, route, campaign = buyer
+    for _ in range(2):
+        Delivery.objects.create(
+            lead=LeadFactory(campaign=campaign), destination=destination, route=route, status="accepted"
+        )
+    Delivery.objects.create(
+        lead=LeadFactory(campaign=campaign), destination=destination, route=route, status="rejected"
+    )  # a rejection does not use the cap
+
+    with django_assert_max_num_queries(12):
+        response = manager.get(reverse("admin:leads_deliveryroute_changelist"))
+
+    assert b"2 / 3" in response.content and b"2 / 10" in response.content
+
+
+def test_deliveries_list_filters_and_redelivers(manager, buyer, httpserver, django_capture_on_commit_callbacks):
+    destination, route, campaign = buyer
+    failed = Delivery.objects.create(
+        lead=LeadFactory(campaign=campaign), destination=destination, route=route, status="failed", reason="HTTP 404"
+    )
+    Delivery.objects.create(
+        lead=LeadFactory(campaign=campaign), destination=destination, route=route, status="accepted"
+    )
+    changelist = reverse("admin:leads_delivery_changelist")
+
+    listed = manager.get(changelist, {"status__exact": "failed"})
+    assert [d.pk for d in listed.context["cl"].result_list] == [failed.pk]
+
+    httpserver.expect_oneshot_request("/in").respond_with_json({"ok": True})
+    with django_capture_on_commit_callbacks(execute=True):
+        manager.post(changelist, {"action": "redeliver", "_selected_action": [failed.pk]})
+
+    failed.refresh_from_db()
+    assert failed.status == "accepted"
+    request, _ = httpserver.log[0]
+    assert request.headers["webhook-id"] == failed.webhook_id
+
+
+def test_held_leads_are_listed_with_why_they_wait(manager, buyer):
+    _, _, campaign = buyer
+    lead = LeadFactory(campaign=campaign)
+    OutboxEntry.objects.create(lead=lead, kind="delivery", payload={"held": "every buyer is at its cap"})
+    OutboxEntry.objects.create(lead=lead, kind="delivery", payload={"delivery": 1})
+
+    response = manager.get(reverse("admin:leads_helddelivery_changelist"))
+
+    assert [e.lead_id for e in response.context["cl"].result_list] == [lead.pk]
+    assert b"every buyer is at its cap" in response.content
+
+
+def test_the_lead_page_shows_its_deliveries_and_postbacks(manager, buyer):
+    destination, route, campaign = buyer
+    lead = LeadFactory(campaign=campaign)
+    delivery = Delivery.objects.create(
+        lead=lead, destination=destination, route=route, status="rejected", reason="dupe"
+    )
+
+    page = manager.get(reverse("admin:leads_lead_change", args=[lead.pk]))
+
+    assert delivery.webhook_id.encode() in page.content and b"dupe" in page.content
+    assert b"postbacks to the traffic source" in page.content.lower()
+
+
+def test_marketing_can_read_deliveries_but_not_change_destinations(client, staff_user_in, buyer):
+    destination, _, _ = buyer
+    client.force_login(staff_user_in("Marketing"))
+    assert client.get(reverse("admin:leads_delivery_changelist")).status_code == 200
+    assert client.post(reverse("admin:leads_destination_rotate", args=[destination.pk])).status_code == 302
+    assert not WebhookSecret.objects.exists()
+
+
+def test_verifying_with_the_shown_secret_works(manager, buyer, httpserver):
+    destination, _, _ = buyer
+    secret = manager.post(reverse("admin:leads_destination_rotate", args=[destination.pk])).context["secret"]
+    httpserver.expect_oneshot_request("/in").respond_with_data("ok")
+    manager.post(reverse("admin:leads_destination_test", args=[destination.pk]))
+    request, _ = httpserver.log[0]
+    Webhook(secret).verify(request.get_data(), dict(request.headers))
