@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from campaigns.models import Campaign
 
-from .models import OPEN_STATUSES, Lead, Validity
+from .models import OPEN_STATUSES, Delivery, Lead, Validity
 
 # The queue reps claim from: unassigned, open, real leads that are not invalid.
 UNASSIGNED_QUEUE = Q(assigned_to__isnull=True, is_test=False, is_duplicate=False, status__in=OPEN_STATUSES) & ~Q(
@@ -54,10 +54,13 @@ def escalated_leads(*, limit: int = 20) -> QuerySet[Lead]:
 
 
 def _sold_to(partner) -> Q:
-    """The sellable leads of a buyer's advertiser; nothing for a partner that is not a buyer."""
+    """The leads delivered to (and accepted by) the buyer's advertiser; nothing for a non-buyer."""
     if not (partner.is_buyer and partner.advertiser_id):
         return Q(pk__in=[])
-    return Q(offer__advertiser_id=partner.advertiser_id, validity=Validity.VALID, is_duplicate=False, is_test=False)
+    delivered = Delivery.objects.filter(
+        status=Delivery.Status.ACCEPTED, destination__advertiser_id=partner.advertiser_id
+    ).values("lead_id")
+    return Q(pk__in=delivered)
 
 
 def lead_list_for_buyer(*, partner) -> QuerySet[Lead]:
@@ -66,7 +69,7 @@ def lead_list_for_buyer(*, partner) -> QuerySet[Lead]:
 
 
 def lead_list_for_partner(*, partner) -> QuerySet[Lead]:
-    """A supplier's own leads; for a buyer, the sellable leads of its advertiser's offers."""
+    """A supplier's own leads; for a buyer, the leads delivered to its advertiser."""
     visible = _sold_to(partner)
     if partner.is_supplier:
         visible |= Q(partner=partner)

@@ -1,7 +1,7 @@
 import factory
 
 from campaigns.tests.factories import CampaignFactory
-from leads.models import Door, Lead, QualificationRule
+from leads.models import Delivery, DeliveryDestination, Door, Lead, QualificationRule
 
 
 class LeadFactory(factory.django.DjangoModelFactory):
@@ -33,3 +33,12 @@ class QualificationRuleFactory(factory.django.DjangoModelFactory):
     field = "country"
     operator = "in"
     value = "US,CA"
+
+
+def delivered(lead: Lead, *, advertiser=None, status: str = "accepted") -> Delivery:
+    """Record that the lead went to a buyer (its offer's advertiser unless given), as routing would."""
+    advertiser = advertiser or lead.offer.advertiser
+    destination, _ = DeliveryDestination.objects.get_or_create(
+        advertiser=advertiser, name="Buyer CRM", defaults={"url": "https://buyer.example/leads"}
+    )
+    return Delivery.objects.create(lead=lead, destination=destination, status=status)

@@ -24,7 +24,7 @@ from campaigns.tests.factories import AdvertiserFactory, CampaignFactory, DailyS
 from leadcrm.wsgi import application
 from leads.models import ApiScope, Lead, LeadEvent, LeadOutcome, Partner
 from leads.services.partners import api_key_create
-from leads.tests.factories import LeadFactory
+from leads.tests.factories import LeadFactory, delivered
 
 pytestmark = pytest.mark.django_db
 
@@ -80,7 +80,9 @@ def buyer_client(buyer):
 
 @pytest.fixture
 def lead(offer):
-    return LeadFactory(campaign__offer=offer, created_at=timezone.now() - timedelta(days=2))
+    lead = LeadFactory(campaign__offer=offer, created_at=timezone.now() - timedelta(days=2))
+    delivered(lead)  # sold to the buyer: the only leads it may report on
+    return lead
 
 
 def test_buyer_reports_contacted_and_the_new_lead_becomes_contacted(buyer_client, buyer, lead):
@@ -123,6 +125,7 @@ def test_buyer_reports_a_sale_and_the_lead_is_won_with_its_amount_counted_as_rev
 @pytest.mark.parametrize("age", [timedelta(hours=1), timedelta(days=7) - timedelta(minutes=5)])
 def test_return_within_the_window_marks_the_lead_returned_and_reverses_its_revenue(buyer_client, offer, age):
     lead = LeadFactory(campaign__offer=offer, created_at=timezone.now() - age)
+    delivered(lead)
     sale = {"outcome": "converted", "sale_amount": "300.00", "external_reference": "sale-7"}
     assert buyer_client.post(outcome_url(lead), sale, format="json").status_code == 201
     assert revenue_and_counts(lead) == (Decimal("300.00"), 1, 0)
@@ -145,6 +148,7 @@ def test_return_within_the_window_marks_the_lead_returned_and_reverses_its_reven
 @pytest.mark.parametrize("age", [timedelta(days=7, minutes=5), timedelta(days=40)])
 def test_return_after_the_window_is_refused_with_the_window_named_and_nothing_changes(buyer_client, offer, age):
     lead = LeadFactory(campaign__offer=offer, created_at=timezone.now() - age, status="won", sale_amount=Decimal("80"))
+    delivered(lead)
 
     response = buyer_client.post(outcome_url(lead), {"outcome": "returned", "reason": "fraud"}, format="json")
 
@@ -185,6 +189,8 @@ def test_the_same_reference_for_a_different_outcome_is_a_conflict(buyer_client, 
     first = buyer_client.post(outcome_url(lead), {"outcome": "contacted", "external_reference": "ref-1"}, format="json")
     assert first.status_code == 201
     other_lead = lead if same_lead else LeadFactory(campaign__offer=offer)
+    if not same_lead:
+        delivered(other_lead)
     body = (
         {"outcome": "converted", "sale_amount": "10.00", "external_reference": "ref-1"}
         if same_lead
@@ -245,13 +251,21 @@ def test_a_supplier_only_partner_gets_404_even_for_a_lead_it_sent(offer):
         {"validity": "invalid"},
         {"is_duplicate": True},
         {"is_test": True},
+        {"delivery": "rejected"},
+        {"delivery": None},
     ],
-    ids=["other-advertiser", "invalid", "duplicate", "test"],
+    ids=["other-advertiser", "invalid", "duplicate", "test", "rejected-by-buyer", "not-delivered"],
 )
 def test_a_buyer_gets_404_for_leads_it_was_not_sold(buyer_client, offer, lead_kwargs):
-    if "campaign__offer__name" not in lead_kwargs:
+    delivery = lead_kwargs.pop("delivery", None)
+    other_advertiser = "campaign__offer__name" in lead_kwargs
+    if not other_advertiser:
         lead_kwargs = {**lead_kwargs, "campaign__offer": offer}
     lead = LeadFactory(**lead_kwargs)
+    if other_advertiser:
+        delivered(lead)  # sold, but to its own advertiser, not to this buyer's
+    elif delivery:
+        delivered(lead, status=delivery)
 
     response = buyer_client.post(outcome_url(lead), {"outcome": "contacted"}, format="json")
 
