@@ -20,3 +20,13 @@ def staff_user_in():
 @pytest.fixture
 def superuser(staff_user_in):
     return staff_user_in(None)
+
+
+@pytest.fixture(autouse=True)
+def _broker_not_paused():
+    """A test that took the broker down must not leave later tests' dispatches paused."""
+    from leads.services import outbox
+
+    outbox._broker_paused_until = 0.0
+    yield
+    outbox._broker_paused_until = 0.0

@@ -231,6 +231,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_DIR),
         "data_folder_out": str(CELERY_BROKER_DIR),
+        "control_folder": str(Path(CELERY_BROKER_DIR) / "control"),  # not ./control in the checkout
     }
 else:
     # Bounded socket waits so a stalled broker cannot hang a web request.

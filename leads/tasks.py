@@ -7,8 +7,9 @@ from .services.lead_import import lead_import_run
 
 
 # acks_late + reject_on_worker_lost (settings): a killed worker's message goes back to the broker.
-# Idempotent: the entry is claimed by a conditional UPDATE; a second run finds it not due. The hard
-# time limit is shorter than the claim, so a live worker never works on an entry it no longer owns.
+# Idempotent: the entry is claimed by a conditional UPDATE; a second run finds it not due. Prefork
+# workers enforce the hard time limit, which is shorter than the claim; in every pool, outbound HTTP
+# has its own deadline (at most 35 s a request) and a result recorded after a lost claim is dropped.
 @shared_task(acks_late=True, ignore_result=True, time_limit=settings.OUTBOX_TASK_TIME_LIMIT)
 def process_outbox_entry_task(entry_id: int) -> str:
     return outbox_process(entry_id=entry_id)

@@ -3,6 +3,7 @@
 import json
 import random
 from dataclasses import dataclass
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 from django.utils import timezone
@@ -59,6 +60,8 @@ def _retry_after(answer: HttpAnswer) -> float | None:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # the obsolete asctime form carries no zone; HTTP dates are GMT
+        when = when.replace(tzinfo=UTC)
     return min(max((when - timezone.now()).total_seconds(), 1.0), MAX_RETRY_AFTER)
 
 

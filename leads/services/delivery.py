@@ -75,7 +75,8 @@ def choose_route(lead: Lead, routes: list[DeliveryRoute], now: datetime) -> Rout
     if not accepting:
         refusals = "; ".join(f"{route.destination.name}: {route.refusal(lead)}" for route in routes)
         return RoutingChoice(None, f"no buyer takes it ({refusals})"[:300], now + RECHECK_UNROUTABLE)
-    usage = route_usage([route.pk for route in accepting], now)
+    capped = [route.pk for route in accepting if route.hourly_cap is not None or route.daily_cap is not None]
+    usage = route_usage(capped, now) if capped else {}
     hour, day = period_starts(now)
     resets = []
     with_room = []
@@ -104,11 +105,20 @@ def _route(entry: OutboxEntry) -> Delivery | None:
     with transaction.atomic():
         # Locking the lead, then its offer's routes (always in that order), keeps two workers from
         # routing one lead twice or filling one cap past its limit.
-        lead = Lead.objects.select_for_update(of=("self",)).select_related("offer").get(pk=entry.lead_id)
+        lead = (
+            Lead.objects.select_for_update(of=("self",))
+            .select_related("campaign", "offer", "traffic_source")
+            .get(pk=entry.lead_id)
+        )
         if not lead.is_billable or lead.status == LeadStatus.RETURNED:
             _set_payload(entry, {"skipped": "not deliverable (invalid, duplicate, test or returned)"})
             return None
-        tried = Delivery.objects.filter(lead=lead).values_list("destination_id", flat=True)
+        earlier = list(Delivery.objects.filter(lead=lead).values_list("destination_id", "status"))
+        # A lead is sold once: another entry (a redelivery, a "route to next buyer") may have placed it.
+        if any(status in COUNTED for _, status in earlier):
+            _set_payload(entry, {"skipped": "already delivered or being delivered to a buyer"})
+            return None
+        tried = [destination_id for destination_id, _ in earlier]
         routes = list(
             DeliveryRoute.objects.select_for_update(of=("self",))
             .filter(offer_id=lead.offer_id, is_active=True, destination__is_active=True)
@@ -123,6 +133,7 @@ def _route(entry: OutboxEntry) -> Delivery | None:
             _set_payload(entry, {"held": choice.held_reason})
         else:
             delivery = Delivery.objects.create(lead=lead, destination=choice.route.destination, route=choice.route)
+            delivery.lead = lead  # sent with the lead already loaded
             _set_payload(entry, {"delivery": delivery.pk})
             return delivery
     raise RetryLater(f"held: {choice.held_reason}", delay=max((choice.recheck_at - now).total_seconds(), 1))
@@ -269,7 +280,9 @@ def delivery_send(*, delivery: Delivery) -> tuple[str, float | None]:
     if not destination.is_active:
         sent = SentRequest(Verdict(Outcome.REJECTED, reason=f"destination disabled: {destination.disabled_reason}"))
         return _record(delivery, sent)
-    lead = Lead.objects.select_related("campaign", "offer", "traffic_source").get(pk=delivery.lead_id)
+    lead = delivery.lead if Delivery.lead.is_cached(delivery) else None
+    if lead is None or not Lead.campaign.is_cached(lead):
+        lead = Lead.objects.select_related("campaign", "offer", "traffic_source").get(pk=delivery.lead_id)
     return _record(delivery, send_lead(destination=destination, lead=lead, msg_id=delivery.webhook_id))
 
 
@@ -339,7 +352,9 @@ def deliveries_release_held(*, offer_id: int | None = None) -> int:
     if offer_id is not None:
         held = held.filter(lead__offer_id=offer_id)
     entries = list(held.values_list("pk", "kind"))
-    OutboxEntry.objects.filter(pk__in=[pk for pk, _ in entries]).update(next_attempt_at=timezone.now())
+    OutboxEntry.objects.filter(pk__in=[pk for pk, _ in entries]).update(
+        next_attempt_at=timezone.now(), dispatched_at=timezone.now()
+    )
     transaction.on_commit(lambda: dispatch(entries))
     return len(entries)
 

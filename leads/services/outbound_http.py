@@ -105,9 +105,8 @@ def http_request(
         parts = urlsplit(url)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         default_port = 443 if scheme == "https" else 80
-        host_header = host if port == default_port else f"{host}:{port}"
-        if ":" in host and port == default_port:
-            host_header = f"[{host}]"
+        bracketed = f"[{host}]" if ":" in host else host  # an IPv6 literal
+        host_header = bracketed if port == default_port else f"{bracketed}:{port}"
         all_headers = {**_pool_manager_headers, **(headers or {}), "Host": host_header}
         pool = _pool(
             scheme, host, port, address, urllib3.Timeout(connect=settings.DELIVERY_CONNECT_TIMEOUT, read=timeout)
@@ -118,12 +117,16 @@ def http_request(
             )
             try:
                 chunks, size = [], 0
-                for chunk in response.stream(8192):
+                while size < READ_LIMIT:
+                    # read1 returns what has arrived instead of waiting for a full chunk, so a
+                    # server that drips its answer cannot hold the worker past the deadline.
+                    if time.monotonic() > deadline:
+                        raise TransportError("The answer took longer than the timeout.")
+                    chunk = response.read1(8192)
+                    if not chunk:
+                        break
                     chunks.append(chunk)
                     size += len(chunk)
-                    # A server that drips its answer must not hold the worker past the timeout.
-                    if size >= READ_LIMIT or time.monotonic() > deadline:
-                        break
                 payload = b"".join(chunks)[:READ_LIMIT]
             finally:
                 response.release_conn()
@@ -142,8 +145,9 @@ def http_request(
         if not (follow_redirects and 300 <= answer.status < 400 and location):
             return answer
         next_url = urljoin(url, location)
-        if urlsplit(next_url).netloc != parts.netloc:
-            # Credentials are for the destination's own host, never for where it points us.
+        if (urlsplit(next_url).scheme, urlsplit(next_url).netloc) != (parts.scheme, parts.netloc):
+            # Credentials are for the destination's own origin: never for another host, nor in
+            # clear text after a downgrade from https.
             headers = {name: value for name, value in (headers or {}).items() if name.lower() != "authorization"}
         url = next_url
         if answer.status == 303 or (answer.status in (301, 302) and method == "POST"):

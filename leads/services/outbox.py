@@ -6,6 +6,7 @@ nurture). A kind without a handler waits, pending, until one is registered: noth
 
 import logging
 import random
+import time
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 
@@ -22,6 +23,13 @@ Handler = Callable[[OutboxEntry], None]
 _HANDLERS: dict[str, Handler] = {}
 MAX_ATTEMPTS = 12  # for unexpected errors; handlers that raise RetryLater keep their own schedule
 SWEEP_BATCH = 500
+# A task sent this recently is presumed still queued: the sweeper leaves it alone, so a backlog
+# longer than the beat interval is not sent again every minute.
+SWEEP_GRACE = timedelta(minutes=2)
+# After the broker refused a task, requests stop trying for this long (the sweeper sends later),
+# so an outage costs one request a timeout instead of every request.
+BROKER_PAUSE_SECONDS = 5.0
+_broker_paused_until = 0.0
 
 
 class RetryLater(Exception):
@@ -49,23 +57,38 @@ def _backoff_seconds(attempts: int) -> float:
     return min(10 * 2 ** max(attempts - 1, 0), 3600) * random.uniform(0.8, 1.2)  # noqa: S311
 
 
-def dispatch(entries: Iterable[tuple[int, str]]) -> None:
+def dispatch(entries: Iterable[tuple[int, str]], *, sweeping: bool = False) -> None:
     """Send a task per (entry id, kind), on its kind's queue. A broker that is down loses nothing:
-    the sweeper re-sends."""
+    the entries not sent are marked so, and the sweeper sends them when it is back."""
+    global _broker_paused_until
     from ..tasks import process_outbox_entry_task
 
-    for entry_id, kind in entries:
+    entries = list(entries)
+    if not sweeping and time.monotonic() < _broker_paused_until:
+        _not_queued([entry_id for entry_id, _ in entries])
+        return
+    for index, (entry_id, kind) in enumerate(entries):
         try:
             process_outbox_entry_task.apply_async((entry_id,), queue=settings.OUTBOX_QUEUES.get(kind))
         except Exception:  # the broker's errors vary by transport; the row is the truth
+            _broker_paused_until = time.monotonic() + BROKER_PAUSE_SECONDS
             logger.warning("Could not send outbox entry %s to the broker; the sweeper will retry", entry_id)
+            _not_queued([pending_id for pending_id, _ in entries[index:]])
             return
+    if sweeping:
+        _broker_paused_until = 0.0  # the broker took tasks again
+
+
+def _not_queued(entry_ids: list[int]) -> None:
+    OutboxEntry.objects.filter(pk__in=entry_ids).update(dispatched_at=None)
 
 
 def outbox_enqueue(*, lead: Lead, kinds: Iterable[str], payload: dict | None = None) -> list[OutboxEntry]:
     """Record follow-ups in the caller's transaction; tasks are sent only after it commits."""
+    now = timezone.now()
     entries = OutboxEntry.objects.bulk_create(
-        OutboxEntry(lead=lead, kind=kind, payload=payload or {}) for kind in kinds
+        OutboxEntry(lead=lead, kind=kind, payload=payload or {}, dispatched_at=now if kind in _HANDLERS else None)
+        for kind in kinds
     )
     due = [(entry.pk, entry.kind) for entry in entries if entry.kind in _HANDLERS]
     if due:
@@ -86,6 +109,7 @@ def _claim(entry_id: int) -> OutboxEntry | None:
         status=OutboxEntry.Status.PROCESSING,
         claimed_until=now + timedelta(seconds=settings.OUTBOX_CLAIM_SECONDS),
         attempts=F("attempts") + 1,
+        dispatched_at=None,  # its message has been taken off the queue
     )
     if not claimed:
         return None
@@ -138,13 +162,19 @@ def outbox_process(*, entry_id: int) -> str:
 
 
 def outbox_sweep(*, limit: int = SWEEP_BATCH) -> int:
-    """Re-send every entry that is due and has a handler; returns how many were sent."""
+    """Send every entry that is due, has a handler and has no task queued; returns how many."""
+    now = timezone.now()
+    not_queued = Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - SWEEP_GRACE)
+    sweepable = (Q(status=OutboxEntry.Status.PENDING, next_attempt_at__lte=now) & not_queued) | Q(
+        status=OutboxEntry.Status.PROCESSING, claimed_until__lt=now
+    )
     due = list(
-        OutboxEntry.objects.filter(_due(timezone.now()), kind__in=handled_kinds())
+        OutboxEntry.objects.filter(sweepable, kind__in=handled_kinds())
         .order_by("next_attempt_at")
         .values_list("pk", "kind")[:limit]
     )
-    dispatch(due)
+    OutboxEntry.objects.filter(pk__in=[pk for pk, _ in due]).update(dispatched_at=now)
+    dispatch(due, sweeping=True)
     return len(due)
 
 
@@ -153,7 +183,12 @@ def outbox_retry(*, entry_ids: list[int]) -> int:
     updated = (
         OutboxEntry.objects.filter(pk__in=entry_ids)
         .exclude(status=OutboxEntry.Status.DONE)
-        .update(status=OutboxEntry.Status.PENDING, next_attempt_at=timezone.now(), claimed_until=None)
+        .update(
+            status=OutboxEntry.Status.PENDING,
+            next_attempt_at=timezone.now(),
+            claimed_until=None,
+            dispatched_at=timezone.now(),
+        )
     )
     retryable = list(
         OutboxEntry.objects.filter(

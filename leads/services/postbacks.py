@@ -31,7 +31,12 @@ def _payout(lead: Lead, event: str) -> Decimal:
         return payout if payout is not None else offer.payout_per_sale
     if campaign.postback_return_reversal == "zero":
         return Decimal("0")
-    reported = lead.postbacks.exclude(event=PostbackEvent.RETURNED).aggregate(total=Sum("payout"))["total"]
+    # What the source was (or will be) told; a postback that failed was never reported.
+    reported = (
+        lead.postbacks.exclude(event=PostbackEvent.RETURNED)
+        .exclude(status=Postback.Status.FAILED)
+        .aggregate(total=Sum("payout"))["total"]
+    )
     return -(reported or Decimal("0"))
 
 
@@ -126,6 +131,7 @@ def postback_outbox_handler(entry: OutboxEntry) -> None:
     if postback.status == Postback.Status.FAILED and not entry.payload.get("resend"):
         raise GiveUp(postback.reason or "postback failed")
     outcome, delay = postback_send(postback=postback)
+    postback.refresh_from_db(fields=["reason"])
     if outcome == Outcome.RETRY:
         raise RetryLater(postback.reason or "traffic source did not answer", delay=delay)
     if outcome == Outcome.FAILED:

@@ -275,3 +275,52 @@ def test_idempotency_records_past_the_replay_window_are_purged():
     assert idempotency_records_purge() == 1
     assert list(IdempotencyRecord.objects.values_list("pk", flat=True)) == [fresh.pk]
     assert not IdempotencyRecord.objects.filter(pk=old.pk).exists()
+
+
+@pytest.mark.django_db
+def test_the_sweeper_leaves_a_recently_sent_entry_to_its_queued_task(recorded_handler):
+    calls, _ = recorded_handler
+    lead = LeadFactory()
+    queued = OutboxEntry.objects.create(lead=lead, kind="delivery", dispatched_at=timezone.now())
+    stale = OutboxEntry.objects.create(
+        lead=lead, kind="delivery", dispatched_at=timezone.now() - outbox_module.SWEEP_GRACE - datetime.timedelta(1)
+    )
+
+    assert outbox_sweep() == 1  # only the one whose task has been queued longer than the grace
+
+    assert calls == [stale.pk]
+    queued.refresh_from_db()
+    assert queued.status == "pending"
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_after_the_broker_refused_a_task_requests_stop_trying_and_the_sweeper_sends_later(recorded_handler):
+    calls, _ = recorded_handler
+    lead = LeadFactory()
+    first, second = (
+        OutboxEntry.objects.create(lead=lead, kind="delivery", dispatched_at=timezone.now()) for _ in range(2)
+    )
+    environment_broker = os.environ.get("CELERY_BROKER_URL")
+    old = {"task_always_eager": celery_app.conf.task_always_eager, "broker_url": celery_app.conf.broker_url}
+    configure_celery(task_always_eager=False, broker_url="redis://127.0.0.1:1/0")  # nothing listens there
+    try:
+        started = time.monotonic()
+        outbox_module.dispatch([(first.pk, "delivery")])
+        refused = time.monotonic() - started
+        started = time.monotonic()
+        outbox_module.dispatch([(second.pk, "delivery")])  # paused: not even tried
+        paused = time.monotonic() - started
+    finally:
+        configure_celery(**old)
+        if environment_broker is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = environment_broker
+
+    assert paused < 0.05 < refused
+    assert list(OutboxEntry.objects.filter(dispatched_at__isnull=True).order_by("pk").values_list("pk", flat=True)) == [
+        first.pk,
+        second.pk,
+    ]
+    assert outbox_sweep() == 2  # eager again: the sweeper sends both
+    assert sorted(calls) == [first.pk, second.pk]
