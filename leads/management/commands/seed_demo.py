@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from campaigns.models import Advertiser, Campaign, Click, DailyStat, LandingPage, Offer, QuizQuestion, TrafficSource
 from campaigns.visitor import parse_user_agent
-from leads.models import Door, Lead, LeadStatus, QualificationRule
+from leads.models import DeliveryDestination, DeliveryRoute, Door, Lead, LeadStatus, QualificationRule
 from leads.services import CaptureContext, lead_capture, lead_claim, lead_set_status, parse_submission
 
 DEMO_DAYS = 30
@@ -169,6 +169,7 @@ class Command(BaseCommand):
             sources = self._traffic_sources()
             offers = self._offers()
             self._qualification_rules(offers)
+            self._buyers(offers)
             campaigns = self._campaigns(sources, offers)
             for campaign in campaigns:
                 self._landing_pages(campaign)
@@ -341,6 +342,22 @@ class Command(BaseCommand):
                     )
                 )
         Click.objects.bulk_create(clicks, batch_size=1000)
+
+    def _buyers(self, offers: dict[str, Offer]) -> None:
+        """Each advertiser takes its leads by email (no server needed); solar has a daily cap, so
+        some of its leads wait in the held queue."""
+        for offer in offers.values():
+            advertiser = offer.advertiser
+            destination, _ = DeliveryDestination.objects.get_or_create(
+                advertiser=advertiser,
+                name=f"{advertiser.name} sales inbox",
+                defaults={"kind": DeliveryDestination.Kind.EMAIL, "email_to": [advertiser.contact_email]},
+            )
+            DeliveryRoute.objects.get_or_create(
+                offer=offer,
+                destination=destination,
+                defaults={"daily_cap": 25 if offer.name == "Home solar quote" else None},
+            )
 
     def _qualification_rules(self, offers: dict[str, Offer]) -> None:
         rules = (
