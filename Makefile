@@ -21,8 +21,9 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 
 # Web + Celery worker + Celery beat on SQLite and a file-based broker; one Ctrl-C stops all three.
 run: export DEBUG ?= true
-# Outgoing mail (deliveries to buyers' inboxes, nurture emails) is written to files, not the terminal.
-run: export EMAIL_URL ?= filemail://$(abspath var/mail)
+# Outgoing mail (deliveries to buyers' inboxes, nurture emails) goes to files in var/mail/ (the path is
+# relative to the project), not to the terminal.
+run: export EMAIL_URL ?= filemail:///var/mail
 run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo
