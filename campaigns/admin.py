@@ -185,6 +185,18 @@ class CampaignAdmin(admin.ModelAdmin):
             },
         ),
         ("Tracking", {"fields": ("tracking_link",)}),
+        (
+            "Postbacks to the traffic source",
+            {
+                "description": "Server-to-server calls to the traffic source's postback URL template for leads "
+                "with its click id.",
+                "fields": (
+                    "postback_events",
+                    ("postback_valid_payout", "postback_qualified_payout", "postback_converted_payout"),
+                    "postback_return_reversal",
+                ),
+            },
+        ),
     )
     readonly_fields = ("tracking_link",)
 

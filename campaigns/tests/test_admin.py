@@ -161,6 +161,9 @@ def test_campaign_form_saves_targeting_lists(client, superuser):
             "target_operating_systems": ["android"],
             "target_carriers": "Verizon, AT&T",
             "target_segments": "home owners",
+            "postback_events": ["valid", "converted"],
+            "postback_valid_payout": "2.50",
+            "postback_return_reversal": "zero",
             "landing_pages-TOTAL_FORMS": "0",
             "landing_pages-INITIAL_FORMS": "0",
         },
@@ -168,6 +171,11 @@ def test_campaign_form_saves_targeting_lists(client, superuser):
 
     assert response.status_code == 302, response.context["adminform"].form.errors
     campaign = Campaign.objects.get(slug="native-solar")
+    assert (campaign.postback_events, campaign.postback_valid_payout, campaign.postback_return_reversal) == (
+        ["valid", "converted"],
+        Decimal("2.50"),
+        "zero",
+    )
     assert campaign.target_countries == ["US", "CA", "GB"]
     assert campaign.target_device_types == ["mobile", "tablet"]
     assert campaign.target_carriers == ["Verizon", "AT&T"]
