@@ -161,6 +161,8 @@ CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=2 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES + 1024
 API_BATCH_MAX_LEADS = 1000
+# Advertiser postbacks (no API key): requests per minute from one address.
+POSTBACK_REQUESTS_PER_MINUTE = env.int("POSTBACK_REQUESTS_PER_MINUTE", default=300)
 IDEMPOTENCY_KEY_HOURS = 24
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -1,4 +1,7 @@
+from django.conf import settings
 from rest_framework.throttling import SimpleRateThrottle
+
+from campaigns.visitor import client_ip
 
 from .authentication import PartnerPrincipal
 
@@ -30,3 +33,16 @@ class CallerRateThrottle(SimpleRateThrottle):
             else (STAFF_REQUESTS_PER_MINUTE, 60)
         )
         return super().allow_request(request, view)
+
+
+class PostbackIpThrottle(SimpleRateThrottle):
+    """Advertiser postbacks carry no API key: limit each calling address, so nobody can guess
+    tokens at speed or flood the endpoint. One advertiser server stays well under it."""
+
+    scope = "postback"
+
+    def get_rate(self) -> str:
+        return f"{settings.POSTBACK_REQUESTS_PER_MINUTE}/min"
+
+    def get_cache_key(self, request, view):
+        return f"throttle:postback:{client_ip(request) or 'unknown'}"

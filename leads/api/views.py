@@ -52,6 +52,7 @@ from .serializers import (
     ReportQuerySerializer,
     ReportSerializer,
 )
+from .throttling import PostbackIpThrottle
 
 ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Invalid request; `fields` says which fields and why."),
@@ -287,7 +288,7 @@ class AdvertiserPostbackView(APIView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
-    throttle_classes = []
+    throttle_classes = [PostbackIpThrottle]
     parser_classes = [JSONParser, FormParser]  # advertisers' servers often post form fields
 
     @extend_schema(

@@ -791,3 +791,18 @@ def test_postback_token_may_come_in_a_header_instead_of_the_url(client):
     assert response.status_code == 201
     lead.refresh_from_db()
     assert lead.status == "won"
+
+
+def test_postbacks_from_one_address_are_rate_limited_and_other_addresses_are_not(client, offer, settings):
+    settings.POSTBACK_REQUESTS_PER_MINUTE = 3
+    from django.core.cache import cache
+
+    cache.clear()
+    guess = {"token": "wrong-token", "click_id": "clk-1", "status": "sale"}
+
+    answers = [client.get("/postback/", guess, REMOTE_ADDR="198.51.100.9").status_code for _ in range(4)]
+    other = client.get("/postback/", guess, REMOTE_ADDR="198.51.100.10")
+
+    assert answers == [401, 401, 401, 429]  # token guessing is slowed down
+    assert int(client.get("/postback/", guess, REMOTE_ADDR="198.51.100.9")["Retry-After"]) > 0
+    assert other.status_code == 401
