@@ -18,7 +18,14 @@ def _all(app_label: str, models: tuple[str, ...], actions=_CRUD) -> list[str]:
 _LEAD_ADMIN_MODELS = ("qualificationrule", "blockedemaildomain")
 _LEAD_WORK_MODELS = ("lead", "leadnote", "calllog")
 _DELIVERY_MODELS = ("deliverydestination", "deliveryroute")
-_DELIVERY_LOG_MODELS = ("delivery", "postback", "deliveryattempt", "helddelivery", "webhooksecret")
+_DELIVERY_LOG_MODELS = (
+    "delivery",
+    "postback",
+    "deliveryattempt",
+    "helddelivery",
+    "webhooksecret",
+    "partnernotification",
+)
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     # Media buyers and affiliate managers: set up and run campaigns, import spend, edit schedules.

@@ -222,7 +222,7 @@ OUTBOX_CLAIM_SECONDS = env.int("OUTBOX_CLAIM_SECONDS", default=300)
 OUTBOX_TASK_TIME_LIMIT = int(OUTBOX_CLAIM_SECONDS * 0.8)
 # Deliveries and postbacks wait on other people's servers: their own queue, so a hung buyer
 # never holds up assignment and nurture work (docker-compose runs a worker per queue).
-OUTBOX_QUEUES = {"delivery": "deliveries", "postback": "deliveries"}
+OUTBOX_QUEUES = {"delivery": "deliveries", "postback": "deliveries", "partner_notification": "deliveries"}
 
 # --- Celery ----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")

@@ -88,6 +88,12 @@ class Partner(models.Model):
         "IP allowlist", help_text="Addresses or CIDR ranges the partner calls from, e.g. 203.0.113.0/24. Empty: any."
     )
     rate_limit_per_minute = models.PositiveIntegerField(default=600)
+    webhook_url = models.URLField(
+        "webhook URL",
+        max_length=2000,
+        blank=True,
+        help_text="For suppliers: where we POST events about their leads (lead.returned), signed like deliveries.",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -496,6 +502,7 @@ class OutboxEntry(models.Model):
         DELIVERY = "delivery", "Delivery to buyer"
         POSTBACK = "postback", "Postback to traffic source"
         NURTURE_ENROLLMENT = "nurture_enrollment", "Nurture enrollment"
+        PARTNER_NOTIFICATION = "partner_notification", "Notification to supplier"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -769,9 +776,15 @@ class DeliveryDestination(models.Model):
 
 
 class WebhookSecret(models.Model):
-    """A signing secret of a destination. Two may be active at once, so buyers can rotate without a gap."""
+    """A signing secret of a buyer's destination or a supplier's webhook. Two may be active at once,
+    so the partner can rotate without a gap."""
 
-    destination = models.ForeignKey(DeliveryDestination, on_delete=models.CASCADE, related_name="secrets")
+    destination = models.ForeignKey(
+        DeliveryDestination, null=True, blank=True, on_delete=models.CASCADE, related_name="secrets"
+    )
+    partner = models.ForeignKey(
+        Partner, null=True, blank=True, on_delete=models.CASCADE, related_name="webhook_secrets"
+    )
     prefix = models.CharField(max_length=16, editable=False, help_text="Its first characters, to tell secrets apart.")
     secret_encrypted = models.TextField(editable=False)
     created_at = models.DateTimeField(default=timezone.now)
@@ -779,6 +792,13 @@ class WebhookSecret(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(destination__isnull=False, partner__isnull=True)
+                | Q(destination__isnull=True, partner__isnull=False),
+                name="secret_of_destination_or_partner",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.prefix}…"
@@ -892,11 +912,48 @@ class Postback(models.Model):
         return f"{self.get_event_display()} postback for lead {self.lead_id}"
 
 
+class PartnerNotification(models.Model):
+    """An event about a supplier's lead (a return) sent to the supplier's webhook."""
+
+    class Event(models.TextChoices):
+        LEAD_RETURNED = "lead.returned", "Lead returned"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="notifications")
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="partner_notifications")
+    event = models.CharField(max_length=30, choices=Event.choices)
+    data = models.JSONField(default=dict)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.event} to {self.partner_id} for lead {self.lead_id}"
+
+    @property
+    def webhook_id(self) -> str:
+        return f"msg_{self.public_id.hex}"
+
+
 class DeliveryAttempt(models.Model):
-    """One HTTP call (or email) of a delivery or postback: what was asked and what came back."""
+    """One HTTP call (or email) of a delivery, postback or notification: what was asked and what came back."""
 
     delivery = models.ForeignKey(Delivery, null=True, blank=True, on_delete=models.CASCADE, related_name="attempt_log")
     postback = models.ForeignKey(Postback, null=True, blank=True, on_delete=models.CASCADE, related_name="attempt_log")
+    notification = models.ForeignKey(
+        PartnerNotification, null=True, blank=True, on_delete=models.CASCADE, related_name="attempt_log"
+    )
     started_at = models.DateTimeField(default=timezone.now)
     url = models.CharField(max_length=2000, blank=True)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -909,9 +966,10 @@ class DeliveryAttempt(models.Model):
         ordering = ["-started_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(delivery__isnull=False, postback__isnull=True)
-                | Q(delivery__isnull=True, postback__isnull=False),
-                name="attempt_of_delivery_or_postback",
+                condition=Q(delivery__isnull=False, postback__isnull=True, notification__isnull=True)
+                | Q(delivery__isnull=True, postback__isnull=False, notification__isnull=True)
+                | Q(delivery__isnull=True, postback__isnull=True, notification__isnull=False),
+                name="attempt_of_one_call",
             )
         ]
 

@@ -180,10 +180,11 @@ class DeliveryDestinationAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "title": "New signing secret",
             "opts": self.model._meta,
-            "destination": destination,
+            "owner": destination,
             "secret": raw,
+            "back_url": reverse("admin:leads_deliverydestination_change", args=[destination.pk]),
         }
-        response = TemplateResponse(request, "admin/leads/deliverydestination/secret_created.html", context)
+        response = TemplateResponse(request, "admin/leads/secret_created.html", context)
         response["Cache-Control"] = "no-store"
         return response
 

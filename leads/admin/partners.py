@@ -1,12 +1,16 @@
 """Partners and their API keys. A new key is shown once, on the page after it is created."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.template.response import TemplateResponse
+from django.urls import reverse
 
 from leadcrm.admin_actions import run_for_each
 
-from ..models import ApiKey, Partner
+from ..models import ApiKey, Partner, PartnerNotification, WebhookSecret
+from ..services.notifications import notifications_resend
 from ..services.partners import api_key_create, api_key_revoke
+from ..services.signing import partner_retire_old_webhook_secrets, partner_rotate_webhook_secret
+from .delivery import AttemptInline
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -21,13 +25,73 @@ class ApiKeyInline(admin.TabularInline):
         return False  # keys are created on the API key page, where the full key can be shown once
 
 
+class PartnerSecretInline(admin.TabularInline):
+    model = WebhookSecret
+    fk_name = "partner"
+    extra = 0
+    can_delete = False
+    fields = ("prefix", "created_at", "revoked_at")
+    readonly_fields = fields
+    verbose_name_plural = "webhook signing secrets (shown in full once, when created)"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Partner)
 class PartnerAdmin(admin.ModelAdmin):
-    list_display = ("name", "role", "advertiser", "rate_limit_per_minute", "is_active")
+    list_display = ("name", "role", "advertiser", "rate_limit_per_minute", "webhook_url", "is_active")
     list_filter = ("role", "is_active")
     search_fields = ("name",)
     filter_horizontal = ("campaigns",)
-    inlines = [ApiKeyInline]
+    inlines = [ApiKeyInline, PartnerSecretInline]
+    actions = ("new_webhook_secret", "retire_old_webhook_secrets")
+
+    @admin.action(description="New webhook signing secret (select one partner)", permissions=["change"])
+    def new_webhook_secret(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one partner.", messages.WARNING)
+            return None
+        partner = queryset.get()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "New webhook signing secret",
+            "opts": self.model._meta,
+            "owner": partner,
+            "secret": partner_rotate_webhook_secret(partner=partner),
+            "back_url": reverse("admin:leads_partner_change", args=[partner.pk]),
+        }
+        response = TemplateResponse(request, "admin/leads/secret_created.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description="Retire older webhook secrets", permissions=["change"])
+    def retire_old_webhook_secrets(self, request, queryset):
+        retired = sum(partner_retire_old_webhook_secrets(partner=partner) for partner in queryset)
+        self.message_user(request, f"{retired} older secret(s) retired.")
+
+
+@admin.register(PartnerNotification)
+class PartnerNotificationAdmin(admin.ModelAdmin):
+    list_display = ("webhook_id", "partner", "lead", "event", "status", "attempts", "last_status_code", "created_at")
+    list_filter = ("status", "event", "partner")
+    list_select_related = ("partner", "lead")
+    actions = ("resend",)
+    inlines = [AttemptInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Send again", permissions=["change"])
+    def resend(self, request, queryset):
+        count = notifications_resend(notifications=queryset)
+        self.message_user(request, f"{count} notification(s) will be sent again; sent and pending ones are left alone.")
 
 
 @admin.register(ApiKey)

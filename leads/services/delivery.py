@@ -190,7 +190,7 @@ def send_lead(*, destination: DeliveryDestination, lead: Lead, msg_id: str) -> S
         **destination.headers,
         "Content-Type": content_type,
         **_auth_header(destination),
-        **signature_headers(destination=destination, msg_id=msg_id, body=body, timestamp=int(time.time())),
+        **signature_headers(secrets=destination.secrets.all(), msg_id=msg_id, body=body, timestamp=int(time.time())),
     }
     shown_headers = {k: ("***" if k.lower() == "authorization" else v) for k, v in headers.items()}
     sent = SentRequest(Verdict(Outcome.FAILED), url=destination.url, request_headers=shown_headers)

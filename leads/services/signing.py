@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from leadcrm.encryption import decrypt, encrypt
 
-from ..models import DeliveryDestination, WebhookSecret
+from ..models import DeliveryDestination, Partner, WebhookSecret
 
 SECRET_PREFIX = "whsec_"  # noqa: S105  the Standard Webhooks prefix, not a secret
 
@@ -22,9 +22,9 @@ def signature(*, secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-def signature_headers(*, destination: DeliveryDestination, msg_id: str, body: bytes, timestamp: int) -> dict:
+def signature_headers(*, secrets, msg_id: str, body: bytes, timestamp: int) -> dict:
     """The three headers; one signature per active secret, so either of two verifies during a rotation."""
-    active = [decrypt(s.secret_encrypted) for s in destination.secrets.all() if s.revoked_at is None]
+    active = [decrypt(secret.secret_encrypted) for secret in secrets if secret.revoked_at is None]
     headers = {"webhook-id": msg_id, "webhook-timestamp": str(timestamp)}
     if active:
         headers["webhook-signature"] = " ".join(
@@ -34,26 +34,42 @@ def signature_headers(*, destination: DeliveryDestination, msg_id: str, body: by
 
 
 @transaction.atomic
-def destination_rotate_secret(*, destination: DeliveryDestination) -> str:
+def _rotate(owner: dict) -> str:
     """Create a new signing secret and return it (the only time it is readable in full).
 
-    The newest earlier secret stays active beside it, so the buyer can switch over; older ones are
-    revoked. Rotating twice retires the previous secret for good.
+    The newest earlier secret stays active beside it, so the partner can switch over; older ones
+    are revoked. Rotating twice retires the previous secret for good.
     """
     raw = SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
     active = list(
         WebhookSecret.objects.select_for_update()
-        .filter(destination=destination, revoked_at__isnull=True)
+        .filter(**owner, revoked_at__isnull=True)
         .order_by("-created_at", "-id")
     )
     WebhookSecret.objects.filter(pk__in=[s.pk for s in active[1:]]).update(revoked_at=timezone.now())
-    WebhookSecret.objects.create(destination=destination, prefix=raw[:12], secret_encrypted=encrypt(raw))
+    WebhookSecret.objects.create(**owner, prefix=raw[:12], secret_encrypted=encrypt(raw))
     return raw
+
+
+def destination_rotate_secret(*, destination: DeliveryDestination) -> str:
+    return _rotate({"destination": destination})
+
+
+def partner_rotate_webhook_secret(*, partner: Partner) -> str:
+    return _rotate({"partner": partner})
+
+
+def _retire_old(secrets_of) -> int:
+    newest = secrets_of.filter(revoked_at__isnull=True).order_by("-created_at", "-id").first()
+    if newest is None:
+        return 0
+    return secrets_of.filter(revoked_at__isnull=True).exclude(pk=newest.pk).update(revoked_at=timezone.now())
 
 
 def destination_retire_old_secrets(*, destination: DeliveryDestination) -> int:
     """The buyer has switched: keep only the newest secret."""
-    newest = destination.secrets.filter(revoked_at__isnull=True).order_by("-created_at", "-id").first()
-    if newest is None:
-        return 0
-    return destination.secrets.filter(revoked_at__isnull=True).exclude(pk=newest.pk).update(revoked_at=timezone.now())
+    return _retire_old(destination.secrets.all())
+
+
+def partner_retire_old_webhook_secrets(*, partner: Partner) -> int:
+    return _retire_old(partner.webhook_secrets.all())

@@ -9,7 +9,8 @@ from django.utils import timezone
 from campaigns.models import PostbackEvent
 from leadcrm.errors import Conflict, InvalidInput
 
-from ..models import CallLog, Lead, LeadEvent, LeadNote, LeadStatus
+from ..models import CallLog, Lead, LeadEvent, LeadNote, LeadStatus, PartnerNotification
+from .notifications import partner_notify
 from .postbacks import postback_enqueue
 
 S = LeadStatus
@@ -67,6 +68,18 @@ def lead_set_status(
     LeadEvent.objects.create(lead=lead, kind=LeadEvent.Kind.STATUS, actor=actor, data=data)
     if status in POSTBACK_ON_STATUS:
         postback_enqueue(lead=lead, event=POSTBACK_ON_STATUS[status])
+    if status == S.RETURNED:
+        # Reported back to the supplier that sent it, so its validity rate and billing follow.
+        partner_notify(
+            lead=lead,
+            event=PartnerNotification.Event.LEAD_RETURNED,
+            data={
+                "id": str(lead.public_id),
+                "status": status,
+                "reason": reason,
+                "returned_at": timezone.now().isoformat(),
+            },
+        )
     return lead
 
 
