@@ -162,7 +162,10 @@ class ApiKey(models.Model):
 class IdempotencyRecord(models.Model):
     """The first answer to a request sent with an Idempotency-Key, replayed for repeats (24 h)."""
 
-    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
+    partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(  # a staff user calling the API with a session or token
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     sandbox = models.BooleanField(default=False, help_text="Sandbox and live keys never share answers.")
     key = models.CharField(max_length=200)
     request_hash = models.CharField(max_length=64)
@@ -172,12 +175,23 @@ class IdempotencyRecord(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["partner", "sandbox", "key"], name="idempotency_unique_key_per_partner")
+            models.UniqueConstraint(
+                fields=["partner", "sandbox", "key"],
+                condition=Q(partner__isnull=False),
+                name="idempotency_unique_key_per_partner",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "key"], condition=Q(user__isnull=False), name="idempotency_unique_key_per_user"
+            ),
+            models.CheckConstraint(
+                condition=Q(partner__isnull=False, user__isnull=True) | Q(partner__isnull=True, user__isnull=False),
+                name="idempotency_one_caller",
+            ),
         ]
         indexes = [models.Index(fields=["created_at"], name="idempotency_age")]
 
     def __str__(self) -> str:
-        return f"{self.key} ({self.partner_id})"
+        return f"{self.key} ({self.partner_id or self.user_id})"
 
 
 class Lead(models.Model):

@@ -129,15 +129,22 @@ class LeadListCreateView(generics.ListAPIView):
     def post(self, request):
         LeadInputSerializer(data=request.data).is_valid(raise_exception=True)
         key, partner = request.headers.get("Idempotency-Key"), _partner(request)
-        if key and partner:
+        if key:
             # The parsed body, canonically serialised: the same lead with other spacing is the same request.
             canonical = json.dumps(request.data, sort_keys=True, default=str).encode()
-            # The lead keeps the key and the body: a lead whose answer was lost is found again, yet
-            # the key may name another lead once its record has expired.
+            # The lead keeps the caller, the key and the body: a lead whose answer was lost is found
+            # again, yet the key may name another lead once its record has expired, and two callers'
+            # keys never meet.
             sandbox = _sandbox(request)
-            lead_key = f"{'test' if sandbox else 'live'}\n{key.strip()}\n{hashlib.sha256(canonical).hexdigest()}"
+            caller = f"partner:{partner.pk}" if partner else f"user:{request.user.pk}"
+            digest = hashlib.sha256(canonical).hexdigest()
+            # Hashed: a 200-character key plus the rest would not fit the lead's column.
+            lead_key = hashlib.sha256(
+                f"{caller}\n{'test' if sandbox else 'live'}\n{key.strip()}\n{digest}".encode()
+            ).hexdigest()
             code, body = idempotent(
                 partner=partner,
+                user=None if partner else request.user,
                 key=key,
                 sandbox=sandbox,
                 body=canonical,

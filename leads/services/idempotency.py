@@ -19,9 +19,17 @@ PROCESSING_TIMEOUT = timedelta(seconds=60)  # a first request still "processing"
 
 
 def idempotent(
-    *, partner: Partner, key: str, body: bytes, handler: Callable[[], tuple[int, dict]], sandbox: bool = False
+    *,
+    partner: Partner | None = None,
+    user=None,
+    key: str,
+    body: bytes,
+    handler: Callable[[], tuple[int, dict]],
+    sandbox: bool = False,
 ) -> tuple[int, dict]:
-    """Run handler once per (partner, sandbox or live, key); repeats get the stored (status, body).
+    """Run handler once per (caller, sandbox or live, key); repeats get the stored (status, body).
+
+    The caller is a partner (API key) or a staff user (session or token); keys never cross callers.
 
     The key is recorded in its own transaction before the work starts, so a repeat that
     arrives while the first is still running sees it and gets 409 instead of a second lead.
@@ -34,15 +42,14 @@ def idempotent(
         )
     request_hash = hashlib.sha256(body).hexdigest()
     now = timezone.now()
-    records = IdempotencyRecord.objects.filter(partner=partner, sandbox=sandbox, key=key)
+    caller = {"partner": partner} if partner is not None else {"user": user}
+    records = IdempotencyRecord.objects.filter(**caller, sandbox=sandbox, key=key)
     # Expired answers, and first requests whose process died before answering, free the key.
     records.filter(created_at__lt=now - timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)).delete()
     records.filter(status_code__isnull=True, created_at__lt=now - PROCESSING_TIMEOUT).delete()
     try:
         with transaction.atomic():
-            record = IdempotencyRecord.objects.create(
-                partner=partner, sandbox=sandbox, key=key, request_hash=request_hash
-            )
+            record = IdempotencyRecord.objects.create(**caller, sandbox=sandbox, key=key, request_hash=request_hash)
     except IntegrityError:
         record = records.first()
         if record is None:  # expired and removed by a concurrent request a moment ago

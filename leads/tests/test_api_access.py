@@ -530,6 +530,34 @@ def test_the_same_key_with_a_different_body_is_422(supplier_client, campaign):
     assert list(Lead.objects.values_list("email", flat=True)) == ["ann.smith@example.com"]
 
 
+def test_the_same_key_and_body_from_two_partners_makes_two_leads(partner_a, partner_b, campaign):
+    client_a, client_b = client_with(make_key(partner_a)), client_with(make_key(partner_b))
+
+    from_a = client_a.post(LEADS, lead_body(campaign), format="json", HTTP_IDEMPOTENCY_KEY="k" * 200)
+    from_b = client_b.post(LEADS, lead_body(campaign), format="json", HTTP_IDEMPOTENCY_KEY="k" * 200)
+
+    assert from_a.status_code == from_b.status_code == 201
+    assert from_a.json()["id"] != from_b.json()["id"]  # b is a duplicate of a, never a replay of a's answer
+    assert from_b.json()["duplicate"] is True
+
+
+def test_a_staff_user_repeating_a_key_gets_the_first_answer_and_creates_nothing(superuser, campaign):
+    client = APIClient()
+    client.force_login(superuser)
+
+    first = client.post(LEADS, lead_body(campaign), format="json", HTTP_IDEMPOTENCY_KEY="desk-1")
+    repeat = client.post(LEADS, lead_body(campaign), format="json", HTTP_IDEMPOTENCY_KEY="desk-1")
+    other_body = client.post(
+        LEADS, lead_body(campaign, email="other@example.com"), format="json", HTTP_IDEMPOTENCY_KEY="desk-1"
+    )
+
+    assert first.status_code == repeat.status_code == 201
+    assert repeat.json() == first.json()
+    assert_error(other_body, 422, "unprocessable")
+    assert Lead.objects.count() == 1
+    assert IdempotencyRecord.objects.get().user == superuser
+
+
 def test_keys_are_per_partner(partner_a, partner_b, campaign):
     client_a, client_b = client_with(make_key(partner_a)), client_with(make_key(partner_b))
 
