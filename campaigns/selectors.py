@@ -5,6 +5,7 @@ from decimal import Decimal
 from django.db.models import (
     Count,
     DecimalField,
+    F,
     IntegerField,
     OuterRef,
     Q,
@@ -93,7 +94,8 @@ def _ratio(numerator, denominator, places: str = "0.0001"):
 def campaign_report(
     *, date_from, date_to, group_by: list[str], leads: QuerySet | None = None, include_money: bool = True
 ) -> list[dict]:
-    """Lead and money metrics per group for [date_from, date_to]: two aggregate queries (three by offer).
+    """Lead and money metrics per group for [date_from, date_to]: a fixed number of aggregate queries
+    (two, three with money, one more by offer).
 
     `leads` narrows the leads counted (a supplier's own); test leads never count. Spend comes
     from daily stats and exists per campaign, source kind, offer and day, not per country or
@@ -105,9 +107,14 @@ def campaign_report(
         is_test=False, created_at__date__gte=date_from, created_at__date__lte=date_to
     )
     lead_keys = [REPORT_GROUPS[name][0] for name in group_by]
+    if include_money:
+        # Money is never added across currencies: each row is in its offers' currency. Spend is in
+        # the currency of the campaign's offer.
+        lead_keys.append("offer__currency")
     if "day" in group_by:
         leads = leads.annotate(day=TruncDate("created_at"))
     valid = Q(validity="valid", is_duplicate=False)
+    in_offer_currency = Q(sale_currency=F("offer__currency")) | Q(sale_currency="")
     rows = {}
     lead_rows = (
         leads.order_by()
@@ -121,16 +128,28 @@ def campaign_report(
             # Converted valid leads, so the conversion rate (converted / valid) stays a rate.
             converted=Count("pk", filter=valid & Q(status="won")),
             returned=Count("pk", filter=Q(status="returned")),
-            revenue=Sum("sale_amount", filter=Q(status="won")),
+            revenue=Sum("sale_amount", filter=Q(status="won") & in_offer_currency),
         )
     )
     for row in lead_rows:
         key = tuple(str(row[field]) for field in lead_keys)
-        rows[key] = {**{name: row[field] for name, field in zip(group_by, lead_keys, strict=True)}, **row}
+        rows[key] = {**{name: row[field] for name, field in zip(group_by, lead_keys, strict=False)}, **row}
+    other_currencies = {}
+    if include_money:
+        # Sales a buyer reported in another currency than the offer's: shown apart, not converted.
+        for row in (
+            leads.filter(status="won")
+            .exclude(in_offer_currency)
+            .order_by()
+            .values(*lead_keys, "sale_currency")
+            .annotate(total=Sum("sale_amount"))
+        ):
+            key = tuple(str(row[field]) for field in lead_keys)
+            other_currencies.setdefault(key, {})[row["sale_currency"]] = row["total"].quantize(Decimal("0.01"))
     spend_known = include_money and all(REPORT_GROUPS[name][1] for name in group_by)
     stats_by_key = {}
     if spend_known:
-        stat_keys = [REPORT_GROUPS[name][1] for name in group_by]
+        stat_keys = [REPORT_GROUPS[name][1] for name in group_by] + ["campaign__offer__currency"]
         stats = (
             DailyStat.objects.filter(date__gte=date_from, date__lte=date_to)
             .order_by()
@@ -143,7 +162,7 @@ def campaign_report(
             rows.setdefault(
                 key,
                 {
-                    **{name: stat[field] for name, field in zip(group_by, stat_keys, strict=True)},
+                    **{name: stat[field] for name, field in zip(group_by, stat_keys, strict=False)},
                     "leads": 0,
                     "valid_leads": 0,
                     "duplicates": 0,
@@ -180,6 +199,7 @@ def campaign_report(
         )
         if include_money:
             entry.update(
+                currency=key[-1],
                 spend=None if spend is None else spend.quantize(Decimal("0.01")),
                 revenue=revenue.quantize(Decimal("0.01")),
                 cpl=None if spend is None else _ratio(spend, row["valid_leads"], "0.01"),
@@ -187,5 +207,7 @@ def campaign_report(
                 roas=None if spend is None else _ratio(revenue, spend),
                 epc=None if spend is None else _ratio(revenue, clicks),
             )
+            if key in other_currencies:
+                entry["revenue_other_currencies"] = other_currencies[key]
         report.append(entry)
     return report

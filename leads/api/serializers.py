@@ -269,6 +269,9 @@ class ReportRowSerializer(serializers.Serializer):
     day = serializers.DateField(required=False)
     country = serializers.CharField(required=False)
     device_type = serializers.CharField(required=False)
+    currency = serializers.CharField(
+        required=False, help_text="Currency of the row's money: its offers' currency (rows never mix currencies)."
+    )
     leads = serializers.IntegerField()
     valid_leads = serializers.IntegerField()
     duplicates = serializers.IntegerField()
@@ -285,6 +288,11 @@ class ReportRowSerializer(serializers.Serializer):
     roi = serializers.DecimalField(max_digits=None, decimal_places=4, allow_null=True, required=False)
     roas = serializers.DecimalField(max_digits=None, decimal_places=4, allow_null=True, required=False)
     epc = serializers.DecimalField(max_digits=None, decimal_places=4, allow_null=True, required=False)
+    revenue_other_currencies = serializers.DictField(
+        child=serializers.DecimalField(max_digits=None, decimal_places=2),
+        required=False,
+        help_text="Sales the buyer reported in another currency than the offer's, by currency; not in revenue.",
+    )
 
     def to_representation(self, row):
         # Only the keys the report has: the groups asked for, and the money metrics only for staff.

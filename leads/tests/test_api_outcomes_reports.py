@@ -119,7 +119,10 @@ def test_buyer_reports_a_sale_and_the_lead_is_won_with_its_amount_counted_as_rev
     lead.refresh_from_db()
     assert (lead.status, lead.sale_amount, lead.sale_currency) == ("won", Decimal("1250.00"), "EUR")
     assert lead.converted_at is not None
-    assert revenue_and_counts(lead) == (Decimal("1250.00"), 1, 0)
+    # The offer is paid in USD: a sale in EUR is shown apart, never added to USD revenue.
+    assert revenue_and_counts(lead) == (Decimal("0.00"), 1, 0)
+    (row,) = campaign_report(date_from=lead.created_at.date(), date_to=lead.created_at.date(), group_by=["campaign"])
+    assert (row["currency"], row["revenue_other_currencies"]) == ("USD", {"EUR": Decimal("1250.00")})
 
 
 @pytest.mark.parametrize("age", [timedelta(hours=1), timedelta(days=7) - timedelta(minutes=5)])
@@ -469,7 +472,7 @@ def counts(leads, valid, duplicates, invalid, qualified, converted, returned, co
 
 
 def money(spend, revenue, cpl, roi, roas, epc):
-    return {"spend": spend, "revenue": revenue, "cpl": cpl, "roi": roi, "roas": roas, "epc": epc}
+    return {"currency": "USD", "spend": spend, "revenue": revenue, "cpl": cpl, "roi": roi, "roas": roas, "epc": epc}
 
 
 # Hand-computed from report_data. valid = valid and not a duplicate; qualified counts only valid leads;
@@ -536,7 +539,7 @@ def test_report_by_day_matches_hand_computed_figures(report_data, staff_client):
 
 
 def test_report_by_country_and_device_has_revenue_but_no_spend(report_data, staff_client):
-    no_spend = {"spend": None, "cpl": None, "roi": None, "roas": None, "epc": None}
+    no_spend = {"currency": "USD", "spend": None, "cpl": None, "roi": None, "roas": None, "epc": None}
     assert report(staff_client, "country,device_type") == [
         # solar won 60 (disqualified), roofing contacted
         {
@@ -619,14 +622,15 @@ def test_a_bad_report_query_is_400_in_the_error_shape(staff_client, query, field
 def test_a_report_costs_the_same_queries_whatever_the_number_of_rows(
     staff_client, report_data, django_assert_max_num_queries
 ):
-    with django_assert_max_num_queries(4) as few:  # session, user, leads aggregate, daily stats aggregate
+    # session, user, leads aggregate, sales in other currencies, daily stats aggregate
+    with django_assert_max_num_queries(5) as few:
         few_rows = report(staff_client, "campaign,day")
     for number in range(6):
         campaign = CampaignFactory(slug=f"extra-{number}")
         DailyStatFactory(campaign=campaign, date=DAY_1, spend=Decimal("1.00"))
         LeadFactory.create_batch(2, campaign=campaign, created_at=at_noon(DAY_2))
 
-    with django_assert_max_num_queries(4) as many:
+    with django_assert_max_num_queries(5) as many:
         many_rows = report(staff_client, "campaign,day")
 
     assert len(many_rows) == len(few_rows) + 12
