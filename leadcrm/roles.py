@@ -18,6 +18,7 @@ def _all(app_label: str, models: tuple[str, ...], actions=_CRUD) -> list[str]:
 _LEAD_ADMIN_MODELS = ("qualificationrule", "blockedemaildomain")
 _LEAD_WORK_MODELS = ("lead", "leadnote", "calllog")
 _DELIVERY_MODELS = ("deliverydestination", "deliveryroute")
+_NURTURE_MODELS = ("flow", "flowstep", "enrollment", "suppression")
 _DELIVERY_LOG_MODELS = (
     "delivery",
     "postback",
@@ -43,6 +44,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_all("leads", ("partner", "leadoutcome"), ("view",)),
         # Who buys which leads is set by managers; marketing watches deliveries and postbacks.
         *_all("leads", (*_DELIVERY_MODELS, *_DELIVERY_LOG_MODELS), ("view",)),
+        # Marketing builds and runs the nurture flows.
+        *_all("nurture", _NURTURE_MODELS),
+        "nurture.view_nurturemessage",
     ],
     # Sales reps: read what a lead came from; they do not change campaigns.
     "Sales": [
@@ -72,6 +76,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         # Buyers' destinations and routes, and redelivering what failed.
         *_all("leads", _DELIVERY_MODELS, ("add", "change", "view")),
         *_all("leads", _DELIVERY_LOG_MODELS, ("change", "view")),
+        *_all("nurture", (*_NURTURE_MODELS, "nurturemessage"), ("view",)),
     ],
 }
 

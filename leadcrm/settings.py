@@ -224,6 +224,16 @@ OUTBOX_TASK_TIME_LIMIT = int(OUTBOX_CLAIM_SECONDS * 0.8)
 # never holds up assignment and nurture work (docker-compose runs a worker per queue).
 OUTBOX_QUEUES = {"delivery": "deliveries", "postback": "deliveries", "partner_notification": "deliveries"}
 
+# --- Nurture flows -----------------------------------------------------------------------------
+# Leads are emailed in their own time zone (from their country; this one when unknown), never in
+# quiet hours, and at most one flow email per this many hours across all flows.
+NURTURE_DEFAULT_TIME_ZONE = env.str("NURTURE_DEFAULT_TIME_ZONE", default=TIME_ZONE)
+NURTURE_QUIET_HOURS = env.str("NURTURE_QUIET_HOURS", default="21:00-08:00")
+NURTURE_EMAIL_MIN_HOURS = env.int("NURTURE_EMAIL_MIN_HOURS", default=24)
+NURTURE_TICK_BATCH = env.int("NURTURE_TICK_BATCH", default=500)
+# Domain of the Message-ID of nurture emails (bounces and replies refer to it).
+NURTURE_MESSAGE_ID_DOMAIN = env.str("NURTURE_MESSAGE_ID_DOMAIN", default="leadcrm.local")
+
 # --- Celery ----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 CELERY_BROKER_DIR = env.path("CELERY_BROKER_DIR", default=VAR_DIR / "celery-broker")

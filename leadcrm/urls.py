@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("postback/", AdvertiserPostbackView.as_view(), name="advertiser-postback"),
+    path("n/", include("nurture.urls")),
     path("", include("campaigns.urls")),
     path("", include("leads.urls")),
 ]

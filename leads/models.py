@@ -358,6 +358,7 @@ class LeadEvent(models.Model):
         OUTCOME = "outcome", "Buyer outcome"
         DELIVERY = "delivery", "Delivery"
         POSTBACK = "postback", "Postback"
+        NURTURE = "nurture", "Nurture"
 
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -517,6 +518,7 @@ class OutboxEntry(models.Model):
         POSTBACK = "postback", "Postback to traffic source"
         NURTURE_ENROLLMENT = "nurture_enrollment", "Nurture enrollment"
         PARTNER_NOTIFICATION = "partner_notification", "Notification to supplier"
+        NURTURE_EMAIL = "nurture_email", "Nurture email"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"

@@ -4,3 +4,13 @@ from django.apps import AppConfig
 class NurtureConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "nurture"
+
+    def ready(self) -> None:
+        from leads.models import OutboxEntry
+        from leads.services.outbox import register_outbox_handler
+
+        from .services.sending import nurture_email_handler
+        from .services.triggers import nurture_enrollment_handler
+
+        register_outbox_handler(OutboxEntry.Kind.NURTURE_ENROLLMENT, nurture_enrollment_handler)
+        register_outbox_handler(OutboxEntry.Kind.NURTURE_EMAIL, nurture_email_handler)

@@ -1,1 +1,217 @@
-# Models arrive with their issues; see DESIGN.md.
+"""Nurture flows: timed emails and actions for enrolled leads, the messages sent, and suppression."""
+
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from campaigns.models import Campaign, LeadType, Offer, TrafficSource
+from leadcrm.fields import StringListField
+from leads.models import Lead, LeadStatus, Qualification, Validity
+
+
+class Flow(models.Model):
+    class Trigger(models.TextChoices):
+        CAPTURED = "captured", "Lead captured"
+        QUALIFIED = "qualified", "Lead qualified"
+        STATUS = "status", "Status changed to…"
+        MANUAL = "manual", "Added by staff (admin action)"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused (enrollments wait)"
+        ARCHIVED = "archived", "Archived"
+
+    name = models.CharField(max_length=120, unique=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PAUSED)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.CAPTURED)
+    trigger_status = models.CharField(
+        max_length=10, choices=LeadStatus.choices, blank=True, help_text="For 'status changed to…'."
+    )
+    # Entry conditions; empty means any.
+    offers = models.ManyToManyField(Offer, blank=True, related_name="+")
+    campaigns = models.ManyToManyField(Campaign, blank=True, related_name="+")
+    traffic_source_kinds = StringListField(item_choices=TrafficSource.Kind.choices)
+    lead_types = StringListField(item_choices=LeadType.choices)
+    validities = StringListField(item_choices=[(Validity.VALID, "Valid"), (Validity.SUSPECT, "Suspect")])
+    qualifications = StringListField(item_choices=Qualification.choices)
+    countries = StringListField(item_case="upper", help_text="ISO country codes. Empty: all.")
+    min_score = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(100)])
+    max_score = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(100)])
+    reentry_cooldown_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Days after leaving before a lead may enter again. Empty: never again."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.trigger == self.Trigger.STATUS and not self.trigger_status:
+            raise ValidationError({"trigger_status": "Say which status starts the flow."})
+        if self.min_score is not None and self.max_score is not None and self.min_score > self.max_score:
+            raise ValidationError({"max_score": "Must not be below the minimum score."})
+
+
+class FlowStep(models.Model):
+    """One step. Steps that enrollments point at are never deleted, only retired, so editing a
+    running flow cannot strand its leads."""
+
+    class Kind(models.TextChoices):
+        WAIT = "wait", "Wait"
+        EMAIL = "email", "Send email"
+        BRANCH = "branch", "Branch"
+        NOTIFY_REP = "notify_rep", "Notify the sales rep (follow-up today)"
+        SET_STATUS = "set_status", "Change lead status"
+
+    class Condition(models.TextChoices):
+        OPENED = "opened", "Opened the last email"
+        CLICKED = "clicked", "Clicked in the last email"
+        SCORE_ABOVE = "score_above", "Score above N"
+        STATUS_IS = "status_is", "Status is"
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField(default=0)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    is_retired = models.BooleanField(default=False, help_text="Kept for enrollments that reached it; skipped.")
+    # wait
+    wait_minutes = models.PositiveIntegerField(null=True, blank=True, help_text="Wait this many minutes (1440 a day).")
+    wait_until_weekday = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(7)],
+        help_text="ISO weekday, Monday 1.",
+    )
+    wait_until_time = models.TimeField(null=True, blank=True, help_text="In the lead's local time.")
+    # email
+    subject = models.CharField(max_length=200, blank=True, help_text="Django template: {{ lead.first_name }} ...")
+    body_text = models.TextField(blank=True, help_text="Plain-text part (Django template).")
+    body_html = models.TextField(blank=True, help_text="HTML part (Django template); links are tracked.")
+    # branch
+    condition = models.CharField(max_length=12, choices=Condition.choices, blank=True)
+    condition_value = models.CharField(max_length=40, blank=True, help_text="N for a score, a status for 'status is'.")
+    goto_position = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Position to jump to when the condition holds; otherwise the next step."
+    )
+    # set status
+    new_status = models.CharField(max_length=10, choices=LeadStatus.choices, blank=True)
+
+    class Meta:
+        ordering = ["flow", "position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.position}. {self.get_kind_display()}"
+
+    def clean(self) -> None:
+        if self.kind == self.Kind.WAIT and not (self.wait_minutes or self.wait_until_weekday or self.wait_until_time):
+            raise ValidationError("A wait needs minutes, or a weekday and/or time to wait until.")
+        if self.kind == self.Kind.EMAIL and not (self.subject and (self.body_text or self.body_html)):
+            raise ValidationError("An email needs a subject and a text or HTML body.")
+        if self.kind == self.Kind.BRANCH and not (self.condition and self.goto_position is not None):
+            raise ValidationError("A branch needs a condition and the position to jump to.")
+        if self.kind == self.Kind.SET_STATUS and not self.new_status:
+            raise ValidationError({"new_status": "Choose the status."})
+        if self.kind == self.Kind.EMAIL:
+            from django.template import Template, TemplateSyntaxError
+
+            for field in ("subject", "body_text", "body_html"):
+                try:
+                    Template(getattr(self, field))
+                except TemplateSyntaxError as error:
+                    raise ValidationError({field: f"Template error: {error}"}) from None
+
+
+class Enrollment(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        COMPLETED = "completed", "Completed"
+        EXITED = "exited", "Exited"
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="enrollments")
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="enrollments")
+    step = models.ForeignKey(FlowStep, null=True, blank=True, on_delete=models.PROTECT, related_name="enrollments")
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.ACTIVE)
+    next_run_at = models.DateTimeField(default=timezone.now)
+    waiting = models.BooleanField(default=False, help_text="The wait of its current step has started.")
+    entered_at = models.DateTimeField(default=timezone.now)
+    left_at = models.DateTimeField(null=True, blank=True)
+    exit_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-entered_at", "-id"]
+        constraints = [
+            # A lead is in a flow at most once at a time.
+            models.UniqueConstraint(
+                fields=["flow", "lead"], condition=Q(status__in=["active", "paused"]), name="enrollment_once_at_a_time"
+            )
+        ]
+        indexes = [
+            # The tick reads only due active enrollments: its cost follows them, not the total.
+            models.Index(fields=["next_run_at"], condition=Q(status="active"), name="enrollment_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lead} in {self.flow}"
+
+
+class Suppression(models.Model):
+    """An address we never email again, whichever lead it comes back on."""
+
+    class Reason(models.TextChoices):
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        BOUNCED = "bounced", "Bounced"
+        COMPLAINED = "complained", "Complained (spam report)"
+        MANUAL = "manual", "Added by staff"
+
+    email = models.CharField(max_length=254, unique=True)
+    reason = models.CharField(max_length=12, choices=Reason.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def save(self, *args, **kwargs):
+        self.email = self.email.strip().lower()
+        super().save(*args, **kwargs)
+
+
+class NurtureMessage(models.Model):
+    """One email of a flow to a lead, written when the step runs and sent through the outbox."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        BOUNCED = "bounced", "Bounced"
+        SUPPRESSED = "suppressed", "Not sent (suppressed)"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="messages")
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="nurture_messages")
+    step = models.ForeignKey(FlowStep, on_delete=models.PROTECT, related_name="messages")
+    to_email = models.CharField(max_length=254)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    provider_id = models.CharField(max_length=200, blank=True, help_text="The Message-ID it was sent with.")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["lead", "sent_at"], name="nurture_message_lead_sent")]
+
+    def __str__(self) -> str:
+        return f"{self.step} to lead {self.lead_id}"

@@ -96,6 +96,19 @@ def outbox_enqueue(*, lead: Lead, kinds: Iterable[str], payload: dict | None = N
     return entries
 
 
+def outbox_enqueue_many(items: Iterable[tuple[int, str, dict]]) -> list[OutboxEntry]:
+    """Many follow-ups (lead id, kind, payload) in one insert, in the caller's transaction."""
+    now = timezone.now()
+    entries = OutboxEntry.objects.bulk_create(
+        OutboxEntry(lead_id=lead_id, kind=kind, payload=payload, dispatched_at=now if kind in _HANDLERS else None)
+        for lead_id, kind, payload in items
+    )
+    due = [(entry.pk, entry.kind) for entry in entries if entry.kind in _HANDLERS]
+    if due:
+        transaction.on_commit(lambda: dispatch(due))
+    return entries
+
+
 def _due(now) -> Q:
     """Waiting and due, or claimed by a worker whose claim has run out (it died or hung)."""
     return Q(status=OutboxEntry.Status.PENDING, next_attempt_at__lte=now) | Q(

@@ -9,8 +9,9 @@ from django.utils import timezone
 from campaigns.models import PostbackEvent
 from leadcrm.errors import Conflict, InvalidInput
 
-from ..models import CallLog, Lead, LeadEvent, LeadNote, LeadStatus, PartnerNotification
+from ..models import CallLog, Lead, LeadEvent, LeadNote, LeadStatus, OutboxEntry, PartnerNotification
 from .notifications import partner_notify
+from .outbox import outbox_enqueue
 from .postbacks import postback_enqueue
 
 S = LeadStatus
@@ -68,6 +69,9 @@ def lead_set_status(
     LeadEvent.objects.create(lead=lead, kind=LeadEvent.Kind.STATUS, actor=actor, data=data)
     if status in POSTBACK_ON_STATUS:
         postback_enqueue(lead=lead, event=POSTBACK_ON_STATUS[status])
+    if lead.email:
+        # Nurture exits (won, lost, returned) and "status changed to" flows, through the outbox.
+        outbox_enqueue(lead=lead, kinds=[OutboxEntry.Kind.NURTURE_ENROLLMENT], payload={"status": status})
     if status == S.RETURNED:
         # Reported back to the supplier that sent it, so its validity rate and billing follow.
         partner_notify(

@@ -305,12 +305,13 @@ def test_every_step_is_on_the_timeline_and_follow_ups_are_queued(capture, campai
         "follow_up_queued",
         "follow_up_done",
         "delivery",
+        "follow_up_done",
     ]
     assert lead.events.get(kind="delivery").data == {"held": "no buyer left for this offer"}
     assert sorted(lead.outbox_entries.values_list("kind", "status")) == [
         ("assignment", "done"),  # ran after commit (eager Celery in tests)
         ("delivery", "pending"),  # held: the offer has no buyer yet
-        ("nurture_enrollment", "pending"),  # waits for its handler (nurture issue)
+        ("nurture_enrollment", "done"),  # no flow to enter yet
     ]
     assert len(callbacks) == 1
 

@@ -1,0 +1,1 @@
+"""Every write of the nurture domain: enrollment, the tick that runs steps, sending, exits."""

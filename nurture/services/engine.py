@@ -1,0 +1,186 @@
+"""The tick: runs the due step of every due enrollment, in batches that workers share.
+
+Each batch is locked with SELECT ... FOR UPDATE SKIP LOCKED, so ticks running at once on several
+workers take different enrollments and no step runs twice. Emails are not sent here: a message row
+and its outbox entry are written in the batch's transaction, and the outbox sends them.
+"""
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from leadcrm.errors import ApplicationError
+from leads.models import Lead, LeadEvent, LeadStatus, OutboxEntry
+from leads.services import lead_set_status
+from leads.services.outbox import outbox_enqueue_many
+
+from ..models import Enrollment, Flow, FlowStep, NurtureMessage, Suppression
+from .timing import next_send_time, wait_until
+
+EXIT_ON_STATUS = {LeadStatus.WON: "converted", LeadStatus.LOST: "lost", LeadStatus.RETURNED: "returned"}
+STEPS_PER_RUN = 20  # instant steps (branch, status, notify) one enrollment may pass in one tick
+
+
+class _Batch:
+    """What one batch needs, loaded once: steps of its flows, suppressions, last emails."""
+
+    def __init__(self, due: list[Enrollment], now: datetime):
+        self.now = now
+        flow_ids = {e.flow_id for e in due}
+        self.steps: dict[int, list[FlowStep]] = defaultdict(list)
+        for step in FlowStep.objects.filter(flow_id__in=flow_ids, is_retired=False).order_by("position", "id"):
+            self.steps[step.flow_id].append(step)
+        emails = {e.lead.email for e in due}
+        self.suppressed = set(Suppression.objects.filter(email__in=emails).values_list("email", flat=True))
+        self.last_sent = dict(
+            NurtureMessage.objects.filter(lead_id__in={e.lead_id for e in due})
+            .exclude(status__in=(NurtureMessage.Status.FAILED, NurtureMessage.Status.SUPPRESSED))
+            .values("lead_id")
+            .annotate(last=Max("created_at"))
+            .values_list("lead_id", "last")
+        )
+        self.messages: list[NurtureMessage] = []
+        self.events: list[LeadEvent] = []
+
+    def next_step(self, step: FlowStep) -> FlowStep | None:
+        for candidate in self.steps[step.flow_id]:
+            if (candidate.position, candidate.pk) > (step.position, step.pk):
+                return candidate
+        return None
+
+    def step_at(self, flow_id: int, position: int) -> FlowStep | None:
+        return next((s for s in self.steps[flow_id] if s.position >= position), None)
+
+
+def _exit_reason(enrollment: Enrollment, batch: _Batch) -> str:
+    lead = enrollment.lead
+    if lead.status in EXIT_ON_STATUS:
+        return EXIT_ON_STATUS[lead.status]
+    if lead.email in batch.suppressed:
+        return "suppressed (unsubscribed, bounced or complained)"
+    return ""
+
+
+def _branch_holds(step: FlowStep, enrollment: Enrollment) -> bool:
+    lead = enrollment.lead
+    if step.condition in (FlowStep.Condition.OPENED, FlowStep.Condition.CLICKED):
+        last = enrollment.messages.order_by("-created_at", "-id").first()
+        if last is None:
+            return False
+        return bool(last.opened_at if step.condition == FlowStep.Condition.OPENED else last.clicked_at)
+    if step.condition == FlowStep.Condition.SCORE_ABOVE:
+        return lead.score > int(step.condition_value or 0)
+    return lead.status == step.condition_value
+
+
+def _run_instant(step: FlowStep, enrollment: Enrollment, batch: _Batch) -> FlowStep | None:
+    """Do a step that takes no time; returns the step to go to."""
+    lead = enrollment.lead
+    if step.kind == FlowStep.Kind.BRANCH:
+        if _branch_holds(step, enrollment):
+            return batch.step_at(step.flow_id, step.goto_position)
+        return batch.next_step(step)
+    if step.kind == FlowStep.Kind.NOTIFY_REP:
+        Lead.objects.filter(pk=lead.pk).update(next_follow_up=timezone.localdate(batch.now))
+        batch.events.append(
+            LeadEvent(lead=lead, kind=LeadEvent.Kind.NURTURE, data={"follow_up": "today", "flow": enrollment.flow.name})
+        )
+    elif step.kind == FlowStep.Kind.SET_STATUS:
+        try:
+            enrollment.lead = lead_set_status(
+                lead=lead, status=step.new_status, actor=None, reason=f"nurture flow {enrollment.flow.name}"
+            )
+        except ApplicationError as error:  # a transition the lead cannot make now: noted, flow goes on
+            batch.events.append(
+                LeadEvent(lead=lead, kind=LeadEvent.Kind.NURTURE, data={"status_not_changed": str(error)})
+            )
+    return batch.next_step(step)
+
+
+def _advance(enrollment: Enrollment, batch: _Batch) -> None:
+    now = batch.now
+    for _ in range(STEPS_PER_RUN):
+        reason = _exit_reason(enrollment, batch)
+        if reason:
+            enrollment.status, enrollment.left_at, enrollment.exit_reason = Enrollment.Status.EXITED, now, reason
+            batch.events.append(
+                LeadEvent(
+                    lead=enrollment.lead,
+                    kind=LeadEvent.Kind.NURTURE,
+                    data={"exited": enrollment.flow.name, "reason": reason},
+                )
+            )
+            return
+        step = enrollment.step
+        if step is not None and step.is_retired:
+            step = batch.next_step(step)
+        if step is None:
+            enrollment.status, enrollment.left_at, enrollment.step = Enrollment.Status.COMPLETED, now, None
+            return
+        enrollment.step = step
+        if step.kind == FlowStep.Kind.WAIT:
+            if not enrollment.waiting:
+                enrollment.waiting = True
+                if step.wait_minutes:
+                    enrollment.next_run_at = now + timedelta(minutes=step.wait_minutes)
+                else:
+                    enrollment.next_run_at = wait_until(
+                        now=now,
+                        country=enrollment.lead.country,
+                        weekday=step.wait_until_weekday,
+                        at=step.wait_until_time,
+                    )
+                return
+            enrollment.waiting = False
+            enrollment.step = batch.next_step(step)
+            continue
+        if step.kind == FlowStep.Kind.EMAIL:
+            allowed = next_send_time(
+                country=enrollment.lead.country, now=now, last_sent_at=batch.last_sent.get(enrollment.lead_id)
+            )
+            if allowed > now:
+                enrollment.next_run_at = allowed  # quiet hours or the frequency cap: same step, later
+                return
+            batch.messages.append(
+                NurtureMessage(enrollment=enrollment, lead=enrollment.lead, step=step, to_email=enrollment.lead.email)
+            )
+            batch.last_sent[enrollment.lead_id] = now
+            enrollment.step = batch.next_step(step)
+            continue
+        enrollment.step = _run_instant(step, enrollment, batch)
+    enrollment.next_run_at = now  # a long chain of instant steps continues next tick
+
+
+def nurture_tick(*, batch_size: int | None = None, now: datetime | None = None) -> int:
+    """Run every due enrollment; returns how many were run. Cost follows the due ones only."""
+    batch_size = batch_size or settings.NURTURE_TICK_BATCH
+    done = 0
+    while True:
+        ran = _tick_batch(batch_size, now or timezone.now())
+        done += ran
+        if ran < batch_size:
+            return done
+
+
+@transaction.atomic
+def _tick_batch(batch_size: int, now: datetime) -> int:
+    due = list(
+        Enrollment.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(status=Enrollment.Status.ACTIVE, next_run_at__lte=now, flow__status=Flow.Status.ACTIVE)
+        .select_related("lead__traffic_source", "flow", "step")
+        .order_by("next_run_at")[:batch_size]
+    )
+    if not due:
+        return 0
+    batch = _Batch(due, now)
+    for enrollment in due:
+        _advance(enrollment, batch)
+    Enrollment.objects.bulk_update(due, ["step", "status", "next_run_at", "waiting", "left_at", "exit_reason"])
+    messages = NurtureMessage.objects.bulk_create(batch.messages)
+    outbox_enqueue_many((m.lead_id, OutboxEntry.Kind.NURTURE_EMAIL, {"message": m.pk}) for m in messages)
+    LeadEvent.objects.bulk_create(batch.events)
+    return len(due)

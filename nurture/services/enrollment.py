@@ -1,0 +1,93 @@
+"""Who enters a flow, and who leaves: entry conditions, the once-at-a-time rule, exits."""
+
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from leads.models import Lead, LeadEvent, Validity
+
+from ..models import Enrollment, Flow, Suppression
+
+OPEN = (Enrollment.Status.ACTIVE, Enrollment.Status.PAUSED)
+
+
+def lead_may_be_nurtured(lead: Lead) -> bool:
+    """Invalid, duplicate, test and suppressed leads never enter a flow."""
+    if not lead.email or lead.validity == Validity.INVALID or lead.is_duplicate or lead.is_test:
+        return False
+    return not Suppression.objects.filter(email=lead.email.lower()).exists()
+
+
+def flow_accepts(flow: Flow, lead: Lead) -> bool:
+    """The flow's entry conditions (an empty condition accepts anything)."""
+    checks = (
+        (flow.traffic_source_kinds, lead.traffic_source.kind),
+        (flow.lead_types, lead.lead_type),
+        (flow.validities, lead.validity),
+        (flow.qualifications, lead.qualification),
+        (flow.countries, lead.country),
+    )
+    if any(allowed and value not in allowed for allowed, value in checks):
+        return False
+    if flow.min_score is not None and lead.score < flow.min_score:
+        return False
+    if flow.max_score is not None and lead.score > flow.max_score:
+        return False
+    offers = [offer.pk for offer in flow.offers.all()]
+    campaigns = [campaign.pk for campaign in flow.campaigns.all()]
+    return (not offers or lead.offer_id in offers) and (not campaigns or lead.campaign_id in campaigns)
+
+
+def lead_enroll(*, flow: Flow, lead: Lead, actor=None) -> Enrollment | None:
+    """Put the lead at the flow's first step, unless it may not enter; None when it did not."""
+    if flow.status == Flow.Status.ARCHIVED or not lead_may_be_nurtured(lead):
+        return None
+    earlier = Enrollment.objects.filter(flow=flow, lead=lead)
+    if earlier.filter(status__in=OPEN).exists():
+        return None  # in the flow already
+    last_left = earlier.exclude(status__in=OPEN).order_by("-left_at").values_list("left_at", flat=True).first()
+    if last_left is not None:
+        if flow.reentry_cooldown_days is None:
+            return None
+        if timezone.now() < last_left + timedelta(days=flow.reentry_cooldown_days):
+            return None
+    first = flow.steps.filter(is_retired=False).order_by("position", "id").first()
+    if first is None:
+        return None
+    try:
+        with transaction.atomic():
+            enrollment = Enrollment.objects.create(flow=flow, lead=lead, step=first, next_run_at=timezone.now())
+            LeadEvent.objects.create(lead=lead, kind=LeadEvent.Kind.NURTURE, actor=actor, data={"entered": flow.name})
+    except IntegrityError:
+        return None  # enrolled by a concurrent trigger a moment ago
+    return enrollment
+
+
+def enrollments_exit(*, enrollments, reason: str) -> int:
+    """Leave the flow now, with the reason; returns how many left."""
+    now = timezone.now()
+    leaving = list(enrollments.filter(status__in=OPEN).select_related("flow"))
+    if not leaving:
+        return 0
+    Enrollment.objects.filter(pk__in=[e.pk for e in leaving], status__in=OPEN).update(
+        status=Enrollment.Status.EXITED, left_at=now, exit_reason=reason[:200]
+    )
+    LeadEvent.objects.bulk_create(
+        LeadEvent(lead_id=e.lead_id, kind=LeadEvent.Kind.NURTURE, data={"exited": e.flow.name, "reason": reason})
+        for e in leaving
+    )
+    return len(leaving)
+
+
+def email_exit_everywhere(*, email: str, reason: str) -> int:
+    """An address that unsubscribed, bounced or complained leaves every flow, on every lead."""
+    return enrollments_exit(enrollments=Enrollment.objects.filter(lead__email=email.strip().lower()), reason=reason)
+
+
+def suppress(*, email: str, reason: str) -> Suppression:
+    email = email.strip().lower()
+    with transaction.atomic():
+        suppression, _ = Suppression.objects.get_or_create(email=email, defaults={"reason": reason})
+        email_exit_everywhere(email=email, reason=reason)
+    return suppression
