@@ -113,12 +113,18 @@ def _route(entry: OutboxEntry) -> Delivery | None:
         if not lead.is_billable or lead.status == LeadStatus.RETURNED:
             _set_payload(entry, {"skipped": "not deliverable (invalid, duplicate, test or returned)"})
             return None
-        earlier = list(Delivery.objects.filter(lead=lead).values_list("destination_id", "status"))
-        # A lead is sold once: another entry (a redelivery, a "route to next buyer") may have placed it.
-        if any(status in COUNTED for _, status in earlier):
-            _set_payload(entry, {"skipped": "already delivered or being delivered to a buyer"})
+        earlier = list(Delivery.objects.filter(lead=lead).values_list("pk", "destination_id", "status"))
+        # A lead is sold once: another entry (a redelivery, a "route to next buyer", a retried
+        # row) may have placed it already. Accepted: nothing to do. Pending: this entry takes
+        # that send over, so it is never left without an entry to finish it.
+        if any(status == Delivery.Status.ACCEPTED for _, _, status in earlier):
+            _set_payload(entry, {"skipped": "already delivered to a buyer"})
             return None
-        tried = [destination_id for destination_id, _ in earlier]
+        pending = next((pk for pk, _, status in earlier if status == Delivery.Status.PENDING), None)
+        if pending is not None:
+            _set_payload(entry, {"delivery": pending})
+            return Delivery.objects.select_related("destination").get(pk=pending)
+        tried = [destination_id for _, destination_id, _ in earlier]
         routes = list(
             DeliveryRoute.objects.select_for_update(of=("self",))
             .filter(offer_id=lead.offer_id, is_active=True, destination__is_active=True)
@@ -286,6 +292,17 @@ def delivery_send(*, delivery: Delivery) -> tuple[str, float | None]:
     return _record(delivery, send_lead(destination=destination, lead=lead, msg_id=delivery.webhook_id))
 
 
+def _why_not_send(delivery: Delivery) -> str:
+    """A retried or redelivered send is checked again: the lead may have been returned, or sold
+    to another buyer, since the delivery was made."""
+    lead = Lead.objects.only("validity", "is_duplicate", "is_test", "status").get(pk=delivery.lead_id)
+    if not lead.is_billable or lead.status == LeadStatus.RETURNED:
+        return "not sent: the lead was returned or is no longer deliverable"
+    if Delivery.objects.filter(lead_id=delivery.lead_id, status__in=COUNTED).exclude(pk=delivery.pk).exists():
+        return "not sent: the lead is already with another buyer"
+    return ""
+
+
 def delivery_outbox_handler(entry: OutboxEntry) -> None:
     """Route, send, record; a rejection moves on to the next buyer, up to BUYERS_PER_RUN per run."""
     for _ in range(BUYERS_PER_RUN):
@@ -302,6 +319,12 @@ def delivery_outbox_handler(entry: OutboxEntry) -> None:
         if delivery.status == Delivery.Status.FAILED and not entry.payload.get("redeliver"):
             raise GiveUp(delivery.reason or "delivery failed")
         if delivery.status != Delivery.Status.REJECTED:
+            blocked = _why_not_send(delivery)
+            if blocked:
+                Delivery.objects.filter(pk=delivery.pk).update(
+                    status=Delivery.Status.FAILED, reason=blocked, finished_at=timezone.now()
+                )
+                return
             outcome, delay = delivery_send(delivery=delivery)
             if outcome == Outcome.ACCEPTED:
                 return
@@ -318,9 +341,20 @@ def delivery_outbox_handler(entry: OutboxEntry) -> None:
 
 @transaction.atomic
 def deliveries_redeliver(*, deliveries) -> int:
-    """Send failed or rejected deliveries again to the same buyer, under the same webhook id."""
+    """Send failed or rejected deliveries again to the same buyer, under the same webhook id.
+
+    Not for a lead another buyer has (or is being sent), nor one returned or no longer sellable.
+    """
     count = 0
-    for delivery in deliveries.exclude(status__in=(Delivery.Status.ACCEPTED, Delivery.Status.PENDING)):
+    placed = Delivery.objects.filter(status__in=COUNTED).values("lead_id")
+    retryable = (
+        deliveries.exclude(status__in=COUNTED)
+        .exclude(lead_id__in=placed)
+        .filter(lead__validity="valid", lead__is_duplicate=False, lead__is_test=False)
+        .exclude(lead__status=LeadStatus.RETURNED)
+        .select_related("lead")
+    )
+    for delivery in retryable:
         Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.PENDING, attempts=0, finished_at=None)
         outbox_enqueue(
             lead=delivery.lead, kinds=[OutboxEntry.Kind.DELIVERY], payload={"delivery": delivery.pk, "redeliver": True}

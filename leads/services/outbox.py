@@ -193,9 +193,12 @@ def outbox_sweep(*, limit: int = SWEEP_BATCH) -> int:
 
 def outbox_retry(*, entry_ids: list[int]) -> int:
     """Staff ask for failed or waiting follow-ups to run again now."""
+    now = timezone.now()
     updated = (
         OutboxEntry.objects.filter(pk__in=entry_ids)
         .exclude(status=OutboxEntry.Status.DONE)
+        # A row a worker is on now stays with that worker: a second one would race it.
+        .exclude(status=OutboxEntry.Status.PROCESSING, claimed_until__gte=now)
         .update(
             status=OutboxEntry.Status.PENDING,
             next_attempt_at=timezone.now(),

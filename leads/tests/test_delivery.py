@@ -696,6 +696,43 @@ def test_route_next_does_not_resell_a_lead_another_buyer_already_accepted(
     assert lead.deliveries.filter(status="accepted").count() == 1
 
 
+def test_redelivering_a_rejection_does_not_sell_a_lead_another_buyer_took(
+    campaign, buyer_host, deliver, django_capture_on_commit_callbacks
+):
+    picky = add_buyer(campaign, buyer_host, "/picky", route={"priority": 1})
+    add_buyer(campaign, buyer_host, "/second", route={"priority": 2})
+    buyer_host.expect_request("/picky").respond_with_json({"error": "seen"}, status=400)
+    buyer_host.expect_request("/second").respond_with_json({"ok": True})
+    lead = deliver()
+    rejected = Delivery.objects.filter(lead=lead, destination=picky)
+    assert rejected.get().status == "rejected"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert deliveries_redeliver(deliveries=rejected) == 0
+
+    assert len(requests_to(buyer_host, "/picky")) == 1
+    (sold,) = lead.deliveries.filter(status="accepted")
+    assert sold.destination != picky
+    assert rejected.get().status == "rejected"
+
+
+def test_a_pending_retry_is_not_sent_after_the_lead_was_returned(destination, buyer_host, deliver):
+    buyer_host.expect_oneshot_request("/leads").respond_with_data("busy", status=503)
+    lead = deliver()
+    delivery = Delivery.objects.get(lead=lead)
+    assert delivery.status == "pending"
+    Lead.objects.filter(pk=lead.pk).update(status="returned")
+
+    assert run_when_due(delivery_entry(lead)) == "done"
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.reason) == (
+        "failed",
+        "not sent: the lead was returned or is no longer deliverable",
+    )
+    assert len(requests_to(buyer_host, "/leads")) == 1  # only the first attempt
+
+
 # --- 7. Email destinations ---------------------------------------------------------------------------
 
 
