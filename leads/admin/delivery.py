@@ -155,6 +155,25 @@ class DeliveryDestinationAdmin(admin.ModelAdmin):
         if released:
             self.message_user(request, f"{released} held lead(s) will be routed again now.")
 
+    def response_add(self, request, obj, post_url_continue=None):
+        if obj.kind == DeliveryDestination.Kind.EMAIL:
+            return super().response_add(request, obj, post_url_continue)
+        # Deliveries are always signed: a new HTTP destination gets its first secret now, shown once.
+        return self._secret_page(request, obj, destination_rotate_secret(destination=obj))
+
+    def _secret_page(self, request, destination, raw):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "New signing secret",
+            "opts": self.model._meta,
+            "owner": destination,
+            "secret": raw,
+            "back_url": reverse("admin:leads_deliverydestination_change", args=[destination.pk]),
+        }
+        response = TemplateResponse(request, "admin/leads/secret_created.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
     def get_urls(self):
         return [
             path(
@@ -175,18 +194,7 @@ class DeliveryDestinationAdmin(admin.ModelAdmin):
         destination = get_object_or_404(DeliveryDestination, pk=pk)
         if request.method != "POST" or not self.has_change_permission(request, destination):
             return redirect("admin:leads_deliverydestination_change", pk)
-        raw = destination_rotate_secret(destination=destination)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "New signing secret",
-            "opts": self.model._meta,
-            "owner": destination,
-            "secret": raw,
-            "back_url": reverse("admin:leads_deliverydestination_change", args=[destination.pk]),
-        }
-        response = TemplateResponse(request, "admin/leads/secret_created.html", context)
-        response["Cache-Control"] = "no-store"
-        return response
+        return self._secret_page(request, destination, destination_rotate_secret(destination=destination))
 
     def retire_secrets_view(self, request, pk):
         destination = get_object_or_404(DeliveryDestination, pk=pk)

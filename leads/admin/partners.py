@@ -47,6 +47,16 @@ class PartnerAdmin(admin.ModelAdmin):
     inlines = [ApiKeyInline, PartnerSecretInline]
     actions = ("new_webhook_secret", "retire_old_webhook_secrets")
 
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if obj.webhook_url and not obj.webhook_secrets.filter(revoked_at__isnull=True).exists():
+            self.message_user(
+                request,
+                f"{obj} has a webhook URL but no signing secret: events are not sent until you create one "
+                "(action 'New webhook signing secret').",
+                messages.WARNING,
+            )
+
     @admin.action(description="New webhook signing secret (select one partner)", permissions=["change"])
     def new_webhook_secret(self, request, queryset):
         if queryset.count() != 1:

@@ -192,11 +192,15 @@ def send_lead(*, destination: DeliveryDestination, lead: Lead, msg_id: str) -> S
             latency_ms=int((time.monotonic() - started) * 1000),
         )
     body, content_type = request_body(destination, payload)
+    secrets = [secret for secret in destination.secrets.all() if secret.revoked_at is None]
+    if not secrets:
+        reason = "no signing secret: create one on the destination's page (New signing secret) and give it to the buyer"
+        return SentRequest(Verdict(Outcome.FAILED, reason=reason), url=destination.url, error=reason)
     headers = {
         **destination.headers,
         "Content-Type": content_type,
         **_auth_header(destination),
-        **signature_headers(secrets=destination.secrets.all(), msg_id=msg_id, body=body, timestamp=int(time.time())),
+        **signature_headers(secrets=secrets, msg_id=msg_id, body=body, timestamp=int(time.time())),
     }
     shown_headers = {k: ("***" if k.lower() == "authorization" else v) for k, v in headers.items()}
     sent = SentRequest(Verdict(Outcome.FAILED), url=destination.url, request_headers=shown_headers)

@@ -21,6 +21,10 @@ from .signing import signature_headers
 NOTIFICATION_TIMEOUT_SECONDS = 10
 
 
+class NotSigned(Exception):
+    """The partner has no active signing secret; nothing is sent unsigned."""
+
+
 def partner_notify(*, lead: Lead, event: str, data: dict) -> PartnerNotification | None:
     """Record the event for the lead's supplier in the caller's transaction, if it has a webhook."""
     partner = lead.partner
@@ -39,10 +43,11 @@ def notification_body(notification: PartnerNotification) -> bytes:
 def notification_send(*, notification: PartnerNotification) -> tuple[str, float | None, str]:
     partner = notification.partner
     body = notification_body(notification)
+    secrets = [secret for secret in partner.webhook_secrets.all() if secret.revoked_at is None]
     headers = {
         "Content-Type": "application/json",
         **signature_headers(
-            secrets=partner.webhook_secrets.all(),
+            secrets=secrets,
             msg_id=notification.webhook_id,
             body=body,
             timestamp=int(time.time()),
@@ -50,10 +55,12 @@ def notification_send(*, notification: PartnerNotification) -> tuple[str, float 
     }
     status_code, latency, response, error = None, 0, "", ""
     try:
+        if not secrets:  # events are always signed
+            raise NotSigned("no webhook signing secret: create one for the partner (admin action)")
         answer = http_request(
             "POST", partner.webhook_url, body=body, headers=headers, timeout=NOTIFICATION_TIMEOUT_SECONDS
         )
-    except UnsafeDestination as failure:
+    except (UnsafeDestination, NotSigned) as failure:
         verdict, error = Verdict(Outcome.FAILED, reason=str(failure)[:500]), str(failure)
     except TransportError as failure:
         verdict, error = Verdict(Outcome.RETRY, reason=str(failure)[:500]), str(failure)

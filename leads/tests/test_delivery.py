@@ -42,6 +42,7 @@ def destination(campaign, buyer_host):
     destination = DeliveryDestination.objects.create(
         advertiser=campaign.offer.advertiser, name="Acme CRM", url=buyer_host.url_for("/leads")
     )
+    destination_rotate_secret(destination=destination)  # deliveries are always signed
     DeliveryRoute.objects.create(offer=campaign.offer, destination=destination)
     return destination
 
@@ -70,6 +71,7 @@ def add_buyer(campaign, server, path, *, route=None, **destination_fields) -> De
         url=server.url_for(path),
         **destination_fields,
     )
+    destination_rotate_secret(destination=destination)
     DeliveryRoute.objects.create(offer=campaign.offer, destination=destination, **(route or {}))
     return destination
 
@@ -344,12 +346,11 @@ def test_a_refused_connection_is_retried_with_the_error_logged(campaign, buyer_h
     with socket.socket() as probe:  # a port nobody listens on, on the allowed host
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
-    DeliveryRoute.objects.create(
-        offer=campaign.offer,
-        destination=DeliveryDestination.objects.create(
-            advertiser=campaign.offer.advertiser, name="Down", url=f"http://{buyer_host.host}:{closed_port}/leads"
-        ),
+    down = DeliveryDestination.objects.create(
+        advertiser=campaign.offer.advertiser, name="Down", url=f"http://{buyer_host.host}:{closed_port}/leads"
     )
+    destination_rotate_secret(destination=down)
+    DeliveryRoute.objects.create(offer=campaign.offer, destination=down)
 
     lead = deliver()
 
@@ -731,6 +732,20 @@ def test_a_pending_retry_is_not_sent_after_the_lead_was_returned(destination, bu
         "not sent: the lead was returned or is no longer deliverable",
     )
     assert len(requests_to(buyer_host, "/leads")) == 1  # only the first attempt
+
+
+def test_an_http_destination_without_a_signing_secret_gets_nothing_and_says_why(campaign, buyer_host, deliver):
+    unsigned = DeliveryDestination.objects.create(
+        advertiser=campaign.offer.advertiser, name="Unsigned", url=buyer_host.url_for("/unsigned")
+    )
+    DeliveryRoute.objects.create(offer=campaign.offer, destination=unsigned)
+
+    lead = deliver()
+
+    delivery = Delivery.objects.get(lead=lead)
+    assert delivery.status == "failed"
+    assert "no signing secret" in delivery.reason
+    assert requests_to(buyer_host, "/unsigned") == []
 
 
 # --- 7. Email destinations ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from standardwebhooks.webhooks import Webhook
 
 from campaigns.tests.factories import CampaignFactory
 from leads.models import Delivery, DeliveryDestination, DeliveryRoute, OutboxEntry, WebhookSecret
+from leads.services.signing import destination_rotate_secret
 from leads.tests.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
@@ -25,6 +26,7 @@ def buyer(settings, httpserver):
         advertiser=campaign.offer.advertiser, name="Acme CRM", url=httpserver.url_for("/in")
     )
     route = DeliveryRoute.objects.create(offer=campaign.offer, destination=destination, daily_cap=10, hourly_cap=3)
+    destination_rotate_secret(destination=destination)  # deliveries are always signed
     return destination, route, campaign
 
 
@@ -37,7 +39,7 @@ def test_a_new_signing_secret_is_shown_once_and_stored_encrypted(manager, buyer)
     secret = response.context["secret"]
     assert secret.startswith("whsec_") and secret.encode() in response.content
     assert "no-store" in response["Cache-Control"]
-    stored = WebhookSecret.objects.get(destination=destination)
+    stored = WebhookSecret.objects.filter(destination=destination).latest("created_at")
     assert secret not in stored.secret_encrypted
     page = manager.get(change)
     assert secret.encode() not in page.content
@@ -94,6 +96,32 @@ def test_the_auth_secret_is_write_only(manager, buyer, httpserver):
     )
     manager.post(reverse("admin:leads_destination_test", args=[destination.pk]))
     httpserver.check_assertions()
+
+
+def test_a_new_http_destination_shows_its_first_signing_secret_once(manager, buyer):
+    destination, _, _ = buyer
+    response = manager.post(
+        reverse("admin:leads_deliverydestination_add"),
+        {
+            "advertiser": destination.advertiser_id,
+            "name": "Second CRM",
+            "kind": "json",
+            "url": "https://buyer.example/in",
+            "field_mapping": "{}",
+            "headers": "{}",
+            "timeout_seconds": "10",
+            "auth": "none",
+            "is_active": "on",
+            "routes-TOTAL_FORMS": "0",
+            "routes-INITIAL_FORMS": "0",
+            "secrets-TOTAL_FORMS": "0",
+            "secrets-INITIAL_FORMS": "0",
+        },
+    )
+
+    created = DeliveryDestination.objects.get(name="Second CRM")
+    assert response.status_code == 200 and response.context["secret"].startswith("whsec_")
+    assert created.secrets.filter(revoked_at__isnull=True).count() == 1
 
 
 def test_mapping_errors_are_shown_on_the_form(manager, buyer):
@@ -191,7 +219,7 @@ def test_marketing_can_read_deliveries_but_not_change_destinations(client, staff
     client.force_login(staff_user_in("Marketing"))
     assert client.get(reverse("admin:leads_delivery_changelist")).status_code == 200
     assert client.post(reverse("admin:leads_destination_rotate", args=[destination.pk])).status_code == 302
-    assert not WebhookSecret.objects.exists()
+    assert WebhookSecret.objects.count() == 1  # only the fixture's
 
 
 def test_verifying_with_the_shown_secret_works(manager, buyer, httpserver):

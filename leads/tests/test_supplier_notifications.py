@@ -32,9 +32,11 @@ def offer():
 
 @pytest.fixture
 def supplier(supplier_server):
-    return Partner.objects.create(
+    supplier = Partner.objects.create(
         name="Affiliate One", role=Partner.Role.SUPPLIER, webhook_url=supplier_server.url_for("/events")
     )
+    partner_rotate_webhook_secret(partner=supplier)
+    return supplier
 
 
 @pytest.fixture
@@ -119,8 +121,22 @@ def test_a_supplier_server_error_is_retried_under_the_same_webhook_id(
     assert json.loads(first.get_data()) == json.loads(second.get_data())
 
 
+def test_events_are_never_sent_unsigned(
+    supplier, supplier_server, offer, buyer_client, django_capture_on_commit_callbacks
+):
+    supplier.webhook_secrets.update(revoked_at=timezone.now())
+    lead = supplied_lead(offer, supplier)
+
+    return_lead(buyer_client, lead, django_capture_on_commit_callbacks)
+
+    notification = PartnerNotification.objects.get()
+    assert notification.status == "failed" and "no webhook signing secret" in notification.reason
+    assert supplier_server.log == []
+
+
 def test_the_admin_shows_a_new_webhook_secret_once(client, superuser, supplier):
     client.force_login(superuser)
+    supplier.webhook_secrets.all().delete()
 
     response = client.post(
         reverse("admin:leads_partner_changelist"), {"action": "new_webhook_secret", "_selected_action": [supplier.pk]}
