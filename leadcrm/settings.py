@@ -126,6 +126,8 @@ STORAGES = {
 # Development prints mail to the console; production must not write personal data to logs, so
 # without EMAIL_URL it hands mail to the local MTA (failures are retried, never printed).
 vars().update(env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25"))
+# Seconds before an SMTP connection or command gives up: a stalled mail server must not hold a worker.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="leadcrm <noreply@localhost>")
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 

@@ -1,6 +1,7 @@
 """Buyers' destinations and routes, the deliveries and postbacks logs, and the held queue."""
 
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 from django import forms
 from django.contrib import admin, messages
@@ -134,9 +135,25 @@ class DeliveryDestinationAdmin(admin.ModelAdmin):
             .annotate(active_secret_count=Count("secrets", filter=Q(secrets__revoked_at__isnull=True)))
         )
 
+    def get_fieldsets(self, request, obj=None):
+        if obj is None or self.has_change_permission(request, obj):
+            return self.fieldsets
+        # Viewers (marketing) do not see what may hold a buyer's credentials: headers, the URL's query.
+        return (
+            (None, {"fields": ("advertiser", "name", "kind", "is_active", "disabled_reason")}),
+            ("HTTP", {"fields": ("target", "field_mapping", "timeout_seconds", "follow_redirects")}),
+            ("The buyer's answer", {"fields": ("accept_json_path", "accept_json_value", "reason_json_path")}),
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*self.readonly_fields, "target")
+
     @admin.display(description="URL or inbox")
     def target(self, obj):
-        return obj.url if obj.kind != DeliveryDestination.Kind.EMAIL else ", ".join(obj.email_to)
+        if obj.kind == DeliveryDestination.Kind.EMAIL:
+            return ", ".join(obj.email_to)
+        parts = urlsplit(obj.url)
+        return urlunsplit(parts._replace(query="…" if parts.query else "")) if parts.query else obj.url
 
     @admin.display(description="Active secrets")
     def active_secrets(self, obj):
@@ -389,9 +406,7 @@ class HeldDeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Route now", permissions=["change"])
     def route_now(self, request, queryset):
-        count = 0
-        for offer_id in set(queryset.values_list("lead__offer_id", flat=True)):
-            count += deliveries_release_held(offer_id=offer_id)
+        count = deliveries_release_held(entry_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{count} held lead(s) will be routed now.", messages.SUCCESS)
 
     def has_add_permission(self, request):

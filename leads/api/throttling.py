@@ -1,3 +1,5 @@
+import ipaddress
+
 from django.conf import settings
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -45,4 +47,8 @@ class PostbackIpThrottle(SimpleRateThrottle):
         return f"{settings.POSTBACK_REQUESTS_PER_MINUTE}/min"
 
     def get_cache_key(self, request, view):
-        return f"throttle:postback:{client_ip(request) or 'unknown'}"
+        address = client_ip(request) or "unknown"
+        if ":" in address:
+            # One IPv6 host usually holds a whole /64: count the network, not each address.
+            address = str(ipaddress.ip_network(f"{address}/64", strict=False))
+        return f"throttle:postback:{address}"

@@ -384,11 +384,13 @@ def held_deliveries():
     )
 
 
-def deliveries_release_held(*, offer_id: int | None = None) -> int:
-    """Route held leads now (buyers or caps changed) instead of at their next check."""
+def deliveries_release_held(*, offer_id: int | None = None, entry_ids: list[int] | None = None) -> int:
+    """Route held leads now (buyers or caps changed, or staff ask) instead of at their next check."""
     held = held_deliveries()
     if offer_id is not None:
         held = held.filter(lead__offer_id=offer_id)
+    if entry_ids is not None:
+        held = held.filter(pk__in=entry_ids)
     entries = list(held.values_list("pk", "kind"))
     OutboxEntry.objects.filter(pk__in=[pk for pk, _ in entries]).update(
         next_attempt_at=timezone.now(), dispatched_at=timezone.now()

@@ -41,10 +41,23 @@ class HttpAnswer:
         return self.body.decode("utf-8", errors="replace")
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # 64:ff9b::a00:1 reaches 10.0.0.1 through a NAT64 gateway
+LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::7f00:1 form of 127.0.0.1
+
+
 def _refused_address(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in LOCAL_NAT64:
+            return True
+        # IPv6 forms that carry an IPv4 address are judged by that address.
+        if ip.ipv4_mapped:
+            ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+        elif ip.sixtofour:
+            ip = ip.sixtofour  # 2002:7f00:1:: is 6to4 for 127.0.0.1
+        elif ip in NAT64 or ip in IPV4_COMPATIBLE:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return not ip.is_global or ip.is_multicast
 
 
@@ -146,9 +159,11 @@ def http_request(
             return answer
         next_url = urljoin(url, location)
         if (urlsplit(next_url).scheme, urlsplit(next_url).netloc) != (parts.scheme, parts.netloc):
-            # Credentials are for the destination's own origin: never for another host, nor in
-            # clear text after a downgrade from https.
-            headers = {name: value for name, value in (headers or {}).items() if name.lower() != "authorization"}
+            # Headers (credentials, signatures) are for the destination's own origin: never for
+            # another host, nor in clear text after a downgrade; nor is the lead re-posted there.
+            if answer.status in (307, 308) and body:
+                raise UnsafeDestination(f"Redirect to another origin ({next_url[:100]}) would re-send the body.")
+            headers = {}
         url = next_url
         if answer.status == 303 or (answer.status in (301, 302) and method == "POST"):
             method, body = "GET", None

@@ -229,3 +229,19 @@ def test_verifying_with_the_shown_secret_works(manager, buyer, httpserver):
     manager.post(reverse("admin:leads_destination_test", args=[destination.pk]))
     request, _ = httpserver.log[0]
     Webhook(secret).verify(request.get_data(), dict(request.headers))
+
+
+def test_marketing_does_not_see_buyer_credentials_in_headers_or_the_url_query(client, staff_user_in, buyer):
+    destination, _, _ = buyer
+    DeliveryDestination.objects.filter(pk=destination.pk).update(
+        url=destination.url + "?token=SECRETQS", headers={"X-Api-Key": "SECRETHDR"}
+    )
+    client.force_login(staff_user_in("Marketing"))
+
+    page = client.get(reverse("admin:leads_deliverydestination_change", args=[destination.pk]))
+    listing = client.get(reverse("admin:leads_deliverydestination_changelist"))
+
+    assert page.status_code == listing.status_code == 200
+    for response in (page, listing):
+        assert b"SECRETQS" not in response.content and b"SECRETHDR" not in response.content
+    assert destination.name.encode() in page.content

@@ -328,17 +328,16 @@ def test_a_307_keeps_the_method_and_body(local_partner):
     assert [(r.method, r.get_data()) for r, _ in local_partner.log] == [("POST", b"payload"), ("POST", b"payload")]
 
 
-def test_a_redirect_to_another_host_drops_the_authorization_header(settings, httpserver):
+def test_a_redirect_to_another_host_drops_every_header_we_set(settings, httpserver):
     settings.DELIVERY_ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
     other_host = f"http://127.0.0.1:{httpserver.port}/elsewhere"
-    httpserver.expect_request("/start").respond_with_data("", status=307, headers={"Location": other_host})
+    httpserver.expect_request("/start").respond_with_data("", status=302, headers={"Location": other_host})
     httpserver.expect_request("/elsewhere").respond_with_data("ok")
 
     answer = http_request(
-        "POST",
+        "GET",
         f"http://localhost:{httpserver.port}/start",
-        body=b"{}",
-        headers={"Authorization": "Bearer s3cret", "X-Request-Id": "r-1"},
+        headers={"Authorization": "Bearer s3cret", "X-Api-Key": "k-1", "webhook-signature": "v1,abc"},
         timeout=2,
         follow_redirects=True,
     )
@@ -347,8 +346,33 @@ def test_a_redirect_to_another_host_drops_the_authorization_header(settings, htt
     (first, _), (second, _) = httpserver.log
     assert first.headers["Authorization"] == "Bearer s3cret"
     assert second.headers["Host"] == f"127.0.0.1:{httpserver.port}"
-    assert "Authorization" not in second.headers
-    assert second.headers["X-Request-Id"] == "r-1"  # only the credentials are dropped
+    for name in ("Authorization", "X-Api-Key", "webhook-signature"):
+        assert name not in second.headers  # credentials and signatures stay with their origin
+
+
+def test_a_307_to_another_host_is_refused_rather_than_re_posting_the_lead(settings, httpserver):
+    settings.DELIVERY_ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
+    other_host = f"http://127.0.0.1:{httpserver.port}/elsewhere"
+    httpserver.expect_request("/start").respond_with_data("", status=307, headers={"Location": other_host})
+
+    with pytest.raises(UnsafeDestination, match="re-send the body"):
+        http_request("POST", f"http://localhost:{httpserver.port}/start", body=b"{}", timeout=2, follow_redirects=True)
+
+    assert [request.path for request, _ in httpserver.log] == ["/start"]
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["64:ff9b::a00:1", "64:ff9b::7f00:1", "64:ff9b:1::1", "2002:a00:1::", "2002:7f00:1::1", "::7f00:1", "::a00:1"],
+    ids=["nat64-10", "nat64-loopback", "local-nat64", "6to4-10", "6to4-loopback", "v4compat-loopback", "v4compat-10"],
+)
+def test_ipv6_forms_that_carry_a_private_ipv4_address_are_refused(address):
+    with pytest.raises(UnsafeDestination):
+        check_url(f"http://[{address}]/")
+
+
+def test_a_nat64_form_of_a_public_address_is_allowed_to_resolve():
+    assert check_url("http://[64:ff9b::808:808]/")[3] == "64:ff9b::808:808"  # 8.8.8.8
 
 
 def test_too_many_redirects_are_a_transport_error(local_partner):
