@@ -26,6 +26,9 @@ SWEEP_BATCH = 500
 # A task sent this recently is presumed still queued: the sweeper leaves it alone, so a backlog
 # longer than the beat interval is not sent again every minute.
 SWEEP_GRACE = timedelta(minutes=2)
+# Retries due sooner than this are sent with a countdown, so "retry in 5 s" means 5 s, not the
+# next sweep; later ones wait for the sweeper (a long countdown would sit in a worker's memory).
+SHORT_RETRY_SECONDS = 300
 # After the broker refused a task, requests stop trying for this long (the sweeper sends later),
 # so an outage costs one request a timeout instead of every request.
 BROKER_PAUSE_SECONDS = 5.0
@@ -57,7 +60,7 @@ def _backoff_seconds(attempts: int) -> float:
     return min(10 * 2 ** max(attempts - 1, 0), 3600) * random.uniform(0.8, 1.2)  # noqa: S311
 
 
-def dispatch(entries: Iterable[tuple[int, str]], *, sweeping: bool = False) -> None:
+def dispatch(entries: Iterable[tuple[int, str]], *, sweeping: bool = False, countdown: float | None = None) -> None:
     """Send a task per (entry id, kind), on its kind's queue. A broker that is down loses nothing:
     the entries not sent are marked so, and the sweeper sends them when it is back."""
     global _broker_paused_until
@@ -69,7 +72,9 @@ def dispatch(entries: Iterable[tuple[int, str]], *, sweeping: bool = False) -> N
         return
     for index, (entry_id, kind) in enumerate(entries):
         try:
-            process_outbox_entry_task.apply_async((entry_id,), queue=settings.OUTBOX_QUEUES.get(kind))
+            process_outbox_entry_task.apply_async(
+                (entry_id,), queue=settings.OUTBOX_QUEUES.get(kind), countdown=countdown
+            )
         except Exception:  # the broker's errors vary by transport; the row is the truth
             _broker_paused_until = time.monotonic() + BROKER_PAUSE_SECONDS
             logger.warning("Could not send outbox entry %s to the broker; the sweeper will retry", entry_id)
@@ -150,12 +155,17 @@ def outbox_process(*, entry_id: int) -> str:
             delay, final = (error.delay if error.delay is not None else _backoff_seconds(entry.attempts)), False
         else:
             delay, final = _backoff_seconds(entry.attempts), isinstance(error, GiveUp) or entry.attempts >= MAX_ATTEMPTS
-        ours.update(
+        due_at = timezone.now() + timedelta(seconds=delay)
+        soon = not final and delay <= SHORT_RETRY_SECONDS
+        recorded = ours.update(
             status=OutboxEntry.Status.FAILED if final else OutboxEntry.Status.PENDING,
-            next_attempt_at=timezone.now() + timedelta(seconds=delay),
+            next_attempt_at=due_at,
             claimed_until=None,
+            dispatched_at=due_at if soon else None,  # the sweeper leaves a scheduled task alone
             last_error=f"{type(error).__name__}: {error}"[:2000],
         )
+        if soon and recorded:
+            dispatch([(entry.pk, entry.kind)], countdown=delay + 0.5)
         if isinstance(error, RetryLater):
             # Only ids and numbers: a buyer's reason may quote the lead's contact details.
             logger.info("Outbox entry %s (%s) waits %.0f s", entry.pk, entry.kind, delay)

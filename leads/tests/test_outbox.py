@@ -324,3 +324,21 @@ def test_after_the_broker_refused_a_task_requests_stop_trying_and_the_sweeper_se
     ]
     assert outbox_sweep() == 2  # eager again: the sweeper sends both
     assert sorted(calls) == [first.pk, second.pk]
+
+
+@pytest.mark.django_db
+def test_a_retry_due_within_minutes_is_scheduled_now_and_a_later_one_is_left_to_the_sweeper(recorded_handler):
+    _, failures = recorded_handler
+    soon, later = (OutboxEntry.objects.create(lead=LeadFactory(), kind="delivery") for _ in range(2))
+    failures.extend([RetryLater("busy", delay=5), RetryLater("held", delay=3600)])
+
+    assert outbox_process(entry_id=soon.pk) == "retry"
+    assert outbox_process(entry_id=later.pk) == "retry"
+
+    soon.refresh_from_db()
+    later.refresh_from_db()
+    # The short retry went to the broker with a countdown: the row says its task is queued until then.
+    assert soon.dispatched_at == soon.next_attempt_at
+    assert 4 <= (soon.next_attempt_at - timezone.now()).total_seconds() <= 5
+    assert later.dispatched_at is None  # the sweeper sends it when due
+    assert outbox_sweep() == 0
