@@ -130,6 +130,15 @@ def postback_outbox_handler(entry: OutboxEntry) -> None:
         return
     if postback.status == Postback.Status.FAILED and not entry.payload.get("resend"):
         raise GiveUp(postback.reason or "postback failed")
+    if postback.event == PostbackEvent.RETURNED:
+        # A reversal goes after what it reverses, and reverses only what the source was told.
+        earlier = postback.lead.postbacks.exclude(event=PostbackEvent.RETURNED)
+        if earlier.filter(status=Postback.Status.PENDING).exists():
+            raise RetryLater("waits for the lead's earlier postbacks", delay=60)
+        if postback.lead.campaign.postback_return_reversal != "zero":
+            reported = earlier.filter(status=Postback.Status.SENT).aggregate(total=Sum("payout"))["total"]
+            postback.payout = -(reported or Decimal("0"))
+            Postback.objects.filter(pk=postback.pk).update(payout=postback.payout)
     outcome, delay = postback_send(postback=postback)
     postback.refresh_from_db(fields=["reason"])
     if outcome == Outcome.RETRY:

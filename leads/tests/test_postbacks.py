@@ -266,6 +266,30 @@ def test_a_return_with_nothing_reported_sends_a_plain_zero(source_campaign, trac
     assert [args["payout"] for args in hits(tracker_ok, lead)] == ["0.00"]
 
 
+def test_a_reversal_waits_for_the_postback_it_reverses_and_reverses_only_what_was_sent(
+    source_campaign, tracker, capture_now, run_after_commit
+):
+    tracker.expect_oneshot_request("/pb").respond_with_data("busy", status=503)  # the valid postback, 1st try
+    tracker.expect_request("/pb").respond_with_data("OK")
+    source_campaign.postback_events = ["valid", "returned"]
+    source_campaign.save()
+    lead = capture_now(email="jo@example.com", click_id="clk-1")
+    valid = lead.postbacks.get(event="valid")
+    assert valid.status == "pending"
+
+    set_status(run_after_commit, lead, "returned")
+
+    returned = lead.postbacks.get(event="returned")
+    assert returned.status == "pending" and len(tracker.log) == 1  # not before the valid one
+    make_due(entry_of(valid))
+    outbox_process(entry_id=entry_of(valid).pk)
+    make_due(entry_of(returned))
+    outbox_process(entry_id=entry_of(returned).pk)
+
+    assert [args["status"] for args in hits(tracker, lead)] == ["valid", "valid", "returned"]
+    assert [args["payout"] for args in hits(tracker, lead) if args["status"] == "returned"] == ["-20.00"]
+
+
 def test_a_return_does_not_reverse_a_postback_the_tracker_never_took(
     source_campaign, tracker, capture_now, run_after_commit
 ):
