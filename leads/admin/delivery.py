@@ -12,15 +12,12 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from campaigns.models import Campaign, Offer, TrafficSource
-
 from ..models import (
     Delivery,
     DeliveryAttempt,
     DeliveryDestination,
     DeliveryRoute,
     HeldDelivery,
-    Lead,
     Postback,
     WebhookSecret,
 )
@@ -35,6 +32,7 @@ from ..services.delivery import (
     send_lead,
 )
 from ..services.postbacks import postback_url, postbacks_resend
+from ..services.samples import sample_lead
 from ..services.signing import destination_retire_old_secrets, destination_rotate_secret
 
 
@@ -224,7 +222,11 @@ class DeliveryDestinationAdmin(admin.ModelAdmin):
         destination = get_object_or_404(DeliveryDestination, pk=pk)
         if request.method != "POST" or not self.has_change_permission(request, destination):
             return redirect("admin:leads_deliverydestination_change", pk)
-        sent = send_lead(destination=destination, lead=_sample_lead(destination), msg_id=f"msg_test_{uuid.uuid4().hex}")
+        sent = send_lead(
+            destination=destination,
+            lead=sample_lead(advertiser=destination.advertiser),
+            msg_id=f"msg_test_{uuid.uuid4().hex}",
+        )
         context = {
             **self.admin_site.each_context(request),
             "title": f"Test lead sent to {destination.name}",
@@ -233,39 +235,6 @@ class DeliveryDestinationAdmin(admin.ModelAdmin):
             "sent": sent,
         }
         return TemplateResponse(request, "admin/leads/deliverydestination/test_result.html", context)
-
-
-def _sample_lead(destination: DeliveryDestination) -> Lead:
-    """An unsaved lead with made-up contact details, on one of the buyer's offers."""
-    offer = Offer.objects.filter(advertiser=destination.advertiser).first() or Offer(
-        name="Test offer", advertiser=destination.advertiser
-    )
-    campaign = Campaign.objects.filter(offer=offer).select_related("traffic_source").first() if offer.pk else None
-    now = timezone.now()
-    return Lead(
-        public_id=uuid.uuid4(),
-        created_at=now,
-        door="api",
-        is_test=True,
-        campaign=campaign or Campaign(slug="test-campaign", offer=offer),
-        offer=offer,
-        traffic_source=campaign.traffic_source if campaign else TrafficSource(name="Test", kind="native"),
-        email="test.lead@example.com",
-        phone="+16505551212",
-        first_name="Test",
-        last_name="Lead",
-        company="Example Inc",
-        country="US",
-        lead_type="hard",
-        validity="valid",
-        qualification="qualified",
-        score=80,
-        action="quote",
-        consent=True,
-        consent_text="Test consent",
-        consent_at=now,
-        answers={"test": "yes"},
-    )
 
 
 @admin.register(DeliveryRoute)
