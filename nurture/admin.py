@@ -1,0 +1,365 @@
+"""The nurture admin: flows with their steps and statistics, previews and test sends, enrollments,
+the suppression list with import and export, and "add to flow" on the lead list."""
+
+import csv
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+from leadcrm.admin_actions import run_for_each
+from leadcrm.csv_upload import CsvUploadError, read_csv_upload
+from leadcrm.errors import ApplicationError
+from leads.admin.workspace import LeadAdmin
+from leads.models import Lead
+from leads.services.samples import sample_lead
+
+from .models import Enrollment, Flow, FlowStep, NurtureMessage, Suppression
+from .selectors import flows_with_statistics, step_statistics
+from .services.enrollment import suppress
+from .services.flows import (
+    enrollments_move_to_step,
+    enrollments_pause,
+    enrollments_remove,
+    enrollments_resume,
+    flow_set_status,
+    leads_add_to_flow,
+)
+from .services.sending import build_email, render_message
+
+
+class FlowStepInline(admin.StackedInline):
+    model = FlowStep
+    extra = 0
+    can_delete = False  # steps leads may sit on are retired, never deleted
+    ordering = ("position", "id")
+    fieldsets = (
+        (None, {"fields": (("position", "kind", "is_retired"),)}),
+        ("Wait", {"fields": (("wait_minutes", "wait_until_weekday", "wait_until_time"),)}),
+        ("Email", {"fields": ("subject", "body_text", "body_html")}),
+        ("Branch", {"fields": (("condition", "condition_value", "goto_position"),)}),
+        ("Change status", {"fields": ("new_status",)}),
+    )
+
+
+@admin.register(Flow)
+class FlowAdmin(admin.ModelAdmin):
+    list_display = ("name", "status", "trigger", "entered", "active", "completed", "converted", "exited")
+    list_filter = ("status", "trigger")
+    search_fields = ("name",)
+    filter_horizontal = ("offers", "campaigns")
+    inlines = [FlowStepInline]
+    actions = ("activate", "pause", "archive")
+    readonly_fields = ("statistics",)
+    fieldsets = (
+        (None, {"fields": ("name", "status", "trigger", "trigger_status", "reentry_cooldown_days")}),
+        (
+            "Who may enter (empty: anyone)",
+            {
+                "fields": (
+                    "offers",
+                    "campaigns",
+                    "traffic_source_kinds",
+                    "lead_types",
+                    "validities",
+                    "qualifications",
+                    "countries",
+                    ("min_score", "max_score"),
+                )
+            },
+        ),
+        ("Statistics", {"fields": ("statistics",)}),
+    )
+
+    def get_queryset(self, request):
+        return flows_with_statistics()
+
+    @admin.display(ordering="entered")
+    def entered(self, flow):
+        return flow.entered
+
+    @admin.display(ordering="active")
+    def active(self, flow):
+        return flow.active
+
+    @admin.display(ordering="completed")
+    def completed(self, flow):
+        return flow.completed
+
+    @admin.display(ordering="converted")
+    def converted(self, flow):
+        return flow.converted
+
+    @admin.display(ordering="exited")
+    def exited(self, flow):
+        return flow.exited
+
+    @admin.display(description="Per step")
+    def statistics(self, flow):
+        if flow.pk is None:
+            return "Statistics appear once the flow has steps and leads."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    f"{step}{' (retired)' if step.is_retired else ''}",
+                    step.waiting,
+                    step.sent,
+                    step.opened,
+                    step.clicked,
+                    step.converted,
+                    step.exited,
+                    format_html(
+                        '<a href="{}">preview</a>', reverse("admin:nurture_flow_preview", args=[flow.pk, step.pk])
+                    )
+                    if step.kind == FlowStep.Kind.EMAIL
+                    else "",
+                )
+                for step in step_statistics(flow=flow)
+            ),
+        )
+        header = mark_safe(
+            "<tr><th>Step</th><th>Waiting</th><th>Sent</th><th>Opened</th><th>Clicked</th>"
+            "<th>Converted</th><th>Exited</th><th></th></tr>"
+        )
+        return format_html("<table>{}{}</table>", header, rows)
+
+    @admin.action(description="Activate", permissions=["change"])
+    def activate(self, request, queryset):
+        run_for_each(self, request, queryset, lambda f: flow_set_status(flow=f, status=Flow.Status.ACTIVE), "activated")
+
+    @admin.action(description="Pause (enrollments wait)", permissions=["change"])
+    def pause(self, request, queryset):
+        run_for_each(self, request, queryset, lambda f: flow_set_status(flow=f, status=Flow.Status.PAUSED), "paused")
+
+    @admin.action(description="Archive (enrolled leads leave)", permissions=["change"])
+    def archive(self, request, queryset):
+        run_for_each(
+            self, request, queryset, lambda f: flow_set_status(flow=f, status=Flow.Status.ARCHIVED), "archived"
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:flow_id>/steps/<int:step_id>/preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="nurture_flow_preview",
+            ),
+            *super().get_urls(),
+        ]
+
+    def preview_view(self, request, flow_id, step_id):
+        """The email rendered for a chosen lead (?lead=<id>) or a sample one; POST sends it as a test."""
+        flow = get_object_or_404(Flow, pk=flow_id)
+        if not self.has_view_permission(request, flow):
+            return redirect("admin:index")
+        step = get_object_or_404(FlowStep, pk=step_id, flow=flow, kind=FlowStep.Kind.EMAIL)
+        lead_id = request.GET.get("lead", "")
+        lead = (
+            Lead.objects.select_related("campaign", "offer").filter(pk=lead_id).first() if lead_id.isdigit() else None
+        )
+        message = NurtureMessage(pk=0, step=step, lead=lead or sample_lead(), to_email=(lead or sample_lead()).email)
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "flow": flow, "step": step}
+        if request.method == "POST" and self.has_change_permission(request, flow):
+            to = request.POST.get("to", "").strip() or request.user.email
+            if not to:
+                self.message_user(request, "Give an address to send the test to.", messages.ERROR)
+            else:
+                message.to_email = to
+                email = build_email(message)
+                email.subject = f"[TEST] {email.subject}"
+                email.send()
+                self.message_user(request, f"Test email sent to {to}.", messages.SUCCESS)
+        subject, text, html = render_message(message)
+        context.update(
+            title=f"Preview: {step}",
+            subject=subject,
+            text=text,
+            html=html,
+            lead=lead,
+            default_to=request.user.email,
+        )
+        return TemplateResponse(request, "admin/nurture/flow/preview.html", context)
+
+
+class MoveToStepForm(forms.Form):
+    step = forms.ModelChoiceField(queryset=FlowStep.objects.filter(is_retired=False).select_related("flow"))
+
+
+@admin.register(Enrollment)
+class EnrollmentAdmin(admin.ModelAdmin):
+    list_display = ("lead", "flow", "step", "status", "next_run_at", "entered_at", "exit_reason")
+    list_filter = ("status", "flow", "exit_reason")
+    list_select_related = ("lead", "flow", "step")
+    search_fields = ("lead__email",)
+    raw_id_fields = ("lead",)
+    actions = ("pause", "resume", "remove", "move_to_step")
+    readonly_fields = (
+        "flow",
+        "lead",
+        "step",
+        "status",
+        "next_run_at",
+        "entered_at",
+        "left_at",
+        "exit_reason",
+        "waiting",
+    )
+
+    def has_add_permission(self, request):
+        return False  # leads enter through triggers or "add to flow" on the lead list
+
+    @admin.action(description="Pause", permissions=["change"])
+    def pause(self, request, queryset):
+        self.message_user(request, f"{enrollments_pause(enrollments=queryset)} enrollment(s) paused.")
+
+    @admin.action(description="Resume", permissions=["change"])
+    def resume(self, request, queryset):
+        self.message_user(request, f"{enrollments_resume(enrollments=queryset)} enrollment(s) resumed.")
+
+    @admin.action(description="Remove from the flow", permissions=["change"])
+    def remove(self, request, queryset):
+        self.message_user(request, f"{enrollments_remove(enrollments=queryset)} enrollment(s) removed.")
+
+    @admin.action(description="Move to step…", permissions=["change"])
+    def move_to_step(self, request, queryset):
+        form = MoveToStepForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            try:
+                moved = enrollments_move_to_step(enrollments=queryset, step=form.cleaned_data["step"])
+            except ApplicationError as error:
+                self.message_user(request, str(error), messages.ERROR)
+                return None
+            self.message_user(request, f"{moved} enrollment(s) moved.")
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Move enrollments to a step",
+            "opts": self.model._meta,
+            "form": form,
+            "queryset": queryset,
+            "action": "move_to_step",
+        }
+        return TemplateResponse(request, "admin/nurture/enrollment/move.html", context)
+
+
+class SuppressionImportForm(forms.Form):
+    file = forms.FileField(help_text="CSV with an email column (or emails in the first column).")
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(admin.ModelAdmin):
+    list_display = ("email", "reason", "created_at")
+    list_filter = ("reason",)
+    search_fields = ("email",)
+    actions = ("export_csv",)
+    change_list_template = "admin/nurture/suppression/change_list.html"
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+        else:
+            obj.pk = suppress(email=obj.email, reason=obj.reason).pk  # also takes the address out of flows
+
+    @admin.action(description="Export selected as CSV", permissions=["view"])
+    def export_csv(self, request, queryset):
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="suppression-list.csv"'
+        writer = csv.writer(response)
+        writer.writerow(["email", "reason", "created_at"])
+        for row in queryset.values_list("email", "reason", "created_at").iterator():
+            writer.writerow([row[0], row[1], row[2].isoformat()])
+        return response
+
+    def get_urls(self):
+        return [
+            path("import/", self.admin_site.admin_view(self.import_view), name="nurture_suppression_import"),
+            *super().get_urls(),
+        ]
+
+    def import_view(self, request):
+        if not self.has_add_permission(request):
+            return redirect("admin:index")
+        form = SuppressionImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                header, rows = read_csv_upload(form.cleaned_data["file"].read())
+            except CsvUploadError as error:
+                form.add_error("file", str(error))
+            else:
+                column = next((i for i, name in enumerate(header) if name.strip().lower() == "email"), None)
+                if column is None:  # no header: the first line is an address too
+                    rows, column = [(1, header), *rows], 0
+                added, bad = 0, []
+                for line, cells in rows:
+                    email = cells[column].strip().lower() if len(cells) > column else ""
+                    if "@" not in email:
+                        bad.append(str(line))
+                        continue
+                    suppress(email=email, reason=Suppression.Reason.MANUAL)
+                    added += 1
+                note = f" Lines without an address: {', '.join(bad[:20])}." if bad else ""
+                self.message_user(request, f"{added} address(es) suppressed.{note}")
+                return redirect("admin:nurture_suppression_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Import suppressed addresses",
+            "opts": self.model._meta,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/nurture/suppression/import.html", context)
+
+
+@admin.register(NurtureMessage)
+class NurtureMessageAdmin(admin.ModelAdmin):
+    list_display = ("lead", "step", "to_email", "status", "created_at", "sent_at", "opened_at", "clicked_at")
+    list_filter = ("status",)
+    list_select_related = ("lead", "step")
+    search_fields = ("to_email",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class AddToFlowForm(forms.Form):
+    flow = forms.ModelChoiceField(queryset=Flow.objects.exclude(status=Flow.Status.ARCHIVED))
+
+
+@admin.action(description="Add to a nurture flow…", permissions=["view"])
+def add_to_flow(modeladmin, request, queryset):
+    if not request.user.has_perm("nurture.add_enrollment"):
+        modeladmin.message_user(request, "You may not add leads to flows.", messages.ERROR)
+        return None
+    form = AddToFlowForm(request.POST if "apply" in request.POST else None)
+    if form.is_valid():
+        added = leads_add_to_flow(flow=form.cleaned_data["flow"], leads=queryset, actor=request.user)
+        skipped = queryset.count() - added
+        modeladmin.message_user(
+            request, f"{added} lead(s) added; {skipped} skipped (not allowed in flows, suppressed, or in it already)."
+        )
+        return None
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": "Add leads to a nurture flow",
+        "opts": modeladmin.model._meta,
+        "form": form,
+        "queryset": queryset,
+        "action": "add_to_flow",
+    }
+    return TemplateResponse(request, "admin/nurture/enrollment/move.html", context)
+
+
+# The lead list lives in leads, which never imports nurture: the action is attached from here.
+LeadAdmin.actions = (*LeadAdmin.actions, add_to_flow)

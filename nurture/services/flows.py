@@ -1,0 +1,47 @@
+"""Staff changes to flows and enrollments: pause, resume, archive, remove, move, add leads."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from leadcrm.errors import InvalidInput
+
+from ..models import Enrollment, Flow, FlowStep
+from .enrollment import enrollments_exit, lead_enroll
+
+
+def flow_set_status(*, flow: Flow, status: str) -> Flow:
+    """Paused flows keep their enrollments waiting; archiving one lets its leads go."""
+    with transaction.atomic():
+        Flow.objects.filter(pk=flow.pk).update(status=status)
+        flow.status = status
+        if status == Flow.Status.ARCHIVED:
+            enrollments_exit(enrollments=flow.enrollments.all(), reason="flow archived")
+    return flow
+
+
+def enrollments_pause(*, enrollments) -> int:
+    return enrollments.filter(status=Enrollment.Status.ACTIVE).update(status=Enrollment.Status.PAUSED)
+
+
+def enrollments_resume(*, enrollments) -> int:
+    return enrollments.filter(status=Enrollment.Status.PAUSED).update(
+        status=Enrollment.Status.ACTIVE, next_run_at=timezone.now()
+    )
+
+
+def enrollments_move_to_step(*, enrollments, step: FlowStep) -> int:
+    if step.is_retired:
+        raise InvalidInput("That step is retired; choose a current one.")
+    open_ones = enrollments.filter(status__in=(Enrollment.Status.ACTIVE, Enrollment.Status.PAUSED))
+    if open_ones.exclude(flow_id=step.flow_id).exists():
+        raise InvalidInput("Every selected enrollment must be in the step's flow.")
+    return open_ones.update(step=step, waiting=False, next_run_at=timezone.now())
+
+
+def leads_add_to_flow(*, flow: Flow, leads, actor=None) -> int:
+    """Staff put leads in a flow by hand; leads that may not enter (or are in it) are skipped."""
+    return sum(1 for lead in leads.select_related("traffic_source") if lead_enroll(flow=flow, lead=lead, actor=actor))
+
+
+def enrollments_remove(*, enrollments) -> int:
+    return enrollments_exit(enrollments=enrollments, reason="removed by staff")

@@ -1,0 +1,125 @@
+"""The nurture admin as marketing staff use it."""
+
+import io
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+
+from leads.tests.factories import LeadFactory
+from nurture.models import Enrollment, Suppression
+
+from .conftest import email_step, wait_step
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def marketer(client, staff_user_in):
+    user = staff_user_in("Marketing", email="marketer@example.com")
+    client.force_login(user)
+    return client
+
+
+def test_the_flow_list_shows_each_flows_counts_in_fixed_queries(
+    marketer, make_flow, capture, django_assert_max_num_queries
+):
+    flow = make_flow(email_step(1), wait_step(days=2))
+    capture(email="ann@example.com", first_name="Ann")
+    capture(email="bob@example.com", first_name="Bob")
+    for number in range(5):
+        make_flow(email_step(1), name=f"Other {number}")
+
+    with django_assert_max_num_queries(8):
+        response = marketer.get(reverse("admin:nurture_flow_changelist"))
+
+    row = next(f for f in response.context["cl"].result_list if f.pk == flow.pk)
+    assert (row.entered, row.active, row.exited) == (2, 2, 0)
+
+
+def test_the_flow_page_shows_per_step_statistics(marketer, make_flow, capture, tick):
+    flow = make_flow(email_step(1), wait_step(days=2))
+    capture(email="ann@example.com", first_name="Ann")
+    tick(timezone.now())
+
+    page = marketer.get(reverse("admin:nurture_flow_change", args=[flow.pk]))
+
+    stats = page.context["adminform"].form.instance
+    assert stats.pk == flow.pk
+    content = page.content.decode()
+    assert "<th>Waiting</th>" in content and "preview" in content
+    # email step: 1 sent; wait step: 1 waiting
+    assert "<td>0. Send email</td><td>0</td><td>1</td>" in content
+    assert "<td>10. Wait</td><td>1</td><td>0</td>" in content
+
+
+def test_an_email_preview_renders_for_a_sample_or_chosen_lead_and_sends_a_test(marketer, make_flow):
+    flow = make_flow(email_step(1))
+    step = flow.steps.get()
+    url = reverse("admin:nurture_flow_preview", args=[flow.pk, step.pk])
+    lead = LeadFactory(first_name="Zoe")
+
+    sample = marketer.get(url)
+    chosen = marketer.get(url, {"lead": lead.pk})
+    sent = marketer.post(url, {"to": "me@example.com"})
+
+    assert sample.context["subject"] == "Email 1 for Test"
+    assert chosen.context["subject"] == "Email 1 for Zoe"
+    assert sent.status_code == 200
+    (test_email,) = mail.outbox
+    assert test_email.to == ["me@example.com"] and test_email.subject == "[TEST] Email 1 for Test"
+    assert test_email.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_enrollment_actions_pause_resume_move_and_remove(marketer, make_flow, capture):
+    flow = make_flow(email_step(1), wait_step(days=2), email_step(2))
+    capture(email="ann@example.com", first_name="Ann")
+    enrollment = Enrollment.objects.get()
+    changelist = reverse("admin:nurture_enrollment_changelist")
+    selected = {"_selected_action": [enrollment.pk]}
+
+    marketer.post(changelist, {"action": "pause", **selected})
+    assert Enrollment.objects.get().status == "paused"
+    marketer.post(changelist, {"action": "resume", **selected})
+    assert Enrollment.objects.get().status == "active"
+    last = flow.steps.get(position=20)
+    marketer.post(changelist, {"action": "move_to_step", "apply": "1", "step": last.pk, **selected})
+    assert Enrollment.objects.get().step == last
+    marketer.post(changelist, {"action": "remove", **selected})
+    removed = Enrollment.objects.get()
+    assert (removed.status, removed.exit_reason) == ("exited", "removed by staff")
+
+
+def test_the_suppression_list_imports_and_exports(marketer, make_flow, capture):
+    make_flow(email_step(1), wait_step(days=2))
+    capture(email="ann@example.com", first_name="Ann")
+    upload = io.BytesIO(b"email,name\nANN@example.com,Ann\nnot-an-address,X\ncarl@example.com,Carl\n")
+    upload.name = "suppress.csv"
+
+    response = marketer.post(reverse("admin:nurture_suppression_import"), {"file": upload}, follow=True)
+
+    assert "2 address(es) suppressed. Lines without an address: 3." in response.content.decode()
+    assert set(Suppression.objects.values_list("email", flat=True)) == {"ann@example.com", "carl@example.com"}
+    assert Enrollment.objects.get().status == "exited"  # suppressed addresses leave their flows
+    export = marketer.post(
+        reverse("admin:nurture_suppression_changelist"),
+        {"action": "export_csv", "_selected_action": list(Suppression.objects.values_list("pk", flat=True))},
+    )
+    lines = export.content.decode().splitlines()
+    assert lines[0] == "email,reason,created_at" and len(lines) == 3
+
+
+def test_leads_can_be_added_to_a_flow_from_the_lead_list(marketer, make_flow, campaign):
+    flow = make_flow(email_step(1), trigger="manual")
+    ready = LeadFactory(campaign=campaign, email="ready@example.com")
+    invalid = LeadFactory(campaign=campaign, email="bad@example.com", validity="invalid")
+
+    response = marketer.post(
+        reverse("admin:leads_lead_changelist"),
+        {"action": "add_to_flow", "apply": "1", "flow": flow.pk, "_selected_action": [ready.pk, invalid.pk]},
+        follow=True,
+    )
+
+    assert "1 lead(s) added; 1 skipped" in response.content.decode()
+    assert list(Enrollment.objects.values_list("lead_id", flat=True)) == [ready.pk]
