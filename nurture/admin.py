@@ -337,11 +337,8 @@ class AddToFlowForm(forms.Form):
     flow = forms.ModelChoiceField(queryset=Flow.objects.exclude(status=Flow.Status.ARCHIVED))
 
 
-@admin.action(description="Add to a nurture flow…", permissions=["view"])
+@admin.action(description="Add to a nurture flow…", permissions=["enroll"])
 def add_to_flow(modeladmin, request, queryset):
-    if not request.user.has_perm("nurture.add_enrollment"):
-        modeladmin.message_user(request, "You may not add leads to flows.", messages.ERROR)
-        return None
     form = AddToFlowForm(request.POST if "apply" in request.POST else None)
     if form.is_valid():
         added = leads_add_to_flow(flow=form.cleaned_data["flow"], leads=queryset, actor=request.user)
@@ -361,5 +358,7 @@ def add_to_flow(modeladmin, request, queryset):
     return TemplateResponse(request, "admin/nurture/enrollment/move.html", context)
 
 
-# The lead list lives in leads, which never imports nurture: the action is attached from here.
+# The lead list lives in leads, which never imports nurture: the action is attached from here,
+# shown to whoever may put leads in flows (marketing, not sales reps).
 LeadAdmin.actions = (*LeadAdmin.actions, add_to_flow)
+LeadAdmin.has_enroll_permission = lambda self, request: request.user.has_perm("nurture.add_enrollment")

@@ -13,4 +13,4 @@ class NurtureConfig(AppConfig):
         from .services.triggers import nurture_enrollment_handler
 
         register_outbox_handler(OutboxEntry.Kind.NURTURE_ENROLLMENT, nurture_enrollment_handler)
-        register_outbox_handler(OutboxEntry.Kind.NURTURE_EMAIL, nurture_email_handler)
+        register_outbox_handler(OutboxEntry.Kind.NURTURE_EMAIL, nurture_email_handler, timeline=False)

@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[OutboxEntry], None]
 _HANDLERS: dict[str, Handler] = {}
+_QUIET_KINDS: set[str] = set()  # kinds whose handler writes its own timeline event
 MAX_ATTEMPTS = 12  # for unexpected errors; handlers that raise RetryLater keep their own schedule
 SWEEP_BATCH = 500
 # A task sent this recently is presumed still queued: the sweeper leaves it alone, so a backlog
@@ -47,8 +48,11 @@ class GiveUp(Exception):
     """The handler's work failed for good (it recorded why); staff can retry it from the admin."""
 
 
-def register_outbox_handler(kind: str, handler: Handler) -> None:
+def register_outbox_handler(kind: str, handler: Handler, *, timeline: bool = True) -> None:
+    """`timeline=False` for handlers that write their own, more telling, timeline event."""
     _HANDLERS[kind] = handler
+    if not timeline:
+        _QUIET_KINDS.add(kind)
 
 
 def handled_kinds() -> list[str]:
@@ -131,7 +135,7 @@ def _claim(entry_id: int) -> OutboxEntry | None:
     )
     if not claimed:
         return None
-    return OutboxEntry.objects.select_related("lead").get(pk=entry_id)
+    return OutboxEntry.objects.get(pk=entry_id)  # handlers load what they need
 
 
 def outbox_process(*, entry_id: int) -> str:
@@ -178,6 +182,8 @@ def outbox_process(*, entry_id: int) -> str:
         if not ours.update(status=OutboxEntry.Status.DONE, done_at=timezone.now(), claimed_until=None, last_error=""):
             logger.warning("Outbox entry %s finished after its claim ran out; another worker owns it", entry.pk)
             return "claim lost"
+        if entry.kind in _QUIET_KINDS:
+            return "done"
         LeadEvent.objects.create(
             lead_id=entry.lead_id, kind=LeadEvent.Kind.FOLLOW_UP_DONE, data={"follow_up": entry.kind}
         )

@@ -304,10 +304,10 @@ def test_sales_rep_gets_no_assign_or_export_action(client, rep, other_rep):
     assert export.get("Content-Type", "").startswith("text/html")
 
 
-def test_marketing_can_only_export(client, marketer):
+def test_marketing_can_only_export_and_add_to_nurture_flows(client, marketer):
     LeadFactory()
     choices = action_names(logged_in(client, marketer).get(reverse(CHANGELIST)))
-    assert choices == {"export_csv"}
+    assert choices == {"export_csv", "add_to_flow"}  # marketing runs the flows; it does not work leads
 
 
 def test_manager_gets_every_lead_action(client, manager):

@@ -7,6 +7,7 @@ and its outbox entry are written in the batch's transaction, and the outbox send
 
 from collections import defaultdict
 from datetime import datetime, timedelta
+from email.utils import make_msgid
 
 from django.conf import settings
 from django.db import transaction
@@ -146,7 +147,13 @@ def _advance(enrollment: Enrollment, batch: _Batch) -> None:
                 enrollment.next_run_at = allowed  # quiet hours or the frequency cap: same step, later
                 return
             batch.messages.append(
-                NurtureMessage(enrollment=enrollment, lead=enrollment.lead, step=step, to_email=enrollment.lead.email)
+                NurtureMessage(
+                    enrollment=enrollment,
+                    lead=enrollment.lead,
+                    step=step,
+                    to_email=enrollment.lead.email,
+                    provider_id=make_msgid(domain=settings.NURTURE_MESSAGE_ID_DOMAIN),
+                )
             )
             batch.last_sent[enrollment.lead_id] = now
             enrollment.step = batch.next_step(step)

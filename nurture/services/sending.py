@@ -4,6 +4,7 @@ Runs as an outbox handler, outside any transaction. A temporary SMTP failure is 
 permanent one marks the address bounced, suppresses it and takes it out of every flow.
 """
 
+import functools
 import re
 import smtplib
 from email.utils import make_msgid
@@ -26,6 +27,12 @@ MAX_SEND_ATTEMPTS = 8
 _LINK = re.compile(r'href="(https?://[^"]+)"', re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=256)
+def _template(source: str) -> Template:
+    """Compiled once per text: a flow's thousands of sends share the same few templates."""
+    return Template(source)
+
+
 def _context(message: NurtureMessage, unsubscribe: str) -> Context:
     lead = message.lead
     return Context(
@@ -38,14 +45,14 @@ def render_message(message: NurtureMessage) -> tuple[str, str, str]:
     """(subject, text, html) for the message's lead, with tracked links and the open pixel."""
     step = message.step
     unsubscribe = unsubscribe_url(message.pk)
-    subject = " ".join(Template(step.subject).render(_context(message, unsubscribe)).split())
+    subject = " ".join(_template(step.subject).render(_context(message, unsubscribe)).split())
     text_context = _context(message, unsubscribe)
     text_context.autoescape = False
-    text = Template(step.body_text).render(text_context) if step.body_text else ""
+    text = _template(step.body_text).render(text_context) if step.body_text else ""
     text += f"\n\nUnsubscribe: {unsubscribe}\n"
     html = ""
     if step.body_html:
-        html = Template(step.body_html).render(_context(message, unsubscribe))
+        html = _template(step.body_html).render(_context(message, unsubscribe))
         html = _LINK.sub(lambda match: f'href="{escape(click_url(message.pk, match.group(1)))}"', html)
         html += (
             f'<p style="font-size:12px"><a href="{escape(unsubscribe)}">Unsubscribe</a></p>'
