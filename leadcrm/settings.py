@@ -224,7 +224,12 @@ OUTBOX_CLAIM_SECONDS = env.int("OUTBOX_CLAIM_SECONDS", default=300)
 OUTBOX_TASK_TIME_LIMIT = int(OUTBOX_CLAIM_SECONDS * 0.8)
 # Deliveries and postbacks wait on other people's servers: their own queue, so a hung buyer
 # never holds up assignment and nurture work (docker-compose runs a worker per queue).
-OUTBOX_QUEUES = {"delivery": "deliveries", "postback": "deliveries", "partner_notification": "deliveries"}
+OUTBOX_QUEUES = {
+    "delivery": "deliveries",
+    "postback": "deliveries",
+    "partner_notification": "deliveries",
+    "nurture_webhook": "deliveries",
+}
 
 # --- Nurture flows -----------------------------------------------------------------------------
 # Leads are emailed in their own time zone (from their country; this one when unknown), never in

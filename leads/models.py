@@ -519,6 +519,7 @@ class OutboxEntry(models.Model):
         NURTURE_ENROLLMENT = "nurture_enrollment", "Nurture enrollment"
         PARTNER_NOTIFICATION = "partner_notification", "Notification to supplier"
         NURTURE_EMAIL = "nurture_email", "Nurture email"
+        NURTURE_WEBHOOK = "nurture_webhook", "Nurture webhook"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"

@@ -44,6 +44,7 @@ class FlowStepInline(admin.StackedInline):
         ("Email", {"fields": ("subject", "body_text", "body_html")}),
         ("Branch", {"fields": (("condition", "condition_value", "goto_position"),)}),
         ("Change status", {"fields": ("new_status",)}),
+        ("Webhook", {"fields": ("destination",)}),
     )
 
 

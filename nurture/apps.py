@@ -11,6 +11,8 @@ class NurtureConfig(AppConfig):
 
         from .services.sending import nurture_email_handler
         from .services.triggers import nurture_enrollment_handler
+        from .services.webhooks import nurture_webhook_handler
 
         register_outbox_handler(OutboxEntry.Kind.NURTURE_ENROLLMENT, nurture_enrollment_handler)
         register_outbox_handler(OutboxEntry.Kind.NURTURE_EMAIL, nurture_email_handler, timeline=False)
+        register_outbox_handler(OutboxEntry.Kind.NURTURE_WEBHOOK, nurture_webhook_handler, timeline=False)

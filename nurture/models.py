@@ -69,6 +69,7 @@ class FlowStep(models.Model):
         BRANCH = "branch", "Branch"
         NOTIFY_REP = "notify_rep", "Notify the sales rep (follow-up today)"
         SET_STATUS = "set_status", "Change lead status"
+        WEBHOOK = "webhook", "Call a webhook (send the lead to a destination)"
 
     class Condition(models.TextChoices):
         OPENED = "opened", "Opened the last email"
@@ -101,6 +102,10 @@ class FlowStep(models.Model):
     )
     # set status
     new_status = models.CharField(max_length=10, choices=LeadStatus.choices, blank=True)
+    # webhook: a delivery destination, so its mapping, authentication, signing and SSRF checks apply
+    destination = models.ForeignKey(
+        "leads.DeliveryDestination", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["flow", "position", "id"]
@@ -115,6 +120,8 @@ class FlowStep(models.Model):
             raise ValidationError("An email needs a subject and a text or HTML body.")
         if self.kind == self.Kind.BRANCH and not (self.condition and self.goto_position is not None):
             raise ValidationError("A branch needs a condition and the position to jump to.")
+        if self.kind == self.Kind.WEBHOOK and not self.destination_id:
+            raise ValidationError({"destination": "Choose the destination to call."})
         if self.kind == self.Kind.SET_STATUS and not self.new_status:
             raise ValidationError({"new_status": "Choose the status."})
         if self.kind == self.Kind.EMAIL:

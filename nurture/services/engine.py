@@ -45,6 +45,7 @@ class _Batch:
             .values_list("lead_id", "last")
         )
         self.messages: list[NurtureMessage] = []
+        self.webhooks: list[tuple[int, dict]] = []
         self.events: list[LeadEvent] = []
 
     def next_step(self, step: FlowStep) -> FlowStep | None:
@@ -158,6 +159,10 @@ def _advance(enrollment: Enrollment, batch: _Batch) -> None:
             batch.last_sent[enrollment.lead_id] = now
             enrollment.step = batch.next_step(step)
             continue
+        if step.kind == FlowStep.Kind.WEBHOOK:
+            batch.webhooks.append((enrollment.lead_id, {"step": step.pk, "flow": enrollment.flow.name}))
+            enrollment.step = batch.next_step(step)
+            continue
         enrollment.step = _run_instant(step, enrollment, batch)
     enrollment.next_run_at = now  # a long chain of instant steps continues next tick
 
@@ -188,6 +193,11 @@ def _tick_batch(batch_size: int, now: datetime) -> int:
         _advance(enrollment, batch)
     Enrollment.objects.bulk_update(due, ["step", "status", "next_run_at", "waiting", "left_at", "exit_reason"])
     messages = NurtureMessage.objects.bulk_create(batch.messages)
-    outbox_enqueue_many((m.lead_id, OutboxEntry.Kind.NURTURE_EMAIL, {"message": m.pk}) for m in messages)
+    outbox_enqueue_many(
+        [
+            *((m.lead_id, OutboxEntry.Kind.NURTURE_EMAIL, {"message": m.pk}) for m in messages),
+            *((lead_id, OutboxEntry.Kind.NURTURE_WEBHOOK, payload) for lead_id, payload in batch.webhooks),
+        ]
+    )
     LeadEvent.objects.bulk_create(batch.events)
     return len(due)
