@@ -59,6 +59,7 @@ class FlowAdmin(admin.ModelAdmin):
     readonly_fields = ("statistics",)
     fieldsets = (
         (None, {"fields": ("name", "status", "trigger", "trigger_status", "reentry_cooldown_days")}),
+        ("When leads leave early", {"fields": ("exit_statuses", "exit_score_above")}),
         (
             "Who may enter (empty: anyone)",
             {

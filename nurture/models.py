@@ -41,6 +41,14 @@ class Flow(models.Model):
     countries = StringListField(item_case="upper", help_text="ISO country codes. Empty: all.")
     min_score = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(100)])
     max_score = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(100)])
+    # Custom exits, besides converted, lost, returned, unsubscribed, bounced and complained.
+    exit_statuses = StringListField(
+        item_choices=[(LeadStatus.CONTACTED, "Contacted"), (LeadStatus.WORKING, "Working")],
+        help_text="Leave the flow when the lead reaches one of these (e.g. sales took over).",
+    )
+    exit_score_above = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(100)], help_text="Leave the flow once the score is above."
+    )
     reentry_cooldown_days = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="Days after leaving before a lead may enter again. Empty: never again."
     )

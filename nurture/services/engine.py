@@ -58,12 +58,26 @@ class _Batch:
         return next((s for s in self.steps[flow_id] if s.position >= position), None)
 
 
+def status_exit(flow: Flow, status: str) -> str:
+    """Why a lead with this status leaves the flow ("" to stay). A flow started by that very
+    status (a win-back flow for lost leads) keeps it."""
+    if flow.trigger == Flow.Trigger.STATUS and flow.trigger_status == status:
+        return ""
+    if status in EXIT_ON_STATUS:
+        return EXIT_ON_STATUS[status]
+    return f"status {status}" if status in flow.exit_statuses else ""
+
+
 def _exit_reason(enrollment: Enrollment, batch: _Batch) -> str:
     lead = enrollment.lead
-    if lead.status in EXIT_ON_STATUS:
-        return EXIT_ON_STATUS[lead.status]
+    reason = status_exit(enrollment.flow, lead.status)
+    if reason:
+        return reason
     if lead.email in batch.suppressed:
         return "suppressed (unsubscribed, bounced or complained)"
+    flow = enrollment.flow
+    if flow.exit_score_above is not None and lead.score > flow.exit_score_above:
+        return f"score above {flow.exit_score_above}"
     return ""
 
 
@@ -120,6 +134,7 @@ def _advance(enrollment: Enrollment, batch: _Batch) -> None:
         step = enrollment.step
         if step is not None and step.is_retired:
             step = batch.next_step(step)
+            enrollment.waiting = False  # the wait that was started belonged to the retired step
         if step is None:
             enrollment.status, enrollment.left_at, enrollment.step = Enrollment.Status.COMPLETED, now, None
             return
@@ -164,7 +179,9 @@ def _advance(enrollment: Enrollment, batch: _Batch) -> None:
             enrollment.step = batch.next_step(step)
             continue
         enrollment.step = _run_instant(step, enrollment, batch)
-    enrollment.next_run_at = now  # a long chain of instant steps continues next tick
+    # A long chain of instant steps (or a branch looping back without a wait) continues a minute
+    # later, so one tick always ends.
+    enrollment.next_run_at = now + timedelta(minutes=1)
 
 
 def nurture_tick(*, batch_size: int | None = None, now: datetime | None = None) -> int:

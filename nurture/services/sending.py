@@ -8,6 +8,7 @@ import functools
 import re
 import smtplib
 from email.utils import make_msgid
+from html import unescape
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -20,6 +21,7 @@ from leads.models import LeadEvent, OutboxEntry
 from leads.services.outbox import GiveUp, RetryLater
 
 from ..models import Enrollment, NurtureMessage, Suppression
+from .engine import status_exit
 from .enrollment import suppress
 from .tracking import click_url, open_url, unsubscribe_url
 
@@ -45,15 +47,16 @@ def render_message(message: NurtureMessage) -> tuple[str, str, str]:
     """(subject, text, html) for the message's lead, with tracked links and the open pixel."""
     step = message.step
     unsubscribe = unsubscribe_url(message.pk)
-    subject = " ".join(_template(step.subject).render(_context(message, unsubscribe)).split())
-    text_context = _context(message, unsubscribe)
-    text_context.autoescape = False
-    text = _template(step.body_text).render(text_context) if step.body_text else ""
+    plain = _context(message, unsubscribe)
+    plain.autoescape = False  # subject and text are not HTML: "Solar & Storage" stays as typed
+    subject = " ".join(_template(step.subject).render(plain).split())
+    text = _template(step.body_text).render(plain) if step.body_text else ""
     text += f"\n\nUnsubscribe: {unsubscribe}\n"
     html = ""
     if step.body_html:
         html = _template(step.body_html).render(_context(message, unsubscribe))
-        html = _LINK.sub(lambda match: f'href="{escape(click_url(message.pk, match.group(1)))}"', html)
+        # An href in HTML has &amp; for &: the link signs the URL the reader meant.
+        html = _LINK.sub(lambda match: f'href="{escape(click_url(message.pk, unescape(match.group(1))))}"', html)
         html += (
             f'<p style="font-size:12px"><a href="{escape(unsubscribe)}">Unsubscribe</a></p>'
             f'<img src="{escape(open_url(message.pk))}" width="1" height="1" alt="">'
@@ -82,19 +85,25 @@ def build_email(message: NurtureMessage) -> EmailMultiAlternatives:
 
 
 def _permanent(error: Exception) -> bool:
+    """The recipient's address is bad for good. A refused sender or login is our configuration,
+    never the recipient's bounce: suppressing on it would empty the whole list."""
+    if isinstance(error, smtplib.SMTPSenderRefused | smtplib.SMTPAuthenticationError):
+        return False
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         return all(code >= 500 for code, _ in error.recipients.values())
     return isinstance(error, smtplib.SMTPResponseException) and error.smtp_code >= 500
 
 
 def nurture_email_handler(entry: OutboxEntry) -> None:
-    message = NurtureMessage.objects.select_related("lead__campaign", "lead__offer", "step", "enrollment").get(
+    message = NurtureMessage.objects.select_related("lead__campaign", "lead__offer", "step", "enrollment__flow").get(
         pk=entry.payload["message"]
     )
     if message.status != NurtureMessage.Status.QUEUED:
         return
     # Checked now, not when the step ran: an unsubscribe or exit in between stops the send.
-    stopped = message.enrollment.status == Enrollment.Status.EXITED
+    stopped = message.enrollment.status == Enrollment.Status.EXITED or bool(
+        status_exit(message.enrollment.flow, message.lead.status)  # e.g. won after the last email was queued
+    )
     if stopped or Suppression.objects.filter(email=message.to_email.lower()).exists():
         NurtureMessage.objects.filter(pk=message.pk).update(
             status=NurtureMessage.Status.SUPPRESSED, error="suppressed or left the flow before sending"

@@ -11,8 +11,13 @@ def nurture_enrollment_handler(entry: OutboxEntry) -> None:
     lead = Lead.objects.select_related("traffic_source").get(pk=entry.lead_id)
     status = entry.payload.get("status")
     if status in EXIT_ON_STATUS:
-        # Exits take effect now, not at the enrollment's next step.
-        enrollments_exit(enrollments=Enrollment.objects.filter(lead=lead), reason=EXIT_ON_STATUS[status])
+        # Exits take effect now, not at the enrollment's next step; not from a flow this status starts.
+        enrollments_exit(
+            enrollments=Enrollment.objects.filter(lead=lead).exclude(
+                flow__trigger=Flow.Trigger.STATUS, flow__trigger_status=status
+            ),
+            reason=EXIT_ON_STATUS[status],
+        )
     if status:
         triggers = Flow.objects.filter(trigger=Flow.Trigger.STATUS, trigger_status=status)
     else:

@@ -57,3 +57,20 @@ def test_a_failing_webhook_is_retried_under_the_same_webhook_id(make_flow, captu
 
     first, second = (request for request, _ in httpserver.log)
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == f"msg_nurture_{entry.pk}"
+
+
+def test_a_flows_custom_exit_takes_the_lead_out_before_its_next_step(make_flow, capture, tick):
+    from leads.models import Lead
+
+    flow = make_flow(wait_step(days=1), wait_step(days=1), exit_statuses=["contacted"], exit_score_above=95)
+    lead = capture(email="ann@example.com", first_name="Ann")
+    other = capture(email="bob@example.com", first_name="Bob")
+    tick(timezone.now())
+    Lead.objects.filter(pk=lead.pk).update(status="contacted")
+    Lead.objects.filter(pk=other.pk).update(score=99)
+
+    tick(timezone.now() + timezone.timedelta(days=1, minutes=1))
+
+    reasons = dict(flow.enrollments.values_list("lead_id", "exit_reason"))
+    assert reasons == {lead.pk: "status contacted", other.pk: "score above 95"}
+    assert set(flow.enrollments.values_list("status", flat=True)) == {"exited"}

@@ -1,0 +1,123 @@
+"""Sending over a real SMTP server that fails: bounces suppress and exit, temporary failures retry."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from campaigns.tests.factories import CampaignFactory
+from leads.models import OutboxEntry
+from leads.services import outbox_process
+from leads.tests.factories import LeadFactory
+from nurture.models import Enrollment, NurtureMessage, Suppression
+from nurture.services.enrollment import lead_enroll
+from nurture.services.sending import MAX_SEND_ATTEMPTS
+
+from .conftest import _free_port, email_step, wait_step
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def ann_in_two_flows(capture, make_flow):
+    make_flow(email_step(1), wait_step(days=2), email_step(2))
+    make_flow(wait_step(days=1), email_step(1, subject="Second flow"))
+    ann = capture(email="ann@example.com", first_name="Ann")
+    assert ann.enrollments.filter(status="active").count() == 2
+    return ann
+
+
+def _email_entry(message: NurtureMessage) -> OutboxEntry:
+    return OutboxEntry.objects.get(kind=OutboxEntry.Kind.NURTURE_EMAIL, payload__message=message.pk)
+
+
+def test_a_permanent_refusal_bounces_suppresses_and_exits_every_flow(smtp, ann_in_two_flows, capture, tick, start):
+    smtp.refuse_rcpt = "550 5.1.1 <ann@example.com>: Recipient address rejected: User unknown"
+
+    tick(start)
+
+    assert smtp.envelopes == []
+    message = NurtureMessage.objects.get()
+    assert message.status == NurtureMessage.Status.BOUNCED
+    assert "550" in message.error and message.attempts == 1
+    assert _email_entry(message).status == OutboxEntry.Status.DONE  # nothing left to retry
+    suppression = Suppression.objects.get()
+    assert (suppression.email, suppression.reason) == ("ann@example.com", Suppression.Reason.BOUNCED)
+    assert set(ann_in_two_flows.enrollments.values_list("status", "exit_reason")) == {("exited", "bounced")}
+
+    smtp.refuse_rcpt = None
+    tick(start + timedelta(days=3))
+    comeback = capture(campaign_=CampaignFactory(), email="ann@example.com", first_name="Ann")
+    assert not comeback.enrollments.exists()
+    assert smtp.envelopes == []
+
+
+def test_a_temporary_refusal_stays_queued_and_is_retried(smtp, ann_in_two_flows, tick, start):
+    smtp.refuse_rcpt = "451 4.3.0 Mailbox temporarily unavailable, try again later"
+
+    tick(start)
+
+    message = NurtureMessage.objects.get()
+    assert (message.status, message.attempts, message.sent_at) == (NurtureMessage.Status.QUEUED, 1, None)
+    assert "451" in message.error
+    entry = _email_entry(message)
+    assert entry.status == OutboxEntry.Status.PENDING and entry.next_attempt_at > timezone.now()
+    assert "RetryLater" in entry.last_error
+    assert not Suppression.objects.exists()
+    assert ann_in_two_flows.enrollments.filter(status="active").count() == 2
+
+    smtp.refuse_rcpt = None  # the server takes mail again; the retry comes due
+    OutboxEntry.objects.filter(pk=entry.pk).update(next_attempt_at=timezone.now())
+    assert outbox_process(entry_id=entry.pk) == "done"
+
+    message.refresh_from_db()
+    assert (message.status, message.attempts, message.error) == (NurtureMessage.Status.SENT, 2, "")
+    assert len(smtp.envelopes) == 1 and smtp.messages[0]["Message-ID"] == message.provider_id
+
+
+def test_a_mail_server_that_is_down_is_retried_not_bounced(settings, make_flow, tick, start):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", _free_port(), 2
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    lead_enroll(flow=make_flow(email_step(1)), lead=LeadFactory())
+
+    tick(start)
+
+    message = NurtureMessage.objects.get()
+    assert message.status == NurtureMessage.Status.QUEUED and message.attempts == 1
+    assert _email_entry(message).status == OutboxEntry.Status.PENDING
+    assert not Suppression.objects.exists()
+
+
+def test_a_message_that_keeps_failing_is_given_up_as_failed(smtp, make_flow, tick, start):
+    smtp.refuse_rcpt = "451 4.3.0 try again later"
+    lead_enroll(flow=make_flow(email_step(1)), lead=LeadFactory())
+    tick(start)
+    message = NurtureMessage.objects.get()
+    entry = _email_entry(message)
+    NurtureMessage.objects.filter(pk=message.pk).update(attempts=MAX_SEND_ATTEMPTS - 1)
+    OutboxEntry.objects.filter(pk=entry.pk).update(next_attempt_at=timezone.now())
+
+    assert outbox_process(entry_id=entry.pk) == "failed"
+
+    message.refresh_from_db()
+    assert (message.status, message.attempts) == (NurtureMessage.Status.FAILED, MAX_SEND_ATTEMPTS)
+    assert not Suppression.objects.exists()  # our server's trouble is not the address's fault
+
+
+@pytest.mark.parametrize("failure", ["sender refused", "login refused"])
+def test_a_refusal_of_our_sender_or_login_does_not_bounce_the_recipient(
+    failure, settings, smtp, ann_in_two_flows, tick, start
+):
+    if failure == "sender refused":
+        smtp.refuse_mail = "550 5.7.1 Sender address rejected: not permitted to relay"
+    else:
+        settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = "leadcrm", "an-expired-password"
+        smtp.reject_login = True  # 535 Authentication credentials invalid
+
+    tick(start)
+
+    assert not Suppression.objects.exists()
+    assert NurtureMessage.objects.get().status != NurtureMessage.Status.BOUNCED
+    assert ann_in_two_flows.enrollments.filter(status=Enrollment.Status.ACTIVE).count() == 2
