@@ -107,10 +107,12 @@ class FlowAdmin(admin.ModelAdmin):
             return "Statistics appear once the flow has steps and leads."
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+            "<td>{}</td></tr>",
             (
                 (
                     f"{step}{' (retired)' if step.is_retired else ''}",
+                    step.entered,
                     step.waiting,
                     step.sent,
                     step.opened,
@@ -127,7 +129,7 @@ class FlowAdmin(admin.ModelAdmin):
             ),
         )
         header = mark_safe(
-            "<tr><th>Step</th><th>Waiting</th><th>Sent</th><th>Opened</th><th>Clicked</th>"
+            "<tr><th>Step</th><th>Entered</th><th>Waiting</th><th>Sent</th><th>Opened</th><th>Clicked</th>"
             "<th>Converted</th><th>Exited</th><th></th></tr>"
         )
         return format_html("<table>{}{}</table>", header, rows)

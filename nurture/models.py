@@ -89,6 +89,7 @@ class FlowStep(models.Model):
     position = models.PositiveSmallIntegerField(default=0)
     kind = models.CharField(max_length=10, choices=Kind.choices)
     is_retired = models.BooleanField(default=False, help_text="Kept for enrollments that reached it; skipped.")
+    entered = models.PositiveIntegerField(default=0, editable=False, help_text="Enrollments that reached it.")
     # wait
     wait_minutes = models.PositiveIntegerField(null=True, blank=True, help_text="Wait this many minutes (1440 a day).")
     wait_until_weekday = models.PositiveSmallIntegerField(

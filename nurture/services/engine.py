@@ -11,7 +11,7 @@ from email.utils import make_msgid
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import F, Max
 from django.utils import timezone
 
 from leadcrm.errors import ApplicationError
@@ -46,6 +46,7 @@ class _Batch:
         )
         self.messages: list[NurtureMessage] = []
         self.webhooks: list[tuple[int, dict]] = []
+        self.entered: dict[int, int] = defaultdict(int)
         self.events: list[LeadEvent] = []
 
     def next_step(self, step: FlowStep) -> FlowStep | None:
@@ -119,6 +120,7 @@ def _run_instant(step: FlowStep, enrollment: Enrollment, batch: _Batch) -> FlowS
 
 def _advance(enrollment: Enrollment, batch: _Batch) -> None:
     now = batch.now
+    counted = enrollment.step_id  # counted when the lead reached it (or entered the flow)
     for _ in range(STEPS_PER_RUN):
         reason = _exit_reason(enrollment, batch)
         if reason:
@@ -139,6 +141,9 @@ def _advance(enrollment: Enrollment, batch: _Batch) -> None:
             enrollment.status, enrollment.left_at, enrollment.step = Enrollment.Status.COMPLETED, now, None
             return
         enrollment.step = step
+        if step.pk != counted:
+            batch.entered[step.pk] += 1
+            counted = step.pk
         if step.kind == FlowStep.Kind.WAIT:
             if not enrollment.waiting:
                 enrollment.waiting = True
@@ -217,4 +222,6 @@ def _tick_batch(batch_size: int, now: datetime) -> int:
         ]
     )
     LeadEvent.objects.bulk_create(batch.events)
+    for step_id, count in sorted(batch.entered.items()):  # in id order: concurrent ticks never deadlock
+        FlowStep.objects.filter(pk=step_id).update(entered=F("entered") + count)
     return len(due)

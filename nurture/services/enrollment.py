@@ -3,11 +3,12 @@
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from leads.models import Lead, LeadEvent, Validity
 
-from ..models import Enrollment, Flow, Suppression
+from ..models import Enrollment, Flow, FlowStep, Suppression
 
 OPEN = (Enrollment.Status.ACTIVE, Enrollment.Status.PAUSED)
 
@@ -58,6 +59,7 @@ def lead_enroll(*, flow: Flow, lead: Lead, actor=None) -> Enrollment | None:
     try:
         with transaction.atomic():
             enrollment = Enrollment.objects.create(flow=flow, lead=lead, step=first, next_run_at=timezone.now())
+            FlowStep.objects.filter(pk=first.pk).update(entered=F("entered") + 1)
             LeadEvent.objects.create(lead=lead, kind=LeadEvent.Kind.NURTURE, actor=actor, data={"entered": flow.name})
     except IntegrityError:
         return None  # enrolled by a concurrent trigger a moment ago

@@ -49,9 +49,9 @@ def test_the_flow_page_shows_per_step_statistics(marketer, make_flow, capture, t
     assert stats.pk == flow.pk
     content = page.content.decode()
     assert "<th>Waiting</th>" in content and "preview" in content
-    # email step: 1 sent; wait step: 1 waiting
-    assert "<td>0. Send email</td><td>0</td><td>1</td>" in content
-    assert "<td>10. Wait</td><td>1</td><td>0</td>" in content
+    # entered, waiting, sent: the email step was reached and sent once; the lead now waits
+    assert "<td>0. Send email</td><td>1</td><td>0</td><td>1</td>" in content
+    assert "<td>10. Wait</td><td>1</td><td>1</td><td>0</td>" in content
 
 
 def test_an_email_preview_renders_for_a_sample_or_chosen_lead_and_sends_a_test(marketer, make_flow):
