@@ -58,7 +58,7 @@ class FlowAdmin(admin.ModelAdmin):
     actions = ("activate", "pause", "archive")
     readonly_fields = ("statistics",)
     fieldsets = (
-        (None, {"fields": ("name", "status", "trigger", "trigger_status", "reentry_cooldown_days")}),
+        (None, {"fields": ("name", "status", "trigger", "trigger_status", "segment_days", "reentry_cooldown_days")}),
         ("When leads leave early", {"fields": ("exit_statuses", "exit_score_above")}),
         (
             "Who may enter (empty: anyone)",

@@ -19,6 +19,7 @@ class Flow(models.Model):
         QUALIFIED = "qualified", "Lead qualified"
         STATUS = "status", "Status changed to…"
         MANUAL = "manual", "Added by staff (admin action)"
+        SEGMENT = "segment", "Saved segment (every lead matching the conditions)"
 
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
@@ -48,6 +49,9 @@ class Flow(models.Model):
     )
     exit_score_above = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MaxValueValidator(100)], help_text="Leave the flow once the score is above."
+    )
+    segment_days = models.PositiveSmallIntegerField(
+        default=30, help_text="For a segment: leads captured within this many days (checked every 5 minutes)."
     )
     reentry_cooldown_days = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="Days after leaving before a lead may enter again. Empty: never again."
