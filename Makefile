@@ -27,6 +27,7 @@ run: export EMAIL_URL ?= filemail:///var/mail
 run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_nurture_demo
 	@echo "Starting web on http://$(HOST):$(PORT)/admin/ with a Celery worker and beat (logins above; Ctrl-C stops all)."
 	PATH="$(abspath $(BIN)):$$PATH" WEB_PORT=$(PORT) WEB_HOST=$(HOST) $(BIN)/honcho start --no-prefix -f Procfile.dev
 
