@@ -19,7 +19,7 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(VENV)/.runtime $@
 
-# Web + Celery worker + Celery beat on SQLite and a file-based broker; one Ctrl-C stops all three.
+# Web + Celery workers (one per queue) + Celery beat on SQLite and a file-based broker; one Ctrl-C stops all.
 run: export DEBUG ?= true
 # Outgoing mail (deliveries to buyers' inboxes, nurture emails) goes to files in var/mail/ (the path is
 # relative to the project), not to the terminal.
@@ -28,7 +28,7 @@ run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py seed_nurture_demo
-	@echo "Starting web on http://$(HOST):$(PORT)/admin/ with a Celery worker and beat (logins above; Ctrl-C stops all)."
+	@echo "Starting web on http://$(HOST):$(PORT)/admin/ with Celery workers and beat (logins above; Ctrl-C stops all)."
 	PATH="$(abspath $(BIN)):$$PATH" WEB_PORT=$(PORT) WEB_HOST=$(HOST) $(BIN)/honcho start --no-prefix -f Procfile.dev
 
 # The whole test suite (SQLite by default; set DATABASE_URL for PostgreSQL).
