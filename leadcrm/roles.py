@@ -18,7 +18,7 @@ def _all(app_label: str, models: tuple[str, ...], actions=_CRUD) -> list[str]:
 _LEAD_ADMIN_MODELS = ("qualificationrule", "blockedemaildomain")
 _LEAD_WORK_MODELS = ("lead", "leadnote", "calllog")
 _DELIVERY_MODELS = ("deliverydestination", "deliveryroute")
-_NURTURE_MODELS = ("flow", "flowstep", "enrollment", "suppression")
+_NURTURE_MODELS = ("flow", "flowstep", "enrollment", "suppression", "audience")
 _DELIVERY_LOG_MODELS = (
     "delivery",
     "postback",
@@ -47,6 +47,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         # Marketing builds and runs the nurture flows.
         *_all("nurture", _NURTURE_MODELS),
         "nurture.view_nurturemessage",
+        "nurture.view_audienceexport",
     ],
     # Sales reps: read what a lead came from; they do not change campaigns.
     "Sales": [

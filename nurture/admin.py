@@ -5,7 +5,8 @@ import csv
 
 from django import forms
 from django.contrib import admin, messages
-from django.http import HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -19,8 +20,9 @@ from leads.admin.workspace import LeadAdmin
 from leads.models import Lead
 from leads.services.samples import sample_lead
 
-from .models import Enrollment, Flow, FlowStep, NurtureMessage, Suppression
+from .models import Audience, AudienceExport, Enrollment, Flow, FlowStep, NurtureMessage, Suppression
 from .selectors import flows_with_statistics, step_statistics
+from .services.audiences import audience_export_request, audience_leads
 from .services.enrollment import suppress
 from .services.flows import (
     enrollments_move_to_step,
@@ -45,6 +47,7 @@ class FlowStepInline(admin.StackedInline):
         ("Branch", {"fields": (("condition", "condition_value", "goto_position"),)}),
         ("Change status", {"fields": ("new_status",)}),
         ("Webhook", {"fields": ("destination",)}),
+        ("Add to audience", {"fields": ("audience",)}),
     )
 
 
@@ -366,3 +369,106 @@ def add_to_flow(modeladmin, request, queryset):
 # shown to whoever may put leads in flows (marketing, not sales reps).
 LeadAdmin.actions = (*LeadAdmin.actions, add_to_flow)
 LeadAdmin.has_enroll_permission = lambda self, request: request.user.has_perm("nurture.add_enrollment")
+
+
+class AudienceExportInline(admin.TabularInline):
+    model = AudienceExport
+    extra = 0
+    can_delete = False
+    fields = ("created_at", "format", "mode", "status", "rows", "file_size", "checksum", "created_by", "download")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="File")
+    def download(self, export):
+        if export.status != AudienceExport.Status.DONE:
+            return export.error or ""
+        return format_html('<a href="{}">download</a>', reverse("admin:nurture_audience_download", args=[export.pk]))
+
+
+@admin.register(Audience)
+class AudienceAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "created_at")
+    list_filter = ("kind",)
+    search_fields = ("name",)
+    filter_horizontal = ("offers", "campaigns")
+    readonly_fields = ("live_size",)
+    inlines = [AudienceExportInline]
+    actions = ("export_meta", "export_google", "export_generic", "export_plain")
+    fieldsets = (
+        (None, {"fields": ("name", "kind", "live_size")}),
+        (
+            "Who is in it (segments; empty: anyone)",
+            {
+                "description": "Never included: suppressed, test, duplicate and invalid leads, and leads without "
+                "marketing consent.",
+                "fields": (
+                    "offers",
+                    "campaigns",
+                    "traffic_source_kinds",
+                    "lead_types",
+                    "validities",
+                    "qualifications",
+                    "statuses",
+                    "countries",
+                    ("min_score", "max_score"),
+                    "captured_within_days",
+                    "engaged_not_converted",
+                ),
+            },
+        ),
+    )
+
+    @admin.display(description="Leads in it now")
+    def live_size(self, audience):
+        return audience_leads(audience).count() if audience.pk else "shown once saved"
+
+    def _export(self, request, queryset, format):
+        try:
+            for audience in queryset:
+                audience_export_request(audience=audience, format=format, mode="full", user=request.user)
+        except ApplicationError as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return
+        self.message_user(request, f"Export of {queryset.count()} audience(s) started; files appear on their pages.")
+
+    @admin.action(description="Export for Meta (hashed)", permissions=["view"])
+    def export_meta(self, request, queryset):
+        self._export(request, queryset, AudienceExport.Format.META)
+
+    @admin.action(description="Export for Google Customer Match (hashed)", permissions=["view"])
+    def export_google(self, request, queryset):
+        self._export(request, queryset, AudienceExport.Format.GOOGLE)
+
+    @admin.action(description="Export hashed email and phone (DSPs)", permissions=["view"])
+    def export_generic(self, request, queryset):
+        self._export(request, queryset, AudienceExport.Format.GENERIC)
+
+    @admin.action(description="Export unhashed CSV (needs permission)", permissions=["view"])
+    def export_plain(self, request, queryset):
+        self._export(request, queryset, AudienceExport.Format.PLAIN)
+
+    def get_urls(self):
+        return [
+            path(
+                "exports/<int:export_id>/download/",
+                self.admin_site.admin_view(self.download_view),
+                name="nurture_audience_download",
+            ),
+            *super().get_urls(),
+        ]
+
+    def download_view(self, request, export_id):
+        export = get_object_or_404(AudienceExport, pk=export_id, status=AudienceExport.Status.DONE)
+        allowed = self.has_view_permission(request, export.audience) and (
+            export.format != AudienceExport.Format.PLAIN or request.user.has_perm("nurture.export_plain_audience")
+        )
+        if not allowed:
+            raise PermissionDenied
+        response = FileResponse(
+            export.file.open("rb"), as_attachment=True, filename=f"{export.audience.name}-{export.format}.csv"
+        )
+        response["Cache-Control"] = "no-store"
+        return response

@@ -2,6 +2,7 @@
 
 import uuid
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -82,6 +83,7 @@ class FlowStep(models.Model):
         NOTIFY_REP = "notify_rep", "Notify the sales rep (follow-up today)"
         SET_STATUS = "set_status", "Change lead status"
         WEBHOOK = "webhook", "Call a webhook (send the lead to a destination)"
+        AUDIENCE = "audience", "Add to a retargeting audience (static list)"
 
     class Condition(models.TextChoices):
         OPENED = "opened", "Opened the last email"
@@ -115,6 +117,15 @@ class FlowStep(models.Model):
     )
     # set status
     new_status = models.CharField(max_length=10, choices=LeadStatus.choices, blank=True)
+    # add to audience
+    audience = models.ForeignKey(
+        "nurture.Audience",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        limit_choices_to={"kind": "static"},
+    )
     # webhook: a delivery destination, so its mapping, authentication, signing and SSRF checks apply
     destination = models.ForeignKey(
         "leads.DeliveryDestination", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -133,6 +144,8 @@ class FlowStep(models.Model):
             raise ValidationError("An email needs a subject and a text or HTML body.")
         if self.kind == self.Kind.BRANCH and not (self.condition and self.goto_position is not None):
             raise ValidationError("A branch needs a condition and the position to jump to.")
+        if self.kind == self.Kind.AUDIENCE and not self.audience_id:
+            raise ValidationError({"audience": "Choose the static audience list."})
         if self.kind == self.Kind.WEBHOOK and not self.destination_id:
             raise ValidationError({"destination": "Choose the destination to call."})
         if self.kind == self.Kind.SET_STATUS and not self.new_status:
@@ -235,3 +248,109 @@ class NurtureMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.step} to lead {self.lead_id}"
+
+
+class Audience(models.Model):
+    """A saved segment of leads for retargeting, or a static list that flows add leads to.
+
+    Suppressed, test and duplicate leads and leads without marketing consent are never in one.
+    """
+
+    class Kind(models.TextChoices):
+        SEGMENT = "segment", "Segment (leads matching the conditions)"
+        STATIC = "static", "Static list (added by flows)"
+
+    name = models.CharField(max_length=120, unique=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.SEGMENT)
+    offers = models.ManyToManyField(Offer, blank=True, related_name="+")
+    campaigns = models.ManyToManyField(Campaign, blank=True, related_name="+")
+    traffic_source_kinds = StringListField(item_choices=TrafficSource.Kind.choices)
+    lead_types = StringListField(item_choices=LeadType.choices)
+    validities = StringListField(item_choices=[(Validity.VALID, "Valid"), (Validity.SUSPECT, "Suspect")])
+    qualifications = StringListField(item_choices=Qualification.choices)
+    statuses = StringListField(item_choices=LeadStatus.choices)
+    countries = StringListField(item_case="upper", help_text="ISO country codes. Empty: all.")
+    min_score = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(100)])
+    max_score = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(100)])
+    captured_within_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Only leads captured in the last N days. Empty: any time."
+    )
+    engaged_not_converted = models.BooleanField(
+        default=False, help_text="Only leads that opened or clicked a nurture email and have not bought."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("export_plain_audience", "Can create and download unhashed audience exports")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AudienceMember(models.Model):
+    audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="members")
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="+")
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["audience", "lead"], name="audience_member_once")]
+
+    def __str__(self) -> str:
+        return f"lead {self.lead_id} in {self.audience}"
+
+
+class AudienceExport(models.Model):
+    """One export file of an audience. At most one per audience, format, mode and period."""
+
+    class Format(models.TextChoices):
+        META = "meta", "Meta custom audience (hashed)"
+        GOOGLE = "google", "Google Customer Match (hashed)"
+        GENERIC = "generic", "Hashed email and phone (DSPs)"
+        PLAIN = "plain", "Plain CSV (unhashed; needs permission)"
+
+    class Mode(models.TextChoices):
+        FULL = "full", "Full"
+        INCREMENTAL = "incremental", "New since the last export"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="exports")
+    format = models.CharField(max_length=8, choices=Format.choices)
+    mode = models.CharField(max_length=12, choices=Mode.choices, default=Mode.FULL)
+    period = models.CharField(
+        max_length=40, help_text="The run's period (e.g. 2026-11-29 for a daily schedule, or a timestamp)."
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    rows = models.PositiveIntegerField(default=0)
+    file = models.FileField(upload_to="audience-exports/", blank=True)
+    file_size = models.PositiveBigIntegerField(default=0)
+    checksum = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the file.")
+    since = models.DateTimeField(null=True, blank=True, help_text="Incremental: leads captured after this.")
+    error = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # A schedule that fires twice (two beats, a retried task) makes one export per period.
+            models.UniqueConstraint(fields=["audience", "format", "mode", "period"], name="audience_export_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.audience} {self.format} {self.period}"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None

@@ -19,7 +19,7 @@ from leads.models import Lead, LeadEvent, LeadStatus, OutboxEntry
 from leads.services import lead_set_status
 from leads.services.outbox import outbox_enqueue_many
 
-from ..models import Enrollment, Flow, FlowStep, NurtureMessage, Suppression
+from ..models import AudienceMember, Enrollment, Flow, FlowStep, NurtureMessage, Suppression
 from .timing import next_send_time, wait_until
 
 EXIT_ON_STATUS = {LeadStatus.WON: "converted", LeadStatus.LOST: "lost", LeadStatus.RETURNED: "returned"}
@@ -47,6 +47,7 @@ class _Batch:
         self.messages: list[NurtureMessage] = []
         self.webhooks: list[tuple[int, dict]] = []
         self.entered: dict[int, int] = defaultdict(int)
+        self.members: list[AudienceMember] = []
         self.events: list[LeadEvent] = []
 
     def next_step(self, step: FlowStep) -> FlowStep | None:
@@ -101,7 +102,9 @@ def _run_instant(step: FlowStep, enrollment: Enrollment, batch: _Batch) -> FlowS
         if _branch_holds(step, enrollment):
             return batch.step_at(step.flow_id, step.goto_position)
         return batch.next_step(step)
-    if step.kind == FlowStep.Kind.NOTIFY_REP:
+    if step.kind == FlowStep.Kind.AUDIENCE:
+        batch.members.append(AudienceMember(audience_id=step.audience_id, lead=lead))
+    elif step.kind == FlowStep.Kind.NOTIFY_REP:
         Lead.objects.filter(pk=lead.pk).update(next_follow_up=timezone.localdate(batch.now))
         batch.events.append(
             LeadEvent(lead=lead, kind=LeadEvent.Kind.NURTURE, data={"follow_up": "today", "flow": enrollment.flow.name})
@@ -222,6 +225,7 @@ def _tick_batch(batch_size: int, now: datetime) -> int:
         ]
     )
     LeadEvent.objects.bulk_create(batch.events)
+    AudienceMember.objects.bulk_create(batch.members, ignore_conflicts=True)  # in the list already: fine
     for step_id, count in sorted(batch.entered.items()):  # in id order: concurrent ticks never deadlock
         FlowStep.objects.filter(pk=step_id).update(entered=F("entered") + count)
     return len(due)

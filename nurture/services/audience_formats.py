@@ -1,0 +1,80 @@
+"""Each ad platform's normalisation before SHA-256 hashing, as its documentation gives it.
+
+Meta custom audiences: email trimmed and lowercased; phone as digits with the country code and no
+"+"; first and last name lowercased; country as lowercase ISO alpha-2. Google Customer Match:
+email trimmed and lowercased; phone in E.164 with "+"; names lowercased; country and zip as given.
+"""
+
+import hashlib
+
+import phonenumbers
+
+FIELDS = ("email", "phone", "first_name", "last_name", "country", "zip_code")
+
+
+def sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest() if value else ""
+
+
+def _e164(phone: str, country: str) -> str:
+    try:
+        number = phonenumbers.parse(phone, country or None)
+    except phonenumbers.NumberParseException:
+        return ""
+    if not phonenumbers.is_valid_number(number):
+        return ""
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _email(value: str) -> str:
+    return (value or "").strip().lower()
+
+
+def _name(value: str) -> str:
+    return (value or "").strip().lower()
+
+
+def meta_row(lead: dict) -> list[str]:
+    phone = _e164(lead["phone"], lead["country"]).lstrip("+")
+    return [
+        sha256(_email(lead["email"])),
+        sha256(phone),
+        sha256(_name(lead["first_name"])),
+        sha256(_name(lead["last_name"])),
+        sha256((lead["country"] or "").lower()),
+    ]
+
+
+def google_row(lead: dict) -> list[str]:
+    return [
+        sha256(_email(lead["email"])),
+        sha256(_e164(lead["phone"], lead["country"])),
+        sha256(_name(lead["first_name"])),
+        sha256(_name(lead["last_name"])),
+        (lead["country"] or "").upper(),  # Google takes country and zip unhashed
+        (lead["zip_code"] or "").strip(),
+    ]
+
+
+def generic_row(lead: dict) -> list[str]:
+    return [sha256(_email(lead["email"])), sha256(_e164(lead["phone"], lead["country"]))]
+
+
+def plain_row(lead: dict) -> list[str]:
+    return [
+        _email(lead["email"]),
+        _e164(lead["phone"], lead["country"]) or lead["phone"],
+        lead["first_name"],
+        lead["last_name"],
+        lead["country"],
+        lead["zip_code"],
+    ]
+
+
+FORMATS = {
+    # format: (header, row function)
+    "meta": (["email", "phone", "fn", "ln", "country"], meta_row),
+    "google": (["Email", "Phone", "First Name", "Last Name", "Country", "Zip"], google_row),
+    "generic": (["sha256_email", "sha256_phone"], generic_row),
+    "plain": (["email", "phone", "first_name", "last_name", "country", "zip"], plain_row),
+}

@@ -1,0 +1,159 @@
+"""Retargeting audiences: who is in one (a segment or a static list, minus everyone we may not
+market to) and its exports, streamed from a server-side cursor into a file in chunks."""
+
+import csv
+import hashlib
+import io
+import tempfile
+from datetime import timedelta
+
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from leadcrm.errors import InvalidInput
+from leads.models import Lead, LeadStatus, Validity
+
+from ..models import Audience, AudienceExport, AudienceMember, NurtureMessage, Suppression
+from .audience_formats import FIELDS, FORMATS
+
+CHUNK = 2000
+
+
+def audience_leads(audience: Audience, *, now=None) -> QuerySet[Lead]:
+    """The audience's leads. Never: test, duplicate, invalid, suppressed, or without marketing consent."""
+    now = now or timezone.now()
+    if audience.kind == Audience.Kind.STATIC:
+        leads = Lead.objects.filter(Exists(AudienceMember.objects.filter(audience=audience, lead=OuterRef("pk"))))
+    else:
+        conditions = Q()
+        for field, allowed in (
+            ("traffic_source__kind__in", audience.traffic_source_kinds),
+            ("lead_type__in", audience.lead_types),
+            ("validity__in", audience.validities),
+            ("qualification__in", audience.qualifications),
+            ("status__in", audience.statuses),
+            ("country__in", audience.countries),
+        ):
+            if allowed:
+                conditions &= Q(**{field: allowed})
+        if audience.min_score is not None:
+            conditions &= Q(score__gte=audience.min_score)
+        if audience.max_score is not None:
+            conditions &= Q(score__lte=audience.max_score)
+        offers = [offer.pk for offer in audience.offers.all()]
+        campaigns = [campaign.pk for campaign in audience.campaigns.all()]
+        if offers:
+            conditions &= Q(offer_id__in=offers)
+        if campaigns:
+            conditions &= Q(campaign_id__in=campaigns)
+        if audience.captured_within_days is not None:
+            conditions &= Q(created_at__gte=now - timedelta(days=audience.captured_within_days))
+        leads = Lead.objects.filter(conditions)
+        if audience.engaged_not_converted:
+            engaged = NurtureMessage.objects.filter(lead=OuterRef("pk")).filter(
+                Q(opened_at__isnull=False) | Q(clicked_at__isnull=False)
+            )
+            leads = leads.filter(Exists(engaged)).exclude(status=LeadStatus.WON)
+    return (
+        leads.filter(is_test=False, is_duplicate=False, consent=True)
+        .exclude(validity=Validity.INVALID)
+        .exclude(Exists(Suppression.objects.filter(email=OuterRef("email"))))
+    )
+
+
+def audience_add_lead(*, audience: Audience, lead: Lead) -> bool:
+    """The nurture step "add to audience"; False when the lead was in it already."""
+    try:
+        with transaction.atomic():
+            AudienceMember.objects.create(audience=audience, lead=lead)
+    except IntegrityError:
+        return False
+    return True
+
+
+def audience_export_request(
+    *, audience: Audience, format: str, mode: str, user=None, period: str = ""
+) -> AudienceExport:
+    """Record an export (one per audience, format, mode and period) and run it after commit."""
+    if format == AudienceExport.Format.PLAIN and not (user and user.has_perm("nurture.export_plain_audience")):
+        raise InvalidInput("Unhashed exports need the 'Can create and download unhashed audience exports' permission.")
+    period = period or timezone.now().strftime("%Y-%m-%dT%H:%M:%S.%f")
+    export, created = AudienceExport.objects.get_or_create(
+        audience=audience, format=format, mode=mode, period=period, defaults={"created_by": user}
+    )
+    if created:
+        from ..tasks import export_audience_task
+
+        transaction.on_commit(lambda: export_audience_task.delay(export.pk))
+    return export
+
+
+def audience_export_run(*, export_id: int) -> AudienceExport:
+    """Write the file, streaming leads in chunks so memory does not grow with the audience."""
+    now = timezone.now()
+    claimed = AudienceExport.objects.filter(pk=export_id, status=AudienceExport.Status.PENDING).update(
+        status=AudienceExport.Status.RUNNING, started_at=now
+    )
+    export = AudienceExport.objects.select_related("audience").get(pk=export_id)
+    if not claimed:
+        return export  # done, or running in another worker
+    leads = audience_leads(export.audience, now=now)
+    if export.mode == AudienceExport.Mode.INCREMENTAL:
+        previous = (
+            AudienceExport.objects.filter(
+                audience=export.audience, format=export.format, status=AudienceExport.Status.DONE
+            )
+            .exclude(pk=export.pk)
+            .order_by("-started_at")
+            .first()
+        )
+        if previous is not None:
+            export.since = previous.started_at
+            leads = leads.filter(created_at__gt=previous.started_at)
+    header, row_of = FORMATS[export.format]
+    digest, rows, size = hashlib.sha256(), 0, 0
+    try:
+        with tempfile.TemporaryFile() as spool:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(header)
+            for lead in leads.order_by().values(*FIELDS).iterator(chunk_size=CHUNK):
+                writer.writerow(row_of(lead))
+                rows += 1
+                if rows % CHUNK == 0:
+                    size += _flush(buffer, spool, digest)
+            size += _flush(buffer, spool, digest)
+            spool.seek(0)
+            name = default_storage.save(
+                f"audience-exports/{export.audience_id}-{export.format}-{export.pk}.csv", File(spool)
+            )
+    except Exception as error:
+        AudienceExport.objects.filter(pk=export.pk).update(
+            status=AudienceExport.Status.FAILED,
+            error=f"{type(error).__name__}: {error}"[:500],
+            finished_at=timezone.now(),
+        )
+        raise
+    AudienceExport.objects.filter(pk=export.pk).update(
+        status=AudienceExport.Status.DONE,
+        rows=rows,
+        file=name,
+        file_size=size,
+        checksum=digest.hexdigest(),
+        since=export.since,
+        finished_at=timezone.now(),
+    )
+    export.refresh_from_db()
+    return export
+
+
+def _flush(buffer: io.StringIO, spool, digest) -> int:
+    data = buffer.getvalue().encode()
+    buffer.seek(0)
+    buffer.truncate()
+    spool.write(data)
+    digest.update(data)
+    return len(data)

@@ -1,0 +1,140 @@
+"""Retargeting audiences: who is in one, each platform's hashing, and streamed exports."""
+
+import csv
+import hashlib
+import io
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.core.files.storage import default_storage
+from django.urls import reverse
+from django.utils import timezone
+
+from leadcrm.errors import InvalidInput
+from leads.tests.factories import LeadFactory
+from nurture.models import Audience, AudienceExport, FlowStep, Suppression
+from nurture.services.audience_formats import generic_row, google_row, meta_row
+from nurture.services.audiences import audience_export_request, audience_leads
+
+from .conftest import wait_step
+
+pytestmark = pytest.mark.django_db
+
+JOHN = {
+    "email": "  John_Smith@Gmail.com ",
+    "phone": "(650) 555-1212",
+    "first_name": "John",
+    "last_name": "Smith",
+    "country": "US",
+    "zip_code": "94025",
+}
+
+
+def test_meta_and_google_hashing_match_the_platforms_published_vectors():
+    meta, google, generic = meta_row(JOHN), google_row(JOHN), generic_row(JOHN)
+
+    assert meta[0].startswith("62a14e44f765")  # sha256("john_smith@gmail.com")
+    assert meta[1].startswith("e323ec626319")  # sha256("16505551212"): digits with country code, no +
+    assert meta[2] == hashlib.sha256(b"john").hexdigest() and meta[4] == hashlib.sha256(b"us").hexdigest()
+    assert google[1].startswith("1e231c66")  # sha256("+16505551212"): E.164 with +
+    assert google[4:] == ["US", "94025"]
+    assert generic == [meta[0], google[1]]
+
+
+def test_an_audience_never_holds_suppressed_test_duplicate_invalid_or_unconsented_leads(campaign):
+    audience = Audience.objects.create(name="US leads", countries=["US"])
+    keep = LeadFactory(campaign=campaign, consent=True)
+    LeadFactory(campaign=campaign, consent=False)
+    LeadFactory(campaign=campaign, consent=True, is_test=True)
+    LeadFactory(campaign=campaign, consent=True, is_duplicate=True)
+    LeadFactory(campaign=campaign, consent=True, validity="invalid")
+    LeadFactory(campaign=campaign, consent=True, country="DE")
+    gone = LeadFactory(campaign=campaign, consent=True)
+    Suppression.objects.create(email=gone.email, reason="unsubscribed")
+
+    assert list(audience_leads(audience).values_list("pk", flat=True)) == [keep.pk]
+
+
+def read(export: AudienceExport) -> list[list[str]]:
+    with default_storage.open(export.file.name) as handle:
+        data = handle.read()
+    assert hashlib.sha256(data).hexdigest() == export.checksum and len(data) == export.file_size
+    return list(csv.reader(io.StringIO(data.decode())))
+
+
+def test_an_export_writes_the_file_with_its_rows_checksum_and_size_once_per_period(
+    campaign, django_capture_on_commit_callbacks
+):
+    audience = Audience.objects.create(name="All")
+    LeadFactory.create_batch(5, campaign=campaign, consent=True, phone="+16505551212")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        export = audience_export_request(audience=audience, format="meta", mode="full", period="2026-11-29T10")
+        again = audience_export_request(audience=audience, format="meta", mode="full", period="2026-11-29T10")
+
+    export.refresh_from_db()
+    assert again.pk == export.pk and AudienceExport.objects.count() == 1
+    assert (export.status, export.rows) == ("done", 5)
+    rows = read(export)
+    assert rows[0] == ["email", "phone", "fn", "ln", "country"] and len(rows) == 6
+    assert rows[1][1].startswith("e323ec626319")
+
+
+def test_an_incremental_export_has_only_the_leads_new_since_the_last_one(campaign, django_capture_on_commit_callbacks):
+    audience = Audience.objects.create(name="All")
+    LeadFactory.create_batch(3, campaign=campaign, consent=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = audience_export_request(audience=audience, format="generic", mode="incremental", period="p1")
+    newer = LeadFactory(campaign=campaign, consent=True, created_at=timezone.now() + timezone.timedelta(seconds=5))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        second = audience_export_request(audience=audience, format="generic", mode="incremental", period="p2")
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.rows, second.rows) == (3, 1)
+    assert read(second)[1][0] == hashlib.sha256(newer.email.encode()).hexdigest()
+
+
+def test_unhashed_exports_need_their_own_permission(campaign, staff_user_in):
+    audience = Audience.objects.create(name="All")
+    marketer = staff_user_in("Marketing")
+
+    with pytest.raises(InvalidInput):
+        audience_export_request(audience=audience, format="plain", mode="full", user=marketer)
+
+    marketer.user_permissions.add(Permission.objects.get(codename="export_plain_audience"))
+    marketer = type(marketer).objects.get(pk=marketer.pk)  # fresh permission cache
+    assert audience_export_request(audience=audience, format="plain", mode="full", user=marketer).pk
+
+
+def test_a_flow_step_adds_leads_to_a_static_audience_that_exports_them(make_flow, capture, tick):
+    audience = Audience.objects.create(name="Engaged solar", kind="static")
+    make_flow({"kind": FlowStep.Kind.AUDIENCE, "audience": audience}, wait_step(days=1))
+    lead = capture(email="ann@example.com", first_name="Ann", consent=True)
+
+    tick(timezone.now())
+    tick(timezone.now())  # a second pass adds nothing twice
+
+    assert list(audience.members.values_list("lead_id", flat=True)) == [lead.pk]
+    assert list(audience_leads(audience).values_list("pk", flat=True)) == [lead.pk]
+
+
+def test_the_admin_exports_and_serves_hashed_files_but_plain_ones_only_with_permission(
+    client, staff_user_in, campaign, django_capture_on_commit_callbacks
+):
+    audience = Audience.objects.create(name="All")
+    LeadFactory(campaign=campaign, consent=True)
+    client.force_login(staff_user_in("Marketing"))
+    changelist = reverse("admin:nurture_audience_changelist")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(changelist, {"action": "export_google", "_selected_action": [audience.pk]})
+    refused = client.post(changelist, {"action": "export_plain", "_selected_action": [audience.pk]}, follow=True)
+
+    export = AudienceExport.objects.get()
+    download = client.get(reverse("admin:nurture_audience_download", args=[export.pk]))
+    assert download.status_code == 200 and b"".join(download.streaming_content).startswith(b"Email,Phone")
+    assert "need the" in refused.content.decode() and AudienceExport.objects.count() == 1
+    page = client.get(reverse("admin:nurture_audience_change", args=[audience.pk]))
+    assert page.context["adminform"].form.instance == audience and b"Leads in it now" in page.content
