@@ -24,7 +24,7 @@ django.setup()
 from django.db import connection  # noqa: E402
 from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 
-BENCHMARKS = ("bench_clicks", "bench_leads", "bench_api", "bench_deliveries", "bench_nurture")
+BENCHMARKS = ("bench_clicks", "bench_leads", "bench_api", "bench_deliveries", "bench_nurture", "bench_audience")
 
 
 def timed(function, count: int) -> float:
