@@ -14,6 +14,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from leadcrm.admin_actions import run_for_each
+from leadcrm.admin_logs import ReadOnlyLogAdmin
 from leadcrm.csv_upload import CsvUploadError, read_csv_upload
 from leadcrm.errors import ApplicationError
 from leads.admin.workspace import LeadAdmin
@@ -324,20 +325,11 @@ class SuppressionAdmin(admin.ModelAdmin):
 
 
 @admin.register(NurtureMessage)
-class NurtureMessageAdmin(admin.ModelAdmin):
+class NurtureMessageAdmin(ReadOnlyLogAdmin):
     list_display = ("lead", "step", "to_email", "status", "created_at", "sent_at", "opened_at", "clicked_at")
     list_filter = ("status",)
     list_select_related = ("lead", "step")
     search_fields = ("to_email",)
-
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class AddToFlowForm(forms.Form):

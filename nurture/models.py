@@ -14,7 +14,48 @@ from leadcrm.fields import StringListField
 from leads.models import Lead, LeadStatus, Qualification, Validity
 
 
-class Flow(models.Model):
+class LeadConditions(models.Model):
+    """Conditions on leads, shared by flows (who may enter) and audiences (who is in). Empty: any."""
+
+    offers = models.ManyToManyField(Offer, blank=True, related_name="+")
+    campaigns = models.ManyToManyField(Campaign, blank=True, related_name="+")
+    traffic_source_kinds = StringListField(item_choices=TrafficSource.Kind.choices)
+    lead_types = StringListField(item_choices=LeadType.choices)
+    validities = StringListField(item_choices=[(Validity.VALID, "Valid"), (Validity.SUSPECT, "Suspect")])
+    qualifications = StringListField(item_choices=Qualification.choices)
+    countries = StringListField(item_case="upper", help_text="ISO country codes. Empty: all.")
+    min_score = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(100)])
+    max_score = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(100)])
+
+    class Meta:
+        abstract = True
+
+    def lead_filter(self) -> Q:
+        """The conditions as one filter on leads (needs a saved object, for offers and campaigns)."""
+        conditions = Q()
+        for lookup, allowed in (
+            ("traffic_source__kind__in", self.traffic_source_kinds),
+            ("lead_type__in", self.lead_types),
+            ("validity__in", self.validities),
+            ("qualification__in", self.qualifications),
+            ("country__in", self.countries),
+        ):
+            if allowed:
+                conditions &= Q(**{lookup: allowed})
+        if self.min_score is not None:
+            conditions &= Q(score__gte=self.min_score)
+        if self.max_score is not None:
+            conditions &= Q(score__lte=self.max_score)
+        offers = [offer.pk for offer in self.offers.all()]
+        campaigns = [campaign.pk for campaign in self.campaigns.all()]
+        if offers:
+            conditions &= Q(offer_id__in=offers)
+        if campaigns:
+            conditions &= Q(campaign_id__in=campaigns)
+        return conditions
+
+
+class Flow(LeadConditions):
     class Trigger(models.TextChoices):
         CAPTURED = "captured", "Lead captured"
         QUALIFIED = "qualified", "Lead qualified"
@@ -33,16 +74,6 @@ class Flow(models.Model):
     trigger_status = models.CharField(
         max_length=10, choices=LeadStatus.choices, blank=True, help_text="For 'status changed to…'."
     )
-    # Entry conditions; empty means any.
-    offers = models.ManyToManyField(Offer, blank=True, related_name="+")
-    campaigns = models.ManyToManyField(Campaign, blank=True, related_name="+")
-    traffic_source_kinds = StringListField(item_choices=TrafficSource.Kind.choices)
-    lead_types = StringListField(item_choices=LeadType.choices)
-    validities = StringListField(item_choices=[(Validity.VALID, "Valid"), (Validity.SUSPECT, "Suspect")])
-    qualifications = StringListField(item_choices=Qualification.choices)
-    countries = StringListField(item_case="upper", help_text="ISO country codes. Empty: all.")
-    min_score = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(100)])
-    max_score = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(100)])
     # Custom exits, besides converted, lost, returned, unsubscribed, bounced and complained.
     exit_statuses = StringListField(
         item_choices=[(LeadStatus.CONTACTED, "Contacted"), (LeadStatus.WORKING, "Working")],
@@ -250,7 +281,7 @@ class NurtureMessage(models.Model):
         return f"{self.step} to lead {self.lead_id}"
 
 
-class Audience(models.Model):
+class Audience(LeadConditions):
     """A saved segment of leads for retargeting, or a static list that flows add leads to.
 
     Suppressed, test and duplicate leads and leads without marketing consent are never in one.
@@ -262,16 +293,7 @@ class Audience(models.Model):
 
     name = models.CharField(max_length=120, unique=True)
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.SEGMENT)
-    offers = models.ManyToManyField(Offer, blank=True, related_name="+")
-    campaigns = models.ManyToManyField(Campaign, blank=True, related_name="+")
-    traffic_source_kinds = StringListField(item_choices=TrafficSource.Kind.choices)
-    lead_types = StringListField(item_choices=LeadType.choices)
-    validities = StringListField(item_choices=[(Validity.VALID, "Valid"), (Validity.SUSPECT, "Suspect")])
-    qualifications = StringListField(item_choices=Qualification.choices)
     statuses = StringListField(item_choices=LeadStatus.choices)
-    countries = StringListField(item_case="upper", help_text="ISO country codes. Empty: all.")
-    min_score = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(100)])
-    max_score = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(100)])
     captured_within_days = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="Only leads captured in the last N days. Empty: any time."
     )

@@ -12,6 +12,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from leadcrm.admin_logs import ReadOnlyLogAdmin
+
 from ..models import (
     Delivery,
     DeliveryAttempt,
@@ -276,19 +278,6 @@ class DeliveryRouteAdmin(admin.ModelAdmin):
         released = deliveries_release_held(offer_id=obj.offer_id)
         if released:
             self.message_user(request, f"{released} held lead(s) of this offer will be routed again now.")
-
-
-class ReadOnlyLogAdmin(admin.ModelAdmin):
-    """Logs are written by the delivery machinery; staff read them and act through actions."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
 
 
 @admin.register(Delivery)

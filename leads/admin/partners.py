@@ -5,12 +5,13 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from leadcrm.admin_actions import run_for_each
+from leadcrm.admin_logs import ReadOnlyLogAdmin
 
-from ..models import ApiKey, Partner, PartnerNotification, WebhookSecret
+from ..models import ApiKey, Partner, PartnerNotification
 from ..services.notifications import notifications_resend
 from ..services.partners import api_key_create, api_key_revoke
 from ..services.signing import partner_retire_old_webhook_secrets, partner_rotate_webhook_secret
-from .delivery import AttemptInline
+from .delivery import AttemptInline, SecretInline
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -25,17 +26,9 @@ class ApiKeyInline(admin.TabularInline):
         return False  # keys are created on the API key page, where the full key can be shown once
 
 
-class PartnerSecretInline(admin.TabularInline):
-    model = WebhookSecret
+class PartnerSecretInline(SecretInline):
     fk_name = "partner"
-    extra = 0
-    can_delete = False
-    fields = ("prefix", "created_at", "revoked_at")
-    readonly_fields = fields
     verbose_name_plural = "webhook signing secrets (shown in full once, when created)"
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Partner)
@@ -82,21 +75,12 @@ class PartnerAdmin(admin.ModelAdmin):
 
 
 @admin.register(PartnerNotification)
-class PartnerNotificationAdmin(admin.ModelAdmin):
+class PartnerNotificationAdmin(ReadOnlyLogAdmin):
     list_display = ("webhook_id", "partner", "lead", "event", "status", "attempts", "last_status_code", "created_at")
     list_filter = ("status", "event", "partner")
     list_select_related = ("partner", "lead")
     actions = ("resend",)
     inlines = [AttemptInline]
-
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.action(description="Send again", permissions=["change"])
     def resend(self, request, queryset):

@@ -28,27 +28,9 @@ def audience_leads(audience: Audience, *, now=None) -> QuerySet[Lead]:
     if audience.kind == Audience.Kind.STATIC:
         leads = Lead.objects.filter(Exists(AudienceMember.objects.filter(audience=audience, lead=OuterRef("pk"))))
     else:
-        conditions = Q()
-        for field, allowed in (
-            ("traffic_source__kind__in", audience.traffic_source_kinds),
-            ("lead_type__in", audience.lead_types),
-            ("validity__in", audience.validities),
-            ("qualification__in", audience.qualifications),
-            ("status__in", audience.statuses),
-            ("country__in", audience.countries),
-        ):
-            if allowed:
-                conditions &= Q(**{field: allowed})
-        if audience.min_score is not None:
-            conditions &= Q(score__gte=audience.min_score)
-        if audience.max_score is not None:
-            conditions &= Q(score__lte=audience.max_score)
-        offers = [offer.pk for offer in audience.offers.all()]
-        campaigns = [campaign.pk for campaign in audience.campaigns.all()]
-        if offers:
-            conditions &= Q(offer_id__in=offers)
-        if campaigns:
-            conditions &= Q(campaign_id__in=campaigns)
+        conditions = audience.lead_filter()
+        if audience.statuses:
+            conditions &= Q(status__in=audience.statuses)
         if audience.captured_within_days is not None:
             conditions &= Q(created_at__gte=now - timedelta(days=audience.captured_within_days))
         leads = Lead.objects.filter(conditions)

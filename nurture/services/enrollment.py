@@ -21,23 +21,8 @@ def lead_may_be_nurtured(lead: Lead) -> bool:
 
 
 def flow_accepts(flow: Flow, lead: Lead) -> bool:
-    """The flow's entry conditions (an empty condition accepts anything)."""
-    checks = (
-        (flow.traffic_source_kinds, lead.traffic_source.kind),
-        (flow.lead_types, lead.lead_type),
-        (flow.validities, lead.validity),
-        (flow.qualifications, lead.qualification),
-        (flow.countries, lead.country),
-    )
-    if any(allowed and value not in allowed for allowed, value in checks):
-        return False
-    if flow.min_score is not None and lead.score < flow.min_score:
-        return False
-    if flow.max_score is not None and lead.score > flow.max_score:
-        return False
-    offers = [offer.pk for offer in flow.offers.all()]
-    campaigns = [campaign.pk for campaign in flow.campaigns.all()]
-    return (not offers or lead.offer_id in offers) and (not campaigns or lead.campaign_id in campaigns)
+    """The flow's entry conditions, as the one filter segments and audiences use too."""
+    return Lead.objects.filter(flow.lead_filter(), pk=lead.pk).exists()
 
 
 def lead_enroll(*, flow: Flow, lead: Lead, actor=None) -> Enrollment | None:
