@@ -902,18 +902,15 @@ class Delivery(models.Model):
         return f"msg_{self.public_id.hex}"
 
 
-class Postback(models.Model):
-    """One conversion event told to the traffic source that sent the lead's click."""
+class PartnerCall(models.Model):
+    """What postbacks and supplier notifications share: a call retried until sent or failed
+    (leads.services.calls records each attempt on it)."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
 
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="postbacks")
-    event = models.CharField(max_length=10, choices=PostbackEvent.choices)
-    payout = models.DecimalField(max_digits=14, decimal_places=2)  # negative for a reversal
-    currency = models.CharField(max_length=3)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -922,38 +919,36 @@ class Postback(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        abstract = True
         ordering = ["-created_at", "-id"]
+
+
+class Postback(PartnerCall):
+    """One conversion event told to the traffic source that sent the lead's click."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="postbacks")
+    event = models.CharField(max_length=10, choices=PostbackEvent.choices)
+    payout = models.DecimalField(max_digits=14, decimal_places=2)  # negative for a reversal
+    currency = models.CharField(max_length=3)
+
+    class Meta(PartnerCall.Meta):
         constraints = [models.UniqueConstraint(fields=["lead", "event"], name="postback_once_per_event")]
 
     def __str__(self) -> str:
         return f"{self.get_event_display()} postback for lead {self.lead_id}"
 
 
-class PartnerNotification(models.Model):
+class PartnerNotification(PartnerCall):
     """An event about a supplier's lead (a return) sent to the supplier's webhook."""
 
     class Event(models.TextChoices):
         LEAD_RETURNED = "lead.returned", "Lead returned"
-
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="notifications")
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="partner_notifications")
     event = models.CharField(max_length=30, choices=Event.choices)
     data = models.JSONField(default=dict)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    reason = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"{self.event} to {self.partner_id} for lead {self.lead_id}"

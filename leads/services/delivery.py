@@ -29,9 +29,9 @@ from ..models import (
     LeadStatus,
     OutboxEntry,
 )
-from .answers import Outcome, Verdict, excerpt, judge_answer, retry_delay
+from .answers import Outcome, Verdict
+from .calls import call_partner, settle
 from .delivery_payload import email_text, mapped_payload, request_body
-from .outbound_http import TransportError, UnsafeDestination, http_request
 from .outbox import GiveUp, RetryLater, dispatch, outbox_enqueue
 from .signing import signature_headers
 
@@ -205,29 +205,23 @@ def send_lead(*, destination: DeliveryDestination, lead: Lead, msg_id: str) -> S
     shown_headers = {k: ("***" if k.lower() == "authorization" else v) for k, v in headers.items()}
     sent = SentRequest(Verdict(Outcome.FAILED), url=destination.url, request_headers=shown_headers)
     sent.request_body = body.decode()
-    try:
-        answer = http_request(
-            "POST",
-            destination.url,
-            body=body,
-            headers=headers,
-            timeout=destination.timeout_seconds,
-            follow_redirects=destination.follow_redirects,
-        )
-    except UnsafeDestination as error:
-        sent.verdict, sent.error = Verdict(Outcome.FAILED, reason=str(error)[:500]), str(error)
-        return sent
-    except TransportError as error:
-        sent.verdict, sent.error = Verdict(Outcome.RETRY, reason=str(error)[:500]), str(error)
-        return sent
-    sent.verdict = judge_answer(
-        answer,
-        accept_path=destination.accept_json_path,
-        accept_value=destination.accept_json_value,
-        reason_path=destination.reason_json_path,
-        reference_path=destination.reference_json_path,
+    result = call_partner(
+        "POST",
+        destination.url,
+        judge={
+            "accept_path": destination.accept_json_path,
+            "accept_value": destination.accept_json_value,
+            "reason_path": destination.reason_json_path,
+            "reference_path": destination.reference_json_path,
+        },
+        rejection_is_final=False,  # a buyer's rejection moves the lead to the next buyer
+        body=body,
+        headers=headers,
+        timeout=destination.timeout_seconds,
+        follow_redirects=destination.follow_redirects,
     )
-    sent.status_code, sent.latency_ms, sent.response = answer.status, answer.latency_ms, excerpt(answer)
+    sent.verdict, sent.status_code, sent.latency_ms = result.verdict, result.status_code, result.latency_ms
+    sent.response, sent.error = result.response, result.error
     return sent
 
 
@@ -235,12 +229,7 @@ def _record(delivery: Delivery, sent: SentRequest) -> tuple[str, float | None]:
     """Write the attempt and the delivery's new state; returns (outcome, seconds until retry)."""
     verdict = sent.verdict
     attempts = delivery.attempts + 1
-    outcome, delay = verdict.outcome, None
-    if outcome == Outcome.RETRY:
-        delay = retry_delay(attempts=attempts, retry_after=verdict.retry_after)
-        if delay is None:
-            outcome = Outcome.FAILED
-            verdict.reason = f"gave up after {attempts} attempts; last: {verdict.reason}"[:500]
+    outcome, delay = settle(verdict, attempts)
     status = {
         Outcome.ACCEPTED: Delivery.Status.ACCEPTED,
         Outcome.REJECTED: Delivery.Status.REJECTED,

@@ -10,19 +10,14 @@ import time
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.utils import timezone
 
-from ..models import DeliveryAttempt, Lead, OutboxEntry, PartnerNotification
-from .answers import Outcome, Verdict, excerpt, judge_answer, retry_delay
-from .outbound_http import TransportError, UnsafeDestination, http_request
+from ..models import Lead, OutboxEntry, PartnerNotification
+from .answers import Outcome
+from .calls import call_partner, record_call, refused
 from .outbox import GiveUp, RetryLater, outbox_enqueue
 from .signing import signature_headers
 
 NOTIFICATION_TIMEOUT_SECONDS = 10
-
-
-class NotSigned(Exception):
-    """The partner has no active signing secret; nothing is sent unsigned."""
 
 
 def partner_notify(*, lead: Lead, event: str, data: dict) -> PartnerNotification | None:
@@ -53,48 +48,14 @@ def notification_send(*, notification: PartnerNotification) -> tuple[str, float 
             timestamp=int(time.time()),
         ),
     }
-    status_code, latency, response, error = None, 0, "", ""
-    try:
-        if not secrets:  # events are always signed
-            raise NotSigned("no webhook signing secret: create one for the partner (admin action)")
-        answer = http_request(
+    if not secrets:  # events are always signed
+        result = refused("no webhook signing secret: create one for the partner (admin action)")
+    else:
+        result = call_partner(
             "POST", partner.webhook_url, body=body, headers=headers, timeout=NOTIFICATION_TIMEOUT_SECONDS
         )
-    except (UnsafeDestination, NotSigned) as failure:
-        verdict, error = Verdict(Outcome.FAILED, reason=str(failure)[:500]), str(failure)
-    except TransportError as failure:
-        verdict, error = Verdict(Outcome.RETRY, reason=str(failure)[:500]), str(failure)
-    else:
-        verdict = judge_answer(answer)
-        if verdict.outcome == Outcome.REJECTED:  # nobody else to tell: a 4xx is final
-            verdict.outcome = Outcome.FAILED
-        status_code, latency, response = answer.status, answer.latency_ms, excerpt(answer)
-    attempts = notification.attempts + 1
-    outcome, delay = verdict.outcome, None
-    if outcome == Outcome.RETRY:
-        delay = retry_delay(attempts=attempts, retry_after=verdict.retry_after)
-        if delay is None:
-            outcome, verdict.reason = Outcome.FAILED, f"gave up after {attempts} attempts; last: {verdict.reason}"
-    status = {Outcome.ACCEPTED: PartnerNotification.Status.SENT, Outcome.FAILED: PartnerNotification.Status.FAILED}
-    status = status.get(outcome, PartnerNotification.Status.PENDING)
-    with transaction.atomic():
-        PartnerNotification.objects.filter(pk=notification.pk).update(
-            status=status,
-            attempts=attempts,
-            last_status_code=status_code,
-            reason=verdict.reason[:500],
-            finished_at=None if status == PartnerNotification.Status.PENDING else timezone.now(),
-        )
-        DeliveryAttempt.objects.create(
-            notification=notification,
-            url=partner.webhook_url[:2000],
-            status_code=status_code,
-            latency_ms=latency,
-            outcome=outcome,
-            error=error[:500],
-            response_excerpt=response,
-        )
-    return outcome, delay, verdict.reason
+    outcome, delay = record_call(notification, url=partner.webhook_url, result=result, attempt_of="notification")
+    return outcome, delay, notification.reason
 
 
 def notification_outbox_handler(entry: OutboxEntry) -> None:

@@ -8,13 +8,12 @@ from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Sum
-from django.utils import timezone
 
 from campaigns.models import PostbackEvent
 
-from ..models import DeliveryAttempt, Lead, LeadEvent, OutboxEntry, Postback
-from .answers import Outcome, Verdict, excerpt, judge_answer, retry_delay
-from .outbound_http import TransportError, UnsafeDestination, http_request
+from ..models import Lead, LeadEvent, OutboxEntry, Postback
+from .answers import Outcome
+from .calls import call_partner, record_call
 from .outbox import GiveUp, RetryLater, outbox_enqueue
 
 POSTBACK_TIMEOUT_SECONDS = 10
@@ -75,49 +74,14 @@ def postback_url(postback: Postback) -> str:
 
 def postback_send(*, postback: Postback) -> tuple[str, float | None]:
     url = postback_url(postback)
-    status_code, latency, response, error = None, 0, "", ""
-    try:
-        answer = http_request("GET", url, timeout=POSTBACK_TIMEOUT_SECONDS, follow_redirects=True)
-    except UnsafeDestination as failure:
-        verdict, error = Verdict(Outcome.FAILED, reason=str(failure)[:500]), str(failure)
-    except TransportError as failure:
-        verdict, error = Verdict(Outcome.RETRY, reason=str(failure)[:500]), str(failure)
-    else:
-        verdict = judge_answer(answer)
-        if verdict.outcome == Outcome.REJECTED:  # a tracker has no "next buyer": a 4xx is final
-            verdict.outcome = Outcome.FAILED
-        status_code, latency, response = answer.status, answer.latency_ms, excerpt(answer)
-    attempts = postback.attempts + 1
-    outcome, delay = verdict.outcome, None
-    if outcome == Outcome.RETRY:
-        delay = retry_delay(attempts=attempts, retry_after=verdict.retry_after)
-        if delay is None:
-            outcome, verdict.reason = Outcome.FAILED, f"gave up after {attempts} attempts; last: {verdict.reason}"
-    status = {Outcome.ACCEPTED: Postback.Status.SENT, Outcome.FAILED: Postback.Status.FAILED}.get(
-        outcome, Postback.Status.PENDING
-    )
+    result = call_partner("GET", url, timeout=POSTBACK_TIMEOUT_SECONDS, follow_redirects=True)
     with transaction.atomic():
-        Postback.objects.filter(pk=postback.pk).update(
-            status=status,
-            attempts=attempts,
-            last_status_code=status_code,
-            reason=verdict.reason[:500],
-            finished_at=None if status == Postback.Status.PENDING else timezone.now(),
-        )
-        DeliveryAttempt.objects.create(
-            postback=postback,
-            url=url[:2000],
-            status_code=status_code,
-            latency_ms=latency,
-            outcome=outcome,
-            error=error[:500],
-            response_excerpt=response,
-        )
-        if status != Postback.Status.PENDING:
+        outcome, delay = record_call(postback, url=url, result=result, attempt_of="postback")
+        if postback.status != Postback.Status.PENDING:
             LeadEvent.objects.create(
                 lead_id=postback.lead_id,
                 kind=LeadEvent.Kind.POSTBACK,
-                data={"event": postback.event, "payout": f"{postback.payout:.2f}", "outcome": status},
+                data={"event": postback.event, "payout": f"{postback.payout:.2f}", "outcome": postback.status},
             )
     return outcome, delay
 
@@ -139,8 +103,7 @@ def postback_outbox_handler(entry: OutboxEntry) -> None:
             reported = earlier.filter(status=Postback.Status.SENT).aggregate(total=Sum("payout"))["total"]
             postback.payout = -(reported or Decimal("0"))
             Postback.objects.filter(pk=postback.pk).update(payout=postback.payout)
-    outcome, delay = postback_send(postback=postback)
-    postback.refresh_from_db(fields=["reason"])
+    outcome, delay = postback_send(postback=postback)  # keeps postback.reason up to date
     if outcome == Outcome.RETRY:
         raise RetryLater(postback.reason or "traffic source did not answer", delay=delay)
     if outcome == Outcome.FAILED:

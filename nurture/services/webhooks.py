@@ -2,7 +2,8 @@
 Standard Webhooks signature and SSRF checks), through the outbox and on the delivery retry schedule."""
 
 from leads.models import Lead, LeadEvent, OutboxEntry
-from leads.services.answers import Outcome, retry_delay
+from leads.services.answers import Outcome
+from leads.services.calls import settle
 from leads.services.delivery import send_lead
 from leads.services.outbox import GiveUp, RetryLater
 
@@ -14,12 +15,9 @@ def nurture_webhook_handler(entry: OutboxEntry) -> None:
     lead = Lead.objects.select_related("campaign", "offer", "traffic_source").get(pk=entry.lead_id)
     # The outbox row is the idempotency key: a retry carries the same webhook id.
     sent = send_lead(destination=step.destination, lead=lead, msg_id=f"msg_nurture_{entry.pk}")
-    outcome = sent.verdict.outcome
+    outcome, delay = settle(sent.verdict, entry.attempts)
     if outcome == Outcome.RETRY:
-        delay = retry_delay(attempts=entry.attempts, retry_after=sent.verdict.retry_after)
-        if delay is not None:
-            raise RetryLater(sent.verdict.reason or "the webhook did not answer", delay=delay)
-        outcome = Outcome.FAILED
+        raise RetryLater(sent.verdict.reason or "the webhook did not answer", delay=delay)
     LeadEvent.objects.create(
         lead=lead,
         kind=LeadEvent.Kind.NURTURE,
