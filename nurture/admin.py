@@ -24,7 +24,7 @@ from leads.services.samples import sample_lead
 from .models import Audience, AudienceExport, Enrollment, Flow, FlowStep, NurtureMessage, Suppression
 from .selectors import flows_with_statistics, step_statistics
 from .services.audiences import audience_export_request, audience_leads
-from .services.enrollment import suppress
+from .services.enrollment import suppress, suppress_many
 from .services.flows import (
     enrollments_move_to_step,
     enrollments_pause,
@@ -304,14 +304,14 @@ class SuppressionAdmin(admin.ModelAdmin):
                 column = next((i for i, name in enumerate(header) if name.strip().lower() == "email"), None)
                 if column is None:  # no header: the first line is an address too
                     rows, column = [(1, header), *rows], 0
-                added, bad = 0, []
+                emails, bad = [], []
                 for line, cells in rows:
                     email = cells[column].strip().lower() if len(cells) > column else ""
-                    if "@" not in email:
+                    if "@" in email:
+                        emails.append(email)
+                    else:
                         bad.append(str(line))
-                        continue
-                    suppress(email=email, reason=Suppression.Reason.MANUAL)
-                    added += 1
+                added = suppress_many(emails=emails, reason=Suppression.Reason.MANUAL)
                 note = f" Lines without an address: {', '.join(bad[:20])}." if bad else ""
                 self.message_user(request, f"{added} address(es) suppressed.{note}")
                 return redirect("admin:nurture_suppression_changelist")
