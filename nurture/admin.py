@@ -5,6 +5,10 @@ import csv
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.exceptions import DisallowedModelAdminToField
+from django.contrib.admin.options import IS_POPUP_VAR, TO_FIELD_VAR
+from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -13,6 +17,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from campaigns.models import Offer
 from leadcrm.admin_actions import run_for_each
 from leadcrm.admin_logs import ReadOnlyLogAdmin
 from leadcrm.csv_upload import CsvUploadError, read_csv_upload
@@ -23,7 +28,7 @@ from leads.services.samples import sample_lead
 
 from .models import Audience, AudienceExport, Enrollment, Flow, FlowStep, NurtureMessage, Suppression
 from .selectors import flows_with_statistics, step_statistics
-from .services.audiences import audience_export_request, audience_leads
+from .services.audiences import audience_export_request, audience_leads, audience_size
 from .services.enrollment import suppress, suppress_many
 from .services.flows import (
     enrollments_move_to_step,
@@ -52,8 +57,18 @@ class FlowStepInline(admin.StackedInline):
     )
 
 
+class LeadConditionsAdminMixin:
+    """For flows and audiences: their offer picker in one query (an offer's name shows its advertiser)."""
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "offers":
+            offers = self.get_field_queryset(None, db_field, request)  # the offer admin's ordering, if any
+            kwargs["queryset"] = (Offer.objects.all() if offers is None else offers).select_related("advertiser")
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
 @admin.register(Flow)
-class FlowAdmin(admin.ModelAdmin):
+class FlowAdmin(LeadConditionsAdminMixin, admin.ModelAdmin):
     list_display = ("name", "status", "trigger", "entered", "active", "completed", "converted", "exited")
     list_filter = ("status", "trigger")
     search_fields = ("name",)
@@ -381,7 +396,7 @@ class AudienceExportInline(admin.TabularInline):
 
 
 @admin.register(Audience)
-class AudienceAdmin(admin.ModelAdmin):
+class AudienceAdmin(LeadConditionsAdminMixin, admin.ModelAdmin):
     list_display = ("name", "kind", "created_at")
     list_filter = ("kind",)
     search_fields = ("name",)
@@ -415,7 +430,88 @@ class AudienceAdmin(admin.ModelAdmin):
 
     @admin.display(description="Leads in it now")
     def live_size(self, audience):
-        return audience_leads(audience).count() if audience.pk else "shown once saved"
+        return audience_leads(audience).count() if audience.pk else "shown once saved (or: Show size)"
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        form = context["adminform"].form
+        # Offered while the form says "segment": a static list has no conditions to count.
+        context["show_size_preview"] = "kind" in form.fields and form["kind"].value() == Audience.Kind.SEGMENT
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    def _changeform_view(self, request, object_id, form_url, extra_context):
+        if request.method == "POST" and "_preview_size" in request.POST:
+            return self._size_preview_view(request, object_id, form_url, extra_context)
+        return super()._changeform_view(request, object_id, form_url, extra_context)
+
+    def _size_preview_view(self, request, object_id, form_url, extra_context):
+        """ "Show size": the form as filled in, validated and shown again with how many leads the
+        segment holds now. Nothing is saved: no audience, no change to this one, no offers or
+        campaigns set (the form is never saved; an edited audience changes in memory only).
+
+        Builds the page as ModelAdmin._changeform_view does for a form with errors."""
+        to_field = request.POST.get(TO_FIELD_VAR, request.GET.get(TO_FIELD_VAR))
+        if to_field and not self.to_field_allowed(request, to_field):
+            raise DisallowedModelAdminToField(f"The field {to_field} cannot be referenced.")
+        add = object_id is None
+        if add:
+            if not self.has_add_permission(request):
+                raise PermissionDenied
+            obj = None
+        else:
+            obj = self.get_object(request, unquote(object_id), to_field)
+            if obj is None:
+                return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            if not self.has_change_permission(request, obj):
+                raise PermissionDenied
+
+        fieldsets = self.get_fieldsets(request, obj)
+        ModelForm = self.get_form(request, obj, change=not add, fields=flatten_fieldsets(fieldsets))
+        form = ModelForm(request.POST, request.FILES, instance=obj)
+        formsets, inline_instances = self._create_formsets(request, form.instance, change=not add)
+        size = note = None
+        if form.is_valid():
+            if form.instance.kind == Audience.Kind.SEGMENT:
+                size = audience_size(
+                    form.instance, offers=form.cleaned_data["offers"], campaigns=form.cleaned_data["campaigns"]
+                )
+            else:
+                note = "Show size applies to segments only: a static list holds the leads flows add to it."
+
+        # "Leads in it now" would count the edited conditions with the saved offers and campaigns:
+        # the preview box stands in for it.
+        fieldsets = [
+            (name, {**options, "fields": [field for field in options["fields"] if field != "live_size"]})
+            for name, options in fieldsets
+        ]
+        admin_form = helpers.AdminForm(
+            form,
+            fieldsets,
+            self.get_prepopulated_fields(request, obj),
+            self.get_readonly_fields(request, obj),
+            model_admin=self,
+        )
+        inline_formsets = self.get_inline_formsets(request, formsets, inline_instances, obj)
+        media = self.media + admin_form.media
+        for inline_formset in inline_formsets:
+            media += inline_formset.media
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{'Add' if add else 'Change'} {self.opts.verbose_name}",
+            "subtitle": str(obj) if obj else None,
+            "adminform": admin_form,
+            "object_id": object_id,
+            "original": obj,
+            "is_popup": IS_POPUP_VAR in request.POST or IS_POPUP_VAR in request.GET,
+            "to_field": to_field,
+            "media": media,
+            "inline_admin_formsets": inline_formsets,
+            "errors": helpers.AdminErrorList(form, formsets),
+            "preserved_filters": self.get_preserved_filters(request),
+            "size_preview": size,
+            "size_preview_note": note,
+            **(extra_context or {}),
+        }
+        return self.render_change_form(request, context, add=add, change=not add, obj=obj, form_url=form_url)
 
     def _export(self, request, queryset, format):
         try:

@@ -1,6 +1,7 @@
 """Nurture flows: timed emails and actions for enrolled leads, the messages sent, and suppression."""
 
 import uuid
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -30,8 +31,13 @@ class LeadConditions(models.Model):
     class Meta:
         abstract = True
 
-    def lead_filter(self) -> Q:
-        """The conditions as one filter on leads (needs a saved object, for offers and campaigns)."""
+    def clean(self) -> None:
+        if self.min_score is not None and self.max_score is not None and self.min_score > self.max_score:
+            raise ValidationError({"max_score": "Must not be below the minimum score."})
+
+    def lead_filter(self, *, offers: Iterable | None = None, campaigns: Iterable | None = None) -> Q:
+        """The conditions as one filter on leads. Offers and campaigns are the saved ones, or those
+        given (as chosen on a form, for conditions not saved yet)."""
         conditions = Q()
         for lookup, allowed in (
             ("traffic_source__kind__in", self.traffic_source_kinds),
@@ -46,8 +52,8 @@ class LeadConditions(models.Model):
             conditions &= Q(score__gte=self.min_score)
         if self.max_score is not None:
             conditions &= Q(score__lte=self.max_score)
-        offers = [offer.pk for offer in self.offers.all()]
-        campaigns = [campaign.pk for campaign in self.campaigns.all()]
+        offers = [offer.pk for offer in (self.offers.all() if offers is None else offers)]
+        campaigns = [campaign.pk for campaign in (self.campaigns.all() if campaigns is None else campaigns)]
         if offers:
             conditions &= Q(offer_id__in=offers)
         if campaigns:
@@ -97,10 +103,9 @@ class Flow(LeadConditions):
         return self.name
 
     def clean(self) -> None:
+        super().clean()
         if self.trigger == self.Trigger.STATUS and not self.trigger_status:
             raise ValidationError({"trigger_status": "Say which status starts the flow."})
-        if self.min_score is not None and self.max_score is not None and self.min_score > self.max_score:
-            raise ValidationError({"max_score": "Must not be below the minimum score."})
 
 
 class FlowStep(models.Model):

@@ -4,13 +4,16 @@ market to) and its exports, streamed from a server-side cursor into a file in ch
 import csv
 import hashlib
 import io
+import operator
 import tempfile
+from dataclasses import dataclass
 from datetime import timedelta
+from functools import reduce
 
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from leadcrm.errors import InvalidInput
@@ -22,28 +25,79 @@ from .audience_formats import FIELDS, FORMATS
 CHUNK = 2000
 
 
-def audience_leads(audience: Audience, *, now=None) -> QuerySet[Lead]:
-    """The audience's leads. Never: test, duplicate, invalid, suppressed, or without marketing consent."""
-    now = now or timezone.now()
+# Who is never in an audience, whatever its conditions: leads we may not market to, by reason.
+def _left_out() -> dict[str, Q]:
+    return {
+        "suppressed": Q(Exists(Suppression.objects.filter(email=OuterRef("email")))),
+        "no_consent": Q(consent=False),
+        "test": Q(is_test=True),
+        "duplicate": Q(is_duplicate=True),
+        "invalid": Q(validity=Validity.INVALID),
+    }
+
+
+def _may_market() -> Q:
+    # Each rule negated on its own (not one NOT over an OR), so NOT EXISTS stays an anti-join.
+    return reduce(operator.and_, (~rule for rule in _left_out().values()))
+
+
+def _matching(audience: Audience, *, offers, campaigns, now) -> QuerySet[Lead]:
+    """Leads matching the audience's conditions (or its static list), before anyone is left out."""
     if audience.kind == Audience.Kind.STATIC:
-        leads = Lead.objects.filter(Exists(AudienceMember.objects.filter(audience=audience, lead=OuterRef("pk"))))
-    else:
+        return Lead.objects.filter(Exists(AudienceMember.objects.filter(audience=audience, lead=OuterRef("pk"))))
+    if offers is None and campaigns is None:
         conditions = audience.lead_filter()
-        if audience.statuses:
-            conditions &= Q(status__in=audience.statuses)
-        if audience.captured_within_days is not None:
-            conditions &= Q(created_at__gte=now - timedelta(days=audience.captured_within_days))
-        leads = Lead.objects.filter(conditions)
-        if audience.engaged_not_converted:
-            engaged = NurtureMessage.objects.filter(lead=OuterRef("pk")).filter(
-                Q(opened_at__isnull=False) | Q(clicked_at__isnull=False)
-            )
-            leads = leads.filter(Exists(engaged)).exclude(status=LeadStatus.WON)
-    return (
-        leads.filter(is_test=False, is_duplicate=False, consent=True)
-        .exclude(validity=Validity.INVALID)
-        .exclude(Exists(Suppression.objects.filter(email=OuterRef("email"))))
+    else:
+        conditions = audience.lead_filter(offers=offers or (), campaigns=campaigns or ())
+    if audience.statuses:
+        conditions &= Q(status__in=audience.statuses)
+    if audience.captured_within_days is not None:
+        conditions &= Q(created_at__gte=now - timedelta(days=audience.captured_within_days))
+    leads = Lead.objects.filter(conditions)
+    if audience.engaged_not_converted:
+        engaged = NurtureMessage.objects.filter(lead=OuterRef("pk")).filter(
+            Q(opened_at__isnull=False) | Q(clicked_at__isnull=False)
+        )
+        leads = leads.filter(Exists(engaged)).exclude(status=LeadStatus.WON)
+    return leads
+
+
+def audience_leads(audience: Audience, *, offers=None, campaigns=None, now=None) -> QuerySet[Lead]:
+    """The audience's leads. Never: test, duplicate, invalid, suppressed, or without marketing consent.
+
+    offers and campaigns (give both): a segment's as chosen on a form, for conditions not saved yet
+    (the audience may be unsaved); without them, the saved ones are read.
+    """
+    leads = _matching(audience, offers=offers, campaigns=campaigns, now=now or timezone.now())
+    return leads.filter(_may_market())
+
+
+@dataclass(frozen=True)
+class AudienceSize:
+    leads: int  # in the audience now
+    matching: int  # matching its conditions, before the leads we may not market to are left out
+    # Of the matching leads, left out because... (a lead may be left out for more than one reason)
+    suppressed: int
+    no_consent: int
+    test: int
+    duplicate: int
+    invalid: int
+
+    @property
+    def left_out(self) -> int:
+        return self.matching - self.leads
+
+
+def audience_size(audience: Audience, *, offers=None, campaigns=None, now=None) -> AudienceSize:
+    """How many leads the audience holds now (the same filter as audience_leads) and how many of
+    the matching ones are left out, by reason: one aggregate query, nothing saved."""
+    leads = _matching(audience, offers=offers, campaigns=campaigns, now=now or timezone.now())
+    counts = leads.order_by().aggregate(
+        leads=Count("pk", filter=_may_market()),
+        matching=Count("pk"),
+        **{reason: Count("pk", filter=rule) for reason, rule in _left_out().items()},
     )
+    return AudienceSize(**counts)
 
 
 def audience_add_lead(*, audience: Audience, lead: Lead) -> bool:
