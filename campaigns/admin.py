@@ -197,6 +197,14 @@ class CampaignAdmin(admin.ModelAdmin):
                 ),
             },
         ),
+        (
+            "Placement quality",
+            {
+                "description": "Placements (zones, sites, creatives) with enough leads and a validity or "
+                "conversion rate below these are flagged in the placement report and its blacklist.",
+                "fields": ("placement_min_leads", ("placement_min_validity_rate", "placement_min_conversion_rate")),
+            },
+        ),
     )
     readonly_fields = ("tracking_link",)
 

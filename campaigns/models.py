@@ -5,7 +5,7 @@ from urllib.parse import quote
 
 import pycountry
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, RegexValidator, URLValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator, URLValidator
 from django.db import models
 from django.utils import timezone
 
@@ -16,6 +16,12 @@ from .visitor import ConnectionType, DeviceType, OperatingSystem, validate_count
 MONEY = {"max_digits": 14, "decimal_places": 2, "validators": [MinValueValidator(Decimal("0"))]}
 # Bids and spend can carry fractions of a cent (CPC 0.0035, CPM-derived spend).
 FINE_MONEY = {"max_digits": 16, "decimal_places": 4, "validators": [MinValueValidator(Decimal("0"))]}
+# Percentages as marketers type them: 60 means 60%, 2.5 means 2.5%.
+PERCENT = {
+    "max_digits": 5,
+    "decimal_places": 2,
+    "validators": [MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
+}
 
 POSTBACK_MACROS = (
     "click_id",
@@ -285,6 +291,31 @@ class Campaign(TimestampedModel):
         choices=[("negative", "Negative of the payout reported"), ("zero", "Zero payout")],
         default="negative",
         help_text="What a returned lead's postback reports, for sources that reverse conversions.",
+    )
+
+    # Placement quality: zones, sites and creatives of the source judged by their leads, and the
+    # ones below these thresholds offered as the source's blacklist.
+    placement_min_leads = models.PositiveIntegerField(
+        "minimum leads per placement",
+        default=20,
+        validators=[MinValueValidator(1)],
+        help_text="Leads a placement needs in the period before it is judged; fewer leads say too little.",
+    )
+    placement_min_validity_rate = models.DecimalField(
+        "minimum validity rate (%)",
+        null=True,
+        blank=True,
+        help_text="Placements whose share of valid leads is lower are flagged, e.g. 60 for 60%. "
+        "Empty: not judged on validity.",
+        **PERCENT,
+    )
+    placement_min_conversion_rate = models.DecimalField(
+        "minimum conversion rate (%)",
+        null=True,
+        blank=True,
+        help_text="Placements whose valid leads turn into sales less often are flagged, e.g. 2.5 for 2.5%. "
+        "Empty: not judged on conversion.",
+        **PERCENT,
     )
 
     class Meta:

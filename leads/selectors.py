@@ -1,6 +1,6 @@
 """Reads of the lead domain, already scoped to who asks."""
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from campaigns.models import Campaign
@@ -41,6 +41,23 @@ def follow_ups_due(*, user, limit: int = 20) -> QuerySet[Lead]:
         Lead.objects.filter(assigned_to=user, status__in=OPEN_STATUSES, next_follow_up__lte=timezone.localdate())
         .select_related("campaign")
         .order_by("next_follow_up", "created_at")[:limit]
+    )
+
+
+def sales_queue(*, user, limit: int = 20) -> QuerySet[Lead]:
+    """The rep's open leads: those with a follow-up first (soonest first), then the best scored."""
+    return (
+        Lead.objects.filter(assigned_to=user, status__in=OPEN_STATUSES)
+        .select_related("campaign")
+        .order_by(F("next_follow_up").asc(nulls_last=True), "-score", "created_at")[:limit]
+    )
+
+
+def sales_queue_counts(*, user) -> dict[str, int]:
+    """How many open leads the rep holds, and how many wait unassigned for anyone to claim: one query."""
+    return Lead.objects.aggregate(
+        mine=Count("pk", filter=Q(assigned_to=user, status__in=OPEN_STATUSES)),
+        unassigned=Count("pk", filter=UNASSIGNED_QUEUE),
     )
 
 

@@ -164,6 +164,8 @@ def test_campaign_form_saves_targeting_lists(client, superuser):
             "postback_events": ["valid", "converted"],
             "postback_valid_payout": "2.50",
             "postback_return_reversal": "zero",
+            "placement_min_leads": "30",
+            "placement_min_validity_rate": "60",
             "landing_pages-TOTAL_FORMS": "0",
             "landing_pages-INITIAL_FORMS": "0",
         },
@@ -179,6 +181,8 @@ def test_campaign_form_saves_targeting_lists(client, superuser):
     assert campaign.target_countries == ["US", "CA", "GB"]
     assert campaign.target_device_types == ["mobile", "tablet"]
     assert campaign.target_carriers == ["Verizon", "AT&T"]
+    assert (campaign.placement_min_leads, campaign.placement_min_validity_rate) == (30, Decimal("60"))
+    assert campaign.placement_min_conversion_rate is None  # left empty: conversion is not judged
     edit = client.get(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
     assert b"US, CA, GB" in edit.content
     assert b"/c/native-solar/?clickid={click_id}" in edit.content

@@ -1,7 +1,6 @@
 """The sales workspace: the lead list, the lead page and the actions reps and managers use."""
 
 import csv
-import re
 from decimal import Decimal
 
 from django import forms
@@ -23,6 +22,7 @@ from django.utils.timesince import timesince
 from campaigns.models import Offer, TrafficSource
 from leadcrm.admin_actions import run_for_each
 from leadcrm.errors import ApplicationError, Conflict
+from leadcrm.spreadsheets import spreadsheet_safe
 
 from ..models import (
     CallLog,
@@ -659,21 +659,11 @@ class LeadAdmin(admin.ModelAdmin):
         writer = csv.writer(Echo())
         rows = queryset.order_by("-created_at").values_list(*columns).iterator(chunk_size=2000)
         response = StreamingHttpResponse(
-            (writer.writerow([_spreadsheet_safe(value) for value in row]) for row in _with_header(columns, rows)),
+            (writer.writerow([spreadsheet_safe(value) for value in row]) for row in _with_header(columns, rows)),
             content_type="text/csv; charset=utf-8",
         )
         response["Content-Disposition"] = f'attachment; filename="leads-{timezone.localdate()}.csv"'
         return response
-
-
-_E164 = re.compile(r"^\+\d{6,15}$")
-
-
-def _spreadsheet_safe(value):
-    """Names and emails come from public forms: a leading = + - @ would run as a formula in Excel."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") and not _E164.match(value):
-        return "'" + value
-    return value
 
 
 def _with_header(columns, rows):

@@ -7,6 +7,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from campaigns.models import Campaign, LeadType, validate_currency
+from campaigns.selectors import GROUPINGS
 
 from ..models import Lead, LeadOutcome, LeadStatus, Qualification, Validity
 from ..services.submission import TEXT_FIELDS
@@ -234,14 +235,14 @@ class CampaignSerializer(serializers.ModelSerializer):
         return f"{settings.SITE_URL}{path}?{campaign.traffic_source.click_id_param}={{click_id}}"
 
 
-REPORT_GROUP_CHOICES = ["campaign", "traffic_source_kind", "offer", "day", "country", "device_type"]
+REPORT_GROUP_CHOICES = list(GROUPINGS)
 
 
 class ReportQuerySerializer(serializers.Serializer):
     date_from = serializers.DateField()
     date_to = serializers.DateField()
     group_by = serializers.CharField(
-        default="campaign", help_text=f"Comma-separated: {', '.join(REPORT_GROUP_CHOICES)}."
+        default="campaign", help_text=f"Comma-separated, outermost first: {', '.join(REPORT_GROUP_CHOICES)}."
     )
 
     def validate_group_by(self, value):
@@ -249,6 +250,8 @@ class ReportQuerySerializer(serializers.Serializer):
         unknown = [name for name in groups if name not in REPORT_GROUP_CHOICES]
         if unknown or not groups:
             raise serializers.ValidationError(f"Use some of {', '.join(REPORT_GROUP_CHOICES)}.")
+        if "advertiser" in groups and self.context.get("partner") is not None:
+            raise serializers.ValidationError("Partners cannot group by advertiser: who buys leads is not shared.")
         return list(dict.fromkeys(groups))
 
     def validate(self, attrs):
@@ -259,35 +262,74 @@ class ReportQuerySerializer(serializers.Serializer):
         return attrs
 
 
+def _ratio_field(places: int, help_text: str = "", **kwargs):
+    # No max_digits on ratios: a tiny spend can make ROAS as large as any revenue.
+    return serializers.DecimalField(
+        max_digits=None, decimal_places=places, allow_null=True, help_text=help_text, **kwargs
+    )
+
+
+def _sub_id_field():
+    return serializers.CharField(required=False, allow_null=True, help_text="Sub id; null where none was passed.")
+
+
 class ReportRowSerializer(serializers.Serializer):
-    """One group: its grouping keys (those asked for), then the metrics. Money metrics are for staff only
-    (absent for partners); a metric that would divide by zero, or spend where it is unknown, is null."""
+    """One group: its grouping columns (those asked for), then the metrics. Traffic and money metrics are
+    for staff only (absent for partners); a metric that would divide by zero, or a figure unknown at the
+    grouping asked for (spend per country, clicks per landing page), is null."""
 
     campaign = serializers.CharField(required=False, help_text="Campaign slug.")
+    campaign_name = serializers.CharField(required=False)
+    campaign_id = serializers.IntegerField(required=False)
     traffic_source_kind = serializers.CharField(required=False)
+    traffic_source_id = serializers.IntegerField(required=False)
+    traffic_source = serializers.CharField(required=False, help_text="Traffic source name.")
+    offer_id = serializers.IntegerField(required=False)
     offer = serializers.CharField(required=False, help_text="Offer name.")
+    advertiser_id = serializers.IntegerField(required=False)
+    advertiser = serializers.CharField(required=False, help_text="Advertiser name.")
     day = serializers.DateField(required=False)
+    week = serializers.DateField(required=False, help_text="The Monday the week starts on.")
     country = serializers.CharField(required=False)
     device_type = serializers.CharField(required=False)
+    landing_page_id = serializers.IntegerField(required=False, allow_null=True)
+    landing_page = serializers.CharField(required=False, allow_null=True, help_text="Landing page name.")
+    # The sub ids a source passes on its click URL (campaigns.services.clicks.SUB_ID_PARAMS).
+    sub1 = _sub_id_field()
+    sub2 = _sub_id_field()
+    sub3 = _sub_id_field()
+    sub4 = _sub_id_field()
+    sub5 = _sub_id_field()
+    zone = _sub_id_field()
+    placement = _sub_id_field()
+    creative = _sub_id_field()
+    site = _sub_id_field()
+    keyword = _sub_id_field()
     currency = serializers.CharField(
         required=False, help_text="Currency of the row's money: its offers' currency (rows never mix currencies)."
     )
     leads = serializers.IntegerField()
-    valid_leads = serializers.IntegerField()
+    valid_leads = serializers.IntegerField(help_text="Valid and not a duplicate: billable.")
     duplicates = serializers.IntegerField()
-    invalid = serializers.IntegerField()
-    qualified = serializers.IntegerField()
-    converted = serializers.IntegerField()
+    suspect = serializers.IntegerField(help_text="Not duplicates, judged suspect.")
+    invalid = serializers.IntegerField(help_text="Not duplicates, judged invalid.")
+    qualified = serializers.IntegerField(help_text="Valid leads that are qualified.")
+    hard_leads = serializers.IntegerField(help_text="Valid hard (high-intent) leads.")
+    soft_leads = serializers.IntegerField(help_text="Valid soft leads.")
+    converted = serializers.IntegerField(help_text="Valid leads with a sale.")
     returned = serializers.IntegerField()
-    # No max_digits on ratios: a tiny spend can make ROAS as large as any revenue.
-    conversion_rate = serializers.DecimalField(max_digits=None, decimal_places=4, allow_null=True)
-    validity_rate = serializers.DecimalField(max_digits=None, decimal_places=4, allow_null=True)
-    spend = serializers.DecimalField(max_digits=None, decimal_places=2, allow_null=True, required=False)
-    revenue = serializers.DecimalField(max_digits=None, decimal_places=2, allow_null=True, required=False)
-    cpl = serializers.DecimalField(max_digits=None, decimal_places=2, allow_null=True, required=False)
-    roi = serializers.DecimalField(max_digits=None, decimal_places=4, allow_null=True, required=False)
-    roas = serializers.DecimalField(max_digits=None, decimal_places=4, allow_null=True, required=False)
-    epc = serializers.DecimalField(max_digits=None, decimal_places=4, allow_null=True, required=False)
+    conversion_rate = _ratio_field(4, "converted / valid leads")
+    validity_rate = _ratio_field(4, "valid leads / leads")
+    impressions = serializers.IntegerField(required=False, allow_null=True)
+    clicks = serializers.IntegerField(required=False, allow_null=True, help_text="Clicks the source reported.")
+    tracked_clicks = serializers.IntegerField(required=False, allow_null=True, help_text="Clicks we recorded.")
+    spend = _ratio_field(2, required=False)
+    revenue = _ratio_field(2, "Sales of converted leads, net of returns.", required=False)
+    cpl = _ratio_field(2, "spend / valid leads", required=False)
+    cost_per_qualified = _ratio_field(2, "spend / qualified leads", required=False)
+    roi = _ratio_field(4, "(revenue - spend) / spend", required=False)
+    roas = _ratio_field(4, "revenue / spend", required=False)
+    epc = _ratio_field(4, "revenue / clicks (tracked clicks where the source's are unknown)", required=False)
     revenue_other_currencies = serializers.DictField(
         child=serializers.DecimalField(max_digits=None, decimal_places=2),
         required=False,

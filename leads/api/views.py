@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from campaigns.models import LandingPage
-from campaigns.selectors import campaign_report
+from campaigns.selectors import report
 from campaigns.services import advertiser_for_postback_token
 from leadcrm.api_errors import error_body
 from leadcrm.errors import ApplicationError
@@ -276,10 +276,10 @@ class ReportView(APIView):
     @extend_schema(parameters=[ReportQuerySerializer], responses={200: ReportSerializer, **ERRORS})
     def get(self, request):
         """Lead metrics per group and date range; money metrics (spend, revenue, CPL, ROI...) for staff only."""
-        query = ReportQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
         partner = _partner(request)
-        rows = campaign_report(
+        query = ReportQuerySerializer(data=request.query_params, context={"partner": partner})
+        query.is_valid(raise_exception=True)
+        rows = report(
             date_from=query.validated_data["date_from"],
             date_to=query.validated_data["date_to"],
             group_by=query.validated_data["group_by"],

@@ -1,6 +1,6 @@
 from django import template
 
-from leads.selectors import can_see_all_leads, escalated_leads, follow_ups_due
+from leads.selectors import can_see_all_leads, escalated_leads, follow_ups_due, sales_queue, sales_queue_counts
 
 register = template.Library()
 
@@ -8,7 +8,11 @@ register = template.Library()
 @register.inclusion_tag("admin/leads/dashboard.html", takes_context=True)
 def lead_dashboard(context):
     user = context["request"].user
+    # Reps (who work leads, not campaigns) get their queue; marketing and managers get the campaign dashboard.
+    works_leads = user.has_perm("leads.change_lead") and not user.has_perm("campaigns.view_dailystat")
     return {
+        "queue": list(sales_queue(user=user)) if works_leads else [],
+        "queue_counts": sales_queue_counts(user=user) if works_leads else None,
         "follow_ups": list(follow_ups_due(user=user)) if user.has_perm("leads.view_lead") else [],
         "escalations": list(escalated_leads())
         if can_see_all_leads(user) and user.has_perm("leads.assign_lead")

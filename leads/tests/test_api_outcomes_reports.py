@@ -17,10 +17,16 @@ from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from rest_framework.test import APIClient
 
+from campaigns import selectors
 from campaigns.models import TrafficSource
-from campaigns.selectors import campaign_report
 from campaigns.services import advertiser_postback_token_rotate
-from campaigns.tests.factories import AdvertiserFactory, CampaignFactory, DailyStatFactory, OfferFactory
+from campaigns.tests.factories import (
+    AdvertiserFactory,
+    CampaignFactory,
+    ClickFactory,
+    DailyStatFactory,
+    OfferFactory,
+)
 from leadcrm.wsgi import application
 from leads.models import ApiScope, Lead, LeadEvent, LeadOutcome, Partner
 from leads.services.partners import api_key_create
@@ -28,13 +34,17 @@ from leads.tests.factories import LeadFactory, delivered
 
 pytestmark = pytest.mark.django_db
 
-MONEY_KEYS = {"spend", "revenue", "cpl", "roi", "roas", "epc"}
+MONEY_KEYS = {"currency", "spend", "revenue", "cpl", "cost_per_qualified", "roi", "roas", "epc"}
+TRAFFIC_KEYS = {"impressions", "clicks", "tracked_clicks"}
 COUNT_KEYS = {
     "leads",
     "valid_leads",
     "duplicates",
+    "suspect",
     "invalid",
     "qualified",
+    "hard_leads",
+    "soft_leads",
     "converted",
     "returned",
     "conversion_rate",
@@ -56,7 +66,7 @@ def outcome_url(lead: Lead) -> str:
 def revenue_and_counts(lead: Lead) -> tuple[Decimal, int, int]:
     """Revenue, converted and returned of the lead's campaign on the day it was captured, as staff see it."""
     day = timezone.localdate(lead.created_at)
-    (row,) = campaign_report(date_from=day, date_to=day, group_by=["campaign"])
+    (row,) = selectors.report(date_from=day, date_to=day, group_by=["campaign"])
     return row["revenue"], row["converted"], row["returned"]
 
 
@@ -121,7 +131,7 @@ def test_buyer_reports_a_sale_and_the_lead_is_won_with_its_amount_counted_as_rev
     assert lead.converted_at is not None
     # The offer is paid in USD: a sale in EUR is shown apart, never added to USD revenue.
     assert revenue_and_counts(lead) == (Decimal("0.00"), 1, 0)
-    (row,) = campaign_report(date_from=lead.created_at.date(), date_to=lead.created_at.date(), group_by=["campaign"])
+    (row,) = selectors.report(date_from=lead.created_at.date(), date_to=lead.created_at.date(), group_by=["campaign"])
     assert (row["currency"], row["revenue_other_currencies"]) == ("USD", {"EUR": Decimal("1250.00")})
 
 
@@ -403,19 +413,34 @@ def at_noon(day: date) -> datetime:
 
 @pytest.fixture
 def report_data(db):
-    """Two campaigns with leads (push and native), one push campaign with spend but no leads, one native
-    campaign with zero spend. The report covers DAY_1 and DAY_2; DAY_0 and DAY_3 lie outside it."""
-    solar = CampaignFactory(slug="solar-push", traffic_source__kind=TrafficSource.Kind.PUSH)
-    roofing = CampaignFactory(slug="roofing-native", traffic_source__kind=TrafficSource.Kind.NATIVE)
-    idle = CampaignFactory(slug="idle-push", traffic_source__kind=TrafficSource.Kind.PUSH)
-    free = CampaignFactory(slug="free-native", traffic_source__kind=TrafficSource.Kind.NATIVE)
-    DailyStatFactory(campaign=solar, date=DAY_1, clicks=100, spend=Decimal("30.00"))
-    DailyStatFactory(campaign=solar, date=DAY_2, clicks=50, spend=Decimal("20.00"))
-    DailyStatFactory(campaign=roofing, date=DAY_1, clicks=80, spend=Decimal("40.00"))
-    DailyStatFactory(campaign=idle, date=DAY_2, clicks=0, spend=Decimal("10.00"))
-    DailyStatFactory(campaign=free, date=DAY_2, clicks=0, spend=Decimal("0.00"))
-    DailyStatFactory(campaign=solar, date=DAY_0, clicks=999, spend=Decimal("999.00"))
-    DailyStatFactory(campaign=roofing, date=DAY_3, clicks=999, spend=Decimal("999.00"))
+    """Two campaigns with leads (push and native), one push campaign with spend and a click but no leads,
+    one native campaign with zero spend. The report covers DAY_1 and DAY_2; DAY_0 and DAY_3 lie outside it."""
+    solar = CampaignFactory(slug="solar-push", name="Solar", traffic_source__kind=TrafficSource.Kind.PUSH)
+    roofing = CampaignFactory(slug="roofing-native", name="Roofing", traffic_source__kind=TrafficSource.Kind.NATIVE)
+    idle = CampaignFactory(slug="idle-push", name="Idle", traffic_source__kind=TrafficSource.Kind.PUSH)
+    free = CampaignFactory(slug="free-native", name="Free", traffic_source__kind=TrafficSource.Kind.NATIVE)
+    for campaign, day, impressions, clicks, spend in [
+        (solar, DAY_1, 1000, 100, "30.00"),
+        (solar, DAY_2, 500, 50, "20.00"),
+        (roofing, DAY_1, 2000, 80, "40.00"),
+        (idle, DAY_2, 300, 0, "10.00"),
+        (free, DAY_2, 0, 0, "0.00"),
+        (solar, DAY_0, 9999, 999, "999.00"),
+        (roofing, DAY_3, 9999, 999, "999.00"),
+    ]:
+        DailyStatFactory(campaign=campaign, date=day, impressions=impressions, clicks=clicks, spend=Decimal(spend))
+    # Tracked clicks: solar 3 + 1, roofing 2, idle 1; and two outside the dates.
+    for campaign, day, country, device, number in [
+        (solar, DAY_1, "US", "mobile", 3),
+        (solar, DAY_2, "DE", "desktop", 1),
+        (roofing, DAY_1, "US", "mobile", 2),
+        (idle, DAY_2, "US", "desktop", 1),
+        (solar, DAY_0, "US", "mobile", 1),
+        (roofing, DAY_3, "US", "mobile", 1),
+    ]:
+        ClickFactory.create_batch(
+            number, campaign=campaign, created_at=at_noon(day), country=country, device_type=device
+        )
     supplier = Partner.objects.create(name="Affiliate A", role=Partner.Role.SUPPLIER)
     other_supplier = Partner.objects.create(name="Affiliate B", role=Partner.Role.SUPPLIER)
 
@@ -424,21 +449,23 @@ def report_data(db):
             campaign=campaign, created_at=at_noon(day), country=country, device_type=device, partner=partner, **fields
         )
 
+    # Every lead is hard unless said otherwise (the factory's default).
     won = {"status": "won", "sale_amount": Decimal("100.00")}
     first = lead(solar, DAY_1, "US", "mobile", partner=supplier, **won)
     lead(solar, DAY_1, "US", "desktop", status="returned", sale_amount=Decimal("50.00"))
     lead(solar, DAY_1, "DE", "mobile", partner=supplier, validity="invalid", qualification="disqualified")
-    lead(solar, DAY_2, "US", "mobile", is_duplicate=True, duplicate_of=first)
+    # A duplicate that is also invalid counts as a duplicate only.
+    lead(solar, DAY_2, "US", "mobile", is_duplicate=True, duplicate_of=first, validity="invalid")
     lead(solar, DAY_2, "DE", "desktop", qualification="disqualified", status="won", sale_amount=Decimal("60.00"))
     lead(roofing, DAY_1, "US", "mobile", partner=supplier, status="won", sale_amount=Decimal("200.00"))
     lead(roofing, DAY_1, "US", "mobile", validity="suspect")
-    lead(roofing, DAY_2, "DE", "desktop", status="contacted")
+    lead(roofing, DAY_2, "DE", "desktop", status="contacted", lead_type="soft")
     # Never counted: sandbox leads, and leads outside the dates.
     lead(solar, DAY_1, "US", "mobile", partner=supplier, is_test=True, status="won", sale_amount=Decimal("1000"))
     lead(roofing, DAY_2, "DE", "desktop", is_test=True, validity="invalid", is_duplicate=True)
     lead(solar, DAY_0, "US", "mobile", partner=supplier, **{**won, "sale_amount": Decimal("500.00")})
     lead(roofing, DAY_3, "US", "mobile", partner=supplier, **won)
-    return supplier
+    return SimpleNamespace(supplier=supplier, solar=solar, roofing=roofing, idle=idle, free=free)
 
 
 @pytest.fixture
@@ -457,13 +484,33 @@ def report(client, group_by: str, date_from: date = DAY_1, date_to: date = DAY_2
     return body["rows"]
 
 
-def counts(leads, valid, duplicates, invalid, qualified, converted, returned, conversion_rate, validity_rate):
+def campaign_columns(campaign) -> dict:
+    return {"campaign": campaign.slug, "campaign_name": campaign.name, "campaign_id": campaign.id}
+
+
+def counts(
+    leads,
+    valid,
+    duplicates,
+    suspect,
+    invalid,
+    qualified,
+    hard,
+    soft,
+    converted,
+    returned,
+    conversion_rate,
+    validity_rate,
+):
     return {
         "leads": leads,
         "valid_leads": valid,
         "duplicates": duplicates,
+        "suspect": suspect,
         "invalid": invalid,
         "qualified": qualified,
+        "hard_leads": hard,
+        "soft_leads": soft,
         "converted": converted,
         "returned": returned,
         "conversion_rate": conversion_rate,
@@ -471,40 +518,61 @@ def counts(leads, valid, duplicates, invalid, qualified, converted, returned, co
     }
 
 
-def money(spend, revenue, cpl, roi, roas, epc):
-    return {"currency": "USD", "spend": spend, "revenue": revenue, "cpl": cpl, "roi": roi, "roas": roas, "epc": epc}
+def money(impressions, clicks, tracked_clicks, spend, revenue, cpl, cost_per_qualified, roi, roas, epc):
+    return {
+        "currency": "USD",
+        "impressions": impressions,
+        "clicks": clicks,
+        "tracked_clicks": tracked_clicks,
+        "spend": spend,
+        "revenue": revenue,
+        "cpl": cpl,
+        "cost_per_qualified": cost_per_qualified,
+        "roi": roi,
+        "roas": roas,
+        "epc": epc,
+    }
 
 
-# Hand-computed from report_data. valid = valid and not a duplicate; qualified counts only valid leads;
-# conversion rate = converted / valid; validity rate = valid / leads; CPL = spend / valid;
-# ROI = (revenue - spend) / spend; ROAS = revenue / spend; EPC = revenue / clicks.
+# Hand-computed from report_data. valid = valid and not a duplicate; suspect and invalid leave the
+# duplicates out, so leads = valid + duplicates + suspect + invalid; qualified, hard, soft and converted
+# count only valid leads; conversion rate = converted / valid; validity rate = valid / leads; CPL =
+# spend / valid; cost per qualified = spend / qualified; ROI = (revenue - spend) / spend; ROAS =
+# revenue / spend; EPC = revenue / clicks (the tracked clicks where the source's are unknown).
+# counts(leads, valid, duplicates, suspect, invalid, qualified, hard, soft, converted, returned, conversion, validity)
+# money(impressions, clicks, tracked clicks, spend, revenue, CPL, cost per qualified, ROI, ROAS, EPC)
 SOLAR = {
-    # 5 leads: won 100 (valid), returned (valid), invalid, duplicate, won 60 (valid); 150 clicks, 50.00 spent
-    **counts(5, 3, 1, 1, 2, 2, 1, "0.6667", "0.6000"),
-    **money("50.00", "160.00", "16.67", "2.2000", "3.2000", "1.0667"),
+    # 5 leads: won 100 (valid), returned (valid), invalid, duplicate, won 60 (valid, disqualified), all hard;
+    # 1500 impressions, 150 clicks, 3 + 1 tracked, 50.00 spent: CPL 50 / 3, per qualified 50 / 2
+    **counts(5, 3, 1, 0, 1, 2, 3, 0, 2, 1, "0.6667", "0.6000"),
+    **money(1500, 150, 4, "50.00", "160.00", "16.67", "25.00", "2.2000", "3.2000", "1.0667"),
 }
 ROOFING = {
-    # 3 leads: won 200 (valid), suspect, contacted (valid); 80 clicks, 40.00 spent
-    **counts(3, 2, 0, 0, 2, 1, 0, "0.5000", "0.6667"),
-    **money("40.00", "200.00", "20.00", "4.0000", "5.0000", "2.5000"),
+    # 3 leads: won 200 (valid, hard), suspect, contacted (valid, soft); 2000 impressions, 80 clicks, 2 tracked,
+    # 40.00 spent
+    **counts(3, 2, 0, 1, 0, 2, 1, 1, 1, 0, "0.5000", "0.6667"),
+    **money(2000, 80, 2, "40.00", "200.00", "20.00", "20.00", "4.0000", "5.0000", "2.5000"),
 }
+NO_LEADS = counts(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, None, None)
 
 
 def test_report_by_campaign_matches_hand_computed_figures(report_data, staff_client):
     assert report(staff_client, "campaign") == [
-        # spend without leads or clicks: no CPL, rates or EPC; ROI -100 %; ROAS 0
+        # zero spend and no leads or clicks: nothing to divide by
         {
-            "campaign": "free-native",
-            **counts(0, 0, 0, 0, 0, 0, 0, None, None),
-            **money("0.00", "0.00", None, None, None, None),
+            **campaign_columns(report_data.free),
+            **NO_LEADS,
+            **money(0, 0, 0, "0.00", "0.00", None, None, None, None, None),
         },
+        # spend without leads: no CPL or rates; ROI -100 %; ROAS 0; its tracked click does not make an EPC
+        # where the source reported 0 clicks
         {
-            "campaign": "idle-push",
-            **counts(0, 0, 0, 0, 0, 0, 0, None, None),
-            **money("10.00", "0.00", None, "-1.0000", "0.0000", None),
+            **campaign_columns(report_data.idle),
+            **NO_LEADS,
+            **money(300, 0, 1, "10.00", "0.00", None, None, "-1.0000", "0.0000", None),
         },
-        {"campaign": "roofing-native", **ROOFING},
-        {"campaign": "solar-push", **SOLAR},
+        {**campaign_columns(report_data.roofing), **ROOFING},
+        {**campaign_columns(report_data.solar), **SOLAR},
     ]
 
 
@@ -512,85 +580,118 @@ def test_report_by_traffic_source_kind_adds_up_the_campaigns_of_each_kind(report
     assert report(staff_client, "traffic_source_kind") == [
         # roofing + free: the zero spend adds nothing
         {"traffic_source_kind": "native", **ROOFING},
-        # solar + idle: 60.00 spent, 150 clicks, revenue 160
+        # solar + idle: 1800 impressions, 150 clicks, 4 + 1 tracked, 60.00 spent, revenue 160
         {
             "traffic_source_kind": "push",
-            **counts(5, 3, 1, 1, 2, 2, 1, "0.6667", "0.6000"),
-            **money("60.00", "160.00", "20.00", "1.6667", "2.6667", "1.0667"),
+            **counts(5, 3, 1, 0, 1, 2, 3, 0, 2, 1, "0.6667", "0.6000"),
+            **money(1800, 150, 5, "60.00", "160.00", "20.00", "30.00", "1.6667", "2.6667", "1.0667"),
         },
     ]
 
 
 def test_report_by_day_matches_hand_computed_figures(report_data, staff_client):
     assert report(staff_client, "day") == [
-        # DAY_1: solar won 100, returned, invalid; roofing won 200, suspect; 30 + 40 spent, 100 + 80 clicks
+        # DAY_1: solar won 100, returned, invalid; roofing won 200, suspect; 30 + 40 spent, 100 + 80 clicks,
+        # 3 + 2 tracked
         {
             "day": "2025-03-10",
-            **counts(5, 3, 0, 1, 3, 2, 1, "0.6667", "0.6000"),
-            **money("70.00", "300.00", "23.33", "3.2857", "4.2857", "1.6667"),
+            **counts(5, 3, 0, 1, 1, 3, 3, 0, 2, 1, "0.6667", "0.6000"),
+            **money(3000, 180, 5, "70.00", "300.00", "23.33", "23.33", "3.2857", "4.2857", "1.6667"),
         },
-        # DAY_2: solar duplicate, won 60 (disqualified); roofing contacted; 20 + 10 + 0 spent, 50 clicks
+        # DAY_2: solar duplicate (invalid too), won 60 (disqualified, hard); roofing contacted (soft);
+        # 20 + 10 + 0 spent, 50 clicks, 1 + 1 tracked
         {
             "day": "2025-03-11",
-            **counts(3, 2, 1, 0, 1, 1, 0, "0.5000", "0.6667"),
-            **money("30.00", "60.00", "15.00", "1.0000", "2.0000", "1.2000"),
+            **counts(3, 2, 1, 0, 0, 1, 1, 1, 1, 0, "0.5000", "0.6667"),
+            **money(800, 50, 2, "30.00", "60.00", "15.00", "30.00", "1.0000", "2.0000", "1.2000"),
         },
     ]
 
 
-def test_report_by_country_and_device_has_revenue_but_no_spend(report_data, staff_client):
-    no_spend = {"currency": "USD", "spend": None, "cpl": None, "roi": None, "roas": None, "epc": None}
+def test_report_by_country_and_device_has_revenue_and_tracked_clicks_but_no_spend(report_data, staff_client):
+    no_spend = {
+        "currency": "USD",
+        "impressions": None,
+        "clicks": None,
+        "spend": None,
+        "cpl": None,
+        "cost_per_qualified": None,
+        "roi": None,
+        "roas": None,
+    }
     assert report(staff_client, "country,device_type") == [
-        # solar won 60 (disqualified), roofing contacted
+        # solar won 60 (disqualified, hard), roofing contacted (soft); 1 tracked click: EPC 60 / 1
         {
             "country": "DE",
             "device_type": "desktop",
-            **counts(2, 2, 0, 0, 1, 1, 0, "0.5000", "1.0000"),
+            **counts(2, 2, 0, 0, 0, 1, 1, 1, 1, 0, "0.5000", "1.0000"),
             **no_spend,
+            "tracked_clicks": 1,
             "revenue": "60.00",
+            "epc": "60.0000",
         },
-        # solar invalid
+        # solar invalid; no click
         {
             "country": "DE",
             "device_type": "mobile",
-            **counts(1, 0, 0, 1, 0, 0, 0, None, "0.0000"),
+            **counts(1, 0, 0, 0, 1, 0, 0, 0, 0, 0, None, "0.0000"),
             **no_spend,
+            "tracked_clicks": 0,
             "revenue": "0.00",
+            "epc": None,
         },
-        # solar returned: its 50.00 sale no longer counts
+        # solar returned: its 50.00 sale no longer counts; idle's click
         {
             "country": "US",
             "device_type": "desktop",
-            **counts(1, 1, 0, 0, 1, 0, 1, "0.0000", "1.0000"),
+            **counts(1, 1, 0, 0, 0, 1, 1, 0, 0, 1, "0.0000", "1.0000"),
             **no_spend,
+            "tracked_clicks": 1,
             "revenue": "0.00",
+            "epc": "0.0000",
         },
-        # solar won 100 and its duplicate, roofing won 200 and the suspect one
+        # solar won 100 and its duplicate, roofing won 200 and the suspect one; 3 + 2 tracked: EPC 300 / 5
         {
             "country": "US",
             "device_type": "mobile",
-            **counts(4, 2, 1, 0, 2, 2, 0, "1.0000", "0.5000"),
+            **counts(4, 2, 1, 1, 0, 2, 2, 0, 2, 0, "1.0000", "0.5000"),
             **no_spend,
+            "tracked_clicks": 5,
             "revenue": "300.00",
+            "epc": "60.0000",
         },
     ]
 
 
 def test_a_supplier_sees_counts_of_its_own_leads_only_and_no_money(report_data):
-    client = api_client(report_data, [ApiScope.REPORTS_READ])
+    client = api_client(report_data.supplier, [ApiScope.REPORTS_READ])
 
     rows = report(client, "campaign")
 
     assert rows == [
-        {"campaign": "roofing-native", **counts(1, 1, 0, 0, 1, 1, 0, "1.0000", "1.0000")},
-        {"campaign": "solar-push", **counts(2, 1, 0, 1, 1, 1, 0, "1.0000", "0.5000")},
+        # roofing won 200
+        {**campaign_columns(report_data.roofing), **counts(1, 1, 0, 0, 0, 1, 1, 0, 1, 0, "1.0000", "1.0000")},
+        # solar won 100, invalid
+        {**campaign_columns(report_data.solar), **counts(2, 1, 0, 0, 1, 1, 1, 0, 1, 0, "1.0000", "0.5000")},
     ]
     keys = {key for row in rows for key in row}
-    assert keys == {"campaign", *COUNT_KEYS} and not keys & MONEY_KEYS
+    assert keys == {"campaign", "campaign_name", "campaign_id", *COUNT_KEYS}
+    assert not keys & (MONEY_KEYS | TRAFFIC_KEYS)
+
+
+@pytest.mark.parametrize("group_by", ["advertiser", "campaign,advertiser"])
+def test_a_supplier_may_not_group_by_advertiser(report_data, staff_client, group_by):
+    client = api_client(report_data.supplier, [ApiScope.REPORTS_READ])
+
+    response = client.get(reverse("api-reports"), {"date_from": DAY_1, "date_to": DAY_2, "group_by": group_by})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid" and "group_by" in response.json()["error"]["fields"]
+    assert len(report(staff_client, group_by)) == 4  # staff may: one advertiser per campaign here
 
 
 def test_a_supplier_without_the_reports_scope_is_403(report_data):
-    client = api_client(report_data, [ApiScope.LEADS_READ])
+    client = api_client(report_data.supplier, [ApiScope.LEADS_READ])
 
     response = client.get(reverse("api-reports"), {"date_from": DAY_1, "date_to": DAY_2})
 
@@ -622,15 +723,16 @@ def test_a_bad_report_query_is_400_in_the_error_shape(staff_client, query, field
 def test_a_report_costs_the_same_queries_whatever_the_number_of_rows(
     staff_client, report_data, django_assert_max_num_queries
 ):
-    # session, user, leads aggregate, sales in other currencies, daily stats aggregate
-    with django_assert_max_num_queries(5) as few:
+    # session, user, leads aggregate, sales in other currencies, daily stats aggregate, tracked clicks aggregate
+    with django_assert_max_num_queries(6) as few:
         few_rows = report(staff_client, "campaign,day")
     for number in range(6):
         campaign = CampaignFactory(slug=f"extra-{number}")
         DailyStatFactory(campaign=campaign, date=DAY_1, spend=Decimal("1.00"))
+        ClickFactory(campaign=campaign, created_at=at_noon(DAY_1))
         LeadFactory.create_batch(2, campaign=campaign, created_at=at_noon(DAY_2))
 
-    with django_assert_max_num_queries(5) as many:
+    with django_assert_max_num_queries(6) as many:
         many_rows = report(staff_client, "campaign,day")
 
     assert len(many_rows) == len(few_rows) + 12
@@ -764,7 +866,7 @@ def test_report_by_offer_keeps_same_named_offers_of_different_advertisers_apart(
     LeadFactory(campaign=second)
     today = timezone.localdate()
 
-    rows = campaign_report(date_from=today, date_to=today, group_by=["offer"])
+    rows = selectors.report(date_from=today, date_to=today, group_by=["offer"])
 
     assert sorted((row["offer"], row["offer_id"], row["leads"]) for row in rows) == sorted(
         [("Solar quote", first.offer_id, 1), ("Solar quote", second.offer_id, 2)]
@@ -777,7 +879,7 @@ def test_converted_counts_valid_leads_so_the_conversion_rate_stays_a_rate():
     LeadFactory(campaign=campaign, status="won", sale_amount=Decimal("50"), validity="suspect")
     today = timezone.localdate()
 
-    (row,) = campaign_report(date_from=today, date_to=today, group_by=["campaign"])
+    (row,) = selectors.report(date_from=today, date_to=today, group_by=["campaign"])
 
     assert (row["valid_leads"], row["converted"], row["conversion_rate"]) == (1, 1, Decimal("1.0000"))
     assert row["revenue"] == Decimal("150.00")  # revenue counts every sale

@@ -1,0 +1,337 @@
+"""The one report: lead, traffic and money metrics for any period, grouping and filters.
+
+Three tables feed it, each aggregated in the database by the same group columns and merged
+by key: leads (counted by the day they were captured, so a lead's sale counts for the day
+and campaign that bought it), daily stats (impressions, reported clicks, spend) and tracked
+clicks. Stats and clicks only exist at some grains: spend is known per campaign and day but
+not per country, so a grouping or filter that a table cannot express leaves its figures
+empty (None) rather than wrong. A report costs at most four queries, whatever the grouping.
+"""
+
+import datetime
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db.models import Count, DateField, F, Q, QuerySet, Sum
+from django.db.models.fields.json import KT
+from django.db.models.functions import TruncDate, TruncWeek
+from django.utils import timezone
+
+from ..models import Campaign, Click, DailyStat
+from ..services.clicks import SUB_ID_PARAMS
+
+LEADS, STATS, CLICKS = "leads", "stats", "clicks"
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """A way to group and filter: its columns in the rows and how each table reaches them."""
+
+    label: str
+    columns: dict[str, dict[str, object]]  # table -> {row column: field path or expression}
+    filter_paths: dict[str, str] = field(default_factory=dict)  # table -> path compared with the filter values
+
+    def reaches(self, table: str) -> bool:
+        return table in self.columns
+
+
+def _same_path(**paths) -> dict[str, dict[str, object]]:
+    return {table: {column: F(path) for column, path in columns.items()} for table, columns in paths.items()}
+
+
+def _related(name: str, *, leads: str, stats: str | None, clicks: str | None, label_field="name", key="id"):
+    """A dimension that is a related row: its id for filters, its label for people."""
+    tables = {LEADS: leads, STATS: stats, CLICKS: clicks}
+    tables = {table: prefix for table, prefix in tables.items() if prefix is not None}
+    return Dimension(
+        label=name.replace("_", " ").capitalize(),
+        columns=_same_path(
+            **{
+                table: {f"{name}_{key}": f"{prefix}__{key}", name: f"{prefix}__{label_field}"}
+                for table, prefix in tables.items()
+            }
+        ),
+        filter_paths={table: f"{prefix}__{key}" for table, prefix in tables.items()},
+    )
+
+
+def _plain(name: str, label: str, **paths: str) -> Dimension:
+    return Dimension(label=label, columns=_same_path(**{t: {name: p} for t, p in paths.items()}), filter_paths=paths)
+
+
+def _sub_id(name: str) -> Dimension:
+    # Placements, zones and creatives live in the sub ids a source passes on its click URL.
+    path = f"sub_ids__{name}"
+    return Dimension(
+        label=name.capitalize() if not name.startswith("sub") else name,
+        columns={LEADS: {name: KT(path)}, CLICKS: {name: KT(path)}},
+        filter_paths={LEADS: path, CLICKS: path},
+    )
+
+
+DIMENSIONS: dict[str, Dimension] = {
+    "campaign": Dimension(
+        label="Campaign",
+        # Keyed by slug (what the API and tracking links use), with the name and id for people and links.
+        columns=_same_path(
+            **{
+                table: {"campaign": "campaign__slug", "campaign_name": "campaign__name", "campaign_id": "campaign_id"}
+                for table in (LEADS, STATS, CLICKS)
+            }
+        ),
+        filter_paths={LEADS: "campaign_id", STATS: "campaign_id", CLICKS: "campaign_id"},
+    ),
+    "traffic_source_kind": _plain(
+        "traffic_source_kind",
+        "Traffic source kind",
+        leads="traffic_source__kind",
+        stats="campaign__traffic_source__kind",
+        clicks="traffic_source__kind",
+    ),
+    "traffic_source": _related(
+        "traffic_source", leads="traffic_source", stats="campaign__traffic_source", clicks="traffic_source"
+    ),
+    # By id: offer names repeat across advertisers.
+    "offer": _related("offer", leads="offer", stats="campaign__offer", clicks="campaign__offer"),
+    "advertiser": _related(
+        "advertiser",
+        leads="offer__advertiser",
+        stats="campaign__offer__advertiser",
+        clicks="campaign__offer__advertiser",
+    ),
+    "day": Dimension(
+        label="Day",
+        columns={
+            LEADS: {"day": TruncDate("created_at")},
+            STATS: {"day": F("date")},
+            CLICKS: {"day": TruncDate("created_at")},
+        },
+    ),
+    "week": Dimension(
+        label="Week (from Monday)",
+        columns={
+            LEADS: {"week": TruncWeek("created_at", output_field=DateField())},
+            STATS: {"week": TruncWeek("date", output_field=DateField())},
+            CLICKS: {"week": TruncWeek("created_at", output_field=DateField())},
+        },
+    ),
+    "country": _plain("country", "Country", leads="country", clicks="country"),
+    "device_type": _plain("device_type", "Device type", leads="device_type", clicks="device_type"),
+    "landing_page": _related("landing_page", leads="landing_page", stats=None, clicks=None),
+    **{name: _sub_id(name) for name in SUB_ID_PARAMS},
+}
+GROUPINGS = tuple(DIMENSIONS)
+PLACEMENT_GROUPINGS = SUB_ID_PARAMS
+
+COUNT_METRICS = (
+    "leads",
+    "valid_leads",
+    "duplicates",
+    "suspect",
+    "invalid",
+    "qualified",
+    "hard_leads",
+    "soft_leads",
+    "converted",
+    "returned",
+)
+TRAFFIC_METRICS = ("impressions", "clicks", "tracked_clicks")
+MONEY_METRICS = ("spend", "revenue", "cpl", "cost_per_qualified", "roi", "roas", "epc")
+RATE_METRICS = ("conversion_rate", "validity_rate")
+
+
+def group_columns(group_by: list[str]) -> list[str]:
+    """The row columns that name a group, in order (e.g. offer_id and offer for "offer")."""
+    return [column for name in group_by for column in DIMENSIONS[name].columns[LEADS]]
+
+
+def _ratio(numerator, denominator, places: str = "0.0001") -> Decimal | None:
+    """A rate or a money ratio; None (shown empty) when the denominator is zero or unknown."""
+    if numerator is None or not denominator:
+        return None
+    return (Decimal(numerator) / Decimal(denominator)).quantize(Decimal(places))
+
+
+def _grouped(queryset: QuerySet, table: str, group_by: list[str], with_currency: bool, aggregates: dict) -> list[dict]:
+    columns = {f"g_{column}": expr for name in group_by for column, expr in DIMENSIONS[name].columns[table].items()}
+    if with_currency:
+        columns["g_currency"] = F("campaign__offer__currency" if table != LEADS else "offer__currency")
+    if not columns:
+        # .values() with nothing in it would group by every field of the table.
+        return [queryset.aggregate(**aggregates)]
+    return list(queryset.order_by().values(**columns).annotate(**aggregates))
+
+
+def _key(row: dict, columns: list[str]) -> tuple:
+    return tuple(row.get(f"g_{column}") for column in columns)
+
+
+def _filtered(queryset: QuerySet, table: str, filters: dict[str, list]) -> QuerySet:
+    for name, values in filters.items():
+        queryset = queryset.filter(**{f"{DIMENSIONS[name].filter_paths[table]}__in": values})
+    return queryset
+
+
+def _day_bounds(date_from: datetime.date, date_to: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
+    # A range on the column itself (not on its date) so the created_at indexes serve it.
+    zone = timezone.get_current_timezone()
+    start = datetime.datetime.combine(date_from, datetime.time.min, tzinfo=zone)
+    end = datetime.datetime.combine(date_to + datetime.timedelta(days=1), datetime.time.min, tzinfo=zone)
+    return start, end
+
+
+def report(
+    *,
+    date_from: datetime.date,
+    date_to: datetime.date,
+    group_by: list[str],
+    filters: dict[str, list] | None = None,
+    leads: QuerySet | None = None,
+    include_money: bool = True,
+) -> list[dict]:
+    """One row per group, sorted by the group columns; money rows never mix currencies.
+
+    `filters` maps a dimension name to the values kept (ids for related rows, codes otherwise).
+    `leads` narrows the leads counted (a supplier's own); test leads never count. Without
+    money (partners), traffic and money figures are left out: they are the company's.
+
+    Metrics: counts of leads by judgement (hard/soft, qualified and converted among valid
+    leads), revenue = sales of converted leads in the offer's currency (a returned lead's sale
+    is reversed, so it is net of returns; sales in other currencies are listed apart), spend,
+    CPL = spend / valid, cost per qualified, conversion = converted / valid, validity = valid /
+    leads, ROI = (revenue - spend) / spend, ROAS = revenue / spend, EPC = revenue / clicks
+    (the source's reported clicks, or our tracked clicks where the grouping has no stats).
+    """
+    unknown = [name for name in group_by if name not in DIMENSIONS]
+    if unknown:
+        raise ValueError(f"Unknown report grouping: {', '.join(unknown)}")
+    # Day and week are chosen with the dates, not filtered on.
+    unknown = [name for name in filters or {} if name not in DIMENSIONS or not DIMENSIONS[name].filter_paths]
+    if unknown:
+        raise ValueError(f"Unknown report filter: {', '.join(unknown)}")
+    filters = {name: list(values) for name, values in (filters or {}).items() if values}
+    used = [DIMENSIONS[name] for name in [*group_by, *filters]]
+    columns = group_columns(group_by) + (["currency"] if include_money else [])
+    start, end = _day_bounds(date_from, date_to)
+
+    lead_model = Campaign._meta.get_field("leads").related_model
+    lead_rows = (lead_model.objects.all() if leads is None else leads).filter(
+        is_test=False, created_at__gte=start, created_at__lt=end
+    )
+    lead_rows = _filtered(lead_rows, LEADS, filters)
+    valid = Q(validity="valid", is_duplicate=False)
+    in_offer_currency = Q(sale_currency=F("offer__currency")) | Q(sale_currency="")
+    rows: dict[tuple, dict] = {}
+
+    def row_for(key: tuple) -> dict:
+        if key not in rows:
+            rows[key] = {column: value for column, value in zip(columns, key, strict=True)}
+        return rows[key]
+
+    lead_aggregates = {
+        "leads": Count("pk"),
+        "valid_leads": Count("pk", filter=valid),
+        "duplicates": Count("pk", filter=Q(is_duplicate=True)),
+        "suspect": Count("pk", filter=Q(validity="suspect", is_duplicate=False)),
+        "invalid": Count("pk", filter=Q(validity="invalid", is_duplicate=False)),
+        "qualified": Count("pk", filter=valid & Q(qualification="qualified")),
+        "hard_leads": Count("pk", filter=valid & Q(lead_type="hard")),
+        "soft_leads": Count("pk", filter=valid & Q(lead_type="soft")),
+        # Converted valid leads, so the conversion rate (converted / valid) stays a rate.
+        "converted": Count("pk", filter=valid & Q(status="won")),
+        "returned": Count("pk", filter=Q(status="returned")),
+    }
+    if include_money:
+        lead_aggregates["revenue"] = Sum("sale_amount", filter=Q(status="won") & in_offer_currency)
+    for found in _grouped(lead_rows, LEADS, group_by, include_money, lead_aggregates):
+        if found["leads"]:
+            row_for(_key(found, columns)).update({name: found[name] for name in lead_aggregates})
+
+    other_currencies: dict[tuple, dict] = {}
+    stats_known = include_money and all(dimension.reaches(STATS) for dimension in used)
+    clicks_known = include_money and all(dimension.reaches(CLICKS) for dimension in used)
+    if include_money:
+        # Sales a buyer reported in another currency than the offer's: shown apart, never converted.
+        sales = lead_rows.filter(status="won").exclude(in_offer_currency).order_by()
+        group = {f"g_{c}": e for n in group_by for c, e in DIMENSIONS[n].columns[LEADS].items()}
+        for found in sales.values(**group, g_currency=F("offer__currency"), sale=F("sale_currency")).annotate(
+            total=Sum("sale_amount")
+        ):
+            amounts = other_currencies.setdefault(_key(found, columns), {})
+            amounts[found["sale"]] = found["total"].quantize(Decimal("0.01"))
+    if stats_known:
+        stats = _filtered(DailyStat.objects.filter(date__gte=date_from, date__lte=date_to), STATS, filters)
+        totals = {"impressions": Sum("impressions"), "clicks": Sum("clicks"), "spend": Sum("spend")}
+        for found in _grouped(stats, STATS, group_by, True, totals):
+            if found["spend"] is not None:
+                row_for(_key(found, columns)).update({name: found[name] for name in totals})
+    if clicks_known:
+        clicks = _filtered(Click.objects.filter(created_at__gte=start, created_at__lt=end), CLICKS, filters)
+        for found in _grouped(clicks, CLICKS, group_by, True, {"tracked_clicks": Count("pk")}):
+            if found["tracked_clicks"]:
+                row_for(_key(found, columns))["tracked_clicks"] = found["tracked_clicks"]
+
+    report_rows = []
+    for key in sorted(rows, key=_sort_key):
+        row = rows[key]
+        entry = {column: row[column] for column in columns}
+        entry.update({name: row.get(name, 0) for name in COUNT_METRICS})
+        if include_money:
+            entry.update(
+                impressions=row.get("impressions", 0) if stats_known else None,
+                clicks=row.get("clicks", 0) if stats_known else None,
+                tracked_clicks=row.get("tracked_clicks", 0) if clicks_known else None,
+                spend=row.get("spend", Decimal("0")).quantize(Decimal("0.01")) if stats_known else None,
+                revenue=(row.get("revenue") or Decimal("0")).quantize(Decimal("0.01")),
+            )
+            if key in other_currencies:
+                entry["revenue_other_currencies"] = other_currencies[key]
+        _add_ratios(entry)
+        report_rows.append(entry)
+    return report_rows
+
+
+def _sort_key(key: tuple) -> tuple:
+    # Ids as numbers (9 before 10), other values by their text (dates, codes, sub ids); empty groups last.
+    return tuple(
+        (value is None, not isinstance(value, int), value if isinstance(value, int) else str(value)) for value in key
+    )
+
+
+def _add_ratios(row: dict) -> None:
+    """The rates and money ratios of a row from its counts and sums (None where they divide by zero)."""
+    row["conversion_rate"] = _ratio(row["converted"], row["valid_leads"])
+    row["validity_rate"] = _ratio(row["valid_leads"], row["leads"])
+    if "revenue" not in row:
+        return
+    spend, revenue = row["spend"], row["revenue"]
+    clicks = row["clicks"] if row["clicks"] is not None else row["tracked_clicks"]
+    row.update(
+        cpl=_ratio(spend, row["valid_leads"], "0.01"),
+        cost_per_qualified=_ratio(spend, row["qualified"], "0.01"),
+        roi=None if spend is None else _ratio(revenue - spend, spend),
+        roas=_ratio(revenue, spend),
+        epc=_ratio(revenue, clicks),
+    )
+
+
+def report_totals(rows: list[dict]) -> list[dict]:
+    """A report's rows added up, one total per currency (for tiles and footers): sums added, ratios redone.
+
+    A figure unknown in any row (spend per country, say) stays unknown in the total.
+    """
+    totals: dict[str, dict] = {}
+    for row in rows:
+        total = totals.setdefault(row.get("currency"), {"currency": row.get("currency")})
+        for name in (*COUNT_METRICS, *TRAFFIC_METRICS, "spend", "revenue"):
+            if name not in row:
+                continue
+            if row[name] is None or total.get(name, 0) is None:
+                total[name] = None
+            else:
+                total[name] = total.get(name, 0) + row[name]
+    for total in totals.values():
+        for name in COUNT_METRICS:
+            total.setdefault(name, 0)
+        _add_ratios(total)
+    return [totals[currency] for currency in sorted(totals, key=str)]
