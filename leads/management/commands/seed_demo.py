@@ -232,6 +232,9 @@ class Command(BaseCommand):
                     "status": status,
                     "target_countries": countries,
                     "target_device_types": devices,
+                    # Low bars so the demo's few leads per zone are judged on the Placements page.
+                    "placement_min_leads": 3,
+                    "placement_min_validity_rate": Decimal("85"),
                 },
             )
             campaigns.append(campaign)
@@ -392,6 +395,7 @@ class Command(BaseCommand):
                 "company_size": rng.choice((1, 8, 40, 250)),
                 "consent": True,
                 "answers": {"home_owner": rng.choice(("Yes", "Yes", "No"))} if page and page.kind == "quiz" else {},
+                "sub_ids": {"zone": str(rng.randint(1000, 1005)), "creative": f"cr{rng.randint(1, 6)}"},
             }
             lead = lead_capture(
                 campaign=campaign,
