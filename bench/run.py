@@ -24,7 +24,15 @@ django.setup()
 from django.db import connection  # noqa: E402
 from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 
-BENCHMARKS = ("bench_clicks", "bench_leads", "bench_api", "bench_deliveries", "bench_nurture", "bench_audience")
+BENCHMARKS = (
+    "bench_clicks",
+    "bench_leads",
+    "bench_api",
+    "bench_deliveries",
+    "bench_nurture",
+    "bench_audience",
+    "bench_reports",
+)
 
 
 def timed(function, count: int) -> float:

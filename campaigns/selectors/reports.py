@@ -12,7 +12,7 @@ import datetime
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Count, DateField, F, Q, QuerySet, Sum
+from django.db.models import Count, DateField, F, Max, Q, QuerySet, Sum
 from django.db.models.fields.json import KT
 from django.db.models.functions import TruncDate, TruncWeek
 from django.utils import timezone
@@ -30,6 +30,10 @@ class Dimension:
     label: str
     columns: dict[str, dict[str, object]]  # table -> {row column: field path or expression}
     filter_paths: dict[str, str] = field(default_factory=dict)  # table -> path compared with the filter values
+    # Columns that name a group someone reads (a campaign's slug and name) rather than key it (its id):
+    # taken with MAX() instead of grouped on, so the database groups by ids alone. Grouping by text
+    # too made PostgreSQL misjudge the number of groups and sort on disk (bench/bench_reports.py).
+    label_columns: frozenset[str] = frozenset()
 
     def reaches(self, table: str) -> bool:
         return table in self.columns
@@ -52,6 +56,7 @@ def _related(name: str, *, leads: str, stats: str | None, clicks: str | None, la
             }
         ),
         filter_paths={table: f"{prefix}__{key}" for table, prefix in tables.items()},
+        label_columns=frozenset({name}),
     )
 
 
@@ -80,6 +85,7 @@ DIMENSIONS: dict[str, Dimension] = {
             }
         ),
         filter_paths={LEADS: "campaign_id", STATS: "campaign_id", CLICKS: "campaign_id"},
+        label_columns=frozenset({"campaign", "campaign_name"}),
     ),
     "traffic_source_kind": _plain(
         "traffic_source_kind",
@@ -152,18 +158,40 @@ def _ratio(numerator, denominator, places: str = "0.0001") -> Decimal | None:
     return (Decimal(numerator) / Decimal(denominator)).quantize(Decimal(places))
 
 
-def _grouped(queryset: QuerySet, table: str, group_by: list[str], with_currency: bool, aggregates: dict) -> list[dict]:
-    columns = {f"g_{column}": expr for name in group_by for column, expr in DIMENSIONS[name].columns[table].items()}
+def key_columns(group_by: list[str]) -> list[str]:
+    """The group columns that key a row (ids, codes, dates), without the labels read from them."""
+    return [
+        column
+        for name in group_by
+        for column in DIMENSIONS[name].columns[LEADS]
+        if column not in DIMENSIONS[name].label_columns
+    ]
+
+
+def _grouped(
+    queryset: QuerySet, table: str, group_by: list[str], with_currency: bool, aggregates: dict, extra_keys=None
+) -> list[dict]:
+    keys, labels = {}, {}
+    for name in group_by:
+        dimension = DIMENSIONS[name]
+        for column, expr in dimension.columns[table].items():
+            (labels if column in dimension.label_columns else keys)[f"g_{column}"] = expr
     if with_currency:
-        columns["g_currency"] = F("campaign__offer__currency" if table != LEADS else "offer__currency")
-    if not columns:
+        keys["g_currency"] = F("campaign__offer__currency" if table != LEADS else "offer__currency")
+    keys.update(extra_keys or {})
+    aggregates = {**aggregates, **{column: Max(expr) for column, expr in labels.items()}}
+    if not keys:
         # .values() with nothing in it would group by every field of the table.
         return [queryset.aggregate(**aggregates)]
-    return list(queryset.order_by().values(**columns).annotate(**aggregates))
+    return list(queryset.order_by().values(**keys).annotate(**aggregates))
 
 
 def _key(row: dict, columns: list[str]) -> tuple:
     return tuple(row.get(f"g_{column}") for column in columns)
+
+
+def _labels(row: dict, columns: list[str]) -> dict:
+    return {column: row[f"g_{column}"] for column in columns}
 
 
 def _filtered(queryset: QuerySet, table: str, filters: dict[str, list]) -> QuerySet:
@@ -212,6 +240,8 @@ def report(
     filters = {name: list(values) for name, values in (filters or {}).items() if values}
     used = [DIMENSIONS[name] for name in [*group_by, *filters]]
     columns = group_columns(group_by) + (["currency"] if include_money else [])
+    keys = key_columns(group_by) + (["currency"] if include_money else [])
+    labels = [column for column in columns if column not in keys]
     start, end = _day_bounds(date_from, date_to)
 
     lead_model = Campaign._meta.get_field("leads").related_model
@@ -223,13 +253,14 @@ def report(
     in_offer_currency = Q(sale_currency=F("offer__currency")) | Q(sale_currency="")
     rows: dict[tuple, dict] = {}
 
-    def row_for(key: tuple) -> dict:
+    def row_for(found: dict) -> dict:
+        key = _key(found, keys)
         if key not in rows:
-            rows[key] = {column: value for column, value in zip(columns, key, strict=True)}
+            rows[key] = {**dict(zip(keys, key, strict=True)), **_labels(found, labels)}
         return rows[key]
 
     lead_aggregates = {
-        "leads": Count("pk"),
+        "leads": Count("*"),
         "valid_leads": Count("pk", filter=valid),
         "duplicates": Count("pk", filter=Q(is_duplicate=True)),
         "suspect": Count("pk", filter=Q(validity="suspect", is_duplicate=False)),
@@ -245,35 +276,33 @@ def report(
         lead_aggregates["revenue"] = Sum("sale_amount", filter=Q(status="won") & in_offer_currency)
     for found in _grouped(lead_rows, LEADS, group_by, include_money, lead_aggregates):
         if found["leads"]:
-            row_for(_key(found, columns)).update({name: found[name] for name in lead_aggregates})
+            row_for(found).update({name: found[name] for name in lead_aggregates})
 
     other_currencies: dict[tuple, dict] = {}
     stats_known = include_money and all(dimension.reaches(STATS) for dimension in used)
     clicks_known = include_money and all(dimension.reaches(CLICKS) for dimension in used)
     if include_money:
         # Sales a buyer reported in another currency than the offer's: shown apart, never converted.
-        sales = lead_rows.filter(status="won").exclude(in_offer_currency).order_by()
-        group = {f"g_{c}": e for n in group_by for c, e in DIMENSIONS[n].columns[LEADS].items()}
-        for found in sales.values(**group, g_currency=F("offer__currency"), sale=F("sale_currency")).annotate(
-            total=Sum("sale_amount")
-        ):
-            amounts = other_currencies.setdefault(_key(found, columns), {})
+        sales = lead_rows.filter(status="won").exclude(in_offer_currency)
+        extra = {"sale": F("sale_currency")}
+        for found in _grouped(sales, LEADS, group_by, True, {"total": Sum("sale_amount")}, extra_keys=extra):
+            amounts = other_currencies.setdefault(_key(found, keys), {})
             amounts[found["sale"]] = found["total"].quantize(Decimal("0.01"))
     if stats_known:
         stats = _filtered(DailyStat.objects.filter(date__gte=date_from, date__lte=date_to), STATS, filters)
         totals = {"impressions": Sum("impressions"), "clicks": Sum("clicks"), "spend": Sum("spend")}
         for found in _grouped(stats, STATS, group_by, True, totals):
             if found["spend"] is not None:
-                row_for(_key(found, columns)).update({name: found[name] for name in totals})
+                row_for(found).update({name: found[name] for name in totals})
     if clicks_known:
         clicks = _filtered(Click.objects.filter(created_at__gte=start, created_at__lt=end), CLICKS, filters)
-        for found in _grouped(clicks, CLICKS, group_by, True, {"tracked_clicks": Count("pk")}):
+        # COUNT(*), so PostgreSQL may answer from the campaign/time index alone.
+        for found in _grouped(clicks, CLICKS, group_by, True, {"tracked_clicks": Count("*")}):
             if found["tracked_clicks"]:
-                row_for(_key(found, columns))["tracked_clicks"] = found["tracked_clicks"]
+                row_for(found)["tracked_clicks"] = found["tracked_clicks"]
 
     report_rows = []
-    for key in sorted(rows, key=_sort_key):
-        row = rows[key]
+    for key, row in sorted(rows.items(), key=lambda item: _sort_key(tuple(item[1][c] for c in columns))):
         entry = {column: row[column] for column in columns}
         entry.update({name: row.get(name, 0) for name in COUNT_METRICS})
         if include_money:
