@@ -19,12 +19,10 @@ from django.utils.text import slugify
 
 from .models import TrafficSource
 from .selectors.placements import blacklisted_ids, percent_text, placement_blacklist, placement_quality
-from .selectors.reports import DIMENSIONS, PLACEMENT_GROUPINGS
+from .selectors.reports import DIMENSIONS, EARLIEST_DAY, LATEST_DAY, PLACEMENT_GROUPINGS
 
 PERMISSION = "campaigns.view_dailystat"  # the one the campaign reports need: spend and revenue are in them
 DEFAULT_DAYS = 30
-# Python dates end in year 9999 and a day is added to the end of the period; nothing was tracked before 2000.
-EARLIEST, LATEST = datetime.date(2000, 1, 1), datetime.date(2099, 12, 31)
 
 
 class PlacementQualityForm(forms.Form):
@@ -39,8 +37,8 @@ class PlacementQualityForm(forms.Form):
     def clean(self):
         data = super().clean()
         for name in ("date_from", "date_to"):
-            if data.get(name) and not EARLIEST <= data[name] <= LATEST:
-                self.add_error(name, f"Pick a date between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}.")
+            if data.get(name) and not EARLIEST_DAY <= data[name] <= LATEST_DAY:
+                self.add_error(name, f"Pick a date between {EARLIEST_DAY:%Y-%m-%d} and {LATEST_DAY:%Y-%m-%d}.")
         if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
             self.add_error("date_to", "The period ends before it starts.")
         return data

@@ -29,18 +29,19 @@ class Column:
     name: str  # the `sort` parameter
     label: str
     key: str  # the row key it shows
-    kind: str  # text, count, money, percent or amounts
+    kind: str  # text, count, money, percent, times (ROAS: 1.60x) or amounts
     groups: bool = False  # a grouping's column: empty in the totals
     choices: dict | None = None  # code -> label, for dimensions stored as codes
     link_key: str | None = None  # a campaign's id, for the link to its admin page
+    places: int = 2  # decimals of money (EPC is often a fraction of a cent)
 
     @property
     def numeric(self) -> bool:
-        return self.kind in ("count", "money", "percent")
+        return self.kind in ("count", "money", "percent", "times")
 
     @property
     def csv_label(self) -> str:
-        return f"{self.label} (%)" if self.kind == "percent" else self.label
+        return {"percent": f"{self.label} (%)", "times": f"{self.label} (x)"}.get(self.kind, self.label)
 
     def value(self, row: dict):
         """The row's value, None when the report does not know it (spend per country, a missing sub id)."""
@@ -56,10 +57,14 @@ class Column:
         value = self.value(row)
         if value is None:
             return ""
-        if self.kind in ("count", "money"):
+        if self.kind == "count":
             return f"{value:,}"
+        if self.kind == "money":
+            return f"{self._rounded(value):,}"
         if self.kind == "percent":
             return f"{_percent(value):,}%"
+        if self.kind == "times":
+            return f"{self._rounded(value):,}x"
         if self.kind == "amounts":
             return _amounts(value)
         return value.isoformat() if isinstance(value, datetime.date) else str(value)
@@ -71,11 +76,16 @@ class Column:
             return ""
         if self.kind == "percent":
             return str(_percent(value))
+        if self.kind in ("money", "times"):
+            return str(self._rounded(value))
         if self.kind == "amounts":
             return _amounts(value)
         if isinstance(value, datetime.date):
             return value.isoformat()
         return spreadsheet_safe(value) if isinstance(value, str) else str(value)
+
+    def _rounded(self, value: Decimal) -> Decimal:
+        return value.quantize(Decimal(1).scaleb(-self.places))
 
     def sort_value(self, row: dict):
         value = self.value(row)
@@ -118,8 +128,8 @@ METRIC_COLUMNS = [
     Column("conversion_rate", "Conv. rate", "conversion_rate", "percent"),
     Column("validity_rate", "Validity", "validity_rate", "percent"),
     Column("roi", "ROI", "roi", "percent"),
-    Column("roas", "ROAS", "roas", "percent"),
-    Column("epc", "EPC", "epc", "money"),
+    Column("roas", "ROAS", "roas", "times"),
+    Column("epc", "EPC", "epc", "money", places=4),
     Column("currency", "Currency", "currency", "text"),
 ]
 # Buyers' sales in another currency than the offer's are never converted; shown apart when there are any.

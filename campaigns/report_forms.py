@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from .models import Advertiser, Campaign, Offer, TrafficSource
 from .selectors import DIMENSIONS, GROUPINGS
+from .selectors.reports import EARLIEST_DAY, LATEST_DAY
 from .visitor import normalise_country
 
 DEFAULT_DAYS = 30
@@ -82,6 +83,10 @@ class ReportForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         date_from, date_to = cleaned.get("date_from"), cleaned.get("date_to")
+        for name, day in (("date_from", date_from), ("date_to", date_to)):
+            if day and not EARLIEST_DAY <= day <= LATEST_DAY:
+                self.add_error(name, f"Pick a day between {EARLIEST_DAY:%Y-%m-%d} and {LATEST_DAY:%Y-%m-%d}.")
+                return cleaned
         if date_from and date_to:
             if date_to < date_from:
                 raise forms.ValidationError("The end date is before the start date.", code="period_reversed")

@@ -5,8 +5,10 @@ from decimal import Decimal
 from django.db.models import (
     Count,
     DecimalField,
+    F,
     IntegerField,
     OuterRef,
+    Q,
     QuerySet,
     Subquery,
     Sum,
@@ -43,7 +45,12 @@ def campaign_list_with_metrics(queryset: QuerySet[Campaign] | None = None) -> Qu
         clicks_tracked=_per_campaign(Click.objects.all(), Count("pk"), IntegerField()),
         leads_total=_per_campaign(leads, Count("pk"), IntegerField()),
         valid_leads=_per_campaign(leads.filter(validity="valid", is_duplicate=False), Count("pk"), IntegerField()),
-        revenue_total=_per_campaign(leads.filter(status="won"), Sum("sale_amount"), _MONEY),
+        # As the report counts it: sales in the offer's currency (others are never added in).
+        revenue_total=_per_campaign(
+            leads.filter(Q(sale_currency="") | Q(sale_currency=F("offer__currency")), status="won"),
+            Sum("sale_amount"),
+            _MONEY,
+        ),
     )
 
 

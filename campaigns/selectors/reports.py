@@ -12,15 +12,18 @@ import datetime
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Count, DateField, F, Max, Q, QuerySet, Sum
+from django.db.models import Count, DateField, F, Max, Q, QuerySet, Sum, TextField, Value
 from django.db.models.fields.json import KT
-from django.db.models.functions import TruncDate, TruncWeek
+from django.db.models.functions import NullIf, TruncDate, TruncWeek
 from django.utils import timezone
 
 from ..models import Campaign, Click, DailyStat
 from ..services.clicks import SUB_ID_PARAMS
 
 LEADS, STATS, CLICKS = "leads", "stats", "clicks"
+# The days a report may cover: nothing was tracked before 2000, and Python's dates end in 9999 (the
+# end of a period is the start of the day after it). Forms and the API check this before asking.
+EARLIEST_DAY, LATEST_DAY = datetime.date(2000, 1, 1), datetime.date(2099, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -67,9 +70,11 @@ def _plain(name: str, label: str, **paths: str) -> Dimension:
 def _sub_id(name: str) -> Dimension:
     # Placements, zones and creatives live in the sub ids a source passes on its click URL.
     path = f"sub_ids__{name}"
+    # An empty id and a missing one are the same: traffic without a placement.
+    placement = NullIf(KT(path), Value(""), output_field=TextField())
     return Dimension(
         label=name.capitalize() if not name.startswith("sub") else name,
-        columns={LEADS: {name: KT(path)}, CLICKS: {name: KT(path)}},
+        columns={LEADS: {name: placement}, CLICKS: {name: placement}},
         filter_paths={LEADS: path, CLICKS: path},
     )
 
@@ -224,12 +229,16 @@ def report(
     money (partners), traffic and money figures are left out: they are the company's.
 
     Metrics: counts of leads by judgement (hard/soft, qualified and converted among valid
-    leads), revenue = sales of converted leads in the offer's currency (a returned lead's sale
-    is reversed, so it is net of returns; sales in other currencies are listed apart), spend,
+    leads), revenue = every sale reported in the offer's currency, on valid leads or not (the
+    money came in; a returned lead's sale is reversed, so it is net of returns; sales in other
+    currencies are listed apart), spend,
     CPL = spend / valid, cost per qualified, conversion = converted / valid, validity = valid /
     leads, ROI = (revenue - spend) / spend, ROAS = revenue / spend, EPC = revenue / clicks
-    (the source's reported clicks, or our tracked clicks where the grouping has no stats).
+    (the source's reported clicks, or our tracked clicks where it reported none).
     """
+    for day in (date_from, date_to):
+        if not EARLIEST_DAY <= day <= LATEST_DAY:
+            raise ValueError(f"Report days lie between {EARLIEST_DAY} and {LATEST_DAY}, not {day}")
     unknown = [name for name in group_by if name not in DIMENSIONS]
     if unknown:
         raise ValueError(f"Unknown report grouping: {', '.join(unknown)}")
@@ -310,7 +319,9 @@ def report(
                 impressions=row.get("impressions", 0) if stats_known else None,
                 clicks=row.get("clicks", 0) if stats_known else None,
                 tracked_clicks=row.get("tracked_clicks", 0) if clicks_known else None,
-                spend=row.get("spend", Decimal("0")).quantize(Decimal("0.01")) if stats_known else None,
+                # Spend is kept to the fraction of a cent it was imported with, so totals add up
+                # exactly; it is rounded where it is shown.
+                spend=row.get("spend", Decimal("0")) if stats_known else None,
                 revenue=(row.get("revenue") or Decimal("0")).quantize(Decimal("0.01")),
             )
             if key in other_currencies:
@@ -334,7 +345,8 @@ def _add_ratios(row: dict) -> None:
     if "revenue" not in row:
         return
     spend, revenue = row["spend"], row["revenue"]
-    clicks = row["clicks"] if row["clicks"] is not None else row["tracked_clicks"]
+    # The source's clicks; ours where it reported none (no stats for the group, or a grouping without them).
+    clicks = row["clicks"] or row["tracked_clicks"]
     row.update(
         cpl=_ratio(spend, row["valid_leads"], "0.01"),
         cost_per_qualified=_ratio(spend, row["qualified"], "0.01"),

@@ -49,7 +49,8 @@ HEADERS = [
     "EPC",
     "Currency",
 ]
-PERCENT_HEADERS = {"Conv. rate", "Validity", "ROI", "ROAS"}
+PERCENT_HEADERS = {"Conv. rate", "Validity", "ROI"}
+TIMES_HEADERS = {"ROAS"}  # revenue per unit of spend: 2.40x
 
 
 class ReportTable(HTMLParser):
@@ -170,7 +171,7 @@ def test_marketing_sees_each_campaigns_figures_and_the_totals(marketing, two_cam
         "Conv. rate": "50.00%",
         "Validity": "50.00%",
         "ROI": "140.00%",
-        "ROAS": "240.00%",
+        "ROAS": "2.40x",
         "EPC": "1.2000",
         "Currency": "USD",
     }
@@ -196,7 +197,7 @@ def test_marketing_sees_each_campaigns_figures_and_the_totals(marketing, two_cam
         "Conv. rate": "0.00%",
         "Validity": "50.00%",
         "ROI": "-100.00%",
-        "ROAS": "0.00%",
+        "ROAS": "0.00x",
         "EPC": "0.0000",
         "Currency": "USD",
     }
@@ -223,7 +224,7 @@ def test_marketing_sees_each_campaigns_figures_and_the_totals(marketing, two_cam
         "Conv. rate": "33.33%",
         "Validity": "50.00%",
         "ROI": "50.00%",
-        "ROAS": "150.00%",
+        "ROAS": "1.50x",
         "EPC": "0.7500",
         "Currency": "USD",
     }
@@ -305,11 +306,11 @@ def test_an_unknown_sort_column_keeps_the_report_order(marketing, two_campaigns)
 
 
 def _shown_as_plain(text: str, header: str) -> str:
-    """A page cell as the CSV writes it: no thousands separators, no % sign, empty for unknown."""
+    """A page cell as the CSV writes it: no thousands separators, no % or x sign, empty for unknown."""
     if text == "—":
         return ""
     if header in HEADERS and header != "Currency":
-        return text.replace(",", "").removesuffix("%")
+        return text.replace(",", "").removesuffix("%").removesuffix("x")
     return text
 
 
@@ -327,7 +328,10 @@ def test_csv_is_the_table_shown_with_the_same_rows_order_and_totals(marketing, t
     )
     header, *lines = list(csv.reader(io.StringIO(response.content.decode())))
     shown_headers = [label.removesuffix(" ▼").removesuffix(" ▲") for label in table.headers]
-    assert header == [f"{label} (%)" if label in PERCENT_HEADERS else label for label in shown_headers]
+    assert header == [
+        f"{label} (%)" if label in PERCENT_HEADERS else f"{label} (x)" if label in TIMES_HEADERS else label
+        for label in shown_headers
+    ]
     shown = [
         [_shown_as_plain(text, label) for text, label in zip(row, shown_headers, strict=True)]
         for row in table.rows + table.totals
@@ -374,6 +378,7 @@ def test_csv_cells_cannot_run_as_spreadsheet_formulas(marketing):
             "Choose a period of at most 366 days; this one has 367.",
         ),
         ({"date_from": "yesterday"}, "Enter a valid date."),
+        ({"date_from": "9999-12-01", "date_to": "9999-12-31"}, "Pick a day between 2000-01-01 and 2099-12-31."),
         ({"country": "US, XX"}, "Not ISO country codes: XX."),
         ({"group_by": "campaign", "then_by": "campaign"}, "Choose a second grouping different from the first"),
         ({"group_by": "password"}, "Select a valid choice."),

@@ -283,17 +283,18 @@ MON_USD = {  # solar-a 2000 / 60 / 30.00 + solar-push 800 / 20 / 10.00; tracked 
 }  # fmt: skip
 TUE_EUR = {  # L8 contacted (soft), L9 won 50 (hard); roof-b has no stats on TUE: spend 0, so CPL 0.00
     **counts(leads=2, valid=2, qualified=2, hard=1, soft=1, converted=1, conversion="0.5000", validity="1.0000"),
-    # ROI and ROAS divide by the zero spend; EPC by the zero clicks (tracked are only the fallback)
+    # ROI and ROAS divide by the zero spend; the source reported no clicks, so EPC = 50 / 1 tracked click
     **money(
         currency="EUR", impressions=0, clicks=0, tracked=1, spend="0.00", revenue="50.00",
-        cpl="0.00", per_qualified="0.00", roi=None, roas=None, epc=None,
+        cpl="0.00", per_qualified="0.00", roi=None, roas=None, epc="50.0000",
     ),
 }  # fmt: skip
 TUE_USD = {  # L4 suspect, L5 duplicate, L6 invalid: no valid lead; solar-a 500 / 0 / 0.00; 1 tracked
     **counts(leads=3, duplicates=1, suspect=1, invalid=1, conversion=None, validity="0.0000"),
+    # no reported clicks: EPC = 0 revenue / 1 tracked click
     **money(
         currency="USD", impressions=500, clicks=0, tracked=1, spend="0.00", revenue="0.00",
-        cpl=None, per_qualified=None, roi=None, roas=None, epc=None,
+        cpl=None, per_qualified=None, roi=None, roas=None, epc="0.0000",
     ),
 }  # fmt: skip
 SOLAR_A_MON = {  # L2, L3; solar-a alone: 2000 / 60 / 30.00; tracked 2
@@ -710,11 +711,35 @@ def test_groups_sort_by_id_as_a_number_not_as_text():
         ({"group_by": ["campaign"], "filters": {"weather": ["sunny"]}}, "Unknown report filter: weather"),
         # the dates choose the days
         ({"group_by": ["campaign"], "filters": {"day": [MON]}}, "Unknown report filter: day"),
+        # the end of a period is the start of the day after it: there is none after 9999-12-31
+        ({"group_by": ["day"], "date_to": date(9999, 12, 31)}, "Report days lie between"),
     ],
 )
 def test_an_unknown_grouping_or_filter_is_a_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        report(date_from=MON, date_to=MON, **kwargs)
+        report(**{"date_from": MON, "date_to": MON, **kwargs})
+
+
+def test_an_empty_sub_id_and_a_missing_one_are_one_group():
+    campaign = CampaignFactory(offer__currency="USD")
+    for sub_ids in ({"zone": ""}, {}, {"zone": "z1"}):
+        LeadFactory(campaign=campaign, created_at=at_noon(MON), sub_ids=sub_ids)
+        ClickFactory(campaign=campaign, created_at=at_noon(MON), sub_ids=sub_ids)
+
+    rows = run(["zone"], MON, MON, filters={"campaign": [campaign.pk]})
+
+    assert [(row["zone"], row["leads"], row["tracked_clicks"]) for row in rows] == [("z1", 1, 1), (None, 2, 2)]
+
+
+def test_totals_add_spend_to_the_fraction_of_a_cent_before_rounding():
+    # Three days of 0.3333 spend: 0.9999 in all, which rounds to 1.00 (the rounded days add to 0.99).
+    campaign = CampaignFactory(offer__currency="USD")
+    for day in (SUN, MON, TUE):
+        DailyStatFactory(campaign=campaign, date=day, spend=Decimal("0.3333"))
+
+    [total] = report_totals(run(["day"], filters={"campaign": [campaign.pk]}))
+
+    assert total["spend"].quantize(Decimal("0.01")) == Decimal("1.00")
 
 
 @pytest.mark.parametrize("grouping", GROUPINGS)

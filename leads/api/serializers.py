@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from campaigns.models import Campaign, LeadType, validate_currency
 from campaigns.selectors import GROUPINGS
+from campaigns.selectors.reports import EARLIEST_DAY, LATEST_DAY
 
 from ..models import Lead, LeadOutcome, LeadStatus, Qualification, Validity
 from ..services.submission import TEXT_FIELDS
@@ -236,6 +237,9 @@ class CampaignSerializer(serializers.ModelSerializer):
 
 
 REPORT_GROUP_CHOICES = list(GROUPINGS)
+# Partners see their own leads by what they know already: not who buys them (advertiser) nor which
+# sources, placements and pages the company runs traffic through.
+PARTNER_REPORT_GROUPS = ["campaign", "traffic_source_kind", "offer", "day", "week", "country", "device_type"]
 
 
 class ReportQuerySerializer(serializers.Serializer):
@@ -250,11 +254,14 @@ class ReportQuerySerializer(serializers.Serializer):
         unknown = [name for name in groups if name not in REPORT_GROUP_CHOICES]
         if unknown or not groups:
             raise serializers.ValidationError(f"Use some of {', '.join(REPORT_GROUP_CHOICES)}.")
-        if "advertiser" in groups and self.context.get("partner") is not None:
-            raise serializers.ValidationError("Partners cannot group by advertiser: who buys leads is not shared.")
+        if self.context.get("partner") is not None and set(groups) - set(PARTNER_REPORT_GROUPS):
+            raise serializers.ValidationError(f"Partners may group by {', '.join(PARTNER_REPORT_GROUPS)}.")
         return list(dict.fromkeys(groups))
 
     def validate(self, attrs):
+        for name in ("date_from", "date_to"):
+            if not EARLIEST_DAY <= attrs[name] <= LATEST_DAY:
+                raise serializers.ValidationError({name: [f"Must be between {EARLIEST_DAY} and {LATEST_DAY}."]})
         if attrs["date_to"] < attrs["date_from"]:
             raise serializers.ValidationError({"date_to": ["Must not be before date_from."]})
         if (attrs["date_to"] - attrs["date_from"]).days > 366:
@@ -324,7 +331,12 @@ class ReportRowSerializer(serializers.Serializer):
     clicks = serializers.IntegerField(required=False, allow_null=True, help_text="Clicks the source reported.")
     tracked_clicks = serializers.IntegerField(required=False, allow_null=True, help_text="Clicks we recorded.")
     spend = _ratio_field(2, required=False)
-    revenue = _ratio_field(2, "Sales of converted leads, net of returns.", required=False)
+    revenue = _ratio_field(
+        2,
+        "Every sale reported, in the offer's currency, net of returns (also sales on leads we judged invalid or "
+        "duplicate: the money came in; `converted` counts only valid leads).",
+        required=False,
+    )
     cpl = _ratio_field(2, "spend / valid leads", required=False)
     cost_per_qualified = _ratio_field(2, "spend / qualified leads", required=False)
     roi = _ratio_field(4, "(revenue - spend) / spend", required=False)

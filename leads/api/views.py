@@ -285,7 +285,10 @@ class ReportView(APIView):
             group_by=query.validated_data["group_by"],
             leads=_report_leads(request.user),
             # Money is the company's: staff who may see spend (marketing, managers), never partners.
-            include_money=partner is None and request.user.has_perm("campaigns.view_dailystat"),
+            # Spend covers every lead, so it is shown only beside every lead, never a rep's share of them.
+            include_money=partner is None
+            and request.user.has_perm("campaigns.view_dailystat")
+            and can_see_all_leads(request.user),
         )
         return Response(ReportSerializer({**query.validated_data, "rows": rows}).data)
 

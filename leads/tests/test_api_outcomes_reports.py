@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 import pytest
 import schemathesis
+from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, transaction
@@ -564,12 +565,12 @@ def test_report_by_campaign_matches_hand_computed_figures(report_data, staff_cli
             **NO_LEADS,
             **money(0, 0, 0, "0.00", "0.00", None, None, None, None, None),
         },
-        # spend without leads: no CPL or rates; ROI -100 %; ROAS 0; its tracked click does not make an EPC
-        # where the source reported 0 clicks
+        # spend without leads: no CPL or rates; ROI -100 %; ROAS 0; the source reported 0 clicks, so
+        # EPC = 0 revenue / its 1 tracked click
         {
             **campaign_columns(report_data.idle),
             **NO_LEADS,
-            **money(300, 0, 1, "10.00", "0.00", None, None, "-1.0000", "0.0000", None),
+            **money(300, 0, 1, "10.00", "0.00", None, None, "-1.0000", "0.0000", "0.0000"),
         },
         {**campaign_columns(report_data.roofing), **ROOFING},
         {**campaign_columns(report_data.solar), **SOLAR},
@@ -679,15 +680,30 @@ def test_a_supplier_sees_counts_of_its_own_leads_only_and_no_money(report_data):
     assert not keys & (MONEY_KEYS | TRAFFIC_KEYS)
 
 
-@pytest.mark.parametrize("group_by", ["advertiser", "campaign,advertiser"])
-def test_a_supplier_may_not_group_by_advertiser(report_data, staff_client, group_by):
+@pytest.mark.parametrize(
+    "group_by", ["advertiser", "campaign,advertiser", "traffic_source", "zone", "campaign,placement", "landing_page"]
+)
+def test_a_supplier_may_not_group_by_buyers_sources_placements_or_pages(report_data, staff_client, group_by):
     client = api_client(report_data.supplier, [ApiScope.REPORTS_READ])
 
     response = client.get(reverse("api-reports"), {"date_from": DAY_1, "date_to": DAY_2, "group_by": group_by})
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid" and "group_by" in response.json()["error"]["fields"]
-    assert len(report(staff_client, group_by)) == 4  # staff may: one advertiser per campaign here
+    assert report(staff_client, group_by)  # staff may
+
+
+def test_staff_who_see_only_their_own_leads_get_no_spend_beside_them(report_data, staff_user_in):
+    # Spend is for every lead of a campaign; beside a rep's share of the leads it would read as their CPL.
+    user = staff_user_in("Sales")
+    user.user_permissions.add(Permission.objects.get(codename="view_dailystat"))
+    LeadFactory(campaign=report_data.solar, created_at=at_noon(DAY_1), assigned_to=user)
+    client = APIClient()
+    client.force_login(user)
+
+    rows = report(client, "campaign")
+
+    assert {key for row in rows for key in row} == {"campaign", "campaign_name", "campaign_id", *COUNT_KEYS}
 
 
 def test_a_supplier_without_the_reports_scope_is_403(report_data):
@@ -708,8 +724,19 @@ def test_a_supplier_without_the_reports_scope_is_403(report_data):
         ({"date_to": "2025-03-11"}, "date_from"),
         ({"date_from": "10/03/2025", "date_to": "2025-03-11"}, "date_from"),
         ({"date_from": "2024-01-01", "date_to": "2025-03-11"}, "date_to"),
+        ({"date_from": "9999-12-01", "date_to": "9999-12-31"}, "date_from"),
+        ({"date_from": "1999-12-31", "date_to": "2000-01-02"}, "date_from"),
     ],
-    ids=["date_to-before-date_from", "unknown-group", "empty-group", "no-date_from", "bad-date", "over-366-days"],
+    ids=[
+        "date_to-before-date_from",
+        "unknown-group",
+        "empty-group",
+        "no-date_from",
+        "bad-date",
+        "over-366-days",
+        "year-9999",
+        "before-2000",
+    ],
 )
 def test_a_bad_report_query_is_400_in_the_error_shape(staff_client, query, field):
     response = staff_client.get(reverse("api-reports"), query)
