@@ -72,6 +72,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "leads.assign_lead",
         "leads.export_lead",
         "leads.view_all_leads",
+        # A person's request to be forgotten is handled by a manager.
+        "leads.erase_lead",
         # Onboarding partners and their keys is a manager's call.
         *_all("leads", ("partner", "apikey", "leadoutcome"), ("add", "change", "view")),
         # Buyers' destinations and routes, and redelivering what failed.

@@ -276,6 +276,9 @@ class Lead(models.Model):
     first_contacted_at = models.DateTimeField(null=True, blank=True)
     next_follow_up = models.DateField(null=True, blank=True)
     escalated_at = models.DateTimeField(null=True, blank=True)
+    erased_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the person's data was erased on request; the lead still counts."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -283,6 +286,7 @@ class Lead(models.Model):
             ("view_all_leads", "Can see every lead, not only own and unassigned"),
             ("assign_lead", "Can assign leads to any sales rep"),
             ("export_lead", "Can export leads as CSV"),
+            ("erase_lead", "Can erase a lead's personal data"),
         ]
         indexes = [
             # Dedupe and velocity lookups: per offer and contact, per IP, within a time window.
@@ -359,6 +363,7 @@ class LeadEvent(models.Model):
         DELIVERY = "delivery", "Delivery"
         POSTBACK = "postback", "Postback"
         NURTURE = "nurture", "Nurture"
+        ERASED = "erased", "Personal data erased"
 
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=20, choices=Kind.choices)

@@ -33,6 +33,7 @@ from ..models import (
 from ..selectors import can_see_all_leads, can_work_lead, lead_list
 from ..services import lead_add_note, lead_assign, lead_claim, lead_log_call, lead_set_status
 from ..services.assignment import sales_reps
+from ..services.erasure import lead_erase
 from ..services.normalisation import normalise_phone
 from ..services.workflow import ALLOWED_TRANSITIONS, validate_status_change
 from .delivery import DeliveryInline, PostbackInline
@@ -192,6 +193,14 @@ class CallLogInline(admin.TabularInline):
         return False
 
 
+class EraseConfirmForm(forms.Form):
+    confirm = forms.BooleanField(
+        label="Erase for good",
+        help_text="Names, email, phone, address, answers, IP, notes and call notes are blanked everywhere and "
+        "cannot be restored. The leads stay, counted in reports, and are never delivered, nurtured or exported.",
+    )
+
+
 class StatusChangeForm(forms.Form):
     reason = forms.CharField(required=False, max_length=300)
     sale_amount = forms.DecimalField(required=False, min_value=Decimal("0.01"), max_digits=14, decimal_places=2)
@@ -247,7 +256,15 @@ class LeadAdmin(admin.ModelAdmin):
     show_facets = ShowFacets.NEVER
     paginator = EstimatedCountPaginator
     inlines = [LeadNoteInline, CallLogInline, DeliveryInline, PostbackInline]
-    actions = ("claim_leads", "assign_leads", "mark_contacted", "mark_won", "mark_lost", "export_csv")
+    actions = (
+        "claim_leads",
+        "assign_leads",
+        "mark_contacted",
+        "mark_won",
+        "mark_lost",
+        "export_csv",
+        "erase_personal_data",
+    )
     readonly_fields = (
         "public_id",
         "email",
@@ -292,6 +309,7 @@ class LeadAdmin(admin.ModelAdmin):
         "first_contacted_at",
         "escalated_at",
         "is_test",
+        "erased_at",
         "timeline",
     )
     fieldsets = (
@@ -305,6 +323,7 @@ class LeadAdmin(admin.ModelAdmin):
                     ("country", "zip_code"),
                     "message",
                     "answers_table",
+                    "erased_at",
                 )
             },
         ),
@@ -544,6 +563,17 @@ class LeadAdmin(admin.ModelAdmin):
 
     def has_export_permission(self, request):
         return request.user.has_perm("leads.export_lead")
+
+    def has_erase_permission(self, request):
+        return request.user.has_perm("leads.erase_lead")
+
+    @admin.action(description="Erase personal data (the person asked)…", permissions=["erase"])
+    def erase_personal_data(self, request, queryset):
+        form = EraseConfirmForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            run_for_each(self, request, queryset, lambda lead: lead_erase(lead=lead, actor=request.user), "erased")
+            return None
+        return self._intermediate(request, queryset, form, "Erase personal data", "erase_personal_data")
 
     @admin.action(description="Assign to a sales rep…", permissions=["assign"])
     def assign_leads(self, request, queryset):

@@ -110,6 +110,9 @@ def _route(entry: OutboxEntry) -> Delivery | None:
             .select_related("campaign", "offer", "traffic_source")
             .get(pk=entry.lead_id)
         )
+        if lead.erased_at:
+            _set_payload(entry, {"skipped": "not deliverable: the person's data was erased"})
+            return None
         if not lead.is_billable or lead.status == LeadStatus.RETURNED:
             _set_payload(entry, {"skipped": "not deliverable (invalid, duplicate, test or returned)"})
             return None
@@ -288,7 +291,9 @@ def delivery_send(*, delivery: Delivery) -> tuple[str, float | None]:
 def _why_not_send(delivery: Delivery) -> str:
     """A retried or redelivered send is checked again: the lead may have been returned, or sold
     to another buyer, since the delivery was made."""
-    lead = Lead.objects.only("validity", "is_duplicate", "is_test", "status").get(pk=delivery.lead_id)
+    lead = Lead.objects.only("validity", "is_duplicate", "is_test", "status", "erased_at").get(pk=delivery.lead_id)
+    if lead.erased_at:
+        return "not sent: the person's data was erased"
     if not lead.is_billable or lead.status == LeadStatus.RETURNED:
         return "not sent: the lead was returned or is no longer deliverable"
     if Delivery.objects.filter(lead_id=delivery.lead_id, status__in=COUNTED).exclude(pk=delivery.pk).exists():

@@ -33,6 +33,7 @@ def _left_out() -> dict[str, Q]:
         "test": Q(is_test=True),
         "duplicate": Q(is_duplicate=True),
         "invalid": Q(validity=Validity.INVALID),
+        "erased": Q(erased_at__isnull=False),
     }
 
 
@@ -63,7 +64,7 @@ def _matching(audience: Audience, *, offers, campaigns, now) -> QuerySet[Lead]:
 
 
 def audience_leads(audience: Audience, *, offers=None, campaigns=None, now=None) -> QuerySet[Lead]:
-    """The audience's leads. Never: test, duplicate, invalid, suppressed, or without marketing consent.
+    """The audience's leads. Never: test, duplicate, invalid, erased, suppressed, or without marketing consent.
 
     offers and campaigns (give both): a segment's as chosen on a form, for conditions not saved yet
     (the audience may be unsaved); without them, the saved ones are read.
@@ -82,6 +83,7 @@ class AudienceSize:
     test: int
     duplicate: int
     invalid: int
+    erased: int
 
     @property
     def left_out(self) -> int:

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from leads.models import Lead, LeadEvent, Validity
 
-from ..models import Enrollment, Flow, FlowStep, Suppression
+from ..models import Enrollment, Flow, FlowStep, NurtureMessage, Suppression
 
 OPEN = (Enrollment.Status.ACTIVE, Enrollment.Status.PAUSED)
 
@@ -65,6 +65,13 @@ def enrollments_exit(*, enrollments, reason: str) -> int:
         for e in leaving
     )
     return len(leaving)
+
+
+def lead_erased_everywhere(*, lead: Lead, **_signal) -> None:
+    """An erased lead leaves its flows, and the messages sent to it forget the address (the lead's
+    erasure transaction is still open: both happen or neither)."""
+    enrollments_exit(enrollments=Enrollment.objects.filter(lead=lead), reason="personal data erased")
+    NurtureMessage.objects.filter(lead=lead).update(to_email="")
 
 
 def email_exit_everywhere(*, email: str, reason: str) -> int:

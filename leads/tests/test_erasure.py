@@ -1,0 +1,143 @@
+"""Erasing a person's data on their request: blanked everywhere, the lead still counted, nothing sent."""
+
+from decimal import Decimal
+
+import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.urls import reverse
+from django.utils import timezone
+
+from campaigns.selectors import report
+from leads.models import CallLog, DeliveryAttempt, Lead, LeadEvent, LeadNote, OutboxEntry
+from leads.services.delivery import delivery_outbox_handler
+from leads.services.erasure import lead_erase
+from leads.tests.factories import LeadFactory, delivered
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "admin:leads_lead_changelist"
+
+
+@pytest.fixture
+def person(db):
+    """A lead with the person's data in every place we keep it."""
+    lead = LeadFactory(
+        email="ann.lee@example.com",
+        phone="+16505551212",
+        first_name="Ann",
+        last_name="Lee",
+        company="Lee Roofing",
+        zip_code="94025",
+        message="Call me on 650 555 1212",
+        answers={"budget": "Ann's budget"},
+        raw_data={"email": "Ann.Lee@Example.com"},
+        ip="203.0.113.9",
+        user_agent="Mozilla/5.0",
+        consent=True,
+        consent_ip="203.0.113.9",
+        status="won",
+        sale_amount=Decimal("120.00"),
+        status_reason="Ann bought",
+    )
+    LeadNote.objects.create(lead=lead, body="Ann prefers mornings")
+    CallLog.objects.create(lead=lead, outcome="reached", notes="Spoke to Ann at home")
+    DeliveryAttempt.objects.create(
+        delivery=delivered(lead), outcome="accepted", response_excerpt='{"email": "ann.lee@example.com"}'
+    )
+    return lead
+
+
+def act(client, leads, **data):
+    return client.post(
+        reverse(CHANGELIST),
+        {"action": "erase_personal_data", ACTION_CHECKBOX_NAME: [lead.pk for lead in leads], **data},
+        follow=True,
+    )
+
+
+def test_a_manager_erases_a_person_after_confirming_and_the_lead_still_counts(client, staff_user_in, person):
+    manager = staff_user_in("Managers")
+    client.force_login(manager)
+    day = timezone.localdate()
+    before = report(date_from=day, date_to=day, group_by=["campaign"])
+
+    confirm_page = act(client, [person])
+    erased = act(client, [person], apply="1", confirm="on")
+
+    assert "Erase for good" in confirm_page.content.decode()
+    assert "1 lead(s) erased." in [str(message) for message in erased.context["messages"]]
+    lead = Lead.objects.get(pk=person.pk)
+    assert (lead.email, lead.phone, lead.first_name, lead.last_name, lead.company, lead.zip_code) == ("",) * 6
+    assert (lead.message, lead.answers, lead.raw_data, lead.ip, lead.user_agent, lead.consent_ip) == (
+        "",
+        {},
+        {},
+        None,
+        "",
+        None,
+    )
+    assert lead.status_reason == "" and lead.erased_at is not None
+    assert list(LeadNote.objects.filter(lead=lead).values_list("body", flat=True)) == ["(erased)"]
+    assert list(CallLog.objects.filter(lead=lead).values_list("notes", flat=True)) == [""]
+    assert list(DeliveryAttempt.objects.values_list("response_excerpt", flat=True)) == [""]
+    assert lead.events.get(kind=LeadEvent.Kind.ERASED).actor == manager
+    # What it counts for stays: the sale, the campaign, the judgement.
+    assert (lead.status, lead.sale_amount, lead.validity) == ("won", person.sale_amount, person.validity)
+    assert report(date_from=day, date_to=day, group_by=["campaign"]) == before
+
+
+def test_without_the_confirmation_nothing_is_erased(client, staff_user_in, person):
+    client.force_login(staff_user_in("Managers"))
+
+    response = act(client, [person], apply="1")
+
+    assert "This field is required." in response.content.decode()
+    person.refresh_from_db()
+    assert (person.email, person.erased_at) == ("ann.lee@example.com", None)
+
+
+@pytest.mark.parametrize("group", ["Sales", "Marketing"])
+def test_only_managers_may_erase(client, staff_user_in, person, group):
+    user = staff_user_in(group)
+    if group == "Sales":
+        person.assigned_to = user
+        person.save()
+    client.force_login(user)
+
+    choices = client.get(reverse(CHANGELIST)).context["action_form"].fields["action"].choices
+    response = act(client, [person], apply="1", confirm="on")
+
+    assert "erase_personal_data" not in {name for name, _ in choices}
+    assert "No action selected." in [str(message) for message in response.context["messages"]]
+    person.refresh_from_db()
+    assert person.erased_at is None and person.email == "ann.lee@example.com"
+
+
+def test_an_erased_lead_is_never_delivered_and_erasing_twice_changes_nothing(person):
+    waiting = OutboxEntry.objects.create(lead=person, kind=OutboxEntry.Kind.DELIVERY)
+    postback = OutboxEntry.objects.create(lead=person, kind=OutboxEntry.Kind.POSTBACK)
+
+    assert lead_erase(lead=person) is True
+    assert lead_erase(lead=person) is False
+
+    waiting.refresh_from_db()
+    postback.refresh_from_db()
+    assert (waiting.status, waiting.last_error) == ("done", "not sent: the lead's personal data was erased")
+    assert postback.status == "pending"  # a postback carries a click id and a payout, no one's data
+    assert person.events.filter(kind=LeadEvent.Kind.ERASED).count() == 1
+    # A delivery routed afterwards (a held lead released, a redelivery) is skipped, not sent blank.
+    late = OutboxEntry.objects.create(lead=person, kind=OutboxEntry.Kind.DELIVERY)
+    delivery_outbox_handler(late)
+    late.refresh_from_db()
+    assert "erased" in late.payload["skipped"]
+    assert person.deliveries.count() == 1  # only the one made before
+
+
+def test_the_lead_page_says_when_it_was_erased(client, staff_user_in, person):
+    lead_erase(lead=person)
+    client.force_login(staff_user_in("Managers"))
+
+    page = client.get(reverse("admin:leads_lead_change", args=[person.pk])).content.decode()
+
+    assert "ann.lee@example.com" not in page and "Ann prefers mornings" not in page
+    assert "Erased at" in page and "Personal data erased" in page
