@@ -280,7 +280,15 @@ def _fill_sqlite(campaigns: list[Campaign], start: datetime.datetime, date_from:
         clicks = int(impressions * (0.005 + rng.random() * 0.03))
         spend = Decimal(f"{clicks * (0.02 + rng.random() * 0.4):.4f}")
         date = date_from + datetime.timedelta(days=day)
-        return DailyStat(campaign=campaign, date=date, impressions=impressions, clicks=clicks, spend=spend)
+        return DailyStat(
+            campaign=campaign,
+            offer_id=campaign.offer_id,
+            traffic_source_id=campaign.traffic_source_id,
+            date=date,
+            impressions=impressions,
+            clicks=clicks,
+            spend=spend,
+        )
 
     def click(n: int) -> Click:
         campaign = campaigns[n % len(campaigns)]
@@ -322,7 +330,7 @@ def _groupings() -> dict[str, tuple[list[str], tuple[str, ...], dict[str, tuple[
             ("traffic_source_kind",),
             {
                 "leads": ("t.kind", "JOIN campaigns_trafficsource t ON t.id = l.traffic_source_id"),
-                "stats": ("t.kind", "JOIN campaigns_trafficsource t ON t.id = c.traffic_source_id"),
+                "stats": ("t.kind", "JOIN campaigns_trafficsource t ON t.id = s.traffic_source_id"),
                 "clicks": ("t.kind", "JOIN campaigns_trafficsource t ON t.id = k.traffic_source_id"),
             },
         ),
@@ -362,8 +370,7 @@ def _floor(tables: dict[str, tuple[str, str]], width: int, params: dict) -> dict
             rows[found[:width]].setdefault("revenue_other_currencies", {})[found[width]] = found[width + 1]
         cursor.execute(
             f"""SELECT {stats_group}, o.currency, sum(s.impressions), sum(s.clicks), sum(s.spend)
-            FROM campaigns_dailystat s JOIN campaigns_campaign c ON c.id = s.campaign_id
-            JOIN campaigns_offer o ON o.id = c.offer_id {stats_join}
+            FROM campaigns_dailystat s JOIN campaigns_offer o ON o.id = s.offer_id {stats_join}
             WHERE s.date >= %(date_from)s AND s.date <= %(date_to)s GROUP BY {positions}""",  # noqa: S608  SQL of this module
             params,
         )

@@ -477,6 +477,12 @@ class DailyStat(models.Model):
     """What the traffic source reports for one campaign and day: the cost side of every metric."""
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="daily_stats")
+    # The campaign's offer and source on the day, as leads copy them at capture: a campaign moved to
+    # another offer or source later keeps its past spend where its past leads are.
+    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="daily_stats", editable=False)
+    traffic_source = models.ForeignKey(
+        TrafficSource, on_delete=models.PROTECT, related_name="daily_stats", editable=False
+    )
     date = models.DateField()
     impressions = models.PositiveBigIntegerField(default=0)
     clicks = models.PositiveBigIntegerField(default=0)
@@ -489,6 +495,12 @@ class DailyStat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.campaign} {self.date}"
+
+    def save(self, *args, **kwargs):
+        if self.offer_id is None or self.traffic_source_id is None:
+            self.offer_id = self.offer_id or self.campaign.offer_id
+            self.traffic_source_id = self.traffic_source_id or self.campaign.traffic_source_id
+        super().save(*args, **kwargs)
 
 
 def new_click_id() -> str:

@@ -96,18 +96,19 @@ DIMENSIONS: dict[str, Dimension] = {
         "traffic_source_kind",
         "Traffic source kind",
         leads="traffic_source__kind",
-        stats="campaign__traffic_source__kind",
+        stats="traffic_source__kind",
         clicks="traffic_source__kind",
     ),
     "traffic_source": _related(
-        "traffic_source", leads="traffic_source", stats="campaign__traffic_source", clicks="traffic_source"
+        "traffic_source", leads="traffic_source", stats="traffic_source", clicks="traffic_source"
     ),
     # By id: offer names repeat across advertisers.
-    "offer": _related("offer", leads="offer", stats="campaign__offer", clicks="campaign__offer"),
+    # Clicks know their campaign only: a campaign's clicks count for the offer it has now.
+    "offer": _related("offer", leads="offer", stats="offer", clicks="campaign__offer"),
     "advertiser": _related(
         "advertiser",
         leads="offer__advertiser",
-        stats="campaign__offer__advertiser",
+        stats="offer__advertiser",
         clicks="campaign__offer__advertiser",
     ),
     "day": Dimension(
@@ -182,7 +183,7 @@ def _grouped(
         for column, expr in dimension.columns[table].items():
             (labels if column in dimension.label_columns else keys)[f"g_{column}"] = expr
     if with_currency:
-        keys["g_currency"] = F("campaign__offer__currency" if table != LEADS else "offer__currency")
+        keys["g_currency"] = F("campaign__offer__currency" if table == CLICKS else "offer__currency")
     keys.update(extra_keys or {})
     aggregates = {**aggregates, **{column: Max(expr) for column, expr in labels.items()}}
     if not keys:

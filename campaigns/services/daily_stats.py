@@ -184,11 +184,23 @@ def daily_stats_import(
                 campaign_id__in=campaign_ids, date__range=(min(dates), max(dates))
             )
         }
+        # New days take the campaign's offer and source of now; days already stored keep theirs.
+        current = {
+            pk: (offer_id, source_id)
+            for pk, offer_id, source_id in Campaign.objects.filter(pk__in=campaign_ids).values_list(
+                "pk", "offer_id", "traffic_source_id"
+            )
+        }
         to_create, to_update = [], []
         for (campaign_id, date), (_, metrics) in good.items():
             stat = existing.get((campaign_id, date))
             if stat is None:
-                to_create.append(DailyStat(campaign_id=campaign_id, date=date, **metrics))
+                offer_id, source_id = current[campaign_id]
+                to_create.append(
+                    DailyStat(
+                        campaign_id=campaign_id, offer_id=offer_id, traffic_source_id=source_id, date=date, **metrics
+                    )
+                )
             elif any(getattr(stat, name) != value for name, value in metrics.items()):
                 for name, value in metrics.items():
                     setattr(stat, name, value)

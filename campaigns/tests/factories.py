@@ -87,6 +87,8 @@ class DailyStatFactory(factory.django.DjangoModelFactory):
         model = DailyStat
 
     campaign = factory.SubFactory(CampaignFactory)
+    offer = factory.SelfAttribute("campaign.offer")
+    traffic_source = factory.SelfAttribute("campaign.traffic_source")
     date = factory.LazyFunction(lambda: timezone.localdate() - datetime.timedelta(days=1))
     impressions = 10_000
     clicks = 100

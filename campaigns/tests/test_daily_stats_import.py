@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from campaigns.models import DailyStat
 from campaigns.services import daily_stats_import
-from campaigns.tests.factories import CampaignFactory, DailyStatFactory, TrafficSourceFactory
+from campaigns.tests.factories import CampaignFactory, DailyStatFactory, OfferFactory, TrafficSourceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -177,3 +177,19 @@ def test_an_unclosed_quote_is_reported_not_a_crash(campaigns):
     assert not report.imported
     assert "not valid CSV" in str(report.errors[0])
     assert not DailyStat.objects.exists()
+
+
+def test_a_day_keeps_the_offer_and_source_its_campaign_had_when_it_was_imported(campaigns):
+    push, _ = campaigns
+    first_offer, first_source = push.offer, push.traffic_source
+    daily_stats_import(data=f"date,campaign,clicks,spend\n{D1},push-a,10,5.00\n".encode())
+    push.offer, push.traffic_source = OfferFactory(currency="EUR"), TrafficSourceFactory()
+    push.save()
+
+    # D1 re-imported with new figures, D2 new: only D2 takes the campaign's new offer and source.
+    daily_stats_import(data=f"date,campaign,clicks,spend\n{D1},push-a,12,6.00\n{D2},push-a,20,8.00\n".encode())
+
+    assert sorted(DailyStat.objects.values_list("date", "offer_id", "traffic_source_id", "spend")) == [
+        (D1, first_offer.pk, first_source.pk, Decimal("6.0000")),
+        (D2, push.offer_id, push.traffic_source_id, Decimal("8.0000")),
+    ]

@@ -756,3 +756,22 @@ def test_a_combined_and_filtered_report_costs_at_most_four_queries(data, django_
         rows = run(["campaign", "week", "zone"], filters={"traffic_source": [data.source_a.id, data.source_b.id]})
 
     assert len(rows) == 8  # roof-b z1 z2 z3 none; solar-a SUN z1, W2 z1 z2 none
+
+
+def test_a_campaign_moved_to_another_offer_keeps_its_past_spend_with_its_past_leads():
+    # MON: the campaign sells a USD offer (1 lead, 10.00 spent); TUE: moved to a EUR offer (1 lead, 4.00).
+    campaign = CampaignFactory(offer__currency="USD")
+    usd_offer = campaign.offer
+    DailyStatFactory(campaign=campaign, date=MON, clicks=0, spend=Decimal("10.00"))
+    LeadFactory(campaign=campaign, created_at=at_noon(MON))
+    campaign.offer = OfferFactory(currency="EUR")
+    campaign.save()
+    DailyStatFactory(campaign=campaign, date=TUE, clicks=0, spend=Decimal("4.00"))
+    LeadFactory(campaign=campaign, created_at=at_noon(TUE))
+
+    rows = run(["offer"], MON, TUE, filters={"campaign": [campaign.pk]})
+
+    assert [(row["offer_id"], row["currency"], row["leads"], row["spend"], row["cpl"]) for row in rows] == [
+        (usd_offer.pk, "USD", 1, Decimal("10.00"), Decimal("10.00")),
+        (campaign.offer_id, "EUR", 1, Decimal("4.00"), Decimal("4.00")),
+    ]

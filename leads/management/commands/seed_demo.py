@@ -309,7 +309,13 @@ class Command(BaseCommand):
             if date not in existing:
                 stats.append(
                     DailyStat(
-                        campaign=campaign, date=date, impressions=impressions, clicks=clicks, spend=round(spend, 2)
+                        campaign=campaign,
+                        offer_id=campaign.offer_id,
+                        traffic_source_id=campaign.traffic_source_id,
+                        date=date,
+                        impressions=impressions,
+                        clicks=clicks,
+                        spend=round(spend, 2),
                     )
                 )
         DailyStat.objects.bulk_create(stats)
