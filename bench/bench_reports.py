@@ -199,6 +199,8 @@ def _fill_postgresql(campaigns: list[Campaign], start: datetime.datetime, date_f
         DailyStat,
         columns={
             "campaign_id": "(%(campaign_ids)s::bigint[])[r.c]",
+            "offer_id": "(%(offer_ids)s::bigint[])[r.c]",
+            "traffic_source_id": "(%(source_ids)s::bigint[])[r.c]",
             "date": "%(date_from)s::date + r.d",
             "impressions": "r.impressions",
             "clicks": "r.clicks",

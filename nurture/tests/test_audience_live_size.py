@@ -209,3 +209,18 @@ def test_show_size_runs_in_a_fixed_number_of_queries(marketer, leads, campaign, 
         response = marketer.post(url, many)
 
     assert response.context["size_preview"].leads == 0  # nobody engaged with a nurture email
+
+
+def test_show_size_needs_the_right_to_add_or_change_audiences(client, staff_user_in, leads):
+    # Managers may look at audiences but not edit them.
+    client.force_login(staff_user_in("Managers"))
+    audience = Audience.objects.create(name="Saved", countries=["US"])
+
+    on_add = client.post(reverse("admin:nurture_audience_add"), form_data(_preview_size="Show size"))
+    on_change = client.post(
+        reverse("admin:nurture_audience_change", args=[audience.pk]), form_data(_preview_size="Show size")
+    )
+
+    assert (on_add.status_code, on_change.status_code) == (403, 403)
+    assert "size_preview" not in (on_change.context or {})
+    assert list(Audience.objects.values_list("name", flat=True)) == ["Saved"]
