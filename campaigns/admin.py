@@ -310,16 +310,25 @@ class DailyStatsImportForm(forms.Form):
 @admin.register(DailyStat)
 class DailyStatAdmin(admin.ModelAdmin):
     list_display = ("date", "campaign", "source_kind", "impressions", "clicks", "spend_display", "updated_at")
-    list_filter = ("campaign__traffic_source__kind", "campaign__traffic_source", "date")
-    list_select_related = ("campaign__traffic_source",)
+    # The offer and source the day was bought on (stored with it), not the campaign's of today.
+    list_filter = ("traffic_source__kind", "traffic_source", "date")
+    list_select_related = ("campaign", "traffic_source")
     search_fields = ("campaign__name", "campaign__slug")
     autocomplete_fields = ("campaign",)
     date_hierarchy = "date"
     change_list_template = "admin/campaigns/dailystat/change_list.html"
 
-    @admin.display(description="Source kind", ordering="campaign__traffic_source__kind")
+    def get_readonly_fields(self, request, obj=None):
+        # A stored day keeps its campaign (and so its offer and source); a wrong one is deleted and re-entered.
+        return ("campaign", "offer", "traffic_source") if obj else ("offer", "traffic_source")
+
+    def get_fields(self, request, obj=None):
+        fields = ["campaign", "date", "impressions", "clicks", "spend"]
+        return [*fields[:1], "offer", "traffic_source", *fields[1:]] if obj else fields
+
+    @admin.display(description="Source kind", ordering="traffic_source__kind")
     def source_kind(self, stat):
-        return stat.campaign.traffic_source.get_kind_display()
+        return stat.traffic_source.get_kind_display()
 
     @admin.display(description="Spend", ordering="spend")
     def spend_display(self, stat):

@@ -305,3 +305,24 @@ def test_new_postback_token_is_shown_once_and_only_its_hash_is_stored(client, su
     token = page.split("?token=")[1].split("&amp;")[0]
     assert len(token) >= 40 and token not in advertiser.postback_token_hash
     assert advertiser_for_postback_token(token) == advertiser
+
+
+def test_a_daily_stat_keeps_the_campaign_offer_and_source_it_was_entered_with(client, superuser):
+    campaign, other = CampaignFactory(), CampaignFactory()
+    client = logged_in(client, superuser)
+    day = timezone.localdate().isoformat()
+
+    added = client.post(
+        reverse("admin:campaigns_dailystat_add"),
+        {"campaign": campaign.pk, "date": day, "impressions": "100", "clicks": "5", "spend": "2.50"},
+    )
+    stat = DailyStat.objects.get()
+    changed = client.post(
+        reverse("admin:campaigns_dailystat_change", args=[stat.pk]),
+        {"campaign": other.pk, "date": day, "impressions": "100", "clicks": "6", "spend": "3.00"},
+    )
+
+    assert (added.status_code, changed.status_code) == (302, 302)
+    stat.refresh_from_db()
+    assert (stat.campaign, stat.offer, stat.traffic_source) == (campaign, campaign.offer, campaign.traffic_source)
+    assert (stat.clicks, stat.spend) == (6, Decimal("3.0000"))

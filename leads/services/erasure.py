@@ -1,10 +1,24 @@
 """Erasing a person's data from a lead on their request (right to erasure)."""
 
+import re
+
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ..models import CallLog, DeliveryAttempt, Lead, LeadEvent, LeadNote, OutboxEntry
+from campaigns.models import Click
+
+from ..models import (
+    CallLog,
+    Delivery,
+    DeliveryAttempt,
+    Lead,
+    LeadEvent,
+    LeadNote,
+    LeadOutcome,
+    OutboxEntry,
+    PartnerNotification,
+)
 from ..signals import lead_erased
 
 # What identifies the person, blanked. What the lead counts for stays: campaign, source, offer,
@@ -24,13 +38,25 @@ PERSONAL_FIELDS = {
     "consent_ip": None,
     "status_reason": "",
 }
-# Follow-ups that would send the person's data somewhere; postbacks carry only click ids and payouts.
-_UNSENT_KINDS = (
-    OutboxEntry.Kind.DELIVERY,
-    OutboxEntry.Kind.PARTNER_NOTIFICATION,
-    OutboxEntry.Kind.NURTURE_EMAIL,
-    OutboxEntry.Kind.NURTURE_WEBHOOK,
-)
+# Follow-ups that would send the person's data somewhere. Postbacks and supplier notifications carry
+# only ids, payouts and (blanked) reasons, and still go: they settle money.
+_UNSENT_KINDS = (OutboxEntry.Kind.DELIVERY, OutboxEntry.Kind.NURTURE_EMAIL, OutboxEntry.Kind.NURTURE_WEBHOOK)
+# Free text in a timeline event (notes, call notes, reasons typed or echoed back): dropped.
+_EVENT_TEXT_KEYS = ("note", "notes", "reason", "body", "message")
+_ERASED = "erased on request"
+
+
+def _reason_code(reason: str) -> str:
+    """A judgement's reason without the value it quotes: "invalid_email: <address>" -> "invalid_email",
+    "budget >= 1000 (was 500)" -> "budget >= 1000"."""
+    return re.sub(r" \(was .*\)$", "", reason.split(":", 1)[0] if ": " in reason else reason)
+
+
+def _scrubbed(data: dict) -> dict:
+    data = {key: value for key, value in data.items() if key not in _EVENT_TEXT_KEYS}
+    if isinstance(data.get("reasons"), list):
+        data["reasons"] = [_reason_code(str(reason)) for reason in data["reasons"]]
+    return data
 
 
 def lead_erase(*, lead: Lead, actor=None) -> bool:
@@ -42,15 +68,42 @@ def lead_erase(*, lead: Lead, actor=None) -> bool:
             return False
         for name, blank in PERSONAL_FIELDS.items():
             setattr(lead, name, blank)
+        lead.validity_reasons = [_reason_code(reason) for reason in lead.validity_reasons]
+        lead.qualification_reasons = [_reason_code(reason) for reason in lead.qualification_reasons]
         lead.erased_at = timezone.now()
-        lead.save(update_fields=[*PERSONAL_FIELDS, "erased_at", "updated_at"])
+        lead.save(
+            update_fields=[*PERSONAL_FIELDS, "validity_reasons", "qualification_reasons", "erased_at", "updated_at"]
+        )
+        if lead.tracked_click_id:
+            Click.objects.filter(pk=lead.tracked_click_id).update(ip=None, user_agent="", referrer="")
         LeadNote.objects.filter(lead=lead).update(body="(erased)")
         CallLog.objects.filter(lead=lead).update(notes="")
-        # Buyers' answers may echo the lead back.
-        DeliveryAttempt.objects.filter(Q(delivery__lead=lead) | Q(notification__lead=lead)).update(response_excerpt="")
+        LeadOutcome.objects.filter(lead=lead).update(note="")
+        for event in LeadEvent.objects.filter(lead=lead).only("data"):
+            if (scrubbed := _scrubbed(event.data)) != event.data:
+                LeadEvent.objects.filter(pk=event.pk).update(data=scrubbed)
+        # What buyers wrote back may quote the lead.
+        DeliveryAttempt.objects.filter(Q(delivery__lead=lead) | Q(notification__lead=lead)).update(
+            response_excerpt="", error=""
+        )
+        Delivery.objects.filter(lead=lead).exclude(reason="").update(reason=_ERASED)
+        # Not yet sold: never will be, and no longer counted against a buyer's cap.
+        Delivery.objects.filter(lead=lead, status=Delivery.Status.PENDING).update(
+            status=Delivery.Status.FAILED, reason=f"not sent: {_ERASED}", finished_at=timezone.now()
+        )
+        for notification in PartnerNotification.objects.filter(lead=lead).only("data"):
+            if (scrubbed := _scrubbed(notification.data)) != notification.data:
+                PartnerNotification.objects.filter(pk=notification.pk).update(data=scrubbed)
+        # Processing too: a worker holding one loses its claim and its result is dropped.
         OutboxEntry.objects.filter(
-            lead=lead, kind__in=_UNSENT_KINDS, status__in=(OutboxEntry.Status.PENDING, OutboxEntry.Status.FAILED)
-        ).update(status=OutboxEntry.Status.DONE, last_error="not sent: the lead's personal data was erased")
+            lead=lead,
+            kind__in=_UNSENT_KINDS,
+            status__in=(OutboxEntry.Status.PENDING, OutboxEntry.Status.PROCESSING, OutboxEntry.Status.FAILED),
+        ).update(
+            status=OutboxEntry.Status.DONE,
+            claimed_until=None,
+            last_error="not sent: the lead's personal data was erased",
+        )
         LeadEvent.objects.create(lead=lead, kind=LeadEvent.Kind.ERASED, actor=actor)
         lead_erased.send(sender=Lead, lead=lead)
     return True

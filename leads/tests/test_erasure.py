@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from campaigns.selectors import report
 from leads.models import CallLog, DeliveryAttempt, Lead, LeadEvent, LeadNote, OutboxEntry
+from leads.services import lead_add_note, lead_log_call, lead_set_status
 from leads.services.delivery import delivery_outbox_handler
 from leads.services.erasure import lead_erase
 from leads.tests.factories import LeadFactory, delivered
@@ -133,11 +134,27 @@ def test_an_erased_lead_is_never_delivered_and_erasing_twice_changes_nothing(per
     assert person.deliveries.count() == 1  # only the one made before
 
 
-def test_the_lead_page_says_when_it_was_erased(client, staff_user_in, person):
-    lead_erase(lead=person)
-    client.force_login(staff_user_in("Managers"))
+def test_the_lead_page_keeps_no_copy_of_what_staff_and_the_pipeline_wrote(client, staff_user_in, person):
+    """Notes, calls and status reasons made the way reps make them: the timeline holds copies too."""
+    manager = staff_user_in("Managers")
+    lead = Lead.objects.get(pk=person.pk)
+    lead_add_note(lead=lead, author=manager, body="Ann prefers mornings, lives at 1 Elm St")
+    lead_log_call(lead=lead, rep=manager, outcome="reached", notes="Spoke to Ann at home")
+    Lead.objects.filter(pk=lead.pk).update(
+        status="working",
+        validity_reasons=["invalid_email: The domain name ann-lee.example does not exist."],
+        qualification_reasons=["budget >= 1000 (was Ann's 500)"],
+    )
+    lead_set_status(lead=lead, status="lost", actor=manager, reason="Ann's husband said no")
+    client.force_login(manager)
 
-    page = client.get(reverse("admin:leads_lead_change", args=[person.pk])).content.decode()
+    lead_erase(lead=lead)
+    page = client.get(reverse("admin:leads_lead_change", args=[lead.pk])).content.decode()
 
-    assert "ann.lee@example.com" not in page and "Ann prefers mornings" not in page
+    for personal in ("ann.lee@example.com", "Elm St", "Spoke to Ann", "husband", "Ann&#x27;s 500", "ann-lee.example"):
+        assert personal not in page, personal
     assert "Erased at" in page and "Personal data erased" in page
+    lead.refresh_from_db()
+    assert (lead.validity_reasons, lead.qualification_reasons) == (["invalid_email"], ["budget >= 1000"])
+    call = lead.events.get(kind=LeadEvent.Kind.CALL)
+    assert call.data == {"outcome": "reached", "duration_seconds": 0}  # what happened stays, not what was said

@@ -72,6 +72,9 @@ def lead_erased_everywhere(*, lead: Lead, **_signal) -> None:
     erasure transaction is still open: both happen or neither)."""
     enrollments_exit(enrollments=Enrollment.objects.filter(lead=lead), reason="personal data erased")
     NurtureMessage.objects.filter(lead=lead).update(to_email="")
+    NurtureMessage.objects.filter(lead=lead, status=NurtureMessage.Status.QUEUED).update(
+        status=NurtureMessage.Status.SUPPRESSED, error="personal data erased before sending"
+    )
 
 
 def email_exit_everywhere(*, email: str, reason: str) -> int:
@@ -79,8 +82,10 @@ def email_exit_everywhere(*, email: str, reason: str) -> int:
     return enrollments_exit(enrollments=Enrollment.objects.filter(lead__email=email.strip().lower()), reason=reason)
 
 
-def suppress(*, email: str, reason: str) -> Suppression:
+def suppress(*, email: str, reason: str) -> Suppression | None:
     email = email.strip().lower()
+    if not email:
+        return None  # an erased lead's old unsubscribe link: no address to suppress
     with transaction.atomic():
         suppression, _ = Suppression.objects.get_or_create(email=email, defaults={"reason": reason})
         email_exit_everywhere(email=email, reason=reason)

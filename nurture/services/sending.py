@@ -101,8 +101,12 @@ def nurture_email_handler(entry: OutboxEntry) -> None:
     if message.status != NurtureMessage.Status.QUEUED:
         return
     # Checked now, not when the step ran: an unsubscribe or exit in between stops the send.
-    stopped = message.enrollment.status == Enrollment.Status.EXITED or bool(
-        status_exit(message.enrollment.flow, message.lead.status)  # e.g. won after the last email was queued
+    stopped = (
+        message.enrollment.status == Enrollment.Status.EXITED
+        or message.lead.erased_at
+        or bool(
+            status_exit(message.enrollment.flow, message.lead.status)  # e.g. won after the last email was queued
+        )
     )
     if stopped or Suppression.objects.filter(email=message.to_email.lower()).exists():
         NurtureMessage.objects.filter(pk=message.pk).update(

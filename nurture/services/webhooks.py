@@ -13,6 +13,8 @@ from ..models import FlowStep
 def nurture_webhook_handler(entry: OutboxEntry) -> None:
     step = FlowStep.objects.select_related("destination").get(pk=entry.payload["step"])
     lead = Lead.objects.select_related("campaign", "offer", "traffic_source").get(pk=entry.lead_id)
+    if lead.erased_at:
+        return  # the person asked to be forgotten after the step ran: nothing of theirs goes out
     # The outbox row is the idempotency key: a retry carries the same webhook id.
     sent = send_lead(destination=step.destination, lead=lead, msg_id=f"msg_nurture_{entry.pk}")
     outcome, delay = settle(sent.verdict, entry.attempts)

@@ -7,8 +7,9 @@ import pytest
 from leads.models import LeadEvent
 from leads.services.erasure import lead_erase
 from leads.tests.factories import LeadFactory
-from nurture.models import Audience, Enrollment, NurtureMessage
+from nurture.models import Audience, Enrollment, NurtureMessage, Suppression
 from nurture.services.audiences import audience_leads, audience_size
+from nurture.services.engagement import message_unsubscribe
 
 from .conftest import email_step, wait_step
 
@@ -42,3 +43,17 @@ def test_an_erased_lead_is_never_in_an_audience_and_the_size_says_why(campaign):
     assert list(audience_leads(audience).values_list("pk", flat=True)) == [kept.pk]
     size = audience_size(audience)
     assert (size.leads, size.matching, size.erased) == (1, 2, 1)
+
+
+def test_an_old_unsubscribe_link_of_an_erased_lead_suppresses_no_one(smtp, capture, make_flow, tick, start):
+    make_flow(email_step(1))
+    lead = capture(email="ann@example.com", first_name="Ann")
+    tick(start)
+    message = NurtureMessage.objects.get(lead=lead)
+    phone_only = LeadFactory(campaign=lead.campaign, email="", phone="+16505551212", consent=True)
+    lead_erase(lead=lead)
+
+    message_unsubscribe(message_id=message.pk)
+
+    assert not Suppression.objects.exists()  # a blank address would have matched every phone-only lead
+    assert list(audience_leads(Audience.objects.create(name="All")).values_list("pk", flat=True)) == [phone_only.pk]
