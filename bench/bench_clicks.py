@@ -27,6 +27,7 @@ def run(timed) -> None:
         Click.objects.create(
             campaign=campaign,
             traffic_source=source,
+            offer=offer,
             click_id=f"bare-{index}",
             sub_ids={"sub1": "zone", "creative": "cr1"},
             ip="203.0.113.7",

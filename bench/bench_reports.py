@@ -222,6 +222,7 @@ def _fill_postgresql(campaigns: list[Campaign], start: datetime.datetime, date_f
             columns={
                 "campaign_id": "(%(campaign_ids)s::bigint[])[r.c]",
                 "traffic_source_id": "(%(source_ids)s::bigint[])[r.c]",
+                "offer_id": "(%(offer_ids)s::bigint[])[r.c]",
                 "click_id": "md5(r.n::text)",
                 "created_at": created_at,
                 "country": "(%(countries)s::text[])[1 + floor(r.country * 6)::int]",
@@ -294,7 +295,12 @@ def _fill_sqlite(campaigns: list[Campaign], start: datetime.datetime, date_from:
 
     def click(n: int) -> Click:
         campaign = campaigns[n % len(campaigns)]
-        return Click(campaign=campaign, traffic_source_id=campaign.traffic_source_id, created_at=moment())
+        return Click(
+            campaign=campaign,
+            traffic_source_id=campaign.traffic_source_id,
+            offer_id=campaign.offer_id,
+            created_at=moment(),
+        )
 
     with transaction.atomic():  # one commit, not one per batch
         Lead.objects.bulk_create((lead(n) for n in range(LEADS)), batch_size=5000)
@@ -380,8 +386,7 @@ def _floor(tables: dict[str, tuple[str, str]], width: int, params: dict) -> dict
             rows.setdefault(found[:width], {}).update(zip(STAT_NAMES, found[width:], strict=True))
         cursor.execute(
             f"""SELECT {clicks_group}, o.currency, count(*)
-            FROM campaigns_click k JOIN campaigns_campaign c ON c.id = k.campaign_id
-            JOIN campaigns_offer o ON o.id = c.offer_id {clicks_join}
+            FROM campaigns_click k JOIN campaigns_offer o ON o.id = k.offer_id {clicks_join}
             WHERE k.created_at >= %(start)s AND k.created_at < %(end)s GROUP BY {positions}""",  # noqa: S608  SQL of this module
             params,
         )

@@ -512,6 +512,8 @@ class Click(models.Model):
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="clicks")
     traffic_source = models.ForeignKey(TrafficSource, on_delete=models.CASCADE, related_name="clicks")
+    # The offer the campaign sold when the click came, as leads and daily stats keep theirs.
+    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="clicks")
     click_id = models.CharField(max_length=128, default=new_click_id)
     created_at = models.DateTimeField(default=timezone.now)
     sub_ids = models.JSONField(default=dict, blank=True)

@@ -103,13 +103,12 @@ DIMENSIONS: dict[str, Dimension] = {
         "traffic_source", leads="traffic_source", stats="traffic_source", clicks="traffic_source"
     ),
     # By id: offer names repeat across advertisers.
-    # Clicks know their campaign only: a campaign's clicks count for the offer it has now.
-    "offer": _related("offer", leads="offer", stats="offer", clicks="campaign__offer"),
+    "offer": _related("offer", leads="offer", stats="offer", clicks="offer"),
     "advertiser": _related(
         "advertiser",
         leads="offer__advertiser",
         stats="offer__advertiser",
-        clicks="campaign__offer__advertiser",
+        clicks="offer__advertiser",
     ),
     "day": Dimension(
         label="Day",
@@ -183,7 +182,7 @@ def _grouped(
         for column, expr in dimension.columns[table].items():
             (labels if column in dimension.label_columns else keys)[f"g_{column}"] = expr
     if with_currency:
-        keys["g_currency"] = F("campaign__offer__currency" if table == CLICKS else "offer__currency")
+        keys["g_currency"] = F("offer__currency")
     keys.update(extra_keys or {})
     aggregates = {**aggregates, **{column: Max(expr) for column, expr in labels.items()}}
     if not keys:

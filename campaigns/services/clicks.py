@@ -49,6 +49,7 @@ def click_record(
     return Click.objects.create(
         campaign=campaign,
         traffic_source=source,
+        offer_id=campaign.offer_id,
         sub_ids=sub_ids,
         ip=ip,
         user_agent=_clean_param(user_agent, 1000),

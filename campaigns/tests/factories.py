@@ -101,5 +101,6 @@ class ClickFactory(factory.django.DjangoModelFactory):
 
     campaign = factory.SubFactory(CampaignFactory)
     traffic_source = factory.SelfAttribute("campaign.traffic_source")
+    offer = factory.SelfAttribute("campaign.offer")
     country = "US"
     device_type = "mobile"

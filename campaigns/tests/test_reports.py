@@ -764,14 +764,24 @@ def test_a_campaign_moved_to_another_offer_keeps_its_past_spend_with_its_past_le
     usd_offer = campaign.offer
     DailyStatFactory(campaign=campaign, date=MON, clicks=0, spend=Decimal("10.00"))
     LeadFactory(campaign=campaign, created_at=at_noon(MON))
+    ClickFactory.create_batch(2, campaign=campaign, created_at=at_noon(MON))
     campaign.offer = OfferFactory(currency="EUR")
     campaign.save()
     DailyStatFactory(campaign=campaign, date=TUE, clicks=0, spend=Decimal("4.00"))
     LeadFactory(campaign=campaign, created_at=at_noon(TUE))
+    ClickFactory(campaign=campaign, created_at=at_noon(TUE))
 
-    rows = run(["offer"], MON, TUE, filters={"campaign": [campaign.pk]})
+    by_offer = run(["offer"], MON, TUE, filters={"campaign": [campaign.pk]})
+    by_campaign = run(["campaign"], MON, TUE, filters={"campaign": [campaign.pk]})
 
-    assert [(row["offer_id"], row["currency"], row["leads"], row["spend"], row["cpl"]) for row in rows] == [
-        (usd_offer.pk, "USD", 1, Decimal("10.00"), Decimal("10.00")),
-        (campaign.offer_id, "EUR", 1, Decimal("4.00"), Decimal("4.00")),
+    figures = [(row["currency"], row["leads"], row["spend"], row["cpl"], row["tracked_clicks"]) for row in by_offer]
+    assert figures == [
+        ("USD", 1, Decimal("10.00"), Decimal("10.00"), 2),
+        ("EUR", 1, Decimal("4.00"), Decimal("4.00"), 1),
+    ]
+    assert [row["offer_id"] for row in by_offer] == [usd_offer.pk, campaign.offer_id]
+    # One campaign, two currencies: a row each, never added together.
+    assert [(row["currency"], row["spend"], row["tracked_clicks"]) for row in by_campaign] == [
+        ("EUR", Decimal("4.00"), 1),
+        ("USD", Decimal("10.00"), 2),
     ]

@@ -336,6 +336,7 @@ class Command(BaseCommand):
                     Click(
                         campaign=campaign,
                         traffic_source_id=campaign.traffic_source_id,
+                        offer_id=campaign.offer_id,
                         created_at=now - datetime.timedelta(days=days_ago, seconds=rng.randint(0, 86_399)),
                         sub_ids={"zone": str(rng.randint(1000, 1040)), "creative": f"cr{rng.randint(1, 6)}"},
                         ip=f"203.0.113.{rng.randint(1, 254)}",
