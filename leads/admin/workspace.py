@@ -33,7 +33,7 @@ from ..models import (
 from ..selectors import can_see_all_leads, can_work_lead, lead_list
 from ..services import lead_add_note, lead_assign, lead_claim, lead_log_call, lead_set_status
 from ..services.assignment import sales_reps
-from ..services.erasure import lead_erase
+from ..services.erasure import lead_erase, same_person_leads
 from ..services.normalisation import normalise_phone
 from ..services.workflow import ALLOWED_TRANSITIONS, validate_status_change
 from .delivery import DeliveryInline, PostbackInline
@@ -194,6 +194,12 @@ class CallLogInline(admin.TabularInline):
 
 
 class EraseConfirmForm(forms.Form):
+    same_person = forms.BooleanField(
+        label="Also their other leads",
+        required=False,
+        initial=True,
+        help_text="Every other lead with the same email address or phone number (other offers, duplicates).",
+    )
     confirm = forms.BooleanField(
         label="Erase for good",
         help_text="Names, email, phone, address, answers, IP, notes and call notes are blanked everywhere and "
@@ -571,7 +577,9 @@ class LeadAdmin(admin.ModelAdmin):
     def erase_personal_data(self, request, queryset):
         form = EraseConfirmForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
-            run_for_each(self, request, queryset, lambda lead: lead_erase(lead=lead, actor=request.user), "erased")
+            leads = same_person_leads(queryset) if form.cleaned_data["same_person"] else list(queryset)
+            erased = sum(lead_erase(lead=lead, actor=request.user) for lead in leads)
+            self.message_user(request, f"Erased the personal data of {erased} lead(s).", messages.SUCCESS)
             return None
         return self._intermediate(request, queryset, form, "Erase personal data", "erase_personal_data")
 

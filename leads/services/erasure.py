@@ -59,6 +59,16 @@ def _scrubbed(data: dict) -> dict:
     return data
 
 
+def same_person_leads(leads) -> list[Lead]:
+    """The given leads and every other lead with one of their email addresses or phone numbers (one
+    query): a person's request covers all we hold about them, not only the row staff picked."""
+    leads = list(leads)
+    emails = {lead.email for lead in leads if lead.email}
+    phones = {lead.phone for lead in leads if lead.phone}
+    found = Q(pk__in=[lead.pk for lead in leads]) | Q(email__in=emails) | Q(phone__in=phones)
+    return list(Lead.objects.filter(found, erased_at__isnull=True).order_by("pk"))
+
+
 def lead_erase(*, lead: Lead, actor=None) -> bool:
     """Blank the person's data on the lead and everywhere we keep a copy, in one transaction; the
     lead stays, counted, marked erased. False when it was erased already."""

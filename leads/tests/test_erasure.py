@@ -66,7 +66,7 @@ def test_a_manager_erases_a_person_after_confirming_and_the_lead_still_counts(cl
     erased = act(client, [person], apply="1", confirm="on")
 
     assert "Erase for good" in confirm_page.content.decode()
-    assert "1 lead(s) erased." in [str(message) for message in erased.context["messages"]]
+    assert "Erased the personal data of 1 lead(s)." in [str(message) for message in erased.context["messages"]]
     lead = Lead.objects.get(pk=person.pk)
     assert (lead.email, lead.phone, lead.first_name, lead.last_name, lead.company, lead.zip_code) == ("",) * 6
     assert (lead.message, lead.answers, lead.raw_data, lead.ip, lead.user_agent, lead.consent_ip) == (
@@ -85,6 +85,22 @@ def test_a_manager_erases_a_person_after_confirming_and_the_lead_still_counts(cl
     # What it counts for stays: the sale, the campaign, the judgement.
     assert (lead.status, lead.sale_amount, lead.validity) == ("won", person.sale_amount, person.validity)
     assert report(date_from=day, date_to=day, group_by=["campaign"]) == before
+
+
+@pytest.mark.parametrize("same_person, erased", [("on", 3), (None, 1)], ids=["with-their-other-leads", "this-lead"])
+def test_a_persons_other_leads_are_erased_with_the_one_picked(client, staff_user_in, person, same_person, erased):
+    same_email = LeadFactory(email=person.email, phone="")  # another offer, or a duplicate
+    same_phone = LeadFactory(email="ann.work@example.com", phone=person.phone)
+    stranger = LeadFactory(email="bob@example.com", phone="+16505550000")
+    client.force_login(staff_user_in("Managers"))
+
+    data = {"apply": "1", "confirm": "on", **({"same_person": same_person} if same_person else {})}
+    response = act(client, [person], **data)
+
+    assert f"Erased the personal data of {erased} lead(s)." in [str(m) for m in response.context["messages"]]
+    still_named = set(Lead.objects.filter(erased_at__isnull=True).values_list("pk", flat=True))
+    expected = {stranger.pk} if same_person else {stranger.pk, same_email.pk, same_phone.pk}
+    assert still_named == expected
 
 
 def test_without_the_confirmation_nothing_is_erased(client, staff_user_in, person):
