@@ -186,7 +186,7 @@ def report_view(request):
         filters=form.selector_filters(),
         include_money=True,
     )
-    totals = _with_other_currency_totals(rows, report_totals(rows))
+    totals = report_totals(rows)
     columns = table_columns(group_by, rows)
     sort_column, descending = parse_sort(request.GET.get("sort", ""), columns)
     rows = sorted_rows(rows, sort_column, descending)
@@ -211,19 +211,6 @@ def report_view(request):
         date_to=date_to,
     )
     return TemplateResponse(request, "admin/campaigns/report/report.html", context)
-
-
-def _with_other_currency_totals(rows: list[dict], totals: list[dict]) -> list[dict]:
-    """Sales in other currencies added up for each total, as they are listed apart in its rows."""
-    for total in totals:
-        amounts: dict[str, Decimal] = {}
-        for row in rows:
-            if row.get("currency") == total.get("currency"):
-                for currency, amount in row.get(OTHER_CURRENCIES.key, {}).items():
-                    amounts[currency] = amounts.get(currency, Decimal("0")) + amount
-        if amounts:
-            total[OTHER_CURRENCIES.key] = amounts
-    return totals
 
 
 def _cells(columns: list[Column], row: dict) -> list[dict]:

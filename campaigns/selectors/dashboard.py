@@ -55,14 +55,14 @@ def _empty_total(currency: str) -> dict:
 
 
 def _pick_currency(rows: list[dict], wanted: str | None) -> tuple[str, list[str]]:
-    spend: dict[str, Decimal] = {}
+    moved: dict[str, Decimal] = {}  # spend + revenue per currency
     for row in rows:
-        spend[row["currency"]] = spend.get(row["currency"], Decimal("0")) + (row["spend"] or 0) + row["revenue"]
-    currencies = sorted(spend)
-    if wanted in spend:
+        moved[row["currency"]] = moved.get(row["currency"], Decimal("0")) + (row["spend"] or 0) + row["revenue"]
+    currencies = sorted(moved)
+    if wanted in moved:
         return wanted, currencies
     # The currency most money moved in; USD for an empty period.
-    return (max(currencies, key=lambda code: (spend[code], code)) if currencies else "USD"), currencies
+    return (max(currencies, key=lambda code: (moved[code], code)) if currencies else "USD"), currencies
 
 
 def marketing_dashboard(*, days: int = DEFAULT_PERIOD_DAYS, currency: str | None = None, today=None) -> dict:

@@ -9,6 +9,7 @@ import datetime
 from decimal import Decimal
 
 from ..models import Campaign, TrafficSource
+from ..services.clicks import clean_param
 from .reports import PLACEMENT_GROUPINGS, report
 
 
@@ -79,15 +80,11 @@ def placement_quality(
     return rows
 
 
-def _blacklist_id(placement: str) -> str:
-    # Ids come from URLs and partner submissions; a line break or control character in one would
-    # split it or forge extra lines in the file, so they are dropped (as click tracking does).
-    return "".join(character for character in str(placement) if character.isprintable()).strip()
-
-
 def blacklisted_ids(rows: list[dict]) -> list[str]:
     """The sorted, unique ids of the flagged placements in placement_quality() rows; traffic without an id never."""
-    ids = {_blacklist_id(row["placement"]) for row in rows if row["flagged"] and row["placement"] is not None}
+    # Ids from partner submissions are not cleaned as click URLs are: a line break in one would split it
+    # or forge extra lines in the file, so they get the click tracking's cleaning here.
+    ids = {clean_param(str(row["placement"])) for row in rows if row["flagged"] and row["placement"] is not None}
     return sorted(ids - {""})
 
 

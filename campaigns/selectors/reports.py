@@ -147,8 +147,6 @@ COUNT_METRICS = (
     "returned",
 )
 TRAFFIC_METRICS = ("impressions", "clicks", "tracked_clicks")
-MONEY_METRICS = ("spend", "revenue", "cpl", "cost_per_qualified", "roi", "roas", "epc")
-RATE_METRICS = ("conversion_rate", "validity_rate")
 
 
 def group_columns(group_by: list[str]) -> list[str]:
@@ -357,7 +355,8 @@ def _add_ratios(row: dict) -> None:
 
 
 def report_totals(rows: list[dict]) -> list[dict]:
-    """A report's rows added up, one total per currency (for tiles and footers): sums added, ratios redone.
+    """A report's rows added up, one total per currency (for tiles and footers): sums added (sales in
+    other currencies too, each apart), ratios redone.
 
     A figure unknown in any row (spend per country, say) stays unknown in the total.
     """
@@ -371,6 +370,9 @@ def report_totals(rows: list[dict]) -> list[dict]:
                 total[name] = None
             else:
                 total[name] = total.get(name, 0) + row[name]
+        for currency, amount in row.get("revenue_other_currencies", {}).items():
+            other = total.setdefault("revenue_other_currencies", {})
+            other[currency] = other.get(currency, Decimal("0")) + amount
     for total in totals.values():
         for name in COUNT_METRICS:
             total.setdefault(name, 0)

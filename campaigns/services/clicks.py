@@ -12,7 +12,7 @@ MAX_PARAM_LENGTH = 255
 _PRINTABLE_CLICK_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 
-def _clean_param(value: str | None, limit: int = MAX_PARAM_LENGTH) -> str:
+def clean_param(value: str | None, limit: int = MAX_PARAM_LENGTH) -> str:
     """Strip control characters (NUL breaks PostgreSQL text) and cap the length."""
     value = "".join(ch for ch in (value or "") if ch.isprintable())
     return value.strip()[:limit]
@@ -29,15 +29,15 @@ def click_record(
 ) -> Click:
     """Store one click with what we know of the visitor, judged against the campaign's targeting."""
     source = campaign.traffic_source
-    raw_click_id = _clean_param(params.get(source.click_id_param), 128)
+    raw_click_id = clean_param(params.get(source.click_id_param), 128)
     click_kwargs = {"click_id": raw_click_id} if _PRINTABLE_CLICK_ID.match(raw_click_id) else {}
 
     visitor = parse_user_agent(user_agent or "")
-    connection_type = _clean_param(params.get("connection"), 16).lower()
+    connection_type = clean_param(params.get("connection"), 16).lower()
     if connection_type not in ConnectionType.values:
         connection_type = ""
-    carrier = _clean_param(params.get("carrier"), 64)
-    sub_ids = {name: _clean_param(params[name]) for name in SUB_ID_PARAMS if params.get(name)}
+    carrier = clean_param(params.get("carrier"), 64)
+    sub_ids = {name: clean_param(params[name]) for name in SUB_ID_PARAMS if params.get(name)}
 
     off_target = campaign.targeting_mismatches(
         country=country,
@@ -52,7 +52,7 @@ def click_record(
         offer_id=campaign.offer_id,
         sub_ids=sub_ids,
         ip=ip,
-        user_agent=_clean_param(user_agent, 1000),
+        user_agent=clean_param(user_agent, 1000),
         device_type=visitor.device_type,
         os=visitor.os,
         browser=visitor.browser,
@@ -60,7 +60,7 @@ def click_record(
         country=country,
         carrier=carrier,
         connection_type=connection_type,
-        referrer=_clean_param(referrer, 1000),
+        referrer=clean_param(referrer, 1000),
         off_target_reasons=off_target,
         **click_kwargs,
     )

@@ -663,16 +663,17 @@ def test_without_money_rows_have_counts_only_and_groups_with_only_spend_vanish(d
 
 
 def test_totals_add_up_the_rows_per_currency_and_redo_the_ratios(data):
-    # USD: solar-a + solar-push, which is the Solar quote offer; EUR: roof-b. Other currencies are not added.
-    assert report_totals(run(["campaign"])) == [ROOF_B, SOLAR_OFFER]
+    # USD: solar-a + solar-push, which is the Solar quote offer; EUR: roof-b. The GBP sale is added up
+    # apart, never into USD revenue.
+    assert report_totals(run(["campaign"])) == [ROOF_B, {**SOLAR_OFFER, **GBP_SALE}]
 
 
 def test_totals_keep_unknown_spend_unknown_and_use_tracked_clicks_for_epc(data):
     assert report_totals(run(["country"])) == [
         # FR + US: L7 L8 L9 (as roof-b); tracked 1 + 3; EPC 350 / 4
         {**ROOF_B_COUNTS, **tracked("EUR", 4, "350.00", "87.5000")},
-        # DE + US: L1-L6 (as solar-a); tracked 1 + 6; EPC 100 / 7
-        {**SOLAR_A_COUNTS, **tracked("USD", 7, "100.00", "14.2857")},
+        # DE + US: L1-L6 (as solar-a); tracked 1 + 6; EPC 100 / 7; L3's GBP sale apart
+        {**SOLAR_A_COUNTS, **tracked("USD", 7, "100.00", "14.2857"), **GBP_SALE},
     ]
 
 

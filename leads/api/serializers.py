@@ -269,8 +269,8 @@ class ReportQuerySerializer(serializers.Serializer):
         return attrs
 
 
-def _ratio_field(places: int, help_text: str = "", **kwargs):
-    # No max_digits on ratios: a tiny spend can make ROAS as large as any revenue.
+def _decimal_field(places: int, help_text: str = "", **kwargs):
+    # Money and ratios. No max_digits: a tiny spend can make ROAS as large as any revenue.
     return serializers.DecimalField(
         max_digits=None, decimal_places=places, allow_null=True, help_text=help_text, **kwargs
     )
@@ -325,23 +325,23 @@ class ReportRowSerializer(serializers.Serializer):
     soft_leads = serializers.IntegerField(help_text="Valid soft leads.")
     converted = serializers.IntegerField(help_text="Valid leads with a sale.")
     returned = serializers.IntegerField()
-    conversion_rate = _ratio_field(4, "converted / valid leads")
-    validity_rate = _ratio_field(4, "valid leads / leads")
+    conversion_rate = _decimal_field(4, "converted / valid leads")
+    validity_rate = _decimal_field(4, "valid leads / leads")
     impressions = serializers.IntegerField(required=False, allow_null=True)
     clicks = serializers.IntegerField(required=False, allow_null=True, help_text="Clicks the source reported.")
     tracked_clicks = serializers.IntegerField(required=False, allow_null=True, help_text="Clicks we recorded.")
-    spend = _ratio_field(2, required=False)
-    revenue = _ratio_field(
+    spend = _decimal_field(2, required=False)
+    revenue = _decimal_field(
         2,
         "Every sale reported, in the offer's currency, net of returns (also sales on leads we judged invalid or "
         "duplicate: the money came in; `converted` counts only valid leads).",
         required=False,
     )
-    cpl = _ratio_field(2, "spend / valid leads", required=False)
-    cost_per_qualified = _ratio_field(2, "spend / qualified leads", required=False)
-    roi = _ratio_field(4, "(revenue - spend) / spend", required=False)
-    roas = _ratio_field(4, "revenue / spend", required=False)
-    epc = _ratio_field(4, "revenue / clicks (tracked clicks where the source's are unknown)", required=False)
+    cpl = _decimal_field(2, "spend / valid leads", required=False)
+    cost_per_qualified = _decimal_field(2, "spend / qualified leads", required=False)
+    roi = _decimal_field(4, "(revenue - spend) / spend", required=False)
+    roas = _decimal_field(4, "revenue / spend", required=False)
+    epc = _decimal_field(4, "revenue / clicks (tracked clicks where the source's are unknown)", required=False)
     revenue_other_currencies = serializers.DictField(
         child=serializers.DecimalField(max_digits=None, decimal_places=2),
         required=False,
