@@ -19,9 +19,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.models import Advertiser, Campaign, Click, DailyStat, Offer, TrafficSource
-from campaigns.selectors import report
-from campaigns.selectors.reports import COUNT_METRICS
 from leads.models import Lead
+from reporting.selectors import report
+from reporting.selectors.reports import COUNT_METRICS
 
 LEADS = int(os.environ.get("BENCH_REPORT_LEADS", "20000"))
 CAMPAIGNS = int(os.environ.get("BENCH_REPORT_CAMPAIGNS", "100"))

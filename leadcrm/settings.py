@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "campaigns",
     "leads",
     "nurture",
+    "reporting",
 ]
 
 MIDDLEWARE = [

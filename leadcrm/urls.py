@@ -12,7 +12,7 @@ admin.site.index_title = "Campaigns, leads and nurture"
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
-    path("admin/reports/", include("campaigns.admin_urls")),
+    path("admin/reports/", include("reporting.admin_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("leads.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -7,8 +7,8 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from campaigns.models import Campaign, LeadType, validate_currency
-from campaigns.selectors import GROUPINGS
-from campaigns.selectors.reports import EARLIEST_DAY, LATEST_DAY
+from reporting.selectors import GROUPINGS
+from reporting.selectors.reports import EARLIEST_DAY, LATEST_DAY
 
 from ..models import Lead, LeadOutcome, LeadStatus, Qualification, Validity
 from ..services.submission import TEXT_FIELDS

@@ -16,10 +16,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from campaigns.models import LandingPage
-from campaigns.selectors import report
 from campaigns.services import advertiser_for_postback_token
 from leadcrm.api_errors import error_body
 from leadcrm.errors import ApplicationError
+from reporting.selectors import report
 
 from ..filters import LeadFilter
 from ..models import ApiScope

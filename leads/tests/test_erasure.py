@@ -7,12 +7,12 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns.selectors import report
 from leads.models import CallLog, DeliveryAttempt, Lead, LeadEvent, LeadNote, OutboxEntry
 from leads.services import lead_add_note, lead_log_call, lead_set_status
 from leads.services.delivery import delivery_outbox_handler
 from leads.services.erasure import lead_erase
 from leads.tests.factories import LeadFactory, delivered
+from reporting.selectors import report
 
 pytestmark = pytest.mark.django_db
 

@@ -12,12 +12,12 @@ from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from campaigns.models import TrafficSource
+from campaigns.visitor import DeviceType
 from leadcrm.spreadsheets import spreadsheet_safe
 
-from .models import TrafficSource
 from .report_forms import ReportForm
 from .selectors import DIMENSIONS, report, report_totals
-from .visitor import DeviceType
 
 VIEW_PERMISSION = "campaigns.view_dailystat"  # spend is the company's: whoever may see daily stats
 
@@ -175,7 +175,7 @@ def report_view(request):
     form = ReportForm.with_defaults(request.GET)
     context = {**admin.site.each_context(request), "title": "Campaign report", "form": form}
     if not form.is_valid():
-        return TemplateResponse(request, "admin/campaigns/report/report.html", context)
+        return TemplateResponse(request, "admin/reporting/report/report.html", context)
 
     date_from, date_to = form.cleaned_data["date_from"], form.cleaned_data["date_to"]
     group_by = form.group_by_names()
@@ -210,7 +210,7 @@ def report_view(request):
         date_from=date_from,
         date_to=date_to,
     )
-    return TemplateResponse(request, "admin/campaigns/report/report.html", context)
+    return TemplateResponse(request, "admin/reporting/report/report.html", context)
 
 
 def _cells(columns: list[Column], row: dict) -> list[dict]:

@@ -14,7 +14,6 @@ import pytest
 from django.utils import timezone
 
 from campaigns.models import TrafficSource
-from campaigns.selectors import GROUPINGS, report, report_totals
 from campaigns.services.clicks import SUB_ID_PARAMS
 from campaigns.tests.factories import (
     AdvertiserFactory,
@@ -26,6 +25,7 @@ from campaigns.tests.factories import (
     TrafficSourceFactory,
 )
 from leads.tests.factories import LeadFactory
+from reporting.selectors import GROUPINGS, report, report_totals
 
 pytestmark = pytest.mark.django_db
 

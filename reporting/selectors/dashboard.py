@@ -12,7 +12,8 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from ..models import TrafficSource
+from campaigns.models import TrafficSource
+
 from .reports import COUNT_METRICS, TRAFFIC_METRICS, report, report_totals
 
 PERIOD_DAYS = (7, 30, 90)

@@ -6,10 +6,11 @@ import re
 from django import forms
 from django.utils import timezone
 
-from .models import Advertiser, Campaign, Offer, TrafficSource
+from campaigns.models import Advertiser, Campaign, Offer, TrafficSource
+from campaigns.visitor import normalise_country
+
 from .selectors import DIMENSIONS, GROUPINGS
 from .selectors.reports import EARLIEST_DAY, LATEST_DAY
-from .visitor import normalise_country
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366  # a leap year: a whole year compared with the one before is two reports

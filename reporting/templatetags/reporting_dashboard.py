@@ -47,7 +47,7 @@ def _period_days(request) -> int:
     return days if days in PERIOD_DAYS else DEFAULT_PERIOD_DAYS
 
 
-@register.inclusion_tag("admin/campaigns/dashboard.html", takes_context=True)
+@register.inclusion_tag("admin/reporting/dashboard.html", takes_context=True)
 def campaign_dashboard(context):
     """For those who may see spend (Marketing, Managers): KPIs, charts and campaign ranks of a period."""
     request = context["request"]

@@ -8,8 +8,9 @@ flagged in any campaign of the source, written the way sources take it: one id p
 import datetime
 from decimal import Decimal
 
-from ..models import Campaign, TrafficSource
-from ..services.clicks import clean_param
+from campaigns.models import Campaign, TrafficSource
+from campaigns.services.clicks import clean_param
+
 from .reports import PLACEMENT_GROUPINGS, report
 
 

@@ -6,9 +6,9 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns.selectors.placements import placement_blacklist, placement_quality
 from campaigns.tests.factories import CampaignFactory, ClickFactory, TrafficSourceFactory
 from leads.tests.factories import LeadFactory
+from reporting.selectors.placements import placement_blacklist, placement_quality
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,8 @@ from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 
-from .models import TrafficSource
+from campaigns.models import TrafficSource
+
 from .selectors.placements import blacklisted_ids, percent_text, placement_blacklist, placement_quality
 from .selectors.reports import DIMENSIONS, EARLIEST_DAY, LATEST_DAY, PLACEMENT_GROUPINGS
 
@@ -114,7 +115,7 @@ def placement_quality_view(request):
         "blacklist": blacklist,
         "download_url": download_url,
     }
-    return TemplateResponse(request, "admin/campaigns/placements/quality.html", context)
+    return TemplateResponse(request, "admin/reporting/placements/quality.html", context)
 
 
 def placement_blacklist_download(request):

@@ -8,10 +8,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns.charts import bar_chart, line_chart
 from campaigns.models import TrafficSource
 from campaigns.tests.factories import CampaignFactory, DailyStatFactory, OfferFactory
 from leads.tests.factories import LeadFactory
+from reporting.charts import bar_chart, line_chart
 
 pytestmark = pytest.mark.django_db
 

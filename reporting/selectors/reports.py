@@ -17,8 +17,9 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import NullIf, TruncDate, TruncWeek
 from django.utils import timezone
 
-from ..models import Campaign, Click, DailyStat
-from ..services.clicks import SUB_ID_PARAMS
+from campaigns.models import Click, DailyStat
+from campaigns.services.clicks import SUB_ID_PARAMS
+from leads.models import Lead
 
 LEADS, STATS, CLICKS = "leads", "stats", "clicks"
 # The days a report may cover: nothing was tracked before 2000, and Python's dates end in 9999 (the
@@ -251,8 +252,7 @@ def report(
     labels = [column for column in columns if column not in keys]
     start, end = _day_bounds(date_from, date_to)
 
-    lead_model = Campaign._meta.get_field("leads").related_model
-    lead_rows = (lead_model.objects.all() if leads is None else leads).filter(
+    lead_rows = (Lead.objects.all() if leads is None else leads).filter(
         is_test=False, created_at__gte=start, created_at__lt=end
     )
     lead_rows = _filtered(lead_rows, LEADS, filters)
