@@ -1,4 +1,4 @@
-"""Reports: the campaign-by-day report with money (campaigns.selectors.report) against a floor of the
+"""Reports: the campaign-by-day report with money (reporting.selectors.report) against a floor of the
 same figures from hand-written GROUP BY queries through a bare cursor, merged in Python; and the
 dashboard's groupings (traffic source kind, day) the same way. Each is timed best of three.
 

@@ -3,6 +3,7 @@ from decimal import Decimal
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.shortcuts import redirect
@@ -12,8 +13,8 @@ from django.utils.html import format_html
 
 from leadcrm.admin_actions import run_for_each
 
+from .metrics import campaign_metrics
 from .models import Advertiser, Campaign, Click, DailyStat, LandingPage, Offer, QuizQuestion, TrafficSource
-from .selectors import campaign_list_with_metrics, cost_per_lead, return_on_investment
 from .services import (
     advertiser_postback_token_rotate,
     campaign_activate,
@@ -25,6 +26,20 @@ from .services import (
 
 def _money(value) -> str:
     return "—" if value is None else f"{Decimal(value):,.2f}"
+
+
+class CampaignChangeList(ChangeList):
+    """The page's campaigns with their lifetime metrics, fetched for the whole page at once."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        metrics = campaign_metrics(list(self.result_list))
+        for campaign in self.result_list:
+            campaign.metrics = metrics.get(campaign.pk, {})
+
+
+def _metric(campaign: Campaign, name: str):
+    return getattr(campaign, "metrics", {}).get(name)
 
 
 @admin.register(TrafficSource)
@@ -143,12 +158,10 @@ class CampaignAdmin(admin.ModelAdmin):
         "traffic_source",
         "offer_name",
         "bid_display",
-        "impressions",
-        "clicks",
-        "tracked_clicks",
         "spend",
         "leads",
         "cpl",
+        "margin",
         "roi",
     )
     list_filter = (
@@ -214,7 +227,10 @@ class CampaignAdmin(admin.ModelAdmin):
         return ("status", *self.readonly_fields)
 
     def get_queryset(self, request):
-        return campaign_list_with_metrics(super().get_queryset(request))
+        return super().get_queryset(request).select_related("traffic_source", "offer__advertiser")
+
+    def get_changelist(self, request, **kwargs):
+        return CampaignChangeList
 
     @admin.display(description="Offer", ordering="offer__name")
     def offer_name(self, campaign):
@@ -224,33 +240,25 @@ class CampaignAdmin(admin.ModelAdmin):
     def bid_display(self, campaign):
         return f"{campaign.get_bid_model_display().split(' ')[0]} {campaign.bid.normalize():f}"
 
-    @admin.display(description="Impressions", ordering="impressions_total")
-    def impressions(self, campaign):
-        return f"{campaign.impressions_total:,}"
-
-    @admin.display(description="Clicks (source)", ordering="clicks_reported")
-    def clicks(self, campaign):
-        return f"{campaign.clicks_reported:,}"
-
-    @admin.display(description="Clicks (tracked)", ordering="clicks_tracked")
-    def tracked_clicks(self, campaign):
-        return f"{campaign.clicks_tracked:,}"
-
-    @admin.display(description="Spend", ordering="spend_total")
+    @admin.display(description="Spend")
     def spend(self, campaign):
-        return _money(campaign.spend_total)
+        return _money(_metric(campaign, "media_spend"))
 
-    @admin.display(description="Leads (valid)", ordering="valid_leads")
+    @admin.display(description="Leads (valid)")
     def leads(self, campaign):
-        return f"{campaign.leads_total:,} ({campaign.valid_leads:,})"
+        return f"{_metric(campaign, 'leads') or 0:,} ({_metric(campaign, 'valid_leads') or 0:,})"
 
     @admin.display(description="CPL")
     def cpl(self, campaign):
-        return _money(cost_per_lead(campaign.spend_total, campaign.valid_leads))
+        return _money(_metric(campaign, "cpl"))
+
+    @admin.display(description="Margin")
+    def margin(self, campaign):
+        return _money(_metric(campaign, "margin"))
 
     @admin.display(description="ROI")
     def roi(self, campaign):
-        roi = return_on_investment(campaign.revenue_total, campaign.spend_total)
+        roi = _metric(campaign, "roi")
         return "—" if roi is None else f"{roi:.0%}"
 
     @admin.display(description="Tracking link")

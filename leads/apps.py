@@ -6,6 +6,7 @@ class LeadsConfig(AppConfig):
     name = "leads"
 
     def ready(self) -> None:
+        from . import receivers  # noqa: F401  (connects the ledger to daily stats)
         from .models import OutboxEntry
         from .services.assignment import assign_outbox_handler
         from .services.delivery import delivery_outbox_handler

@@ -1,11 +1,14 @@
 """Reads of the lead domain, already scoped to who asks."""
 
+import datetime
+
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from campaigns.models import Campaign
 
-from .models import OPEN_STATUSES, Delivery, Lead, Validity
+from .models import BUYER_BALANCE_SIGN, OPEN_STATUSES, SUPPLIER_BALANCE_SIGN, Delivery, Lead, LedgerEntry, Validity
+from .services.ledger import buyer_balance, supplier_balance
 
 # The queue reps claim from: unassigned, open, real leads that are not invalid.
 UNASSIGNED_QUEUE = Q(assigned_to__isnull=True, is_test=False, is_duplicate=False, status__in=OPEN_STATUSES) & ~Q(
@@ -107,3 +110,53 @@ def campaigns_for_api(*, user):
     campaigns = Campaign.objects.select_related("traffic_source", "offer")
     partner = getattr(user, "partner", None)
     return campaigns.filter(partners=partner) if partner is not None else campaigns
+
+
+def statement(
+    *,
+    currency: str,
+    date_from,
+    date_to,
+    advertiser=None,
+    partner=None,
+) -> dict:
+    """A buyer's or a supplier's statement for a period (days in TIME_ZONE, by when entries were booked):
+    the opening balance, every entry with the balance after it, and the closing balance.
+
+    A buyer's balance is what it paid in less what it was charged (negative: it owes us); a supplier's
+    is what we owe it. Both come from the ledger alone, so they reconcile with it to the cent."""
+    zone = timezone.get_current_timezone()
+    start = datetime.datetime.combine(date_from, datetime.time.min, tzinfo=zone)
+    end = datetime.datetime.combine(date_to + datetime.timedelta(days=1), datetime.time.min, tzinfo=zone)
+    if advertiser is not None:
+        signs, opening = BUYER_BALANCE_SIGN, buyer_balance(advertiser.pk, currency, before=start)
+        entries = LedgerEntry.objects.filter(advertiser=advertiser)
+        name = advertiser.name
+    else:
+        signs, opening = SUPPLIER_BALANCE_SIGN, supplier_balance(partner.pk, currency, before=start)
+        entries = LedgerEntry.objects.filter(partner=partner)
+        name = partner.name
+    entries = (
+        entries.filter(currency=currency, kind__in=list(signs), created_at__gte=start, created_at__lt=end)
+        .select_related("lead", "campaign")
+        .order_by("created_at", "id")
+    )
+    lines, balance = [], opening
+    for entry in entries:
+        change = signs[entry.kind] * entry.amount
+        balance += change
+        lines.append({"entry": entry, "change": change, "balance": balance})
+    payable = None
+    if partner is not None:
+        # Payouts whose return window has passed, less what was reversed or paid: what may be paid now.
+        payable = supplier_balance(partner.pk, currency, before=end, payable_by=timezone.now())
+    return {
+        "name": name,
+        "currency": currency,
+        "date_from": date_from,
+        "date_to": date_to,
+        "opening": opening,
+        "lines": lines,
+        "closing": balance,
+        "payable": payable,
+    }

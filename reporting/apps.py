@@ -6,3 +6,10 @@ class ReportingConfig(AppConfig):
 
     default_auto_field = "django.db.models.BigAutoField"
     name = "reporting"
+
+    def ready(self) -> None:
+        from campaigns.metrics import register_campaign_metrics
+
+        from .selectors.campaigns import campaign_list_metrics
+
+        register_campaign_metrics(campaign_list_metrics)

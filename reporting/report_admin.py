@@ -107,35 +107,41 @@ CHOICES = {
     "device_type": dict(DeviceType.choices),
 }
 
+# Money first, so it stays in view on a laptop screen; the lead judgements and traffic follow.
 METRIC_COLUMNS = [
-    Column("impressions", "Impressions", "impressions", "count"),
-    Column("clicks", "Clicks", "clicks", "count"),
-    Column("tracked_clicks", "Tracked clicks", "tracked_clicks", "count"),
-    Column("spend", "Spend", "spend", "money"),
     Column("leads", "Leads", "leads", "count"),
     Column("valid_leads", "Valid", "valid_leads", "count"),
+    Column("revenue", "Revenue", "revenue", "money"),
+    Column("cost", "Cost", "cost", "money"),
+    Column("margin", "Margin", "margin", "money"),
+    Column("roi", "ROI", "roi", "percent"),
+    Column("roas", "ROAS", "roas", "times"),
+    Column("cpl", "CPL", "cpl", "money"),
+    Column("epc", "EPC", "epc", "money", places=4),
+    Column("lead_revenue", "Lead sales", "lead_revenue", "money"),
+    Column("sold_leads", "Sold", "sold_leads", "count"),
+    Column("average_sale_price", "Avg. price", "average_sale_price", "money"),
+    Column("sale_revenue", "Commissions", "sale_revenue", "money"),
+    Column("media_spend", "Media spend", "media_spend", "money"),
+    Column("supplier_cost", "Supplier payouts", "supplier_cost", "money"),
+    Column("cost_per_qualified", "Cost/qualified", "cost_per_qualified", "money"),
+    Column("qualified", "Qualified", "qualified", "count"),
+    Column("converted", "Converted", "converted", "count"),
+    Column("returned", "Returned", "returned", "count"),
+    Column("conversion_rate", "Conv. rate", "conversion_rate", "percent"),
+    Column("validity_rate", "Validity", "validity_rate", "percent"),
     Column("duplicates", "Duplicates", "duplicates", "count"),
     Column("suspect", "Suspect", "suspect", "count"),
     Column("invalid", "Invalid", "invalid", "count"),
-    Column("qualified", "Qualified", "qualified", "count"),
     Column("hard_leads", "Hard", "hard_leads", "count"),
     Column("soft_leads", "Soft", "soft_leads", "count"),
-    Column("converted", "Converted", "converted", "count"),
-    Column("returned", "Returned", "returned", "count"),
-    Column("revenue", "Revenue", "revenue", "money"),
-    Column("cpl", "CPL", "cpl", "money"),
-    Column("cost_per_qualified", "Cost/qualified", "cost_per_qualified", "money"),
-    Column("conversion_rate", "Conv. rate", "conversion_rate", "percent"),
-    Column("validity_rate", "Validity", "validity_rate", "percent"),
-    Column("roi", "ROI", "roi", "percent"),
-    Column("roas", "ROAS", "roas", "times"),
-    Column("epc", "EPC", "epc", "money", places=4),
+    Column("impressions", "Impressions", "impressions", "count"),
+    Column("clicks", "Clicks", "clicks", "count"),
+    Column("tracked_clicks", "Tracked clicks", "tracked_clicks", "count"),
     Column("currency", "Currency", "currency", "text"),
 ]
-# Buyers' sales in another currency than the offer's are never converted; shown apart when there are any.
-OTHER_CURRENCIES = Column(
-    "revenue_other_currencies", "Sales in other currencies", "revenue_other_currencies", "amounts"
-)
+# Money booked in another currency than the offer's is never converted; shown apart when there is any.
+OTHER_CURRENCIES = Column("money_other_currencies", "Other currencies", "money_other_currencies", "amounts")
 
 
 def group_column(name: str) -> Column:

@@ -1,5 +1,5 @@
-"""Reads that compute: campaign lists with their traffic metrics."""
+"""Reads that compute for campaigns (reports live in the reporting app)."""
 
-from .campaigns import campaign_for_tracking, campaign_list_with_metrics, cost_per_lead, return_on_investment
+from .campaigns import campaign_for_tracking
 
-__all__ = ["campaign_for_tracking", "campaign_list_with_metrics", "cost_per_lead", "return_on_investment"]
+__all__ = ["campaign_for_tracking"]

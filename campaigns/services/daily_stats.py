@@ -11,6 +11,7 @@ from django.utils import timezone
 from leadcrm.csv_upload import CsvUploadError, read_csv_upload
 
 from ..models import Campaign, DailyStat, TrafficSource
+from ..signals import daily_stats_changed
 
 MAX_ROWS = 200_000
 # Column names seen in traffic sources' exports, mapped to ours.
@@ -218,5 +219,7 @@ def daily_stats_import(
         )
         DailyStat.objects.bulk_update(to_update, [*present_metrics, "updated_at"], batch_size=1000)
         report.created, report.updated = len(to_create), len(to_update)
+        changed = [(stat.campaign_id, stat.date) for stat in (*to_create, *to_update)]
+        daily_stats_changed.send(sender=DailyStat, days=changed)
     report.imported = True
     return report

@@ -105,8 +105,8 @@ def test_campaign_changelist_shows_metrics_with_a_fixed_number_of_queries(
     assert response.status_code == 200
     rows = response.context["cl"].result_list
     assert len(rows) == 27
-    first = rows[0]
-    assert (first.spend_total, first.clicks_reported, first.impressions_total, first.clicks_tracked) == (
+    first = rows[0].metrics
+    assert (first["media_spend"], first["clicks"], first["impressions"], first["tracked_clicks"]) == (
         Decimal("15.25"),
         140,
         14000,

@@ -21,6 +21,7 @@ from ..models import (
     DeliveryRoute,
     HeldDelivery,
     Postback,
+    RoutePrice,
     WebhookSecret,
 )
 from ..services.delivery import (
@@ -72,6 +73,7 @@ class RouteInline(admin.TabularInline):
         "accepted_lead_types",
         "hourly_cap",
         "daily_cap",
+        "price_per_lead",
         "is_active",
     )
     autocomplete_fields = ("offer",)
@@ -239,9 +241,27 @@ class DeliveryDestinationAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/leads/deliverydestination/test_result.html", context)
 
 
+class RoutePriceInline(admin.TabularInline):
+    model = RoutePrice
+    extra = 0
+    fields = ("country", "lead_type", "price")
+    verbose_name_plural = "prices by country or lead type (the most specific match wins)"
+
+
 @admin.register(DeliveryRoute)
 class DeliveryRouteAdmin(admin.ModelAdmin):
-    list_display = ("offer", "destination", "priority", "weight", "accepts", "hour_usage", "day_usage", "is_active")
+    list_display = (
+        "offer",
+        "destination",
+        "priority",
+        "weight",
+        "price",
+        "accepts",
+        "hour_usage",
+        "day_usage",
+        "is_active",
+    )
+    inlines = [RoutePriceInline]
     list_filter = ("is_active", "offer", "destination__advertiser")
     list_select_related = ("offer", "destination")
     autocomplete_fields = ("offer",)
@@ -254,10 +274,18 @@ class DeliveryRouteAdmin(admin.ModelAdmin):
             super()
             .get_queryset(request)
             .annotate(
-                today=Count("deliveries", filter=counted & Q(deliveries__created_at__gte=day)),
-                this_hour=Count("deliveries", filter=counted & Q(deliveries__created_at__gte=hour)),
+                # distinct: the join with the route's prices must not multiply the deliveries.
+                today=Count("deliveries", filter=counted & Q(deliveries__created_at__gte=day), distinct=True),
+                this_hour=Count("deliveries", filter=counted & Q(deliveries__created_at__gte=hour), distinct=True),
+                price_count=Count("prices", distinct=True),
             )
         )
+
+    @admin.display(description="Price")
+    def price(self, obj):
+        base = obj.price_per_lead if obj.price_per_lead is not None else obj.offer.payout_per_lead
+        extra = " + by country/type" if obj.price_count else ""
+        return f"{base:.2f} {obj.offer.currency}{extra}"
 
     @admin.display(description="Accepts")
     def accepts(self, obj):
@@ -287,6 +315,7 @@ class DeliveryAdmin(ReadOnlyLogAdmin):
         "lead",
         "destination",
         "status",
+        "price_display",
         "attempts",
         "last_status_code",
         "reason",
@@ -298,6 +327,10 @@ class DeliveryAdmin(ReadOnlyLogAdmin):
     date_hierarchy = "created_at"
     inlines = [AttemptInline]
     actions = ("redeliver", "route_to_next_buyer")
+
+    @admin.display(description="Price", ordering="price")
+    def price_display(self, delivery):
+        return "—" if delivery.price is None else f"{delivery.price:.2f} {delivery.currency}"
 
     @admin.action(description="Redeliver to the same buyer (same webhook id)", permissions=["change"])
     def redeliver(self, request, queryset):

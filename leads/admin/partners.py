@@ -7,7 +7,7 @@ from django.urls import reverse
 from leadcrm.admin_actions import run_for_each
 from leadcrm.admin_logs import ReadOnlyLogAdmin
 
-from ..models import ApiKey, Partner, PartnerNotification
+from ..models import ApiKey, Partner, PartnerNotification, SupplierPayout
 from ..services.notifications import notifications_resend
 from ..services.partners import api_key_create, api_key_revoke
 from ..services.signing import partner_retire_old_webhook_secrets, partner_rotate_webhook_secret
@@ -31,13 +31,21 @@ class PartnerSecretInline(SecretInline):
     verbose_name_plural = "webhook signing secrets (shown in full once, when created)"
 
 
+class SupplierPayoutInline(admin.TabularInline):
+    model = SupplierPayout
+    extra = 0
+    fields = ("campaign", "amount", "currency", "basis", "is_active")
+    autocomplete_fields = ("campaign",)
+    verbose_name_plural = "payouts per campaign (for suppliers; payable after the offer's return window)"
+
+
 @admin.register(Partner)
 class PartnerAdmin(admin.ModelAdmin):
     list_display = ("name", "role", "advertiser", "rate_limit_per_minute", "webhook_url", "is_active")
     list_filter = ("role", "is_active")
     search_fields = ("name",)
     filter_horizontal = ("campaigns",)
-    inlines = [ApiKeyInline, PartnerSecretInline]
+    inlines = [SupplierPayoutInline, ApiKeyInline, PartnerSecretInline]
     actions = ("new_webhook_secret", "retire_old_webhook_secrets")
 
     def save_model(self, request, obj, form, change):

@@ -330,22 +330,33 @@ class ReportRowSerializer(serializers.Serializer):
     impressions = serializers.IntegerField(required=False, allow_null=True)
     clicks = serializers.IntegerField(required=False, allow_null=True, help_text="Clicks the source reported.")
     tracked_clicks = serializers.IntegerField(required=False, allow_null=True, help_text="Clicks we recorded.")
-    spend = _decimal_field(2, required=False)
-    revenue = _decimal_field(
+    lead_revenue = _decimal_field(2, "What buyers paid for leads, net of returns in the return window.", required=False)
+    sold_leads = serializers.IntegerField(required=False, help_text="Leads buyers accepted, net of returns.")
+    average_sale_price = _decimal_field(2, "lead_revenue / sold_leads", required=False)
+    sale_revenue = _decimal_field(
         2,
-        "Every sale reported, in the offer's currency, net of returns (also sales on leads we judged invalid or "
-        "duplicate: the money came in; `converted` counts only valid leads).",
+        "Sale commissions: the amount reported with each sale (else the offer's payout per sale), net of "
+        "returns. Every reported sale counts (also on leads judged invalid or duplicate: the money came in; "
+        "`converted` counts only valid leads).",
         required=False,
     )
-    cpl = _decimal_field(2, "spend / valid leads", required=False)
-    cost_per_qualified = _decimal_field(2, "spend / qualified leads", required=False)
-    roi = _decimal_field(4, "(revenue - spend) / spend", required=False)
-    roas = _decimal_field(4, "revenue / spend", required=False)
+    revenue = _decimal_field(2, "lead_revenue + sale_revenue", required=False)
+    media_spend = _decimal_field(
+        4, "What the traffic sources charged (null at a grouping spend is not known at).", required=False
+    )
+    supplier_cost = _decimal_field(4, "Supplier payouts earned, net of reversals.", required=False)
+    cost = _decimal_field(4, "media_spend + supplier_cost", required=False)
+    margin = _decimal_field(4, "revenue - cost", required=False)
+    cpl = _decimal_field(2, "cost / valid leads", required=False)
+    cost_per_qualified = _decimal_field(2, "cost / qualified leads", required=False)
+    roi = _decimal_field(4, "margin / cost", required=False)
+    roas = _decimal_field(4, "revenue / cost", required=False)
     epc = _decimal_field(4, "revenue / clicks (tracked clicks where the source's are unknown)", required=False)
-    revenue_other_currencies = serializers.DictField(
+    money_other_currencies = serializers.DictField(
         child=serializers.DecimalField(max_digits=None, decimal_places=2),
         required=False,
-        help_text="Sales the buyer reported in another currency than the offer's, by currency; not in revenue.",
+        help_text="Money booked in another currency than the offer's (a sale reported in euros on a dollar "
+        "offer), net, by currency; in none of the figures above.",
     )
 
     def to_representation(self, row):

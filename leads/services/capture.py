@@ -12,6 +12,7 @@ from campaigns.visitor import parse_user_agent
 from ..models import Lead, LeadEvent, OutboxEntry, Partner, Qualification, Validity
 from .classification import classify_lead_type
 from .dedupe import find_original, lock_contacts
+from .ledger import ledger_post_capture
 from .normalisation import country_code, normalise_email, normalise_name, normalise_phone
 from .outbox import outbox_enqueue
 from .postbacks import postback_enqueue
@@ -196,6 +197,7 @@ def _capture(campaign: Campaign, submission: Submission, context: CaptureContext
         LeadEvent(lead=lead, kind=kind, data=data, actor=context.actor, created_at=now) for kind, data in steps
     )
     outbox_enqueue(lead=lead, kinds=follow_ups)
+    ledger_post_capture(lead=lead)
     postback_enqueue(lead=lead, event=PostbackEvent.VALID)
     if lead.qualification == Qualification.QUALIFIED:
         postback_enqueue(lead=lead, event=PostbackEvent.QUALIFIED)

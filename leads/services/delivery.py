@@ -14,12 +14,13 @@ from itertools import groupby
 
 from django.core.mail import EmailMessage
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from leadcrm.encryption import decrypt, encrypt
 
 from ..models import (
+    BuyerAccount,
     Delivery,
     DeliveryAttempt,
     DeliveryDestination,
@@ -32,6 +33,7 @@ from ..models import (
 from .answers import Outcome, Verdict
 from .calls import call_partner, settle
 from .delivery_payload import email_text, mapped_payload, request_body
+from .ledger import ledger_post_sale
 from .outbox import GiveUp, RetryLater, dispatch, outbox_enqueue
 from .signing import signature_headers
 
@@ -67,13 +69,21 @@ class RoutingChoice:
     recheck_at: datetime | None = None
 
 
-def choose_route(lead: Lead, routes: list[DeliveryRoute], now: datetime) -> RoutingChoice:
-    """The first buyer in priority order with room under its caps; weighted among equal priorities."""
+def choose_route(
+    lead: Lead, routes: list[DeliveryRoute], now: datetime, out_of_credit: dict[int, str] | None = None
+) -> RoutingChoice:
+    """The first buyer in priority order with room under its caps and its credit limit; weighted among
+    equal priorities. `out_of_credit`: why routes whose buyer cannot pay for the lead are left out."""
     if not routes:
         return RoutingChoice(None, "no buyer left for this offer", now + RECHECK_UNROUTABLE)
-    accepting = [route for route in routes if not route.refusal(lead)]
+    out_of_credit = out_of_credit or {}
+
+    def refusal(route: DeliveryRoute) -> str:
+        return route.refusal(lead) or out_of_credit.get(route.pk, "")
+
+    accepting = [route for route in routes if not refusal(route)]
     if not accepting:
-        refusals = "; ".join(f"{route.destination.name}: {route.refusal(lead)}" for route in routes)
+        refusals = "; ".join(f"{route.destination.name}: {refusal(route)}" for route in routes)
         return RoutingChoice(None, f"no buyer takes it ({refusals})"[:300], now + RECHECK_UNROUTABLE)
     capped = [route.pk for route in accepting if route.hourly_cap is not None or route.daily_cap is not None]
     usage = route_usage(capped, now) if capped else {}
@@ -92,6 +102,41 @@ def choose_route(lead: Lead, routes: list[DeliveryRoute], now: datetime) -> Rout
         group = list(group)
         return RoutingChoice(random.choices(group, weights=[route.weight for route in group])[0])  # noqa: S311
     return RoutingChoice(None, "every buyer is at its cap", min(resets))
+
+
+def credit_refusals(lead: Lead, routes: list[DeliveryRoute]) -> dict[int, str]:
+    """{route id: why not} for routes whose buyer's account cannot pay this lead's price.
+
+    Locks the accounts (after the lead and the routes, always in that order), so two leads routed at
+    once cannot both spend a buyer's last credit. A price already promised to a pending delivery
+    counts as spent. Buyers without an account in the offer's currency have no limit."""
+    currency = lead.offer.currency
+    advertiser_ids = {route.destination.advertiser_id for route in routes}
+    accounts = {
+        account.advertiser_id: account
+        for account in BuyerAccount.objects.select_for_update()
+        .filter(advertiser_id__in=advertiser_ids, currency=currency)
+        .order_by("pk")
+    }
+    if not accounts:
+        return {}
+    promised = dict(
+        Delivery.objects.filter(
+            status=Delivery.Status.PENDING, destination__advertiser_id__in=list(accounts), currency=currency
+        )
+        .values_list("destination__advertiser_id")
+        .annotate(total=Sum("price"))
+        .order_by()
+    )
+    refusals = {}
+    for route in routes:
+        account = accounts.get(route.destination.advertiser_id)
+        if account is None:
+            continue
+        available = account.balance + account.credit_limit - (promised.get(account.advertiser_id) or 0)
+        if route.price_for(lead) > available:
+            refusals[route.pk] = f"at its credit limit ({available:.2f} {currency} left)"
+    return refusals
 
 
 def _set_payload(entry: OutboxEntry, payload: dict) -> None:
@@ -133,15 +178,24 @@ def _route(entry: OutboxEntry) -> Delivery | None:
             .filter(offer_id=lead.offer_id, is_active=True, destination__is_active=True)
             .exclude(destination_id__in=tried)
             .select_related("destination")
+            .prefetch_related("prices")
             .order_by("priority", "id")
         )
-        choice = choose_route(lead, routes, now)
+        for route in routes:
+            route.offer = lead.offer  # priced with the lead's offer already loaded
+        choice = choose_route(lead, routes, now, credit_refusals(lead, routes) if routes else None)
         if choice.route is None:
             if entry.payload.get("held") != choice.held_reason:
                 LeadEvent.objects.create(lead=lead, kind=LeadEvent.Kind.DELIVERY, data={"held": choice.held_reason})
             _set_payload(entry, {"held": choice.held_reason})
         else:
-            delivery = Delivery.objects.create(lead=lead, destination=choice.route.destination, route=choice.route)
+            delivery = Delivery.objects.create(
+                lead=lead,
+                destination=choice.route.destination,
+                route=choice.route,
+                price=choice.route.price_for(lead),
+                currency=lead.offer.currency,
+            )
             delivery.lead = lead  # sent with the lead already loaded
             _set_payload(entry, {"delivery": delivery.pk})
             return delivery
@@ -228,7 +282,7 @@ def send_lead(*, destination: DeliveryDestination, lead: Lead, msg_id: str) -> S
     return sent
 
 
-def _record(delivery: Delivery, sent: SentRequest) -> tuple[str, float | None]:
+def _record(delivery: Delivery, sent: SentRequest, lead: Lead | None = None) -> tuple[str, float | None]:
     """Write the attempt and the delivery's new state; returns (outcome, seconds until retry)."""
     verdict = sent.verdict
     attempts = delivery.attempts + 1
@@ -241,7 +295,8 @@ def _record(delivery: Delivery, sent: SentRequest) -> tuple[str, float | None]:
     }[outcome]
     now = timezone.now()
     with transaction.atomic():
-        Delivery.objects.filter(pk=delivery.pk).update(
+        # Only from pending: a result recorded twice (a retried task) never sells the lead twice.
+        changed = Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.PENDING).update(
             status=status,
             attempts=attempts,
             last_status_code=sent.status_code,
@@ -258,6 +313,10 @@ def _record(delivery: Delivery, sent: SentRequest) -> tuple[str, float | None]:
             error=sent.error[:500],
             response_excerpt=sent.response,
         )
+        if changed and status == Delivery.Status.ACCEPTED and delivery.price is not None:
+            if lead is None:
+                lead = Lead.objects.select_related("offer").get(pk=delivery.lead_id)
+            ledger_post_sale(delivery=delivery, lead=lead)
         if verdict.disable_destination:
             DeliveryDestination.objects.filter(pk=delivery.destination_id).update(
                 is_active=False, disabled_reason=f"The buyer answered 410 Gone on {now:%Y-%m-%d %H:%M} UTC."
@@ -285,7 +344,7 @@ def delivery_send(*, delivery: Delivery) -> tuple[str, float | None]:
     lead = delivery.lead if Delivery.lead.is_cached(delivery) else None
     if lead is None or not Lead.campaign.is_cached(lead):
         lead = Lead.objects.select_related("campaign", "offer", "traffic_source").get(pk=delivery.lead_id)
-    return _record(delivery, send_lead(destination=destination, lead=lead, msg_id=delivery.webhook_id))
+    return _record(delivery, send_lead(destination=destination, lead=lead, msg_id=delivery.webhook_id), lead)
 
 
 def _why_not_send(delivery: Delivery) -> str:
@@ -378,11 +437,18 @@ def held_deliveries():
     )
 
 
-def deliveries_release_held(*, offer_id: int | None = None, entry_ids: list[int] | None = None) -> int:
-    """Route held leads now (buyers or caps changed, or staff ask) instead of at their next check."""
+def deliveries_release_held(
+    *, offer_id: int | None = None, entry_ids: list[int] | None = None, advertiser_id: int | None = None
+) -> int:
+    """Route held leads now (buyers, caps or credit changed, or staff ask) instead of at their next check.
+
+    `advertiser_id`: the held leads of every offer that buyer has routes on."""
     held = held_deliveries()
     if offer_id is not None:
         held = held.filter(lead__offer_id=offer_id)
+    if advertiser_id is not None:
+        offers = DeliveryRoute.objects.filter(destination__advertiser_id=advertiser_id).values("offer_id")
+        held = held.filter(lead__offer_id__in=offers)
     if entry_ids is not None:
         held = held.filter(pk__in=entry_ids)
     entries = list(held.values_list("pk", "kind"))

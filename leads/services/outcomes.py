@@ -1,7 +1,6 @@
 """What buyers report back about leads: contacted, converted, returned (or accepted, by postback)."""
 
 import hashlib
-from datetime import timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
@@ -10,11 +9,8 @@ from django.utils import timezone
 from leadcrm.errors import Conflict, InvalidInput, NotFound
 
 from ..models import Lead, LeadEvent, LeadOutcome, LeadStatus, Partner
+from .ledger import return_deadline
 from .workflow import lead_set_status
-
-
-def return_deadline(lead: Lead):
-    return lead.created_at + timedelta(days=lead.offer.return_window_days)
 
 
 def lead_record_outcome(

@@ -2,6 +2,7 @@ import factory
 
 from campaigns.tests.factories import CampaignFactory
 from leads.models import Delivery, DeliveryDestination, Door, Lead, QualificationRule
+from leads.services.ledger import ledger_post_return, ledger_post_sale_commission
 
 
 class LeadFactory(factory.django.DjangoModelFactory):
@@ -23,6 +24,17 @@ class LeadFactory(factory.django.DjangoModelFactory):
     validity = "valid"
     qualification = "qualified"
     score = 80
+
+    @factory.post_generation
+    def money(lead, create, extracted, **kwargs):
+        """Book what the sales workflow books for a lead made won or returned (its sale commission, then
+        the reversal inside the return window), so reports see the money a real sale leaves."""
+        if not create or lead.is_test:
+            return
+        if lead.status in ("won", "returned") and lead.sale_amount:
+            ledger_post_sale_commission(lead=lead)
+        if lead.status == "returned":
+            ledger_post_return(lead=lead)
 
 
 class QualificationRuleFactory(factory.django.DjangoModelFactory):

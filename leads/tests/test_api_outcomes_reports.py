@@ -18,7 +18,6 @@ from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from rest_framework.test import APIClient
 
-from campaigns import selectors
 from campaigns.models import TrafficSource
 from campaigns.services import advertiser_postback_token_rotate
 from campaigns.tests.factories import (
@@ -32,6 +31,7 @@ from leadcrm.wsgi import application
 from leads.models import ApiScope, Lead, LeadEvent, LeadOutcome, Partner
 from leads.services.partners import api_key_create
 from leads.tests.factories import LeadFactory, delivered
+from reporting import selectors
 
 pytestmark = pytest.mark.django_db
 
@@ -133,7 +133,7 @@ def test_buyer_reports_a_sale_and_the_lead_is_won_with_its_amount_counted_as_rev
     # The offer is paid in USD: a sale in EUR is shown apart, never added to USD revenue.
     assert revenue_and_counts(lead) == (Decimal("0.00"), 1, 0)
     (row,) = selectors.report(date_from=lead.created_at.date(), date_to=lead.created_at.date(), group_by=["campaign"])
-    assert (row["currency"], row["revenue_other_currencies"]) == ("USD", {"EUR": Decimal("1250.00")})
+    assert (row["currency"], row["money_other_currencies"]) == ("USD", {"EUR": Decimal("1250.00")})
 
 
 @pytest.mark.parametrize("age", [timedelta(hours=1), timedelta(days=7) - timedelta(minutes=5)])
@@ -416,7 +416,10 @@ def at_noon(day: date) -> datetime:
 def report_data(db):
     """Two campaigns with leads (push and native), one push campaign with spend and a click but no leads,
     one native campaign with zero spend. The report covers DAY_1 and DAY_2; DAY_0 and DAY_3 lie outside it."""
-    solar = CampaignFactory(slug="solar-push", name="Solar", traffic_source__kind=TrafficSource.Kind.PUSH)
+    # A long return window: the returned lead's sale (booked today for a day of 2025) is still reversed.
+    solar = CampaignFactory(
+        slug="solar-push", name="Solar", traffic_source__kind=TrafficSource.Kind.PUSH, offer__return_window_days=10_000
+    )
     roofing = CampaignFactory(slug="roofing-native", name="Roofing", traffic_source__kind=TrafficSource.Kind.NATIVE)
     idle = CampaignFactory(slug="idle-push", name="Idle", traffic_source__kind=TrafficSource.Kind.PUSH)
     free = CampaignFactory(slug="free-native", name="Free", traffic_source__kind=TrafficSource.Kind.NATIVE)
@@ -520,13 +523,25 @@ def counts(
 
 
 def money(impressions, clicks, tracked_clicks, spend, revenue, cpl, cost_per_qualified, roi, roas, epc):
+    """Staff money of rows whose revenue is all sale commissions and whose cost all media spend."""
+
+    def four_places(value):
+        return None if value is None else f"{Decimal(value):.4f}"
+
     return {
         "currency": "USD",
         "impressions": impressions,
         "clicks": clicks,
         "tracked_clicks": tracked_clicks,
-        "spend": spend,
+        "lead_revenue": "0.00",
+        "sold_leads": 0,
+        "average_sale_price": None,
+        "sale_revenue": revenue,
         "revenue": revenue,
+        "media_spend": four_places(spend),
+        "supplier_cost": "0.0000",
+        "cost": four_places(spend),
+        "margin": None if spend is None else four_places(Decimal(revenue) - Decimal(spend)),
         "cpl": cpl,
         "cost_per_qualified": cost_per_qualified,
         "roi": roi,
@@ -614,7 +629,13 @@ def test_report_by_country_and_device_has_revenue_and_tracked_clicks_but_no_spen
         "currency": "USD",
         "impressions": None,
         "clicks": None,
-        "spend": None,
+        "media_spend": None,
+        "cost": None,
+        "margin": None,
+        "supplier_cost": "0.0000",
+        "lead_revenue": "0.00",
+        "sold_leads": 0,
+        "average_sale_price": None,
         "cpl": None,
         "cost_per_qualified": None,
         "roi": None,
@@ -629,6 +650,7 @@ def test_report_by_country_and_device_has_revenue_and_tracked_clicks_but_no_spen
             **no_spend,
             "tracked_clicks": 1,
             "revenue": "60.00",
+            "sale_revenue": "60.00",
             "epc": "60.0000",
         },
         # solar invalid; no click
@@ -639,6 +661,7 @@ def test_report_by_country_and_device_has_revenue_and_tracked_clicks_but_no_spen
             **no_spend,
             "tracked_clicks": 0,
             "revenue": "0.00",
+            "sale_revenue": "0.00",
             "epc": None,
         },
         # solar returned: its 50.00 sale no longer counts; idle's click
@@ -649,6 +672,7 @@ def test_report_by_country_and_device_has_revenue_and_tracked_clicks_but_no_spen
             **no_spend,
             "tracked_clicks": 1,
             "revenue": "0.00",
+            "sale_revenue": "0.00",
             "epc": "0.0000",
         },
         # solar won 100 and its duplicate, roofing won 200 and the suspect one; 3 + 2 tracked: EPC 300 / 5
@@ -659,6 +683,7 @@ def test_report_by_country_and_device_has_revenue_and_tracked_clicks_but_no_spen
             **no_spend,
             "tracked_clicks": 5,
             "revenue": "300.00",
+            "sale_revenue": "300.00",
             "epc": "60.0000",
         },
     ]

@@ -45,7 +45,9 @@ def test_seed_demo_builds_every_source_kind_and_running_it_twice_duplicates_noth
     page = client.get("/admin/campaigns/campaign/")
     assert page.status_code == 200
     assert len(page.context["cl"].result_list) == first[0]
-    assert all(row.spend_total > 0 and row.clicks_tracked > 0 for row in page.context["cl"].result_list)
+    assert all(
+        row.metrics["media_spend"] > 0 and row.metrics["tracked_clicks"] > 0 for row in page.context["cl"].result_list
+    )
 
 
 def test_seed_demo_refuses_to_run_without_debug():

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from campaigns.models import TrafficSource
 
-from .reports import COUNT_METRICS, TRAFFIC_METRICS, report, report_totals
+from .reports import COUNT_METRICS, MONEY_SUMS, TRAFFIC_METRICS, report, report_totals
 
 PERIOD_DAYS = (7, 30, 90)
 DEFAULT_PERIOD_DAYS = 30
@@ -50,15 +50,15 @@ class Tile:
 
 
 def _empty_total(currency: str) -> dict:
-    zeros = dict.fromkeys((*COUNT_METRICS, *TRAFFIC_METRICS), 0)
-    [total] = report_totals([{"currency": currency, **zeros, "spend": Decimal("0"), "revenue": Decimal("0")}])
+    zeros = dict.fromkeys((*COUNT_METRICS, *TRAFFIC_METRICS, "sold_leads"), 0)
+    [total] = report_totals([{"currency": currency, **zeros, **dict.fromkeys(MONEY_SUMS, Decimal("0"))}])
     return total
 
 
 def _pick_currency(rows: list[dict], wanted: str | None) -> tuple[str, list[str]]:
-    moved: dict[str, Decimal] = {}  # spend + revenue per currency
+    moved: dict[str, Decimal] = {}  # cost + revenue per currency
     for row in rows:
-        moved[row["currency"]] = moved.get(row["currency"], Decimal("0")) + (row["spend"] or 0) + row["revenue"]
+        moved[row["currency"]] = moved.get(row["currency"], Decimal("0")) + (row["cost"] or 0) + row["revenue"]
     currencies = sorted(moved)
     if wanted in moved:
         return wanted, currencies
@@ -100,8 +100,9 @@ def _tiles(total: dict, previous: dict) -> list[Tile]:
         return Tile(label, total[name], previous[name], kind, **judgement)
 
     return [
-        tile("Spend", "spend", "money", neutral=True),
+        tile("Cost", "cost", "money", neutral=True),
         tile("Revenue", "revenue", "money"),
+        tile("Margin", "margin", "money"),
         tile("Leads", "leads", "count"),
         tile("Valid leads", "valid_leads", "count"),
         tile("CPL", "cpl", "money", lower_is_better=True),
@@ -112,13 +113,13 @@ def _tiles(total: dict, previous: dict) -> list[Tile]:
 
 
 def _daily(rows: list[dict], currency: str, date_from, date_to) -> list[dict]:
-    """Spend and revenue for every day of the period, zero on days with nothing."""
+    """Cost and revenue for every day of the period, zero on days with nothing."""
     found = {row["day"]: row for row in rows if row["currency"] == currency}
     days = [date_from + datetime.timedelta(days=offset) for offset in range((date_to - date_from).days + 1)]
     return [
         {
             "day": day,
-            "spend": found[day]["spend"] if day in found else Decimal("0"),
+            "cost": found[day]["cost"] if day in found else Decimal("0"),
             "revenue": found[day]["revenue"] if day in found else Decimal("0"),
         }
         for day in days
@@ -152,7 +153,7 @@ def _funnel(total: dict) -> list[dict]:
 
 
 def _ranked_campaigns(rows: list[dict]) -> dict:
-    """Campaigns that spent: the best ROI first, and the worst first; a campaign is in one list only."""
+    """Campaigns with a cost: the best ROI first, and the worst first; a campaign is in one list only."""
     by_campaign: dict[int, list[dict]] = {}
     for row in rows:
         by_campaign.setdefault(row["campaign_id"], []).append(row)

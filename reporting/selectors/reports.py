@@ -1,10 +1,11 @@
 """The one report: lead, traffic and money metrics for any period, grouping and filters.
 
-Three tables feed it, each aggregated in the database by the same group columns and merged
-by key: leads (counted by the day they were captured, so a lead's sale counts for the day
-and campaign that bought it), daily stats (impressions, reported clicks, spend) and tracked
-clicks. Stats and clicks only exist at some grains: spend is known per campaign and day but
-not per country, so a grouping or filter that a table cannot express leaves its figures
+Four tables feed it, each aggregated in the database by the same group columns and merged by
+key: leads (counted by the day they were captured), the money ledger (sales, returns, sale
+commissions, supplier payouts and media spend, each on the day it counts for: a lead's money on
+the lead's capture day, spend on its own day), daily stats (impressions, reported clicks) and
+tracked clicks. Spend and traffic only exist at some grains: spend is known per campaign and
+day but not per country, so a grouping or filter that a table cannot express leaves its figures
 empty (None) rather than wrong. A report costs at most four queries, whatever the grouping.
 """
 
@@ -13,15 +14,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db.models import Count, DateField, F, Max, Q, QuerySet, Sum, TextField, Value
-from django.db.models.fields.json import KT
+from django.db.models.fields.json import KT, KeyTextTransform
 from django.db.models.functions import NullIf, TruncDate, TruncWeek
 from django.utils import timezone
 
 from campaigns.models import Click, DailyStat
 from campaigns.services.clicks import SUB_ID_PARAMS
-from leads.models import Lead
+from leads.models import BILLABLE, Lead, LedgerEntry
 
-LEADS, STATS, CLICKS = "leads", "stats", "clicks"
+LEADS, LEDGER, STATS, CLICKS = "leads", "ledger", "stats", "clicks"
 # The days a report may cover: nothing was tracked before 2000, and Python's dates end in 9999 (the
 # end of a period is the start of the day after it). Forms and the API check this before asking.
 EARLIEST_DAY, LATEST_DAY = datetime.date(2000, 1, 1), datetime.date(2099, 12, 31)
@@ -47,9 +48,11 @@ def _same_path(**paths) -> dict[str, dict[str, object]]:
     return {table: {column: F(path) for column, path in columns.items()} for table, columns in paths.items()}
 
 
-def _related(name: str, *, leads: str, stats: str | None, clicks: str | None, label_field="name", key="id"):
+def _related(
+    name: str, *, leads: str, ledger: str, stats: str | None, clicks: str | None, label_field="name", key="id"
+):
     """A dimension that is a related row: its id for filters, its label for people."""
-    tables = {LEADS: leads, STATS: stats, CLICKS: clicks}
+    tables = {LEADS: leads, LEDGER: ledger, STATS: stats, CLICKS: clicks}
     tables = {table: prefix for table, prefix in tables.items() if prefix is not None}
     return Dimension(
         label=name.replace("_", " ").capitalize(),
@@ -75,8 +78,13 @@ def _sub_id(name: str) -> Dimension:
     placement = NullIf(KT(path), Value(""), output_field=TextField())
     return Dimension(
         label=name.capitalize() if not name.startswith("sub") else name,
-        columns={LEADS: {name: placement}, CLICKS: {name: placement}},
-        filter_paths={LEADS: path, CLICKS: path},
+        columns={
+            LEADS: {name: placement},
+            # The ledger reaches a lead's sub ids through its lead (spend has none: it is left out).
+            LEDGER: {name: NullIf(KeyTextTransform(name, "lead__sub_ids"), Value(""), output_field=TextField())},
+            CLICKS: {name: placement},
+        },
+        filter_paths={LEADS: path, LEDGER: f"lead__{path}", CLICKS: path},
     )
 
 
@@ -87,27 +95,33 @@ DIMENSIONS: dict[str, Dimension] = {
         columns=_same_path(
             **{
                 table: {"campaign": "campaign__slug", "campaign_name": "campaign__name", "campaign_id": "campaign_id"}
-                for table in (LEADS, STATS, CLICKS)
+                for table in (LEADS, LEDGER, STATS, CLICKS)
             }
         ),
-        filter_paths={LEADS: "campaign_id", STATS: "campaign_id", CLICKS: "campaign_id"},
+        filter_paths={LEADS: "campaign_id", LEDGER: "campaign_id", STATS: "campaign_id", CLICKS: "campaign_id"},
         label_columns=frozenset({"campaign", "campaign_name"}),
     ),
     "traffic_source_kind": _plain(
         "traffic_source_kind",
         "Traffic source kind",
         leads="traffic_source__kind",
+        ledger="traffic_source__kind",
         stats="traffic_source__kind",
         clicks="traffic_source__kind",
     ),
     "traffic_source": _related(
-        "traffic_source", leads="traffic_source", stats="traffic_source", clicks="traffic_source"
+        "traffic_source",
+        leads="traffic_source",
+        ledger="traffic_source",
+        stats="traffic_source",
+        clicks="traffic_source",
     ),
     # By id: offer names repeat across advertisers.
-    "offer": _related("offer", leads="offer", stats="offer", clicks="offer"),
+    "offer": _related("offer", leads="offer", ledger="offer", stats="offer", clicks="offer"),
     "advertiser": _related(
         "advertiser",
         leads="offer__advertiser",
+        ledger="offer__advertiser",
         stats="offer__advertiser",
         clicks="offer__advertiser",
     ),
@@ -115,6 +129,7 @@ DIMENSIONS: dict[str, Dimension] = {
         label="Day",
         columns={
             LEADS: {"day": TruncDate("created_at")},
+            LEDGER: {"day": F("day")},
             STATS: {"day": F("date")},
             CLICKS: {"day": TruncDate("created_at")},
         },
@@ -123,13 +138,18 @@ DIMENSIONS: dict[str, Dimension] = {
         label="Week (from Monday)",
         columns={
             LEADS: {"week": TruncWeek("created_at", output_field=DateField())},
+            LEDGER: {"week": TruncWeek("day", output_field=DateField())},
             STATS: {"week": TruncWeek("date", output_field=DateField())},
             CLICKS: {"week": TruncWeek("created_at", output_field=DateField())},
         },
     ),
-    "country": _plain("country", "Country", leads="country", clicks="country"),
-    "device_type": _plain("device_type", "Device type", leads="device_type", clicks="device_type"),
-    "landing_page": _related("landing_page", leads="landing_page", stats=None, clicks=None),
+    "country": _plain("country", "Country", leads="country", ledger="lead__country", clicks="country"),
+    "device_type": _plain(
+        "device_type", "Device type", leads="device_type", ledger="lead__device_type", clicks="device_type"
+    ),
+    "landing_page": _related(
+        "landing_page", leads="landing_page", ledger="lead__landing_page", stats=None, clicks=None
+    ),
     **{name: _sub_id(name) for name in SUB_ID_PARAMS},
 }
 GROUPINGS = tuple(DIMENSIONS)
@@ -148,6 +168,17 @@ COUNT_METRICS = (
     "returned",
 )
 TRAFFIC_METRICS = ("impressions", "clicks", "tracked_clicks")
+# Sums of ledger entries, each in the row's currency: what leads were sold for (net of returns), what
+# sales earned in commission (net of reversals), media spend, and what suppliers earned (net).
+MONEY_SUMS = ("lead_revenue", "sale_revenue", "media_spend", "supplier_cost")
+K = LedgerEntry.Kind
+MONEY_KINDS = {
+    "lead_revenue": (K.LEAD_SOLD, K.LEAD_RETURNED),
+    "sale_revenue": (K.SALE_COMMISSION, K.SALE_REVERSED),
+    "media_spend": (K.MEDIA_SPEND,),
+    "supplier_cost": (K.PAYOUT_EARNED, K.PAYOUT_REVERSED),
+}
+COST_SUMS = ("media_spend", "supplier_cost")  # booked negative in the ledger, reported as positive costs
 
 
 def group_columns(group_by: list[str]) -> list[str]:
@@ -227,13 +258,16 @@ def report(
     `leads` narrows the leads counted (a supplier's own); test leads never count. Without
     money (partners), traffic and money figures are left out: they are the company's.
 
-    Metrics: counts of leads by judgement (hard/soft, qualified and converted among valid
-    leads), revenue = every sale reported in the offer's currency, on valid leads or not (the
-    money came in; a returned lead's sale is reversed, so it is net of returns; sales in other
-    currencies are listed apart), spend,
-    CPL = spend / valid, cost per qualified, conversion = converted / valid, validity = valid /
-    leads, ROI = (revenue - spend) / spend, ROAS = revenue / spend, EPC = revenue / clicks
-    (the source's reported clicks, or our tracked clicks where it reported none).
+    Metrics: counts of leads by judgement (hard/soft, qualified and converted among billable
+    leads); traffic; and money from the ledger, in the row's currency (the offer's; money booked in
+    another currency is listed apart in `money_other_currencies`, never converted):
+    lead_revenue = leads sold - returns, sale_revenue = sale commissions - reversals,
+    revenue = lead_revenue + sale_revenue, media_spend, supplier_cost (payouts earned - reversed),
+    cost = media_spend + supplier_cost, margin = revenue - cost, sold_leads (net of returns),
+    average_sale_price = lead_revenue / sold_leads, CPL = cost / valid, cost per qualified,
+    ROI = margin / cost, ROAS = revenue / cost, EPC = revenue / clicks (the source's reported
+    clicks, or our tracked clicks where it reported none). Conversion = converted / valid,
+    validity = valid / leads.
     """
     for day in (date_from, date_to):
         if not EARLIEST_DAY <= day <= LATEST_DAY:
@@ -256,8 +290,7 @@ def report(
         is_test=False, created_at__gte=start, created_at__lt=end
     )
     lead_rows = _filtered(lead_rows, LEADS, filters)
-    valid = Q(validity="valid", is_duplicate=False)
-    in_offer_currency = Q(sale_currency=F("offer__currency")) | Q(sale_currency="")
+    valid = BILLABLE
     rows: dict[tuple, dict] = {}
 
     def row_for(found: dict) -> dict:
@@ -279,27 +312,39 @@ def report(
         "converted": Count("pk", filter=valid & Q(status="won")),
         "returned": Count("pk", filter=Q(status="returned")),
     }
-    if include_money:
-        lead_aggregates["revenue"] = Sum("sale_amount", filter=Q(status="won") & in_offer_currency)
     for found in _grouped(lead_rows, LEADS, group_by, include_money, lead_aggregates):
         if found["leads"]:
             row_for(found).update({name: found[name] for name in lead_aggregates})
 
     other_currencies: dict[tuple, dict] = {}
-    stats_known = include_money and all(dimension.reaches(STATS) for dimension in used)
+    # Spend exists per campaign and day; a supplier's or sales rep's own leads carry none.
+    stats_known = include_money and leads is None and all(dimension.reaches(STATS) for dimension in used)
     clicks_known = include_money and all(dimension.reaches(CLICKS) for dimension in used)
     if include_money:
-        # Sales a buyer reported in another currency than the offer's: shown apart, never converted.
-        sales = lead_rows.filter(status="won").exclude(in_offer_currency)
-        extra = {"sale": F("sale_currency")}
-        for found in _grouped(sales, LEADS, group_by, True, {"total": Sum("sale_amount")}, extra_keys=extra):
-            amounts = other_currencies.setdefault(_key(found, keys), {})
-            amounts[found["sale"]] = found["total"].quantize(Decimal("0.01"))
+        entries = LedgerEntry.objects.filter(day__gte=date_from, day__lte=date_to)
+        if leads is not None:
+            entries = entries.filter(lead__in=leads)
+        kinds = [kind for name in MONEY_SUMS if name != "media_spend" or stats_known for kind in MONEY_KINDS[name]]
+        entries = _filtered(entries.filter(kind__in=kinds), LEDGER, filters)
+        sums = {name: Sum("amount", filter=Q(kind__in=MONEY_KINDS[name])) for name in MONEY_SUMS}
+        # Sold net of returned: a returned sale is no longer one.
+        sums["sold_leads"] = Count("pk", filter=Q(kind=K.LEAD_SOLD)) - Count("pk", filter=Q(kind=K.LEAD_RETURNED))
+        extra = {"entry_currency": F("currency")}
+        for found in _grouped(entries, LEDGER, group_by, True, sums, extra_keys=extra):
+            if found["entry_currency"] == found["g_currency"]:
+                row = row_for(found)
+                row.update({name: found[name] for name in sums})
+            else:
+                # Money in another currency than the offer's (a sale reported in euros on a dollar
+                # offer): listed apart, never converted or added in.
+                amounts = other_currencies.setdefault(_key(found, keys), {})
+                net = sum((found[name] or 0 for name in MONEY_SUMS), Decimal("0"))
+                amounts[found["entry_currency"]] = net.quantize(Decimal("0.01"))
     if stats_known:
         stats = _filtered(DailyStat.objects.filter(date__gte=date_from, date__lte=date_to), STATS, filters)
-        totals = {"impressions": Sum("impressions"), "clicks": Sum("clicks"), "spend": Sum("spend")}
+        totals = {"impressions": Sum("impressions"), "clicks": Sum("clicks")}
         for found in _grouped(stats, STATS, group_by, True, totals):
-            if found["spend"] is not None:
+            if found["impressions"] is not None:
                 row_for(found).update({name: found[name] for name in totals})
     if clicks_known:
         clicks = _filtered(Click.objects.filter(created_at__gte=start, created_at__lt=end), CLICKS, filters)
@@ -317,13 +362,17 @@ def report(
                 impressions=row.get("impressions", 0) if stats_known else None,
                 clicks=row.get("clicks", 0) if stats_known else None,
                 tracked_clicks=row.get("tracked_clicks", 0) if clicks_known else None,
-                # Spend is kept to the fraction of a cent it was imported with, so totals add up
-                # exactly; it is rounded where it is shown.
-                spend=row.get("spend", Decimal("0")) if stats_known else None,
-                revenue=(row.get("revenue") or Decimal("0")).quantize(Decimal("0.01")),
+                sold_leads=row.get("sold_leads", 0),
             )
+            for name in MONEY_SUMS:
+                # Kept to the fraction of a cent it was booked with (spend), so totals add up exactly;
+                # rounded where it is shown.
+                amount = row.get(name) or Decimal("0")
+                entry[name] = -amount if name in COST_SUMS else amount
+            if not stats_known:
+                entry["media_spend"] = None
             if key in other_currencies:
-                entry["revenue_other_currencies"] = other_currencies[key]
+                entry["money_other_currencies"] = other_currencies[key]
         _add_ratios(entry)
         report_rows.append(entry)
     return report_rows
@@ -337,25 +386,32 @@ def _sort_key(key: tuple) -> tuple:
 
 
 def _add_ratios(row: dict) -> None:
-    """The rates and money ratios of a row from its counts and sums (None where they divide by zero)."""
+    """Revenue, cost, margin, rates and money ratios of a row from its counts and sums (None where they
+    divide by zero or a part is unknown)."""
     row["conversion_rate"] = _ratio(row["converted"], row["valid_leads"])
     row["validity_rate"] = _ratio(row["valid_leads"], row["leads"])
-    if "revenue" not in row:
+    if "lead_revenue" not in row:
         return
-    spend, revenue = row["spend"], row["revenue"]
+    revenue = row["lead_revenue"] + row["sale_revenue"]
+    cost = None if row["media_spend"] is None else row["media_spend"] + row["supplier_cost"]
+    margin = None if cost is None else revenue - cost
     # The source's clicks; ours where it reported none (no stats for the group, or a grouping without them).
     clicks = row["clicks"] or row["tracked_clicks"]
     row.update(
-        cpl=_ratio(spend, row["valid_leads"], "0.01"),
-        cost_per_qualified=_ratio(spend, row["qualified"], "0.01"),
-        roi=None if spend is None else _ratio(revenue - spend, spend),
-        roas=_ratio(revenue, spend),
+        revenue=revenue,
+        cost=cost,
+        margin=margin,
+        average_sale_price=_ratio(row["lead_revenue"], row["sold_leads"], "0.01"),
+        cpl=_ratio(cost, row["valid_leads"], "0.01"),
+        cost_per_qualified=_ratio(cost, row["qualified"], "0.01"),
+        roi=_ratio(margin, cost),
+        roas=_ratio(revenue, cost),
         epc=_ratio(revenue, clicks),
     )
 
 
 def report_totals(rows: list[dict]) -> list[dict]:
-    """A report's rows added up, one total per currency (for tiles and footers): sums added (sales in
+    """A report's rows added up, one total per currency (for tiles and footers): sums added (money in
     other currencies too, each apart), ratios redone.
 
     A figure unknown in any row (spend per country, say) stays unknown in the total.
@@ -363,15 +419,15 @@ def report_totals(rows: list[dict]) -> list[dict]:
     totals: dict[str, dict] = {}
     for row in rows:
         total = totals.setdefault(row.get("currency"), {"currency": row.get("currency")})
-        for name in (*COUNT_METRICS, *TRAFFIC_METRICS, "spend", "revenue"):
+        for name in (*COUNT_METRICS, *TRAFFIC_METRICS, *MONEY_SUMS, "sold_leads"):
             if name not in row:
                 continue
             if row[name] is None or total.get(name, 0) is None:
                 total[name] = None
             else:
                 total[name] = total.get(name, 0) + row[name]
-        for currency, amount in row.get("revenue_other_currencies", {}).items():
-            other = total.setdefault("revenue_other_currencies", {})
+        for currency, amount in row.get("money_other_currencies", {}).items():
+            other = total.setdefault("money_other_currencies", {})
             other[currency] = other.get(currency, Decimal("0")) + amount
     for total in totals.values():
         for name in COUNT_METRICS:

@@ -60,13 +60,13 @@ def campaign_dashboard(context):
         "show": True,
         **dashboard,
         "ranked": [("Best ROI", dashboard["top_campaigns"]), ("Worst ROI", dashboard["bottom_campaigns"])],
-        "spend_revenue_chart": line_chart(
+        "cost_revenue_chart": line_chart(
             [day["day"].strftime("%b %d") for day in daily],
             {
-                f"Spend ({currency})": [day["spend"] for day in daily],
+                f"Cost ({currency})": [day["cost"] for day in daily],
                 f"Revenue ({currency})": [day["revenue"] for day in daily],
             },
-            title=f"Spend and revenue per day, {currency}",
+            title=f"Cost and revenue per day, {currency}",
         ),
         "cpl_chart": bar_chart(
             [(row["label"], row["cpl"], amount(row["cpl"])) for row in dashboard["by_kind"]],

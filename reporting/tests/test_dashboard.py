@@ -64,7 +64,8 @@ def test_marketing_sees_kpis_of_the_period_against_the_previous_one(client, staf
     # spend 100 vs 20; revenue 160 vs 30; leads 5 vs 2; valid 4 vs 2; CPL 100/4 vs 20/2;
     # conversion 2/4 vs 1/2; ROI (160-100)/100 vs (30-20)/20; ROAS 160/100 vs 30/20.
     assert tiles(html) == {
-        "Spend": ("100.00", "+400.0%", ""),  # more spend is not good or bad news by itself
+        "Cost": ("100.00", "+400.0%", ""),  # more spend is not good or bad news by itself
+        "Margin": ("60.00", "+500.0%", "better"),  # 160 - 100 against 30 - 20
         "Revenue": ("160.00", "+433.3%", "better"),
         "Leads": ("5", "+150.0%", "better"),
         "Valid leads": ("4", "+100.0%", "better"),
@@ -82,7 +83,7 @@ def test_the_charts_are_inline_svg_with_no_outside_asset(client, staff_user_in, 
 
     charts = re.findall(r'<svg class="chart" role="img" aria-label="([^"]+)"', html)
     assert charts == [
-        "Spend and revenue per day, USD",
+        "Cost and revenue per day, USD",
         "Funnel: clicks, leads, valid, qualified, converted",
         "CPL by traffic source kind, USD",
         "ROI by traffic source kind",
@@ -119,8 +120,8 @@ def test_money_in_two_currencies_is_shown_one_currency_at_a_time(client, staff_u
     default = client.get(reverse("admin:index"), {"days": 7}).content.decode()
     in_euro = client.get(reverse("admin:index"), {"days": 7, "currency": "EUR"}).content.decode()
 
-    assert tiles(default)["Spend"][0] == "100.00" and "(USD)" in default
-    assert tiles(in_euro)["Spend"][0] == "5.00" and "(EUR)" in in_euro
+    assert tiles(default)["Cost"][0] == "100.00" and "(USD)" in default
+    assert tiles(in_euro)["Cost"][0] == "5.00" and "(EUR)" in in_euro
     assert tiles(in_euro)["CPL"][0] == "—"  # nothing valid to divide by
     assert "money is never added across currencies" in default
 
@@ -132,7 +133,7 @@ def test_an_empty_period_shows_dashes_not_errors(client, staff_user_in):
 
     assert response.status_code == 200
     shown = tiles(response.content.decode())
-    assert shown["Spend"] == ("0.00", "no comparison", "")
+    assert shown["Cost"] == ("0.00", "no comparison", "")
     assert shown["CPL"][0] == shown["ROI"][0] == shown["Conversion rate"][0] == "—"
 
 
@@ -146,7 +147,7 @@ def test_sales_see_their_queue_not_the_money(client, staff_user_in, week):
 
     html = client.get(reverse("admin:index")).content.decode()
 
-    assert 'id="campaign-dashboard"' not in html and "Spend" not in html
+    assert 'id="campaign-dashboard"' not in html and "Margin" not in html
     queue = re.search(r'<div class="module" id="sales-queue">(.*?)</div>', html, re.S).group(1)
     assert "Your queue: 2 open leads" in queue
     assert queue.index("Due") < queue.index("Hot") and "Closed" not in queue

@@ -25,28 +25,35 @@ pytestmark = pytest.mark.django_db
 
 URL = reverse("campaign-report")
 HEADERS = [
-    "Impressions",
-    "Clicks",
-    "Tracked clicks",
-    "Spend",
     "Leads",
     "Valid",
+    "Revenue",
+    "Cost",
+    "Margin",
+    "ROI",
+    "ROAS",
+    "CPL",
+    "EPC",
+    "Lead sales",
+    "Sold",
+    "Avg. price",
+    "Commissions",
+    "Media spend",
+    "Supplier payouts",
+    "Cost/qualified",
+    "Qualified",
+    "Converted",
+    "Returned",
+    "Conv. rate",
+    "Validity",
     "Duplicates",
     "Suspect",
     "Invalid",
-    "Qualified",
     "Hard",
     "Soft",
-    "Converted",
-    "Returned",
-    "Revenue",
-    "CPL",
-    "Cost/qualified",
-    "Conv. rate",
-    "Validity",
-    "ROI",
-    "ROAS",
-    "EPC",
+    "Impressions",
+    "Clicks",
+    "Tracked clicks",
     "Currency",
 ]
 PERCENT_HEADERS = {"Conv. rate", "Validity", "ROI"}
@@ -154,7 +161,14 @@ def test_marketing_sees_each_campaigns_figures_and_the_totals(marketing, two_cam
         "Impressions": "10,000",
         "Clicks": "100",
         "Tracked clicks": "3",
-        "Spend": "50.00",
+        "Media spend": "50.00",
+        "Cost": "50.00",
+        "Margin": "70.00",
+        "Lead sales": "0.00",
+        "Sold": "0",
+        "Avg. price": "—",
+        "Commissions": "120.00",
+        "Supplier payouts": "0.00",
         "Leads": "4",
         "Valid": "2",
         "Duplicates": "1",
@@ -179,7 +193,14 @@ def test_marketing_sees_each_campaigns_figures_and_the_totals(marketing, two_cam
         "Impressions": "5,000",
         "Clicks": "60",
         "Tracked clicks": "0",
-        "Spend": "30.00",
+        "Media spend": "30.00",
+        "Cost": "30.00",
+        "Margin": "-30.00",
+        "Lead sales": "0.00",
+        "Sold": "0",
+        "Avg. price": "—",
+        "Commissions": "0.00",
+        "Supplier payouts": "0.00",
         "Leads": "2",
         "Valid": "1",
         "Duplicates": "0",
@@ -207,7 +228,14 @@ def test_marketing_sees_each_campaigns_figures_and_the_totals(marketing, two_cam
         "Impressions": "15,000",
         "Clicks": "160",
         "Tracked clicks": "3",
-        "Spend": "80.00",
+        "Media spend": "80.00",
+        "Cost": "80.00",
+        "Margin": "40.00",
+        "Lead sales": "0.00",
+        "Sold": "0",
+        "Avg. price": "—",
+        "Commissions": "120.00",
+        "Supplier payouts": "0.00",
         "Leads": "6",
         "Valid": "3",
         "Duplicates": "1",
@@ -250,11 +278,17 @@ def test_two_levels_of_grouping_show_both_and_figures_a_grouping_cannot_know_as_
     native = figures(table.rows[0])
     assert (native["Leads"], native["Valid"], native["Validity"]) == ("2", "1", "50.00%")
     # Spend is reported per campaign and day, not per country: unknown, not zero.
-    assert (native["Spend"], native["Impressions"], native["CPL"], native["ROI"]) == ("—", "—", "—", "—")
+    assert (native["Media spend"], native["Cost"], native["Impressions"], native["CPL"], native["ROI"]) == (
+        "—",
+        "—",
+        "—",
+        "—",
+        "—",
+    )
     assert (figures(table.rows[1])["Leads"], figures(table.rows[1])["Converted"]) == ("4", "1")
     assert table.totals[0][:2] == ["Total", ""]
     assert figures(table.totals[0])["Leads"] == "6"
-    assert figures(table.totals[0])["Spend"] == "—"
+    assert figures(table.totals[0])["Media spend"] == "—"
 
 
 def test_a_filter_narrows_the_rows_and_the_totals(marketing, two_campaigns):
@@ -265,7 +299,7 @@ def test_a_filter_narrows_the_rows_and_the_totals(marketing, two_campaigns):
     by_country = ReportTable(marketing.get(URL, {"group_by": "offer", "country": "ca"}).content.decode())
 
     assert [row[0] for row in by_kind.rows] == ["Beta native"]
-    assert figures(by_kind.totals[0])["Spend"] == "30.00"
+    assert figures(by_kind.totals[0])["Media spend"] == "30.00"
     assert [row[0] for row in by_campaign.rows] == ["Alpha push"]
     assert figures(by_campaign.totals[0])["Leads"] == "4"
     assert [row[0] for row in by_country.rows] == ["Solar newsletter"]
@@ -343,18 +377,18 @@ def test_csv_is_the_table_shown_with_the_same_rows_order_and_totals(marketing, t
     assert lines[-1][header.index("Validity (%)")] == "50.00"
 
 
-def test_sales_in_another_currency_are_listed_apart_not_added_to_revenue(marketing, two_campaigns):
+def test_money_in_another_currency_is_listed_apart_not_added_to_revenue(marketing, two_campaigns):
     alpha, _ = two_campaigns
     LeadFactory(campaign=alpha, status="won", sale_amount=Decimal("80.00"), sale_currency="EUR")
 
     table = ReportTable(marketing.get(URL).content.decode())
     lines = list(csv.reader(io.StringIO(marketing.get(URL, {"format": "csv"}).content.decode())))
 
-    assert table.headers[-1] == "Sales in other currencies"
+    assert table.headers[-1] == "Other currencies"
     assert [row[-1] for row in table.rows] == ["EUR 80.00", "—"]
     assert table.totals[0][-1] == "EUR 80.00"
     assert figures(table.rows[0][:-1])["Revenue"] == "120.00"
-    assert [line[-1] for line in lines] == ["Sales in other currencies", "EUR 80.00", "", "EUR 80.00"]
+    assert [line[-1] for line in lines] == ["Other currencies", "EUR 80.00", "", "EUR 80.00"]
 
 
 def test_csv_cells_cannot_run_as_spreadsheet_formulas(marketing):

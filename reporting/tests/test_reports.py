@@ -57,8 +57,11 @@ def data(db):
     Outside the dates (SAT, WED) or sandbox leads: never counted.
     """
     sunny, roof = AdvertiserFactory(name="Sunny Co"), AdvertiserFactory(name="Roof Co")
-    solar_offer = OfferFactory(advertiser=sunny, name="Solar quote", currency="USD")
-    roof_offer = OfferFactory(advertiser=roof, name="Roof quote", currency="EUR")
+    # No payout per sale: a sale earns the commission reported with it. A long return window: L2's
+    # return (booked today) still reverses its sale.
+    terms = {"payout_per_sale": Decimal("0"), "return_window_days": 10_000}
+    solar_offer = OfferFactory(advertiser=sunny, name="Solar quote", currency="USD", **terms)
+    roof_offer = OfferFactory(advertiser=roof, name="Roof quote", currency="EUR", **terms)
     source_a = TrafficSourceFactory(name="Native A", kind=TrafficSource.Kind.NATIVE)
     source_b = TrafficSourceFactory(name="Native B", kind=TrafficSource.Kind.NATIVE)
     push = TrafficSourceFactory(name="Push C", kind=TrafficSource.Kind.PUSH)
@@ -69,6 +72,7 @@ def data(db):
     roof_quiz = LandingPageFactory(campaign=roof_b, name="Roof quiz")
 
     def lead(campaign, day, country, device, page, sub_ids, lead_type, **fields):
+        # A won or returned lead comes with the sale commission (and reversal) the workflow books.
         return LeadFactory(
             campaign=campaign,
             created_at=at_noon(day),
@@ -183,13 +187,22 @@ def counts(
 
 
 def money(*, currency, impressions, clicks, tracked, spend, revenue, cpl, per_qualified, roi, roas, epc) -> dict:
+    """The money of rows whose revenue is all sale commissions and whose cost all media spend (no lead
+    sold, no supplier paid here: test_money_report covers those)."""
     return {
         "currency": currency,
         "impressions": impressions,
         "clicks": clicks,
         "tracked_clicks": tracked,
-        "spend": _decimal(spend),
+        "sold_leads": 0,
+        "lead_revenue": Decimal("0"),
+        "average_sale_price": None,
+        "sale_revenue": _decimal(revenue),
         "revenue": _decimal(revenue),
+        "media_spend": _decimal(spend),
+        "supplier_cost": Decimal("0"),
+        "cost": _decimal(spend),
+        "margin": None if spend is None else Decimal(revenue) - Decimal(spend),
         "cpl": _decimal(cpl),
         "cost_per_qualified": _decimal(per_qualified),
         "roi": _decimal(roi),
@@ -201,7 +214,7 @@ def money(*, currency, impressions, clicks, tracked, spend, revenue, cpl, per_qu
 # Groupings that daily stats cannot express (country, device, landing page, sub id): no spend.
 NO_STATS = {"impressions": None, "clicks": None, "spend": None, "cpl": None, "per_qualified": None}
 NO_STATS_NOR_RATIOS = {**NO_STATS, "roi": None, "roas": None}
-GBP_SALE = {"revenue_other_currencies": {"GBP": Decimal("70.00")}}  # L3's sale, never added to USD revenue
+GBP_SALE = {"money_other_currencies": {"GBP": Decimal("70.00")}}  # L3's sale, never added to USD revenue
 
 # Every figure below: valid = valid and not a duplicate; suspect and invalid leave duplicates out, so
 # leads = valid + duplicates + suspect + invalid; qualified, hard, soft and converted count valid
@@ -740,12 +753,12 @@ def test_totals_add_spend_to_the_fraction_of_a_cent_before_rounding():
 
     [total] = report_totals(run(["day"], filters={"campaign": [campaign.pk]}))
 
-    assert total["spend"].quantize(Decimal("0.01")) == Decimal("1.00")
+    assert total["media_spend"].quantize(Decimal("0.01")) == Decimal("1.00")
 
 
 @pytest.mark.parametrize("grouping", GROUPINGS)
 def test_every_grouping_costs_at_most_four_queries(data, grouping, django_assert_max_num_queries):
-    # leads, sales in other currencies, daily stats, tracked clicks
+    # leads, ledger, daily stats, tracked clicks
     with django_assert_max_num_queries(4):
         rows = run([grouping])
 
@@ -775,14 +788,16 @@ def test_a_campaign_moved_to_another_offer_keeps_its_past_spend_with_its_past_le
     by_offer = run(["offer"], MON, TUE, filters={"campaign": [campaign.pk]})
     by_campaign = run(["campaign"], MON, TUE, filters={"campaign": [campaign.pk]})
 
-    figures = [(row["currency"], row["leads"], row["spend"], row["cpl"], row["tracked_clicks"]) for row in by_offer]
+    figures = [
+        (row["currency"], row["leads"], row["media_spend"], row["cpl"], row["tracked_clicks"]) for row in by_offer
+    ]
     assert figures == [
         ("USD", 1, Decimal("10.00"), Decimal("10.00"), 2),
         ("EUR", 1, Decimal("4.00"), Decimal("4.00"), 1),
     ]
     assert [row["offer_id"] for row in by_offer] == [usd_offer.pk, campaign.offer_id]
     # One campaign, two currencies: a row each, never added together.
-    assert [(row["currency"], row["spend"], row["tracked_clicks"]) for row in by_campaign] == [
+    assert [(row["currency"], row["media_spend"], row["tracked_clicks"]) for row in by_campaign] == [
         ("EUR", Decimal("4.00"), 1),
         ("USD", Decimal("10.00"), 2),
     ]

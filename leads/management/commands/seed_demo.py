@@ -16,8 +16,24 @@ from django.utils import timezone
 
 from campaigns.models import Advertiser, Campaign, Click, DailyStat, LandingPage, Offer, QuizQuestion, TrafficSource
 from campaigns.visitor import parse_user_agent
-from leads.models import DeliveryDestination, DeliveryRoute, Door, Lead, LeadStatus, QualificationRule
+from leads.models import (
+    BuyerAccount,
+    DeliveryDestination,
+    DeliveryRoute,
+    Door,
+    Lead,
+    LeadOutcome,
+    LeadStatus,
+    OutboxEntry,
+    Partner,
+    QualificationRule,
+    RoutePrice,
+    SupplierPayout,
+)
 from leads.services import CaptureContext, lead_capture, lead_claim, lead_set_status, parse_submission
+from leads.services.ledger import ledger_sync_media_spend
+from leads.services.outbox import outbox_process
+from leads.services.outcomes import lead_record_outcome
 
 DEMO_DAYS = 30
 DEMO_PASSWORD = "leadcrm-demo"
@@ -176,6 +192,8 @@ class Command(BaseCommand):
                 self._daily_stats(campaign)
                 self._clicks(campaign)
                 self._leads(campaign)
+        # After the commit, as the workers would: sell the leads to their buyers, then take a few back.
+        self._sell_and_return(campaigns)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready: {len(campaigns)} campaigns on {len(sources)} traffic sources, "
@@ -319,6 +337,7 @@ class Command(BaseCommand):
                     )
                 )
         DailyStat.objects.bulk_create(stats)
+        ledger_sync_media_spend(days=[(campaign.pk, stat.date) for stat in stats])
 
     def _clicks(self, campaign: Campaign) -> None:
         if campaign.clicks.exists():
@@ -354,8 +373,9 @@ class Command(BaseCommand):
         Click.objects.bulk_create(clicks, batch_size=1000)
 
     def _buyers(self, offers: dict[str, Offer]) -> None:
-        """Each advertiser takes its leads by email (no server needed); solar has a daily cap, so
-        some of its leads wait in the held queue."""
+        """Each advertiser takes its leads by email (no server needed) at a price per lead. Solar pays
+        more for US leads than Canadian ones and has a daily cap, so some of its leads wait in the held
+        queue. The webinar buyer has an account with a small credit limit: past it, its leads wait too."""
         for offer in offers.values():
             advertiser = offer.advertiser
             destination, _ = DeliveryDestination.objects.get_or_create(
@@ -363,10 +383,60 @@ class Command(BaseCommand):
                 name=f"{advertiser.name} sales inbox",
                 defaults={"kind": DeliveryDestination.Kind.EMAIL, "email_to": [advertiser.contact_email]},
             )
-            DeliveryRoute.objects.get_or_create(
+            route, _ = DeliveryRoute.objects.get_or_create(
                 offer=offer,
                 destination=destination,
-                defaults={"daily_cap": 25 if offer.name == "Home solar quote" else None},
+                defaults={
+                    "daily_cap": 25 if offer.name == "Home solar quote" else None,
+                    "price_per_lead": offer.payout_per_lead,
+                },
+            )
+            if offer.name == "Home solar quote":
+                RoutePrice.objects.get_or_create(route=route, country="US", defaults={"price": Decimal("38.00")})
+        BuyerAccount.objects.get_or_create(
+            advertiser=offers["Free marketing webinar"].advertiser,
+            currency="USD",
+            defaults={"credit_limit": Decimal("1500.00")},
+        )
+
+    def _supplier(self) -> Partner:
+        """An affiliate that sends the social webinar campaign its leads and earns per lead sold."""
+        partner, _ = Partner.objects.get_or_create(name="Webinar affiliates (demo)", role=Partner.Role.SUPPLIER)
+        campaign = Campaign.objects.get(slug="social-webinar")
+        partner.campaigns.add(campaign)
+        SupplierPayout.objects.get_or_create(
+            partner=partner,
+            campaign=campaign,
+            defaults={"amount": Decimal("1.40"), "currency": "USD", "basis": SupplierPayout.Basis.SOLD},
+        )
+        return partner
+
+    def _sell_and_return(self, campaigns: list[Campaign]) -> None:
+        """Deliver the demo leads now (the workers would, a moment later), then have buyers return a
+        few recent sold leads inside their offer's window, so margins show returns."""
+        pending = OutboxEntry.objects.filter(
+            kind=OutboxEntry.Kind.DELIVERY, status=OutboxEntry.Status.PENDING, lead__campaign__in=campaigns
+        ).exclude(payload__has_key="held")
+        for entry_id in pending.values_list("pk", flat=True):
+            outbox_process(entry_id=entry_id)
+        now = timezone.now()
+        sold = (
+            Lead.objects.filter(
+                campaign__in=campaigns,
+                deliveries__status="accepted",
+                created_at__gte=now - datetime.timedelta(days=5),
+            )
+            .exclude(status=LeadStatus.RETURNED)
+            .order_by("pk")
+        )
+        for lead in list(sold)[::9]:
+            lead_record_outcome(
+                lead=lead,
+                partner=None,
+                kind=LeadOutcome.Kind.RETURNED,
+                external_reference=f"demo-return-{lead.pk}",
+                return_reason=LeadOutcome.ReturnReason.INVALID_CONTACT,
+                note="phone disconnected",
             )
 
     def _qualification_rules(self, offers: dict[str, Offer]) -> None:
@@ -385,6 +455,7 @@ class Command(BaseCommand):
         rng = random.Random(f"leads-{campaign.slug}")
         page = campaign.landing_pages.exclude(kind=LandingPage.Kind.PRELANDER).order_by("position").first()
         sales = get_user_model().objects.get(username="sales")
+        supplier = self._supplier() if campaign.slug == "social-webinar" else None
         now = timezone.now()
         for number in range(rng.randint(18, 32)):
             key = f"demo:{campaign.slug}:{number}"
@@ -408,7 +479,8 @@ class Command(BaseCommand):
                 campaign=campaign,
                 submission=parse_submission(data),
                 context=CaptureContext(
-                    door=Door.QUIZ if page and page.kind == "quiz" else Door.LANDING_PAGE,
+                    door=Door.API if supplier else Door.QUIZ if page and page.kind == "quiz" else Door.LANDING_PAGE,
+                    partner=supplier,
                     landing_page=page,
                     ip=f"198.51.100.{rng.randint(1, 254)}",
                     user_agent=rng.choice(USER_AGENTS[:-1]) if rng.random() > 0.05 else USER_AGENTS[-1],

@@ -1,5 +1,6 @@
 import ipaddress
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -51,12 +52,12 @@ class LeadStatus(models.TextChoices):
 
 
 OPEN_STATUSES = (LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.WORKING)
+# A lead that can be sold, delivered, paid for and counted as valid: valid, original and real. The
+# one rule, as a query here and as a check in Lead.is_billable.
+BILLABLE = Q(validity="valid", is_duplicate=False, is_test=False)
 # Leads a sales rep works at once: valid, real, qualified and high-intent. Assignment, speed-to-lead
 # escalation and the capture's follow-ups all use this one rule (as a query and as a check).
-AUTO_ASSIGNABLE = Q(
-    validity="valid",
-    is_duplicate=False,
-    is_test=False,
+AUTO_ASSIGNABLE = BILLABLE & Q(
     qualification="qualified",
     lead_type="hard",
     status__in=OPEN_STATUSES,
@@ -327,6 +328,7 @@ class Lead(models.Model):
 
     @property
     def is_billable(self) -> bool:
+        """BILLABLE, checked on this object without a query."""
         return self.validity == Validity.VALID and not self.is_duplicate and not self.is_test
 
     @property
@@ -841,6 +843,13 @@ class DeliveryRoute(models.Model):
     accepted_lead_types = StringListField(item_choices=LeadType.choices, help_text="None ticked: all types.")
     hourly_cap = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no cap.")
     daily_cap = models.PositiveIntegerField(null=True, blank=True, help_text="Per day in TIME_ZONE. Empty: no cap.")
+    price_per_lead = models.DecimalField(
+        null=True,
+        blank=True,
+        help_text="What the buyer pays per accepted lead, in the offer's currency. Empty: the offer's payout per "
+        "lead. Prices by country or lead type below take precedence.",
+        **MONEY,
+    )
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -854,6 +863,23 @@ class DeliveryRoute(models.Model):
         from campaigns.visitor import validate_country_codes
 
         validate_country_codes(self.accepted_countries)
+
+    def price_for(self, lead: "Lead") -> Decimal:
+        """The price of this lead to this buyer: the most specific of its prices (country and lead type,
+        then country, then lead type), else the route's price, else the offer's payout per lead.
+
+        Reads `self.prices.all()`, so prefetch them when pricing many routes."""
+        matching = [
+            price
+            for price in self.prices.all()
+            if price.country in ("", lead.country) and price.lead_type in ("", lead.lead_type)
+        ]
+        if matching:
+            best = max(matching, key=lambda price: (bool(price.country), bool(price.lead_type)))
+            return best.price
+        if self.price_per_lead is not None:
+            return self.price_per_lead
+        return self.offer.payout_per_lead
 
     def refusal(self, lead: "Lead") -> str:
         """Why this buyer does not take the lead ("" when it does), caps aside."""
@@ -884,6 +910,9 @@ class Delivery(models.Model):
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     reason = models.CharField(max_length=500, blank=True, help_text="The buyer's rejection reason or the last error.")
     buyer_reference = models.CharField(max_length=200, blank=True, help_text="The buyer's id for the lead.")
+    # The price the lead is sold at, fixed when the buyer is chosen; booked in the ledger when accepted.
+    price = models.DecimalField(null=True, blank=True, editable=False, **MONEY)
+    currency = models.CharField(max_length=3, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -1,0 +1,317 @@
+"""The money ledger: every sale, return, commission, supplier payout, media spend and payment is one
+append-only LedgerEntry, posted in the transaction of the event that caused it.
+
+Each entry's key names its event, so posting the same event twice (a retried task, a job run twice)
+adds nothing. Corrections are new entries: a re-imported day of spend posts the difference.
+"""
+
+import datetime
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Q, Sum
+from django.utils import timezone
+
+from campaigns.models import Advertiser, DailyStat
+from leadcrm.errors import InvalidInput
+
+from ..models import (
+    BUYER_BALANCE_SIGN,
+    SUPPLIER_BALANCE_SIGN,
+    BuyerAccount,
+    Delivery,
+    Lead,
+    LedgerEntry,
+    Partner,
+    Qualification,
+    SupplierPayout,
+)
+
+K = LedgerEntry.Kind
+REVERSALS = {K.LEAD_SOLD: K.LEAD_RETURNED, K.SALE_COMMISSION: K.SALE_REVERSED, K.PAYOUT_EARNED: K.PAYOUT_REVERSED}
+
+
+def ledger_post(entries: list[LedgerEntry]) -> list[LedgerEntry]:
+    """Insert the entries whose key is new and apply them to buyers' balances; returns those posted."""
+    if not entries:
+        return []
+    try:
+        with transaction.atomic():
+            LedgerEntry.objects.bulk_create(entries)
+        posted = entries
+    except IntegrityError:
+        # Some were posted before (a job or task that ran twice): keep only the new ones.
+        posted = []
+        for entry in entries:
+            try:
+                with transaction.atomic():
+                    entry.save()
+            except IntegrityError:
+                continue
+            posted.append(entry)
+    _apply_to_balances(posted)
+    return posted
+
+
+def _apply_to_balances(entries: Iterable[LedgerEntry]) -> None:
+    changes: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+    for entry in entries:
+        if entry.advertiser_id and entry.kind in BUYER_BALANCE_SIGN:
+            changes[entry.advertiser_id, entry.currency] += BUYER_BALANCE_SIGN[entry.kind] * entry.amount
+    for (advertiser_id, currency), change in changes.items():
+        if change:
+            BuyerAccount.objects.filter(advertiser_id=advertiser_id, currency=currency).update(
+                balance=F("balance") + change
+            )
+
+
+def money_day(lead: Lead) -> datetime.date:
+    """The day a lead's money counts for in reports: the day it was captured (in TIME_ZONE), so a
+    campaign's revenue and cost stand beside the leads that earned them."""
+    return timezone.localdate(lead.created_at)
+
+
+def _lead_entry(lead: Lead, **fields) -> LedgerEntry:
+    return LedgerEntry(
+        lead=lead,
+        day=money_day(lead),
+        campaign_id=lead.campaign_id,
+        offer_id=lead.offer_id,
+        traffic_source_id=lead.traffic_source_id,
+        **fields,
+    )
+
+
+def return_deadline(lead: Lead) -> datetime.datetime:
+    return lead.created_at + datetime.timedelta(days=lead.offer.return_window_days)
+
+
+def _payout_entry(lead: Lead, terms: SupplierPayout) -> LedgerEntry:
+    return _lead_entry(
+        lead,
+        key=f"payout:{lead.pk}",
+        kind=K.PAYOUT_EARNED,
+        amount=-terms.amount,
+        currency=terms.currency,
+        partner_id=lead.partner_id,
+        payable_at=return_deadline(lead),
+    )
+
+
+def _payout_terms(lead: Lead, *bases: str) -> SupplierPayout | None:
+    if lead.partner_id is None or lead.is_test:
+        return None
+    return SupplierPayout.objects.filter(
+        partner_id=lead.partner_id, campaign_id=lead.campaign_id, basis__in=bases, is_active=True
+    ).first()
+
+
+def ledger_post_capture(*, lead: Lead) -> list[LedgerEntry]:
+    """A supplier's payout for a lead that earns it by being valid (or qualified), at capture."""
+    if not lead.is_billable:
+        return []
+    bases = [SupplierPayout.Basis.VALID]
+    if lead.qualification == Qualification.QUALIFIED:
+        bases.append(SupplierPayout.Basis.QUALIFIED)
+    terms = _payout_terms(lead, *bases)
+    return ledger_post([_payout_entry(lead, terms)] if terms else [])
+
+
+def ledger_post_sale(*, delivery: Delivery, lead: Lead) -> list[LedgerEntry]:
+    """A buyer accepted the lead: the sale at the delivery's price, and a payout earned by a sold lead."""
+    entries = [
+        _lead_entry(
+            lead,
+            key=f"sold:{delivery.pk}",
+            kind=K.LEAD_SOLD,
+            amount=delivery.price,
+            currency=delivery.currency,
+            delivery=delivery,
+            advertiser_id=delivery.destination.advertiser_id,
+        )
+    ]
+    terms = _payout_terms(lead, SupplierPayout.Basis.SOLD)
+    if terms:
+        entries.append(_payout_entry(lead, terms))
+    return ledger_post(entries)
+
+
+def sale_commission(lead: Lead) -> tuple[Decimal, str]:
+    """What a sale earns us: the amount reported with it (an advertiser's postback payout, a buyer's
+    reported commission, our own rep's sale), else the offer's payout per sale."""
+    if lead.sale_amount:
+        return lead.sale_amount, lead.sale_currency or lead.offer.currency
+    return lead.offer.payout_per_sale, lead.offer.currency
+
+
+def ledger_post_sale_commission(*, lead: Lead) -> list[LedgerEntry]:
+    if lead.is_test:
+        return []
+    amount, currency = sale_commission(lead)
+    if not amount:
+        return []
+    entry = _lead_entry(
+        lead,
+        key=f"commission:{lead.pk}",
+        kind=K.SALE_COMMISSION,
+        amount=amount,
+        currency=currency,
+        advertiser_id=lead.offer.advertiser_id,
+    )
+    return ledger_post([entry])
+
+
+def ledger_post_return(*, lead: Lead) -> list[LedgerEntry]:
+    """A return inside the offer's window reverses the sale, the commission and the supplier's payout.
+
+    Outside the window nothing is refunded (buyers are refused then; staff may still mark it)."""
+    if timezone.now() > return_deadline(lead):
+        return []
+    earlier = LedgerEntry.objects.filter(lead=lead, kind__in=list(REVERSALS)).order_by("id")
+    reversals = [
+        LedgerEntry(
+            key=f"reversal:{entry.pk}",
+            kind=REVERSALS[entry.kind],
+            amount=-entry.amount,
+            currency=entry.currency,
+            day=entry.day,
+            lead_id=entry.lead_id,
+            delivery_id=entry.delivery_id,
+            partner_id=entry.partner_id,
+            advertiser_id=entry.advertiser_id,
+            campaign_id=entry.campaign_id,
+            offer_id=entry.offer_id,
+            traffic_source_id=entry.traffic_source_id,
+            payable_at=entry.payable_at,
+        )
+        for entry in earlier
+    ]
+    return ledger_post(reversals)
+
+
+def ledger_sync_media_spend(*, days: Iterable[tuple[int, datetime.date]]) -> list[LedgerEntry]:
+    """Bring the ledger's media spend of these (campaign id, day) pairs to what the daily stats say now:
+    a new day posts its spend, a changed or deleted one posts the difference. Safe to run again."""
+    days = set(days)
+    if not days:
+        return []
+    campaign_ids, dates = {c for c, _ in days}, {d for _, d in days}
+    stats = DailyStat.objects.filter(campaign_id__in=campaign_ids, date__in=dates).select_related("offer")
+    wanted: dict[tuple, Decimal] = defaultdict(Decimal)
+    for stat in stats:
+        if (stat.campaign_id, stat.date) in days:
+            group = (stat.campaign_id, stat.date, stat.offer_id, stat.traffic_source_id, stat.offer.currency)
+            wanted[group] -= stat.spend
+    booked = (
+        LedgerEntry.objects.filter(kind=K.MEDIA_SPEND, campaign_id__in=campaign_ids, day__in=dates)
+        .values("campaign_id", "day", "offer_id", "traffic_source_id", "currency")
+        .annotate(total=Sum("amount"), entries=Count("id"))
+        .order_by()
+    )
+    have: dict[tuple, Decimal] = {}
+    corrections: dict[tuple[int, datetime.date], int] = defaultdict(int)
+    for row in booked:
+        if (row["campaign_id"], row["day"]) in days:
+            group = (row["campaign_id"], row["day"], row["offer_id"], row["traffic_source_id"], row["currency"])
+            have[group] = row["total"]
+            corrections[row["campaign_id"], row["day"]] += row["entries"]
+    entries = []
+    for group in sorted(set(wanted) | set(have), key=str):
+        difference = wanted.get(group, Decimal("0")) - have.get(group, Decimal("0"))
+        if not difference:
+            continue
+        campaign_id, day, offer_id, source_id, currency = group
+        corrections[campaign_id, day] += 1
+        entries.append(
+            LedgerEntry(
+                # The n-th entry of the day: two syncs that saw the same state post it once.
+                key=f"spend:{campaign_id}:{day.isoformat()}:{corrections[campaign_id, day]}",
+                kind=K.MEDIA_SPEND,
+                amount=difference,
+                currency=currency,
+                day=day,
+                campaign_id=campaign_id,
+                offer_id=offer_id,
+                traffic_source_id=source_id,
+                advertiser_id=None,
+            )
+        )
+    return ledger_post(entries)
+
+
+def ledger_sync_all_media_spend(*, batch: int = 2000) -> int:
+    """Every day of spend and every day already booked, reconciled (a repair and a first fill)."""
+    days = set(DailyStat.objects.values_list("campaign_id", "date"))
+    days |= set(LedgerEntry.objects.filter(kind=K.MEDIA_SPEND).values_list("campaign_id", "day").distinct())
+    ordered, posted = sorted(days), 0
+    for start in range(0, len(ordered), batch):
+        with transaction.atomic():
+            posted += len(ledger_sync_media_spend(days=ordered[start : start + batch]))
+    return posted
+
+
+@transaction.atomic
+def ledger_record_payment(
+    *,
+    amount: Decimal,
+    currency: str,
+    advertiser: Advertiser | None = None,
+    partner: Partner | None = None,
+    note: str = "",
+    user=None,
+    reference: str = "",
+) -> LedgerEntry:
+    """Money a buyer paid in (topping up its account) or money we paid a supplier."""
+    if (advertiser is None) == (partner is None):
+        raise InvalidInput("A payment is from one buyer or to one supplier.")
+    if amount is None or amount <= 0:
+        raise InvalidInput("Enter the amount paid.", extra={"amount": ["Enter an amount above zero."]})
+    kind = K.BUYER_PAYMENT if advertiser else K.SUPPLIER_PAYMENT
+    now = timezone.now()
+    who = f"buyer:{advertiser.pk}" if advertiser else f"supplier:{partner.pk}"
+    entry = LedgerEntry(
+        # The payer's own reference (a bank transfer id) makes a payment entered twice count once.
+        key=f"payment:{who}:{reference or now.isoformat()}"[:120],
+        kind=kind,
+        amount=amount,
+        currency=currency.upper(),
+        day=timezone.localdate(now),
+        created_at=now,
+        advertiser=advertiser,
+        partner=partner,
+        note=(note or reference)[:300],
+        created_by=user,
+    )
+    posted = ledger_post([entry])
+    if not posted:
+        raise InvalidInput(f"A payment with reference {reference!r} was already recorded.")
+    return entry
+
+
+def buyer_balance(advertiser_id: int, currency: str, *, before: datetime.datetime | None = None) -> Decimal:
+    """A buyer's balance from its entries (before a moment, for a statement's opening)."""
+    entries = LedgerEntry.objects.filter(advertiser_id=advertiser_id, currency=currency, kind__in=BUYER_BALANCE_SIGN)
+    if before is not None:
+        entries = entries.filter(created_at__lt=before)
+    totals = dict(entries.values_list("kind").annotate(total=Sum("amount")).order_by())
+    return sum((BUYER_BALANCE_SIGN[kind] * total for kind, total in totals.items()), Decimal("0"))
+
+
+def supplier_balance(
+    partner_id: int,
+    currency: str,
+    *,
+    before: datetime.datetime | None = None,
+    payable_by: datetime.datetime | None = None,
+) -> Decimal:
+    """What we owe a supplier (booked before a moment); with `payable_by`, only payouts whose return
+    window has passed by then (reversals go with the payout they reverse; payments always count)."""
+    entries = LedgerEntry.objects.filter(partner_id=partner_id, currency=currency, kind__in=SUPPLIER_BALANCE_SIGN)
+    if before is not None:
+        entries = entries.filter(created_at__lt=before)
+    if payable_by is not None:
+        entries = entries.filter(Q(payable_at__lte=payable_by) | Q(payable_at__isnull=True))
+    totals = dict(entries.values_list("kind").annotate(total=Sum("amount")).order_by())
+    return sum((SUPPLIER_BALANCE_SIGN[kind] * total for kind, total in totals.items()), Decimal("0"))

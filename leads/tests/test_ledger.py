@@ -1,0 +1,343 @@
+"""The money ledger: prices, payouts, returns, spend corrections, append-only entries, buyer credit and
+statements, with figures computed by hand."""
+
+import datetime
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from campaigns.services import daily_stats_import
+from campaigns.tests.factories import CampaignFactory, DailyStatFactory, OfferFactory
+from leads.models import (
+    AppendOnly,
+    BuyerAccount,
+    Delivery,
+    DeliveryDestination,
+    DeliveryRoute,
+    LedgerEntry,
+    OutboxEntry,
+    Partner,
+    RoutePrice,
+    SupplierPayout,
+)
+from leads.selectors import statement
+from leads.services import lead_set_status
+from leads.services.accounts import buyer_account_save
+from leads.services.answers import Outcome, Verdict
+from leads.services.delivery import SentRequest, _record, _route
+from leads.services.ledger import (
+    ledger_post_capture,
+    ledger_post_sale,
+    ledger_record_payment,
+    ledger_sync_all_media_spend,
+)
+from leads.tests.factories import LeadFactory
+
+pytestmark = pytest.mark.django_db
+
+K = LedgerEntry.Kind
+
+
+def money(lead) -> list[tuple[str, Decimal, str]]:
+    return [
+        (entry.kind, entry.amount, entry.currency) for entry in LedgerEntry.objects.filter(lead=lead).order_by("id")
+    ]
+
+
+@pytest.fixture
+def offer(db):
+    return OfferFactory(
+        currency="USD", payout_per_lead=Decimal("20.00"), payout_per_sale=Decimal("0"), return_window_days=7
+    )
+
+
+@pytest.fixture
+def route(offer):
+    destination = DeliveryDestination.objects.create(
+        advertiser=offer.advertiser, name="Inbox", kind="email", email_to=["sales@buyer.example"]
+    )
+    return DeliveryRoute.objects.create(offer=offer, destination=destination, price_per_lead=Decimal("25.00"))
+
+
+def entry_for(lead) -> OutboxEntry:
+    return OutboxEntry.objects.create(lead=lead, kind=OutboxEntry.Kind.DELIVERY)
+
+
+def sell(lead) -> Delivery:
+    """Route the lead and record the buyer's acceptance, as the delivery worker does after sending."""
+    delivery = _route(entry_for(lead))
+    assert delivery is not None
+    _record(delivery, SentRequest(Verdict(Outcome.ACCEPTED)))
+    return Delivery.objects.get(pk=delivery.pk)
+
+
+# --- Prices --------------------------------------------------------------------------------------
+
+
+def test_the_most_specific_route_price_wins_and_the_offer_payout_is_the_fallback(offer, route):
+    RoutePrice.objects.create(route=route, country="US", price=Decimal("30.00"))
+    RoutePrice.objects.create(route=route, lead_type="hard", price=Decimal("27.00"))
+    RoutePrice.objects.create(route=route, country="US", lead_type="hard", price=Decimal("35.00"))
+    campaign = CampaignFactory(offer=offer)
+
+    def price(**fields):
+        return route.price_for(LeadFactory.build(campaign=campaign, offer=offer, **fields))
+
+    assert price(country="US", lead_type="hard") == Decimal("35.00")
+    assert price(country="US", lead_type="soft") == Decimal("30.00")
+    assert price(country="CA", lead_type="hard") == Decimal("27.00")
+    assert price(country="CA", lead_type="soft") == Decimal("25.00")
+    route.price_per_lead = None
+    assert price(country="CA", lead_type="soft") == Decimal("20.00")  # the offer's payout per lead
+
+
+def test_an_accepted_delivery_books_its_price_once_and_keeps_it(offer, route):
+    lead = LeadFactory(campaign=CampaignFactory(offer=offer), country="CA")
+    delivery = sell(lead)
+
+    assert (delivery.price, delivery.currency) == (Decimal("25.00"), "USD")
+    # The same result recorded again (a retried task) sells nothing twice.
+    _record(delivery, SentRequest(Verdict(Outcome.ACCEPTED)))
+    ledger_post_sale(delivery=delivery, lead=lead)
+    route.price_per_lead = Decimal("99.00")
+    route.save()
+    delivery.refresh_from_db()
+    assert delivery.price == Decimal("25.00")
+    assert money(lead) == [(K.LEAD_SOLD, Decimal("25.00"), "USD")]
+
+
+def test_posting_a_sale_adds_at_most_two_queries_to_the_delivery(offer, route, django_assert_max_num_queries):
+    lead = LeadFactory(campaign=CampaignFactory(offer=offer), country="CA")
+    delivery = _route(entry_for(lead))
+    rejected = LeadFactory(campaign=lead.campaign, country="CA")
+    other = _route(entry_for(rejected))
+
+    with django_assert_max_num_queries(99) as without_money:
+        _record(other, SentRequest(Verdict(Outcome.REJECTED, reason="no")))
+    with django_assert_max_num_queries(len(without_money.captured_queries) + 2 + 2):  # + savepoint pair
+        _record(delivery, SentRequest(Verdict(Outcome.ACCEPTED)), lead)
+
+    assert money(lead) == [(K.LEAD_SOLD, Decimal("25.00"), "USD")]
+
+
+# --- Append-only -----------------------------------------------------------------------------------
+
+
+def test_ledger_entries_cannot_be_changed_or_deleted(offer, route):
+    lead = LeadFactory(campaign=CampaignFactory(offer=offer))
+    sell(lead)
+    entry = LedgerEntry.objects.get(lead=lead)
+
+    entry.amount = Decimal("1.00")
+    with pytest.raises(AppendOnly):
+        entry.save()
+    with pytest.raises(AppendOnly):
+        entry.delete()
+    with pytest.raises(AppendOnly):
+        LedgerEntry.objects.filter(pk=entry.pk).update(amount=Decimal("1.00"))
+    with pytest.raises(AppendOnly):
+        LedgerEntry.objects.filter(pk=entry.pk).delete()
+    if connection.vendor == "postgresql":
+        # Even raw SQL is refused by the database's trigger.
+        from django.db import DatabaseError, transaction
+
+        with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("UPDATE leads_ledgerentry SET amount = 1 WHERE id = %s", [entry.pk])
+    assert LedgerEntry.objects.get(pk=entry.pk).amount == Decimal("25.00")
+
+
+# --- Returns, commissions and supplier payouts ----------------------------------------------------
+
+
+@pytest.fixture
+def supplier(offer):
+    return Partner.objects.create(name="Affiliate", role=Partner.Role.SUPPLIER)
+
+
+def test_a_return_inside_the_window_reverses_sale_commission_and_payout(offer, route, supplier):
+    campaign = CampaignFactory(offer=offer)
+    SupplierPayout.objects.create(partner=supplier, campaign=campaign, amount=Decimal("8.00"), basis="sold")
+    lead = LeadFactory(campaign=campaign, partner=supplier, country="CA")
+    sell(lead)
+    lead_set_status(lead=lead, status="won", actor=None, sale_amount=Decimal("120.00"))
+
+    lead_set_status(lead=lead, status="returned", actor=None, reason="wrong number")
+    # Running the return's booking again (a retried task) adds nothing.
+    from leads.services.ledger import ledger_post_return
+
+    lead.refresh_from_db()
+    ledger_post_return(lead=lead)
+
+    assert money(lead) == [
+        (K.LEAD_SOLD, Decimal("25.00"), "USD"),
+        (K.PAYOUT_EARNED, Decimal("-8.00"), "USD"),
+        (K.SALE_COMMISSION, Decimal("120.00"), "USD"),
+        (K.LEAD_RETURNED, Decimal("-25.00"), "USD"),
+        (K.PAYOUT_REVERSED, Decimal("8.00"), "USD"),
+        (K.SALE_REVERSED, Decimal("-120.00"), "USD"),
+    ]
+
+
+def test_a_return_after_the_window_refunds_nothing(offer, route):
+    lead = LeadFactory(campaign=CampaignFactory(offer=offer), created_at=timezone.now() - datetime.timedelta(days=8))
+    sell(lead)
+
+    lead_set_status(lead=lead, status="returned", actor=None, reason="late")
+
+    assert money(lead) == [(K.LEAD_SOLD, Decimal("25.00"), "USD")]
+
+
+def test_valid_and_qualified_payouts_are_earned_at_capture_payable_after_the_window(offer, supplier):
+    campaign = CampaignFactory(offer=offer)
+    SupplierPayout.objects.create(partner=supplier, campaign=campaign, amount=Decimal("4.00"), currency="EUR")
+    paid = LeadFactory(campaign=campaign, partner=supplier)
+    invalid = LeadFactory(campaign=campaign, partner=supplier, validity="invalid")
+    test_lead = LeadFactory(campaign=campaign, partner=supplier, is_test=True)
+    for lead in (paid, invalid, test_lead):
+        ledger_post_capture(lead=lead)
+        ledger_post_capture(lead=lead)  # twice: still once
+
+    assert money(paid) == [(K.PAYOUT_EARNED, Decimal("-4.00"), "EUR")]
+    assert money(invalid) == money(test_lead) == []
+    entry = LedgerEntry.objects.get(lead=paid)
+    assert entry.payable_at == paid.created_at + datetime.timedelta(days=7)
+
+
+# --- Media spend ---------------------------------------------------------------------------------
+
+
+def test_a_reimported_day_books_the_difference_and_a_deleted_day_reverses_it(offer):
+    campaign = CampaignFactory(offer=offer, slug="solar-us")
+
+    def import_spend(spend: str):
+        assert daily_stats_import(data=f"date,campaign,spend\n2026-11-02,solar-us,{spend}\n".encode()).imported
+
+    import_spend("10.50")
+    import_spend("10.50")  # unchanged: nothing new
+    import_spend("12.25")
+    campaign.daily_stats.get().delete()
+    ledger_sync_all_media_spend()  # the repair job finds nothing to do
+
+    spend = LedgerEntry.objects.filter(kind=K.MEDIA_SPEND, campaign=campaign).order_by("id")
+    assert [entry.amount for entry in spend] == [Decimal("-10.50"), Decimal("-1.75"), Decimal("12.25")]
+    assert {entry.day for entry in spend} == {datetime.date(2026, 11, 2)}
+
+
+# --- Buyer accounts -------------------------------------------------------------------------------
+
+
+def test_a_buyer_at_its_credit_limit_gets_no_lead_until_it_pays(offer, route):
+    campaign = CampaignFactory(offer=offer)
+    account = BuyerAccount(advertiser=offer.advertiser, currency="USD", credit_limit=Decimal("30.00"))
+    buyer_account_save(account=account)
+    first = LeadFactory(campaign=campaign, country="CA")
+    sell(first)  # 25.00 of 30.00 used
+    second = LeadFactory(campaign=campaign, country="CA")
+    held = entry_for(second)
+
+    from leads.services.outbox import RetryLater
+
+    with pytest.raises(RetryLater):
+        _route(held)
+
+    held.refresh_from_db()
+    assert "at its credit limit (5.00 USD left)" in held.payload["held"]
+    account.refresh_from_db()
+    assert account.balance == Decimal("-25.00")
+
+    ledger_record_payment(advertiser=offer.advertiser, amount=Decimal("40.00"), currency="USD", reference="wire-1")
+    with pytest.raises(Exception, match="already recorded"):
+        ledger_record_payment(advertiser=offer.advertiser, amount=Decimal("40.00"), currency="USD", reference="wire-1")
+    account.refresh_from_db()
+    assert account.balance == Decimal("15.00")
+    delivery = _route(held)
+    assert delivery is not None and delivery.price == Decimal("25.00")
+
+
+def test_raising_the_credit_limit_releases_the_buyers_held_leads(offer, route):
+    account = BuyerAccount(advertiser=offer.advertiser, currency="USD", credit_limit=Decimal("0"))
+    buyer_account_save(account=account)
+    lead = LeadFactory(campaign=CampaignFactory(offer=offer))
+    entry = entry_for(lead)
+    from leads.services.outbox import RetryLater
+
+    with pytest.raises(RetryLater):
+        _route(entry)
+    OutboxEntry.objects.filter(pk=entry.pk).update(next_attempt_at=timezone.now() + datetime.timedelta(hours=1))
+
+    account.credit_limit = Decimal("100.00")
+    released = buyer_account_save(account=account)
+
+    entry.refresh_from_db()
+    assert released == 1 and entry.next_attempt_at <= timezone.now()
+
+
+# --- Statements ------------------------------------------------------------------------------------
+
+
+def test_a_buyer_statement_reconciles_with_the_ledger_to_the_cent(offer, route, client, admin_user):
+    campaign = CampaignFactory(offer=offer)
+    sold = [LeadFactory(campaign=campaign, country="CA") for _ in range(3)]
+    for lead in sold:
+        sell(lead)
+    lead_set_status(lead=sold[0], status="returned", actor=None, reason="duplicate")
+    lead_set_status(lead=sold[1], status="won", actor=None, sale_amount=Decimal("33.33"))
+    ledger_record_payment(advertiser=offer.advertiser, amount=Decimal("50.00"), currency="USD", reference="w1")
+    today = timezone.localdate()
+
+    found = statement(advertiser=offer.advertiser, currency="USD", date_from=today, date_to=today)
+
+    # Charged 3 x 25 + 33.33 commission, refunded 25, paid 50: 50 - 75 - 33.33 + 25 = -33.33
+    assert found["opening"] == 0
+    assert [line["change"] for line in found["lines"]] == [
+        Decimal("-25.00"),
+        Decimal("-25.00"),
+        Decimal("-25.00"),
+        Decimal("25.00"),
+        Decimal("-33.33"),
+        Decimal("50.00"),
+    ]
+    assert found["closing"] == Decimal("-33.33")
+    ledger = LedgerEntry.objects.filter(advertiser=offer.advertiser)
+    signs = {K.BUYER_PAYMENT: 1}
+    assert found["closing"] == sum(signs.get(entry.kind, -1) * entry.amount for entry in ledger)
+    # Tomorrow's statement opens where today's closed.
+    tomorrow = today + datetime.timedelta(days=1)
+    assert statement(advertiser=offer.advertiser, currency="USD", date_from=tomorrow, date_to=tomorrow)[
+        "opening"
+    ] == Decimal("-33.33")
+
+    client.force_login(admin_user)
+    url = reverse("admin:leads_ledgerentry_statement")
+    query = {"advertiser": offer.advertiser.pk, "currency": "usd", "date_from": today, "date_to": today}
+    page = client.get(url, query)
+    csv_lines = client.get(url, {**query, "format": "csv"}).content.decode().splitlines()
+    assert page.status_code == 200 and b"-33.33" in page.content
+    assert csv_lines[1].endswith(",0.00,USD") and csv_lines[-1].endswith(",-33.33,USD")
+    assert len(csv_lines) == 1 + 1 + 6 + 1
+
+
+def test_a_supplier_statement_shows_what_is_payable_after_the_window(offer, supplier):
+    campaign = CampaignFactory(offer=offer)
+    SupplierPayout.objects.create(partner=supplier, campaign=campaign, amount=Decimal("4.00"))
+    old = LeadFactory(campaign=campaign, partner=supplier, created_at=timezone.now() - datetime.timedelta(days=10))
+    new = LeadFactory(campaign=campaign, partner=supplier)
+    for lead in (old, new):
+        ledger_post_capture(lead=lead)
+    ledger_record_payment(partner=supplier, amount=Decimal("1.50"), currency="USD", reference="p1")
+    today = timezone.localdate()
+
+    found = statement(partner=supplier, currency="USD", date_from=today, date_to=today)
+
+    assert found["closing"] == Decimal("6.50")  # owed: 4 + 4 - 1.50
+    assert found["payable"] == Decimal("2.50")  # only the old lead's payout is past the window
+
+
+def test_a_daily_stat_saved_in_the_admin_is_booked_as_spend(offer):
+    stat = DailyStatFactory(campaign=CampaignFactory(offer=offer), spend=Decimal("7.0000"))
+    assert list(LedgerEntry.objects.filter(kind=K.MEDIA_SPEND).values_list("amount", "day")) == [
+        (Decimal("-7.0000"), stat.date)
+    ]
