@@ -341,3 +341,16 @@ def test_a_daily_stat_saved_in_the_admin_is_booked_as_spend(offer):
     assert list(LedgerEntry.objects.filter(kind=K.MEDIA_SPEND).values_list("amount", "day")) == [
         (Decimal("-7.0000"), stat.date)
     ]
+
+
+def test_the_backfill_books_older_won_leads_and_spend_once(offer):
+    from django.core.management import call_command
+
+    lead = LeadFactory(campaign=CampaignFactory(offer=offer))
+    # A sale recorded before the ledger existed: the lead is won, nothing is booked.
+    type(lead).objects.filter(pk=lead.pk).update(status="won", sale_amount=Decimal("45.00"), sale_currency="USD")
+
+    call_command("ledger_backfill", verbosity=0)
+    call_command("ledger_backfill", verbosity=0)
+
+    assert money(lead) == [(K.SALE_COMMISSION, Decimal("45.00"), "USD")]
