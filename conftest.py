@@ -30,3 +30,13 @@ def _broker_not_paused():
     outbox._broker_paused_until = 0.0
     yield
     outbox._broker_paused_until = 0.0
+
+
+@pytest.fixture
+def staff_client(superuser):
+    """An API client logged in as a superuser (session auth, as staff use the API)."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_login(superuser)
+    return client

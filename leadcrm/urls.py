@@ -15,6 +15,7 @@ urlpatterns = [
     path("admin/reports/", include("reporting.admin_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("leads.api.urls")),
+    path("api/v1/", include("reporting.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("postback/", AdvertiserPostbackView.as_view(), name="advertiser-postback"),

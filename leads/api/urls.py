@@ -8,5 +8,4 @@ urlpatterns = [
     path("leads/<uuid:lead_id>/", views.LeadDetailView.as_view(), name="api-lead"),
     path("leads/<uuid:lead_id>/outcome/", views.LeadOutcomeView.as_view(), name="api-lead-outcome"),
     path("campaigns/", views.CampaignListView.as_view(), name="api-campaigns"),
-    path("reports/", views.ReportView.as_view(), name="api-reports"),
 ]

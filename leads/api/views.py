@@ -19,15 +19,12 @@ from campaigns.models import LandingPage
 from campaigns.services import advertiser_for_postback_token
 from leadcrm.api_errors import error_body
 from leadcrm.errors import ApplicationError
-from reporting.selectors import report
 
 from ..filters import LeadFilter
 from ..models import ApiScope
 from ..selectors import (
     campaigns_for_api,
-    can_see_all_leads,
     can_work_lead,
-    lead_list,
     lead_list_for_api,
     lead_list_for_buyer,
 )
@@ -49,8 +46,6 @@ from .serializers import (
     OutcomeSerializer,
     PartnerLeadSerializer,
     PostbackSerializer,
-    ReportQuerySerializer,
-    ReportSerializer,
 )
 from .throttling import PostbackIpThrottle
 
@@ -261,36 +256,6 @@ class CampaignListView(generics.ListAPIView):
         return (
             campaigns_for_api(user=self.request.user).annotate(first_landing_slug=Subquery(first_page)).order_by("slug")
         )
-
-
-def _report_leads(user):
-    if isinstance(user, PartnerPrincipal):
-        return lead_list_for_api(user=user)
-    return None if can_see_all_leads(user) else lead_list(user=user)
-
-
-class ReportView(APIView):
-    permission_classes = [HasScope]
-    required_scope = ApiScope.REPORTS_READ
-
-    @extend_schema(parameters=[ReportQuerySerializer], responses={200: ReportSerializer, **ERRORS})
-    def get(self, request):
-        """Lead metrics per group and date range; money metrics (spend, revenue, CPL, ROI...) for staff only."""
-        partner = _partner(request)
-        query = ReportQuerySerializer(data=request.query_params, context={"partner": partner})
-        query.is_valid(raise_exception=True)
-        rows = report(
-            date_from=query.validated_data["date_from"],
-            date_to=query.validated_data["date_to"],
-            group_by=query.validated_data["group_by"],
-            leads=_report_leads(request.user),
-            # Money is the company's: staff who may see spend (marketing, managers), never partners.
-            # Spend covers every lead, so it is shown only beside every lead, never a rep's share of them.
-            include_money=partner is None
-            and request.user.has_perm("campaigns.view_dailystat")
-            and can_see_all_leads(request.user),
-        )
-        return Response(ReportSerializer({**query.validated_data, "rows": rows}).data)
 
 
 class AdvertiserPostbackView(APIView):

@@ -1,0 +1,140 @@
+"""Request and response shapes of the report API; no logic beyond shape checks."""
+
+from rest_framework import serializers
+
+from .selectors import GROUPINGS
+from .selectors.reports import EARLIEST_DAY, LATEST_DAY
+
+REPORT_GROUP_CHOICES = list(GROUPINGS)
+# Partners see their own leads by what they know already: not who buys them (advertiser) nor which
+# sources, placements and pages the company runs traffic through.
+PARTNER_REPORT_GROUPS = ["campaign", "traffic_source_kind", "offer", "day", "week", "country", "device_type"]
+
+
+class ReportQuerySerializer(serializers.Serializer):
+    date_from = serializers.DateField()
+    date_to = serializers.DateField()
+    group_by = serializers.CharField(
+        default="campaign", help_text=f"Comma-separated, outermost first: {', '.join(REPORT_GROUP_CHOICES)}."
+    )
+
+    def validate_group_by(self, value):
+        groups = [name.strip() for name in value.split(",") if name.strip()]
+        unknown = [name for name in groups if name not in REPORT_GROUP_CHOICES]
+        if unknown or not groups:
+            raise serializers.ValidationError(f"Use some of {', '.join(REPORT_GROUP_CHOICES)}.")
+        if self.context.get("partner") is not None and set(groups) - set(PARTNER_REPORT_GROUPS):
+            raise serializers.ValidationError(f"Partners may group by {', '.join(PARTNER_REPORT_GROUPS)}.")
+        return list(dict.fromkeys(groups))
+
+    def validate(self, attrs):
+        for name in ("date_from", "date_to"):
+            if not EARLIEST_DAY <= attrs[name] <= LATEST_DAY:
+                raise serializers.ValidationError({name: [f"Must be between {EARLIEST_DAY} and {LATEST_DAY}."]})
+        if attrs["date_to"] < attrs["date_from"]:
+            raise serializers.ValidationError({"date_to": ["Must not be before date_from."]})
+        if (attrs["date_to"] - attrs["date_from"]).days > 366:
+            raise serializers.ValidationError({"date_to": ["At most 366 days per report."]})
+        return attrs
+
+
+def _decimal_field(places: int, help_text: str = "", **kwargs):
+    # Money and ratios. No max_digits: a tiny spend can make ROAS as large as any revenue.
+    return serializers.DecimalField(
+        max_digits=None, decimal_places=places, allow_null=True, help_text=help_text, **kwargs
+    )
+
+
+def _sub_id_field():
+    return serializers.CharField(required=False, allow_null=True, help_text="Sub id; null where none was passed.")
+
+
+class ReportRowSerializer(serializers.Serializer):
+    """One group: its grouping columns (those asked for), then the metrics. Traffic and money metrics are
+    for staff only (absent for partners); a metric that would divide by zero, or a figure unknown at the
+    grouping asked for (spend per country, clicks per landing page), is null."""
+
+    campaign = serializers.CharField(required=False, help_text="Campaign slug.")
+    campaign_name = serializers.CharField(required=False)
+    campaign_id = serializers.IntegerField(required=False)
+    traffic_source_kind = serializers.CharField(required=False)
+    traffic_source_id = serializers.IntegerField(required=False)
+    traffic_source = serializers.CharField(required=False, help_text="Traffic source name.")
+    offer_id = serializers.IntegerField(required=False)
+    offer = serializers.CharField(required=False, help_text="Offer name.")
+    advertiser_id = serializers.IntegerField(required=False)
+    advertiser = serializers.CharField(required=False, help_text="Advertiser name.")
+    day = serializers.DateField(required=False)
+    week = serializers.DateField(required=False, help_text="The Monday the week starts on.")
+    country = serializers.CharField(required=False)
+    device_type = serializers.CharField(required=False)
+    landing_page_id = serializers.IntegerField(required=False, allow_null=True)
+    landing_page = serializers.CharField(required=False, allow_null=True, help_text="Landing page name.")
+    # The sub ids a source passes on its click URL (campaigns.services.clicks.SUB_ID_PARAMS).
+    sub1 = _sub_id_field()
+    sub2 = _sub_id_field()
+    sub3 = _sub_id_field()
+    sub4 = _sub_id_field()
+    sub5 = _sub_id_field()
+    zone = _sub_id_field()
+    placement = _sub_id_field()
+    creative = _sub_id_field()
+    site = _sub_id_field()
+    keyword = _sub_id_field()
+    currency = serializers.CharField(
+        required=False, help_text="Currency of the row's money: its offers' currency (rows never mix currencies)."
+    )
+    leads = serializers.IntegerField()
+    valid_leads = serializers.IntegerField(help_text="Valid and not a duplicate: billable.")
+    duplicates = serializers.IntegerField()
+    suspect = serializers.IntegerField(help_text="Not duplicates, judged suspect.")
+    invalid = serializers.IntegerField(help_text="Not duplicates, judged invalid.")
+    qualified = serializers.IntegerField(help_text="Valid leads that are qualified.")
+    hard_leads = serializers.IntegerField(help_text="Valid hard (high-intent) leads.")
+    soft_leads = serializers.IntegerField(help_text="Valid soft leads.")
+    converted = serializers.IntegerField(help_text="Valid leads with a sale.")
+    returned = serializers.IntegerField()
+    conversion_rate = _decimal_field(4, "converted / valid leads")
+    validity_rate = _decimal_field(4, "valid leads / leads")
+    impressions = serializers.IntegerField(required=False, allow_null=True)
+    clicks = serializers.IntegerField(required=False, allow_null=True, help_text="Clicks the source reported.")
+    tracked_clicks = serializers.IntegerField(required=False, allow_null=True, help_text="Clicks we recorded.")
+    lead_revenue = _decimal_field(2, "What buyers paid for leads, net of returns in the return window.", required=False)
+    sold_leads = serializers.IntegerField(required=False, help_text="Leads buyers accepted, net of returns.")
+    average_sale_price = _decimal_field(2, "lead_revenue / sold_leads", required=False)
+    sale_revenue = _decimal_field(
+        2,
+        "Sale commissions: the amount reported with each sale (else the offer's payout per sale), net of "
+        "returns. Every reported sale counts (also on leads judged invalid or duplicate: the money came in; "
+        "`converted` counts only valid leads).",
+        required=False,
+    )
+    revenue = _decimal_field(2, "lead_revenue + sale_revenue", required=False)
+    media_spend = _decimal_field(
+        4, "What the traffic sources charged (null at a grouping spend is not known at).", required=False
+    )
+    supplier_cost = _decimal_field(4, "Supplier payouts earned, net of reversals.", required=False)
+    cost = _decimal_field(4, "media_spend + supplier_cost", required=False)
+    margin = _decimal_field(4, "revenue - cost", required=False)
+    cpl = _decimal_field(2, "cost / valid leads", required=False)
+    cost_per_qualified = _decimal_field(2, "cost / qualified leads", required=False)
+    roi = _decimal_field(4, "margin / cost", required=False)
+    roas = _decimal_field(4, "revenue / cost", required=False)
+    epc = _decimal_field(4, "revenue / clicks (tracked clicks where the source's are unknown)", required=False)
+    money_other_currencies = serializers.DictField(
+        child=serializers.DecimalField(max_digits=None, decimal_places=2),
+        required=False,
+        help_text="Money booked in another currency than the offer's (a sale reported in euros on a dollar "
+        "offer), net, by currency; in none of the figures above.",
+    )
+
+    def to_representation(self, row):
+        # Only the keys the report has: the groups asked for, and the money metrics only for staff.
+        return {name: value for name, value in super().to_representation(row).items() if name in row}
+
+
+class ReportSerializer(serializers.Serializer):
+    date_from = serializers.DateField()
+    date_to = serializers.DateField()
+    group_by = serializers.ListField(child=serializers.CharField())
+    rows = ReportRowSerializer(many=True)
