@@ -248,3 +248,59 @@ class PostbackSerializer(serializers.Serializer):
         if not attrs.get("click_id") and not attrs.get("lead_id"):
             raise serializers.ValidationError({"non_field_errors": ["Give click_id or lead_id."]})
         return attrs
+
+
+class StatementQuerySerializer(serializers.Serializer):
+    currency = serializers.CharField(max_length=3, default="USD", validators=[validate_currency])
+    date_from = serializers.DateField(help_text="First day (in the platform's time zone) of entries booked.")
+    date_to = serializers.DateField(help_text="Last day; at most 366 days after date_from.")
+    side = serializers.ChoiceField(
+        choices=["buyer", "supplier"],
+        required=False,
+        help_text="For a partner that both buys and supplies: which account. Otherwise its role decides.",
+    )
+
+    def to_internal_value(self, data):
+        data = data.copy()
+        if isinstance(data.get("currency"), str):
+            data["currency"] = data["currency"].upper()
+        return super().to_internal_value(data)
+
+    def validate(self, attrs):
+        if attrs["date_to"] < attrs["date_from"]:
+            raise serializers.ValidationError({"date_to": ["Must not be before date_from."]})
+        if (attrs["date_to"] - attrs["date_from"]).days > 366:
+            raise serializers.ValidationError({"date_to": ["At most 366 days per statement."]})
+        return attrs
+
+
+class StatementLineSerializer(serializers.Serializer):
+    booked_at = serializers.DateTimeField(source="entry.created_at")
+    day = serializers.DateField(source="entry.day", help_text="The day the amount counts for (the lead's day).")
+    kind = serializers.CharField(source="entry.kind")
+    lead = serializers.UUIDField(source="entry.lead.public_id", allow_null=True, default=None)
+    reference = serializers.CharField(source="entry.note")
+    amount = serializers.DecimalField(
+        source="change", max_digits=None, decimal_places=2, help_text="What it did to your balance."
+    )
+    balance = serializers.DecimalField(max_digits=None, decimal_places=2)
+
+
+class StatementSerializer(serializers.Serializer):
+    side = serializers.CharField()
+    currency = serializers.CharField()
+    date_from = serializers.DateField()
+    date_to = serializers.DateField()
+    opening = serializers.DecimalField(max_digits=None, decimal_places=2)
+    lines = StatementLineSerializer(many=True)
+    closing = serializers.DecimalField(
+        max_digits=None,
+        decimal_places=2,
+        help_text="A buyer's: paid in less charged (below zero: owed to us). A supplier's: what we owe it.",
+    )
+    payable = serializers.DecimalField(
+        max_digits=None,
+        decimal_places=2,
+        allow_null=True,
+        help_text="Suppliers: payouts past their offer's return window, less reversals and payments.",
+    )

@@ -8,4 +8,5 @@ urlpatterns = [
     path("leads/<uuid:lead_id>/", views.LeadDetailView.as_view(), name="api-lead"),
     path("leads/<uuid:lead_id>/outcome/", views.LeadOutcomeView.as_view(), name="api-lead-outcome"),
     path("campaigns/", views.CampaignListView.as_view(), name="api-campaigns"),
+    path("statement/", views.StatementView.as_view(), name="api-statement"),
 ]

@@ -18,15 +18,16 @@ from rest_framework.views import APIView
 from campaigns.models import LandingPage
 from campaigns.services import advertiser_for_postback_token
 from leadcrm.api_errors import error_body
-from leadcrm.errors import ApplicationError
+from leadcrm.errors import ApplicationError, NotFound
 
 from ..filters import LeadFilter
-from ..models import ApiScope
+from ..models import ApiScope, Partner
 from ..selectors import (
     campaigns_for_api,
     can_work_lead,
     lead_list_for_api,
     lead_list_for_buyer,
+    statement,
 )
 from ..services.idempotency import idempotent
 from ..services.intake import api_lead_submit
@@ -46,6 +47,8 @@ from .serializers import (
     OutcomeSerializer,
     PartnerLeadSerializer,
     PostbackSerializer,
+    StatementQuerySerializer,
+    StatementSerializer,
 )
 from .throttling import PostbackIpThrottle
 
@@ -256,6 +259,39 @@ class CampaignListView(generics.ListAPIView):
         return (
             campaigns_for_api(user=self.request.user).annotate(first_landing_slug=Subquery(first_page)).order_by("slug")
         )
+
+
+class StatementView(APIView):
+    """A partner's own money: a buyer's purchases, returns, commissions and payments; a supplier's payouts
+    earned, reversed and paid, and what is payable now. Opening and closing balances reconcile with the
+    ledger."""
+
+    permission_classes = [HasScope]
+    required_scope = ApiScope.REPORTS_READ
+
+    @extend_schema(
+        parameters=[StatementQuerySerializer],
+        responses={200: StatementSerializer, 404: ErrorSerializer, **ERRORS},
+    )
+    def get(self, request):
+        partner = _partner(request)
+        if partner is None:
+            raise PermissionDenied("Statements over the API are for partners; staff use the admin's statements.")
+        query = StatementQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        side = query.validated_data.get("side") or ("buyer" if partner.role == Partner.Role.BUYER else "supplier")
+        if side == "buyer" and (not partner.is_buyer or partner.advertiser_id is None):
+            raise NotFound("This partner has no buyer account.")
+        if side == "supplier" and not partner.is_supplier:
+            raise NotFound("This partner is not a supplier.")
+        found = statement(
+            advertiser=partner.advertiser if side == "buyer" else None,
+            partner=partner if side == "supplier" else None,
+            currency=query.validated_data["currency"],
+            date_from=query.validated_data["date_from"],
+            date_to=query.validated_data["date_to"],
+        )
+        return Response(StatementSerializer({**found, "side": side}).data)
 
 
 class AdvertiserPostbackView(APIView):

@@ -354,3 +354,58 @@ def test_the_backfill_books_older_won_leads_and_spend_once(offer):
     call_command("ledger_backfill", verbosity=0)
 
     assert money(lead) == [(K.SALE_COMMISSION, Decimal("45.00"), "USD")]
+
+
+# --- Partners' own money over the API -------------------------------------------------------------
+
+
+def partner_client(partner: Partner):
+    from rest_framework.test import APIClient
+
+    from leads.services.partners import api_key_create
+
+    _, raw_key = api_key_create(partner=partner, scopes=["reports:read"])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+    return client
+
+
+def test_a_buyer_sees_its_purchases_and_returns_and_a_supplier_its_payouts_and_nothing_else(
+    offer, route, supplier, staff_client
+):
+    campaign = CampaignFactory(offer=offer)
+    SupplierPayout.objects.create(partner=supplier, campaign=campaign, amount=Decimal("6.00"), basis="sold")
+    mine = [LeadFactory(campaign=campaign, partner=supplier, country="CA") for _ in range(2)]
+    for lead in mine:
+        sell(lead)
+    lead_set_status(lead=mine[0], status="returned", actor=None, reason="bad number")
+    stranger = Partner.objects.create(name="Other affiliate", role=Partner.Role.SUPPLIER)
+    buyer = Partner.objects.create(name="Buyer API", role=Partner.Role.BUYER, advertiser=offer.advertiser)
+    today = timezone.localdate().isoformat()
+    period = {"date_from": today, "date_to": today, "currency": "usd"}
+    url = reverse("api-statement")
+
+    as_buyer = partner_client(buyer).get(url, period)
+    as_supplier = partner_client(supplier).get(url, period)
+    as_stranger = partner_client(stranger).get(url, period)
+
+    assert as_buyer.status_code == 200, as_buyer.json()
+    buyer_body = as_buyer.json()
+    assert [(line["kind"], line["amount"]) for line in buyer_body["lines"]] == [
+        ("lead_sold", "-25.00"),
+        ("lead_sold", "-25.00"),
+        ("lead_returned", "25.00"),
+    ]
+    assert (buyer_body["opening"], buyer_body["closing"], buyer_body["payable"]) == ("0.00", "-25.00", None)
+    supplier_body = as_supplier.json()
+    assert [(line["kind"], line["amount"], line["lead"]) for line in supplier_body["lines"]] == [
+        ("payout_earned", "6.00", str(mine[0].public_id)),
+        ("payout_earned", "6.00", str(mine[1].public_id)),
+        ("payout_reversed", "-6.00", str(mine[0].public_id)),
+    ]
+    # Owed 6.00, not payable until the return window has passed.
+    assert (supplier_body["closing"], supplier_body["payable"]) == ("6.00", "0.00")
+    assert as_stranger.json()["lines"] == [] and as_stranger.json()["closing"] == "0.00"
+    assert partner_client(stranger).get(url, {**period, "side": "buyer"}).status_code == 404
+    assert partner_client(buyer).get(url, {"date_from": today, "date_to": "2000-01-01"}).status_code == 400
+    assert staff_client.get(url, period).status_code == 403
