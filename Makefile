@@ -28,6 +28,8 @@ run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py seed_nurture_demo
+	# The seed back-dates its leads behind the rollups' back; recompute them (a few seconds).
+	$(BIN)/python manage.py rebuild_rollups
 	@echo "Starting web on http://$(HOST):$(PORT)/admin/ with Celery workers and beat (logins above; Ctrl-C stops all)."
 	PATH="$(abspath $(BIN)):$$PATH" WEB_PORT=$(PORT) WEB_HOST=$(HOST) $(BIN)/honcho start --no-prefix -f Procfile.dev
 

@@ -5,3 +5,11 @@ from django.dispatch import Signal
 # Sent with lead=... inside the transaction that erases the lead's personal data, so apps that keep
 # copies of it (nurture's sent messages) erase theirs in the same transaction.
 lead_erased = Signal()
+
+# Sent with lead=... and previous=<the status before> inside the transaction of a status change, so
+# apps that keep figures per lead (reporting's rollups) move them in the same transaction.
+lead_status_changed = Signal()
+
+# Sent with entries=[LedgerEntry, ...] (those just booked, never a repeat) inside the transaction that
+# booked them. An entry's lead, when it has one, is loaded on it.
+ledger_posted = Signal()

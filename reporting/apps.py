@@ -10,6 +10,7 @@ class ReportingConfig(AppConfig):
     def ready(self) -> None:
         from campaigns.metrics import register_campaign_metrics
 
+        from . import receivers  # noqa: F401  (keeps the daily rollups in step with every event)
         from .selectors.campaigns import campaign_list_metrics
 
         register_campaign_metrics(campaign_list_metrics)

@@ -28,6 +28,7 @@ from ..models import (
     Qualification,
     SupplierPayout,
 )
+from ..signals import ledger_posted
 
 K = LedgerEntry.Kind
 REVERSALS = {K.LEAD_SOLD: K.LEAD_RETURNED, K.SALE_COMMISSION: K.SALE_REVERSED, K.PAYOUT_EARNED: K.PAYOUT_REVERSED}
@@ -52,6 +53,8 @@ def ledger_post(entries: list[LedgerEntry]) -> list[LedgerEntry]:
                 continue
             posted.append(entry)
     _apply_to_balances(posted)
+    if posted:
+        ledger_posted.send(sender=LedgerEntry, entries=posted)
     return posted
 
 
@@ -177,7 +180,7 @@ def ledger_post_return(*, lead: Lead) -> list[LedgerEntry]:
             amount=-entry.amount,
             currency=entry.currency,
             day=entry.day,
-            lead_id=entry.lead_id,
+            lead=lead,
             delivery_id=entry.delivery_id,
             partner_id=entry.partner_id,
             advertiser_id=entry.advertiser_id,

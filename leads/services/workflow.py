@@ -10,6 +10,7 @@ from campaigns.models import PostbackEvent
 from leadcrm.errors import Conflict, InvalidInput
 
 from ..models import CallLog, Lead, LeadEvent, LeadNote, LeadStatus, OutboxEntry, PartnerNotification
+from ..signals import lead_status_changed
 from .ledger import ledger_post_return, ledger_post_sale_commission
 from .notifications import partner_notify
 from .outbox import outbox_enqueue
@@ -68,6 +69,7 @@ def lead_set_status(
     if status == S.WON:
         data.update({"sale_amount": f"{lead.sale_amount:.2f}", "currency": lead.sale_currency})
     LeadEvent.objects.create(lead=lead, kind=LeadEvent.Kind.STATUS, actor=actor, data=data)
+    lead_status_changed.send(sender=Lead, lead=lead, previous=previous)
     if status == S.WON:
         ledger_post_sale_commission(lead=lead)
     elif status == S.RETURNED:

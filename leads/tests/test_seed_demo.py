@@ -40,14 +40,11 @@ def test_seed_demo_builds_every_source_kind_and_running_it_twice_duplicates_noth
     ):
         assert f"login {username}" in output and f"({group})" in output
 
-    # The printed login works and the admin shows the campaigns with their stats.
+    # The printed login works and the admin lists the campaigns (their figures: reporting's demo test).
     assert client.login(username="marketer", password="leadcrm-demo")
     page = client.get("/admin/campaigns/campaign/")
     assert page.status_code == 200
     assert len(page.context["cl"].result_list) == first[0]
-    assert all(
-        row.metrics["media_spend"] > 0 and row.metrics["tracked_clicks"] > 0 for row in page.context["cl"].result_list
-    )
 
 
 def test_seed_demo_refuses_to_run_without_debug():

@@ -22,7 +22,9 @@ from campaigns.models import Click, DailyStat
 from campaigns.services.clicks import SUB_ID_PARAMS
 from leads.models import BILLABLE, Lead, LedgerEntry
 
-LEADS, LEDGER, STATS, CLICKS = "leads", "ledger", "stats", "clicks"
+from ..models import DailyRollup
+
+LEADS, LEDGER, STATS, CLICKS, ROLLUPS = "leads", "ledger", "stats", "clicks", "rollups"
 # The days a report may cover: nothing was tracked before 2000, and Python's dates end in 9999 (the
 # end of a period is the start of the day after it). Forms and the API check this before asking.
 EARLIEST_DAY, LATEST_DAY = datetime.date(2000, 1, 1), datetime.date(2099, 12, 31)
@@ -49,10 +51,18 @@ def _same_path(**paths) -> dict[str, dict[str, object]]:
 
 
 def _related(
-    name: str, *, leads: str, ledger: str, stats: str | None, clicks: str | None, label_field="name", key="id"
+    name: str,
+    *,
+    leads: str,
+    ledger: str,
+    stats: str | None,
+    clicks: str | None,
+    rollups: str | None,
+    label_field="name",
+    key="id",
 ):
     """A dimension that is a related row: its id for filters, its label for people."""
-    tables = {LEADS: leads, LEDGER: ledger, STATS: stats, CLICKS: clicks}
+    tables = {LEADS: leads, LEDGER: ledger, STATS: stats, CLICKS: clicks, ROLLUPS: rollups}
     tables = {table: prefix for table, prefix in tables.items() if prefix is not None}
     return Dimension(
         label=name.replace("_", " ").capitalize(),
@@ -95,10 +105,10 @@ DIMENSIONS: dict[str, Dimension] = {
         columns=_same_path(
             **{
                 table: {"campaign": "campaign__slug", "campaign_name": "campaign__name", "campaign_id": "campaign_id"}
-                for table in (LEADS, LEDGER, STATS, CLICKS)
+                for table in (LEADS, LEDGER, STATS, CLICKS, ROLLUPS)
             }
         ),
-        filter_paths={LEADS: "campaign_id", LEDGER: "campaign_id", STATS: "campaign_id", CLICKS: "campaign_id"},
+        filter_paths=dict.fromkeys((LEADS, LEDGER, STATS, CLICKS, ROLLUPS), "campaign_id"),
         label_columns=frozenset({"campaign", "campaign_name"}),
     ),
     "traffic_source_kind": _plain(
@@ -108,6 +118,7 @@ DIMENSIONS: dict[str, Dimension] = {
         ledger="traffic_source__kind",
         stats="traffic_source__kind",
         clicks="traffic_source__kind",
+        rollups="traffic_source__kind",
     ),
     "traffic_source": _related(
         "traffic_source",
@@ -115,15 +126,17 @@ DIMENSIONS: dict[str, Dimension] = {
         ledger="traffic_source",
         stats="traffic_source",
         clicks="traffic_source",
+        rollups="traffic_source",
     ),
     # By id: offer names repeat across advertisers.
-    "offer": _related("offer", leads="offer", ledger="offer", stats="offer", clicks="offer"),
+    "offer": _related("offer", leads="offer", ledger="offer", stats="offer", clicks="offer", rollups="offer"),
     "advertiser": _related(
         "advertiser",
         leads="offer__advertiser",
         ledger="offer__advertiser",
         stats="offer__advertiser",
         clicks="offer__advertiser",
+        rollups="offer__advertiser",
     ),
     "day": Dimension(
         label="Day",
@@ -132,6 +145,7 @@ DIMENSIONS: dict[str, Dimension] = {
             LEDGER: {"day": F("day")},
             STATS: {"day": F("date")},
             CLICKS: {"day": TruncDate("created_at")},
+            ROLLUPS: {"day": F("day")},
         },
     ),
     "week": Dimension(
@@ -141,14 +155,22 @@ DIMENSIONS: dict[str, Dimension] = {
             LEDGER: {"week": TruncWeek("day", output_field=DateField())},
             STATS: {"week": TruncWeek("date", output_field=DateField())},
             CLICKS: {"week": TruncWeek("created_at", output_field=DateField())},
+            ROLLUPS: {"week": TruncWeek("day", output_field=DateField())},
         },
     ),
-    "country": _plain("country", "Country", leads="country", ledger="lead__country", clicks="country"),
+    "country": _plain(
+        "country", "Country", leads="country", ledger="lead__country", clicks="country", rollups="country"
+    ),
     "device_type": _plain(
-        "device_type", "Device type", leads="device_type", ledger="lead__device_type", clicks="device_type"
+        "device_type",
+        "Device type",
+        leads="device_type",
+        ledger="lead__device_type",
+        clicks="device_type",
+        rollups="device_type",
     ),
     "landing_page": _related(
-        "landing_page", leads="landing_page", ledger="lead__landing_page", stats=None, clicks=None
+        "landing_page", leads="landing_page", ledger="lead__landing_page", stats=None, clicks=None, rollups=None
     ),
     **{name: _sub_id(name) for name in SUB_ID_PARAMS},
 }
@@ -178,7 +200,9 @@ MONEY_KINDS = {
     "media_spend": (K.MEDIA_SPEND,),
     "supplier_cost": (K.PAYOUT_EARNED, K.PAYOUT_REVERSED),
 }
-COST_SUMS = ("media_spend", "supplier_cost")  # booked negative in the ledger, reported as positive costs
+COST_SUMS = ("media_spend", "supplier_cost")
+ROLLUP_COUNTS = (*COUNT_METRICS, "tracked_clicks", "entries", "sold_leads")
+ROLLUP_MONEY = MONEY_SUMS  # booked negative in the ledger, reported as positive costs
 
 
 def group_columns(group_by: list[str]) -> list[str]:
@@ -251,8 +275,13 @@ def report(
     filters: dict[str, list] | None = None,
     leads: QuerySet | None = None,
     include_money: bool = True,
+    from_raw: bool = False,
 ) -> list[dict]:
     """One row per group, sorted by the group columns; money rows never mix currencies.
+
+    Read from the daily rollups where they keep every dimension asked for (all but landing pages and
+    sub ids) and the caller sees every lead; from the raw tables otherwise, or with `from_raw` (tests
+    and benchmarks compare the two).
 
     `filters` maps a dimension name to the values kept (ids for related rows, codes otherwise).
     `leads` narrows the leads counted (a supplier's own); test leads never count. Without
@@ -284,8 +313,50 @@ def report(
     columns = group_columns(group_by) + (["currency"] if include_money else [])
     keys = key_columns(group_by) + (["currency"] if include_money else [])
     labels = [column for column in columns if column not in keys]
-    start, end = _day_bounds(date_from, date_to)
 
+    # Spend exists per campaign and day; a supplier's or sales rep's own leads carry none.
+    stats_known = include_money and leads is None and all(dimension.reaches(STATS) for dimension in used)
+    clicks_known = include_money and all(dimension.reaches(CLICKS) for dimension in used)
+    if not from_raw and leads is None and all(dimension.reaches(ROLLUPS) for dimension in used):
+        rows, other_currencies = _rows_from_rollups(
+            date_from, date_to, group_by, filters, keys, labels, include_money, stats_known, clicks_known
+        )
+    else:
+        rows, other_currencies = _rows_from_raw(
+            date_from, date_to, group_by, filters, keys, labels, leads, include_money, stats_known, clicks_known
+        )
+
+    report_rows = []
+    for key, row in sorted(rows.items(), key=lambda item: _sort_key(tuple(item[1][c] for c in columns))):
+        entry = {column: row[column] for column in columns}
+        entry.update({name: row.get(name, 0) for name in COUNT_METRICS})
+        if include_money:
+            entry.update(
+                impressions=row.get("impressions", 0) if stats_known else None,
+                clicks=row.get("clicks", 0) if stats_known else None,
+                tracked_clicks=row.get("tracked_clicks", 0) if clicks_known else None,
+                sold_leads=row.get("sold_leads", 0),
+            )
+            for name in MONEY_SUMS:
+                # Kept to the fraction of a cent it was booked with (spend), so totals add up exactly;
+                # rounded where it is shown.
+                amount = row.get(name) or Decimal("0")
+                entry[name] = -amount if name in COST_SUMS else amount
+            if not stats_known:
+                entry["media_spend"] = None
+            if key in other_currencies:
+                entry["money_other_currencies"] = other_currencies[key]
+        _add_ratios(entry)
+        report_rows.append(entry)
+    return report_rows
+
+
+def _rows_from_raw(
+    date_from, date_to, group_by, filters, keys, labels, leads, include_money, stats_known, clicks_known
+) -> tuple[dict[tuple, dict], dict[tuple, dict]]:
+    """The report's sums from the raw tables: leads, the ledger, daily stats and tracked clicks (four
+    queries). For groupings rollups do not keep (landing pages, sub ids) and for a caller's own leads."""
+    start, end = _day_bounds(date_from, date_to)
     lead_rows = (Lead.objects.all() if leads is None else leads).filter(
         is_test=False, created_at__gte=start, created_at__lt=end
     )
@@ -317,9 +388,6 @@ def report(
             row_for(found).update({name: found[name] for name in lead_aggregates})
 
     other_currencies: dict[tuple, dict] = {}
-    # Spend exists per campaign and day; a supplier's or sales rep's own leads carry none.
-    stats_known = include_money and leads is None and all(dimension.reaches(STATS) for dimension in used)
-    clicks_known = include_money and all(dimension.reaches(CLICKS) for dimension in used)
     if include_money:
         entries = LedgerEntry.objects.filter(day__gte=date_from, day__lte=date_to)
         if leads is not None:
@@ -353,29 +421,51 @@ def report(
             if found["tracked_clicks"]:
                 row_for(found)["tracked_clicks"] = found["tracked_clicks"]
 
-    report_rows = []
-    for key, row in sorted(rows.items(), key=lambda item: _sort_key(tuple(item[1][c] for c in columns))):
-        entry = {column: row[column] for column in columns}
-        entry.update({name: row.get(name, 0) for name in COUNT_METRICS})
+    return rows, other_currencies
+
+
+def _rows_from_rollups(
+    date_from, date_to, group_by, filters, keys, labels, include_money, stats_known, clicks_known
+) -> tuple[dict[tuple, dict], dict[tuple, dict]]:
+    """The same sums from the daily rollups, in one query. A bucket shows when it has leads, ledger
+    entries in the offer's currency, a day of stats or tracked clicks, as the raw report shows it."""
+    buckets = _filtered(DailyRollup.objects.filter(day__gte=date_from, day__lte=date_to), ROLLUPS, filters)
+    if not stats_known:
+        # Campaign-grain rows hold only stats and spend, which this grouping or caller cannot have.
+        buckets = buckets.filter(grain=DailyRollup.Grain.DETAIL)
+    if not include_money:
+        buckets = buckets.filter(currency="")
+    sums = {name: Sum(name) for name in (*ROLLUP_COUNTS, *ROLLUP_MONEY, "impressions", "clicks", "stat_days")}
+    extra = {"entry_currency": F("currency")} if include_money else {}
+    found_rows = _grouped(buckets, ROLLUPS, group_by, include_money, sums, extra_keys=extra)
+    merged: dict[tuple, dict] = {}
+    other_currencies: dict[tuple, dict] = {}
+    for found in found_rows:
+        key = _key(found, keys)
+        if include_money and found["entry_currency"] not in ("", found["g_currency"]):
+            net = sum((found[name] or 0 for name in ROLLUP_MONEY), Decimal("0"))
+            other_currencies.setdefault(key, {})[found["entry_currency"]] = net.quantize(Decimal("0.01"))
+            continue
+        row = merged.setdefault(key, {"found": found, **dict.fromkeys(sums, 0)})
+        for name in sums:
+            row[name] += found[name] or 0
+    rows = {}
+    for key, row in merged.items():
+        shown = (
+            row["leads"]
+            or (include_money and row["entries"])
+            or (stats_known and row["stat_days"])
+            or (clicks_known and row["tracked_clicks"])
+        )
+        if not shown:
+            continue
+        rows[key] = {**dict(zip(keys, key, strict=True)), **_labels(row["found"], labels)}
+        rows[key].update({name: row[name] for name in COUNT_METRICS})
         if include_money:
-            entry.update(
-                impressions=row.get("impressions", 0) if stats_known else None,
-                clicks=row.get("clicks", 0) if stats_known else None,
-                tracked_clicks=row.get("tracked_clicks", 0) if clicks_known else None,
-                sold_leads=row.get("sold_leads", 0),
-            )
-            for name in MONEY_SUMS:
-                # Kept to the fraction of a cent it was booked with (spend), so totals add up exactly;
-                # rounded where it is shown.
-                amount = row.get(name) or Decimal("0")
-                entry[name] = -amount if name in COST_SUMS else amount
-            if not stats_known:
-                entry["media_spend"] = None
-            if key in other_currencies:
-                entry["money_other_currencies"] = other_currencies[key]
-        _add_ratios(entry)
-        report_rows.append(entry)
-    return report_rows
+            rows[key].update({name: row[name] for name in (*MONEY_SUMS, "sold_leads", "tracked_clicks")})
+            if stats_known:
+                rows[key].update(impressions=row["impressions"], clicks=row["clicks"])
+    return rows, other_currencies
 
 
 def _sort_key(key: tuple) -> tuple:

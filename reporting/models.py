@@ -1,0 +1,67 @@
+"""Daily rollups: what reports add up, summed per day and bucket, kept in the transaction of each event."""
+
+from django.db import models
+
+SUMS = {"max_digits": 20, "decimal_places": 4}
+
+
+class DailyRollup(models.Model):
+    """One bucket of one day: a campaign's leads, money and traffic by offer, source, country and device.
+
+    Two grains share the table. `detail` rows hold what is known per visitor: lead counts, tracked
+    clicks and the ledger money of leads. `campaign` rows (country and device empty) hold what is only
+    known per campaign and day: impressions and clicks from daily stats, and media spend.
+
+    `currency` is empty where the figures are counts (they take the offer's currency when read, as
+    leads do) and the entry's currency where they are money. Money is summed as the ledger signs it
+    (spend and payouts negative). `entries` and `stat_days` count what contributed, so a bucket whose
+    money nets to zero is still shown, as the report from raw rows shows it.
+    """
+
+    class Grain(models.TextChoices):
+        DETAIL = "detail", "Per visitor"
+        CAMPAIGN = "campaign", "Per campaign and day"
+
+    day = models.DateField()
+    campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="+")
+    offer = models.ForeignKey("campaigns.Offer", on_delete=models.CASCADE, related_name="+")
+    traffic_source = models.ForeignKey("campaigns.TrafficSource", on_delete=models.CASCADE, related_name="+")
+    country = models.CharField(max_length=2, blank=True)
+    device_type = models.CharField(max_length=10, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    grain = models.CharField(max_length=8, choices=Grain.choices)
+
+    leads = models.IntegerField(default=0)
+    valid_leads = models.IntegerField(default=0)
+    duplicates = models.IntegerField(default=0)
+    suspect = models.IntegerField(default=0)
+    invalid = models.IntegerField(default=0)
+    qualified = models.IntegerField(default=0)
+    hard_leads = models.IntegerField(default=0)
+    soft_leads = models.IntegerField(default=0)
+    converted = models.IntegerField(default=0)
+    returned = models.IntegerField(default=0)
+    tracked_clicks = models.IntegerField(default=0)
+
+    entries = models.IntegerField(default=0)
+    sold_leads = models.IntegerField(default=0)
+    lead_revenue = models.DecimalField(default=0, **SUMS)
+    sale_revenue = models.DecimalField(default=0, **SUMS)
+    supplier_cost = models.DecimalField(default=0, **SUMS)
+    media_spend = models.DecimalField(default=0, **SUMS)
+
+    stat_days = models.IntegerField(default=0)
+    impressions = models.BigIntegerField(default=0)
+    clicks = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "campaign", "offer", "traffic_source", "country", "device_type", "currency", "grain"],
+                name="rollup_one_row_per_bucket",
+            )
+        ]
+        indexes = [models.Index(fields=["day", "campaign"], name="rollup_day_campaign")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.campaign_id} {self.country or '-'} {self.device_type or '-'} {self.currency}"

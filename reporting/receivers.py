@@ -1,0 +1,56 @@
+"""Each event adds its share to the daily rollups in its own transaction (connected in ReportingConfig)."""
+
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from campaigns.models import Click, DailyStat
+from campaigns.signals import daily_stats_changed
+from leads.models import Lead
+from leads.signals import lead_status_changed, ledger_posted
+
+from .services.rollups import (
+    rollup_click_recorded,
+    rollup_lead_captured,
+    rollup_lead_status_changed,
+    rollup_ledger_posted,
+    rollup_stats_changed,
+)
+
+
+@receiver(post_save, sender=Lead, dispatch_uid="rollup_lead_captured")
+def lead_saved(sender, instance: Lead, created: bool, raw: bool = False, **kwargs) -> None:
+    # Only a new lead adds itself; later saves change what lead_status_changed reports (or nothing counted).
+    if created and not raw:
+        rollup_lead_captured(lead=instance)
+
+
+@receiver(lead_status_changed, dispatch_uid="rollup_lead_status_changed")
+def status_changed(sender, lead: Lead, previous: str, **kwargs) -> None:
+    rollup_lead_status_changed(lead=lead, previous=previous)
+
+
+@receiver(ledger_posted, dispatch_uid="rollup_ledger_posted")
+def money_booked(sender, entries, **kwargs) -> None:
+    rollup_ledger_posted(entries=entries)
+
+
+@receiver(post_save, sender=Click, dispatch_uid="rollup_click_recorded")
+def click_saved(sender, instance: Click, created: bool, raw: bool = False, **kwargs) -> None:
+    if created and not raw:
+        rollup_click_recorded(click=instance)
+
+
+@receiver(daily_stats_changed, dispatch_uid="rollup_stats_imported")
+def stats_imported(sender, days, **kwargs) -> None:
+    rollup_stats_changed(days=days)
+
+
+@receiver(post_save, sender=DailyStat, dispatch_uid="rollup_stat_saved")
+def stat_saved(sender, instance: DailyStat, raw: bool = False, **kwargs) -> None:
+    if not raw:
+        rollup_stats_changed(days=[(instance.campaign_id, instance.date)])
+
+
+@receiver(post_delete, sender=DailyStat, dispatch_uid="rollup_stat_deleted")
+def stat_deleted(sender, instance: DailyStat, **kwargs) -> None:
+    rollup_stats_changed(days=[], deleted=instance)

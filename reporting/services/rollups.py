@@ -1,0 +1,330 @@
+"""Keeping the daily rollups exact: every event adds its share to its bucket in its own transaction
+(reporting.receivers), and `rollups_rebuild` recomputes them from the raw rows (a first fill, a repair).
+
+A bucket's key: day, campaign, offer, traffic source, country, device type, currency and grain (see
+reporting.models.DailyRollup). Additions are upserts that add (`x = x + excluded.x`), so concurrent
+events never lose one another's counts; daily stats, which are replaced rather than added to, set.
+"""
+
+import datetime
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from campaigns.models import Click, DailyStat
+from leads.models import BILLABLE, Lead, LedgerEntry, Validity
+
+from ..models import DailyRollup
+
+K = LedgerEntry.Kind
+DETAIL, CAMPAIGN = DailyRollup.Grain.DETAIL, DailyRollup.Grain.CAMPAIGN
+KEY = ("day", "campaign_id", "offer_id", "traffic_source_id", "country", "device_type", "currency", "grain")
+COUNTS = (
+    "leads",
+    "valid_leads",
+    "duplicates",
+    "suspect",
+    "invalid",
+    "qualified",
+    "hard_leads",
+    "soft_leads",
+    "converted",
+    "returned",
+)
+ADDED = (
+    *COUNTS,
+    "tracked_clicks",
+    "entries",
+    "sold_leads",
+    "lead_revenue",
+    "sale_revenue",
+    "supplier_cost",
+    "media_spend",
+)
+STATS = ("stat_days", "impressions", "clicks")
+# The ledger kinds reports add up, and the rollup sum each goes to (as the ledger signs it).
+MONEY_FIELD = {
+    K.LEAD_SOLD: "lead_revenue",
+    K.LEAD_RETURNED: "lead_revenue",
+    K.SALE_COMMISSION: "sale_revenue",
+    K.SALE_REVERSED: "sale_revenue",
+    K.PAYOUT_EARNED: "supplier_cost",
+    K.PAYOUT_REVERSED: "supplier_cost",
+    K.MEDIA_SPEND: "media_spend",
+}
+SOLD_CHANGE = {K.LEAD_SOLD: 1, K.LEAD_RETURNED: -1}
+
+Key = tuple
+Buckets = dict[Key, dict[str, int | Decimal]]
+
+
+def lead_counts(lead: Lead, status: str | None = None) -> dict[str, int]:
+    """What one lead adds to its bucket's counts (with `status` in place of its own), as the report
+    counts it: judgements among billable (valid, original) leads, returns among all."""
+    status = lead.status if status is None else status
+    valid = lead.validity == Validity.VALID and not lead.is_duplicate
+    original = not lead.is_duplicate
+    return {
+        "leads": 1,
+        "valid_leads": int(valid),
+        "duplicates": int(lead.is_duplicate),
+        "suspect": int(original and lead.validity == Validity.SUSPECT),
+        "invalid": int(original and lead.validity == Validity.INVALID),
+        "qualified": int(valid and lead.qualification == "qualified"),
+        "hard_leads": int(valid and lead.lead_type == "hard"),
+        "soft_leads": int(valid and lead.lead_type == "soft"),
+        "converted": int(valid and status == "won"),
+        "returned": int(status == "returned"),
+    }
+
+
+def _lead_key(lead: Lead, currency: str = "") -> Key:
+    return (
+        timezone.localdate(lead.created_at),
+        lead.campaign_id,
+        lead.offer_id,
+        lead.traffic_source_id,
+        lead.country,
+        lead.device_type,
+        currency,
+        DETAIL,
+    )
+
+
+def _upsert(buckets: Buckets, fields: tuple[str, ...], *, add: bool) -> None:
+    if not buckets:
+        return
+    table = DailyRollup._meta.db_table
+    columns = [*KEY, *ADDED, *STATS]
+    if add:
+        changes = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in fields)
+    else:
+        changes = ", ".join(f"{name} = excluded.{name}" for name in fields)
+    values, params = [], []
+    for key, figures in sorted(buckets.items(), key=lambda item: str(item[0])):  # one lock order for all
+        values.append("(" + ", ".join(["%s"] * len(columns)) + ")")
+        params += [*key, *(figures.get(name, 0) for name in (*ADDED, *STATS))]
+    # Table and column names are this module's constants; every value is a parameter.
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join(values)} "  # noqa: S608
+        f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {changes}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def rollup_add(buckets: Buckets) -> None:
+    """Add figures to their buckets (creating them)."""
+    _upsert({key: figures for key, figures in buckets.items() if any(figures.values())}, ADDED, add=True)
+
+
+# --- What each event adds ------------------------------------------------------------------------
+
+
+def rollup_lead_captured(*, lead: Lead) -> None:
+    if not lead.is_test:
+        rollup_add({_lead_key(lead): lead_counts(lead)})
+
+
+def rollup_lead_status_changed(*, lead: Lead, previous: str) -> None:
+    if lead.is_test:
+        return
+    before, after = lead_counts(lead, previous), lead_counts(lead)
+    rollup_add({_lead_key(lead): {name: after[name] - before[name] for name in after}})
+
+
+def rollup_ledger_posted(*, entries: Iterable[LedgerEntry]) -> None:
+    entries = [entry for entry in entries if entry.kind in MONEY_FIELD]
+    unloaded = [entry.lead_id for entry in entries if entry.lead_id and not LedgerEntry.lead.is_cached(entry)]
+    places = (
+        {
+            pk: (country, device)
+            for pk, country, device in Lead.objects.filter(pk__in=unloaded).values_list("pk", "country", "device_type")
+        }
+        if unloaded
+        else {}
+    )
+    buckets: Buckets = defaultdict(lambda: defaultdict(int))
+    for entry in entries:
+        if entry.lead_id:
+            country, device = (
+                (entry.lead.country, entry.lead.device_type)
+                if LedgerEntry.lead.is_cached(entry)
+                else places[entry.lead_id]
+            )
+            grain = DETAIL
+        else:
+            country, device, grain = "", "", CAMPAIGN
+        key = (
+            entry.day,
+            entry.campaign_id,
+            entry.offer_id,
+            entry.traffic_source_id,
+            country,
+            device,
+            entry.currency,
+            grain,
+        )
+        buckets[key][MONEY_FIELD[entry.kind]] += entry.amount
+        buckets[key]["entries"] += 1
+        buckets[key]["sold_leads"] += SOLD_CHANGE.get(entry.kind, 0)
+    _upsert(buckets, ADDED, add=True)
+
+
+def rollup_click_recorded(*, click: Click) -> None:
+    key = (
+        timezone.localdate(click.created_at),
+        click.campaign_id,
+        click.offer_id,
+        click.traffic_source_id,
+        click.country,
+        click.device_type,
+        "",
+        DETAIL,
+    )
+    rollup_add({key: {"tracked_clicks": 1}})
+
+
+def rollup_stats_changed(*, days: Iterable[tuple[int, datetime.date]], deleted: DailyStat | None = None) -> None:
+    """Set the traffic of these campaign days to what their daily stats say now."""
+    days = set(days)
+    buckets: Buckets = {}
+    if deleted is not None:
+        buckets[_stat_key(deleted)] = dict.fromkeys(STATS, 0)
+    if days:
+        stats = DailyStat.objects.filter(
+            campaign_id__in={campaign for campaign, _ in days}, date__in={day for _, day in days}
+        )
+        for stat in stats:
+            if (stat.campaign_id, stat.date) in days:
+                buckets[_stat_key(stat)] = {"stat_days": 1, "impressions": stat.impressions, "clicks": stat.clicks}
+    _upsert(buckets, STATS, add=False)
+
+
+def _stat_key(stat: DailyStat) -> Key:
+    return (stat.date, stat.campaign_id, stat.offer_id, stat.traffic_source_id, "", "", "", CAMPAIGN)
+
+
+# --- From raw rows ---------------------------------------------------------------------------------
+
+
+def rollups_from_raw(date_from: datetime.date | None = None, date_to: datetime.date | None = None) -> Buckets:
+    """Every bucket computed afresh from leads, the ledger, daily stats and tracked clicks."""
+    zone = timezone.get_current_timezone()
+
+    def in_days(queryset, field: str, is_date: bool):
+        if date_from is not None:
+            start = date_from if is_date else datetime.datetime.combine(date_from, datetime.time.min, tzinfo=zone)
+            queryset = queryset.filter(**{f"{field}__gte": start})
+        if date_to is not None:
+            end = date_to + datetime.timedelta(days=1)
+            end = end if is_date else datetime.datetime.combine(end, datetime.time.min, tzinfo=zone)
+            queryset = queryset.filter(**{f"{field}__lt": end})
+        return queryset.order_by()
+
+    buckets: Buckets = defaultdict(lambda: defaultdict(int))
+    place = ("campaign_id", "offer_id", "traffic_source_id")
+    valid = BILLABLE
+    leads = in_days(Lead.objects.filter(is_test=False), "created_at", False)
+    for row in leads.values(*place, "country", "device_type", day=TruncDate("created_at")).annotate(
+        leads=Count("pk"),
+        valid_leads=Count("pk", filter=valid),
+        duplicates=Count("pk", filter=Q(is_duplicate=True)),
+        suspect=Count("pk", filter=Q(validity="suspect", is_duplicate=False)),
+        invalid=Count("pk", filter=Q(validity="invalid", is_duplicate=False)),
+        qualified=Count("pk", filter=valid & Q(qualification="qualified")),
+        hard_leads=Count("pk", filter=valid & Q(lead_type="hard")),
+        soft_leads=Count("pk", filter=valid & Q(lead_type="soft")),
+        converted=Count("pk", filter=valid & Q(status="won")),
+        returned=Count("pk", filter=Q(status="returned")),
+    ):
+        key = (row["day"], *(row[name] for name in place), row["country"], row["device_type"], "", DETAIL)
+        buckets[key].update({name: row[name] for name in COUNTS})
+
+    entries = in_days(LedgerEntry.objects.filter(kind__in=list(MONEY_FIELD)), "day", True)
+    sums = {field: Sum("amount", filter=Q(kind__in=[k for k, f in MONEY_FIELD.items() if f == field])) for field in
+            set(MONEY_FIELD.values())}  # fmt: skip
+    for row in entries.values(
+        "day", *place, "currency", country=F("lead__country"), device=F("lead__device_type")
+    ).annotate(
+        entries=Count("pk"),
+        sold=Count("pk", filter=Q(kind=K.LEAD_SOLD)),
+        unsold=Count("pk", filter=Q(kind=K.LEAD_RETURNED)),
+        **sums,
+    ):
+        is_lead = row["country"] is not None
+        key = (
+            row["day"],
+            *(row[name] for name in place),
+            row["country"] if is_lead else "",
+            row["device"] if is_lead else "",
+            row["currency"],
+            DETAIL if is_lead else CAMPAIGN,
+        )
+        figures = buckets[key]
+        figures["entries"] += row["entries"]
+        figures["sold_leads"] += row["sold"] - row["unsold"]
+        for field in sums:
+            figures[field] += row[field] or 0
+
+    stats = in_days(DailyStat.objects.all(), "date", True)
+    for row in stats.values("date", *place).annotate(
+        stat_days=Count("pk"), impressions=Sum("impressions"), clicks=Sum("clicks")
+    ):
+        key = (row["date"], *(row[name] for name in place), "", "", "", CAMPAIGN)
+        buckets[key].update({name: row[name] for name in STATS})
+
+    clicks = in_days(Click.objects.all(), "created_at", False)
+    for row in clicks.values(*place, "country", "device_type", day=TruncDate("created_at")).annotate(
+        tracked_clicks=Count("pk")
+    ):
+        key = (row["day"], *(row[name] for name in place), row["country"], row["device_type"], "", DETAIL)
+        buckets[key]["tracked_clicks"] += row["tracked_clicks"]
+    return {key: dict(figures) for key, figures in buckets.items()}
+
+
+def rollups_stored(date_from: datetime.date | None = None, date_to: datetime.date | None = None) -> Buckets:
+    """The stored buckets that hold anything, in the shape of rollups_from_raw (to compare the two)."""
+    rows = DailyRollup.objects.all()
+    if date_from is not None:
+        rows = rows.filter(day__gte=date_from)
+    if date_to is not None:
+        rows = rows.filter(day__lte=date_to)
+    stored = {}
+    for row in rows.values(*KEY, *ADDED, *STATS):
+        figures = {name: row[name] for name in (*ADDED, *STATS) if row[name]}
+        if figures:
+            stored[tuple(row[name] for name in KEY)] = figures
+    return stored
+
+
+@transaction.atomic
+def rollups_rebuild(*, date_from: datetime.date | None = None, date_to: datetime.date | None = None) -> int:
+    """Replace the rollups of these days (all days without bounds) with a fresh computation.
+
+    On PostgreSQL the table is locked first, so an event that commits meanwhile adds its share after
+    the rebuild (its upsert waits) rather than being counted twice or lost."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {DailyRollup._meta.db_table} IN EXCLUSIVE MODE")
+    fresh = rollups_from_raw(date_from, date_to)
+    old = DailyRollup.objects.all()
+    if date_from is not None:
+        old = old.filter(day__gte=date_from)
+    if date_to is not None:
+        old = old.filter(day__lte=date_to)
+    old.delete()
+    DailyRollup.objects.bulk_create(
+        (
+            DailyRollup(**dict(zip(KEY, key, strict=True)), **{name: value for name, value in figures.items()})
+            for key, figures in fresh.items()
+            if any(figures.values())
+        ),
+        batch_size=2000,
+    )
+    return len(fresh)
