@@ -8,9 +8,11 @@ SUMS = {"max_digits": 20, "decimal_places": 4}
 class DailyRollup(models.Model):
     """One bucket of one day: a campaign's leads, money and traffic by offer, source, country and device.
 
-    Two grains share the table. `detail` rows hold what is known per visitor: lead counts, tracked
-    clicks and the ledger money of leads. `campaign` rows (country and device empty) hold what is only
-    known per campaign and day: impressions and clicks from daily stats, and media spend.
+    Three grains share the table. `detail` rows hold what is known per visitor: lead counts, tracked
+    clicks and the ledger money of leads. `total` rows hold the same added up over countries and
+    devices (country and device empty), so reports that do not ask for those read a twentieth of the
+    rows. `campaign` rows (country and device empty) hold what is only known per campaign and day:
+    impressions and clicks from daily stats, and media spend.
 
     `currency` is empty where the figures are counts (they take the offer's currency when read, as
     leads do) and the entry's currency where they are money. Money is summed as the ledger signs it
@@ -19,8 +21,9 @@ class DailyRollup(models.Model):
     """
 
     class Grain(models.TextChoices):
-        DETAIL = "detail", "Per visitor"
-        CAMPAIGN = "campaign", "Per campaign and day"
+        DETAIL = "detail", "Per country and device"
+        TOTAL = "total", "Over countries and devices"
+        CAMPAIGN = "campaign", "Per campaign and day (stats and spend)"
 
     day = models.DateField()
     campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="+")

@@ -200,9 +200,10 @@ MONEY_KINDS = {
     "media_spend": (K.MEDIA_SPEND,),
     "supplier_cost": (K.PAYOUT_EARNED, K.PAYOUT_REVERSED),
 }
-COST_SUMS = ("media_spend", "supplier_cost")
+COST_SUMS = ("media_spend", "supplier_cost")  # booked negative in the ledger, reported as positive costs
 ROLLUP_COUNTS = (*COUNT_METRICS, "tracked_clicks", "entries", "sold_leads")
-ROLLUP_MONEY = MONEY_SUMS  # booked negative in the ledger, reported as positive costs
+ROLLUP_MONEY = MONEY_SUMS
+PER_VISITOR = ("country", "device_type")  # the dimensions only detail rollups keep
 
 
 def group_columns(group_by: list[str]) -> list[str]:
@@ -430,9 +431,13 @@ def _rows_from_rollups(
     """The same sums from the daily rollups, in one query. A bucket shows when it has leads, ledger
     entries in the offer's currency, a day of stats or tracked clicks, as the raw report shows it."""
     buckets = _filtered(DailyRollup.objects.filter(day__gte=date_from, day__lte=date_to), ROLLUPS, filters)
-    if not stats_known:
-        # Campaign-grain rows hold only stats and spend, which this grouping or caller cannot have.
-        buckets = buckets.filter(grain=DailyRollup.Grain.DETAIL)
+    grain = DailyRollup.Grain
+    if any(name in PER_VISITOR for name in (*group_by, *filters)):
+        buckets = buckets.filter(grain=grain.DETAIL)  # (spend is not known per country or device)
+    elif stats_known:
+        buckets = buckets.filter(grain__in=(grain.TOTAL, grain.CAMPAIGN))
+    else:
+        buckets = buckets.filter(grain=grain.TOTAL)
     if not include_money:
         buckets = buckets.filter(currency="")
     sums = {name: Sum(name) for name in (*ROLLUP_COUNTS, *ROLLUP_MONEY, "impressions", "clicks", "stat_days")}

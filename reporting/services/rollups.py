@@ -22,7 +22,7 @@ from leads.models import BILLABLE, Lead, LedgerEntry, Validity
 from ..models import DailyRollup
 
 K = LedgerEntry.Kind
-DETAIL, CAMPAIGN = DailyRollup.Grain.DETAIL, DailyRollup.Grain.CAMPAIGN
+DETAIL, TOTAL, CAMPAIGN = DailyRollup.Grain.DETAIL, DailyRollup.Grain.TOTAL, DailyRollup.Grain.CAMPAIGN
 KEY = ("day", "campaign_id", "offer_id", "traffic_source_id", "country", "device_type", "currency", "grain")
 COUNTS = (
     "leads",
@@ -118,9 +118,23 @@ def _upsert(buckets: Buckets, fields: tuple[str, ...], *, add: bool) -> None:
         cursor.execute(sql, params)
 
 
+def with_totals(buckets: Buckets) -> Buckets:
+    """The buckets and, for detail ones, their share of the day's total over countries and devices."""
+    every: Buckets = defaultdict(lambda: defaultdict(int))
+    for key, figures in buckets.items():
+        targets = [key]
+        if key[7] == DETAIL:
+            targets.append((*key[:4], "", "", key[6], TOTAL))
+        for target in targets:
+            for name, value in figures.items():
+                every[target][name] += value
+    return {key: dict(figures) for key, figures in every.items()}
+
+
 def rollup_add(buckets: Buckets) -> None:
-    """Add figures to their buckets (creating them)."""
-    _upsert({key: figures for key, figures in buckets.items() if any(figures.values())}, ADDED, add=True)
+    """Add figures to their buckets (creating them), detail ones to their totals too: one statement."""
+    buckets = {key: figures for key, figures in buckets.items() if any(figures.values())}
+    _upsert(with_totals(buckets), ADDED, add=True)
 
 
 # --- What each event adds ------------------------------------------------------------------------
@@ -173,7 +187,7 @@ def rollup_ledger_posted(*, entries: Iterable[LedgerEntry]) -> None:
         buckets[key][MONEY_FIELD[entry.kind]] += entry.amount
         buckets[key]["entries"] += 1
         buckets[key]["sold_leads"] += SOLD_CHANGE.get(entry.kind, 0)
-    _upsert(buckets, ADDED, add=True)
+    rollup_add(buckets)
 
 
 def rollup_click_recorded(*, click: Click) -> None:
@@ -285,7 +299,7 @@ def rollups_from_raw(date_from: datetime.date | None = None, date_to: datetime.d
     ):
         key = (row["day"], *(row[name] for name in place), row["country"], row["device_type"], "", DETAIL)
         buckets[key]["tracked_clicks"] += row["tracked_clicks"]
-    return {key: dict(figures) for key, figures in buckets.items()}
+    return with_totals(buckets)
 
 
 def rollups_stored(date_from: datetime.date | None = None, date_to: datetime.date | None = None) -> Buckets:
@@ -304,27 +318,52 @@ def rollups_stored(date_from: datetime.date | None = None, date_to: datetime.dat
 
 
 @transaction.atomic
-def rollups_rebuild(*, date_from: datetime.date | None = None, date_to: datetime.date | None = None) -> int:
-    """Replace the rollups of these days (all days without bounds) with a fresh computation.
+def rollups_rebuild(
+    *, date_from: datetime.date | None = None, date_to: datetime.date | None = None, days_per_batch: int = 31
+) -> int:
+    """Replace the rollups of these days (every day that has data, without bounds) with a fresh
+    computation, a month at a time so memory stays bounded; returns the buckets written.
 
     On PostgreSQL the table is locked first, so an event that commits meanwhile adds its share after
     the rebuild (its upsert waits) rather than being counted twice or lost."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(f"LOCK TABLE {DailyRollup._meta.db_table} IN EXCLUSIVE MODE")
-    fresh = rollups_from_raw(date_from, date_to)
-    old = DailyRollup.objects.all()
-    if date_from is not None:
-        old = old.filter(day__gte=date_from)
-    if date_to is not None:
-        old = old.filter(day__lte=date_to)
-    old.delete()
-    DailyRollup.objects.bulk_create(
-        (
-            DailyRollup(**dict(zip(KEY, key, strict=True)), **{name: value for name, value in figures.items()})
-            for key, figures in fresh.items()
-            if any(figures.values())
-        ),
-        batch_size=2000,
-    )
-    return len(fresh)
+    first, last = date_from or _first_day(), date_to or timezone.localdate() + datetime.timedelta(days=1)
+    stale = DailyRollup.objects.all()
+    stale = stale.filter(day__gte=date_from) if date_from else stale
+    stale = stale.filter(day__lte=date_to) if date_to else stale
+    stale.delete()
+    written = 0
+    while first is not None and first <= last:
+        end = min(first + datetime.timedelta(days=days_per_batch - 1), last)
+        fresh = rollups_from_raw(first, end)
+        DailyRollup.objects.bulk_create(
+            (
+                DailyRollup(**dict(zip(KEY, key, strict=True)), **figures)
+                for key, figures in fresh.items()
+                if any(figures.values())
+            ),
+            batch_size=2000,
+        )
+        written += len(fresh)
+        first = end + datetime.timedelta(days=1)
+    return written
+
+
+def _first_day() -> datetime.date | None:
+    """The earliest day anything was recorded on (None: nothing yet)."""
+    days = [
+        Lead.objects.order_by("created_at").values_list("created_at", flat=True).first(),
+        Click.objects.order_by("created_at").values_list("created_at", flat=True).first(),
+    ]
+    days = [timezone.localdate(moment) for moment in days if moment]
+    days += [
+        day
+        for day in (
+            LedgerEntry.objects.order_by("day").values_list("day", flat=True).first(),
+            DailyStat.objects.order_by("date").values_list("date", flat=True).first(),
+        )
+        if day
+    ]
+    return min(days, default=None)
