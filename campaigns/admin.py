@@ -152,12 +152,11 @@ class LandingPageInline(admin.StackedInline):
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
+    # What a media buyer compares at a glance, all in view at 1366 px; offer and bid are on the page.
     list_display = (
         "name",
         "status",
-        "traffic_source",
-        "offer_name",
-        "bid_display",
+        "source",
         "spend",
         "leads",
         "cpl",
@@ -232,13 +231,9 @@ class CampaignAdmin(admin.ModelAdmin):
     def get_changelist(self, request, **kwargs):
         return CampaignChangeList
 
-    @admin.display(description="Offer", ordering="offer__name")
-    def offer_name(self, campaign):
-        return campaign.offer.name
-
-    @admin.display(description="Bid", ordering="bid")
-    def bid_display(self, campaign):
-        return f"{campaign.get_bid_model_display().split(' ')[0]} {campaign.bid.normalize():f}"
+    @admin.display(description="Source", ordering="traffic_source__name")
+    def source(self, campaign):
+        return campaign.traffic_source.name  # its kind is in the filter beside the list
 
     @admin.display(description="Spend")
     def spend(self, campaign):

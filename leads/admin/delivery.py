@@ -251,8 +251,8 @@ class RoutePriceInline(admin.TabularInline):
 @admin.register(DeliveryRoute)
 class DeliveryRouteAdmin(admin.ModelAdmin):
     list_display = (
-        "offer",
-        "destination",
+        "offer_name",
+        "buyer",
         "priority",
         "weight",
         "price",
@@ -280,6 +280,14 @@ class DeliveryRouteAdmin(admin.ModelAdmin):
                 price_count=Count("prices", distinct=True),
             )
         )
+
+    @admin.display(description="Offer", ordering="offer__name")
+    def offer_name(self, obj):
+        return obj.offer.name
+
+    @admin.display(description="Buyer", ordering="destination__name")
+    def buyer(self, obj):
+        return obj.destination.name
 
     @admin.display(description="Price")
     def price(self, obj):

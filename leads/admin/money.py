@@ -125,8 +125,13 @@ class StatementForm(forms.Form):
     advertiser = forms.ModelChoiceField(Advertiser.objects.all(), required=False, label="Buyer")
     partner = forms.ModelChoiceField(Partner.objects.all(), required=False, label="Supplier")
     currency = forms.CharField(max_length=3, initial="USD", validators=[validate_currency])
-    date_from = forms.DateField(required=False, label="From")
-    date_to = forms.DateField(required=False, label="To")
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(
+        required=False,
+        label="To",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Empty: from the first of this month to today.",
+    )
 
     def clean_currency(self):
         return self.cleaned_data["currency"].upper()
