@@ -11,6 +11,7 @@ from leads.signals import lead_status_changed, ledger_posted
 from .services.rollups import (
     rollup_click_recorded,
     rollup_lead_captured,
+    rollup_lead_deleted,
     rollup_lead_status_changed,
     rollup_ledger_posted,
     rollup_stats_changed,
@@ -22,6 +23,11 @@ def lead_saved(sender, instance: Lead, created: bool, raw: bool = False, **kwarg
     # Only a new lead adds itself; later saves change what lead_status_changed reports (or nothing counted).
     if created and not raw:
         rollup_lead_captured(lead=instance)
+
+
+@receiver(post_delete, sender=Lead, dispatch_uid="rollup_lead_deleted")
+def lead_deleted(sender, instance: Lead, **kwargs) -> None:
+    rollup_lead_deleted(lead=instance)
 
 
 @receiver(lead_status_changed, dispatch_uid="rollup_lead_status_changed")
@@ -38,6 +44,11 @@ def money_booked(sender, entries, **kwargs) -> None:
 def click_saved(sender, instance: Click, created: bool, raw: bool = False, **kwargs) -> None:
     if created and not raw:
         rollup_click_recorded(click=instance)
+
+
+@receiver(post_delete, sender=Click, dispatch_uid="rollup_click_deleted")
+def click_deleted(sender, instance: Click, **kwargs) -> None:
+    rollup_click_recorded(click=instance, change=-1)
 
 
 @receiver(daily_stats_changed, dispatch_uid="rollup_stats_imported")

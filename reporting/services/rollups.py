@@ -145,6 +145,11 @@ def rollup_lead_captured(*, lead: Lead) -> None:
         rollup_add({_lead_key(lead): lead_counts(lead)})
 
 
+def rollup_lead_deleted(*, lead: Lead) -> None:
+    if not lead.is_test:
+        rollup_add({_lead_key(lead): {name: -value for name, value in lead_counts(lead).items()}})
+
+
 def rollup_lead_status_changed(*, lead: Lead, previous: str) -> None:
     if lead.is_test:
         return
@@ -190,7 +195,7 @@ def rollup_ledger_posted(*, entries: Iterable[LedgerEntry]) -> None:
     rollup_add(buckets)
 
 
-def rollup_click_recorded(*, click: Click) -> None:
+def rollup_click_recorded(*, click: Click, change: int = 1) -> None:
     key = (
         timezone.localdate(click.created_at),
         click.campaign_id,
@@ -201,7 +206,7 @@ def rollup_click_recorded(*, click: Click) -> None:
         "",
         DETAIL,
     )
-    rollup_add({key: {"tracked_clicks": 1}})
+    rollup_add({key: {"tracked_clicks": change}})
 
 
 def rollup_stats_changed(*, days: Iterable[tuple[int, datetime.date]], deleted: DailyStat | None = None) -> None:

@@ -80,7 +80,9 @@ def run_story(rng: random.Random, campaigns, supplier, steps: int) -> None:
         return Lead.objects.get(pk=rng.choice(leads)) if leads else None
 
     for _ in range(steps):
-        action = rng.choice(("capture", "capture", "status", "sell", "return", "erase", "click", "stats", "stats"))
+        action = rng.choice(
+            ("capture", "capture", "status", "sell", "return", "erase", "click", "stats", "stats", "delete")
+        )
         campaign = rng.choice(campaigns)
         if action == "capture":
             day = rng.choice(DAYS)
@@ -119,6 +121,14 @@ def run_story(rng: random.Random, campaigns, supplier, steps: int) -> None:
             lead = some_lead()
             if lead is not None:
                 lead_erase(lead=lead)
+        elif action == "delete":
+            # Staff delete a lead nothing was booked for, or a click, in the admin.
+            lead = some_lead(Q(ledger__isnull=True))
+            if lead is not None:
+                lead.delete()
+            click = rng.choice([*campaign.clicks.all(), None])
+            if click is not None:
+                click.delete()
         elif action == "click":
             ClickFactory(
                 campaign=campaign,
