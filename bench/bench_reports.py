@@ -656,13 +656,50 @@ def _period(params: dict, days: int | None) -> dict:
     return {**params, "date_from": date_from, "start": datetime.datetime.combine(date_from, datetime.time.min, zone)}
 
 
+def _timed_get(client, url: str, query: dict | None = None) -> tuple[float, int]:
+    """Best of three seconds of a GET (after one to warm up), and the queries of the last."""
+    from django.test.utils import CaptureQueriesContext
+
+    assert client.get(url, query).status_code == 200
+    best = float("inf")
+    for _ in range(3):
+        with CaptureQueriesContext(connection) as queries:
+            started = time.perf_counter()
+            response = client.get(url, query)
+            best = min(best, time.perf_counter() - started)
+        assert response.status_code == 200
+    return best, len(queries.captured_queries)
+
+
+def _report_pages(period: dict, floor_time: float) -> None:
+    """The API report and the admin report page, campaign by day over the period, against the floor."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.test.utils import override_settings
+
+    staff = get_user_model().objects.create_superuser("bench-reports", "reports@example.com", "x")
+    client = Client()
+    client.force_login(staff)
+    days = {"date_from": period["date_from"].isoformat(), "date_to": period["date_to"].isoformat()}
+    with override_settings(ALLOWED_HOSTS=["*"]):
+        for label, url, query in (
+            ("API report", "/api/v1/reports/", {**days, "group_by": "campaign,day"}),
+            ("admin report page", "/admin/reports/", {**days, "group_by": "campaign", "then_by": "day"}),
+        ):
+            seconds, queries = _timed_get(client, url, query)
+            print(
+                f"reports: {label}, campaign x day over 30 days: {seconds:.3f} s, {queries} queries vs {floor_time:.3f} s "
+                f"hand-written GROUP BY (ratio {seconds / floor_time:.3f}; target <= 0.5)"
+            )
+
+
 def _admin_pages() -> None:
     """The admin index of a Marketing user (the dashboard) against a stock ModelAdmin changelist of the
     same leads (a superuser, default ordering, exact count), each best of three, with their queries."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext, override_settings
+    from django.test.utils import override_settings
 
     marketer = get_user_model().objects.create_user("bench-marketer", is_staff=True)
     marketer.groups.add(Group.objects.get(name="Marketing"))
@@ -675,15 +712,7 @@ def _admin_pages() -> None:
         ):
             client = Client()
             client.force_login(user)
-            assert client.get(url).status_code == 200  # warm: sessions, content types, templates
-            best = float("inf")
-            for _ in range(3):
-                with CaptureQueriesContext(connection) as queries:
-                    started = time.perf_counter()
-                    response = client.get(url)
-                    best = min(best, time.perf_counter() - started)
-                assert response.status_code == 200
-            figures[label] = (best, len(queries.captured_queries))
+            figures[label] = _timed_get(client, url)
     (index, index_queries), (floor, floor_queries) = figures.values()
     print(
         f"reports: admin index as Marketing {index:.3f} s, {index_queries} queries vs stock changelist of leads "
@@ -712,6 +741,8 @@ def run(timed) -> None:
         )
         _assert_same(rows, floor, key_columns)
         assert rows == raw_rows, "the report from rollups differs from the report from raw rows"
+        if days == 30:
+            month = (period, floor_time)
         print(
             f"reports: by {label}: {len(rows):,} rows in {selector_time:.3f} s through report() from rollups"
             + (f" ({selector_sql:.3f} s in SQL)" if sql_shown else "")
@@ -719,4 +750,5 @@ def run(timed) -> None:
             + (f" ({floor_sql:.2f} s in SQL)" if sql_shown else "")
             + f" (report / floor {selector_time / floor_time:.3f}; target <= 0.5); same figures in every row"
         )
+    _report_pages(*month)
     _admin_pages()

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -19,6 +20,7 @@ from leadcrm.spreadsheets import spreadsheet_safe
 from .report_forms import ReportForm
 from .selectors import DIMENSIONS, report, report_totals
 
+ROWS_PER_PAGE = 200
 VIEW_PERMISSION = "campaigns.view_dailystat"  # spend is the company's: whoever may see daily stats
 
 
@@ -201,9 +203,15 @@ def report_view(request):
         return _csv_response(columns, rows, totals, filename=f"report-{date_from}-{date_to}.csv")
 
     sort = ("-" if descending else "") + sort_column.name if sort_column else ""
+    # A page of rows at a time (sorted over all of them); the totals and the CSV cover every row.
+    page = Paginator(rows, ROWS_PER_PAGE).get_page(request.GET.get("page"))
     context.update(
         headers=[_header(request, column, sort_column, descending) for column in columns],
-        rows=[_cells(columns, row) for row in rows],
+        rows=[_cells(columns, row) for row in page.object_list],
+        page=page,
+        row_count=len(rows),
+        previous_url=_url_with(request, page=str(page.previous_page_number())) if page.has_previous() else "",
+        next_url=_url_with(request, page=str(page.next_page_number())) if page.has_next() else "",
         totals=[
             [
                 {"text": text, "numeric": column.numeric, "group": column.groups}
@@ -244,7 +252,7 @@ def _header(request, column: Column, sort_column: Column | None, descending: boo
     return {
         "label": column.label,
         "numeric": column.numeric,
-        "url": _url_with(request, sort=next_sort),
+        "url": _url_with(request, sort=next_sort, page="1"),
         "sorted": ("descending" if descending else "ascending") if current else "",
     }
 

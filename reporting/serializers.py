@@ -1,5 +1,6 @@
 """Request and response shapes of the report API; no logic beyond shape checks."""
 
+from django.utils.functional import cached_property
 from rest_framework import serializers
 
 from .selectors import GROUPINGS
@@ -129,8 +130,18 @@ class ReportRowSerializer(serializers.Serializer):
     )
 
     def to_representation(self, row):
-        # Only the keys the report has: the groups asked for, and the money metrics only for staff.
-        return {name: value for name, value in super().to_representation(row).items() if name in row}
+        # Only the keys the report has: the groups asked for, and the money metrics only for staff. Each
+        # value goes straight to its field (a row is a plain dict): a month by campaign and day is 3,000
+        # rows of 50 figures, and DRF's attribute lookups per field would cost more than the report.
+        return {
+            name: None if row[name] is None else field.to_representation(row[name])
+            for name, field in self._fields_in_order
+            if name in row
+        }
+
+    @cached_property
+    def _fields_in_order(self) -> list[tuple[str, serializers.Field]]:
+        return list(self.fields.items())
 
 
 class ReportSerializer(serializers.Serializer):

@@ -1,7 +1,8 @@
 import pytest
 from django.core.management import CommandError, call_command
 
-from campaigns.models import Campaign, Click, DailyStat, LandingPage, TrafficSource
+from campaigns.models import Campaign, Click, DailyStat, LandingPage, Offer, TrafficSource
+from leads.models import Lead
 
 pytestmark = pytest.mark.django_db
 
@@ -30,6 +31,9 @@ def test_seed_demo_builds_every_source_kind_and_running_it_twice_duplicates_noth
         assert campaign.daily_stats.count() == 30
         assert campaign.clicks.exists()
     assert LandingPage.objects.filter(kind="quiz", questions__isnull=False).exists()
+    # Every offer's qualification rules can be met by what its pages ask: each has qualified leads.
+    for offer in Offer.objects.filter(qualification_rules__isnull=False).distinct():
+        assert Lead.objects.filter(offer=offer, validity="valid", qualification="qualified").exists(), offer.name
     assert LandingPage.objects.filter(kind="prelander").exists()
     assert "Admin: http://127.0.0.1:8000/admin/" in output
     for username, group in (

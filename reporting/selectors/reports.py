@@ -13,7 +13,7 @@ import datetime
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Count, DateField, F, Max, Q, QuerySet, Sum, TextField, Value
+from django.db.models import Case, Count, DateField, F, Max, Q, QuerySet, Sum, TextField, Value, When
 from django.db.models.fields.json import KT, KeyTextTransform
 from django.db.models.functions import NullIf, TruncDate, TruncWeek
 from django.utils import timezone
@@ -441,35 +441,32 @@ def _rows_from_rollups(
     if not include_money:
         buckets = buckets.filter(currency="")
     sums = {name: Sum(name) for name in (*ROLLUP_COUNTS, *ROLLUP_MONEY, "impressions", "clicks", "stat_days")}
-    extra = {"entry_currency": F("currency")} if include_money else {}
-    found_rows = _grouped(buckets, ROLLUPS, group_by, include_money, sums, extra_keys=extra)
-    merged: dict[tuple, dict] = {}
+    # Counts are stored without a currency (they take the offer's); grouping them with the money in the
+    # offer's currency in SQL gives one row per group, not two to merge here.
+    in_currency = Case(When(currency="", then=F("offer__currency")), default=F("currency"))
+    extra = {"entry_currency": in_currency} if include_money else {}
+    rows: dict[tuple, dict] = {}
     other_currencies: dict[tuple, dict] = {}
-    for found in found_rows:
+    for found in _grouped(buckets, ROLLUPS, group_by, include_money, sums, extra_keys=extra):
         key = _key(found, keys)
-        if include_money and found["entry_currency"] not in ("", found["g_currency"]):
+        if include_money and found["entry_currency"] != found["g_currency"]:
             net = sum((found[name] or 0 for name in ROLLUP_MONEY), Decimal("0"))
             other_currencies.setdefault(key, {})[found["entry_currency"]] = net.quantize(Decimal("0.01"))
             continue
-        row = merged.setdefault(key, {"found": found, **dict.fromkeys(sums, 0)})
-        for name in sums:
-            row[name] += found[name] or 0
-    rows = {}
-    for key, row in merged.items():
         shown = (
-            row["leads"]
-            or (include_money and row["entries"])
-            or (stats_known and row["stat_days"])
-            or (clicks_known and row["tracked_clicks"])
+            found["leads"]
+            or (include_money and found["entries"])
+            or (stats_known and found["stat_days"])
+            or (clicks_known and found["tracked_clicks"])
         )
         if not shown:
             continue
-        rows[key] = {**dict(zip(keys, key, strict=True)), **_labels(row["found"], labels)}
-        rows[key].update({name: row[name] for name in COUNT_METRICS})
+        row = rows[key] = {**dict(zip(keys, key, strict=True)), **_labels(found, labels)}
+        row.update({name: found[name] or 0 for name in COUNT_METRICS})
         if include_money:
-            rows[key].update({name: row[name] for name in (*MONEY_SUMS, "sold_leads", "tracked_clicks")})
+            row.update({name: found[name] or 0 for name in (*MONEY_SUMS, "sold_leads", "tracked_clicks")})
             if stats_known:
-                rows[key].update(impressions=row["impressions"], clicks=row["clicks"])
+                row.update(impressions=found["impressions"] or 0, clicks=found["clicks"] or 0)
     return rows, other_currencies
 
 

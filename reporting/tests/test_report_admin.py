@@ -484,3 +484,20 @@ def test_the_page_costs_the_same_queries_whatever_the_number_of_campaigns(
     with django_assert_max_num_queries(8):  # no form to draw
         marketing.get(URL, {**params, "format": "csv"})
     assert [_queries(marketing, params), _queries(marketing, filtered)] == few
+
+
+def test_a_long_report_shows_a_page_of_rows_with_totals_over_all_and_the_csv_has_every_row(
+    marketing, two_campaigns, monkeypatch
+):
+    monkeypatch.setattr("reporting.report_admin.ROWS_PER_PAGE", 1)
+
+    first = marketing.get(URL)
+    second = marketing.get(URL, {"page": "2"})
+    lines = list(csv.reader(io.StringIO(marketing.get(URL, {"format": "csv", "page": "2"}).content.decode())))
+
+    assert [row[0] for row in ReportTable(first.content.decode()).rows] == ["Alpha push"]
+    assert [row[0] for row in ReportTable(second.content.decode()).rows] == ["Beta native"]
+    assert "Rows 1–1 of 2" in first.content.decode() and "Next ›" in first.content.decode()
+    # Totals over both campaigns on every page: 4 + 2 leads.
+    assert figures(ReportTable(second.content.decode()).totals[0])["Leads"] == "6"
+    assert [line[0] for line in lines[1:]] == ["Alpha push", "Beta native", "Total"]

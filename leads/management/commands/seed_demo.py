@@ -261,7 +261,9 @@ class Command(BaseCommand):
     def _landing_pages(self, campaign: Campaign) -> None:
         form_slug = f"{campaign.slug}-form"
         consent = "I agree to be contacted about my request by phone and email. See our privacy policy."
-        quiz = campaign.slug == "native-solar-quiz"
+        # Solar qualifies home owners only, so every solar campaign's page asks (a quiz); it asks for a
+        # quote at its end, so its leads are hard, as the solar buyer wants them.
+        quiz = campaign.offer.name == "Home solar quote"
         prelander = campaign.traffic_source.kind == TrafficSource.Kind.SEARCH
         hard = "hard" in campaign.offer.accepted_lead_types
         form_page, _ = LandingPage.objects.get_or_create(
@@ -271,7 +273,7 @@ class Command(BaseCommand):
                 "name": f"{campaign.offer.name} — {'quiz' if quiz else 'form'}",
                 "kind": LandingPage.Kind.QUIZ if quiz else LandingPage.Kind.FORM,
                 "position": 1 if prelander else 0,
-                "action": "quiz" if quiz else ("quote" if hard else "webinar"),
+                "action": "quote" if hard else "webinar",
                 "headline": f"Get your {campaign.offer.name.lower()}",
                 "fields": ["first_name", "last_name", "email", "phone", "country"],
                 "required_fields": ["email", "country"],
