@@ -1,14 +1,25 @@
 """Reads of the lead domain, already scoped to who asks."""
 
 import datetime
+from decimal import Decimal
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, DecimalField, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from campaigns.models import Campaign
 
-from .models import BUYER_BALANCE_SIGN, OPEN_STATUSES, SUPPLIER_BALANCE_SIGN, Delivery, Lead, LedgerEntry, Validity
-from .services.ledger import buyer_balance, supplier_balance
+from .models import (
+    BUYER_BALANCE_SIGN,
+    OPEN_STATUSES,
+    SUPPLIER_BALANCE_SIGN,
+    BuyerAccount,
+    Delivery,
+    Lead,
+    LedgerEntry,
+    Validity,
+)
+from .services.ledger import buyer_balance, buyer_balance_change, supplier_balance
 
 # The queue reps claim from: unassigned, open, real leads that are not invalid.
 UNASSIGNED_QUEUE = Q(assigned_to__isnull=True, is_test=False, is_duplicate=False, status__in=OPEN_STATUSES) & ~Q(
@@ -160,3 +171,21 @@ def statement(
         "closing": balance,
         "payable": payable,
     }
+
+
+def buyer_accounts_with_balance(queryset: QuerySet[BuyerAccount] | None = None) -> QuerySet[BuyerAccount]:
+    """Accounts with `balance`: their buyer's ledger in their currency, added up in the same query."""
+    queryset = BuyerAccount.objects.all() if queryset is None else queryset
+    entries = (
+        LedgerEntry.objects.filter(
+            advertiser_id=OuterRef("advertiser_id"), currency=OuterRef("currency"), kind__in=BUYER_BALANCE_SIGN
+        )
+        .order_by()
+        .values("advertiser_id")
+        .annotate(total=Sum(buyer_balance_change()))
+        .values("total")
+    )
+    money = DecimalField(max_digits=20, decimal_places=4)
+    return queryset.annotate(
+        balance=Coalesce(Subquery(entries, output_field=money), Value(Decimal("0")), output_field=money)
+    )

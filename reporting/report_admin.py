@@ -12,6 +12,8 @@ from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
 
 from campaigns.models import TrafficSource
 from campaigns.visitor import DeviceType
@@ -20,7 +22,7 @@ from leadcrm.spreadsheets import spreadsheet_safe
 from .report_forms import ReportForm
 from .selectors import DIMENSIONS, report, report_totals
 
-ROWS_PER_PAGE = 200
+ROWS_PER_PAGE = 100
 VIEW_PERMISSION = "campaigns.view_dailystat"  # spend is the company's: whoever may see daily stats
 
 
@@ -227,14 +229,19 @@ def report_view(request):
     return TemplateResponse(request, "admin/reporting/report/report.html", context)
 
 
-def _cells(columns: list[Column], row: dict) -> list[dict]:
+def _cells(columns: list[Column], row: dict) -> SafeString:
+    """A row's <td> cells, built here rather than by the template (a page is thousands of cells)."""
     cells = []
     for column in columns:
-        link = None
+        text = column.text(row)
         if column.link_key and row.get(column.link_key) is not None:
-            link = reverse("admin:campaigns_campaign_change", args=[row[column.link_key]])
-        cells.append({"text": column.text(row), "link": link, "numeric": column.numeric})
-    return cells
+            text = format_html('<a href="{}">{}</a>', _campaign_url(row[column.link_key]), text)
+        cells.append(format_html("<td{}>{}</td>", mark_safe(' class="numeric"') if column.numeric else "", text or "—"))
+    return mark_safe("".join(cells))  # noqa: S308  every part went through format_html
+
+
+def _campaign_url(campaign_id: int) -> str:
+    return reverse("admin:campaigns_campaign_change", args=[campaign_id])
 
 
 def _total_cells(columns: list[Column], total: dict, render) -> list:

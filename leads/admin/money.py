@@ -20,9 +20,9 @@ from leadcrm.errors import ApplicationError
 from leadcrm.spreadsheets import spreadsheet_safe
 
 from ..models import BuyerAccount, LedgerEntry, Partner
-from ..selectors import statement
-from ..services.accounts import buyer_account_save
-from ..services.ledger import ledger_record_payment
+from ..selectors import buyer_accounts_with_balance, statement
+from ..services.accounts import buyer_account_save, buyer_payment_record
+from ..services.ledger import buyer_balance, ledger_record_payment
 
 
 class PaymentForm(forms.Form):
@@ -46,6 +46,9 @@ class BuyerAccountAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # An account keeps its buyer and currency: its balance is theirs.
         return ("advertiser", "currency", "balance_display") if obj else ("balance_display",)
+
+    def get_queryset(self, request):
+        return buyer_accounts_with_balance(super().get_queryset(request))
 
     @admin.display(description="Balance", ordering="balance")
     def balance_display(self, account):
@@ -91,10 +94,9 @@ class BuyerAccountAdmin(admin.ModelAdmin):
         form = PaymentForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                ledger_record_payment(
-                    advertiser=account.advertiser,
+                released = buyer_payment_record(
+                    account=account,
                     amount=form.cleaned_data["amount"],
-                    currency=account.currency,
                     reference=form.cleaned_data["reference"],
                     note=form.cleaned_data["note"],
                     user=request.user,
@@ -102,17 +104,22 @@ class BuyerAccountAdmin(admin.ModelAdmin):
             except ApplicationError as error:
                 form.add_error(None, error.message)
             else:
-                buyer_account_save(account=BuyerAccount.objects.get(pk=account.pk))
-                self.message_user(request, f"Payment of {form.cleaned_data['amount']} {account.currency} recorded.")
+                self.message_user(
+                    request,
+                    f"Payment of {form.cleaned_data['amount']} {account.currency} recorded; "
+                    f"{released} held lead(s) of this buyer will be routed again now.",
+                )
                 return redirect("admin:leads_buyeraccount_changelist")
+        balance = buyer_balance(account.advertiser_id, account.currency)
         context = {
             **self.admin_site.each_context(request),
             "title": f"Payment from {account.advertiser} ({account.currency})",
             "opts": self.model._meta,
             "form": form,
-            "account": account,
+            "intro": f"Balance now {balance:,.2f} {account.currency}, credit limit {account.credit_limit:,.2f}. "
+            "A payment raises the balance; leads held at this buyer's limit are routed again at once.",
         }
-        return TemplateResponse(request, "admin/leads/buyeraccount/payment.html", context)
+        return TemplateResponse(request, "admin/leads/payment.html", context)
 
 
 def _link(url: str, text: str):
@@ -222,3 +229,42 @@ def _statement_csv(found: dict) -> HttpResponse:
         )
     writer.writerow(["", "", "closing balance", "", "", "", "", f"{found['closing']:.2f}", found["currency"]])
     return response
+
+
+class SupplierPaymentForm(PaymentForm):
+    currency = forms.CharField(max_length=3, initial="USD", validators=[validate_currency])
+
+    def clean_currency(self):
+        return self.cleaned_data["currency"].upper()
+
+
+def supplier_payment_view(model_admin, request, partner_id: int):
+    """Record money paid to a supplier (PartnerAdmin mounts it): its statement's balance goes down."""
+    partner = Partner.objects.filter(pk=partner_id).first()
+    if partner is None or not partner.is_supplier or not model_admin.has_change_permission(request, partner):
+        raise PermissionDenied
+    form = SupplierPaymentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            ledger_record_payment(
+                partner=partner,
+                amount=data["amount"],
+                currency=data["currency"],
+                reference=data["reference"],
+                note=data["note"],
+                user=request.user,
+            )
+        except ApplicationError as error:
+            form.add_error(None, error.message)
+        else:
+            model_admin.message_user(request, f"Payment of {data['amount']} {data['currency']} to {partner} recorded.")
+            return redirect("admin:leads_partner_changelist")
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": f"Payment to {partner}",
+        "opts": model_admin.model._meta,
+        "form": form,
+        "intro": "Money paid to this supplier for its leads; it lowers what we owe it (see its statement).",
+    }
+    return TemplateResponse(request, "admin/leads/payment.html", context)

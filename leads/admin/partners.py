@@ -1,8 +1,11 @@
 """Partners and their API keys. A new key is shown once, on the page after it is created."""
 
+from functools import partial
+
 from django.contrib import admin, messages
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 
 from leadcrm.admin_actions import run_for_each
 from leadcrm.admin_logs import ReadOnlyLogAdmin
@@ -12,6 +15,7 @@ from ..services.notifications import notifications_resend
 from ..services.partners import api_key_create, api_key_revoke
 from ..services.signing import partner_retire_old_webhook_secrets, partner_rotate_webhook_secret
 from .delivery import AttemptInline, SecretInline
+from .money import supplier_payment_view
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -46,7 +50,21 @@ class PartnerAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     filter_horizontal = ("campaigns",)
     inlines = [SupplierPayoutInline, ApiKeyInline, PartnerSecretInline]
-    actions = ("new_webhook_secret", "retire_old_webhook_secrets")
+    actions = ("new_webhook_secret", "retire_old_webhook_secrets", "record_supplier_payment")
+
+    def get_urls(self):
+        payment = self.admin_site.admin_view(partial(supplier_payment_view, self))
+        return [
+            path("<int:partner_id>/payment/", payment, name="leads_partner_payment"),
+            *super().get_urls(),
+        ]
+
+    @admin.action(description="Record a payment to the supplier (select one partner)", permissions=["change"])
+    def record_supplier_payment(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one partner.", messages.WARNING)
+            return None
+        return redirect("admin:leads_partner_payment", queryset.get().pk)
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

@@ -73,8 +73,8 @@ class SupplierPayout(models.Model):
 
 
 class BuyerAccount(models.Model):
-    """An advertiser's account in one currency: what it paid in, what its leads cost, how far it may go
-    below zero. A buyer without an account has no limit (it is invoiced)."""
+    """An advertiser's account in one currency: how far below zero its balance (payments in less what it
+    was charged, added up from the ledger) may go. A buyer without an account has no limit (invoiced)."""
 
     advertiser = models.ForeignKey("campaigns.Advertiser", on_delete=models.CASCADE, related_name="accounts")
     currency = models.CharField(max_length=3, default="USD", validators=[validate_currency])
@@ -83,9 +83,6 @@ class BuyerAccount(models.Model):
         help_text="How far below zero the balance may go. 0: prepaid, leads only while money is left.",
         **MONEY,
     )
-    # Payments in minus leads and commissions charged, kept by the ledger in the transaction of each
-    # entry (so a limit holds under concurrency); statements recompute it from the entries.
-    balance = models.DecimalField(default=0, editable=False, **SIGNED_MONEY)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -4,18 +4,28 @@ from django.db import transaction
 
 from ..models import BuyerAccount
 from .delivery import deliveries_release_held
-from .ledger import buyer_balance
+from .ledger import ledger_record_payment
 
 
 @transaction.atomic
 def buyer_account_save(*, account: BuyerAccount) -> int:
     """Open or change a buyer's account; returns how many of its held leads are routed again now.
 
-    A new account starts from the buyer's entries already in the ledger; a raised limit or a payment
-    releases the buyer's held leads at once instead of at their next hourly check."""
-    if account.pk is None:
-        account.balance = buyer_balance(account.advertiser_id, account.currency)
-        account.save()
-    else:
-        BuyerAccount.objects.filter(pk=account.pk).update(credit_limit=account.credit_limit)
+    Its balance is the buyer's ledger, from the first entry; a raised limit or a payment releases the
+    buyer's held leads at once instead of at their next hourly check."""
+    account.save()
+    return deliveries_release_held(advertiser_id=account.advertiser_id)
+
+
+@transaction.atomic
+def buyer_payment_record(*, account: BuyerAccount, amount, reference: str = "", note: str = "", user=None) -> int:
+    """A buyer's payment into its account; its held leads are routed again now (returns how many)."""
+    ledger_record_payment(
+        advertiser=account.advertiser,
+        amount=amount,
+        currency=account.currency,
+        reference=reference,
+        note=note,
+        user=user,
+    )
     return deliveries_release_held(advertiser_id=account.advertiser_id)

@@ -33,7 +33,7 @@ from ..models import (
 from .answers import Outcome, Verdict
 from .calls import call_partner, settle
 from .delivery_payload import email_text, mapped_payload, request_body
-from .ledger import ledger_post_sale
+from .ledger import buyer_balances, ledger_post_sale
 from .outbox import GiveUp, RetryLater, dispatch, outbox_enqueue
 from .signing import signature_headers
 
@@ -108,8 +108,10 @@ def credit_refusals(lead: Lead, routes: list[DeliveryRoute]) -> dict[int, str]:
     """{route id: why not} for routes whose buyer's account cannot pay this lead's price.
 
     Locks the accounts (after the lead and the routes, always in that order), so two leads routed at
-    once cannot both spend a buyer's last credit. A price already promised to a pending delivery
-    counts as spent. Buyers without an account in the offer's currency have no limit."""
+    once cannot both spend a buyer's last credit. A balance is the buyer's ledger added up; a price
+    already promised to a pending delivery counts as spent (a delivery is pending or its sale is in
+    the ledger, never both nor neither). Buyers without an account in the offer's currency have no
+    limit."""
     currency = lead.offer.currency
     advertiser_ids = {route.destination.advertiser_id for route in routes}
     accounts = {
@@ -128,12 +130,14 @@ def credit_refusals(lead: Lead, routes: list[DeliveryRoute]) -> dict[int, str]:
         .annotate(total=Sum("price"))
         .order_by()
     )
+    balances = buyer_balances(accounts, currency)
     refusals = {}
     for route in routes:
         account = accounts.get(route.destination.advertiser_id)
         if account is None:
             continue
-        available = account.balance + account.credit_limit - (promised.get(account.advertiser_id) or 0)
+        balance = balances.get(account.advertiser_id) or 0
+        available = balance + account.credit_limit - (promised.get(account.advertiser_id) or 0)
         if route.price_for(lead) > available:
             refusals[route.pk] = f"at its credit limit ({available:.2f} {currency} left)"
     return refusals

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Case, Count, DecimalField, F, Q, Sum, When
 from django.utils import timezone
 
 from campaigns.models import Advertiser, DailyStat
@@ -20,7 +20,6 @@ from leadcrm.errors import InvalidInput
 from ..models import (
     BUYER_BALANCE_SIGN,
     SUPPLIER_BALANCE_SIGN,
-    BuyerAccount,
     Delivery,
     Lead,
     LedgerEntry,
@@ -35,7 +34,8 @@ REVERSALS = {K.LEAD_SOLD: K.LEAD_RETURNED, K.SALE_COMMISSION: K.SALE_REVERSED, K
 
 
 def ledger_post(entries: list[LedgerEntry]) -> list[LedgerEntry]:
-    """Insert the entries whose key is new and apply them to buyers' balances; returns those posted."""
+    """Insert the entries whose key is new (one statement, unless some were posted before); returns those
+    posted. Balances are added up from the entries when needed, never kept beside them."""
     if not entries:
         return []
     try:
@@ -52,22 +52,9 @@ def ledger_post(entries: list[LedgerEntry]) -> list[LedgerEntry]:
             except IntegrityError:
                 continue
             posted.append(entry)
-    _apply_to_balances(posted)
     if posted:
         ledger_posted.send(sender=LedgerEntry, entries=posted)
     return posted
-
-
-def _apply_to_balances(entries: Iterable[LedgerEntry]) -> None:
-    changes: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
-    for entry in entries:
-        if entry.advertiser_id and entry.kind in BUYER_BALANCE_SIGN:
-            changes[entry.advertiser_id, entry.currency] += BUYER_BALANCE_SIGN[entry.kind] * entry.amount
-    for (advertiser_id, currency), change in changes.items():
-        if change:
-            BuyerAccount.objects.filter(advertiser_id=advertiser_id, currency=currency).update(
-                balance=F("balance") + change
-            )
 
 
 def money_day(lead: Lead) -> datetime.date:
@@ -293,13 +280,36 @@ def ledger_record_payment(
     return entry
 
 
-def buyer_balance(advertiser_id: int, currency: str, *, before: datetime.datetime | None = None) -> Decimal:
-    """A buyer's balance from its entries (before a moment, for a statement's opening)."""
-    entries = LedgerEntry.objects.filter(advertiser_id=advertiser_id, currency=currency, kind__in=BUYER_BALANCE_SIGN)
+def _balance(entries, signs: dict, before: datetime.datetime | None) -> Decimal:
+    """The entries' effect on a counterparty's balance (booked before a moment, if given)."""
+    entries = entries.filter(kind__in=list(signs))
     if before is not None:
         entries = entries.filter(created_at__lt=before)
-    totals = dict(entries.values_list("kind").annotate(total=Sum("amount")).order_by())
-    return sum((BUYER_BALANCE_SIGN[kind] * total for kind, total in totals.items()), Decimal("0"))
+    totals = entries.values_list("kind").annotate(total=Sum("amount")).order_by()
+    return sum((signs[kind] * total for kind, total in totals), Decimal("0"))
+
+
+def buyer_balance_change() -> Case:
+    """An entry's effect on its buyer's balance, as SQL (payments in, charges out)."""
+    return Case(
+        *(When(kind=kind, then=sign * F("amount")) for kind, sign in BUYER_BALANCE_SIGN.items()),
+        output_field=DecimalField(max_digits=20, decimal_places=4),
+    )
+
+
+def buyer_balances(advertiser_ids: Iterable[int], currency: str) -> dict[int, Decimal]:
+    """{advertiser id: balance} in one query (routing's credit check)."""
+    entries = LedgerEntry.objects.filter(
+        advertiser_id__in=list(advertiser_ids), currency=currency, kind__in=BUYER_BALANCE_SIGN
+    )
+    rows = entries.values_list("advertiser_id").annotate(balance=Sum(buyer_balance_change())).order_by()
+    return {advertiser_id: balance for advertiser_id, balance in rows}
+
+
+def buyer_balance(advertiser_id: int, currency: str, *, before: datetime.datetime | None = None) -> Decimal:
+    """A buyer's balance from its entries: paid in less charged (before a moment, for a statement's opening)."""
+    entries = LedgerEntry.objects.filter(advertiser_id=advertiser_id, currency=currency)
+    return _balance(entries, BUYER_BALANCE_SIGN, before)
 
 
 def supplier_balance(
@@ -311,10 +321,7 @@ def supplier_balance(
 ) -> Decimal:
     """What we owe a supplier (booked before a moment); with `payable_by`, only payouts whose return
     window has passed by then (reversals go with the payout they reverse; payments always count)."""
-    entries = LedgerEntry.objects.filter(partner_id=partner_id, currency=currency, kind__in=SUPPLIER_BALANCE_SIGN)
-    if before is not None:
-        entries = entries.filter(created_at__lt=before)
+    entries = LedgerEntry.objects.filter(partner_id=partner_id, currency=currency)
     if payable_by is not None:
         entries = entries.filter(Q(payable_at__lte=payable_by) | Q(payable_at__isnull=True))
-    totals = dict(entries.values_list("kind").annotate(total=Sum("amount")).order_by())
-    return sum((SUPPLIER_BALANCE_SIGN[kind] * total for kind, total in totals.items()), Decimal("0"))
+    return _balance(entries, SUPPLIER_BALANCE_SIGN, before)

@@ -190,6 +190,21 @@ COUNT_METRICS = (
     "returned",
 )
 TRAFFIC_METRICS = ("impressions", "clicks", "tracked_clicks")
+
+# The lead counts, as every report counts them (judgements among billable leads; returns among all).
+LEAD_AGGREGATES = {
+    "leads": Count("*"),
+    "valid_leads": Count("pk", filter=BILLABLE),
+    "duplicates": Count("pk", filter=Q(is_duplicate=True)),
+    "suspect": Count("pk", filter=Q(validity="suspect", is_duplicate=False)),
+    "invalid": Count("pk", filter=Q(validity="invalid", is_duplicate=False)),
+    "qualified": Count("pk", filter=BILLABLE & Q(qualification="qualified")),
+    "hard_leads": Count("pk", filter=BILLABLE & Q(lead_type="hard")),
+    "soft_leads": Count("pk", filter=BILLABLE & Q(lead_type="soft")),
+    # Converted valid leads, so the conversion rate (converted / valid) stays a rate.
+    "converted": Count("pk", filter=BILLABLE & Q(status="won")),
+    "returned": Count("pk", filter=Q(status="returned")),
+}
 # Sums of ledger entries, each in the row's currency: what leads were sold for (net of returns), what
 # sales earned in commission (net of reversals), media spend, and what suppliers earned (net).
 MONEY_SUMS = ("lead_revenue", "sale_revenue", "media_spend", "supplier_cost")
@@ -362,7 +377,6 @@ def _rows_from_raw(
         is_test=False, created_at__gte=start, created_at__lt=end
     )
     lead_rows = _filtered(lead_rows, LEADS, filters)
-    valid = BILLABLE
     rows: dict[tuple, dict] = {}
 
     def row_for(found: dict) -> dict:
@@ -371,19 +385,7 @@ def _rows_from_raw(
             rows[key] = {**dict(zip(keys, key, strict=True)), **_labels(found, labels)}
         return rows[key]
 
-    lead_aggregates = {
-        "leads": Count("*"),
-        "valid_leads": Count("pk", filter=valid),
-        "duplicates": Count("pk", filter=Q(is_duplicate=True)),
-        "suspect": Count("pk", filter=Q(validity="suspect", is_duplicate=False)),
-        "invalid": Count("pk", filter=Q(validity="invalid", is_duplicate=False)),
-        "qualified": Count("pk", filter=valid & Q(qualification="qualified")),
-        "hard_leads": Count("pk", filter=valid & Q(lead_type="hard")),
-        "soft_leads": Count("pk", filter=valid & Q(lead_type="soft")),
-        # Converted valid leads, so the conversion rate (converted / valid) stays a rate.
-        "converted": Count("pk", filter=valid & Q(status="won")),
-        "returned": Count("pk", filter=Q(status="returned")),
-    }
+    lead_aggregates = LEAD_AGGREGATES
     for found in _grouped(lead_rows, LEADS, group_by, include_money, lead_aggregates):
         if found["leads"]:
             row_for(found).update({name: found[name] for name in lead_aggregates})

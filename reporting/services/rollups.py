@@ -17,25 +17,15 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from campaigns.models import Click, DailyStat
-from leads.models import BILLABLE, Lead, LedgerEntry, Validity
+from leads.models import Lead, LedgerEntry, Validity
 
 from ..models import DailyRollup
+from ..selectors.reports import COUNT_METRICS, LEAD_AGGREGATES
 
 K = LedgerEntry.Kind
 DETAIL, TOTAL, CAMPAIGN = DailyRollup.Grain.DETAIL, DailyRollup.Grain.TOTAL, DailyRollup.Grain.CAMPAIGN
 KEY = ("day", "campaign_id", "offer_id", "traffic_source_id", "country", "device_type", "currency", "grain")
-COUNTS = (
-    "leads",
-    "valid_leads",
-    "duplicates",
-    "suspect",
-    "invalid",
-    "qualified",
-    "hard_leads",
-    "soft_leads",
-    "converted",
-    "returned",
-)
+COUNTS = COUNT_METRICS
 ADDED = (
     *COUNTS,
     "tracked_clicks",
@@ -248,20 +238,8 @@ def rollups_from_raw(date_from: datetime.date | None = None, date_to: datetime.d
 
     buckets: Buckets = defaultdict(lambda: defaultdict(int))
     place = ("campaign_id", "offer_id", "traffic_source_id")
-    valid = BILLABLE
     leads = in_days(Lead.objects.filter(is_test=False), "created_at", False)
-    for row in leads.values(*place, "country", "device_type", day=TruncDate("created_at")).annotate(
-        leads=Count("pk"),
-        valid_leads=Count("pk", filter=valid),
-        duplicates=Count("pk", filter=Q(is_duplicate=True)),
-        suspect=Count("pk", filter=Q(validity="suspect", is_duplicate=False)),
-        invalid=Count("pk", filter=Q(validity="invalid", is_duplicate=False)),
-        qualified=Count("pk", filter=valid & Q(qualification="qualified")),
-        hard_leads=Count("pk", filter=valid & Q(lead_type="hard")),
-        soft_leads=Count("pk", filter=valid & Q(lead_type="soft")),
-        converted=Count("pk", filter=valid & Q(status="won")),
-        returned=Count("pk", filter=Q(status="returned")),
-    ):
+    for row in leads.values(*place, "country", "device_type", day=TruncDate("created_at")).annotate(**LEAD_AGGREGATES):
         key = (row["day"], *(row[name] for name in place), row["country"], row["device_type"], "", DETAIL)
         buckets[key].update({name: row[name] for name in COUNTS})
 
