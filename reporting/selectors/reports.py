@@ -226,11 +226,14 @@ def group_columns(group_by: list[str]) -> list[str]:
     return [column for name in group_by for column in DIMENSIONS[name].columns[LEADS]]
 
 
-def _ratio(numerator, denominator, places: str = "0.0001") -> Decimal | None:
+RATE, CENTS = Decimal("0.0001"), Decimal("0.01")
+
+
+def _ratio(numerator, denominator, places: Decimal = RATE) -> Decimal | None:
     """A rate or a money ratio; None (shown empty) when the denominator is zero or unknown."""
     if numerator is None or not denominator:
         return None
-    return (Decimal(numerator) / Decimal(denominator)).quantize(Decimal(places))
+    return (Decimal(numerator) / Decimal(denominator)).quantize(places)
 
 
 def key_columns(group_by: list[str]) -> list[str]:
@@ -262,11 +265,22 @@ def _grouped(
 
 
 def _key(row: dict, columns: list[str]) -> tuple:
-    return tuple(row.get(f"g_{column}") for column in columns)
+    return tuple([row.get(_GROUP_NAMES[column]) for column in columns])
 
 
 def _labels(row: dict, columns: list[str]) -> dict:
-    return {column: row[f"g_{column}"] for column in columns}
+    return {column: row[_GROUP_NAMES[column]] for column in columns}
+
+
+class _GroupNames(dict):
+    """column -> "g_column", the name a group column has in an aggregate's rows (made once per name)."""
+
+    def __missing__(self, column: str) -> str:
+        self[column] = name = f"g_{column}"
+        return name
+
+
+_GROUP_NAMES = _GroupNames()
 
 
 def _filtered(queryset: QuerySet, table: str, filters: dict[str, list]) -> QuerySet:
@@ -495,9 +509,9 @@ def _add_ratios(row: dict) -> None:
         revenue=revenue,
         cost=cost,
         margin=margin,
-        average_sale_price=_ratio(row["lead_revenue"], row["sold_leads"], "0.01"),
-        cpl=_ratio(cost, row["valid_leads"], "0.01"),
-        cost_per_qualified=_ratio(cost, row["qualified"], "0.01"),
+        average_sale_price=_ratio(row["lead_revenue"], row["sold_leads"], CENTS),
+        cpl=_ratio(cost, row["valid_leads"], CENTS),
+        cost_per_qualified=_ratio(cost, row["qualified"], CENTS),
         roi=_ratio(margin, cost),
         roas=_ratio(revenue, cost),
         epc=_ratio(revenue, clicks),
