@@ -524,21 +524,23 @@ def report_totals(rows: list[dict]) -> list[dict]:
 
     A figure unknown in any row (spend per country, say) stays unknown in the total.
     """
-    totals: dict[str, dict] = {}
+    by_currency: dict[str | None, list[dict]] = {}
     for row in rows:
-        total = totals.setdefault(row.get("currency"), {"currency": row.get("currency")})
+        by_currency.setdefault(row.get("currency"), []).append(row)
+    totals = []
+    for currency in sorted(by_currency, key=str):
+        group = by_currency[currency]
+        total: dict = {"currency": currency}
         for name in (*COUNT_METRICS, *TRAFFIC_METRICS, *MONEY_SUMS, "sold_leads"):
-            if name not in row:
-                continue
-            if row[name] is None or total.get(name, 0) is None:
-                total[name] = None
-            else:
-                total[name] = total.get(name, 0) + row[name]
-        for currency, amount in row.get("money_other_currencies", {}).items():
-            other = total.setdefault("money_other_currencies", {})
-            other[currency] = other.get(currency, Decimal("0")) + amount
-    for total in totals.values():
-        for name in COUNT_METRICS:
-            total.setdefault(name, 0)
+            values = [row[name] for row in group if name in row]
+            if values:
+                total[name] = None if None in values else sum(values)
+            elif name in COUNT_METRICS:
+                total[name] = 0
+        for row in group:
+            for other_currency, amount in row.get("money_other_currencies", {}).items():
+                other = total.setdefault("money_other_currencies", {})
+                other[other_currency] = other.get(other_currency, Decimal("0")) + amount
         _add_ratios(total)
-    return [totals[currency] for currency in sorted(totals, key=str)]
+        totals.append(total)
+    return totals
