@@ -156,6 +156,7 @@ def _advance(enrollment: Enrollment, batch: _Batch) -> None:
                     enrollment.next_run_at = wait_until(
                         now=now,
                         country=enrollment.lead.country,
+                        phone=enrollment.lead.phone,
                         weekday=step.wait_until_weekday,
                         at=step.wait_until_time,
                     )
@@ -165,7 +166,10 @@ def _advance(enrollment: Enrollment, batch: _Batch) -> None:
             continue
         if step.kind == FlowStep.Kind.EMAIL:
             allowed = next_send_time(
-                country=enrollment.lead.country, now=now, last_sent_at=batch.last_sent.get(enrollment.lead_id)
+                country=enrollment.lead.country,
+                phone=enrollment.lead.phone,
+                now=now,
+                last_sent_at=batch.last_sent.get(enrollment.lead_id),
             )
             if allowed > now:
                 enrollment.next_run_at = allowed  # quiet hours or the frequency cap: same step, later

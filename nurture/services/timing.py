@@ -5,23 +5,85 @@ from datetime import datetime, time, timedelta
 from importlib import resources
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 from django.conf import settings
+from phonenumbers.timezone import time_zones_for_number as phonenumber_time_zones
+
+# The zone most of a country's people live in, for the countries whose IANA table lists more than one
+# (zone.tab lists them geographically: Canada's first is St John's, Australia's Lord Howe Island).
+# A test checks that every multi-zone country of the shipped table is here.
+MOST_POPULOUS_ZONE = {
+    "AQ": "Antarctica/McMurdo",
+    "AR": "America/Argentina/Buenos_Aires",
+    "AU": "Australia/Sydney",
+    "BR": "America/Sao_Paulo",
+    "CA": "America/Toronto",
+    "CD": "Africa/Kinshasa",
+    "CL": "America/Santiago",
+    "CN": "Asia/Shanghai",
+    "CY": "Asia/Nicosia",
+    "DE": "Europe/Berlin",
+    "EC": "America/Guayaquil",
+    "ES": "Europe/Madrid",
+    "FM": "Pacific/Pohnpei",
+    "GL": "America/Nuuk",
+    "ID": "Asia/Jakarta",
+    "KI": "Pacific/Tarawa",
+    "KZ": "Asia/Almaty",
+    "MH": "Pacific/Majuro",
+    "MN": "Asia/Ulaanbaatar",
+    "MX": "America/Mexico_City",
+    "MY": "Asia/Kuala_Lumpur",
+    "NZ": "Pacific/Auckland",
+    "PF": "Pacific/Tahiti",
+    "PG": "Pacific/Port_Moresby",
+    "PS": "Asia/Hebron",
+    "PT": "Europe/Lisbon",
+    "RU": "Europe/Moscow",
+    "UA": "Europe/Kyiv",
+    "UM": "Pacific/Midway",
+    "US": "America/New_York",
+    "UZ": "Asia/Tashkent",
+}
 
 
 @functools.cache
-def _zones_by_country() -> dict[str, str]:
-    """Country -> its first listed zone, from the IANA table the tzdata package ships."""
-    zones = {}
+def zones_by_country() -> dict[str, list[str]]:
+    """Country -> its zones, from the IANA table the tzdata package ships."""
+    zones: dict[str, list[str]] = {}
     table = resources.files("tzdata.zoneinfo").joinpath("zone.tab").read_text()
     for line in table.splitlines():
         if line and not line.startswith("#"):
             country, _, zone = line.split("\t")[:3]
-            zones.setdefault(country, zone)
+            zones.setdefault(country, []).append(zone)
     return zones
 
 
-def lead_zone(country: str) -> ZoneInfo:
-    return ZoneInfo(_zones_by_country().get((country or "").upper(), settings.NURTURE_DEFAULT_TIME_ZONE))
+@functools.lru_cache(maxsize=4096)
+def _phone_zone(phone: str) -> str | None:
+    """The zone of the phone's area, when its number plan ties it to exactly one zone."""
+    if not phone.startswith("+"):
+        return None
+    try:
+        number = phonenumbers.parse(phone)
+    except phonenumbers.NumberParseException:
+        return None
+    zones = phonenumber_time_zones(number)
+    return zones[0] if len(zones) == 1 and zones[0] != phonenumbers.timezone.UNKNOWN_TIMEZONE else None
+
+
+def _country_zone(country: str) -> str | None:
+    country = (country or "").upper()
+    zones = zones_by_country().get(country)
+    if not zones:
+        return None
+    return MOST_POPULOUS_ZONE.get(country, zones[0])
+
+
+def lead_zone(country: str, phone: str = "") -> ZoneInfo:
+    """The lead's zone: its phone number's area, else its country's most populous zone, else the default."""
+    name = _phone_zone(phone or "") or _country_zone(country) or settings.NURTURE_DEFAULT_TIME_ZONE
+    return ZoneInfo(name)
 
 
 def _quiet_window() -> tuple[time, time]:
@@ -29,12 +91,12 @@ def _quiet_window() -> tuple[time, time]:
     return time.fromisoformat(start), time.fromisoformat(end)
 
 
-def next_send_time(*, country: str, now: datetime, last_sent_at: datetime | None) -> datetime:
+def next_send_time(*, country: str, phone: str = "", now: datetime, last_sent_at: datetime | None) -> datetime:
     """`now` if the lead may get an email now, else the first moment it may (quiet hours, cap)."""
     candidate = now
     if last_sent_at is not None:
         candidate = max(candidate, last_sent_at + timedelta(hours=settings.NURTURE_EMAIL_MIN_HOURS))
-    zone = lead_zone(country)
+    zone = lead_zone(country, phone)
     local = candidate.astimezone(zone)
     quiet_start, quiet_end = _quiet_window()
     clock = local.time()
@@ -47,9 +109,9 @@ def next_send_time(*, country: str, now: datetime, last_sent_at: datetime | None
     return local.astimezone(ZoneInfo("UTC"))
 
 
-def wait_until(*, now: datetime, country: str, weekday: int | None, at: time | None) -> datetime:
+def wait_until(*, now: datetime, country: str, phone: str = "", weekday: int | None, at: time | None) -> datetime:
     """The next moment (after now) on that ISO weekday and/or at that local time."""
-    zone = lead_zone(country)
+    zone = lead_zone(country, phone)
     local = now.astimezone(zone)
     target_time = at or time(9, 0)
     for days in range(0, 8):

@@ -12,10 +12,12 @@ from django.utils import timezone
 
 from leads.models import LeadEvent, OutboxEntry
 from leads.services import lead_set_status, outbox_process
+from leads.services.normalisation import normalise_phone
 from leads.tests.factories import LeadFactory
 from nurture.models import Enrollment, Flow, FlowStep, NurtureMessage
 from nurture.services.engine import nurture_tick
 from nurture.services.enrollment import lead_enroll
+from nurture.services.timing import MOST_POPULOUS_ZONE, lead_zone, zones_by_country
 
 from .conftest import email_step, link_path, open_pixel, parts, tracked_links, unsubscribe_link, wait_step
 
@@ -252,6 +254,52 @@ def test_a_wait_until_a_weekday_and_time_uses_the_leads_time_zone(make_flow, tic
     local = enrollment.next_run_at.astimezone(NEW_YORK)
     assert (local.isoweekday(), local.time()) == (1, time(9, 30))
     assert timedelta(0) < enrollment.next_run_at - start <= timedelta(days=7)
+
+
+LOS_ANGELES = ZoneInfo("America/Los_Angeles")
+
+
+def test_a_lead_with_a_los_angeles_number_gets_its_email_at_nine_pacific(settings, capture, make_flow, tick):
+    settings.NURTURE_QUIET_HOURS = "21:00-09:00"
+    make_flow(email_step(1))
+    # A US lead: by country alone it would be New York, three hours earlier.
+    lead = capture(email="lou@example.com", first_name="Lou", country="US", phone="+1 213 555 0143")
+    los_angeles_evening = datetime.combine(
+        timezone.now().astimezone(LOS_ANGELES).date() + timedelta(days=1), time(22, 0), tzinfo=LOS_ANGELES
+    )
+    nine_pacific = datetime.combine(los_angeles_evening.date() + timedelta(days=1), time(9, 0), tzinfo=LOS_ANGELES)
+
+    tick(los_angeles_evening)
+
+    enrollment = lead.enrollments.get()
+    assert enrollment.next_run_at == nine_pacific
+    tick(nine_pacific - timedelta(minutes=1))
+    assert subjects() == []
+    tick(nine_pacific)
+    assert subjects() == ["Email 1 for Lou"]
+
+
+@pytest.mark.parametrize(
+    ("country", "phone", "zone"),
+    [
+        ("CA", "", "America/Toronto"),  # zone.tab lists St John's first
+        ("AU", "", "Australia/Sydney"),  # ... and Lord Howe Island
+        ("US", "", "America/New_York"),
+        ("US", "+1 416 555 0100", "America/Toronto"),  # the number's area wins over the country
+        ("GB", "+1 555 555 0100", "Europe/London"),  # a number with no known area falls back to the country
+        ("", "", "UTC"),
+    ],
+)
+def test_a_leads_time_zone_comes_from_its_phone_then_its_countrys_most_populous_zone(country, phone, zone):
+    e164 = normalise_phone(phone, country or None)[0] if phone else ""
+    assert lead_zone(country, e164) == ZoneInfo(zone)
+
+
+def test_every_country_with_several_zones_names_its_most_populous_one():
+    several = {country for country, zones in zones_by_country().items() if len(zones) > 1}
+    assert several - MOST_POPULOUS_ZONE.keys() == set()
+    for country, zone in MOST_POPULOUS_ZONE.items():
+        assert zone in zones_by_country()[country]
 
 
 # --- 7. branches, actions, pause, edits ----------------------------------------------------------
