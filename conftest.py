@@ -32,6 +32,16 @@ def _broker_not_paused():
     outbox._broker_paused_until = 0.0
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Cached reads (a source's validity rate) are keyed by ids a rolled-back test may hand out again."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def staff_client(superuser):
     """An API client logged in as a superuser (session auth, as staff use the API)."""

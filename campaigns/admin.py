@@ -9,10 +9,12 @@ from django.db.models import Count
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from unfold.admin import ModelAdmin, StackedInline, TabularInline
 
 from leadcrm.admin_actions import run_for_each
 
+from .links import landing_page_urls, tracking_url
 from .metrics import campaign_metrics
 from .models import Advertiser, Campaign, Click, DailyStat, LandingPage, Offer, QuizQuestion, TrafficSource
 from .services import (
@@ -43,7 +45,7 @@ def _metric(campaign: Campaign, name: str):
 
 
 @admin.register(TrafficSource)
-class TrafficSourceAdmin(admin.ModelAdmin):
+class TrafficSourceAdmin(ModelAdmin):
     list_display = ("name", "kind", "click_id_param", "campaign_count", "is_active")
     list_filter = ("kind", "is_active")
     search_fields = ("name",)
@@ -56,7 +58,7 @@ class TrafficSourceAdmin(admin.ModelAdmin):
         return source.campaign_count
 
 
-class OfferInline(admin.TabularInline):
+class OfferInline(TabularInline):
     model = Offer
     extra = 0
     fields = ("name", "payout_per_lead", "payout_per_sale", "currency", "daily_lead_cap", "is_active")
@@ -64,7 +66,7 @@ class OfferInline(admin.TabularInline):
 
 
 @admin.register(Advertiser)
-class AdvertiserAdmin(admin.ModelAdmin):
+class AdvertiserAdmin(ModelAdmin):
     list_display = ("name", "contact_name", "contact_email", "offer_count", "has_postback_token", "is_active")
     list_filter = ("is_active",)
     search_fields = ("name", "contact_name", "contact_email")
@@ -100,7 +102,7 @@ class AdvertiserAdmin(admin.ModelAdmin):
 
 
 @admin.register(Offer)
-class OfferAdmin(admin.ModelAdmin):
+class OfferAdmin(ModelAdmin):
     list_display = (
         "name",
         "advertiser",
@@ -133,7 +135,7 @@ class TargetCountryFilter(admin.SimpleListFilter):
         return queryset
 
 
-class LandingPageInline(admin.StackedInline):
+class LandingPageInline(StackedInline):
     model = LandingPage
     extra = 0
     show_change_link = True
@@ -151,7 +153,7 @@ class LandingPageInline(admin.StackedInline):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(ModelAdmin):
     # What a media buyer compares at a glance, all in view at 1366 px; offer and bid are on the page.
     list_display = (
         "name",
@@ -196,7 +198,7 @@ class CampaignAdmin(admin.ModelAdmin):
                 ),
             },
         ),
-        ("Tracking", {"fields": ("tracking_link",)}),
+        ("Tracking", {"fields": ("tracking_link", "page_links")}),
         (
             "Postbacks to the traffic source",
             {
@@ -218,7 +220,7 @@ class CampaignAdmin(admin.ModelAdmin):
             },
         ),
     )
-    readonly_fields = ("tracking_link",)
+    readonly_fields = ("tracking_link", "page_links")
 
     def get_readonly_fields(self, request, obj=None):
         # New campaigns start as drafts; status changes go through the activate and pause actions,
@@ -260,9 +262,40 @@ class CampaignAdmin(admin.ModelAdmin):
     def tracking_link(self, campaign):
         if not campaign.pk:
             return "Save the campaign to get its tracking link."
-        url = reverse("track-click", args=[campaign.slug])
-        param = campaign.traffic_source.click_id_param
-        return format_html("<code>{}?{}={{click_id}}&amp;sub1=…</code>", url, param)
+        source = campaign.traffic_source
+        return format_html(
+            '<div class="lc-copy"><input type="text" readonly id="tracking-url" value="{}" aria-label="Tracking URL">'
+            '<button type="button" data-copy="tracking-url">Copy</button></div>'
+            '<div class="lc-help">Paste it into {} as the campaign\'s target URL; it fills {} on each click.</div>',
+            tracking_url(campaign),
+            source.name,
+            ", ".join(source.tracking_macros().values()),
+        )
+
+    @admin.display(description="Pages")
+    def page_links(self, campaign):
+        if not campaign.pk:
+            return "Save the campaign, then add its landing pages below."
+        pages = landing_page_urls(campaign)
+        if not pages:
+            if campaign.landing_url:
+                return format_html('Clicks go to <a href="{0}">{0}</a>.', campaign.landing_url)
+            return "No landing page yet: add one below, or set an external landing URL above."
+        return format_html_join(
+            "",
+            '<div class="lc-copy"><span class="lc-page-kind">{}</span><input type="text" readonly id="page-{}" '
+            'value="{}" aria-label="{}"><button type="button" data-copy="page-{}">Copy</button></div>',
+            (
+                (
+                    page.get_kind_display() + ("" if page.is_active else " (inactive)"),
+                    page.pk,
+                    url,
+                    f"{page.get_kind_display()} URL",
+                    page.pk,
+                )
+                for page, url in pages
+            ),
+        )
 
     @admin.action(description="Activate selected campaigns", permissions=["change"])
     def activate_campaigns(self, request, queryset):
@@ -279,14 +312,14 @@ class CampaignAdmin(admin.ModelAdmin):
         )
 
 
-class QuizQuestionInline(admin.TabularInline):
+class QuizQuestionInline(TabularInline):
     model = QuizQuestion
     extra = 0
     fields = ("position", "key", "text", "kind", "options", "is_required")
 
 
 @admin.register(LandingPage)
-class LandingPageAdmin(admin.ModelAdmin):
+class LandingPageAdmin(ModelAdmin):
     list_display = ("name", "campaign", "kind", "action", "slug", "position", "is_active")
     list_filter = ("kind", "is_active", "campaign__traffic_source__kind", "campaign__status")
     list_select_related = ("campaign",)
@@ -311,7 +344,7 @@ class DailyStatsImportForm(forms.Form):
 
 
 @admin.register(DailyStat)
-class DailyStatAdmin(admin.ModelAdmin):
+class DailyStatAdmin(ModelAdmin):
     list_display = ("date", "campaign", "source_kind", "impressions", "clicks", "spend_display", "updated_at")
     # The offer and source the day was bought on (stored with it), not the campaign's of today.
     list_filter = ("traffic_source__kind", "traffic_source", "date")
@@ -387,7 +420,7 @@ class OffTargetFilter(admin.SimpleListFilter):
 
 
 @admin.register(Click)
-class ClickAdmin(admin.ModelAdmin):
+class ClickAdmin(ModelAdmin):
     list_display = (
         "created_at",
         "campaign",

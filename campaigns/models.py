@@ -108,6 +108,44 @@ class PostbackEvent(models.TextChoices):
     RETURNED = "returned", "Returned (reversal)"
 
 
+# The macros each kind of source usually offers, for the tracking URL a media buyer pastes into it:
+# our parameter ("click_id" is the source's click id parameter; the rest are sub ids) -> its macro.
+DEFAULT_URL_MACROS = {
+    "push": {"click_id": "{clickid}", "zone": "{zoneid}", "sub1": "{campaignid}", "creative": "{creativeid}"},
+    "pop": {"click_id": "{clickid}", "zone": "{zoneid}", "sub1": "{campaignid}"},
+    "native": {"click_id": "{click_id}", "site": "{site_id}", "sub1": "{campaign_id}", "creative": "{teaser_id}"},
+    "search": {"click_id": "{clickid}", "keyword": "{keyword}", "sub1": "{campaignid}"},
+    "programmatic": {"click_id": "{auction_id}", "site": "{domain}", "creative": "{creative_id}"},
+    "social": {"click_id": "{{ad.id}}", "sub1": "{{campaign.id}}", "placement": "{{placement}}"},
+    "display": {"click_id": "{clickid}", "placement": "{placement}", "creative": "{creative}"},
+}
+# The sub ids a click may carry (placements are judged by zone, site, placement and creative).
+SUB_ID_PARAMS = ("sub1", "sub2", "sub3", "sub4", "sub5", "zone", "placement", "creative", "site", "keyword")
+URL_MACRO_PARAMS = ("click_id", *SUB_ID_PARAMS)
+
+
+def validate_url_macros(value) -> None:
+    if not isinstance(value, dict):
+        raise ValidationError("A mapping of our parameter to the source's macro.", code="invalid_macros")
+    unknown = sorted(set(value) - set(URL_MACRO_PARAMS))
+    if unknown:
+        raise ValidationError(
+            "Unknown parameters: %(unknown)s. Known: %(known)s.",
+            params={"unknown": ", ".join(unknown), "known": ", ".join(URL_MACRO_PARAMS)},
+            code="unknown_parameter",
+        )
+    if any(not isinstance(macro, str) or not macro.strip() for macro in value.values()):
+        raise ValidationError("Every macro is a non-empty text, e.g. {zoneid}.", code="empty_macro")
+
+
+def validate_page_address(value: str) -> None:
+    """A path on this site (/l/page/) or an absolute http(s) URL: stored relative, the site's address
+    can change (SITE_URL) without rewriting pages."""
+    if value.startswith("/") and not value.startswith("//"):
+        return
+    URLValidator(schemes=["http", "https"])(value)
+
+
 class TrafficSource(TimestampedModel):
     class Kind(models.TextChoices):
         PUSH = "push", "Push"
@@ -127,6 +165,15 @@ class TrafficSource(TimestampedModel):
         validators=[url_parameter_name],
         help_text="URL parameter in which this source sends its click id, e.g. clickid or cid.",
     )
+    url_macros = models.JSONField(
+        "tracking URL macros",
+        default=dict,
+        blank=True,
+        validators=[validate_url_macros],
+        help_text="How this source fills our tracking URL: our parameter -> its macro, e.g. "
+        '{"click_id": "{clickid}", "zone": "{zoneid}", "sub1": "{campaignid}"}. '
+        "Empty: the usual macros of its kind.",
+    )
     postback_url_template = models.CharField(
         max_length=2000,
         blank=True,
@@ -143,6 +190,10 @@ class TrafficSource(TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_kind_display()})"
+
+    def tracking_macros(self) -> dict[str, str]:
+        """Our URL parameter -> the macro the source fills, its own or its kind's usual ones."""
+        return dict(self.url_macros or DEFAULT_URL_MACROS.get(self.kind, {"click_id": "{clickid}"}))
 
     def render_postback_url(self, **values) -> str:
         """Fill the template's macros, URL-encoded; macros without a value become empty."""
@@ -235,7 +286,7 @@ class Campaign(TimestampedModel):
         CPL = "cpl", "CPL (per lead)"
 
     name = models.CharField(max_length=160)
-    slug = models.SlugField(max_length=80, unique=True, help_text="Used in tracking URLs: /c/<slug>/.")
+    slug = models.SlugField(max_length=80, unique=True, help_text="Used in its tracking URL: /c/this-slug/.")
     traffic_source = models.ForeignKey(TrafficSource, on_delete=models.PROTECT, related_name="campaigns")
     offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="campaigns")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True)
@@ -385,7 +436,7 @@ class LandingPage(TimestampedModel):
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="landing_pages")
     name = models.CharField(max_length=160)
-    slug = models.SlugField(max_length=80, unique=True, help_text="Used in its URL: /l/<slug>/.")
+    slug = models.SlugField(max_length=80, unique=True, help_text="Used in its URL: /l/this-slug/.")
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.FORM)
     position = models.PositiveSmallIntegerField(default=0, help_text="The first active page gets the clicks.")
     is_active = models.BooleanField(default=True)
@@ -402,11 +453,13 @@ class LandingPage(TimestampedModel):
     consent_version = models.CharField(max_length=40, blank=True)
     consent_required = models.BooleanField(default=False)
     cta_label = models.CharField("button label", max_length=60, default="Send")
-    next_url = models.URLField(
+    next_url = models.CharField(
         "next page URL",
         max_length=2000,
         blank=True,
-        help_text="Pre-landers: where the call to action leads (the click id is added).",
+        validators=[validate_page_address],
+        help_text="Pre-landers: where the call to action leads (the click id is added): a page of this site "
+        "such as /l/solar-form/, or a full https:// address.",
     )
     thank_you_url = models.URLField(
         "thank-you URL", max_length=2000, blank=True, help_text="Where visitors go after sending. Empty: our page."

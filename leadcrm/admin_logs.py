@@ -1,7 +1,7 @@
-from django.contrib import admin
+from unfold.admin import ModelAdmin
 
 
-class ReadOnlyLogAdmin(admin.ModelAdmin):
+class ReadOnlyLogAdmin(ModelAdmin):
     """Logs are written by the machinery that does the work; staff read them and act through actions."""
 
     def has_add_permission(self, request):

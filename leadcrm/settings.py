@@ -5,6 +5,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.templatetags.static import static
 
 from .storage_settings import STORAGE_VARIABLES, default_storage_config
 
@@ -35,12 +36,18 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"] if 
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    # Unfold's templates and admin site replace Django's; it must come before django.contrib.admin.
+    "unfold",
+    "unfold.contrib.filters",
+    "unfold.contrib.forms",
+    "unfold.contrib.inlines",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
     "django_celery_beat",
     "rest_framework",
     "rest_framework.authtoken",
@@ -113,6 +120,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 MEDIA_URL = "media/"
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
@@ -125,6 +133,30 @@ STORAGES = {
         if DEBUG
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
+}
+
+LOGIN_URL = "admin:login"
+LOGIN_REDIRECT_URL = "admin:index"
+
+# --- The admin (django-unfold) -------------------------------------------------------------------
+UNFOLD = {
+    "SITE_TITLE": "leadcrm",
+    "SITE_HEADER": "leadcrm",
+    "SITE_SUBHEADER": "Campaigns, leads and nurture",
+    "SITE_SYMBOL": "campaign",
+    # There is no public home page to "view"; landing pages keep their own "View on site".
+    "SITE_URL": None,
+    "SHOW_HISTORY": True,
+    "SITE_FAVICONS": [{"rel": "icon", "type": "image/svg+xml", "href": lambda request: static("leadcrm/favicon.svg")}],
+    "STYLES": [lambda request: static("leadcrm/admin.css")],
+    "SCRIPTS": [lambda request: static("leadcrm/admin.js")],
+    "SIDEBAR": {
+        "show_search": False,
+        "command_search": True,
+        "show_all_applications": False,
+        "navigation": "leadcrm.admin_site.sidebar_navigation",
+    },
+    "COMMAND": {"search_models": False, "search_callback": "leadcrm.admin_site.global_search"},
 }
 
 # --- Email -----------------------------------------------------------------------------------

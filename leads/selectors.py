@@ -13,18 +13,14 @@ from .models import (
     BUYER_BALANCE_SIGN,
     OPEN_STATUSES,
     SUPPLIER_BALANCE_SIGN,
+    UNASSIGNED_QUEUE,
     BuyerAccount,
     Delivery,
     Lead,
     LedgerEntry,
-    Validity,
 )
 from .services.ledger import buyer_balance, buyer_balance_change, supplier_balance
-
-# The queue reps claim from: unassigned, open, real leads that are not invalid.
-UNASSIGNED_QUEUE = Q(assigned_to__isnull=True, is_test=False, is_duplicate=False, status__in=OPEN_STATUSES) & ~Q(
-    validity=Validity.INVALID
-)
+from .services.normalisation import normalise_phone
 
 
 def can_see_all_leads(user) -> bool:
@@ -40,6 +36,23 @@ def lead_list(*, user) -> QuerySet[Lead]:
     if not user.has_perm("leads.view_lead"):
         return leads.none()
     return leads.filter(Q(assigned_to=user) | UNASSIGNED_QUEUE)
+
+
+def lead_search(leads: QuerySet[Lead], term: str) -> QuerySet[Lead]:
+    """Index-friendly search: exact email, phone or click id; names by their start."""
+    term = term.strip()
+    if not term:
+        return leads
+    if "@" in term:
+        return leads.filter(email=term.lower())
+    digits = "".join(ch for ch in term if ch.isdigit())
+    if digits and len(digits) >= 6 and len(digits) >= len(term.replace(" ", "")) - 3:
+        # "+1 650…" is an exact, indexed match; a local "650 555…" matches the number's end.
+        phone, valid = normalise_phone(term if term.startswith("+") else "+" + digits, "")
+        local = Q(phone__endswith=digits[-9:]) if not term.startswith("+") else Q()
+        # Many traffic sources send numeric click ids, which look like phone numbers.
+        return leads.filter((Q(phone=phone) if valid else Q(pk__in=[])) | local | Q(click_id=term))
+    return leads.filter(Q(click_id=term) | Q(first_name__istartswith=term) | Q(last_name__istartswith=term))
 
 
 def can_work_lead(*, user, lead: Lead) -> bool:

@@ -2,27 +2,27 @@
 the suppression list with import and export, and "add to flow" on the lead list."""
 
 import csv
+from dataclasses import asdict
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
-from django.contrib.admin.exceptions import DisallowedModelAdminToField
-from django.contrib.admin.options import IS_POPUP_VAR, TO_FIELD_VAR
-from django.contrib.admin.utils import flatten_fieldsets, unquote
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from unfold.admin import ModelAdmin, StackedInline, TabularInline
 
 from campaigns.models import Offer
 from leadcrm.admin_actions import run_for_each
 from leadcrm.admin_logs import ReadOnlyLogAdmin
 from leadcrm.csv_upload import CsvUploadError, read_csv_upload
 from leadcrm.errors import ApplicationError
-from leads.admin.workspace import LeadAdmin
+from leads.admin.extensions import register_lead_action, register_lead_section
 from leads.models import Lead
 from leads.services.samples import sample_lead
 
@@ -41,7 +41,7 @@ from .services.flows import (
 from .services.sending import build_email, render_message
 
 
-class FlowStepInline(admin.StackedInline):
+class FlowStepInline(StackedInline):
     model = FlowStep
     extra = 0
     can_delete = False  # steps leads may sit on are retired, never deleted
@@ -68,7 +68,7 @@ class LeadConditionsAdminMixin:
 
 
 @admin.register(Flow)
-class FlowAdmin(LeadConditionsAdminMixin, admin.ModelAdmin):
+class FlowAdmin(LeadConditionsAdminMixin, ModelAdmin):
     list_display = ("name", "status", "trigger", "entered", "active", "completed", "converted", "exited")
     list_filter = ("status", "trigger")
     search_fields = ("name",)
@@ -216,7 +216,7 @@ class MoveToStepForm(forms.Form):
 
 
 @admin.register(Enrollment)
-class EnrollmentAdmin(admin.ModelAdmin):
+class EnrollmentAdmin(ModelAdmin):
     list_display = ("lead", "flow", "step", "status", "next_run_at", "entered_at", "exit_reason")
     list_filter = ("status", "flow", "exit_reason")
     list_select_related = ("lead", "flow", "step")
@@ -277,7 +277,7 @@ class SuppressionImportForm(forms.Form):
 
 
 @admin.register(Suppression)
-class SuppressionAdmin(admin.ModelAdmin):
+class SuppressionAdmin(ModelAdmin):
     list_display = ("email", "reason", "created_at")
     list_filter = ("reason",)
     search_fields = ("email",)
@@ -351,7 +351,6 @@ class AddToFlowForm(forms.Form):
     flow = forms.ModelChoiceField(queryset=Flow.objects.exclude(status=Flow.Status.ARCHIVED))
 
 
-@admin.action(description="Add to a nurture flow…", permissions=["enroll"])
 def add_to_flow(modeladmin, request, queryset):
     form = AddToFlowForm(request.POST if "apply" in request.POST else None)
     if form.is_valid():
@@ -372,13 +371,77 @@ def add_to_flow(modeladmin, request, queryset):
     return TemplateResponse(request, "admin/nurture/enrollment/move.html", context)
 
 
-# The lead list lives in leads, which never imports nurture: the action is attached from here,
-# shown to whoever may put leads in flows (marketing, not sales reps).
-LeadAdmin.actions = (*LeadAdmin.actions, add_to_flow)
-LeadAdmin.has_enroll_permission = lambda self, request: request.user.has_perm("nurture.add_enrollment")
+STATIC_SIZE_NOTE = "Show size applies to segments only: a static list holds the leads flows add to it."
 
 
-class AudienceExportInline(admin.TabularInline):
+def size_sentence(size) -> str:
+    text = f"This segment holds {size.leads} lead{pluralize(size.leads)} now, with the conditions as entered"
+    text += " (not saved yet)."
+    if size.left_out:
+        text += (
+            f" {size.matching} match{pluralize(size.matching, 'es,')} the conditions; {size.left_out} of them "
+            f"{pluralize(size.left_out, 'is,are')} never in an audience: {size.suppressed} suppressed, "
+            f"{size.no_consent} without marketing consent, {size.test} test, {size.duplicate} duplicate, "
+            f"{size.invalid} invalid, {size.erased} erased (a lead may have more than one reason)."
+        )
+    return text
+
+
+def lead_emails_and_flows(lead):
+    """The lead page's "Emails and flows" tab: its enrollments and the emails they sent."""
+    enrollments = list(lead.enrollments.select_related("flow", "step").order_by("entered_at"))
+    messages_sent = list(lead.nurture_messages.select_related("step").order_by("created_at")[:50])
+    if not enrollments and not messages_sent:
+        return format_html('<p class="lc-empty">In no nurture flow. Add it to one from the lead list\'s actions.</p>')
+    flows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                enrollment.flow.name,
+                enrollment.get_status_display(),
+                f"step {enrollment.step.position + 1}: {enrollment.step}" if enrollment.step else "—",
+                enrollment.entered_at.date(),
+            )
+            for enrollment in enrollments
+        ),
+    )
+    emails = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                message.step.subject,
+                message.get_status_display(),
+                message.sent_at.date() if message.sent_at else "—",
+                "yes" if message.opened_at else "no",
+                "yes" if message.clicked_at else "no",
+            )
+            for message in messages_sent
+        ),
+    )
+    return format_html(
+        '<h3 class="lc-subhead">Flows</h3><table class="lc-table"><thead><tr><th>Flow</th><th>Status</th>'
+        "<th>Where</th><th>Entered</th></tr></thead><tbody>{}</tbody></table>"
+        '<h3 class="lc-subhead">Emails</h3><table class="lc-table"><thead><tr><th>Subject</th><th>Status</th>'
+        "<th>Sent</th><th>Opened</th><th>Clicked</th></tr></thead><tbody>{}</tbody></table>",
+        flows,
+        emails,
+    )
+
+
+# The lead list and page live in leads, which never imports nurture: nurture adds its action and its
+# tab through the registry leads offers. The action is for whoever may put leads in flows
+# (marketing, not sales reps).
+register_lead_action(
+    add_to_flow,
+    description="Add to a nurture flow…",
+    allowed=lambda request: request.user.has_perm("nurture.add_enrollment"),
+)
+register_lead_section("emails_and_flows", lead_emails_and_flows)
+
+
+class AudienceExportInline(TabularInline):
     model = AudienceExport
     extra = 0
     can_delete = False
@@ -396,7 +459,7 @@ class AudienceExportInline(admin.TabularInline):
 
 
 @admin.register(Audience)
-class AudienceAdmin(LeadConditionsAdminMixin, admin.ModelAdmin):
+class AudienceAdmin(LeadConditionsAdminMixin, ModelAdmin):
     list_display = ("name", "kind", "created_at")
     list_filter = ("kind",)
     search_fields = ("name",)
@@ -435,83 +498,33 @@ class AudienceAdmin(LeadConditionsAdminMixin, admin.ModelAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         form = context["adminform"].form
         # Offered while the form says "segment": a static list has no conditions to count.
-        context["show_size_preview"] = "kind" in form.fields and form["kind"].value() == Audience.Kind.SEGMENT
+        if "kind" in form.fields and form["kind"].value() == Audience.Kind.SEGMENT:
+            size_url = reverse("admin:nurture_audience_size", args=[obj.pk]) if obj else None
+            context["size_url"] = size_url or reverse("admin:nurture_audience_size_new")
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
-    def _changeform_view(self, request, object_id, form_url, extra_context):
-        if request.method == "POST" and "_preview_size" in request.POST:
-            return self._size_preview_view(request, object_id, form_url, extra_context)
-        return super()._changeform_view(request, object_id, form_url, extra_context)
-
-    def _size_preview_view(self, request, object_id, form_url, extra_context):
-        """ "Show size": the form as filled in, validated and shown again with how many leads the
-        segment holds now. Nothing is saved: no audience, no change to this one, no offers or
-        campaigns set (the form is never saved; an edited audience changes in memory only).
-
-        Builds the page as ModelAdmin._changeform_view does for a form with errors."""
-        to_field = request.POST.get(TO_FIELD_VAR, request.GET.get(TO_FIELD_VAR))
-        if to_field and not self.to_field_allowed(request, to_field):
-            raise DisallowedModelAdminToField(f"The field {to_field} cannot be referenced.")
-        add = object_id is None
-        if add:
-            if not self.has_add_permission(request):
-                raise PermissionDenied
-            obj = None
-        else:
-            obj = self.get_object(request, unquote(object_id), to_field)
-            if obj is None:
-                return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-            if not self.has_change_permission(request, obj):
-                raise PermissionDenied
-
-        fieldsets = self.get_fieldsets(request, obj)
-        ModelForm = self.get_form(request, obj, change=not add, fields=flatten_fieldsets(fieldsets))
-        form = ModelForm(request.POST, request.FILES, instance=obj)
-        formsets, inline_instances = self._create_formsets(request, form.instance, change=not add)
-        size = note = None
-        if form.is_valid():
-            if form.instance.kind == Audience.Kind.SEGMENT:
-                size = audience_size(
-                    form.instance, offers=form.cleaned_data["offers"], campaigns=form.cleaned_data["campaigns"]
-                )
-            else:
-                note = "Show size applies to segments only: a static list holds the leads flows add to it."
-
-        # "Leads in it now" would count the edited conditions with the saved offers and campaigns:
-        # the preview box stands in for it.
-        fieldsets = [
-            (name, {**options, "fields": [field for field in options["fields"] if field != "live_size"]})
-            for name, options in fieldsets
-        ]
-        admin_form = helpers.AdminForm(
-            form,
-            fieldsets,
-            self.get_prepopulated_fields(request, obj),
-            self.get_readonly_fields(request, obj),
-            model_admin=self,
-        )
-        inline_formsets = self.get_inline_formsets(request, formsets, inline_instances, obj)
-        media = self.media + admin_form.media
-        for inline_formset in inline_formsets:
-            media += inline_formset.media
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"{'Add' if add else 'Change'} {self.opts.verbose_name}",
-            "subtitle": str(obj) if obj else None,
-            "adminform": admin_form,
-            "object_id": object_id,
-            "original": obj,
-            "is_popup": IS_POPUP_VAR in request.POST or IS_POPUP_VAR in request.GET,
-            "to_field": to_field,
-            "media": media,
-            "inline_admin_formsets": inline_formsets,
-            "errors": helpers.AdminErrorList(form, formsets),
-            "preserved_filters": self.get_preserved_filters(request),
-            "size_preview": size,
-            "size_preview_note": note,
-            **(extra_context or {}),
-        }
-        return self.render_change_form(request, context, add=add, change=not add, obj=obj, form_url=form_url)
+    def size_view(self, request, object_id=None):
+        """ "Show size": the form as filled in, validated, and how many leads the segment holds now,
+        as JSON for the button beside Save. Nothing is saved: no audience, no change to this one, no
+        offers or campaigns set (the form is only validated)."""
+        if request.method != "POST":
+            return JsonResponse({"text": "Post the audience form."}, status=405)
+        obj = self.get_object(request, unquote(object_id)) if object_id else None
+        if object_id and obj is None:
+            raise Http404
+        allowed = self.has_change_permission(request, obj) if obj else self.has_add_permission(request)
+        if not allowed:
+            raise PermissionDenied
+        form = self.get_form(request, obj, change=obj is not None)(request.POST, request.FILES, instance=obj)
+        if not form.is_valid():
+            errors = {field: [str(message) for message in messages_] for field, messages_ in form.errors.items()}
+            text = "Please correct the errors below, then show the size."
+            return JsonResponse({"text": text, "errors": errors}, status=400)
+        if form.instance.kind != Audience.Kind.SEGMENT:
+            return JsonResponse({"text": STATIC_SIZE_NOTE})
+        chosen = form.cleaned_data
+        size = audience_size(form.instance, offers=chosen["offers"], campaigns=chosen["campaigns"])
+        return JsonResponse({**asdict(size), "left_out": size.left_out, "text": size_sentence(size)})
 
     def _export(self, request, queryset, format):
         try:
@@ -539,7 +552,10 @@ class AudienceAdmin(LeadConditionsAdminMixin, admin.ModelAdmin):
         self._export(request, queryset, AudienceExport.Format.PLAIN)
 
     def get_urls(self):
+        size = self.admin_site.admin_view(self.size_view)
         return [
+            path("size/", size, name="nurture_audience_size_new"),
+            path("<path:object_id>/size/", size, name="nurture_audience_size"),
             path(
                 "exports/<int:export_id>/download/",
                 self.admin_site.admin_view(self.download_view),

@@ -144,6 +144,38 @@ METRIC_COLUMNS = [
     Column("tracked_clicks", "Tracked clicks", "tracked_clicks", "count"),
     Column("currency", "Currency", "currency", "text"),
 ]
+# The page shows one set of columns at a time, so the figures that matter fit a laptop's screen; the
+# CSV always has every figure.
+COLUMN_SETS = {
+    "money": ("leads", "valid_leads", "cost", "revenue", "margin", "roi", "roas", "cpl", "epc"),
+    "sales": (
+        "leads",
+        "lead_revenue",
+        "sold_leads",
+        "average_sale_price",
+        "sale_revenue",
+        "media_spend",
+        "supplier_cost",
+        "cost_per_qualified",
+        "currency",
+    ),
+    "quality": (
+        "leads",
+        "valid_leads",
+        "qualified",
+        "converted",
+        "returned",
+        "conversion_rate",
+        "validity_rate",
+        "duplicates",
+        "suspect",
+        "invalid",
+        "hard_leads",
+        "soft_leads",
+    ),
+    "traffic": ("impressions", "clicks", "tracked_clicks", "leads", "conversion_rate", "epc", "cpl"),
+    "all": tuple(column.name for column in METRIC_COLUMNS),
+}
 # Money booked in another currency than the offer's is never converted; shown apart when there is any.
 OTHER_CURRENCIES = Column("money_other_currencies", "Other currencies", "money_other_currencies", "amounts")
 
@@ -156,8 +188,9 @@ def group_column(name: str) -> Column:
     return Column(name, label, name, "text", groups=True, choices=CHOICES.get(name))
 
 
-def table_columns(group_by: list[str], rows: list[dict]) -> list[Column]:
-    columns = [group_column(name) for name in group_by] + METRIC_COLUMNS
+def table_columns(group_by: list[str], rows: list[dict], column_set: str = "all") -> list[Column]:
+    by_name = {column.name: column for column in METRIC_COLUMNS}
+    columns = [group_column(name) for name in group_by] + [by_name[name] for name in COLUMN_SETS[column_set]]
     if any(row.get(OTHER_CURRENCIES.key) for row in rows):
         columns.append(OTHER_CURRENCIES)
     return columns
@@ -197,12 +230,13 @@ def report_view(request):
         include_money=True,
     )
     totals = report_totals(rows)
-    columns = table_columns(group_by, rows)
-    sort_column, descending = parse_sort(request.GET.get("sort", ""), columns)
+    every_column = table_columns(group_by, rows)
+    columns = table_columns(group_by, rows, form.cleaned_data["columns"])
+    sort_column, descending = parse_sort(request.GET.get("sort", ""), every_column)
     rows = sorted_rows(rows, sort_column, descending)
 
     if request.GET.get("format") == "csv":
-        return _csv_response(columns, rows, totals, filename=f"report-{date_from}-{date_to}.csv")
+        return _csv_response(every_column, rows, totals, filename=f"report-{date_from}-{date_to}.csv")
 
     sort = ("-" if descending else "") + sort_column.name if sort_column else ""
     # A page of rows at a time (sorted over all of them); the totals and the CSV cover every row.
@@ -236,7 +270,7 @@ def _cells(columns: list[Column], row: dict) -> SafeString:
         text = escape(column.text(row) or "—")
         if column.link_key and row.get(column.link_key) is not None:
             text = f'<a href="{escape(_campaign_url(row[column.link_key]))}">{text}</a>'
-        cells.append(f'<td class="numeric">{text}</td>' if column.numeric else f"<td>{text}</td>")
+        cells.append(f'<td class="num">{text}</td>' if column.numeric else f"<td>{text}</td>")
     return mark_safe("".join(cells))  # noqa: S308  every value in it was escaped
 
 

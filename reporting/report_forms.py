@@ -17,7 +17,7 @@ MAX_DAYS = 366  # a leap year: a whole year compared with the one before is two 
 DEFAULT_GROUPING = "campaign"
 # Filters that pick rows by id: the form field and the selector's filter share the dimension's name.
 RELATED_FILTERS = ("traffic_source", "campaign", "offer", "advertiser")
-PERIOD_AND_GROUPING = ("date_from", "date_to", "group_by", "then_by")
+PERIOD_AND_GROUPING = ("date_from", "date_to", "group_by", "then_by", "columns")
 
 
 def default_period(today: datetime.date | None = None) -> tuple[datetime.date, datetime.date]:
@@ -39,6 +39,18 @@ class ReportForm(forms.Form):
     date_to = forms.DateField(label="To", widget=_date_input(), help_text="Both days included; at most 366 days.")
     group_by = forms.ChoiceField(label="Group by", choices=_grouping_choices)
     then_by = forms.ChoiceField(label="Then by", required=False, choices=lambda: [("", "—"), *_grouping_choices()])
+    columns = forms.ChoiceField(
+        label="Columns",
+        required=False,
+        choices=[
+            ("money", "Money: cost, revenue, margin, ROI, CPL"),
+            ("sales", "Lead sales and costs"),
+            ("quality", "Lead quality"),
+            ("traffic", "Traffic"),
+            ("all", "Every figure"),
+        ],
+        help_text="The CSV always has every figure.",
+    )
     traffic_source_kind = forms.MultipleChoiceField(
         label="Traffic source kind", required=False, choices=TrafficSource.Kind.choices
     )
@@ -66,10 +78,14 @@ class ReportForm(forms.Form):
             ("date_from", date_from.isoformat()),
             ("date_to", date_to.isoformat()),
             ("group_by", DEFAULT_GROUPING),
+            ("columns", "money"),
         ):
             if not data.get(name):
                 data[name] = default
         return cls(data)
+
+    def clean_columns(self) -> str:
+        return self.cleaned_data["columns"] or "money"
 
     def clean_country(self) -> list[str]:
         given = [code for code in re.split(r"[\s,;]+", self.cleaned_data["country"]) if code]
@@ -107,6 +123,9 @@ class ReportForm(forms.Form):
 
     def filter_fields(self) -> list:
         return [field for field in self if field.name not in PERIOD_AND_GROUPING]
+
+    def has_filters(self) -> bool:
+        return any(self.data.get(field.name) for field in self.filter_fields())
 
     def group_by_names(self) -> list[str]:
         return [name for name in (self.cleaned_data["group_by"], self.cleaned_data["then_by"]) if name]

@@ -74,7 +74,7 @@ class ReportRowSerializer(serializers.Serializer):
     device_type = serializers.CharField(required=False)
     landing_page_id = serializers.IntegerField(required=False, allow_null=True)
     landing_page = serializers.CharField(required=False, allow_null=True, help_text="Landing page name.")
-    # The sub ids a source passes on its click URL (campaigns.services.clicks.SUB_ID_PARAMS).
+    # The sub ids a source passes on its click URL (campaigns.models.SUB_ID_PARAMS).
     sub1 = _sub_id_field()
     sub2 = _sub_id_field()
     sub3 = _sub_id_field()

@@ -3,11 +3,10 @@
 import re
 from collections.abc import Mapping
 
-from ..models import Campaign, Click
+from ..models import SUB_ID_PARAMS, Campaign, Click
 from ..visitor import ConnectionType, parse_user_agent
 
-# Sub ids the trackers of every source kind use; anything else in the URL is ignored.
-SUB_ID_PARAMS = ("sub1", "sub2", "sub3", "sub4", "sub5", "zone", "placement", "creative", "site", "keyword")
+# Sub ids (SUB_ID_PARAMS) are the ones trackers of every source kind use; anything else is ignored.
 MAX_PARAM_LENGTH = 255
 _PRINTABLE_CLICK_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 

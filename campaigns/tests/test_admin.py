@@ -185,7 +185,11 @@ def test_campaign_form_saves_targeting_lists(client, superuser):
     assert campaign.placement_min_conversion_rate is None  # left empty: conversion is not judged
     edit = client.get(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
     assert b"US, CA, GB" in edit.content
-    assert b"/c/native-solar/?clickid={click_id}" in edit.content
+    # The tracking URL is absolute, with the source's macros, in a box with a copy button.
+    # A push source's usual macros fill the click id and sub ids; SITE_URL makes it absolute.
+    tracking = "http://127.0.0.1:8000/c/native-solar/?clickid={clickid}&amp;zone={zoneid}&amp;sub1={campaignid}"
+    assert f'value="{tracking}&amp;creative={{creativeid}}"'.encode() in edit.content
+    assert b'data-copy="tracking-url"' in edit.content
 
 
 def test_campaign_form_rejects_unknown_countries_with_a_message(client, superuser):

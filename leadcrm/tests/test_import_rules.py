@@ -34,3 +34,27 @@ def test_an_app_imports_no_app_above_it(app):
         if imported_apps(path) & FORBIDDEN[app]
     }
     assert broken == {}
+
+
+PRODUCTION_APPS = ("campaigns", "leads", "nurture", "reporting", "leadcrm")
+
+
+def private_admin_uses(path: Path) -> list[str]:
+    """Overrides of ModelAdmin's private methods, and attributes set on another module's admin class."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("_") and node.name.endswith("_view"):
+            found.append(f"def {node.name}")
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
+                    if target.value.id.endswith("Admin") and target.value.id[0].isupper():
+                        found.append(f"{target.value.id}.{target.attr} =")
+    return found
+
+
+@pytest.mark.parametrize("app", PRODUCTION_APPS)
+def test_admin_code_uses_only_django_s_documented_hooks(app):
+    files = [path for path in (ROOT / app).rglob("*.py") if not {"migrations", "tests"} & set(path.parts)]
+    broken = {str(path.relative_to(ROOT)): private_admin_uses(path) for path in files if private_admin_uses(path)}
+    assert broken == {}

@@ -1,6 +1,15 @@
 """Admin for the lead domain, one module per job; importing them registers the admin classes."""
 
-from . import configuration, delivery, imports, money, partners, workspace
+from . import configuration, delivery, imports, money, partners, system, workspace
 from .workspace import EstimatedCountPaginator
 
-__all__ = ["EstimatedCountPaginator", "configuration", "delivery", "imports", "money", "partners", "workspace"]
+__all__ = [
+    "EstimatedCountPaginator",
+    "configuration",
+    "delivery",
+    "imports",
+    "money",
+    "partners",
+    "system",
+    "workspace",
+]

@@ -2,6 +2,7 @@
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import ShowFacets
+from unfold.admin import ModelAdmin, TabularInline
 
 from campaigns.admin import OfferAdmin
 from campaigns.models import Offer
@@ -15,7 +16,7 @@ from ..models import (
 from ..services.outbox import outbox_retry
 
 
-class QualificationRuleInline(admin.TabularInline):
+class QualificationRuleInline(TabularInline):
     model = QualificationRule
     extra = 1
     fields = ("position", "field", "operator", "value", "is_active")
@@ -30,7 +31,7 @@ admin.site.register(Offer, OfferWithRulesAdmin)
 
 
 @admin.register(QualificationRule)
-class QualificationRuleAdmin(admin.ModelAdmin):
+class QualificationRuleAdmin(ModelAdmin):
     list_display = ("__str__", "offer", "position", "is_active")
     list_filter = ("offer", "is_active")
     list_select_related = ("offer__advertiser",)
@@ -38,13 +39,13 @@ class QualificationRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(BlockedEmailDomain)
-class BlockedEmailDomainAdmin(admin.ModelAdmin):
+class BlockedEmailDomainAdmin(ModelAdmin):
     list_display = ("domain", "note", "created_at")
     search_fields = ("domain",)
 
 
 @admin.register(SalesRepProfile)
-class SalesRepProfileAdmin(admin.ModelAdmin):
+class SalesRepProfileAdmin(ModelAdmin):
     list_display = ("user", "is_available", "countries", "last_assigned_at")
     list_filter = ("is_available",)
     list_select_related = ("user",)
@@ -52,7 +53,7 @@ class SalesRepProfileAdmin(admin.ModelAdmin):
 
 
 @admin.register(OutboxEntry)
-class OutboxEntryAdmin(admin.ModelAdmin):
+class OutboxEntryAdmin(ModelAdmin):
     list_display = ("id", "kind", "status", "lead", "attempts", "next_attempt_at", "created_at", "done_at")
     list_filter = ("status", "kind")
     list_select_related = ("lead",)

@@ -11,6 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin, TabularInline
 
 from leadcrm.admin_logs import ReadOnlyLogAdmin
 
@@ -39,7 +40,7 @@ from ..services.samples import sample_lead
 from ..services.signing import destination_retire_old_secrets, destination_rotate_secret
 
 
-class AttemptInline(admin.TabularInline):
+class AttemptInline(TabularInline):
     model = DeliveryAttempt
     extra = 0
     can_delete = False
@@ -50,7 +51,7 @@ class AttemptInline(admin.TabularInline):
         return False
 
 
-class SecretInline(admin.TabularInline):
+class SecretInline(TabularInline):
     model = WebhookSecret
     extra = 0
     can_delete = False
@@ -62,7 +63,7 @@ class SecretInline(admin.TabularInline):
         return False
 
 
-class RouteInline(admin.TabularInline):
+class RouteInline(TabularInline):
     model = DeliveryRoute
     extra = 0
     fields = (
@@ -110,7 +111,7 @@ class DestinationForm(forms.ModelForm):
 
 
 @admin.register(DeliveryDestination)
-class DeliveryDestinationAdmin(admin.ModelAdmin):
+class DeliveryDestinationAdmin(ModelAdmin):
     form = DestinationForm
     list_display = ("name", "advertiser", "kind", "target", "is_active", "active_secrets")
     list_filter = ("kind", "is_active", "advertiser")
@@ -241,7 +242,7 @@ class DeliveryDestinationAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/leads/deliverydestination/test_result.html", context)
 
 
-class RoutePriceInline(admin.TabularInline):
+class RoutePriceInline(TabularInline):
     model = RoutePrice
     extra = 0
     fields = ("country", "lead_type", "price")
@@ -249,7 +250,7 @@ class RoutePriceInline(admin.TabularInline):
 
 
 @admin.register(DeliveryRoute)
-class DeliveryRouteAdmin(admin.ModelAdmin):
+class DeliveryRouteAdmin(ModelAdmin):
     list_display = (
         "offer_name",
         "buyer",
@@ -387,7 +388,7 @@ class PostbackAdmin(ReadOnlyLogAdmin):
 
 
 @admin.register(HeldDelivery)
-class HeldDeliveryAdmin(admin.ModelAdmin):
+class HeldDeliveryAdmin(ModelAdmin):
     list_display = ("lead", "offer", "held_reason", "next_attempt_at", "created_at")
     list_select_related = ("lead__offer",)
     actions = ("route_now",)
@@ -418,7 +419,7 @@ class HeldDeliveryAdmin(admin.ModelAdmin):
         return obj is None and super().has_change_permission(request, obj)  # actions only
 
 
-class DeliveryInline(admin.TabularInline):
+class DeliveryInline(TabularInline):
     """On the lead page: where the lead went and what each buyer answered."""
 
     model = Delivery
@@ -437,7 +438,7 @@ class DeliveryInline(admin.TabularInline):
         return format_html('<a href="{}">{}</a>', url, obj.webhook_id)
 
 
-class PostbackInline(admin.TabularInline):
+class PostbackInline(TabularInline):
     model = Postback
     extra = 0
     can_delete = False

@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin
 
 from leadcrm.errors import ApplicationError
 
@@ -22,7 +23,7 @@ class LeadImportForm(forms.Form):
 
 
 @admin.register(LeadImport)
-class LeadImportAdmin(admin.ModelAdmin):
+class LeadImportAdmin(ModelAdmin):
     list_display = (
         "file_name",
         "created_at",

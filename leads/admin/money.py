@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
+from unfold.admin import ModelAdmin
 
 from campaigns.models import Advertiser, validate_currency
 from leadcrm.admin_logs import ReadOnlyLogAdmin
@@ -34,7 +35,7 @@ class PaymentForm(forms.Form):
 
 
 @admin.register(BuyerAccount)
-class BuyerAccountAdmin(admin.ModelAdmin):
+class BuyerAccountAdmin(ModelAdmin):
     list_display = ("advertiser", "currency", "balance_display", "credit_limit", "available", "statement_link")
     list_filter = ("currency",)
     list_select_related = ("advertiser",)

@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from unfold.admin import ModelAdmin, TabularInline
 
 from leadcrm.admin_actions import run_for_each
 from leadcrm.admin_logs import ReadOnlyLogAdmin
@@ -18,7 +19,7 @@ from .delivery import AttemptInline, SecretInline
 from .money import supplier_payment_view
 
 
-class ApiKeyInline(admin.TabularInline):
+class ApiKeyInline(TabularInline):
     model = ApiKey
     extra = 0
     fields = ("prefix", "name", "scopes", "is_sandbox", "expires_at", "revoked_at", "last_used_at")
@@ -35,7 +36,7 @@ class PartnerSecretInline(SecretInline):
     verbose_name_plural = "webhook signing secrets (shown in full once, when created)"
 
 
-class SupplierPayoutInline(admin.TabularInline):
+class SupplierPayoutInline(TabularInline):
     model = SupplierPayout
     extra = 0
     fields = ("campaign", "amount", "currency", "basis", "is_active")
@@ -44,7 +45,7 @@ class SupplierPayoutInline(admin.TabularInline):
 
 
 @admin.register(Partner)
-class PartnerAdmin(admin.ModelAdmin):
+class PartnerAdmin(ModelAdmin):
     list_display = ("name", "role", "advertiser", "rate_limit_per_minute", "webhook_url", "is_active")
     list_filter = ("role", "is_active")
     search_fields = ("name",)
@@ -115,7 +116,7 @@ class PartnerNotificationAdmin(ReadOnlyLogAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(ModelAdmin):
     list_display = ("prefix", "partner", "name", "scopes", "is_sandbox", "expires_at", "revoked_at", "last_used_at")
     list_filter = ("is_sandbox", "partner")
     list_select_related = ("partner",)

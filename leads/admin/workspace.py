@@ -1,6 +1,7 @@
 """The sales workspace: the lead list, the lead page and the actions reps and managers use."""
 
 import csv
+from datetime import timedelta
 from decimal import Decimal
 
 from django import forms
@@ -9,51 +10,72 @@ from django.contrib.admin.options import ShowFacets
 from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import Q
 from django.http import StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.formats import localize
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
+from unfold.admin import ModelAdmin, TabularInline
 
-from campaigns.models import Offer, TrafficSource
+from campaigns.models import Offer
 from leadcrm.admin_actions import run_for_each
 from leadcrm.errors import ApplicationError, Conflict
 from leadcrm.spreadsheets import spreadsheet_safe
 
 from ..models import (
+    OPEN_STATUSES,
     CallLog,
     Lead,
     LeadNote,
     LeadStatus,
 )
-from ..selectors import can_see_all_leads, can_work_lead, lead_list
+from ..selectors import can_see_all_leads, can_work_lead, lead_list, lead_search
 from ..services import lead_add_note, lead_assign, lead_claim, lead_log_call, lead_set_status
 from ..services.assignment import sales_reps
 from ..services.erasure import lead_erase, same_person_leads
-from ..services.normalisation import normalise_phone
 from ..services.workflow import ALLOWED_TRANSITIONS, validate_status_change
-from .delivery import DeliveryInline, PostbackInline
+from .extensions import LEAD_ACTIONS, LEAD_SECTIONS
+from .money_sections import deliveries_and_money_html
+from .timeline import timeline_html
 
 
 class EstimatedCountPaginator(Paginator):
-    """On PostgreSQL an unfiltered lead list uses the planner's row estimate instead of COUNT(*),
-    which would scan millions of rows on every page view. Filtered lists count exactly."""
+    """The lead list never counts millions of rows exactly on a page view.
+
+    Unfiltered on PostgreSQL, it takes the planner's row estimate. Otherwise it counts at most
+    COUNT_CAP + 1 rows (a LIMIT inside the COUNT) and, past the cap, says "1,000+": a rep's list or a
+    filter over a million leads costs a bounded count, not a scan."""
 
     estimate_above = 100_000  # below this an exact count is cheap and the estimate too rough
+    count_cap = 1000
+    template_name = "admin/leads/lead/pagination_capped.html"
+
+    estimated = False  # set by count: the figure is the planner's estimate
+
+    @property
+    def capped(self) -> bool:
+        count = self.count
+        return not self.estimated and count > self.count_cap
+
+    def _estimate(self) -> int | None:
+        query = getattr(self.object_list, "query", None)
+        if connection.vendor != "postgresql" or query is None or query.where:
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s", [Lead._meta.db_table])
+            row = cursor.fetchone()
+        return int(row[0]) if row and row[0] > self.estimate_above else None
 
     @cached_property
     def count(self) -> int:
-        query = getattr(self.object_list, "query", None)
-        if connection.vendor == "postgresql" and query is not None and not query.where:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s", [Lead._meta.db_table])
-                row = cursor.fetchone()
-            if row and row[0] > self.estimate_above:
-                return int(row[0])
+        estimate = self._estimate()
+        self.estimated = estimate is not None
+        if estimate is not None:
+            return estimate
+        if hasattr(self.object_list, "query"):
+            return self.object_list.order_by()[: self.count_cap + 1].count()
         return super().count
 
 
@@ -105,6 +127,39 @@ class ScoreFilter(admin.SimpleListFilter):
         if self.value() in self.BANDS:
             low, high = self.BANDS[self.value()]
             return queryset.filter(score__gte=low, score__lte=high)
+        return queryset
+
+
+class OpenFilter(admin.SimpleListFilter):
+    title = "open or closed"
+    parameter_name = "open"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Open (new, contacted, working)"), ("no", "Closed (won, lost, returned)")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(status__in=OPEN_STATUSES)
+        if self.value() == "no":
+            return queryset.exclude(status__in=OPEN_STATUSES)
+        return queryset
+
+
+class FollowUpFilter(admin.SimpleListFilter):
+    title = "follow-up"
+    parameter_name = "follow_up"
+
+    def lookups(self, request, model_admin):
+        return [("due", "Due today or overdue"), ("week", "Due within 7 days"), ("none", "None set")]
+
+    def queryset(self, request, queryset):
+        today = timezone.localdate()
+        if self.value() == "due":
+            return queryset.filter(next_follow_up__lte=today, status__in=OPEN_STATUSES)
+        if self.value() == "week":
+            return queryset.filter(next_follow_up__lte=today + timedelta(days=7), status__in=OPEN_STATUSES)
+        if self.value() == "none":
+            return queryset.filter(next_follow_up__isnull=True)
         return queryset
 
 
@@ -171,7 +226,7 @@ class LeadAdminForm(forms.ModelForm):
         return cleaned
 
 
-class LeadNoteInline(admin.TabularInline):
+class LeadNoteInline(TabularInline):
     model = LeadNote
     extra = 1
     fields = ("body", "author", "created_at")
@@ -182,7 +237,7 @@ class LeadNoteInline(admin.TabularInline):
         return False  # notes are a record: add, never rewrite
 
 
-class CallLogInline(admin.TabularInline):
+class CallLogInline(TabularInline):
     model = CallLog
     extra = 0
     fields = ("outcome", "duration_seconds", "notes", "rep", "called_at")
@@ -222,8 +277,10 @@ class AssignForm(forms.Form):
 
 
 @admin.register(Lead)
-class LeadAdmin(admin.ModelAdmin):
+class LeadAdmin(ModelAdmin):
     form = LeadAdminForm
+    # What each role reads at 1366 px: a rep calls and writes, so the phone and email are links;
+    # managers and marketing judge the lead and who holds it.
     list_display = (
         "lead_name",
         "status",
@@ -231,14 +288,16 @@ class LeadAdmin(admin.ModelAdmin):
         "validity",
         "score",
         "campaign",
-        "source_kind",
         "country",
         "assigned_to",
         "age",
         "flags",
     )
+    rep_list_display = ("lead_name", "status", "score", "phone_link", "email_link", "campaign", "next_follow_up", "age")
     list_filter = (
         "status",
+        OpenFilter,
+        FollowUpFilter,
         "lead_type",
         "validity",
         ScoreFilter,
@@ -261,7 +320,7 @@ class LeadAdmin(admin.ModelAdmin):
     show_full_result_count = False
     show_facets = ShowFacets.NEVER
     paginator = EstimatedCountPaginator
-    inlines = [LeadNoteInline, CallLogInline, DeliveryInline, PostbackInline]
+    inlines = [LeadNoteInline, CallLogInline]
     actions = (
         "claim_leads",
         "assign_leads",
@@ -273,8 +332,8 @@ class LeadAdmin(admin.ModelAdmin):
     )
     readonly_fields = (
         "public_id",
-        "email",
-        "phone",
+        "email_link",
+        "phone_link",
         "country",
         "company_size",
         "budget",
@@ -317,26 +376,23 @@ class LeadAdmin(admin.ModelAdmin):
         "is_test",
         "erased_at",
         "timeline",
+        "deliveries_and_money",
+        "emails_and_flows",
     )
+    # The page in tabs: what a rep needs first, then the story, the money, the emails and the consent.
     fieldsets = (
         (
-            "Contact",
+            "Overview",
             {
+                "classes": ["tab"],
                 "fields": (
                     ("first_name", "last_name"),
-                    ("email", "phone"),
+                    ("email_link", "phone_link"),
                     ("company", "company_size", "budget"),
                     ("country", "zip_code"),
                     "message",
                     "answers_table",
                     "erased_at",
-                )
-            },
-        ),
-        (
-            "Sales",
-            {
-                "fields": (
                     ("status", "status_reason"),
                     ("new_status", "change_reason"),
                     ("sale_amount_input", "sale_currency_input"),
@@ -344,67 +400,53 @@ class LeadAdmin(admin.ModelAdmin):
                     ("first_contacted_at", "escalated_at"),
                     "next_follow_up",
                     ("sale_amount", "sale_currency", "converted_at"),
-                )
+                    ("score", "score_breakdown_table"),
+                ),
             },
         ),
         (
-            "Source and click",
+            "Source and quality",
             {
+                "classes": ["tab"],
                 "fields": (
                     ("campaign", "offer", "traffic_source"),
                     ("landing_page", "door", "created_at"),
                     ("click_id", "sub_ids"),
                     ("ip", "device_type", "os", "browser"),
-                    "public_id",
-                    "is_test",
-                )
-            },
-        ),
-        (
-            "Validation and qualification",
-            {
-                "fields": (
                     ("action", "lead_type"),
                     ("validity", "validity_reasons_list"),
                     "duplicate_info",
                     ("qualification", "qualification_reasons_list"),
-                )
+                    "public_id",
+                    "is_test",
+                ),
             },
         ),
-        ("Score", {"fields": ("score", "score_breakdown_table")}),
-        ("Consent", {"fields": (("consent", "consent_version", "consent_at", "consent_ip"), "consent_text")}),
-        ("Timeline", {"fields": ("timeline",)}),
+        ("Timeline", {"classes": ["tab"], "fields": ("timeline",)}),
+        ("Deliveries and money", {"classes": ["tab"], "fields": ("deliveries_and_money",)}),
+        ("Emails and flows", {"classes": ["tab"], "fields": ("emails_and_flows",)}),
+        (
+            "Consent",
+            {
+                "classes": ["tab"],
+                "fields": (("consent", "consent_version", "consent_at", "consent_ip"), "consent_text"),
+            },
+        ),
     )
 
     # --- list -----------------------------------------------------------------------------
+    def get_list_display(self, request):
+        return self.list_display if can_see_all_leads(request.user) else self.rep_list_display
+
     def get_queryset(self, request):
         return lead_list(user=request.user)
 
     def get_search_results(self, request, queryset, search_term):
-        """Index-friendly search: exact email, phone or click id; names by their start."""
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        if "@" in term:
-            return queryset.filter(email=term.lower()), False
-        digits = "".join(ch for ch in term if ch.isdigit())
-        if digits and len(digits) >= 6 and len(digits) >= len(term.replace(" ", "")) - 3:
-            # "+1 650…" is an exact, indexed match; a local "650 555…" matches the number's end.
-            phone, valid = normalise_phone(term if term.startswith("+") else "+" + digits, "")
-            local = Q(phone__endswith=digits[-9:]) if not term.startswith("+") else Q()
-            # Many traffic sources send numeric click ids, which look like phone numbers.
-            return queryset.filter((Q(phone=phone) if valid else Q(pk__in=[])) | local | Q(click_id=term)), False
-        return queryset.filter(
-            Q(click_id=term) | Q(first_name__istartswith=term) | Q(last_name__istartswith=term)
-        ), False
+        return lead_search(queryset, search_term), False
 
     @admin.display(description="Lead", ordering="last_name")
     def lead_name(self, lead):
         return str(lead)
-
-    @admin.display(description="Source kind", ordering="traffic_source__kind")
-    def source_kind(self, lead):
-        return TrafficSource.Kind(lead.traffic_source.kind).label
 
     @admin.display(description="Age", ordering="created_at")
     def age(self, lead):
@@ -492,7 +534,7 @@ class LeadAdmin(admin.ModelAdmin):
         if not lead.answers:
             return "—"
         return format_html(
-            "<table>{}</table>",
+            '<table class="lc-table compact">{}</table>',
             format_html_join(
                 "",
                 "<tr><th>{}</th><td>{}</td></tr>",
@@ -520,33 +562,42 @@ class LeadAdmin(admin.ModelAdmin):
     @admin.display(description="Score breakdown")
     def score_breakdown_table(self, lead):
         return format_html(
-            "<table>{}</table>",
+            '<table class="lc-table compact">{}</table>',
             format_html_join(
                 "",
-                "<tr><th>{}</th><td>{}</td><td>+{}</td></tr>",
+                '<tr><th>{}</th><td>{}</td><td class="num">+{}</td></tr>',
                 ((item["factor"], item.get("detail", ""), item["points"]) for item in lead.score_breakdown),
             ),
         )
 
     @admin.display(description="Timeline")
     def timeline(self, lead):
-        events = lead.events.select_related("actor").order_by("created_at", "id")
-        return format_html(
-            '<table class="timeline"><tr><th>When</th><th>What</th><th>Who</th><th>Details</th></tr>{}</table>',
-            format_html_join(
-                "",
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-                (
-                    (
-                        localize(timezone.localtime(event.created_at)),
-                        event.get_kind_display(),
-                        event.actor or "system",
-                        _details(event.data),
-                    )
-                    for event in events
-                ),
-            ),
-        )
+        return timeline_html(list(lead.events.select_related("actor").order_by("created_at", "id")))
+
+    @admin.display(description="Deliveries, postbacks and money")
+    def deliveries_and_money(self, lead):
+        return deliveries_and_money_html(lead)
+
+    @admin.display(description="Emails and flows")
+    def emails_and_flows(self, lead):
+        sections = [render(lead) for render in LEAD_SECTIONS.get("emails_and_flows", [])]
+        return format_html_join("", "{}", ((section,) for section in sections)) or "No email flows are installed."
+
+    @admin.display(description="Email", ordering="email")
+    def email_link(self, lead):
+        return format_html('<a href="mailto:{0}">{0}</a>', lead.email) if lead.email else "—"
+
+    @admin.display(description="Phone", ordering="phone")
+    def phone_link(self, lead):
+        return format_html('<a href="tel:{0}">{0}</a>', lead.phone) if lead.phone else "—"
+
+    # --- registered by other apps (nurture), through Django's documented hooks ------------
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        for action in LEAD_ACTIONS:
+            if action.allowed(request):
+                actions[action.name] = (action.function, action.name, action.description)
+        return actions
 
     # --- actions --------------------------------------------------------------------------
     @admin.action(description="Assign to me (claim from the queue)", permissions=["change"])

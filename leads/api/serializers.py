@@ -3,9 +3,9 @@
 from decimal import Decimal
 
 from django.conf import settings
-from django.urls import reverse
 from rest_framework import serializers
 
+from campaigns.links import absolute, tracking_url
 from campaigns.models import Campaign, LeadType, validate_currency
 
 from ..models import Lead, LeadOutcome, LeadStatus, Qualification, Validity
@@ -226,12 +226,10 @@ class CampaignSerializer(serializers.ModelSerializer):
         fields = ["slug", "name", "status", "traffic_source_kind", "offer", "landing_url", "tracking_url"]
 
     def get_landing_url(self, campaign) -> str:
-        destination = campaign.landing_destination()
-        return destination if destination.startswith("http") else f"{settings.SITE_URL}{destination}"
+        return absolute(campaign.landing_destination())
 
     def get_tracking_url(self, campaign) -> str:
-        path = reverse("track-click", args=[campaign.slug])
-        return f"{settings.SITE_URL}{path}?{campaign.traffic_source.click_id_param}={{click_id}}"
+        return tracking_url(campaign)
 
 
 class PostbackSerializer(serializers.Serializer):

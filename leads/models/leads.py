@@ -52,6 +52,10 @@ class LeadStatus(models.TextChoices):
 
 
 OPEN_STATUSES = (LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.WORKING)
+# The queue reps claim from: unassigned, open, real leads that are not invalid.
+UNASSIGNED_QUEUE = Q(assigned_to__isnull=True, is_test=False, is_duplicate=False, status__in=OPEN_STATUSES) & ~Q(
+    validity="invalid"
+)
 # A lead that can be sold, delivered, paid for and counted as valid: valid, original and real. The
 # one rule, as a query here and as a check in Lead.is_billable.
 BILLABLE = Q(validity="valid", is_duplicate=False, is_test=False)

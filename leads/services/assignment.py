@@ -12,8 +12,7 @@ from django.utils import timezone
 
 from leadcrm.errors import Conflict, InvalidInput
 
-from ..models import AUTO_ASSIGNABLE, Lead, LeadEvent, LeadStatus, OutboxEntry, SalesRepProfile
-from ..selectors import UNASSIGNED_QUEUE
+from ..models import AUTO_ASSIGNABLE, UNASSIGNED_QUEUE, Lead, LeadEvent, LeadStatus, OutboxEntry, SalesRepProfile
 from .locking import lock_until_commit
 
 SALES_GROUP = "Sales"

@@ -443,12 +443,12 @@ def test_change_page_shows_timeline_score_breakdown_and_validity_reasons(client,
     page = logged_in(client, rep).get(change_url(lead)).content.decode()
 
     assert "disposable_email: a throw-away inbox domain" in page
-    assert "<tr><th>lead type</th><td>hard</td><td>+30</td></tr>" in page
-    assert "<tr><th>validity</th><td>suspect</td><td>+10</td></tr>" in page
-    timeline = page[page.index('class="timeline"') :]
-    assert "<td>Captured</td><td>system</td><td><code>door=api</code></td>" in timeline
+    assert '<tr><th>lead type</th><td>hard</td><td class="num">+30</td></tr>' in page
+    assert '<tr><th>validity</th><td>suspect</td><td class="num">+10</td></tr>' in page
+    timeline = page[page.index('class="lc-timeline"') :]
+    assert '<span class="lc-who">leadcrm</span> Arrived through the partner API.</li>' in timeline
     # What people typed is shown as text, never as markup.
-    assert f"<td>Note</td><td>{rep}</td><td><code>note=Prefers &lt;b&gt;email&lt;/b&gt;</code></td>" in timeline
+    assert f'<span class="lc-who">{rep.username}</span> Note: Prefers &lt;b&gt;email&lt;/b&gt;</li>' in timeline
 
 
 def test_status_change_to_won_without_an_amount_shows_a_form_error_and_changes_nothing(client, rep):
@@ -609,7 +609,7 @@ def test_lead_changelist_costs_a_fixed_number_of_queries(
 
 # --- admin index ----------------------------------------------------------------------------------
 def section(page: str, element_id: str) -> str:
-    match = re.search(rf'<div class="module" id="{element_id}">(.*?)</div>', page, re.S)
+    match = re.search(rf'<section class="lc-card" id="{element_id}">(.*?)</section>', page, re.S)
     return match.group(1) if match else ""
 
 

@@ -277,15 +277,58 @@ def test_score_is_explained_by_its_factors(capture):
     )
     soft_sparse = capture(email="b@mailinator.com", action="newsletter")
 
-    assert hard_complete.score == 100
     assert [(item["factor"], item["points"]) for item in hard_complete.score_breakdown] == [
-        ("lead type", 30),
-        ("validity", 25),
-        ("qualification", 25),
-        ("completeness", 20),
+        ("lead type", 15),
+        ("validity", 10),
+        ("qualification", 10),
+        ("completeness", 9),  # 6 of 7 contact fields: no zip code
+        ("answers", 0),
+        ("engagement", 0),
+        ("recency", 5),  # no tracked click to time it from
+        ("source quality", 7),  # the source's first lead: half marks
     ]
-    assert soft_sparse.score == 10 + 10 + 25 + 3
+    assert hard_complete.score == 56
+    # The second lead of the source: its one earlier lead was valid.
+    assert soft_sparse.score_breakdown[-1] == {
+        "factor": "source quality",
+        "points": 15,
+        "detail": "100% of the source's latest leads valid",
+    }
+    assert soft_sparse.score == 5 + 3 + 10 + 1 + 0 + 0 + 5 + 15
     assert sum(item["points"] for item in soft_sparse.score_breakdown) == soft_sparse.score
+
+
+def test_what_a_lead_told_us_and_how_it_engaged_set_leads_apart(capture, campaign):
+    bare = capture(email="c@example.com", first_name="C", country="US")
+    engaged = capture(
+        door="quiz",
+        email="d@example.com",
+        first_name="D",
+        country="US",
+        click_id="clk-1",
+        budget="9000",
+        answers={"roof": "south", "bill": "200+", "owner": "yes"},
+        message="We want panels on the garage and the house before spring, ideally with a battery too.",
+    )
+
+    factors = {item["factor"]: item for item in engaged.score_breakdown}
+    assert factors["answers"] == {"factor": "answers", "points": 12, "detail": "3 answers, budget"}
+    assert factors["engagement"]["points"] == 15
+    assert factors["engagement"]["detail"] == "took the quiz, wrote 16 words, came from a tracked click"
+    assert engaged.score - bare.score == 12 + 15 + (15 - 7)  # and by then its source had a valid lead
+
+
+def test_a_lead_sent_soon_after_its_tracked_click_scores_fresher(capture, campaign):
+    recent = ClickFactory(campaign=campaign, click_id="clk-new")
+    stale = ClickFactory(campaign=campaign, click_id="clk-old", created_at=timezone.now() - datetime.timedelta(days=3))
+
+    fresh_lead = capture(email="f@example.com", click_id="clk-new")
+    late_lead = capture(email="g@example.com", click_id="clk-old")
+
+    assert recent.leads.get() == fresh_lead and stale.leads.get() == late_lead
+    recency = {lead.email: lead.score_breakdown[6] for lead in (fresh_lead, late_lead)}
+    assert recency["f@example.com"] == {"factor": "recency", "points": 10, "detail": "sent 1 min after the click"}
+    assert recency["g@example.com"] == {"factor": "recency", "points": 2, "detail": "sent 3 days after the click"}
 
 
 # --- 8. timeline and follow-ups -------------------------------------------------------------

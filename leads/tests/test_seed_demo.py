@@ -55,3 +55,15 @@ def test_seed_demo_refuses_to_run_without_debug():
     with pytest.raises(CommandError, match="runs only with DEBUG=true"):
         call_command("seed_demo")
     assert not Campaign.objects.exists()
+
+
+def test_the_demo_reps_leads_are_told_apart_by_their_scores():
+    call_command("seed_demo", force=True)
+
+    assigned = list(Lead.objects.filter(assigned_to__isnull=False).values_list("score", flat=True))
+    bands = {min(score // 10, 9) for score in assigned}
+
+    assert len(assigned) >= 20
+    assert len(bands) >= 5, sorted(assigned)
+    # No score is worn by half the list, as 97 once was.
+    assert max(assigned.count(score) for score in set(assigned)) < len(assigned) / 4

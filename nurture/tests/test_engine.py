@@ -330,8 +330,8 @@ def _engage(client, how: str, sent) -> None:
         ("opened", "", None, "Reminder"),
         ("clicked", "", "click", "Thanks for reading"),
         ("clicked", "", "open", "Reminder"),
-        ("score_above", "95", "click", "Thanks for reading"),  # 90 + 10 for the click
-        ("score_above", "95", "open", "Reminder"),  # 90 + 5
+        ("score_above", "56", "click", "Thanks for reading"),  # 51 + 10 for the click
+        ("score_above", "56", "open", "Reminder"),  # 51 + 5
         ("status_is", "new", None, "Thanks for reading"),
         ("status_is", "working", None, "Reminder"),
     ],
@@ -342,7 +342,7 @@ def test_a_branch_follows_what_the_lead_did(
     settings.NURTURE_EMAIL_MIN_HOURS = 1
     _branch_flow(make_flow, condition, value)
     lead = capture(email="ida@example.com", first_name="Ida")
-    assert lead.score == 90
+    assert lead.score == 51
     tick(start)
     _engage(client, engage, mailoutbox[0])
 

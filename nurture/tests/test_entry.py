@@ -66,9 +66,9 @@ CONDITIONS = [
     ({"countries": ["CA", "US"]}, True),
     ({"lead_types": ["soft"]}, False),
     ({"lead_types": ["hard"]}, True),
-    ({"min_score": 91}, False),
-    ({"min_score": 90, "max_score": 90}, True),
-    ({"max_score": 89}, False),
+    ({"min_score": 52}, False),
+    ({"min_score": 51, "max_score": 51}, True),
+    ({"max_score": 50}, False),
     ({"validities": ["suspect"]}, False),
     ({"validities": ["valid", "suspect"]}, True),
     ({"qualifications": ["disqualified"]}, False),
@@ -92,7 +92,7 @@ def test_entry_conditions_are_respected(conditions, enters, campaign, capture, m
 
     lead = capture(email="kay@example.com", first_name="Kay", country="US")
 
-    assert (lead.score, lead.lead_type, lead.country) == (90, "hard", "US")
+    assert (lead.score, lead.lead_type, lead.country) == (51, "hard", "US")
     assert flows_of(lead) == ({"Conditional"} if enters else set())
 
 

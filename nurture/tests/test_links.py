@@ -21,10 +21,10 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def received(smtp, capture, make_flow, tick, start):
-    """A captured lead (score 90) has received the first email of a flow over SMTP."""
+    """A captured lead (score 51) has received the first email of a flow over SMTP."""
     make_flow(email_step(1), wait_step(days=2), email_step(2))
     lead = capture(email="ann@example.com", first_name="Ann")
-    assert lead.score == 90
+    assert lead.score == 51
     tick(start)
     [message] = smtp.messages
     return message
@@ -52,13 +52,13 @@ def test_a_click_redirects_to_the_original_url_and_counts_once(client, received)
     assert response["Location"] == "https://example.com/solar/1"
     message = _message()
     assert message.clicked_at is not None and message.opened_at is not None  # a click implies an open
-    assert message.lead.score == 100
+    assert message.lead.score == 61
     assert LeadEvent.objects.filter(kind=LeadEvent.Kind.NURTURE, data__clicked=str(message.public_id)).exists()
 
     again = client.get(link_path(link))
     assert again.status_code == 302 and again["Location"] == "https://example.com/solar/1"
     message.lead.refresh_from_db()
-    assert message.lead.score == 100
+    assert message.lead.score == 61
     assert LeadEvent.objects.filter(data__clicked=str(message.public_id)).count() == 2
 
 
@@ -73,10 +73,10 @@ def test_the_open_pixel_is_a_gif_and_marks_the_message_opened(client, received):
     assert "no-cache" in response["Cache-Control"]  # proxies must not swallow later opens
     message = _message()
     assert message.opened_at is not None and message.clicked_at is None
-    assert message.lead.score == 95
+    assert message.lead.score == 56
     client.get(link_path(open_pixel(body)))
     message.lead.refresh_from_db()
-    assert message.lead.score == 95  # once per message
+    assert message.lead.score == 56  # once per message
 
 
 def test_tampered_links_are_refused_and_record_nothing(client, received):
@@ -94,7 +94,7 @@ def test_tampered_links_are_refused_and_record_nothing(client, received):
 
     message = _message()
     assert (message.opened_at, message.clicked_at) == (None, None)
-    assert message.lead.score == 90
+    assert message.lead.score == 51
     assert not Suppression.objects.exists()
     assert message.enrollment.status == Enrollment.Status.ACTIVE
 
@@ -122,7 +122,7 @@ def test_a_click_link_cannot_be_forged_into_an_open_redirect(client, received, s
     real = link_path(tracked_links(body)[0])
     response = client.get(real, {"url": evil, "next": evil, "target": evil})
     assert response["Location"] == "https://example.com/solar/1"
-    assert _message().lead.score == 100  # only the real click counted
+    assert _message().lead.score == 61  # only the real click counted
 
 
 def test_a_link_with_a_query_string_redirects_to_the_same_url(client, make_flow, tick, start, mailoutbox):

@@ -1,7 +1,7 @@
 """The marketing dashboard: a period against the one before it, built from the report selector.
 
 Three reports (current period by source kind and campaign, current period by day, previous
-period in total) feed every tile and chart, so the page costs a fixed number of queries.
+period by day) feed every tile and chart, so the page costs a fixed number of queries.
 Money is never added across currencies: the dashboard shows one currency at a time.
 """
 
@@ -29,17 +29,23 @@ class Tile:
     kind: str  # "money", "count", "rate" (a fraction) or "ratio" (ROAS: times)
     lower_is_better: bool = False
     neutral: bool = False  # more spend is neither good nor bad news
+    comparable: bool = True  # False: the previous period is too thin to compare with ("new")
 
     @property
     def change(self) -> Decimal | None:
         """Relative change for amounts; for rates, the difference in points (a rate's rate means little)."""
-        if self.value is None or self.previous is None:
+        if not self.comparable or self.value is None or self.previous is None:
             return None
         if self.kind == "rate":
             return Decimal(self.value) - Decimal(self.previous)
         if not self.previous:
             return None
         return (Decimal(self.value) - Decimal(self.previous)) / abs(Decimal(self.previous))
+
+    @property
+    def is_new(self) -> bool:
+        """A figure with no earlier period worth comparing it to."""
+        return not self.comparable and bool(self.value)
 
     @property
     def is_better(self) -> bool | None:
@@ -74,11 +80,16 @@ def marketing_dashboard(*, days: int = DEFAULT_PERIOD_DAYS, currency: str | None
 
     by_campaign = report(date_from=date_from, date_to=today, group_by=["traffic_source_kind", "campaign"])
     by_day = report(date_from=date_from, date_to=today, group_by=["day"])
-    previous_rows = report(date_from=previous_from, date_to=previous_to, group_by=[])
+    previous_days = report(date_from=previous_from, date_to=previous_to, group_by=["day"])
     currency, currencies = _pick_currency(by_campaign, currency)
     by_campaign = [row for row in by_campaign if row["currency"] == currency]
     total = next(iter(report_totals(by_campaign)), None) or _empty_total(currency)
-    previous = next((row for row in previous_rows if row["currency"] == currency), None) or _empty_total(currency)
+    previous_days = [row for row in previous_days if row["currency"] == currency]
+    previous = next(iter(report_totals(previous_days)), None) or _empty_total(currency)
+    # Comparing with a period the business barely ran in (6 leads on its last day) reads "+3,233%";
+    # one with activity on fewer than a quarter of its days (or on one day) is "new", not a baseline.
+    active_days = sum(1 for row in previous_days if row["leads"] or row["cost"])
+    comparable = active_days >= 2 and active_days * 4 >= days
 
     return {
         "date_from": date_from,
@@ -87,7 +98,8 @@ def marketing_dashboard(*, days: int = DEFAULT_PERIOD_DAYS, currency: str | None
         "period_choices": PERIOD_DAYS,
         "currency": currency,
         "currencies": currencies,
-        "tiles": _tiles(total, previous),
+        "tiles": _tiles(total, previous, comparable=comparable),
+        "today": today,
         "daily": _daily(by_day, currency, date_from, today),
         "by_kind": _by_kind(by_campaign),
         "funnel": _funnel(total),
@@ -95,9 +107,9 @@ def marketing_dashboard(*, days: int = DEFAULT_PERIOD_DAYS, currency: str | None
     }
 
 
-def _tiles(total: dict, previous: dict) -> list[Tile]:
+def _tiles(total: dict, previous: dict, *, comparable: bool) -> list[Tile]:
     def tile(label, name, kind, **judgement):
-        return Tile(label, total[name], previous[name], kind, **judgement)
+        return Tile(label, total[name], previous[name], kind, comparable=comparable, **judgement)
 
     return [
         tile("Cost", "cost", "money", neutral=True),

@@ -18,8 +18,7 @@ from django.db.models.fields.json import KT, KeyTextTransform
 from django.db.models.functions import NullIf, TruncDate, TruncWeek
 from django.utils import timezone
 
-from campaigns.models import Click, DailyStat
-from campaigns.services.clicks import SUB_ID_PARAMS
+from campaigns.models import SUB_ID_PARAMS, Click, DailyStat
 from leads.models import BILLABLE, Lead, LedgerEntry
 
 from ..models import DailyRollup

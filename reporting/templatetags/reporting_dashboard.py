@@ -2,7 +2,7 @@ from decimal import Decimal
 
 from django import template
 
-from ..charts import bar_chart, line_chart
+from ..charts import bar_chart, funnel_chart, line_chart
 from ..selectors.dashboard import DEFAULT_PERIOD_DAYS, PERIOD_DAYS, Tile, marketing_dashboard
 
 register = template.Library()
@@ -31,6 +31,8 @@ def tile_value(tile: Tile) -> str:
 
 @register.filter
 def tile_change(tile: Tile) -> str:
+    if tile.is_new:
+        return "new"
     change = tile.change
     if change is None:
         return "no comparison"
@@ -67,6 +69,9 @@ def campaign_dashboard(context):
                 f"Revenue ({currency})": [day["revenue"] for day in daily],
             },
             title=f"Cost and revenue per day, {currency}",
+            partial_last=daily[-1]["day"] == dashboard["today"] if daily else False,
+            width=520,
+            height=240,
         ),
         "cpl_chart": bar_chart(
             [(row["label"], row["cpl"], amount(row["cpl"])) for row in dashboard["by_kind"]],
@@ -76,18 +81,8 @@ def campaign_dashboard(context):
             [(row["label"], row["roi"], percent(row["roi"])) for row in dashboard["by_kind"]],
             title="ROI by traffic source kind",
         ),
-        "funnel_chart": bar_chart(
-            [
-                (
-                    step["label"],
-                    step["count"],
-                    f"{step['count']:,}"
-                    + (f" ({percent(step['of_previous'])})" if step["of_previous"] is not None else ""),
-                )
-                for step in dashboard["funnel"]
-            ],
-            title="Funnel: clicks, leads, valid, qualified, converted",
-            width=440,
-            value_width=130,
+        "funnel_chart": funnel_chart(
+            [(step["label"], step["count"], step["of_previous"]) for step in dashboard["funnel"]],
+            title="Funnel: clicks, leads, valid, qualified, converted, each stage as a share of the one before",
         ),
     }

@@ -50,7 +50,8 @@ def week():
 
 def tiles(html: str) -> dict[str, tuple[str, str]]:
     found = re.findall(
-        r'data-metric="([^"]+)">\s*<div>[^<]*</div>\s*<div class="value">([^<]*)</div>\s*<div class="([a-z]*)">([^<]*)<',
+        r'data-metric="([^"]+)">\s*<div class="label">[^<]*</div>\s*<div class="value">([^<]*)</div>\s*'
+        r'<div class="change ?(?:lc-)?([a-z]*)">([^<]*)<',
         html,
     )
     return {label: (value, change.strip(), direction) for label, value, direction, change in found}
@@ -81,15 +82,15 @@ def test_the_charts_are_inline_svg_with_no_outside_asset(client, staff_user_in, 
 
     html = client.get(reverse("admin:index"), {"days": 7}).content.decode()
 
-    charts = re.findall(r'<svg class="chart" role="img" aria-label="([^"]+)"', html)
+    charts = re.findall(r'<svg class="lc-chart" role="img" aria-label="([^"]+)"', html)
     assert charts == [
         "Cost and revenue per day, USD",
-        "Funnel: clicks, leads, valid, qualified, converted",
+        "Funnel: clicks, leads, valid, qualified, converted, each stage as a share of the one before",
         "CPL by traffic source kind, USD",
         "ROI by traffic source kind",
     ]
     # Funnel: 230 clicks, 5 leads (2.2 %), 4 valid (80 %), 4 qualified (100 %), 2 converted (50 %).
-    for shown in ("230", "5 (2.2%)", "4 (80.0%)", "4 (100.0%)", "2 (50.0%)"):
+    for shown in ("230", "5 · 2.2% of clicks", "4 · 80.0% of leads", "4 · 100.0% of valid", "2 · 50.0% of qualified"):
         assert f">{shown}</text>" in html
     # CPL by kind: push 50 / 3 valid, native 50 / 1; ROI push (160-50)/50, native (0-50)/50 drawn in red.
     for shown in ("16.67", "50.00", "220.0%", "-100.0%"):
@@ -106,7 +107,7 @@ def test_the_best_and_worst_campaigns_by_roi_are_listed_and_names_escaped(client
 
     html = client.get(reverse("admin:index"), {"days": 7}).content.decode()
 
-    best, worst = re.findall(r'<table style="width:100%" class="ranked-campaigns">(.*?)</table>', html, re.S)
+    best, worst = re.findall(r'<table class="lc-table ranked-campaigns">(.*?)</table>', html, re.S)
     assert "Solar push" in best and "220.0%" in best and "Roofing" not in best
     assert "Roofing &lt;b&gt;native&lt;/b&gt;" in worst and "-100.0%" in worst
     assert reverse("admin:campaigns_campaign_change", args=[roofing.pk]) in worst
@@ -148,7 +149,7 @@ def test_sales_see_their_queue_not_the_money(client, staff_user_in, week):
     html = client.get(reverse("admin:index")).content.decode()
 
     assert 'id="campaign-dashboard"' not in html and "Margin" not in html
-    queue = re.search(r'<div class="module" id="sales-queue">(.*?)</div>', html, re.S).group(1)
+    queue = re.search(r'<section class="lc-card" id="sales-queue">(.*?)</section>', html, re.S).group(1)
     assert "Your queue: 2 open leads" in queue
     assert queue.index("Due") < queue.index("Hot") and "Closed" not in queue
     # Unassigned, open and not invalid: the current and previous solar and roofing leads not won.
@@ -188,3 +189,31 @@ def test_line_chart_scales_to_a_round_ceiling():
 
     assert ">1,000</text>" in svg and ">500</text>" in svg  # axis up to the next 1, 2 or 5 x 10^n
     assert "<polyline" in svg
+
+
+def test_a_previous_period_the_business_barely_ran_in_reads_new_not_thousands_of_percent(client, staff_user_in):
+    solar = CampaignFactory(name="Solar push")
+    for day in range(1, 30):
+        LeadFactory(campaign=solar, created_at=at_noon(days_ago(day)))
+    LeadFactory(campaign=solar, created_at=at_noon(days_ago(30)))  # the previous period's last day only
+    client.force_login(staff_user_in("Marketing"))
+
+    shown = tiles(client.get(reverse("admin:index"), {"days": 30}).content.decode())
+
+    assert shown["Leads"] == ("29", "new", "new")
+    assert shown["Cost"] == ("0.00", "no comparison", "")  # nothing now, nothing before
+
+
+def test_the_funnel_shows_every_stage_and_the_daily_chart_marks_today_as_unfinished(client, staff_user_in, week):
+    client.force_login(staff_user_in("Marketing"))
+
+    html = client.get(reverse("admin:index"), {"days": 7}).content.decode()
+
+    funnel = re.search(r'<svg class="lc-chart"[^>]*aria-label="Funnel:.*?</svg>', html, re.S).group(0)
+    widths = [float(width) for width in re.findall(r'<rect [^>]*width="([\d.]+)"', funnel)]
+    assert len(widths) == 5 and min(widths) >= 3  # 5 leads of 230 clicks is a bar, not a sliver
+    daily = re.search(r'<svg class="lc-chart"[^>]*aria-label="Cost and revenue per day.*?</svg>', html, re.S).group(0)
+    assert 'class="partial-day"' in daily and ">today, so far</text>" in daily
+    # The first and last dates hang inwards, so neither is cut at the chart's edge.
+    labels = re.findall(r'<text x="[\d.]+" y="\d+" text-anchor="(start|middle|end)"[^>]*>[A-Z][a-z]{2} \d{2}<', daily)
+    assert labels[0] == "start" and labels[-1] == "end" and len(labels) == 7

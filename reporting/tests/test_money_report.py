@@ -152,6 +152,8 @@ def test_the_dashboard_shows_the_last_seven_days_of_it(business, client, staff_u
 
     html = client.get(reverse("admin:index"), {"days": 7, "currency": "USD"}).content.decode()
 
-    values = dict(re.findall(r'data-metric="([^"]+)">\s*<div>[^<]*</div>\s*<div class="value">([^<]*)</div>', html))
+    values = dict(
+        re.findall(r'data-metric="([^"]+)">\s*<div class="label">[^<]*</div>\s*<div class="value">([^<]*)</div>', html)
+    )
     assert (values["Revenue"], values["Cost"], values["Margin"]) == ("180.00", "65.00", "115.00")
     assert values["ROI"] == "176.9%"  # 115 / 65

@@ -166,7 +166,7 @@ def test_page_shows_each_placement_with_its_status_and_the_download_link(
     assert "Not enough leads (4/5)" in html
     assert html.count('<tr class="flagged">') == 5  # 101, 104, 105 (Lenient), 106 and the zoneless traffic
     assert "<em>(none)</em>" in html
-    assert 'Home</a>\n  &rsaquo; <a href="/admin/reports/">Reports</a>\n  &rsaquo; Placements' in html
+    assert "<title> Traffic quality by placement | leadcrm</title>" in html
     download = response.context["download_url"]
     assert download.startswith(reverse("placement-blacklist") + "?")
     assert client.get(download).content == b"101\n104\n105\n106\n"

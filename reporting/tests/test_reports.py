@@ -13,8 +13,7 @@ from types import SimpleNamespace
 import pytest
 from django.utils import timezone
 
-from campaigns.models import TrafficSource
-from campaigns.services.clicks import SUB_ID_PARAMS
+from campaigns.models import SUB_ID_PARAMS, TrafficSource
 from campaigns.tests.factories import (
     AdvertiserFactory,
     CampaignFactory,

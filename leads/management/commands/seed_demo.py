@@ -307,7 +307,7 @@ class Command(BaseCommand):
                     "position": 0,
                     "headline": "Drivers in your state are switching insurers. Here is why.",
                     "cta_label": "Compare quotes",
-                    "next_url": f"{settings.SITE_URL}{form_page.get_absolute_url()}",
+                    "next_url": form_page.get_absolute_url(),
                 },
             )
 

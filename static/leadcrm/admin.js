@@ -1,0 +1,58 @@
+// leadcrm's small admin behaviours, served locally (no inline script, so a strict CSP holds).
+(function () {
+  "use strict";
+
+  // Copy buttons: <button data-copy="input-id"> copies that input's value and says so.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy]");
+    if (!button) return;
+    var input = document.getElementById(button.getAttribute("data-copy"));
+    if (!input) return;
+    input.select();
+    var done = function () {
+      var label = button.textContent;
+      button.textContent = "Copied";
+      button.setAttribute("data-copied", "true");
+      setTimeout(function () { button.textContent = label; }, 1500);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(input.value).then(done, function () { document.execCommand("copy"); done(); });
+    } else {
+      document.execCommand("copy");
+      done();
+    }
+  });
+
+  // Pages of long jobs (<meta name="lc-refresh" content="3">) reload themselves until the job ends.
+  var refresh = document.querySelector('meta[name="lc-refresh"]');
+  if (refresh) {
+    setTimeout(function () { window.location.reload(); }, 1000 * parseInt(refresh.getAttribute("content"), 10));
+  }
+})();
+
+// "Show size" on the audience form: post the form as filled in to the size view, show its answer.
+document.addEventListener("click", function (event) {
+  var button = event.target.closest("#show-size");
+  if (!button) return;
+  var form = button.closest("form");
+  var box = document.getElementById("size-preview");
+  if (!form || !box) return;
+  button.disabled = true;
+  fetch(button.getAttribute("data-size-url"), {method: "POST", body: new FormData(form), credentials: "same-origin"})
+    .then(function (response) { return response.json(); })
+    .then(function (answer) {
+      box.textContent = answer.text;
+      if (answer.errors) {
+        var list = document.createElement("ul");
+        Object.keys(answer.errors).forEach(function (field) {
+          var item = document.createElement("li");
+          item.textContent = field + ": " + answer.errors[field].join(" ");
+          list.appendChild(item);
+        });
+        box.appendChild(list);
+      }
+      box.hidden = false;
+    })
+    .catch(function () { box.textContent = "The size could not be counted; try again."; box.hidden = false; })
+    .finally(function () { button.disabled = false; });
+});
