@@ -47,9 +47,9 @@ def private_admin_uses(path: Path) -> list[str]:
             found.append(f"def {node.name}")
         if isinstance(node, ast.Assign):
             for target in node.targets:
-                if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
-                    if target.value.id.endswith("Admin") and target.value.id[0].isupper():
-                        found.append(f"{target.value.id}.{target.attr} =")
+                owner = target.value if isinstance(target, ast.Attribute) else None
+                if isinstance(owner, ast.Name) and owner.id.endswith("Admin") and owner.id[0].isupper():
+                    found.append(f"{owner.id}.{target.attr} =")
     return found
 
 
