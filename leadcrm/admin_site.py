@@ -132,7 +132,7 @@ NAVIGATION: list[tuple[str, str | None, list[Link]]] = [
     ),
     (
         "Team",
-        None,
+        "auth.view_user",  # managers
         [
             _model("Users", "person", "auth.user"),
             _model("Groups", "badge", "auth.group"),

@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.defaultfilters import pluralize
@@ -16,6 +17,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from unfold.admin import ModelAdmin, StackedInline, TabularInline
+from unfold.widgets import UnfoldAdminTextareaWidget
 
 from campaigns.models import Offer
 from leadcrm.admin_actions import run_for_each
@@ -27,7 +29,7 @@ from leads.models import Lead
 from leads.services.samples import sample_lead
 
 from .models import Audience, AudienceExport, Enrollment, Flow, FlowStep, NurtureMessage, Suppression
-from .selectors import flows_with_statistics, step_statistics
+from .selectors import flow_summary, flows_with_statistics, step_statistics
 from .services.audiences import audience_export_request, audience_leads, audience_size
 from .services.enrollment import suppress, suppress_many
 from .services.flows import (
@@ -41,19 +43,27 @@ from .services.flows import (
 from .services.sending import build_email, render_message
 
 
+def _kind_fields(title: str, kind: str, *fields) -> tuple[str, dict]:
+    return title, {"classes": ["step-kind", f"step-kind-{kind}"], "fields": fields}
+
+
 class FlowStepInline(StackedInline):
     model = FlowStep
+    formfield_overrides = {models.TextField: {"widget": UnfoldAdminTextareaWidget(attrs={"rows": 4})}}
     extra = 0
     can_delete = False  # steps leads may sit on are retired, never deleted
     ordering = ("position", "id")
+    # Drag a step to move it; its position (which branches jump to) is renumbered on save.
+    ordering_field = "position"
+    # Each kind's fields sit in a fieldset marked with the kind; admin.js shows only the chosen one.
     fieldsets = (
-        (None, {"fields": (("position", "kind", "is_retired"),)}),
-        ("Wait", {"fields": (("wait_minutes", "wait_until_weekday", "wait_until_time"),)}),
-        ("Email", {"fields": ("subject", "body_text", "body_html")}),
-        ("Branch", {"fields": (("condition", "condition_value", "goto_position"),)}),
-        ("Change status", {"fields": ("new_status",)}),
-        ("Webhook", {"fields": ("destination",)}),
-        ("Add to audience", {"fields": ("audience",)}),
+        (None, {"fields": (("position", "kind"), "is_retired")}),
+        _kind_fields("Wait", "wait", ("wait_minutes", "wait_until_weekday", "wait_until_time")),
+        _kind_fields("Email", "email", "subject", "body_text", "body_html"),
+        _kind_fields("Branch", "branch", ("condition", "condition_value", "goto_position")),
+        _kind_fields("Change status", "set_status", "new_status"),
+        _kind_fields("Webhook", "webhook", "destination"),
+        _kind_fields("Add to audience", "audience", "audience"),
     )
 
 
@@ -72,11 +82,12 @@ class FlowAdmin(LeadConditionsAdminMixin, ModelAdmin):
     list_display = ("name", "status", "trigger", "entered", "active", "completed", "converted", "exited")
     list_filter = ("status", "trigger")
     search_fields = ("name",)
-    filter_horizontal = ("offers", "campaigns")
+    autocomplete_fields = ("offers", "campaigns")
     inlines = [FlowStepInline]
     actions = ("activate", "pause", "archive")
-    readonly_fields = ("statistics",)
+    readonly_fields = ("summary", "statistics")
     fieldsets = (
+        (None, {"fields": ("summary",)}),
         (None, {"fields": ("name", "status", "trigger", "trigger_status", "segment_days", "reentry_cooldown_days")}),
         ("When leads leave early", {"fields": ("exit_statuses", "exit_score_above")}),
         (
@@ -99,6 +110,17 @@ class FlowAdmin(LeadConditionsAdminMixin, ModelAdmin):
 
     def get_queryset(self, request):
         return flows_with_statistics()
+
+    @admin.display(description="The flow in short")
+    def summary(self, flow):
+        if not flow.pk:
+            return "Save the flow, then add its steps below; their summary appears here."
+        lines = flow_summary(flow)
+        if not lines:
+            return "No steps yet: add the first one below (an email, say), then save."
+        return format_html(
+            '<ol class="lc-flow-summary">{}</ol>', format_html_join("", "<li>{}</li>", ((line,) for line in lines))
+        )
 
     @admin.display(ordering="entered")
     def entered(self, flow):
@@ -151,7 +173,7 @@ class FlowAdmin(LeadConditionsAdminMixin, ModelAdmin):
             "<tr><th>Step</th><th>Entered</th><th>Waiting</th><th>Sent</th><th>Opened</th><th>Clicked</th>"
             "<th>Converted</th><th>Exited</th><th></th></tr>"
         )
-        return format_html("<table>{}{}</table>", header, rows)
+        return format_html('<div class="lc-scroll"><table class="lc-table">{}{}</table></div>', header, rows)
 
     @admin.action(description="Activate", permissions=["change"])
     def activate(self, request, queryset):
@@ -463,7 +485,7 @@ class AudienceAdmin(LeadConditionsAdminMixin, ModelAdmin):
     list_display = ("name", "kind", "created_at")
     list_filter = ("kind",)
     search_fields = ("name",)
-    filter_horizontal = ("offers", "campaigns")
+    autocomplete_fields = ("offers", "campaigns")
     readonly_fields = ("live_size",)
     inlines = [AudienceExportInline]
     actions = ("export_meta", "export_google", "export_generic", "export_plain")

@@ -721,3 +721,59 @@ def test_lead_list_filters_by_score_band(client, superuser):
     response = client.get(reverse("admin:leads_lead_changelist"), {"score": "high"})
 
     assert [lead.last_name for lead in response.context["cl"].result_list] == ["High"]
+
+
+# --- the list and page each role works in -----------------------------------------------------------
+def test_a_reps_list_shows_callable_phones_and_mailable_emails(client, rep):
+    LeadFactory(assigned_to=rep, first_name="Tia", phone="+16505550123", email="tia@example.com")
+
+    page = logged_in(client, rep).get(reverse(CHANGELIST), {"assigned": "me", "open": "yes"}).content.decode()
+
+    assert '<a href="tel:+16505550123">+16505550123</a>' in page
+    assert '<a href="mailto:tia@example.com">tia@example.com</a>' in page
+    assert re.search(r'id="lead-count">\s*1 lead\s*<', page)
+
+
+def test_a_long_list_is_counted_up_to_a_cap_and_says_so(client, rep, monkeypatch):
+    monkeypatch.setattr(EstimatedCountPaginator, "count_cap", 3)
+    LeadFactory.create_batch(5, assigned_to=rep)
+
+    response = logged_in(client, rep).get(reverse(CHANGELIST), {"assigned": "me"})
+
+    page = response.content.decode()
+    assert re.search(r'id="lead-count">\s*3\+ leads \(narrow the filters to count them\)', page)
+    assert len(response.context["cl"].result_list) == 5  # fewer than a page: all of them are shown
+
+
+def test_the_lead_page_is_in_tabs_and_its_timeline_reads_as_sentences(client, manager):
+    lead = LeadFactory(first_name="Noor", email="noor@example.com", phone="+16505550100")
+    for kind, data in [
+        (LeadEvent.Kind.CAPTURED, {"door": "landing_page", "campaign": "solar-us", "test": False}),
+        (LeadEvent.Kind.VALIDATED, {"validity": "suspect", "reasons": ["disposable_email: throw-away inbox"]}),
+        (LeadEvent.Kind.ASSIGNED, {"to": "rita", "from": None, "how": "round robin"}),
+        (LeadEvent.Kind.STATUS, {"from": "new", "to": "contacted", "reason": ""}),
+        (LeadEvent.Kind.DELIVERY, {"buyer": "Acme CRM", "outcome": "accepted", "reason": ""}),
+        (LeadEvent.Kind.NURTURE, {"sent": "Your solar quote"}),
+        (LeadEvent.Kind.NURTURE, {"strange": "shape"}),
+    ]:
+        LeadEvent.objects.create(lead=lead, kind=kind, data=data)
+
+    page = logged_in(client, manager).get(change_url(lead)).content.decode()
+
+    tabs = re.findall(r"activeFieldsetTab = '([a-z-]+)'", page)
+    assert tabs == ["overview", "source-and-quality", "timeline", "deliveries-and-money", "emails-and-flows", "consent"]
+    timeline = re.sub(
+        r"<[^>]+>", " ", page[page.index('class="lc-timeline"') : page.index("</ol>", page.index("lc-timeline"))]
+    )
+    for sentence in (
+        "Arrived through a landing page for campaign solar-us.",
+        "Judged suspect: disposable_email: throw-away inbox.",
+        "rita got it by round robin.",
+        "Status changed from new to contacted.",
+        "Delivery to Acme CRM: accepted.",
+        "Emailed “Your solar quote”.",
+        "Nurture: strange shape.",
+    ):
+        assert sentence in " ".join(timeline.split()), sentence
+    assert '<a href="mailto:noor@example.com">' in page and '<a href="tel:+16505550100">' in page
+    assert "In no nurture flow." in page  # the tab nurture adds through the registry

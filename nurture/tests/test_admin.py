@@ -1,6 +1,7 @@
 """The nurture admin as marketing staff use it."""
 
 import io
+import re
 
 import pytest
 from django.core import mail
@@ -123,3 +124,34 @@ def test_leads_can_be_added_to_a_flow_from_the_lead_list(marketer, make_flow, ca
 
     assert "1 lead(s) added; 1 skipped" in response.content.decode()
     assert list(Enrollment.objects.values_list("lead_id", flat=True)) == [ready.pk]
+
+
+def test_the_flow_editor_sums_the_flow_up_and_marks_each_kinds_fields(marketer, make_flow):
+    flow = make_flow(
+        email_step(1, subject="Your quote"),
+        wait_step(days=2),
+        {"kind": "branch", "condition": "opened", "goto_position": 40},
+        {"kind": "notify_rep"},
+        {"kind": "set_status", "new_status": "contacted"},
+    )
+
+    page = marketer.get(reverse("admin:nurture_flow_change", args=[flow.pk])).content.decode()
+
+    summary = re.search(r'<ol class="lc-flow-summary">(.*?)</ol>', page, re.S).group(1)
+    assert re.findall(r"<li>(.*?)</li>", summary) == [
+        "Step 0: Send the email “Your quote”",
+        "Step 10: Wait 2 days",
+        "Step 20: If the lead opened the last email, go to step 40; otherwise go on",
+        "Step 30: Ask the sales rep to follow up today",
+        "Step 40: Set the lead&#x27;s status to contacted",
+    ]
+    # Each kind's fields are in a fieldset admin.js shows only for that kind; steps can be dragged.
+    for kind in ("wait", "email", "branch", "set_status", "webhook", "audience"):
+        assert page.count(f"step-kind step-kind-{kind}") == 5 + 1  # each step, and the empty form
+    assert 'data-ordering-field="position"' in page
+
+
+def test_a_new_flow_says_what_to_do_first(marketer):
+    page = marketer.get(reverse("admin:nurture_flow_add")).content.decode()
+
+    assert "Save the flow, then add its steps below" in page

@@ -23,11 +23,14 @@
     }
   });
 
-  // Pages of long jobs (<meta name="lc-refresh" content="3">) reload themselves until the job ends.
-  var refresh = document.querySelector('meta[name="lc-refresh"]');
-  if (refresh) {
-    setTimeout(function () { window.location.reload(); }, 1000 * parseInt(refresh.getAttribute("content"), 10));
-  }
+  // Pages of long jobs (<span data-refresh-seconds="3">) reload themselves until the job ends.
+  document.addEventListener("DOMContentLoaded", function () {
+    var refresh = document.querySelector("[data-refresh-seconds]");
+    if (refresh) {
+      var seconds = parseInt(refresh.getAttribute("data-refresh-seconds"), 10);
+      setTimeout(function () { window.location.reload(); }, 1000 * seconds);
+    }
+  });
 })();
 
 // "Show size" on the audience form: post the form as filled in to the size view, show its answer.
@@ -55,4 +58,19 @@ document.addEventListener("click", function (event) {
     })
     .catch(function () { box.textContent = "The size could not be counted; try again."; box.hidden = false; })
     .finally(function () { button.disabled = false; });
+});
+
+// The flow editor: each step shows only its kind's fields (fieldsets marked step-kind-<kind>).
+var STEP_KIND = "select[name^='steps-'][name$='-kind']";
+function showStepKindFields(select) {
+  var step = select.closest(".form-group") || select.form;
+  step.querySelectorAll("fieldset.step-kind").forEach(function (fieldset) {
+    fieldset.style.display = fieldset.classList.contains("step-kind-" + select.value) ? "" : "none";
+  });
+}
+document.addEventListener("change", function (event) {
+  if (event.target.matches(STEP_KIND)) showStepKindFields(event.target);
+});
+document.addEventListener("DOMContentLoaded", function () {
+  document.querySelectorAll(STEP_KIND).forEach(showStepKindFields);
 });
