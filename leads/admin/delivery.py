@@ -317,21 +317,37 @@ class DeliveryRouteAdmin(ModelAdmin):
             self.message_user(request, f"{released} held lead(s) of this offer will be routed again now.")
 
 
+class DestinationFilter(admin.SimpleListFilter):
+    """The buyers to pick from, named with their advertiser in one query (not one per buyer)."""
+
+    title = "buyer"
+    parameter_name = "destination"
+
+    def lookups(self, request, model_admin):
+        destinations = DeliveryDestination.objects.select_related("advertiser").order_by("name")
+        return [(str(destination.pk), str(destination)) for destination in destinations]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(destination_id=self.value()) if (self.value() or "").isdigit() else queryset
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyLogAdmin):
+    # Status first: what the page is read for is whether the buyer took the lead.
     list_display = (
-        "webhook_id",
+        "status",
         "lead",
         "destination",
-        "status",
         "price_display",
         "attempts",
         "last_status_code",
         "reason",
         "created_at",
+        "webhook_id",
     )
-    list_filter = ("status", "destination__advertiser", "destination", ("created_at", admin.DateFieldListFilter))
-    list_select_related = ("lead", "destination")
+    list_filter = ("status", "destination__advertiser", DestinationFilter, ("created_at", admin.DateFieldListFilter))
+    list_select_related = ("lead", "destination__advertiser")
+    show_full_result_count = False
     search_fields = ("public_id", "buyer_reference", "lead__public_id")
     date_hierarchy = "created_at"
     inlines = [AttemptInline]
