@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format bench
+.PHONY: run test lint format bench manage
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,8 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	touch $(VENV)/.runtime $@
 
 # Web + Celery workers (one per queue) + Celery beat on SQLite and a file-based broker; one Ctrl-C stops all.
+# Public address of the site for absolute links (tracking, landing, email and API links).
+run: export SITE_URL ?= http://$(HOST):$(PORT)
 run: export DEBUG ?= true
 # Outgoing mail (deliveries to buyers' inboxes, nurture emails) goes to files in var/mail/ (the path is
 # relative to the project), not to the terminal.
@@ -32,6 +34,14 @@ run: $(VENV)/.runtime
 	$(BIN)/python manage.py rebuild_rollups
 	@echo "Starting web on http://$(HOST):$(PORT)/admin/ with Celery workers and beat (logins above; Ctrl-C stops all)."
 	PATH="$(abspath $(BIN)):$$PATH" WEB_PORT=$(PORT) WEB_HOST=$(HOST) $(BIN)/honcho start --no-prefix -f Procfile.dev
+
+# Any management command on the development set-up (SQLite, DEBUG, migrated first), e.g.
+# make manage CMD="create_api_key 'Acme Leads' --scopes leads:write --campaign push-solar-us"
+manage: export DEBUG ?= true
+manage: export SITE_URL ?= http://$(HOST):$(PORT)
+manage: $(VENV)/.runtime
+	$(BIN)/python manage.py migrate --no-input -v 0
+	$(BIN)/python manage.py $(CMD)
 
 # The whole test suite (SQLite by default; set DATABASE_URL for PostgreSQL).
 test: $(VENV)/.dev
