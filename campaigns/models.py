@@ -464,6 +464,13 @@ class LandingPage(TimestampedModel):
     thank_you_url = models.URLField(
         "thank-you URL", max_length=2000, blank=True, help_text="Where visitors go after sending. Empty: our page."
     )
+    privacy_url = models.CharField(
+        "privacy policy URL",
+        max_length=2000,
+        blank=True,
+        validators=[validate_page_address],
+        help_text="Linked under the form. Empty: the site's policy (PRIVACY_POLICY_URL).",
+    )
 
     class Meta:
         ordering = ["campaign", "position", "id"]

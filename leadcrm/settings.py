@@ -196,6 +196,12 @@ COUNTRY_HEADER = env.str("COUNTRY_HEADER", default="")
 # --- Cache (API rate limits): local memory by default, Redis in production -----------------------
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
+# --- Landing pages ------------------------------------------------------------------------------
+# The privacy policy every form links to (a page may name its own); the built-in page at /privacy/
+# names PRIVACY_CONTACT_EMAIL for access and erasure requests.
+PRIVACY_POLICY_URL = env.str("PRIVACY_POLICY_URL", default="/privacy/")
+PRIVACY_CONTACT_EMAIL = env.str("PRIVACY_CONTACT_EMAIL", default="privacy@localhost")
+
 # --- Partner API -----------------------------------------------------------------------------
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=2 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES + 1024

@@ -2,6 +2,7 @@
 
 import time
 
+from django.conf import settings
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
@@ -29,18 +30,34 @@ def _landing_page(slug: str, *, for_submission: bool) -> LandingPage:
 
 
 def _render(request, page, template, status=200, **context):
-    return render(request, template, {"page": page, **context}, status=status)
+    privacy_url = page.privacy_url or settings.PRIVACY_POLICY_URL
+    return render(request, template, {"page": page, "privacy_url": privacy_url, **context}, status=status)
+
+
+@require_safe
+def privacy_policy(request):
+    return render(request, "landing/privacy.html", {"contact": settings.PRIVACY_CONTACT_EMAIL})
 
 
 def _fresh_state(request) -> dict:
     return {"started": time.time(), "click_id": request.GET.get("click_id", "")[:128], "answers": {}}
 
 
+def _default_country(request, campaign: Campaign) -> str:
+    """The country the form starts with: the visitor's (from the CDN header or the click's `country`
+    parameter) when the campaign targets it or targets everyone, else the campaign's first target."""
+    visitor = request_country(request, fallback=request.GET.get("country", ""))
+    targets = campaign.target_countries or []
+    if visitor and (not targets or visitor in targets):
+        return visitor
+    return targets[0] if targets else visitor
+
+
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 def landing_page(request, slug: str):
     page = _landing_page(slug, for_submission=request.method == "POST")
-    country = request_country(request)
+    country = _default_country(request, page.campaign)
     if page.kind == LandingPage.Kind.PRELANDER:
         next_url = page.next_url
         click_id = request.GET.get("click_id", "")[:128]

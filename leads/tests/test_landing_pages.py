@@ -659,3 +659,55 @@ def test_prelander_puts_the_click_id_in_the_query_not_the_fragment(client, prela
     response = open_page(client, prelander, click_id="src-123")
 
     assert 'href="https://offer.example/solar?src=push&amp;click_id=src-123#apply"' in response.content.decode()
+
+
+# --- what a visitor meets: country, privacy policy, required phone --------------------------------
+def country_shown(response) -> str:
+    select = re.search(r'<select name="country".*?</select>', response.content.decode(), re.S)
+    if select:
+        chosen = re.search(r'<option value="([A-Z]{2})" selected>', select.group(0))
+        return chosen.group(1) if chosen else ""
+    field = re.search(r'<input[^>]*name="country"[^>]*>', response.content.decode()).group(0)
+    value = re.search(r'value="([^"]*)"', field)
+    return value.group(1) if value else ""
+
+
+def test_the_form_starts_with_the_visitors_country_when_targeted_else_the_campaigns(client, page, settings):
+    settings.COUNTRY_HEADER = "CF-IPCountry"
+    page.campaign.target_countries = ["CA", "US"]
+    page.campaign.save()
+
+    assert country_shown(client.get("/l/solar-quote/", HTTP_CF_IPCOUNTRY="US")) == "US"
+    assert country_shown(client.get("/l/solar-quote/", HTTP_CF_IPCOUNTRY="DE")) == "CA"  # not targeted
+    assert country_shown(client.get("/l/solar-quote/?country=us")) == "US"  # the click's parameter
+    page.campaign.target_countries = []
+    page.campaign.save()
+    assert country_shown(client.get("/l/solar-quote/", HTTP_CF_IPCOUNTRY="DE")) == "DE"
+
+
+def test_the_form_links_its_privacy_policy_which_is_a_page(client, page):
+    html = client.get("/l/solar-quote/").content.decode()
+    policy = client.get("/privacy/")
+
+    assert '<p class="privacy"><a href="/privacy/">Privacy policy</a></p>' in html
+    assert policy.status_code == 200 and "have it erased" in policy.content.decode()
+    page.privacy_url = "https://sunnyroofs.example/privacy"
+    page.save()
+    assert 'href="https://sunnyroofs.example/privacy"' in client.get("/l/solar-quote/").content.decode()
+
+
+def test_the_phone_is_required_where_the_offer_needs_it(client, page, no_minimum_form_time):
+    page.campaign.offer.required_fields = ["phone"]
+    page.campaign.offer.save()
+    form = client.get("/l/solar-quote/")
+
+    response = client.post(
+        "/l/solar-quote/",
+        {**GOOD_CONTACT, "phone": "", "state": hidden_value(form, "state"), "step": "0"},
+        HTTP_USER_AGENT=BROWSER,
+    )
+
+    assert response.status_code == 400 and "This field is required." in response.content.decode()
+    assert 'name="phone"' in form.content.decode() and "required" in re.search(
+        r'<input[^>]*name="phone"[^>]*>', form.content.decode()
+    ).group(0)
