@@ -24,6 +24,7 @@ from leadcrm.admin_actions import run_for_each
 from leadcrm.admin_logs import ReadOnlyLogAdmin
 from leadcrm.csv_upload import CsvUploadError, read_csv_upload
 from leadcrm.errors import ApplicationError
+from leadcrm.progress import progress_html
 from leads.admin.extensions import register_lead_action, register_lead_section
 from leads.models import Lead
 from leads.services.samples import sample_lead
@@ -467,8 +468,13 @@ class AudienceExportInline(TabularInline):
     model = AudienceExport
     extra = 0
     can_delete = False
-    fields = ("created_at", "format", "mode", "status", "rows", "file_size", "checksum", "created_by", "download")
+    fields = ("created_at", "format", "mode", "status", "progress", "file_size", "checksum", "created_by", "download")
     readonly_fields = fields
+
+    @admin.display(description="Rows")
+    def progress(self, export):
+        running = export.status in (AudienceExport.Status.PENDING, AudienceExport.Status.RUNNING)
+        return progress_html(done=export.rows, total=export.rows_total or export.rows, running=running)
 
     def has_add_permission(self, request, obj=None):
         return False

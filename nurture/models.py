@@ -353,7 +353,8 @@ class AudienceExport(models.Model):
         max_length=40, help_text="The run's period (e.g. 2026-11-29 for a daily schedule, or a timestamp)."
     )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
-    rows = models.PositiveIntegerField(default=0)
+    rows = models.PositiveIntegerField(default=0, help_text="Rows written (so far, while it runs).")
+    rows_total = models.PositiveIntegerField(default=0, help_text="Rows it will have, counted when it started.")
     file = models.FileField(upload_to="audience-exports/", blank=True)
     file_size = models.PositiveBigIntegerField(default=0)
     checksum = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the file.")

@@ -11,6 +11,7 @@ from django.utils.html import format_html
 from unfold.admin import ModelAdmin
 
 from leadcrm.errors import ApplicationError
+from leadcrm.progress import progress_html
 
 from ..models import (
     LeadImport,
@@ -29,7 +30,7 @@ class LeadImportAdmin(ModelAdmin):
         "created_at",
         "created_by",
         "status",
-        "rows",
+        "progress",
         "created_leads",
         "already_imported",
         "rejected",
@@ -42,13 +43,13 @@ class LeadImportAdmin(ModelAdmin):
         "created_by",
         "created_at",
         "status",
-        "rows",
+        "progress",
         "created_leads",
         "already_imported",
         "rejected",
         "report_link",
     )
-    exclude = ("report_csv", "file")
+    exclude = ("report_csv", "file", "rows", "rows_done")
     actions = ("run_again",)
 
     def has_change_permission(self, request, obj=None):
@@ -74,6 +75,11 @@ class LeadImportAdmin(ModelAdmin):
             else:
                 self.message_user(request, f"{lead_import}: queued again.", messages.SUCCESS)
 
+    @admin.display(description="Progress")
+    def progress(self, lead_import):
+        running = lead_import.status in (LeadImport.Status.QUEUED, LeadImport.Status.RUNNING)
+        return progress_html(done=lead_import.rows_done, total=lead_import.rows, running=running)
+
     @admin.display(description="Report")
     def report_link(self, lead_import):
         if not lead_import.pk:
@@ -95,7 +101,7 @@ class LeadImportAdmin(ModelAdmin):
             else:
                 self.message_user(
                     request,
-                    f"{result.rows} rows queued for import. Refresh this page to see the outcome and the report.",
+                    f"{result.rows} rows queued for import; this page shows how far it has got.",
                     messages.SUCCESS,
                 )
                 return redirect("admin:leads_leadimport_change", result.pk)

@@ -584,6 +584,7 @@ class LeadImport(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
     rows = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0, help_text="Rows imported so far, while it runs.")
     created_leads = models.PositiveIntegerField(default=0)
     already_imported = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)

@@ -9,6 +9,7 @@ import csv
 import hashlib
 import io
 import logging
+import time
 from collections.abc import Callable
 
 from django.core.files.base import ContentFile
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 SUB_ID_COLUMNS = ("sub1", "sub2", "sub3", "sub4", "sub5")
 KNOWN_COLUMNS = {"campaign", "company_size", "budget", "consent", *TEXT_FIELDS, *SUB_ID_COLUMNS}
 REPORT_HEADER = ["line", "outcome", "lead_id", "validity", "duplicate", "reasons"]
+PROGRESS_SECONDS = 1.0  # how often a running import writes how far it got
 
 
 class LeadImportError(Exception):
@@ -132,7 +134,8 @@ def _run(lead_import: LeadImport, header: list, rows: list, progress: Callable[[
     writer = csv.writer(report)
     writer.writerow(REPORT_HEADER)
     counts = {"created": 0, "already imported": 0, "rejected": 0}
-    for line, row in rows:
+    reported_at = time.monotonic()
+    for done, (line, row) in enumerate(rows, start=1):
         values = _row_data(header, row)
         campaign = campaigns.get(values.pop("campaign", ""))
         if campaign is None:
@@ -173,6 +176,9 @@ def _run(lead_import: LeadImport, header: list, rows: list, progress: Callable[[
         )
         if progress:
             progress(1)
+        if time.monotonic() - reported_at >= PROGRESS_SECONDS:  # its page shows how far it got
+            LeadImport.objects.filter(pk=lead_import.pk).update(rows_done=done)
+            reported_at = time.monotonic()
     _finish(lead_import, counts, report, LeadImport.Status.DONE)
 
 
@@ -181,5 +187,6 @@ def _finish(lead_import: LeadImport, counts: dict[str, int], report: io.StringIO
     lead_import.already_imported = counts["already imported"]
     lead_import.rejected = counts["rejected"]
     lead_import.report_csv = report.getvalue()
+    lead_import.rows_done = sum(counts.values())
     lead_import.status = status
     lead_import.save()

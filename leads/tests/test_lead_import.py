@@ -282,7 +282,8 @@ def test_superuser_uploads_a_file_and_sees_the_summary(client, campaign, superus
     assert (lead_import.created_leads, lead_import.rejected, lead_import.created_by) == (3, 3, superuser)
     page = client.get(response["Location"])
     assert page.status_code == 200
-    assert "6 rows queued for import." in page.content.decode()
+    assert "6 rows queued for import; this page shows how far it has got." in page.content.decode()
+    assert "6 of 6 rows (100%)" in page.content.decode() and "data-refresh-seconds" not in page.content.decode()
     assert lead_import.status == "done" and lead_import.file.name.endswith(".csv")
     assert reverse("admin:leads_leadimport_report", args=[lead_import.pk]) in page.content.decode()
 
@@ -355,3 +356,42 @@ def test_an_unclosed_quote_is_a_clear_error_not_a_crash(campaign):
     with pytest.raises(LeadImportError, match="not valid CSV"):
         leads_import(data=data, file_name="broken.csv")
     assert not LeadImport.objects.exists()
+
+
+def test_a_running_import_shows_how_far_it_got_and_its_page_refreshes_itself(client, superuser, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # queued: no worker takes it in this test
+    client.force_login(superuser)
+    lead_import = LeadImport.objects.create(
+        file_name="big.csv", checksum="0" * 64, rows=5000, rows_done=1200, status=LeadImport.Status.RUNNING
+    )
+
+    page = client.get(reverse("admin:leads_leadimport_change", args=[lead_import.pk])).content.decode()
+    listed = client.get(reverse("admin:leads_leadimport_changelist")).content.decode()
+
+    assert '<progress class="lc-progress" value="1200" max="5000"></progress> 1,200 of 5,000 rows (24%)' in page
+    assert 'data-refresh-seconds="3"' in page
+    assert "1,200 of 5,000 rows (24%)" in listed
+
+
+def test_an_import_writes_its_progress_as_it_goes(campaign, monkeypatch):
+    seen = []
+    monkeypatch.setattr("leads.services.lead_import.PROGRESS_SECONDS", 0)
+    original = LeadImport.objects.filter
+
+    def watch(*args, **kwargs):
+        query = original(*args, **kwargs)
+        update = query.update
+
+        def record(**values):
+            if "rows_done" in values:
+                seen.append(values["rows_done"])
+            return update(**values)
+
+        query.update = record
+        return query
+
+    monkeypatch.setattr(LeadImport.objects, "filter", watch)
+
+    leads_import(data=MIXED, file_name="mixed.csv")
+
+    assert seen == [1, 2, 3, 4, 5, 6] and LeadImport.objects.get().rows_done == 6

@@ -153,6 +153,7 @@ def audience_export_run(*, export_id: int) -> AudienceExport:
             leads = leads.filter(created_at__gt=previous.started_at)
     header, row_of = FORMATS[export.format]
     digest, rows, size = hashlib.sha256(), 0, 0
+    AudienceExport.objects.filter(pk=export.pk).update(rows_total=leads.order_by().count())
     try:
         with tempfile.TemporaryFile() as spool:
             buffer = io.StringIO()
@@ -163,6 +164,7 @@ def audience_export_run(*, export_id: int) -> AudienceExport:
                 rows += 1
                 if rows % CHUNK == 0:
                     size += _flush(buffer, spool, digest)
+                    AudienceExport.objects.filter(pk=export.pk).update(rows=rows)  # progress on its page
             size += _flush(buffer, spool, digest)
             spool.seek(0)
             name = default_storage.save(

@@ -75,7 +75,7 @@ def test_an_export_writes_the_file_with_its_rows_checksum_and_size_once_per_peri
 
     export.refresh_from_db()
     assert again.pk == export.pk and AudienceExport.objects.count() == 1
-    assert (export.status, export.rows) == ("done", 5)
+    assert (export.status, export.rows, export.rows_total) == ("done", 5, 5)
     rows = read(export)
     assert rows[0] == ["email", "phone", "fn", "ln", "country"] and len(rows) == 6
     assert rows[1][1].startswith("e323ec626319")
@@ -191,3 +191,20 @@ def test_an_export_of_thousands_of_leads_matches_an_independent_computation_row_
     meta_rows, google_rows = read(meta), read(google)
     assert sorted(meta_rows[1:]) == sorted(expected_meta)
     assert sorted(google_rows[1:]) == sorted(expected_google)
+
+
+def test_an_export_shows_its_progress_on_the_audience_page_until_it_is_done(campaign, staff_user_in, client):
+    audience = Audience.objects.create(name="Big")
+    running = AudienceExport.objects.create(
+        audience=audience, format="meta", status="running", rows=5000, rows_total=20000, period="a"
+    )
+    client.force_login(staff_user_in("Marketing"))
+    url = reverse("admin:nurture_audience_change", args=[audience.pk])
+
+    page = client.get(url).content.decode()
+    running.status, running.rows = "done", 20000
+    running.save()
+    finished = client.get(url).content.decode()
+
+    assert "5,000 of 20,000 rows (25%)" in page and 'data-refresh-seconds="3"' in page
+    assert "20,000 of 20,000 rows (100%)" in finished and "data-refresh-seconds" not in finished
