@@ -51,7 +51,8 @@ class TrafficSourceAdmin(ModelAdmin):
     search_fields = ("name",)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(campaign_count=Count("campaigns"))
+        # A GROUP BY drops the model's ordering; the list and the autocomplete need one.
+        return super().get_queryset(request).annotate(campaign_count=Count("campaigns")).order_by("name")
 
     @admin.display(description="Campaigns", ordering="campaign_count")
     def campaign_count(self, source):
@@ -94,7 +95,7 @@ class AdvertiserAdmin(ModelAdmin):
         return response
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(offer_count=Count("offers"))
+        return super().get_queryset(request).annotate(offer_count=Count("offers")).order_by("name")
 
     @admin.display(description="Offers", ordering="offer_count")
     def offer_count(self, advertiser):

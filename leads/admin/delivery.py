@@ -136,6 +136,7 @@ class DeliveryDestinationAdmin(ModelAdmin):
             super()
             .get_queryset(request)
             .annotate(active_secret_count=Count("secrets", filter=Q(secrets__revoked_at__isnull=True)))
+            .order_by("name")  # a GROUP BY drops the model's ordering
         )
 
     def get_fieldsets(self, request, obj=None):
@@ -280,6 +281,7 @@ class DeliveryRouteAdmin(ModelAdmin):
                 this_hour=Count("deliveries", filter=counted & Q(deliveries__created_at__gte=hour), distinct=True),
                 price_count=Count("prices", distinct=True),
             )
+            .order_by(*DeliveryRoute._meta.ordering or ["pk"])  # a GROUP BY drops the model's ordering
         )
 
     @admin.display(description="Offer", ordering="offer__name")

@@ -37,7 +37,8 @@
 document.addEventListener("click", function (event) {
   var button = event.target.closest("#show-size");
   if (!button) return;
-  var form = button.closest("form");
+  // Unfold's save bar sits outside the form in the page, so find the audience form by its id.
+  var form = button.form || document.getElementById("audience_form");
   var box = document.getElementById("size-preview");
   if (!form || !box) return;
   button.disabled = true;
@@ -73,4 +74,24 @@ document.addEventListener("change", function (event) {
 });
 document.addEventListener("DOMContentLoaded", function () {
   document.querySelectorAll(STEP_KIND).forEach(showStepKindFields);
+});
+
+// Slugs of inline rows added in the page (a campaign's landing pages): Django fills them from the
+// name for the rows it rendered, not for rows Unfold adds with JavaScript, so fill those here.
+function slugify(text) {
+  if (window.URLify) return window.URLify(text, 80, true);
+  return text.toLowerCase().normalize("NFKD").replace(/[\u0300-\u036f]/g, "")
+    .replace(/[^a-z0-9\s-]/g, "").trim().replace(/[\s-]+/g, "-").slice(0, 80);
+}
+document.addEventListener("input", function (event) {
+  var match = /^(.+-\d+)-name$/.exec(event.target.name || "");
+  if (!match) return;
+  var slug = document.querySelector("input[name='" + match[1] + "-slug']");
+  // Only a slug that is empty or was filled here: a saved page's slug (its URL) never changes by itself.
+  if (!slug || slug.dataset.typed === "true" || (slug.value && slug.dataset.auto !== "true")) return;
+  slug.value = slugify(event.target.value);
+  slug.dataset.auto = "true";
+});
+document.addEventListener("input", function (event) {
+  if (/-\d+-slug$/.test(event.target.name || "")) event.target.dataset.typed = "true";
 });
