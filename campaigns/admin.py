@@ -46,6 +46,10 @@ def _metric(campaign: Campaign, name: str):
 
 @admin.register(TrafficSource)
 class TrafficSourceAdmin(ModelAdmin):
+    empty_hint = (
+        "No traffic sources yet. Add the networks you buy from (push, pop, native...), with the URL "
+        "parameter each sends its click id in."
+    )
     list_display = ("name", "kind", "click_id_param", "campaign_count", "is_active")
     list_filter = ("kind", "is_active")
     search_fields = ("name",)
@@ -68,6 +72,7 @@ class OfferInline(TabularInline):
 
 @admin.register(Advertiser)
 class AdvertiserAdmin(ModelAdmin):
+    empty_hint = "No advertisers yet. Add the companies whose offers you sell leads to."
     list_display = ("name", "contact_name", "contact_email", "offer_count", "has_postback_token", "is_active")
     list_filter = ("is_active",)
     search_fields = ("name", "contact_name", "contact_email")
@@ -155,6 +160,10 @@ class LandingPageInline(StackedInline):
 
 @admin.register(Campaign)
 class CampaignAdmin(ModelAdmin):
+    empty_hint = (
+        "No campaigns yet. Add one: pick its traffic source and offer, add a landing page, activate it, "
+        "then paste its tracking link into the source."
+    )
     # What a media buyer compares at a glance, all in view at 1366 px; offer and bid are on the page.
     list_display = (
         "name",
@@ -321,6 +330,7 @@ class QuizQuestionInline(TabularInline):
 
 @admin.register(LandingPage)
 class LandingPageAdmin(ModelAdmin):
+    empty_hint = "No landing pages yet. Add one to a campaign (on the campaign's page) to capture its leads."
     list_display = ("name", "campaign", "kind", "action", "slug", "position", "is_active")
     list_filter = ("kind", "is_active", "campaign__traffic_source__kind", "campaign__status")
     list_select_related = ("campaign",)
@@ -346,6 +356,9 @@ class DailyStatsImportForm(forms.Form):
 
 @admin.register(DailyStat)
 class DailyStatAdmin(ModelAdmin):
+    empty_hint = (
+        "No daily spend yet. Import a traffic source's CSV of impressions, clicks and spend with Import CSV above."
+    )
     list_display = ("date", "campaign", "source_kind", "impressions", "clicks", "spend_display", "updated_at")
     # The offer and source the day was bought on (stored with it), not the campaign's of today.
     list_filter = ("traffic_source__kind", "traffic_source", "date")
@@ -422,6 +435,7 @@ class OffTargetFilter(admin.SimpleListFilter):
 
 @admin.register(Click)
 class ClickAdmin(ModelAdmin):
+    empty_hint = "No clicks yet. Clicks are recorded when visitors follow a campaign's tracking link."
     list_display = (
         "created_at",
         "campaign",

@@ -80,6 +80,7 @@ class LeadConditionsAdminMixin:
 
 @admin.register(Flow)
 class FlowAdmin(LeadConditionsAdminMixin, ModelAdmin):
+    empty_hint = "No nurture flows yet. Add one: when leads enter it, then its steps (emails, waits, branches)."
     list_display = ("name", "status", "trigger", "entered", "active", "completed", "converted", "exited")
     list_filter = ("status", "trigger")
     search_fields = ("name",)
@@ -240,6 +241,10 @@ class MoveToStepForm(forms.Form):
 
 @admin.register(Enrollment)
 class EnrollmentAdmin(ModelAdmin):
+    empty_hint = (
+        "Nobody is in a nurture flow yet. Leads enter active flows as they are captured, or from the lead"
+        " list's actions."
+    )
     list_display = ("lead", "flow", "step", "status", "next_run_at", "entered_at", "exit_reason")
     list_filter = ("status", "flow", "exit_reason")
     list_select_related = ("lead", "flow", "step")
@@ -301,6 +306,10 @@ class SuppressionImportForm(forms.Form):
 
 @admin.register(Suppression)
 class SuppressionAdmin(ModelAdmin):
+    empty_hint = (
+        "Nobody is suppressed. Unsubscribes and bounces land here; import a list of addresses never to "
+        "email with Import."
+    )
     list_display = ("email", "reason", "created_at")
     list_filter = ("reason",)
     search_fields = ("email",)
@@ -488,6 +497,9 @@ class AudienceExportInline(TabularInline):
 
 @admin.register(Audience)
 class AudienceAdmin(LeadConditionsAdminMixin, ModelAdmin):
+    empty_hint = (
+        "No audiences yet. Add a segment of leads to export as a hashed retargeting audience (Meta, Google, DSPs)."
+    )
     list_display = ("name", "kind", "created_at")
     list_filter = ("kind",)
     search_fields = ("name",)

@@ -107,3 +107,23 @@ def test_no_admin_page_names_another_host(client, staff_user_in):
         assets = re.findall(r'(?:src|href)="(https?://[^"]+)"', html)
         assert [asset for asset in assets if "127.0.0.1:8000" not in asset] == [], url
         assert "fonts.googleapis" not in html and "cdn." not in html
+
+
+def test_an_empty_list_says_what_to_do_next_and_a_filtered_one_how_to_see_more(client, staff_user_in):
+    client.force_login(staff_user_in("Marketing"))
+
+    empty = client.get(reverse("admin:campaigns_campaign_changelist")).content.decode()
+    CampaignFactory(name="Solar push", status="active")
+    filtered = client.get(reverse("admin:campaigns_campaign_changelist"), {"status__exact": "paused"}).content.decode()
+
+    assert "No campaigns yet" in empty and "pick its traffic source and offer" in empty
+    assert reverse("admin:campaigns_campaign_add") in empty
+    assert "Nothing matches" in filtered and "Clear the filters" in filtered
+
+
+def test_there_is_no_view_site_link_to_a_page_that_does_not_exist(client, staff_user_in):
+    client.force_login(staff_user_in("Managers"))
+
+    html = client.get(reverse("admin:index")).content.decode()
+
+    assert "View site" not in html

@@ -32,6 +32,9 @@ admin.site.register(Offer, OfferWithRulesAdmin)
 
 @admin.register(QualificationRule)
 class QualificationRuleAdmin(ModelAdmin):
+    empty_hint = (
+        "No qualification rules. Add them on an offer's page to qualify its leads (country, budget, answers...)."
+    )
     list_display = ("__str__", "offer", "position", "is_active")
     list_filter = ("offer", "is_active")
     list_select_related = ("offer__advertiser",)

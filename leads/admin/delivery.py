@@ -112,6 +112,10 @@ class DestinationForm(forms.ModelForm):
 
 @admin.register(DeliveryDestination)
 class DeliveryDestinationAdmin(ModelAdmin):
+    empty_hint = (
+        "No buyers' destinations yet. Add where a buyer receives its leads (a webhook or an inbox), then "
+        "a route that sends it leads."
+    )
     form = DestinationForm
     list_display = ("name", "advertiser", "kind", "target", "is_active", "active_secrets")
     list_filter = ("kind", "is_active", "advertiser")
@@ -252,6 +256,9 @@ class RoutePriceInline(TabularInline):
 
 @admin.register(DeliveryRoute)
 class DeliveryRouteAdmin(ModelAdmin):
+    empty_hint = (
+        "No routes yet. A route sends an offer's leads to a buyer's destination, with its price, caps and schedule."
+    )
     list_display = (
         "offer_name",
         "buyer",
@@ -335,6 +342,7 @@ class DestinationFilter(admin.SimpleListFilter):
 
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyLogAdmin):
+    empty_hint = "Nothing delivered yet. Deliveries appear here once a route sends a lead to a buyer."
     # Status first: what the page is read for is whether the buyer took the lead.
     list_display = (
         "status",

@@ -25,6 +25,9 @@ class LeadImportForm(forms.Form):
 
 @admin.register(LeadImport)
 class LeadImportAdmin(ModelAdmin):
+    empty_hint = (
+        "No imports yet. Upload a CSV of leads with Add: each row is checked, and a report lists what happened to it."
+    )
     list_display = (
         "file_name",
         "created_at",

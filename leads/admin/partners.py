@@ -46,6 +46,10 @@ class SupplierPayoutInline(TabularInline):
 
 @admin.register(Partner)
 class PartnerAdmin(ModelAdmin):
+    empty_hint = (
+        "No partners yet. Add the suppliers who post leads to you and the buyers who take them, then give"
+        " them API keys."
+    )
     list_display = ("name", "role", "advertiser", "rate_limit_per_minute", "webhook_url", "is_active")
     list_filter = ("role", "is_active")
     search_fields = ("name",)

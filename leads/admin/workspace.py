@@ -278,6 +278,10 @@ class AssignForm(forms.Form):
 
 @admin.register(Lead)
 class LeadAdmin(ModelAdmin):
+    empty_hint = (
+        "No leads here. Leads arrive from landing pages, the partner API and CSV imports; if you filtered"
+        " the list, clear the filters."
+    )
     form = LeadAdminForm
     # What each role reads at 1366 px: a rep calls and writes, so the phone and email are links;
     # managers and marketing judge the lead and who holds it.
