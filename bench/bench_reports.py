@@ -694,30 +694,55 @@ def _report_pages(period: dict, floor_time: float) -> None:
 
 
 def _admin_pages() -> None:
-    """The admin index of a Marketing user (the dashboard) against a stock ModelAdmin changelist of the
-    same leads (a superuser, default ordering, exact count), each best of three, with their queries."""
+    """The admin index of a Marketing user (the dashboard), and a sales rep's own lead list (a quarter
+    of all leads are theirs), each against a stock ModelAdmin changelist of the same leads (a
+    superuser, default ordering, exact counts), best of three, with their queries."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
     from django.test import Client
     from django.test.utils import override_settings
 
-    marketer = get_user_model().objects.create_user("bench-marketer", is_staff=True)
+    users = get_user_model()
+    marketer = users.objects.create_user("bench-marketer", is_staff=True)
     marketer.groups.add(Group.objects.get(name="Marketing"))
-    superuser = get_user_model().objects.create_superuser("bench-admin", "bench@example.com", "x")
+    rep = users.objects.create_user("bench-rep", is_staff=True)
+    rep.groups.add(Group.objects.get(name="Sales"))
+    superuser = users.objects.create_superuser("bench-admin", "bench@example.com", "x")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE leads_lead SET assigned_to_id = %s WHERE id %% 4 = 0", [rep.pk])
+        held = cursor.rowcount
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE leads_lead")
+    stock = "/bench/stock-admin/leads/lead/"
     figures = {}
     with override_settings(ROOT_URLCONF="bench.urls", ALLOWED_HOSTS=["*"]):
-        for label, user, url in (
-            ("admin index (Marketing)", marketer, "/admin/"),
-            ("stock changelist of leads", superuser, "/bench/stock-admin/leads/lead/"),
+        for label, user, url, query in (
+            ("admin index (Marketing)", marketer, "/admin/", None),
+            ("stock changelist of leads", superuser, stock, None),
+            ("sales rep's own leads", rep, "/admin/leads/lead/", {"assigned": "me"}),
+            ("sales rep's My leads (open)", rep, "/admin/leads/lead/", {"assigned": "me", "open": "yes"}),
+            ("stock changelist of the rep's leads", superuser, stock, {"assigned_to__id__exact": str(rep.pk)}),
         ):
             client = Client()
             client.force_login(user)
-            figures[label] = _timed_get(client, url)
-    (index, index_queries), (floor, floor_queries) = figures.values()
+            figures[label] = _timed_get(client, url, query)
+    (index, index_queries), (floor, floor_queries) = (
+        figures["admin index (Marketing)"],
+        figures["stock changelist of leads"],
+    )
     print(
         f"reports: admin index as Marketing {index:.3f} s, {index_queries} queries vs stock changelist of leads "
         f"{floor:.3f} s, {floor_queries} queries (ratio index / stock {index / floor:.2f}; target <= 1.0)"
     )
+    rep_floor, rep_floor_queries = figures["stock changelist of the rep's leads"]
+    for label in ("sales rep's own leads", "sales rep's My leads (open)"):
+        seconds, queries = figures[label]
+        print(
+            f"admin: {label} ({held:,} leads are the rep's) {seconds:.3f} s, {queries} queries vs stock changelist "
+            f"of the same rows {rep_floor:.3f} s, {rep_floor_queries} queries "
+            f"(ratio {seconds / rep_floor:.2f}; target <= 1.5, <= 12 queries, no exact count)"
+        )
 
 
 def run(timed) -> None:

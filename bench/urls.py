@@ -1,10 +1,10 @@
 import json
 
 from django.contrib import admin
-from django.contrib.admin import AdminSite
 from django.http import JsonResponse
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
+from unfold.sites import UnfoldAdminSite
 
 from campaigns.models import Campaign
 from leads.models import Door, Lead
@@ -34,9 +34,15 @@ def floor_insert(request):
 
 
 # The floor of the admin pages: a stock ModelAdmin of leads (default changelist, exact count), on a site
-# of its own so the project's admin is untouched.
-stock_admin = AdminSite(name="stock-admin")
-stock_admin.register(Lead, admin.ModelAdmin)
+# of its own so the project's admin is untouched; the same Unfold site and templates the admin uses.
+stock_admin = UnfoldAdminSite(name="stock-admin")
+
+
+class StockLeadAdmin(admin.ModelAdmin):
+    list_filter = ("assigned_to",)  # stock, and lets the floor show one rep's leads
+
+
+stock_admin.register(Lead, StockLeadAdmin)
 
 urlpatterns = [
     path("bench/floor/", floor_insert),
