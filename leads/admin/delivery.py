@@ -347,10 +347,10 @@ class DeliveryAdmin(ReadOnlyLogAdmin):
     list_display = (
         "status",
         "lead",
-        "destination",
+        "buyer",
         "price_display",
         "attempts",
-        "last_status_code",
+        "http_status",
         "reason",
         "created_at",
         "webhook_id",
@@ -362,6 +362,14 @@ class DeliveryAdmin(ReadOnlyLogAdmin):
     date_hierarchy = "created_at"
     inlines = [AttemptInline]
     actions = ("redeliver", "route_to_next_buyer")
+
+    @admin.display(description="Buyer", ordering="destination__name")
+    def buyer(self, delivery):
+        return delivery.destination.name  # its advertiser is in the filter beside the list
+
+    @admin.display(description="HTTP", ordering="last_status_code")
+    def http_status(self, delivery):
+        return delivery.last_status_code or "—"
 
     @admin.display(description="Price", ordering="price")
     def price_display(self, delivery):
