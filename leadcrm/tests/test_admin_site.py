@@ -127,3 +127,16 @@ def test_there_is_no_view_site_link_to_a_page_that_does_not_exist(client, staff_
     html = client.get(reverse("admin:index")).content.decode()
 
     assert "View site" not in html
+
+
+def test_every_admin_page_is_an_unfold_model_admin():
+    from django.apps import apps
+    from django.contrib import admin
+    from unfold.admin import ModelAdmin
+
+    stock = [
+        model._meta.label
+        for model in apps.get_models(include_auto_created=True)
+        if admin.site.is_registered(model) and not isinstance(admin.site.get_model_admin(model), ModelAdmin)
+    ]
+    assert stock == []

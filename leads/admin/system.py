@@ -1,6 +1,6 @@
-"""Users, groups and Celery beat's schedules, shown in Unfold's look like every other admin page.
+"""Users, groups, staff API tokens and Celery beat's schedules, shown in Unfold's look like every other admin page.
 
-Django and django-celery-beat register their own admin classes; these keep all their behaviour and
+Django, DRF and django-celery-beat register their own admin classes; these keep all their behaviour and
 take Unfold's forms and widgets."""
 
 from django.contrib import admin
@@ -9,6 +9,8 @@ from django.contrib.auth.admin import UserAdmin as StockUserAdmin
 from django.contrib.auth.models import Group, User
 from django_celery_beat import admin as beat_admin
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
+from rest_framework.authtoken.admin import TokenAdmin
+from rest_framework.authtoken.models import TokenProxy
 from unfold.admin import ModelAdmin
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
@@ -32,6 +34,7 @@ STOCK_ADMINS = {
     CrontabSchedule: type("CrontabScheduleAdmin", (beat_admin.CrontabScheduleAdmin, ModelAdmin), {}),
     SolarSchedule: type("SolarScheduleAdmin", (beat_admin.SolarScheduleAdmin, ModelAdmin), {}),
     IntervalSchedule: type("IntervalScheduleAdmin", (beat_admin.IntervalScheduleAdmin, ModelAdmin), {}),
+    TokenProxy: type("TokenAdmin", (TokenAdmin, ModelAdmin), {}),
 }
 
 for model, model_admin in STOCK_ADMINS.items():
