@@ -38,6 +38,7 @@ from .services.flows import (
     enrollments_pause,
     enrollments_remove,
     enrollments_resume,
+    flow_retarget_branches,
     flow_set_status,
     leads_add_to_flow,
 )
@@ -112,6 +113,15 @@ class FlowAdmin(LeadConditionsAdminMixin, ModelAdmin):
 
     def get_queryset(self, request):
         return flows_with_statistics()
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not FlowStep or not change:
+            return super().save_formset(request, form, formset, change)
+        flow = form.instance
+        old_positions = dict(flow.steps.values_list("pk", "position"))
+        edited = {step_form.instance.pk for step_form in formset.forms if "goto_position" in step_form.changed_data}
+        super().save_formset(request, form, formset, change)
+        flow_retarget_branches(flow=flow, old_positions=old_positions, edited=edited)
 
     @admin.display(description="The flow in short")
     def summary(self, flow):

@@ -45,3 +45,22 @@ def leads_add_to_flow(*, flow: Flow, leads, actor=None) -> int:
 
 def enrollments_remove(*, enrollments) -> int:
     return enrollments_exit(enrollments=enrollments, reason="removed by staff")
+
+
+def flow_retarget_branches(*, flow: Flow, old_positions: dict[int, int], edited: set[int]) -> int:
+    """After steps were moved (dragged in the editor, which renumbers them), point each branch at the
+    step it pointed at before, not at whatever now sits at that number. Branches whose target was
+    edited in the same save keep what was typed. Returns how many branches were pointed again."""
+    step_at = {position: step_id for step_id, position in old_positions.items()}
+    steps = list(flow.steps.all())
+    position_of = {step.pk: step.position for step in steps}
+    moved = []
+    for step in steps:
+        if step.kind != FlowStep.Kind.BRANCH or step.goto_position is None or step.pk in edited:
+            continue
+        target = step_at.get(step.goto_position)
+        if target in position_of and position_of[target] != step.goto_position:
+            step.goto_position = position_of[target]
+            moved.append(step)
+    FlowStep.objects.bulk_update(moved, ["goto_position"])
+    return len(moved)

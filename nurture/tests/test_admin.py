@@ -9,7 +9,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from leads.tests.factories import LeadFactory
-from nurture.models import Enrollment, Suppression
+from nurture.models import Enrollment, FlowStep, Suppression
+from nurture.services.flows import flow_retarget_branches
 
 from .conftest import email_step, wait_step
 
@@ -155,3 +156,25 @@ def test_a_new_flow_says_what_to_do_first(marketer):
     page = marketer.get(reverse("admin:nurture_flow_add")).content.decode()
 
     assert "Save the flow, then add its steps below" in page
+
+
+def test_moving_steps_keeps_each_branch_pointing_at_the_same_step(make_flow):
+    flow = make_flow(
+        email_step(1),
+        {"kind": "branch", "condition": "opened", "goto_position": 30},
+        email_step(2),
+        email_step(3, subject="The one the branch jumps to"),
+    )
+    old_positions = dict(flow.steps.values_list("pk", "position"))
+    target = flow.steps.get(position=30)
+    # Dragged to second place: the editor renumbers 0, 1, 2, 3 in the new order.
+    for position, step in enumerate([flow.steps.get(position=0), target, *flow.steps.filter(position__in=[10, 20])]):
+        FlowStep.objects.filter(pk=step.pk).update(position=position)
+
+    assert flow_retarget_branches(flow=flow, old_positions=old_positions, edited=set()) == 1
+
+    branch = flow.steps.get(kind="branch")
+    assert branch.goto_position == FlowStep.objects.get(pk=target.pk).position == 1
+    # A branch whose target was typed in the same save keeps what was typed.
+    FlowStep.objects.filter(pk=branch.pk).update(goto_position=3)
+    assert flow_retarget_branches(flow=flow, old_positions={}, edited={branch.pk}) == 0
