@@ -1,12 +1,10 @@
 from django.contrib import admin
-from django.templatetags.static import static
 from django.urls import include, path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from leads.api.views import AdvertiserPostbackView
 
-from .views import healthz
+from .views import favicon, healthz
 
 admin.site.site_header = "leadcrm"
 admin.site.site_title = "leadcrm"
@@ -15,7 +13,7 @@ admin.site.index_title = "Campaigns, leads and nurture"
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     # Browsers ask for /favicon.ico on every page that names none (landing pages, the API docs).
-    path("favicon.ico", RedirectView.as_view(url=static("leadcrm/favicon.svg"), permanent=True)),
+    path("favicon.ico", favicon),
     path("admin/reports/", include("reporting.admin_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("leads.api.urls")),

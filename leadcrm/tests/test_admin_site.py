@@ -140,3 +140,9 @@ def test_every_admin_page_is_an_unfold_model_admin():
         if admin.site.is_registered(model) and not isinstance(admin.site.get_model_admin(model), ModelAdmin)
     ]
     assert stock == []
+
+
+def test_browsers_asking_for_favicon_ico_get_the_site_icon(client):
+    response = client.get("/favicon.ico")
+
+    assert response.status_code == 301 and response["Location"].endswith("leadcrm/favicon.svg")
