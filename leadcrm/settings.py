@@ -195,6 +195,11 @@ COUNTRY_HEADER = env.str("COUNTRY_HEADER", default="")
 
 # --- Cache (API rate limits): local memory by default, Redis in production -----------------------
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # A Redis outage must not become a 500: fall back to this process's memory (leadcrm/cache.py),
+    # and give up on a Redis that does not answer within half a second.
+    CACHES["default"]["BACKEND"] = "leadcrm.cache.ResilientRedisCache"
+    CACHES["default"].setdefault("OPTIONS", {}).update(socket_connect_timeout=0.5, socket_timeout=0.5)
 
 # --- Landing pages ------------------------------------------------------------------------------
 # The privacy policy every form links to (a page may name its own); the built-in page at /privacy/
