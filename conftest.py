@@ -37,9 +37,15 @@ def _fresh_cache():
     """Cached reads (a source's validity rate) are keyed by ids a rolled-back test may hand out again."""
     from django.core.cache import cache
 
+    from leadcrm import config_cache
+
+    # Configuration a process keeps (leadcrm.config_cache) is keyed by slugs and ids that a rolled-back
+    # test hands out again, and its change signals wait for commits that such tests never make.
     cache.clear()
+    config_cache.forget()
     yield
     cache.clear()
+    config_cache.forget()
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ import hashlib
 from collections.abc import Mapping
 
 from campaigns.models import Campaign
+from leadcrm.config_cache import cached
 from leadcrm.errors import InvalidInput
 
 from ..models import Door, Partner
@@ -11,6 +12,26 @@ from .capture import CaptureContext, CaptureResult, lead_capture
 from .submission import SubmissionError, parse_submission
 
 CAMPAIGN_ERROR = "Unknown campaign, or one this key may not post to."
+
+
+def campaign_for_intake(slug: str) -> Campaign | None:
+    """The campaign with what capture reads of it (offer, source, the offer's rules), per process."""
+
+    def load() -> Campaign | None:
+        campaigns = Campaign.objects.select_related("offer", "traffic_source")
+        return campaigns.prefetch_related("offer__qualification_rules").filter(slug=slug).first()
+
+    return cached("campaign-by-slug", slug, load)
+
+
+def partner_campaign_ids(partner_id: int) -> frozenset[int]:
+    return cached(
+        "partner-campaigns",
+        partner_id,
+        lambda: frozenset(
+            Partner.campaigns.through.objects.filter(partner_id=partner_id).values_list("campaign_id", flat=True)
+        ),
+    )
 
 
 def api_lead_submit(
@@ -24,10 +45,9 @@ def api_lead_submit(
     if not isinstance(data, Mapping):
         raise InvalidInput("Send one lead as a JSON object.", extra={"non_field_errors": ["Expected an object."]})
     slug = data.get("campaign")
-    campaigns = Campaign.objects.select_related("offer", "traffic_source")
-    if partner is not None:
-        campaigns = campaigns.filter(partners=partner)
-    campaign = campaigns.filter(slug=slug).first() if isinstance(slug, str) and slug else None
+    campaign = campaign_for_intake(slug) if isinstance(slug, str) and slug else None
+    if campaign is not None and partner is not None and campaign.pk not in partner_campaign_ids(partner.pk):
+        campaign = None
     errors = {}
     if campaign is None:
         errors["campaign"] = ["This field is required."] if not slug else [CAMPAIGN_ERROR]

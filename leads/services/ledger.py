@@ -15,6 +15,7 @@ from django.db.models import Case, Count, DecimalField, F, Q, Sum, When
 from django.utils import timezone
 
 from campaigns.models import Advertiser, DailyStat
+from leadcrm.config_cache import cached
 from leadcrm.errors import InvalidInput
 
 from ..models import (
@@ -93,9 +94,15 @@ def _payout_entry(lead: Lead, terms: SupplierPayout) -> LedgerEntry:
 def _payout_terms(lead: Lead, *bases: str) -> SupplierPayout | None:
     if lead.partner_id is None or lead.is_test:
         return None
-    return SupplierPayout.objects.filter(
-        partner_id=lead.partner_id, campaign_id=lead.campaign_id, basis__in=bases, is_active=True
-    ).first()
+    # A supplier's active payouts on the campaign, per process until payouts change (every capture reads them).
+    payouts = cached(
+        "supplier-payouts",
+        (lead.partner_id, lead.campaign_id),
+        lambda: list(
+            SupplierPayout.objects.filter(partner_id=lead.partner_id, campaign_id=lead.campaign_id, is_active=True)
+        ),
+    )
+    return next((payout for payout in payouts if payout.basis in bases), None)
 
 
 def ledger_post_capture(*, lead: Lead) -> list[LedgerEntry]:

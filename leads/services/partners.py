@@ -9,6 +9,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from leadcrm.config_cache import cached
 from leadcrm.errors import InvalidInput
 
 from ..models import ApiKey, ApiScope, Partner
@@ -53,14 +54,18 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
     parts = raw_key.strip().split("_", 2)  # the secret itself may contain "_"
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return None
-    key = ApiKey.objects.select_related("partner").filter(prefix=parts[1][:12]).first()
+    prefix = parts[1][:12]
+    # Per process until a key or partner changes (a revoked key stops on the next request).
+    key = cached("api-key", prefix, lambda: ApiKey.objects.select_related("partner").filter(prefix=prefix).first())
     if key is None or not hmac.compare_digest(key.key_hash, _hash(raw_key.strip())):
         return None
     if not key.is_usable or not key.partner.is_active:
         return None
     # At most one write a minute per key: "last used" is for humans, not an audit trail.
-    if key.last_used_at is None or (timezone.now() - key.last_used_at).total_seconds() > 60:
-        ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    now = timezone.now()
+    if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now  # the process's copy too, so it writes once a minute
     return key
 
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
 from campaigns.visitor import parse_user_agent
+from leadcrm.config_cache import cached
 
 from ..models import BlockedEmailDomain, Lead, Validity
 
@@ -55,7 +56,14 @@ def is_disposable_email(email: str) -> bool:
     candidates = _domain_and_parents(domain)
     if _shipped_disposable_domains().intersection(candidates):
         return True
-    return BlockedEmailDomain.objects.filter(domain__in=candidates).exists()
+    return bool(_blocked_domains().intersection(candidates))
+
+
+def _blocked_domains() -> frozenset[str]:
+    """The domains staff blocked, per process until the list changes."""
+    return cached(
+        "blocked-email-domains", "", lambda: frozenset(BlockedEmailDomain.objects.values_list("domain", flat=True))
+    )
 
 
 def is_automation_agent(user_agent: str) -> bool:

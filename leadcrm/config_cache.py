@@ -1,0 +1,63 @@
+"""Configuration every request reads (a campaign with its offer, source and rules, an API key, the
+blocked email domains, a supplier's payout), kept in each process and reloaded everywhere once staff
+change any of it.
+
+A version number in the shared cache (Redis in production) says when: saving configuration bumps it
+after the transaction commits, and each process compares it (one cache read) before using what it
+holds. TTL bounds how stale a process can be if a bump is lost (the cache was down).
+"""
+
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import TypeVar
+
+from django.core.cache import cache
+from django.db import transaction
+
+VERSION_KEY = "config:version"
+TTL_SECONDS = 60.0
+
+T = TypeVar("T")
+_entries: dict[tuple[str, Hashable], tuple[int, float, object]] = {}
+_lock = threading.Lock()
+
+
+def _version() -> int:
+    version = cache.get(VERSION_KEY)
+    if version is None:
+        cache.add(VERSION_KEY, 1, None)
+        version = cache.get(VERSION_KEY, 1)
+    return int(version)
+
+
+def cached(namespace: str, key: Hashable, load: Callable[[], T]) -> T:
+    """load() once per process until configuration changes (or TTL passes); its value is shared by
+    every request of the process, so callers must not change it."""
+    version, now = _version(), time.monotonic()
+    entry = _entries.get((namespace, key))
+    if entry is not None and entry[0] == version and now - entry[1] < TTL_SECONDS:
+        return entry[2]  # type: ignore[return-value]
+    value = load()
+    with _lock:
+        _entries[(namespace, key)] = (version, now, value)
+    return value
+
+
+def config_changed(**_signal_arguments) -> None:
+    """Every process reloads on its next read, once the change that calls this has committed."""
+    transaction.on_commit(_bump)
+
+
+def forget() -> None:
+    """Drop what this process holds (tests; the next read loads again)."""
+    with _lock:
+        _entries.clear()
+
+
+def _bump() -> None:
+    forget()
+    try:
+        cache.incr(VERSION_KEY)
+    except ValueError:  # no version yet (a new or flushed cache): any new number will do
+        cache.set(VERSION_KEY, int(time.time()), None)

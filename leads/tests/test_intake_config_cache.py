@@ -1,0 +1,97 @@
+"""Configuration read on every post (the campaign with its offer, source and rules, the API key, the
+blocked domains) is kept per process and reloaded everywhere when staff change it."""
+
+import multiprocessing
+
+import pytest
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from leads.models import BlockedEmailDomain, Lead, Partner
+from leads.services.partners import api_key_create, api_key_revoke
+
+TRANSACTION_CONTROL = ("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT", "ROLLBACK")
+
+
+def supplier_client(campaign, name="Cached supplier") -> tuple[APIClient, Partner]:
+    partner = Partner.objects.create(name=name)
+    partner.campaigns.add(campaign)
+    _, raw_key = api_key_create(partner=partner, scopes=["leads:write"])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+    return client, partner
+
+
+def post(client, campaign, number: int, **extra):
+    body = {"campaign": campaign.slug, "email": f"c{number}@example.com", "phone": f"+1650555{number:04d}"}
+    return client.post("/api/v1/leads/", body, format="json", **extra)
+
+
+@pytest.mark.django_db
+def test_a_new_api_lead_costs_at_most_six_queries_once_the_process_is_warm(campaign):
+    client, _ = supplier_client(campaign)
+    for number in range(2):  # the first posts load the configuration and the source's record
+        assert post(client, campaign, number).status_code == 201
+
+    with CaptureQueriesContext(connection) as queries:
+        response = post(client, campaign, 2)
+
+    statements = [
+        query["sql"] for query in queries.captured_queries if not query["sql"].startswith(TRANSACTION_CONTROL)
+    ]
+    assert response.status_code == 201
+    assert len(statements) <= 6, statements
+    assert not any("campaigns_campaign" in sql or "leads_apikey" in sql for sql in statements)
+
+
+def _serve(commands, answers, slug, raw_key):
+    """The other web process: answers each command with a post's status code."""
+    for database in connections.all():
+        database.close()  # its own connections, not the parent's
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+    for number in iter(commands.get, None):
+        body = {"campaign": slug, "email": f"p{number}@example.com"}
+        if number >= 100:
+            body["email"] = f"p{number}@blocked.example"
+        answers.put(client.post("/api/v1/leads/", body, format="json").status_code)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_an_admin_change_takes_effect_on_the_other_processs_next_request(campaign, settings):
+    settings.CACHES = {  # shared by both processes, as Redis is in production
+        "default": {"BACKEND": "leadcrm.cache.ResilientRedisCache", "LOCATION": "redis://127.0.0.1:6379/13"}
+    }
+    from django.core.cache import cache
+
+    try:
+        cache.clear()
+    except Exception:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    partner = Partner.objects.create(name="Two processes")
+    partner.campaigns.add(campaign)
+    key, raw_key = api_key_create(partner=partner, scopes=["leads:write"])
+    context = multiprocessing.get_context("fork")
+    commands, answers = context.Queue(), context.Queue()
+    other = context.Process(target=_serve, args=(commands, answers, campaign.slug, raw_key))
+    other.start()
+    try:
+        commands.put(1)
+        assert answers.get(timeout=30) == 201  # the other process now holds the key and the campaign
+        commands.put(100)
+        assert answers.get(timeout=30) == 201
+
+        BlockedEmailDomain.objects.create(domain="blocked.example")
+        commands.put(101)
+        assert answers.get(timeout=30) == 201
+        assert Lead.objects.get(email="p101@blocked.example").validity != "valid"  # judged with the new list
+
+        api_key_revoke(key=key)
+        commands.put(2)
+        assert answers.get(timeout=30) == 401  # the revoked key stops at once
+    finally:
+        commands.put(None)
+        other.join(timeout=30)
+        cache.clear()
