@@ -2,6 +2,7 @@ from django.http import Http404, HttpResponseRedirect
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from leadcrm.config_cache import cached
 from leadcrm.links import with_query
 
 from .selectors import campaign_for_tracking
@@ -13,7 +14,8 @@ from .visitor import client_ip, request_country
 @require_safe
 def track_click(request, slug: str):
     """GET /c/<slug>/: record the click, then send the visitor on to the landing page."""
-    campaign = campaign_for_tracking(slug)
+    # Per process until campaigns change (campaigns/receivers.py): a click is then its insert alone.
+    campaign = cached("campaign-for-tracking", slug, lambda: campaign_for_tracking(slug))
     destination = campaign.landing_destination() if campaign and campaign.is_serving() else ""
     if not destination:
         raise Http404("This campaign is not running.")

@@ -3,28 +3,16 @@
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
-from campaigns.models import Advertiser, Campaign, DailyStat, LandingPage, Offer, QuizQuestion, TrafficSource
+from campaigns.models import DailyStat
 from campaigns.signals import daily_stats_changed
 from leadcrm.config_cache import config_changed
 
 from .models import ApiKey, BlockedEmailDomain, Partner, QualificationRule, SupplierPayout
 from .services.ledger import ledger_sync_media_spend
 
-# What the intake caches per process (leadcrm.config_cache): saving or deleting any of it makes every
-# process read it again on its next request.
-CACHED_CONFIGURATION = (
-    TrafficSource,
-    Advertiser,
-    Offer,
-    Campaign,
-    LandingPage,
-    QuizQuestion,
-    ApiKey,
-    Partner,
-    BlockedEmailDomain,
-    QualificationRule,
-    SupplierPayout,
-)
+# What the intake caches per process (leadcrm.config_cache) of leads' own models; campaigns' are in
+# campaigns/receivers.py. Saving or deleting any of it makes every process read it again.
+CACHED_CONFIGURATION = (ApiKey, Partner, BlockedEmailDomain, QualificationRule, SupplierPayout)
 for model in CACHED_CONFIGURATION:
     post_save.connect(config_changed, sender=model, dispatch_uid=f"config_changed_save_{model._meta.label_lower}")
     post_delete.connect(config_changed, sender=model, dispatch_uid=f"config_changed_delete_{model._meta.label_lower}")

@@ -95,3 +95,23 @@ def test_an_admin_change_takes_effect_on_the_other_processs_next_request(campaig
         commands.put(None)
         other.join(timeout=30)
         cache.clear()
+
+
+@pytest.mark.django_db
+def test_a_click_is_its_own_insert_once_the_process_knows_the_campaign(client, campaign):
+    campaign.status = "active"
+    campaign.save()
+    assert client.get(f"/c/{campaign.slug}/", {"clickid": "warm"}).status_code == 302
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(f"/c/{campaign.slug}/", {"clickid": "c-2", "zone": "9"})
+
+    statements = [
+        query["sql"] for query in queries.captured_queries if not query["sql"].startswith(TRANSACTION_CONTROL)
+    ]
+    assert response.status_code == 302 and response["Location"].endswith("?click_id=c-2")
+    # The click, and its share of the daily rollups (reporting's receiver); no campaign lookup.
+    assert [sql.split(" ")[0] + " " + sql.split(" ")[2] for sql in statements] == [
+        'INSERT "campaigns_click"',
+        "INSERT reporting_dailyrollup",
+    ]
