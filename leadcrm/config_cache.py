@@ -45,7 +45,9 @@ def cached(namespace: str, key: Hashable, load: Callable[[], T]) -> T:
 
 
 def config_changed(**_signal_arguments) -> None:
-    """Every process reloads on its next read, once the change that calls this has committed."""
+    """Every process reloads on its next read once the change that calls this has committed; this
+    one drops what it holds at once (it may read the change before the commit, the others may not)."""
+    forget()
     transaction.on_commit(_bump)
 
 

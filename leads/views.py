@@ -10,6 +10,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from campaigns.models import Campaign, LandingPage
 from campaigns.visitor import client_ip, request_country
+from leadcrm.config_cache import cached
 from leadcrm.links import with_query
 
 from .forms import HONEYPOT_FIELD, LeadForm, QuizAnswerForm, dump_state, load_state
@@ -18,9 +19,16 @@ from .services import CaptureContext, SubmissionError, lead_capture, parse_submi
 
 
 def _landing_page(slug: str, *, for_submission: bool) -> LandingPage:
-    page = get_object_or_404(
-        LandingPage.objects.select_related("campaign__offer", "campaign__traffic_source"), slug=slug, is_active=True
-    )
+    # Per process until pages or campaigns change (leadcrm.config_cache): with its campaign, offer,
+    # source, the offer's rules and the quiz questions, a form post reads no configuration.
+    def load() -> LandingPage | None:
+        pages = LandingPage.objects.select_related("campaign__offer", "campaign__traffic_source")
+        pages = pages.prefetch_related("campaign__offer__qualification_rules", "questions")
+        return pages.filter(slug=slug, is_active=True).first()
+
+    page = cached("landing-page", slug, load)
+    if page is None:
+        raise Http404("No such page.")
     campaign = page.campaign
     # A visitor who opened the form before the campaign was paused still gets their lead stored.
     open_for_posts = campaign.status in (Campaign.Status.ACTIVE, Campaign.Status.PAUSED, Campaign.Status.ENDED)

@@ -18,6 +18,9 @@ def lock_until_commit(*names: tuple) -> None:
     """
     if connection.vendor != "postgresql":
         return
+    keys = sorted({_key(name) for name in names})
+    if not keys:
+        return
+    # One statement, one round trip: PostgreSQL takes the locks left to right, in the sorted order.
     with connection.cursor() as cursor:
-        for key in sorted(_key(name) for name in names):
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+        cursor.execute("SELECT " + ", ".join(["pg_advisory_xact_lock(%s)"] * len(keys)), keys)

@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 
 from campaigns.models import Campaign, LandingPage
+from campaigns.services import campaign_pause
 from campaigns.tests.factories import CampaignFactory, ClickFactory, LandingPageFactory, QuizQuestionFactory
 from leads.forms import dump_state, load_state
 from leads.models import Door, Lead, LeadEvent
@@ -387,7 +388,7 @@ def test_page_of_a_draft_campaign_is_not_found_and_takes_no_leads(client, page, 
 
 def test_paused_campaign_hides_its_page_but_still_stores_a_lead_already_in_flight(client, page, no_minimum_form_time):
     state = hidden_value(open_page(client, page), "state")
-    Campaign.objects.filter(pk=page.campaign_id).update(status=Campaign.Status.PAUSED)
+    campaign_pause(campaign=page.campaign)
 
     assert client.get(page.get_absolute_url()).status_code == 404
     response = send(client, page, state=state, **GOOD_CONTACT)
