@@ -1,7 +1,8 @@
 """The outbox: follow-ups written with the lead, sent to Celery after commit, retried until done.
 
-Each app registers a handler for its kind of work (leads: assignment; later delivery, postbacks,
-nurture). A kind without a handler waits, pending, until one is registered: nothing is dropped.
+Each app registers a handler for its kinds of work when it is ready: leads for assignment, delivery,
+postbacks and supplier notifications, nurture for enrollments, emails and webhook steps. A kind
+without a handler waits, pending, until one is registered: nothing is dropped.
 """
 
 import logging

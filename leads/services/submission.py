@@ -44,9 +44,6 @@ class Submission:
     consent: bool = False
     raw: dict = field(default_factory=dict)
 
-    def get(self, name: str, default=""):
-        return self.values.get(name, default)
-
 
 class SubmissionError(Exception):
     def __init__(self, errors: dict[str, list[str]]):

@@ -1,5 +1,7 @@
 """The delivery admin as marketing staff and managers use it."""
 
+import json
+
 import pytest
 from django.urls import reverse
 from standardwebhooks.webhooks import Webhook
@@ -231,7 +233,9 @@ def test_verifying_with_the_shown_secret_works(manager, buyer, httpserver):
     httpserver.expect_oneshot_request("/in").respond_with_data("ok")
     manager.post(reverse("admin:leads_destination_test", args=[destination.pk]))
     request, _ = httpserver.log[0]
-    Webhook(secret).verify(request.get_data(), dict(request.headers))
+    verified = Webhook(secret).verify(request.get_data(), dict(request.headers))  # raises if the signature is wrong
+    assert verified == json.loads(request.get_data())
+    assert request.headers["webhook-id"].startswith("msg_")
 
 
 def test_marketing_does_not_see_buyer_credentials_in_headers_or_the_url_query(client, staff_user_in, buyer):

@@ -12,7 +12,7 @@ from functools import reduce
 
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -100,16 +100,6 @@ def audience_size(audience: Audience, *, offers=None, campaigns=None, now=None) 
         **{reason: Count("pk", filter=rule) for reason, rule in _left_out().items()},
     )
     return AudienceSize(**counts)
-
-
-def audience_add_lead(*, audience: Audience, lead: Lead) -> bool:
-    """The nurture step "add to audience"; False when the lead was in it already."""
-    try:
-        with transaction.atomic():
-            AudienceMember.objects.create(audience=audience, lead=lead)
-    except IntegrityError:
-        return False
-    return True
 
 
 def audience_export_request(
