@@ -170,7 +170,7 @@ def browser(live_server, settings, tmp_path):
     chromium.quit()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_each_role_logs_in_and_sees_its_dashboard(browser):
     browser.log_in("marketer")
     assert "Marketing:" in browser.text() and "Funnel" in browser.text() and "Campaign report" in browser.text()
@@ -191,7 +191,7 @@ def test_each_role_logs_in_and_sees_its_dashboard(browser):
     browser.screenshot("campaign-report")
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_campaign_from_set_up_to_a_worked_lead(browser):
     # A marketer creates a campaign with its landing page, activates it and copies its tracking link.
     browser.log_in("marketer")
@@ -264,7 +264,7 @@ def test_a_campaign_from_set_up_to_a_worked_lead(browser):
     assert "vera.visitor@example.com" in browser.text()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_marketer_builds_a_two_step_flow_and_downloads_an_audience(browser):
     browser.log_in("marketer")
     browser.open(reverse("admin:nurture_flow_add"))

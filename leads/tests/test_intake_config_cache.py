@@ -57,7 +57,7 @@ def _serve(commands, answers, slug, raw_key):
         answers.put(client.post("/api/v1/leads/", body, format="json").status_code)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.slow
 def test_an_admin_change_takes_effect_on_the_other_processs_next_request(campaign, settings):
     settings.CACHES = {  # shared by both processes, as Redis is in production
