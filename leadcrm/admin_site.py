@@ -162,8 +162,10 @@ def sidebar_navigation(request: HttpRequest) -> list[dict]:
     # On "My leads" the plain "All leads" link (the same list, unfiltered) is not lit as well.
     items = [item for group in groups for item in group["items"]]
     filtered = {item["link"].partition("?")[0] for item in items if item["active"] and "?" in item["link"]}
+    # On the placements page (/admin/reports/placements/) the report (/admin/reports/) is not lit either.
+    longest = max((len(item["link"]) for item in items if item["active"] and "?" not in item["link"]), default=0)
     for item in items:
-        if item["link"] in filtered:
+        if item["link"] in filtered or ("?" not in item["link"] and len(item["link"]) < longest):
             item["active"] = False
     return groups
 

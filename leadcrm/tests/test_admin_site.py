@@ -60,6 +60,17 @@ def test_only_the_page_shown_is_lit_in_the_sidebar(client, staff_user_in):
     assert lit == [reverse("admin:leads_lead_changelist") + "?assigned=me&amp;open=yes"]
 
 
+def test_a_page_under_another_links_path_lights_only_its_own_link(client, staff_user_in):
+    client.force_login(staff_user_in("Marketing"))
+
+    html = client.get(reverse("placement-quality")).content.decode()
+
+    lit = re.findall(r'<a[^>]+href="([^"]+)"[^>]*class="[^"]*\bactive\b', html) or re.findall(
+        r'class="[^"]*\bactive\b[^"]*"[^>]*href="([^"]+)"', html
+    )
+    assert lit == [reverse("placement-quality")]
+
+
 def search(client, term: str) -> str:
     return client.get(reverse("admin:search"), {"s": term, "extended": "1"}).content.decode()
 
