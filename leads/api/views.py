@@ -140,7 +140,7 @@ class LeadListCreateView(generics.ListAPIView):
             lead_key = hashlib.sha256(
                 f"{caller}\n{'test' if sandbox else 'live'}\n{key.strip()}\n{digest}".encode()
             ).hexdigest()
-            code, body = idempotent(
+            code, body, replayed = idempotent(
                 partner=partner,
                 user=None if partner else request.user,
                 key=key,
@@ -148,6 +148,8 @@ class LeadListCreateView(generics.ListAPIView):
                 body=canonical,
                 handler=lambda: _lead_answer(request, request.data, idempotency_key=lead_key),
             )
+            if replayed:
+                return Response(body, status=code, headers={"Idempotent-Replayed": "true"})
         else:
             code, body = _lead_answer(request, request.data)
         return Response(body, status=code)

@@ -135,15 +135,13 @@ def lead_capture(*, campaign: Campaign, submission: Submission, context: Capture
 
     Invalid, suspect and duplicate leads are stored too; they are flagged, never dropped.
     """
-    if context.idempotency_key:
-        earlier = Lead.objects.filter(idempotency_key=context.idempotency_key).first()
-        if earlier is not None:
-            return CaptureResult(lead=earlier, created=False)
     try:
         with transaction.atomic():
             return CaptureResult(lead=_capture(campaign, submission, context), created=True)
     except IntegrityError:
-        # Two requests with one idempotency key raced; the other one stored the lead.
+        # The lead's idempotency key is unique: a repeat (a CSV row imported again, an API answer
+        # that was lost, two racing requests) finds the lead stored the first time. Looked up only
+        # then, not before every new lead.
         if context.idempotency_key:
             earlier = Lead.objects.filter(idempotency_key=context.idempotency_key).first()
             if earlier is not None:

@@ -26,8 +26,9 @@ def idempotent(
     body: bytes,
     handler: Callable[[], tuple[int, dict]],
     sandbox: bool = False,
-) -> tuple[int, dict]:
+) -> tuple[int, dict, bool]:
     """Run handler once per (caller, sandbox or live, key); repeats get the stored (status, body).
+    The third value says whether this answer is a replay.
 
     The caller is a partner (API key) or a staff user (session or token); keys never cross callers.
 
@@ -41,24 +42,28 @@ def idempotent(
             extra={"Idempotency-Key": [f"1 to {MAX_KEY_LENGTH} characters."]},
         )
     request_hash = hashlib.sha256(body).hexdigest()
-    now = timezone.now()
     caller = {"partner": partner} if partner is not None else {"user": user}
     records = IdempotencyRecord.objects.filter(**caller, sandbox=sandbox, key=key)
-    # Expired answers, and first requests whose process died before answering, free the key.
-    records.filter(created_at__lt=now - timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)).delete()
-    records.filter(status_code__isnull=True, created_at__lt=now - PROCESSING_TIMEOUT).delete()
-    try:
+
+    def claim() -> IdempotencyRecord:
         with transaction.atomic():
-            record = IdempotencyRecord.objects.create(**caller, sandbox=sandbox, key=key, request_hash=request_hash)
+            return IdempotencyRecord.objects.create(**caller, sandbox=sandbox, key=key, request_hash=request_hash)
+
+    # A new key costs one insert here and one update below; a used key is looked at only on conflict.
+    try:
+        record = claim()
     except IntegrityError:
         record = records.first()
-        if record is None:  # expired and removed by a concurrent request a moment ago
+        if record is None:  # freed by a concurrent request a moment ago
             raise Conflict("The request could not be recorded; retry it.") from None
-        if record.request_hash != request_hash:
-            raise Unprocessable("This Idempotency-Key was already used with a different request body.") from None
-        if record.status_code is None:
-            raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.") from None
-        return record.status_code, record.response_body
+        if not _frees_its_key(record):
+            return _replay(record, request_hash)
+        # An expired answer, or a first request whose process died before answering: the key is free.
+        records.filter(pk=record.pk).delete()
+        try:
+            record = claim()
+        except IntegrityError:
+            raise Conflict("A request with this Idempotency-Key is being processed; retry shortly.") from None
     try:
         status_code, response_body = handler()
     except Exception:
@@ -66,7 +71,22 @@ def idempotent(
         raise
     record.status_code, record.response_body = status_code, response_body
     record.save(update_fields=["status_code", "response_body"])
-    return status_code, response_body
+    return status_code, response_body, False
+
+
+def _frees_its_key(record: IdempotencyRecord) -> bool:
+    now = timezone.now()
+    if record.created_at < now - timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS):
+        return True
+    return record.status_code is None and record.created_at < now - PROCESSING_TIMEOUT
+
+
+def _replay(record: IdempotencyRecord, request_hash: str) -> tuple[int, dict, bool]:
+    if record.request_hash != request_hash:
+        raise Unprocessable("This Idempotency-Key was already used with a different request body.")
+    if record.status_code is None:
+        raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.")
+    return record.status_code, record.response_body, True
 
 
 def idempotency_records_purge() -> int:

@@ -144,3 +144,22 @@ def test_a_landing_form_post_costs_at_most_eight_queries_once_the_process_is_war
     assert response.status_code == 302
     assert len(statements) <= 8, statements
     assert not any("campaigns_landingpage" in sql or "leads_qualificationrule" in sql for sql in statements)
+
+
+@pytest.mark.django_db
+def test_a_new_api_lead_with_an_idempotency_key_costs_at_most_eight_queries_and_a_replay_says_so(campaign):
+    client, _ = supplier_client(campaign)
+    for number in range(2):
+        assert post(client, campaign, number, HTTP_IDEMPOTENCY_KEY=f"warm-{number}").status_code == 201
+
+    with CaptureQueriesContext(connection) as queries:
+        first = post(client, campaign, 2, HTTP_IDEMPOTENCY_KEY="order-2")
+    replay = post(client, campaign, 2, HTTP_IDEMPOTENCY_KEY="order-2")
+
+    statements = [
+        query["sql"] for query in queries.captured_queries if not query["sql"].startswith(TRANSACTION_CONTROL)
+    ]
+    assert first.status_code == 201 and "Idempotent-Replayed" not in first
+    assert len(statements) <= 8, statements
+    assert (replay.status_code, replay.json(), replay["Idempotent-Replayed"]) == (201, first.json(), "true")
+    assert Lead.objects.filter(email="c2@example.com").count() == 1
