@@ -5,10 +5,7 @@ The gates (type, validity, qualification) say whether a lead is worth working at
 how good its source has been lately) tells the worthwhile leads apart, so a rep's list is not a wall of 97s.
 """
 
-from datetime import datetime
-
 from django.core.cache import cache
-from django.utils import timezone
 
 from campaigns.models import LeadType
 
@@ -27,8 +24,7 @@ SOURCE_SAMPLE = 500  # the source's latest leads its validity rate is judged on
 SOURCE_QUALITY_SECONDS = 600  # how long a source's rate is reused before it is read again
 
 
-def score_lead(lead: Lead, *, now: datetime | None = None) -> tuple[int, list[dict]]:
-    now = now or timezone.now()
+def score_lead(lead: Lead) -> tuple[int, list[dict]]:
     filled = [name for name in COMPLETENESS_FIELDS if getattr(lead, name)]
     breakdown = [
         {"factor": "lead type", "points": TYPE_POINTS[lead.lead_type], "detail": lead.lead_type},
@@ -41,7 +37,7 @@ def score_lead(lead: Lead, *, now: datetime | None = None) -> tuple[int, list[di
         },
         _answers(lead),
         _engagement(lead),
-        _recency(lead, now),
+        _recency(lead),
         _source_quality(lead),
     ]
     return min(100, sum(item["points"] for item in breakdown)), breakdown
@@ -71,7 +67,7 @@ def _engagement(lead: Lead) -> dict:
     return {"factor": "engagement", "points": min(ENGAGEMENT_MAX, points), "detail": ", ".join(notes) or "form only"}
 
 
-def _recency(lead: Lead, now: datetime) -> dict:
+def _recency(lead: Lead) -> dict:
     """How fresh the intent is: minutes from the ad click to the submission, when the click was tracked."""
     click = lead.tracked_click if lead.tracked_click_id else None
     if click is None:
