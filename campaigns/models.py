@@ -1,11 +1,12 @@
 import string
 import uuid
 from decimal import Decimal
+from typing import TypedDict
 from urllib.parse import quote
 
 import pycountry
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator, URLValidator
+from django.core.validators import BaseValidator, MaxValueValidator, MinValueValidator, RegexValidator, URLValidator
 from django.db import models
 from django.utils import timezone
 
@@ -13,11 +14,20 @@ from leadcrm.fields import StringListField
 
 from .visitor import ConnectionType, DeviceType, OperatingSystem, validate_country_codes
 
-MONEY = {"max_digits": 14, "decimal_places": 2, "validators": [MinValueValidator(Decimal("0"))]}
+
+class DecimalOptions(TypedDict, total=False):
+    """Keyword arguments shared by DecimalFields, typed so that `**MONEY` type-checks."""
+
+    max_digits: int
+    decimal_places: int
+    validators: list[BaseValidator]
+
+
+MONEY: DecimalOptions = {"max_digits": 14, "decimal_places": 2, "validators": [MinValueValidator(Decimal("0"))]}
 # Bids and spend can carry fractions of a cent (CPC 0.0035, CPM-derived spend).
-FINE_MONEY = {"max_digits": 16, "decimal_places": 4, "validators": [MinValueValidator(Decimal("0"))]}
+FINE_MONEY: DecimalOptions = {"max_digits": 16, "decimal_places": 4, "validators": [MinValueValidator(Decimal("0"))]}
 # Percentages as marketers type them: 60 means 60%, 2.5 means 2.5%.
-PERCENT = {
+PERCENT: DecimalOptions = {
     "max_digits": 5,
     "decimal_places": 2,
     "validators": [MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],

@@ -2,7 +2,9 @@
 
 from django.db import models
 
-SUMS = {"max_digits": 20, "decimal_places": 4}
+from campaigns.models import DecimalOptions
+
+SUMS: DecimalOptions = {"max_digits": 20, "decimal_places": 4}
 
 
 class DailyRollup(models.Model):

@@ -8,11 +8,11 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from campaigns.models import MONEY, LeadType, validate_currency
+from campaigns.models import MONEY, DecimalOptions, LeadType, validate_currency
 from campaigns.visitor import validate_country_codes
 from leadcrm.errors import ApplicationError
 
-SIGNED_MONEY = {"max_digits": 16, "decimal_places": 4}  # ledger amounts: spend has fractions of a cent
+SIGNED_MONEY: DecimalOptions = {"max_digits": 16, "decimal_places": 4}  # ledger amounts: spend has fractions of a cent
 
 
 class RoutePrice(models.Model):
