@@ -270,14 +270,16 @@ DELIVERY_CONNECT_TIMEOUT = env.float("DELIVERY_CONNECT_TIMEOUT", default=5.0)
 # still, so a message of a killed worker comes back only after its claim ran out.
 OUTBOX_CLAIM_SECONDS = env.int("OUTBOX_CLAIM_SECONDS", default=300)
 OUTBOX_TASK_TIME_LIMIT = int(OUTBOX_CLAIM_SECONDS * 0.8)
-# Deliveries and postbacks wait on other people's servers: their own queue, so a hung buyer
-# never holds up assignment and nurture work (docker-compose runs a worker per queue).
-OUTBOX_QUEUES = {
-    "delivery": "deliveries",
-    "postback": "deliveries",
-    "partner_notification": "deliveries",
-    "nurture_webhook": "deliveries",
-}
+# Calls to partners' servers (deliveries, postbacks, supplier notifications, webhook steps) wait on
+# other people's servers: their own queue, so a hung buyer never holds up assignment and nurture
+# work (docker-compose runs a worker per queue). Each app registers its follow-up kinds' queues.
+PARTNER_CALLS_QUEUE = env.str("PARTNER_CALLS_QUEUE", default="deliveries")
+# A worker claims up to this many due outbox rows at once and runs them as one batch.
+OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=50)
+# Partner calls of a batch run in parallel over pooled keep-alive connections: at most this many
+# at once in a worker process, and at most this many at once to one destination (host and port).
+PARTNER_CALLS_CONCURRENCY = env.int("PARTNER_CALLS_CONCURRENCY", default=16)
+PARTNER_CALLS_PER_DESTINATION = env.int("PARTNER_CALLS_PER_DESTINATION", default=4)
 
 # --- Nurture flows -----------------------------------------------------------------------------
 # Leads are emailed in their own time zone (from their country; this one when unknown), never in

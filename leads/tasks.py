@@ -1,18 +1,27 @@
 from celery import shared_task
 from django.conf import settings
 
-from .services import leads_escalate_uncontacted, outbox_process, outbox_sweep
+from .services import leads_escalate_uncontacted, outbox_sweep
 from .services.idempotency import idempotency_records_purge
 from .services.lead_import import lead_import_run
+from .services.outbox import outbox_drain
 
 
 # acks_late + reject_on_worker_lost (settings): a killed worker's message goes back to the broker.
-# Idempotent: the entry is claimed by a conditional UPDATE; a second run finds it not due. Prefork
-# workers enforce the hard time limit, which is shorter than the claim; in every pool, outbound HTTP
-# has its own deadline (at most 35 s a request) and a result recorded after a lost claim is dropped.
+# Idempotent: entries are claimed by a conditional UPDATE; a second run finds them not due. Prefork
+# workers enforce the hard time limit, which is shorter than the claim; a batch starts no new work
+# after half of it, outbound HTTP has its own deadline (at most 35 s a request) and a result
+# recorded after a lost claim is dropped.
 @shared_task(acks_late=True, ignore_result=True, time_limit=settings.OUTBOX_TASK_TIME_LIMIT)
-def process_outbox_entry_task(entry_id: int) -> str:
-    return outbox_process(entry_id=entry_id)
+def process_outbox_batch_task(entry_ids: list[int], queue: str | None = None) -> int:
+    """Run these entries, and other due ones of the same queue up to a batch, as one batch."""
+    return len(outbox_drain(entry_ids=entry_ids, queue=queue, top_up=True))
+
+
+@shared_task(acks_late=True, ignore_result=True, time_limit=settings.OUTBOX_TASK_TIME_LIMIT)
+def process_outbox_entry_task(entry_id: int) -> int:
+    """Tasks queued by an earlier release, one per entry."""
+    return len(outbox_drain(entry_ids=[entry_id]))
 
 
 @shared_task(ignore_result=True)

@@ -6,16 +6,12 @@ class NurtureConfig(AppConfig):
     name = "nurture"
 
     def ready(self) -> None:
-        from leads.models import OutboxEntry
-        from leads.services.outbox import register_outbox_handler
-        from leads.signals import lead_erased
+        from leads.signals import lead_erased, lead_status_changed
 
+        from .follow_ups import register_nurture_follow_ups
         from .services.enrollment import lead_erased_everywhere
-        from .services.sending import nurture_email_handler
-        from .services.triggers import nurture_enrollment_handler
-        from .services.webhooks import nurture_webhook_handler
+        from .services.triggers import status_changed_follow_up
 
-        register_outbox_handler(OutboxEntry.Kind.NURTURE_ENROLLMENT, nurture_enrollment_handler)
-        register_outbox_handler(OutboxEntry.Kind.NURTURE_EMAIL, nurture_email_handler, timeline=False)
-        register_outbox_handler(OutboxEntry.Kind.NURTURE_WEBHOOK, nurture_webhook_handler, timeline=False)
+        register_nurture_follow_ups()
         lead_erased.connect(lead_erased_everywhere, dispatch_uid="nurture-lead-erased")
+        lead_status_changed.connect(status_changed_follow_up, dispatch_uid="nurture-status-changed")

@@ -1,14 +1,33 @@
-"""One call to a partner's server: make it under our safety rules, judge the answer, decide
-between done, retry later and give up, and record the attempt on the row it was for."""
+"""Calls to partners' servers: one protocol for deliveries, postbacks, supplier notifications and
+webhook steps.
 
-from dataclasses import dataclass
+A follow-up kind that calls a partner implements `PartnerCall`: `prepare` reads the database and
+builds the request (or says there is nothing to send), `record` writes the attempt and the row's new
+state once and ends the entry (done, `RetryLater` on the retry schedule, or `GiveUp`). Between them,
+`partner_calls_batch` makes a batch's calls in parallel, outside any transaction, over pooled
+connections, with at most PARTNER_CALLS_CONCURRENCY calls at once and PARTNER_CALLS_PER_DESTINATION
+to one host; emails to buyers' inboxes go over one SMTP connection per batch.
+"""
 
+import contextlib
+import smtplib
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import DeliveryAttempt
+from ..models import DeliveryAttempt, OutboxEntry
 from .answers import Outcome, Verdict, excerpt, judge_answer, retry_delay
 from .outbound_http import TransportError, UnsafeDestination, http_request
+from .outbox import GiveUp, NotStarted, RetryLater
 
 
 @dataclass
@@ -18,6 +37,30 @@ class CallResult:
     latency_ms: int = 0
     response: str = ""
     error: str = ""
+
+
+@dataclass
+class PartnerRequest:
+    """One call to make, built from the database before a batch sends anything."""
+
+    url: str = ""
+    method: str = "POST"
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout: float = 10
+    follow_redirects: bool = False
+    judge: dict[str, str] | None = None
+    rejection_is_final: bool = True  # a tracker or a supplier has no "next buyer"
+    email: EmailMessage | None = None  # a buyer's inbox instead of a URL
+    refusal: str = ""  # a call we will not make (no signing secret, say): final, with the reason
+
+    @property
+    def destination(self) -> str:
+        """What the per-destination limit counts: the host and port, or the mail server."""
+        if self.email is not None:
+            return "smtp"
+        parts = urlsplit(self.url)
+        return f"{parts.hostname}:{parts.port or ''}"
 
 
 def refused(reason: str) -> CallResult:
@@ -40,6 +83,81 @@ def call_partner(method: str, url: str, *, judge: dict | None = None, rejection_
     return CallResult(verdict, answer.status, answer.latency_ms, excerpt(answer))
 
 
+def smtp_error_is_permanent(error: BaseException) -> bool:
+    """The recipient's address is bad for good (5xx). A refused sender or login is our
+    configuration, never the recipient's bounce: it is temporary, to be fixed and retried."""
+    if isinstance(error, smtplib.SMTPSenderRefused | smtplib.SMTPAuthenticationError):
+        return False
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in error.recipients.values())
+    return isinstance(error, smtplib.SMTPResponseException) and error.smtp_code >= 500
+
+
+class Mailer:
+    """One SMTP connection for a batch, opened on first use, re-opened after the server drops it."""
+
+    def __init__(self) -> None:
+        self.connection: Any = None
+        self.lock = threading.Lock()
+
+    def send(self, message: EmailMessage) -> None:
+        with self.lock:
+            if self.connection is None:
+                self.connection = get_connection()
+                self.connection.open()
+            message.connection = self.connection
+            try:
+                message.send()
+            except smtplib.SMTPServerDisconnected:
+                self._drop()
+                raise
+
+    def _drop(self) -> None:
+        with contextlib.suppress(Exception):  # already gone: nothing to close
+            self.connection.close()
+        self.connection = None
+
+    def close(self) -> None:
+        with self.lock:
+            if self.connection is not None:
+                self._drop()
+
+
+def _send_email(request: PartnerRequest, mailer: Mailer) -> CallResult:
+    started = time.monotonic()
+    try:
+        mailer.send(request.email)
+    except (smtplib.SMTPException, OSError) as error:
+        reason = f"{type(error).__name__}: {error}"[:500]
+        outcome = Outcome.FAILED if smtp_error_is_permanent(error) else Outcome.RETRY
+        return CallResult(Verdict(outcome, reason=reason), error=reason)
+    return CallResult(Verdict(Outcome.ACCEPTED), latency_ms=int((time.monotonic() - started) * 1000))
+
+
+def perform(request: PartnerRequest, mailer: Mailer | None = None) -> CallResult:
+    """Make one prepared call (network I/O: never inside a transaction)."""
+    if request.refusal:
+        return refused(request.refusal)
+    if request.email is not None:
+        own = mailer is None
+        mailer = mailer or Mailer()
+        try:
+            return _send_email(request, mailer)
+        finally:
+            if own:
+                mailer.close()
+    return call_partner(
+        request.method,
+        request.url,
+        judge=request.judge,
+        rejection_is_final=request.rejection_is_final,
+        body=request.body,
+        headers=request.headers,
+        timeout=request.timeout,
+        follow_redirects=request.follow_redirects,
+    )
+
+
 def settle(verdict: Verdict, attempts: int) -> tuple[str, float | None]:
     """(outcome, seconds until the retry) after `attempts` tries; past the schedule a retry fails."""
     if verdict.outcome != Outcome.RETRY:
@@ -49,6 +167,27 @@ def settle(verdict: Verdict, attempts: int) -> tuple[str, float | None]:
         verdict.reason = f"gave up after {attempts} attempts; last: {verdict.reason}"[:500]
         return Outcome.FAILED, None
     return Outcome.RETRY, delay
+
+
+def end_entry(outcome: str, delay: float | None, reason: str) -> None:
+    """End an outbox entry after its call: done (return), later (RetryLater) or for good (GiveUp)."""
+    if outcome == Outcome.RETRY:
+        raise RetryLater(reason or "the partner did not answer", delay=delay)
+    if outcome == Outcome.FAILED:
+        raise GiveUp(reason or "the call failed")
+
+
+def attempt_row(*, url: str, result: CallResult, outcome: str, **row: Any) -> DeliveryAttempt:
+    """The attempt log's row of one call (`row`: the delivery, postback or notification it was for)."""
+    return DeliveryAttempt(
+        **row,
+        url=url[:2000],
+        status_code=result.status_code,
+        latency_ms=result.latency_ms,
+        outcome=outcome,
+        error=result.error[:500],
+        response_excerpt=result.response,
+    )
 
 
 def record_call(row, *, url: str, result: CallResult, attempt_of: str) -> tuple[str, float | None]:
@@ -65,14 +204,89 @@ def record_call(row, *, url: str, result: CallResult, attempt_of: str) -> tuple[
             reason=result.verdict.reason[:500],
             finished_at=None if status == statuses.PENDING else timezone.now(),
         )
-        DeliveryAttempt.objects.create(
-            **{attempt_of: row},
-            url=url[:2000],
-            status_code=result.status_code,
-            latency_ms=result.latency_ms,
-            outcome=outcome,
-            error=result.error[:500],
-            response_excerpt=result.response,
-        )
+        DeliveryAttempt.objects.bulk_create([attempt_row(url=url, result=result, outcome=outcome, **{attempt_of: row})])
     row.status, row.attempts, row.reason = status, attempts, result.verdict.reason
     return outcome, delay
+
+
+class PartnerCall(Protocol):
+    """A follow-up kind whose work is one call to a partner's server."""
+
+    def prepare(self, entry: OutboxEntry) -> tuple[Any, PartnerRequest] | None:
+        """(what the call is for, the request), or None when there is nothing to send. May raise
+        RetryLater or GiveUp to end the entry without a call."""
+
+    def record(self, entry: OutboxEntry, subject: Any, request: PartnerRequest, result: CallResult) -> None:
+        """Record the attempt and the new state once; return when done, or raise RetryLater/GiveUp."""
+
+
+def run_partner_call(call: PartnerCall, entry: OutboxEntry) -> None:
+    """One entry, as a plain outbox handler (the admin's and tests' path)."""
+    prepared = call.prepare(entry)
+    if prepared is not None:
+        subject, request = prepared
+        call.record(entry, subject, request, perform(request))
+
+
+def partner_calls_batch(call: PartnerCall):
+    """The batch handler of a PartnerCall kind: prepare all, call in parallel, record as each ends."""
+
+    def run(entries: list[OutboxEntry], deadline: float) -> Iterator[tuple[OutboxEntry, BaseException | None]]:
+        prepared = []
+        for entry in entries:
+            try:
+                ready = call.prepare(entry)
+            except Exception as error:  # the entry ends with it; the batch goes on
+                yield entry, error
+                continue
+            if ready is None:
+                yield entry, None
+            else:
+                prepared.append((entry, *ready))
+        if not prepared:
+            return
+        yield from _call_all(call, prepared, deadline)
+
+    return run
+
+
+def _call_all(call: PartnerCall, prepared: list, deadline: float) -> Iterator[tuple[OutboxEntry, BaseException | None]]:
+    per_destination = {
+        request.destination: threading.Semaphore(settings.PARTNER_CALLS_PER_DESTINATION)
+        for _entry, _subject, request in prepared
+    }
+    mailer = Mailer()
+
+    def limited(request: PartnerRequest) -> CallResult | None:
+        with per_destination[request.destination]:
+            if time.monotonic() > deadline:
+                return None  # the batch's time is up: put back, not attempted
+            return perform(request, mailer)
+
+    workers = min(settings.PARTNER_CALLS_CONCURRENCY, len(prepared))
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="partner-call") as pool:
+            futures: dict[Future, tuple] = {
+                pool.submit(limited, request): (entry, subject, request) for entry, subject, request in prepared
+            }
+            waiting = set(futures)
+            while waiting:
+                finished, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    entry, subject, request = futures[future]
+                    try:
+                        result = future.result()
+                    except Exception as error:  # a fault of ours, not the partner's answer
+                        yield entry, error
+                        continue
+                    if result is None:
+                        yield entry, NotStarted()
+                        continue
+                    try:
+                        call.record(entry, subject, request, result)
+                    except Exception as error:
+                        yield entry, error
+                    else:
+                        yield entry, None
+    finally:
+        mailer.close()

@@ -9,12 +9,12 @@ from django.utils import timezone
 from campaigns.models import Campaign, Click, LandingPage, PostbackEvent
 from campaigns.visitor import parse_user_agent
 
-from ..models import Lead, LeadEvent, OutboxEntry, Partner, Qualification, Validity
+from ..models import Lead, LeadEvent, Partner, Qualification
 from .classification import classify_lead_type
 from .dedupe import find_original, lock_contacts
 from .ledger import ledger_post_capture
 from .normalisation import country_code, normalise_email, normalise_name, normalise_phone
-from .outbox import outbox_enqueue
+from .outbox import new_lead_follow_ups, outbox_enqueue
 from .postbacks import postback_enqueue
 from .qualification import qualify_lead
 from .scoring import score_lead
@@ -49,17 +49,6 @@ def _find_click(campaign: Campaign, click_id: str) -> Click | None:
     if not click_id:
         return None
     return Click.objects.filter(campaign=campaign, click_id=click_id).order_by("-created_at").first()
-
-
-def _follow_ups(lead: Lead) -> list[str]:
-    kinds = []
-    if lead.is_auto_assignable:
-        kinds.append(OutboxEntry.Kind.ASSIGNMENT)
-    if lead.is_billable:
-        kinds.append(OutboxEntry.Kind.DELIVERY)
-    if lead.email and lead.validity != Validity.INVALID and not lead.is_duplicate and not lead.is_test:
-        kinds.append(OutboxEntry.Kind.NURTURE_ENROLLMENT)
-    return [str(kind) for kind in kinds]
 
 
 def _build_lead(*, campaign: Campaign, submission: Submission, context: CaptureContext) -> tuple[Lead, dict, bool]:
@@ -175,7 +164,7 @@ def _capture(campaign: Campaign, submission: Submission, context: CaptureContext
     lead.score, lead.score_breakdown = score_lead(lead)
     lead.save()
 
-    follow_ups = _follow_ups(lead)
+    follow_ups = new_lead_follow_ups(lead)
     now = timezone.now()
     steps = [
         (LeadEvent.Kind.CAPTURED, {"door": lead.door, "campaign": campaign.slug, "test": lead.is_test}),

@@ -31,7 +31,16 @@ from ..models import (
     OutboxEntry,
 )
 from .answers import Outcome, Verdict
-from .calls import call_partner, settle
+from .calls import (
+    CallResult,
+    PartnerRequest,
+    attempt_row,
+    end_entry,
+    partner_calls_batch,
+    perform,
+    run_partner_call,
+    settle,
+)
 from .delivery_payload import email_text, mapped_payload, request_body
 from .ledger import buyer_balances, ledger_post_sale
 from .outbox import GiveUp, RetryLater, dispatch, outbox_enqueue
@@ -233,42 +242,30 @@ class SentRequest:
     error: str = ""
 
 
-def send_lead(*, destination: DeliveryDestination, lead: Lead, msg_id: str) -> SentRequest:
-    """Send one lead to one destination and judge the answer. Network I/O: never inside a transaction."""
+def lead_request(*, destination: DeliveryDestination, lead: Lead, msg_id: str) -> PartnerRequest:
+    """The call that sends this lead to this destination: a signed POST, or an email to its inbox."""
     payload = mapped_payload(lead, destination.field_mapping)
     if destination.kind == DeliveryDestination.Kind.EMAIL:
-        subject, body = email_text(lead, payload)
-        message = EmailMessage(subject, body, to=destination.email_to, headers={"X-Leadcrm-Delivery-Id": msg_id})
-        started = time.monotonic()
-        try:
-            message.send()
-        except OSError as error:  # smtplib errors are OSErrors: the server may be back later
-            return SentRequest(
-                Verdict(Outcome.RETRY, reason=f"{type(error).__name__}: {error}"[:500]), error=str(error)
-            )
-        return SentRequest(
-            Verdict(Outcome.ACCEPTED),
-            url="mailto:" + ",".join(destination.email_to),
-            request_body=body,
-            latency_ms=int((time.monotonic() - started) * 1000),
-        )
+        subject, text = email_text(lead, payload)
+        message = EmailMessage(subject, text, to=destination.email_to, headers={"X-Leadcrm-Delivery-Id": msg_id})
+        return PartnerRequest(url="mailto:" + ",".join(destination.email_to), email=message, body=text.encode())
     body, content_type = request_body(destination, payload)
     secrets = [secret for secret in destination.secrets.all() if secret.revoked_at is None]
     if not secrets:
         reason = "no signing secret: create one on the destination's page (New signing secret) and give it to the buyer"
-        return SentRequest(Verdict(Outcome.FAILED, reason=reason), url=destination.url, error=reason)
+        return PartnerRequest(url=destination.url, refusal=reason)
     headers = {
         **destination.headers,
         "Content-Type": content_type,
         **_auth_header(destination),
         **signature_headers(secrets=secrets, msg_id=msg_id, body=body, timestamp=int(time.time())),
     }
-    shown_headers = {k: ("***" if k.lower() == "authorization" else v) for k, v in headers.items()}
-    sent = SentRequest(Verdict(Outcome.FAILED), url=destination.url, request_headers=shown_headers)
-    sent.request_body = body.decode()
-    result = call_partner(
-        "POST",
-        destination.url,
+    return PartnerRequest(
+        url=destination.url,
+        body=body,
+        headers=headers,
+        timeout=destination.timeout_seconds,
+        follow_redirects=destination.follow_redirects,
         judge={
             "accept_path": destination.accept_json_path,
             "accept_value": destination.accept_json_value,
@@ -276,14 +273,27 @@ def send_lead(*, destination: DeliveryDestination, lead: Lead, msg_id: str) -> S
             "reference_path": destination.reference_json_path,
         },
         rejection_is_final=False,  # a buyer's rejection moves the lead to the next buyer
-        body=body,
-        headers=headers,
-        timeout=destination.timeout_seconds,
-        follow_redirects=destination.follow_redirects,
     )
-    sent.verdict, sent.status_code, sent.latency_ms = result.verdict, result.status_code, result.latency_ms
-    sent.response, sent.error = result.response, result.error
-    return sent
+
+
+def sent_request(request: PartnerRequest, result: CallResult) -> SentRequest:
+    shown_headers = {k: ("***" if k.lower() == "authorization" else v) for k, v in request.headers.items()}
+    return SentRequest(
+        result.verdict,
+        url=request.url,
+        request_headers=shown_headers or None,
+        request_body=(request.body or b"").decode(errors="replace"),
+        status_code=result.status_code,
+        latency_ms=result.latency_ms,
+        response=result.response,
+        error=result.error,
+    )
+
+
+def send_lead(*, destination: DeliveryDestination, lead: Lead, msg_id: str) -> SentRequest:
+    """Send one lead to one destination and judge the answer. Network I/O: never inside a transaction."""
+    request = lead_request(destination=destination, lead=lead, msg_id=msg_id)
+    return sent_request(request, perform(request))
 
 
 def _record(delivery: Delivery, sent: SentRequest, lead: Lead | None = None) -> tuple[str, float | None]:
@@ -308,14 +318,15 @@ def _record(delivery: Delivery, sent: SentRequest, lead: Lead | None = None) -> 
             buyer_reference=verdict.reference or delivery.buyer_reference,
             finished_at=None if status == Delivery.Status.PENDING else now,
         )
-        DeliveryAttempt.objects.create(
-            delivery=delivery,
-            url=sent.url[:2000],
-            status_code=sent.status_code,
-            latency_ms=sent.latency_ms,
-            outcome=outcome,
-            error=sent.error[:500],
-            response_excerpt=sent.response,
+        DeliveryAttempt.objects.bulk_create(
+            [
+                attempt_row(
+                    url=sent.url,
+                    result=CallResult(verdict, sent.status_code, sent.latency_ms, sent.response, sent.error),
+                    outcome=outcome,
+                    delivery=delivery,
+                )
+            ]
         )
         if changed and status == Delivery.Status.ACCEPTED and delivery.price is not None:
             if lead is None:
@@ -340,14 +351,19 @@ def _record(delivery: Delivery, sent: SentRequest, lead: Lead | None = None) -> 
     return outcome, delay
 
 
+def _lead_of(delivery: Delivery) -> Lead:
+    lead = delivery.lead if Delivery.lead.is_cached(delivery) else None
+    if lead is None or not Lead.campaign.is_cached(lead):
+        lead = Lead.objects.select_related("campaign", "offer", "traffic_source").get(pk=delivery.lead_id)
+    return lead
+
+
 def delivery_send(*, delivery: Delivery) -> tuple[str, float | None]:
     destination = delivery.destination
     if not destination.is_active:
         sent = SentRequest(Verdict(Outcome.REJECTED, reason=f"destination disabled: {destination.disabled_reason}"))
         return _record(delivery, sent)
-    lead = delivery.lead if Delivery.lead.is_cached(delivery) else None
-    if lead is None or not Lead.campaign.is_cached(lead):
-        lead = Lead.objects.select_related("campaign", "offer", "traffic_source").get(pk=delivery.lead_id)
+    lead = _lead_of(delivery)
     return _record(delivery, send_lead(destination=destination, lead=lead, msg_id=delivery.webhook_id), lead)
 
 
@@ -364,36 +380,63 @@ def _why_not_send(delivery: Delivery) -> str:
     return ""
 
 
-def delivery_outbox_handler(entry: OutboxEntry) -> None:
-    """Route, send, record; a rejection moves on to the next buyer, up to BUYERS_PER_RUN per run."""
-    for _ in range(BUYERS_PER_RUN):
+class DeliveryCall:
+    """The "delivery" follow-up as a partner call: route the lead, send it, record the answer. A
+    rejection, or a disabled buyer, sends the entry round again to the next buyer."""
+
+    def prepare(self, entry: OutboxEntry) -> tuple[Delivery, PartnerRequest] | None:
         delivery_id = entry.payload.get("delivery")
         delivery = (
             Delivery.objects.select_related("destination").filter(pk=delivery_id).first() if delivery_id else None
         )
+        if delivery is not None and delivery.status == Delivery.Status.REJECTED:
+            _set_payload(entry, {})  # the last buyer said no: route to the next
+            delivery = None
         if delivery is None:
             delivery = _route(entry)
             if delivery is None:
-                return
+                return None
         if delivery.status == Delivery.Status.ACCEPTED:
-            return
+            return None
         if delivery.status == Delivery.Status.FAILED and not entry.payload.get("redeliver"):
             raise GiveUp(delivery.reason or "delivery failed")
-        if delivery.status != Delivery.Status.REJECTED:
-            blocked = _why_not_send(delivery)
-            if blocked:
-                Delivery.objects.filter(pk=delivery.pk).update(
-                    status=Delivery.Status.FAILED, reason=blocked, finished_at=timezone.now()
-                )
-                return
-            outcome, delay = delivery_send(delivery=delivery)
-            if outcome == Outcome.ACCEPTED:
-                return
-            if outcome == Outcome.RETRY:
-                raise RetryLater(f"{delivery.destination.name}: {delivery.reason or 'will retry'}", delay=delay)
-            if outcome == Outcome.FAILED:
-                raise GiveUp(f"{delivery.destination.name}: failed")
-        _set_payload(entry, {})  # rejected: the next run of this loop routes to the next buyer
+        blocked = _why_not_send(delivery)
+        if blocked:
+            Delivery.objects.filter(pk=delivery.pk).update(
+                status=Delivery.Status.FAILED, reason=blocked, finished_at=timezone.now()
+            )
+            return None
+        destination = delivery.destination
+        if not destination.is_active:
+            reason = f"destination disabled: {destination.disabled_reason}"
+            _record(delivery, SentRequest(Verdict(Outcome.REJECTED, reason=reason)))
+            _set_payload(entry, {})
+            raise RetryLater(f"{destination.name}: {reason}; routing to the next buyer", delay=0)
+        delivery.lead = _lead_of(delivery)
+        return delivery, lead_request(destination=destination, lead=delivery.lead, msg_id=delivery.webhook_id)
+
+    def record(self, entry: OutboxEntry, delivery: Delivery, request: PartnerRequest, result: CallResult) -> None:
+        outcome, delay = _record(delivery, sent_request(request, result), delivery.lead)
+        if outcome == Outcome.REJECTED:
+            _set_payload(entry, {})
+            raise RetryLater(f"{delivery.destination.name} rejected the lead; routing to the next buyer", delay=0)
+        end_entry(outcome, delay, f"{delivery.destination.name}: {delivery.reason or result.verdict.reason}")
+
+
+delivery_call = DeliveryCall()
+delivery_outbox_batch = partner_calls_batch(delivery_call)
+
+
+def delivery_outbox_handler(entry: OutboxEntry) -> None:
+    """Route, send, record one entry; a rejection moves on to the next buyer, up to BUYERS_PER_RUN."""
+    for _ in range(BUYERS_PER_RUN):
+        try:
+            run_partner_call(delivery_call, entry)
+        except RetryLater as later:
+            if later.delay != 0:
+                raise
+            continue  # rejected: the next buyer, now
+        return
     raise RetryLater("rejected by several buyers; routing continues", delay=1)
 
 

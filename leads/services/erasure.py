@@ -1,9 +1,12 @@
 """Erasing a person's data from a lead on their request (right to erasure)."""
 
 import re
+from collections.abc import Iterable
+from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from campaigns.models import Click
@@ -20,10 +23,11 @@ from ..models import (
     PartnerNotification,
 )
 from ..signals import lead_erased
+from .outbox import follow_up_kinds
 
 # What identifies the person, blanked. What the lead counts for stays: campaign, source, offer,
 # country, device, judgement, status and money, so reports and invoices stay true.
-PERSONAL_FIELDS = {
+PERSONAL_FIELDS: dict[str, Any] = {
     "email": "",
     "phone": "",
     "first_name": "",
@@ -38,9 +42,6 @@ PERSONAL_FIELDS = {
     "consent_ip": None,
     "status_reason": "",
 }
-# Follow-ups that would send the person's data somewhere. Postbacks and supplier notifications carry
-# only ids, payouts and (blanked) reasons, and still go: they settle money.
-_UNSENT_KINDS = (OutboxEntry.Kind.DELIVERY, OutboxEntry.Kind.NURTURE_EMAIL, OutboxEntry.Kind.NURTURE_WEBHOOK)
 # Free text in a timeline event (notes, call notes, reasons typed or echoed back): dropped.
 _EVENT_TEXT_KEYS = ("note", "notes", "reason", "body", "message")
 _ERASED = "erased on request"
@@ -52,14 +53,14 @@ def _reason_code(reason: str) -> str:
     return re.sub(r" \(was .*\)$", "", reason.split(":", 1)[0] if ": " in reason else reason)
 
 
-def _scrubbed(data: dict) -> dict:
+def _scrubbed(data: dict[str, Any]) -> dict[str, Any]:
     data = {key: value for key, value in data.items() if key not in _EVENT_TEXT_KEYS}
     if isinstance(data.get("reasons"), list):
         data["reasons"] = [_reason_code(str(reason)) for reason in data["reasons"]]
     return data
 
 
-def _scrub_data(rows) -> None:
+def _scrub_data(rows: QuerySet[Any]) -> None:
     """Drop the free text from the `data` of these rows, in one UPDATE for those that had some."""
     changed = []
     for row in rows.only("data"):
@@ -69,7 +70,7 @@ def _scrub_data(rows) -> None:
     rows.model.objects.bulk_update(changed, ["data"])
 
 
-def same_person_leads(leads) -> list[Lead]:
+def same_person_leads(leads: Iterable[Lead]) -> list[Lead]:
     """The given leads and every other lead with one of their email addresses or phone numbers (one
     query): a person's request covers all we hold about them, not only the row staff picked."""
     leads = list(leads)
@@ -79,7 +80,7 @@ def same_person_leads(leads) -> list[Lead]:
     return list(Lead.objects.filter(found, erased_at__isnull=True).order_by("pk"))
 
 
-def lead_erase(*, lead: Lead, actor=None) -> bool:
+def lead_erase(*, lead: Lead, actor: User | None = None) -> bool:
     """Blank the person's data on the lead and everywhere we keep a copy, in one transaction; the
     lead stays, counted, marked erased. False when it was erased already."""
     with transaction.atomic():
@@ -113,7 +114,9 @@ def lead_erase(*, lead: Lead, actor=None) -> bool:
         # Processing too: a worker holding one loses its claim and its result is dropped.
         OutboxEntry.objects.filter(
             lead=lead,
-            kind__in=_UNSENT_KINDS,
+            # Follow-ups that would send the person's data somewhere. Postbacks and supplier
+            # notifications carry only ids, payouts and (blanked) reasons, and still go: they settle money.
+            kind__in=[kind.name for kind in follow_up_kinds() if kind.sends_personal_data],
             status__in=(OutboxEntry.Status.PENDING, OutboxEntry.Status.PROCESSING, OutboxEntry.Status.FAILED),
         ).update(
             status=OutboxEntry.Status.DONE,

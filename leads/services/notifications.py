@@ -12,9 +12,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from ..models import Lead, OutboxEntry, PartnerNotification
-from .answers import Outcome
-from .calls import call_partner, record_call, refused
-from .outbox import GiveUp, RetryLater, outbox_enqueue
+from .calls import CallResult, PartnerRequest, end_entry, partner_calls_batch, perform, record_call, run_partner_call
+from .outbox import GiveUp, outbox_enqueue
 from .signing import signature_headers
 
 NOTIFICATION_TIMEOUT_SECONDS = 10
@@ -35,40 +34,51 @@ def notification_body(notification: PartnerNotification) -> bytes:
     return json.dumps(payload, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
 
 
-def notification_send(*, notification: PartnerNotification) -> tuple[str, float | None, str]:
+def notification_request(notification: PartnerNotification) -> PartnerRequest:
     partner = notification.partner
-    body = notification_body(notification)
     secrets = [secret for secret in partner.webhook_secrets.all() if secret.revoked_at is None]
+    if not secrets:  # events are always signed
+        return PartnerRequest(
+            url=partner.webhook_url, refusal="no webhook signing secret: create one for the partner (admin action)"
+        )
+    body = notification_body(notification)
     headers = {
         "Content-Type": "application/json",
-        **signature_headers(
-            secrets=secrets,
-            msg_id=notification.webhook_id,
-            body=body,
-            timestamp=int(time.time()),
-        ),
+        **signature_headers(secrets=secrets, msg_id=notification.webhook_id, body=body, timestamp=int(time.time())),
     }
-    if not secrets:  # events are always signed
-        result = refused("no webhook signing secret: create one for the partner (admin action)")
-    else:
-        result = call_partner(
-            "POST", partner.webhook_url, body=body, headers=headers, timeout=NOTIFICATION_TIMEOUT_SECONDS
-        )
-    outcome, delay = record_call(notification, url=partner.webhook_url, result=result, attempt_of="notification")
+    return PartnerRequest(url=partner.webhook_url, body=body, headers=headers, timeout=NOTIFICATION_TIMEOUT_SECONDS)
+
+
+def notification_send(*, notification: PartnerNotification) -> tuple[str, float | None, str]:
+    request = notification_request(notification)
+    outcome, delay = record_call(notification, url=request.url, result=perform(request), attempt_of="notification")
     return outcome, delay, notification.reason
 
 
+class NotificationCall:
+    """The "partner notification" follow-up as a partner call: a signed POST to the supplier."""
+
+    def prepare(self, entry: OutboxEntry) -> tuple[PartnerNotification, PartnerRequest] | None:
+        notification = PartnerNotification.objects.select_related("partner").get(pk=entry.payload["notification"])
+        if notification.status == PartnerNotification.Status.SENT:
+            return None
+        if notification.status == PartnerNotification.Status.FAILED and not entry.payload.get("resend"):
+            raise GiveUp(notification.reason or "notification failed")
+        return notification, notification_request(notification)
+
+    def record(
+        self, entry: OutboxEntry, notification: PartnerNotification, request: PartnerRequest, result: CallResult
+    ) -> None:
+        outcome, delay = record_call(notification, url=request.url, result=result, attempt_of="notification")
+        end_entry(outcome, delay, notification.reason or "the supplier did not answer")
+
+
+notification_call = NotificationCall()
+notification_outbox_batch = partner_calls_batch(notification_call)
+
+
 def notification_outbox_handler(entry: OutboxEntry) -> None:
-    notification = PartnerNotification.objects.select_related("partner").get(pk=entry.payload["notification"])
-    if notification.status == PartnerNotification.Status.SENT:
-        return
-    if notification.status == PartnerNotification.Status.FAILED and not entry.payload.get("resend"):
-        raise GiveUp(notification.reason or "notification failed")
-    outcome, delay, reason = notification_send(notification=notification)
-    if outcome == Outcome.RETRY:
-        raise RetryLater(reason or "the supplier did not answer", delay=delay)
-    if outcome == Outcome.FAILED:
-        raise GiveUp(reason or "notification failed")
+    run_partner_call(notification_call, entry)
 
 
 @transaction.atomic

@@ -4,10 +4,14 @@ The host is resolved once, every address it resolves to is checked, and the conn
 checked address (the URL's host name still used for TLS and the Host header), so a DNS answer that
 changes between the check and the call cannot slip a private address in. Redirects are not
 followed unless asked; when they are, each hop is checked the same way.
+
+Connections are kept alive and reused per checked address (a pool per scheme, host, port and
+address, shared by a process's threads), so a batch of calls to one buyer opens few connections.
 """
 
 import ipaddress
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
@@ -93,12 +97,34 @@ def check_url(url: str) -> tuple[str, str, int, str]:
     return parts.scheme, host, port, addresses[0]
 
 
-def _pool(scheme: str, host: str, port: int, address: str, timeout: urllib3.Timeout):
-    if scheme == "https":
-        return urllib3.HTTPSConnectionPool(
-            address, port, timeout=timeout, retries=False, server_hostname=host, assert_hostname=host, maxsize=1
-        )
-    return urllib3.HTTPConnectionPool(address, port, timeout=timeout, retries=False, maxsize=1)
+_pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
+_pools_lock = threading.Lock()
+MAX_POOLS = 256  # destinations a process keeps connections to; the oldest are closed beyond it
+
+
+def _pool(scheme: str, host: str, port: int, address: str) -> urllib3.HTTPConnectionPool:
+    key = (scheme, host, port, address)
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            size = settings.PARTNER_CALLS_PER_DESTINATION
+            if scheme == "https":
+                pool = urllib3.HTTPSConnectionPool(
+                    address, port, retries=False, server_hostname=host, assert_hostname=host, maxsize=size
+                )
+            else:
+                pool = urllib3.HTTPConnectionPool(address, port, retries=False, maxsize=size)
+            if len(_pools) >= MAX_POOLS:
+                _pools.pop(next(iter(_pools))).close()
+            _pools[key] = pool
+        return pool
+
+
+def close_pools() -> None:
+    with _pools_lock:
+        for pool in _pools.values():
+            pool.close()
+        _pools.clear()
 
 
 def http_request(
@@ -121,13 +147,19 @@ def http_request(
         bracketed = f"[{host}]" if ":" in host else host  # an IPv6 literal
         host_header = bracketed if port == default_port else f"{bracketed}:{port}"
         all_headers = {**_pool_manager_headers, **(headers or {}), "Host": host_header}
-        pool = _pool(
-            scheme, host, port, address, urllib3.Timeout(connect=settings.DELIVERY_CONNECT_TIMEOUT, read=timeout)
-        )
+        pool = _pool(scheme, host, port, address)
         try:
             response = pool.urlopen(
-                method, path, body=body, headers=all_headers, redirect=False, retries=False, preload_content=False
+                method,
+                path,
+                body=body,
+                headers=all_headers,
+                redirect=False,
+                retries=False,
+                preload_content=False,
+                timeout=urllib3.Timeout(connect=settings.DELIVERY_CONNECT_TIMEOUT, read=timeout),
             )
+            complete = False
             try:
                 chunks, size = [], 0
                 while size < READ_LIMIT:
@@ -137,16 +169,17 @@ def http_request(
                         raise TransportError("The answer took longer than the timeout.")
                     chunk = response.read1(8192)
                     if not chunk:
+                        complete = True
                         break
                     chunks.append(chunk)
                     size += len(chunk)
                 payload = b"".join(chunks)[:READ_LIMIT]
             finally:
+                if not complete:
+                    response.close()  # unread bytes left: the connection is not reused
                 response.release_conn()
         except urllib3.exceptions.HTTPError as error:
             raise TransportError(f"{type(error).__name__}: {error}"[:300]) from error
-        finally:
-            pool.close()
         answer = HttpAnswer(
             status=response.status,
             headers={name.lower(): value for name, value in response.headers.items()},

@@ -1,18 +1,25 @@
 """The outbox: follow-ups written with the lead, sent to Celery after commit, retried until done.
 
-Each app registers a handler for its kinds of work when it is ready: leads for assignment, delivery,
-postbacks and supplier notifications, nurture for enrollments, emails and webhook steps. A kind
-without a handler waits, pending, until one is registered: nothing is dropped.
+Each app registers its kinds of follow-up when it is ready (`register_follow_up`): the name, the
+Celery queue, which new leads need it, the handler of one entry and, if it has one, a batch handler.
+A kind without a handler waits, pending, until one is registered: nothing is dropped.
+
+A worker claims a batch of due rows in one statement (`FOR UPDATE SKIP LOCKED ... RETURNING` on
+PostgreSQL), runs them outside any transaction, and records the results in bulk as they come in, so
+a worker killed mid-batch leaves only that batch's unfinished rows to be run again when their claim
+runs out. Work is at least once: handlers make a repeat harmless (a webhook keeps its id).
 """
 
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
-from datetime import timedelta
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -21,8 +28,10 @@ from ..models import Lead, LeadEvent, OutboxEntry
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[OutboxEntry], None]
-_HANDLERS: dict[str, Handler] = {}
-_QUIET_KINDS: set[str] = set()  # kinds whose handler writes its own timeline event
+# Runs claimed entries of one kind and yields each with None (done) or the error it ended with, as
+# each finishes. It starts no new work after `deadline` (time.monotonic()): those yield NotStarted.
+BatchHandler = Callable[[list[OutboxEntry], float], Iterator[tuple[OutboxEntry, BaseException | None]]]
+
 MAX_ATTEMPTS = 12  # for unexpected errors; handlers that raise RetryLater keep their own schedule
 SWEEP_BATCH = 500
 # A task sent this recently is presumed still queued: the sweeper leaves it alone, so a backlog
@@ -34,6 +43,9 @@ SHORT_RETRY_SECONDS = 300
 # After the broker refused a task, requests stop trying for this long (the sweeper sends later),
 # so an outage costs one request a timeout instead of every request.
 BROKER_PAUSE_SECONDS = 5.0
+# Results are written at least this often while a batch runs: a killed worker loses no more.
+RECORD_EVERY_SECONDS = 0.25
+RECORD_EVERY_ROWS = 50
 _broker_paused_until = 0.0
 
 
@@ -49,15 +61,80 @@ class GiveUp(Exception):
     """The handler's work failed for good (it recorded why); staff can retry it from the admin."""
 
 
-def register_outbox_handler(kind: str, handler: Handler, *, timeline: bool = True) -> None:
-    """`timeline=False` for handlers that write their own, more telling, timeline event."""
-    _HANDLERS[kind] = handler
-    if not timeline:
-        _QUIET_KINDS.add(kind)
+class NotStarted(Exception):
+    """The batch ran out of time before this entry's turn: it is put back, its attempt not counted."""
+
+
+@dataclass(frozen=True)
+class FollowUpKind:
+    """A kind of follow-up, registered by the app that does it."""
+
+    name: str
+    label: str
+    handle: Handler
+    handle_batch: BatchHandler | None = None
+    queue: str | None = None  # Celery queue; None: the default one
+    needed_by_new_lead: Callable[[Lead], bool] | None = None  # written with every captured lead that passes
+    timeline: bool = True  # False for kinds that write their own, more telling, timeline event
+    sends_personal_data: bool = False  # cancelled, unsent, when the person's data is erased
+
+    def run_batch(self, entries: list[OutboxEntry], deadline: float) -> Iterator[tuple[OutboxEntry, Exception | None]]:
+        if self.handle_batch is not None:
+            yield from self.handle_batch(entries, deadline)
+            return
+        for entry in entries:
+            if time.monotonic() > deadline:
+                yield entry, NotStarted()
+                continue
+            try:
+                self.handle(entry)
+            except Exception as error:  # recorded on the entry; the batch goes on
+                yield entry, error
+            else:
+                yield entry, None
+
+
+_KINDS: dict[str, FollowUpKind] = {}
+
+
+def register_follow_up(kind: FollowUpKind) -> None:
+    _KINDS[kind.name] = kind
+
+
+def register_outbox_handler(name: str, handler: Handler, *, timeline: bool = True) -> None:
+    """Give a kind a plain handler (its batch handler, if any, is dropped); mostly for tests."""
+    current = _KINDS.get(name)
+    if current is None:
+        _KINDS[name] = FollowUpKind(name=name, label=name.replace("_", " ").capitalize(), handle=handler)
+    else:
+        _KINDS[name] = replace(current, handle=handler, handle_batch=None, timeline=timeline)
+
+
+def follow_up_kind(name: str) -> FollowUpKind | None:
+    return _KINDS.get(name)
+
+
+def follow_up_kinds() -> list[FollowUpKind]:
+    return list(_KINDS.values())
+
+
+def follow_up_label(name: str) -> str:
+    kind = _KINDS.get(name)
+    return kind.label if kind else name
 
 
 def handled_kinds() -> list[str]:
-    return list(_HANDLERS)
+    return list(_KINDS)
+
+
+def new_lead_follow_ups(lead: Lead) -> list[str]:
+    """The kinds written with a newly captured lead, in registration order."""
+    return [kind.name for kind in _KINDS.values() if kind.needed_by_new_lead and kind.needed_by_new_lead(lead)]
+
+
+def _queue_of(name: str) -> str | None:
+    kind = _KINDS.get(name)
+    return kind.queue if kind else None
 
 
 def _backoff_seconds(attempts: int) -> float:
@@ -65,25 +142,33 @@ def _backoff_seconds(attempts: int) -> float:
     return min(10 * 2 ** max(attempts - 1, 0), 3600) * random.uniform(0.8, 1.2)  # noqa: S311
 
 
-def dispatch(entries: Iterable[tuple[int, str]], *, sweeping: bool = False, countdown: float | None = None) -> None:
-    """Send a task per (entry id, kind), on its kind's queue. A broker that is down loses nothing:
-    the entries not sent are marked so, and the sweeper sends them when it is back."""
-    global _broker_paused_until
-    from ..tasks import process_outbox_entry_task
+# --- Sending tasks to the broker --------------------------------------------------------------------
 
-    entries = list(entries)
+
+def dispatch(entries: Iterable[tuple[int, str]], *, sweeping: bool = False, countdown: float | None = None) -> None:
+    """Send tasks for (entry id, kind) pairs: one per queue and batch of ids. A broker that is down
+    loses nothing: the entries not sent are marked so, and the sweeper sends them when it is back."""
+    global _broker_paused_until
+    from ..tasks import process_outbox_batch_task
+
+    by_queue: dict[str | None, list[int]] = defaultdict(list)
+    for entry_id, kind in entries:
+        by_queue[_queue_of(kind)].append(entry_id)
+    batches = [
+        (queue, ids[start : start + settings.OUTBOX_BATCH_SIZE])
+        for queue, ids in by_queue.items()
+        for start in range(0, len(ids), settings.OUTBOX_BATCH_SIZE)
+    ]
     if not sweeping and time.monotonic() < _broker_paused_until:
-        _not_queued([entry_id for entry_id, _ in entries])
+        _not_queued([entry_id for _, ids in batches for entry_id in ids])
         return
-    for index, (entry_id, kind) in enumerate(entries):
+    for index, (queue, ids) in enumerate(batches):
         try:
-            process_outbox_entry_task.apply_async(
-                (entry_id,), queue=settings.OUTBOX_QUEUES.get(kind), countdown=countdown
-            )
+            process_outbox_batch_task.apply_async((ids, queue), queue=queue, countdown=countdown)
         except Exception:  # the broker's errors vary by transport; the row is the truth
             _broker_paused_until = time.monotonic() + BROKER_PAUSE_SECONDS
-            logger.warning("Could not send outbox entry %s to the broker; the sweeper will retry", entry_id)
-            _not_queued([pending_id for pending_id, _ in entries[index:]])
+            logger.warning("Could not send %s outbox entries to the broker; the sweeper will retry", len(ids))
+            _not_queued([entry_id for _, pending in batches[index:] for entry_id in pending])
             return
     if sweeping:
         _broker_paused_until = 0.0  # the broker took tasks again
@@ -93,102 +178,225 @@ def _not_queued(entry_ids: list[int]) -> None:
     OutboxEntry.objects.filter(pk__in=entry_ids).update(dispatched_at=None)
 
 
+def _dispatch_after_commit(due: list[tuple[int, str]]) -> None:
+    """One dispatch per transaction: a lead's follow-ups written by several services (capture, a
+    postback, a notification) go to the broker as one task per queue, not one per call."""
+    if not due:
+        return
+    db = transaction.get_connection()
+    if db.in_atomic_block:
+        for _savepoints, callback, _robust in db.run_on_commit:
+            pending = getattr(callback, "outbox_pending", None)
+            if pending is not None and not pending.sent:
+                pending.extend(due)
+                return
+    pending = _Pending(due)
+
+    def send() -> None:
+        pending.sent = True
+        dispatch(pending)
+
+    send.outbox_pending = pending  # type: ignore[attr-defined]
+    transaction.on_commit(send)
+
+
+class _Pending(list):
+    """The (entry id, kind) pairs a transaction will dispatch when it commits."""
+
+    sent = False
+
+
 def outbox_enqueue(*, lead: Lead, kinds: Iterable[str], payload: dict | None = None) -> list[OutboxEntry]:
     """Record follow-ups in the caller's transaction; tasks are sent only after it commits."""
-    now = timezone.now()
-    entries = OutboxEntry.objects.bulk_create(
-        OutboxEntry(lead=lead, kind=kind, payload=payload or {}, dispatched_at=now if kind in _HANDLERS else None)
-        for kind in kinds
-    )
-    due = [(entry.pk, entry.kind) for entry in entries if entry.kind in _HANDLERS]
-    if due:
-        transaction.on_commit(lambda: dispatch(due))
-    return entries
+    return outbox_enqueue_many((lead.pk, kind, payload or {}) for kind in kinds)
 
 
 def outbox_enqueue_many(items: Iterable[tuple[int, str, dict]]) -> list[OutboxEntry]:
     """Many follow-ups (lead id, kind, payload) in one insert, in the caller's transaction."""
     now = timezone.now()
     entries = OutboxEntry.objects.bulk_create(
-        OutboxEntry(lead_id=lead_id, kind=kind, payload=payload, dispatched_at=now if kind in _HANDLERS else None)
+        OutboxEntry(lead_id=lead_id, kind=kind, payload=payload, dispatched_at=now if kind in _KINDS else None)
         for lead_id, kind, payload in items
     )
-    due = [(entry.pk, entry.kind) for entry in entries if entry.kind in _HANDLERS]
-    if due:
-        transaction.on_commit(lambda: dispatch(due))
+    _dispatch_after_commit([(entry.pk, entry.kind) for entry in entries if entry.kind in _KINDS])
     return entries
 
 
-def _due(now) -> Q:
+# --- Claiming and running ------------------------------------------------------------------------
+
+
+def _due(now: datetime) -> Q:
     """Waiting and due, or claimed by a worker whose claim has run out (it died or hung)."""
     return Q(status=OutboxEntry.Status.PENDING, next_attempt_at__lte=now) | Q(
         status=OutboxEntry.Status.PROCESSING, claimed_until__lt=now
     )
 
 
-def _claim(entry_id: int) -> OutboxEntry | None:
+def _claim(entry_ids: list[int], kinds: list[str], limit: int) -> tuple[list[OutboxEntry], datetime]:
+    """Claim up to `limit` due rows in one statement: the given ids first, then (if kinds are given)
+    other due rows of those kinds. Rows another worker holds are skipped, not waited for."""
     now = timezone.now()
-    claimed = OutboxEntry.objects.filter(_due(now), pk=entry_id).update(
-        status=OutboxEntry.Status.PROCESSING,
-        claimed_until=now + timedelta(seconds=settings.OUTBOX_CLAIM_SECONDS),
-        attempts=F("attempts") + 1,
-        dispatched_at=None,  # its message has been taken off the queue
+    until = now + timedelta(seconds=settings.OUTBOX_CLAIM_SECONDS)
+    if not entry_ids and not kinds:
+        return [], until
+    ops, quote = connection.ops, connection.ops.quote_name
+    table = quote(OutboxEntry._meta.db_table)
+    pending, processing = OutboxEntry.Status.PENDING.value, OutboxEntry.Status.PROCESSING.value
+    moment = ops.adapt_datetimefield_value(now)
+    ids_sql = f"id IN ({', '.join(['%s'] * len(entry_ids))})"
+    wanted, wanted_params = [], []
+    if entry_ids:
+        wanted.append(ids_sql)
+        wanted_params += entry_ids
+    if kinds:
+        wanted.append(f"kind IN ({', '.join(['%s'] * len(kinds))})")
+        wanted_params += kinds
+    order, order_params = "next_attempt_at", []
+    if entry_ids and kinds:
+        order, order_params = f"CASE WHEN {ids_sql} THEN 0 ELSE 1 END, next_attempt_at", entry_ids
+    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    columns = ", ".join(quote(field.column) for field in OutboxEntry._meta.concrete_fields)
+    # Only names and placeholders are spliced in; every value is a parameter.
+    sql = (
+        f"UPDATE {table} SET status = %s, claimed_until = %s, attempts = attempts + 1, dispatched_at = NULL "  # noqa: S608
+        f"WHERE id IN (SELECT id FROM {table} WHERE ({' OR '.join(wanted)}) AND "
+        "((status = %s AND next_attempt_at <= %s) OR (status = %s AND claimed_until < %s)) "
+        f"ORDER BY {order} LIMIT %s{lock}) RETURNING {columns}"
     )
-    if not claimed:
-        return None
-    return OutboxEntry.objects.get(pk=entry_id)  # handlers load what they need
+    params = [
+        processing,
+        ops.adapt_datetimefield_value(until),
+        *wanted_params,
+        *(pending, moment, processing, moment),
+        *order_params,
+        limit,
+    ]
+    with transaction.atomic():
+        claimed = list(OutboxEntry.objects.raw(sql, params))
+    # The claim is the token results are recorded under: if it ran out and another worker took an
+    # entry over, this worker's late result must not overwrite that worker's.
+    asked = set(entry_ids)
+    return sorted(claimed, key=lambda entry: (entry.pk not in asked, entry.pk)), until
 
 
-def outbox_process(*, entry_id: int) -> str:
-    """Claim the entry (so no two workers run it), run its handler outside any transaction, record."""
-    entry = _claim(entry_id)
-    if entry is None:
-        return "not due"
-    # The claim is the token the result is recorded under: if it ran out and another worker took
-    # the entry over, this worker's late result must not overwrite that worker's.
-    ours = OutboxEntry.objects.filter(
-        pk=entry.pk, status=OutboxEntry.Status.PROCESSING, claimed_until=entry.claimed_until
-    )
-    handler = _HANDLERS.get(entry.kind)
-    if handler is None:
-        ours.update(status=OutboxEntry.Status.PENDING, claimed_until=None)
-        return "no handler"
-    try:
-        handler(entry)
-    except Exception as error:
+class _Results:
+    """Results of a batch's entries, written in bulk every RECORD_EVERY_* and at the end."""
+
+    def __init__(self, token: datetime):
+        self.token = token
+        self.buffer: list[tuple[OutboxEntry, BaseException | None]] = []
+        self.flushed_at = time.monotonic()
+        self.outcomes: dict[int, str] = {}
+
+    def add(self, entry: OutboxEntry, error: BaseException | None) -> None:
+        self.buffer.append((entry, error))
+        if len(self.buffer) >= RECORD_EVERY_ROWS or time.monotonic() - self.flushed_at >= RECORD_EVERY_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        buffer, self.buffer, self.flushed_at = self.buffer, [], time.monotonic()
+        if not buffer:
+            return
+        now = timezone.now()
+        soon: dict[tuple[str | None, int], list[tuple[int, str]]] = defaultdict(list)
+        with transaction.atomic():
+            ours = set(
+                OutboxEntry.objects.select_for_update()
+                .filter(
+                    pk__in=[entry.pk for entry, _ in buffer],
+                    status=OutboxEntry.Status.PROCESSING,
+                    claimed_until=self.token,
+                )
+                .values_list("pk", flat=True)
+            )
+            done = [entry for entry, error in buffer if error is None and entry.pk in ours]
+            OutboxEntry.objects.filter(pk__in=[entry.pk for entry in done]).update(
+                status=OutboxEntry.Status.DONE, done_at=now, claimed_until=None, last_error=""
+            )
+            LeadEvent.objects.bulk_create(
+                LeadEvent(lead_id=entry.lead_id, kind=LeadEvent.Kind.FOLLOW_UP_DONE, data={"follow_up": entry.kind})
+                for entry in done
+                if (kind := _KINDS.get(entry.kind)) is None or kind.timeline
+            )
+            changed = []
+            for entry, error in buffer:
+                if entry.pk not in ours:
+                    logger.warning("Outbox entry %s finished after its claim ran out; another worker owns it", entry.pk)
+                    self.outcomes[entry.pk] = "claim lost"
+                    continue
+                if error is None:
+                    self.outcomes[entry.pk] = "done"
+                    continue
+                self.outcomes[entry.pk] = self._settle(entry, error, now, soon)
+                changed.append(entry)
+            OutboxEntry.objects.bulk_update(
+                changed, ["status", "attempts", "next_attempt_at", "claimed_until", "dispatched_at", "last_error"]
+            )
+            for (_, delay), pairs in soon.items():
+                transaction.on_commit(lambda pairs=pairs, delay=delay: dispatch(pairs, countdown=delay + 0.5))
+
+    @staticmethod
+    def _settle(entry: OutboxEntry, error: BaseException, now: datetime, soon: dict) -> str:
+        entry.claimed_until = None
+        if isinstance(error, NotStarted):
+            entry.status, entry.attempts, entry.next_attempt_at = OutboxEntry.Status.PENDING, entry.attempts - 1, now
+            entry.dispatched_at = now
+            soon[(_queue_of(entry.kind), 0)].append((entry.pk, entry.kind))
+            return "not started"
         if isinstance(error, RetryLater):
-            delay, final = (error.delay if error.delay is not None else _backoff_seconds(entry.attempts)), False
-        else:
-            delay, final = _backoff_seconds(entry.attempts), isinstance(error, GiveUp) or entry.attempts >= MAX_ATTEMPTS
-        due_at = timezone.now() + timedelta(seconds=delay)
-        soon = not final and delay <= SHORT_RETRY_SECONDS
-        recorded = ours.update(
-            status=OutboxEntry.Status.FAILED if final else OutboxEntry.Status.PENDING,
-            next_attempt_at=due_at,
-            claimed_until=None,
-            dispatched_at=due_at if soon else None,  # the sweeper leaves a scheduled task alone
-            last_error=f"{type(error).__name__}: {error}"[:2000],
-        )
-        if soon and recorded:
-            dispatch([(entry.pk, entry.kind)], countdown=delay + 0.5)
-        if isinstance(error, RetryLater):
+            delay = error.delay if error.delay is not None else _backoff_seconds(entry.attempts)
+            final = False
             # Only ids and numbers: a buyer's reason may quote the lead's contact details.
             logger.info("Outbox entry %s (%s) waits %.0f s", entry.pk, entry.kind, delay)
         else:
+            delay = _backoff_seconds(entry.attempts)
+            final = isinstance(error, GiveUp) or entry.attempts >= MAX_ATTEMPTS
             logger.warning(
                 "Outbox entry %s (%s) attempt %s failed: %s", entry.pk, entry.kind, entry.attempts, type(error).__name__
             )
+        due_at = now + timedelta(seconds=delay)
+        is_soon = not final and delay <= SHORT_RETRY_SECONDS
+        entry.status = OutboxEntry.Status.FAILED if final else OutboxEntry.Status.PENDING
+        entry.next_attempt_at = due_at
+        entry.dispatched_at = due_at if is_soon else None  # the sweeper leaves a scheduled task alone
+        entry.last_error = f"{type(error).__name__}: {error}"[:2000]
+        if is_soon:
+            soon[(_queue_of(entry.kind), int(delay))].append((entry.pk, entry.kind))
         return "failed" if final else "retry"
-    with transaction.atomic():
-        if not ours.update(status=OutboxEntry.Status.DONE, done_at=timezone.now(), claimed_until=None, last_error=""):
-            logger.warning("Outbox entry %s finished after its claim ran out; another worker owns it", entry.pk)
-            return "claim lost"
-        if entry.kind in _QUIET_KINDS:
-            return "done"
-        LeadEvent.objects.create(
-            lead_id=entry.lead_id, kind=LeadEvent.Kind.FOLLOW_UP_DONE, data={"follow_up": entry.kind}
-        )
-    return "done"
+
+
+def outbox_drain(*, entry_ids: Iterable[int] = (), queue: str | None = None, top_up: bool = False) -> dict[int, str]:
+    """Claim the given entries (and, with `top_up`, other due ones of the queue's kinds, up to a
+    batch), run each kind's batch, record. Returns {entry id: outcome}."""
+    entry_ids = list(entry_ids)
+    kinds = [kind.name for kind in _KINDS.values() if kind.queue == queue] if top_up else []
+    limit = max(settings.OUTBOX_BATCH_SIZE, len(entry_ids))
+    claimed, token = _claim(entry_ids, kinds, limit)
+    results = _Results(token)
+    # The task's hard time limit is shorter than the claim; new work stops well before it.
+    deadline = time.monotonic() + settings.OUTBOX_TASK_TIME_LIMIT * 0.5
+    by_kind: dict[str, list[OutboxEntry]] = defaultdict(list)
+    for entry in claimed:
+        by_kind[entry.kind].append(entry)
+    try:
+        for name, entries in by_kind.items():
+            kind = _KINDS.get(name)
+            if kind is None:
+                OutboxEntry.objects.filter(
+                    pk__in=[entry.pk for entry in entries], claimed_until=token, status=OutboxEntry.Status.PROCESSING
+                ).update(status=OutboxEntry.Status.PENDING, claimed_until=None, attempts=F("attempts") - 1)
+                results.outcomes.update(dict.fromkeys((entry.pk for entry in entries), "no handler"))
+                continue
+            for entry, error in kind.run_batch(entries, deadline):
+                results.add(entry, error)
+    finally:
+        results.flush()
+    return results.outcomes
+
+
+def outbox_process(*, entry_id: int) -> str:
+    """Run one entry now if it is due: "done", "retry", "failed", "not due", "claim lost"..."""
+    return outbox_drain(entry_ids=[entry_id]).get(entry_id, "not due")
 
 
 def outbox_sweep(*, limit: int = SWEEP_BATCH) -> int:

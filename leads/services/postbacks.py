@@ -12,8 +12,7 @@ from django.db.models import Sum
 from campaigns.models import PostbackEvent
 
 from ..models import Lead, LeadEvent, OutboxEntry, Postback
-from .answers import Outcome
-from .calls import call_partner, record_call
+from .calls import CallResult, PartnerRequest, end_entry, partner_calls_batch, perform, record_call, run_partner_call
 from .outbox import GiveUp, RetryLater, outbox_enqueue
 
 POSTBACK_TIMEOUT_SECONDS = 10
@@ -72,9 +71,7 @@ def postback_url(postback: Postback) -> str:
     )
 
 
-def postback_send(*, postback: Postback) -> tuple[str, float | None]:
-    url = postback_url(postback)
-    result = call_partner("GET", url, timeout=POSTBACK_TIMEOUT_SECONDS, follow_redirects=True)
+def _record(postback: Postback, url: str, result: CallResult) -> tuple[str, float | None]:
     with transaction.atomic():
         outcome, delay = record_call(postback, url=url, result=result, attempt_of="postback")
         if postback.status != Postback.Status.PENDING:
@@ -86,28 +83,50 @@ def postback_send(*, postback: Postback) -> tuple[str, float | None]:
     return outcome, delay
 
 
-def postback_outbox_handler(entry: OutboxEntry) -> None:
-    postback = Postback.objects.select_related("lead__campaign", "lead__offer", "lead__traffic_source").get(
-        pk=entry.payload["postback"]
+def postback_request(postback: Postback) -> PartnerRequest:
+    return PartnerRequest(
+        url=postback_url(postback), method="GET", timeout=POSTBACK_TIMEOUT_SECONDS, follow_redirects=True
     )
-    if postback.status == Postback.Status.SENT:
-        return
-    if postback.status == Postback.Status.FAILED and not entry.payload.get("resend"):
-        raise GiveUp(postback.reason or "postback failed")
-    if postback.event == PostbackEvent.RETURNED:
-        # A reversal goes after what it reverses, and reverses only what the source was told.
-        earlier = postback.lead.postbacks.exclude(event=PostbackEvent.RETURNED)
-        if earlier.filter(status=Postback.Status.PENDING).exists():
-            raise RetryLater("waits for the lead's earlier postbacks", delay=60)
-        if postback.lead.campaign.postback_return_reversal != "zero":
-            reported = earlier.filter(status=Postback.Status.SENT).aggregate(total=Sum("payout"))["total"]
-            postback.payout = -(reported or Decimal("0"))
-            Postback.objects.filter(pk=postback.pk).update(payout=postback.payout)
-    outcome, delay = postback_send(postback=postback)  # keeps postback.reason up to date
-    if outcome == Outcome.RETRY:
-        raise RetryLater(postback.reason or "traffic source did not answer", delay=delay)
-    if outcome == Outcome.FAILED:
-        raise GiveUp("postback failed")
+
+
+def postback_send(*, postback: Postback) -> tuple[str, float | None]:
+    request = postback_request(postback)
+    return _record(postback, request.url, perform(request))
+
+
+class PostbackCall:
+    """The "postback" follow-up as a partner call: a GET to the traffic source's URL."""
+
+    def prepare(self, entry: OutboxEntry) -> tuple[Postback, PartnerRequest] | None:
+        postback = Postback.objects.select_related("lead__campaign", "lead__offer", "lead__traffic_source").get(
+            pk=entry.payload["postback"]
+        )
+        if postback.status == Postback.Status.SENT:
+            return None
+        if postback.status == Postback.Status.FAILED and not entry.payload.get("resend"):
+            raise GiveUp(postback.reason or "postback failed")
+        if postback.event == PostbackEvent.RETURNED:
+            # A reversal goes after what it reverses, and reverses only what the source was told.
+            earlier = postback.lead.postbacks.exclude(event=PostbackEvent.RETURNED)
+            if earlier.filter(status=Postback.Status.PENDING).exists():
+                raise RetryLater("waits for the lead's earlier postbacks", delay=60)
+            if postback.lead.campaign.postback_return_reversal != "zero":
+                reported = earlier.filter(status=Postback.Status.SENT).aggregate(total=Sum("payout"))["total"]
+                postback.payout = -(reported or Decimal("0"))
+                Postback.objects.filter(pk=postback.pk).update(payout=postback.payout)
+        return postback, postback_request(postback)
+
+    def record(self, entry: OutboxEntry, postback: Postback, request: PartnerRequest, result: CallResult) -> None:
+        outcome, delay = _record(postback, request.url, result)  # keeps postback.reason up to date
+        end_entry(outcome, delay, postback.reason or "traffic source did not answer")
+
+
+postback_call = PostbackCall()
+postback_outbox_batch = partner_calls_batch(postback_call)
+
+
+def postback_outbox_handler(entry: OutboxEntry) -> None:
+    run_partner_call(postback_call, entry)
 
 
 @transaction.atomic

@@ -2,22 +2,21 @@
 
 from decimal import Decimal
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
 from campaigns.models import PostbackEvent
 from leadcrm.errors import Conflict, InvalidInput
 
-from ..models import CallLog, Lead, LeadEvent, LeadNote, LeadStatus, OutboxEntry, PartnerNotification
+from ..models import CallLog, Lead, LeadEvent, LeadNote, LeadStatus, PartnerNotification
 from ..signals import lead_status_changed
 from .ledger import ledger_post_return, ledger_post_sale_commission
 from .notifications import partner_notify
-from .outbox import outbox_enqueue
 from .postbacks import postback_enqueue
 
 S = LeadStatus
-POSTBACK_ON_STATUS = {S.WON: PostbackEvent.CONVERTED, S.RETURNED: PostbackEvent.RETURNED}
+POSTBACK_ON_STATUS: dict[str, PostbackEvent] = {S.WON: PostbackEvent.CONVERTED, S.RETURNED: PostbackEvent.RETURNED}
 ALLOWED_TRANSITIONS: dict[str, set[str]] = {
     S.NEW: {S.CONTACTED, S.WORKING, S.WON, S.LOST, S.RETURNED},
     S.CONTACTED: {S.WORKING, S.WON, S.LOST, S.RETURNED},
@@ -45,7 +44,7 @@ def lead_set_status(
     *,
     lead: Lead,
     status: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     reason: str = "",
     sale_amount: Decimal | None = None,
     sale_currency: str = "",
@@ -76,9 +75,6 @@ def lead_set_status(
         ledger_post_return(lead=lead)
     if status in POSTBACK_ON_STATUS:
         postback_enqueue(lead=lead, event=POSTBACK_ON_STATUS[status])
-    if lead.email:
-        # Nurture exits (won, lost, returned) and "status changed to" flows, through the outbox.
-        outbox_enqueue(lead=lead, kinds=[OutboxEntry.Kind.NURTURE_ENROLLMENT], payload={"status": status})
     if status == S.RETURNED:
         # Reported back to the supplier that sent it, so its validity rate and billing follow.
         partner_notify(
@@ -95,7 +91,7 @@ def lead_set_status(
 
 
 @transaction.atomic
-def lead_add_note(*, lead: Lead, author: AbstractBaseUser | None, body: str) -> LeadNote:
+def lead_add_note(*, lead: Lead, author: User | None, body: str) -> LeadNote:
     body = body.strip()
     if not body:
         raise InvalidInput("A note needs some text.")
@@ -106,7 +102,7 @@ def lead_add_note(*, lead: Lead, author: AbstractBaseUser | None, body: str) -> 
 
 @transaction.atomic
 def lead_log_call(
-    *, lead: Lead, rep: AbstractBaseUser | None, outcome: str, duration_seconds: int = 0, notes: str = ""
+    *, lead: Lead, rep: User | None, outcome: str, duration_seconds: int = 0, notes: str = ""
 ) -> CallLog:
     """Log a call; the first call also stops the speed-to-lead clock and marks a new lead contacted."""
     call = CallLog.objects.create(lead=lead, rep=rep, outcome=outcome, duration_seconds=duration_seconds, notes=notes)

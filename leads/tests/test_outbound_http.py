@@ -394,6 +394,9 @@ class _FakeResponse:
     def release_conn(self):
         pass
 
+    def close(self):
+        pass
+
 
 class _FakePool:
     """Stands in for urllib3's pool: records what would be sent and answers from a script."""
@@ -420,7 +423,7 @@ def test_a_redirect_from_https_to_http_on_the_same_host_drops_the_authorization_
     monkeypatch.setattr(
         outbound_http,
         "_pool",
-        lambda scheme, host, port, address, timeout: _FakePool(sent, script, scheme, host, port),
+        lambda scheme, host, port, address: _FakePool(sent, script, scheme, host, port),
     )
 
     http_request(

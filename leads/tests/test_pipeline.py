@@ -346,9 +346,9 @@ def test_every_step_is_on_the_timeline_and_follow_ups_are_queued(capture, campai
         "qualified",
         "scored",
         "follow_up_queued",
+        "follow_up_done",  # assignment and nurture enrollment: one task on the default queue
         "follow_up_done",
-        "delivery",
-        "follow_up_done",
+        "delivery",  # then the task on the partner calls' queue
     ]
     assert lead.events.get(kind="delivery").data == {"held": "no buyer left for this offer"}
     assert sorted(lead.outbox_entries.values_list("kind", "status")) == [

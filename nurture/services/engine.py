@@ -15,10 +15,11 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from leadcrm.errors import ApplicationError
-from leads.models import Lead, LeadEvent, LeadStatus, OutboxEntry
+from leads.models import Lead, LeadEvent, LeadStatus
 from leads.services import lead_set_status
 from leads.services.outbox import outbox_enqueue_many
 
+from ..follow_ups import EMAIL, WEBHOOK
 from ..models import AudienceMember, Enrollment, Flow, FlowStep, NurtureMessage, Suppression
 from .timing import next_send_time, wait_until
 
@@ -224,8 +225,8 @@ def _tick_batch(batch_size: int, now: datetime) -> int:
     messages = NurtureMessage.objects.bulk_create(batch.messages)
     outbox_enqueue_many(
         [
-            *((m.lead_id, OutboxEntry.Kind.NURTURE_EMAIL, {"message": m.pk}) for m in messages),
-            *((lead_id, OutboxEntry.Kind.NURTURE_WEBHOOK, payload) for lead_id, payload in batch.webhooks),
+            *((m.lead_id, EMAIL, {"message": m.pk}) for m in messages),
+            *((lead_id, WEBHOOK, payload) for lead_id, payload in batch.webhooks),
         ]
     )
     LeadEvent.objects.bulk_create(batch.events)

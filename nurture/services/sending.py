@@ -1,12 +1,15 @@
 """Sending a nurture email: render for the lead, check suppression at send time, send, record.
 
-Runs as an outbox handler, outside any transaction. A temporary SMTP failure is retried; a
-permanent one marks the address bounced, suppresses it and takes it out of every flow.
+Runs as an outbox batch handler, outside any transaction: a batch goes over one SMTP connection and
+its sends are recorded in bulk. A temporary SMTP failure is retried; a permanent one marks the
+address bounced, suppresses it and takes it out of every flow.
 """
 
 import functools
 import re
 import smtplib
+import time
+from collections.abc import Iterator
 from email.utils import make_msgid
 from html import unescape
 
@@ -18,7 +21,8 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from leads.models import LeadEvent, OutboxEntry
-from leads.services.outbox import GiveUp, RetryLater
+from leads.services.calls import Mailer, smtp_error_is_permanent
+from leads.services.outbox import RECORD_EVERY_ROWS, RECORD_EVERY_SECONDS, GiveUp, NotStarted, RetryLater
 
 from ..models import Enrollment, NurtureMessage, Suppression
 from .engine import status_exit
@@ -84,50 +88,31 @@ def build_email(message: NurtureMessage) -> EmailMultiAlternatives:
     return email
 
 
-def _permanent(error: Exception) -> bool:
-    """The recipient's address is bad for good. A refused sender or login is our configuration,
-    never the recipient's bounce: suppressing on it would empty the whole list."""
-    if isinstance(error, smtplib.SMTPSenderRefused | smtplib.SMTPAuthenticationError):
-        return False
-    if isinstance(error, smtplib.SMTPRecipientsRefused):
-        return all(code >= 500 for code, _ in error.recipients.values())
-    return isinstance(error, smtplib.SMTPResponseException) and error.smtp_code >= 500
-
-
-def nurture_email_handler(entry: OutboxEntry) -> None:
-    message = NurtureMessage.objects.select_related("lead__campaign", "lead__offer", "step", "enrollment__flow").get(
-        pk=entry.payload["message"]
-    )
-    if message.status != NurtureMessage.Status.QUEUED:
-        return
-    # Checked now, not when the step ran: an unsubscribe or exit in between stops the send.
-    stopped = (
+def _stopped(message: NurtureMessage, suppressed: set[str]) -> bool:
+    """Checked now, not when the step ran: an unsubscribe or exit in between stops the send."""
+    return bool(
         message.enrollment.status == Enrollment.Status.EXITED
         or message.lead.erased_at
-        or bool(
-            status_exit(message.enrollment.flow, message.lead.status)  # e.g. won after the last email was queued
-        )
+        or status_exit(message.enrollment.flow, message.lead.status)  # e.g. won after the last email was queued
+        or message.to_email.lower() in suppressed
     )
-    if stopped or Suppression.objects.filter(email=message.to_email.lower()).exists():
-        NurtureMessage.objects.filter(pk=message.pk).update(
-            status=NurtureMessage.Status.SUPPRESSED, error="suppressed or left the flow before sending"
-        )
-        return
-    if not message.provider_id:
-        message.provider_id = make_msgid(domain=settings.NURTURE_MESSAGE_ID_DOMAIN)
-        NurtureMessage.objects.filter(pk=message.pk).update(provider_id=message.provider_id)
+
+
+def _send(message: NurtureMessage, mailer: Mailer) -> bool:
+    """Send over the batch's connection. True: sent (recorded with the batch). False: bounced for
+    good (recorded here). Raises RetryLater or GiveUp when the server failed for now."""
     attempts = message.attempts + 1
     try:
-        build_email(message).send()
+        mailer.send(build_email(message))
     except (smtplib.SMTPException, OSError) as error:
         reason = f"{type(error).__name__}: {error}"[:500]
-        if _permanent(error):
+        if smtp_error_is_permanent(error):
             with transaction.atomic():
                 NurtureMessage.objects.filter(pk=message.pk).update(
                     status=NurtureMessage.Status.BOUNCED, attempts=attempts, error=reason
                 )
                 suppress(email=message.to_email, reason=Suppression.Reason.BOUNCED)
-            return
+            return False
         final = attempts >= MAX_SEND_ATTEMPTS
         NurtureMessage.objects.filter(pk=message.pk).update(
             status=NurtureMessage.Status.FAILED if final else NurtureMessage.Status.QUEUED,
@@ -137,12 +122,81 @@ def nurture_email_handler(entry: OutboxEntry) -> None:
         if final:
             raise GiveUp("the mail server kept failing") from error
         raise RetryLater("the mail server did not take the message") from error
+    message.attempts = attempts
+    return True
+
+
+def _record_sent(messages: list[NurtureMessage]) -> None:
+    now = timezone.now()
+    for message in messages:
+        message.status, message.sent_at, message.error = NurtureMessage.Status.SENT, now, ""
     with transaction.atomic():
-        NurtureMessage.objects.filter(pk=message.pk).update(
-            status=NurtureMessage.Status.SENT, attempts=attempts, sent_at=timezone.now(), error=""
+        NurtureMessage.objects.bulk_update(messages, ["status", "attempts", "sent_at", "error"])
+        LeadEvent.objects.bulk_create(
+            LeadEvent(
+                lead_id=message.lead_id,
+                kind=LeadEvent.Kind.NURTURE,
+                data={"sent": message.step.subject[:100], "message": str(message.public_id)},
+            )
+            for message in messages
         )
-        LeadEvent.objects.create(
-            lead_id=message.lead_id,
-            kind=LeadEvent.Kind.NURTURE,
-            data={"sent": message.step.subject[:100], "message": str(message.public_id)},
+
+
+def nurture_email_batch(entries: list[OutboxEntry], deadline: float) -> Iterator[tuple[OutboxEntry, Exception | None]]:
+    """Send a batch of queued emails over one SMTP connection; sends are recorded in bulk."""
+    messages = NurtureMessage.objects.select_related(
+        "lead__campaign", "lead__offer", "step", "enrollment__flow"
+    ).in_bulk([entry.payload["message"] for entry in entries])
+    suppressed = set(
+        Suppression.objects.filter(email__in={m.to_email.lower() for m in messages.values()}).values_list(
+            "email", flat=True
         )
+    )
+    without_id = [m for m in messages.values() if m.status == NurtureMessage.Status.QUEUED and not m.provider_id]
+    for message in without_id:
+        message.provider_id = make_msgid(domain=settings.NURTURE_MESSAGE_ID_DOMAIN)
+    NurtureMessage.objects.bulk_update(without_id, ["provider_id"])  # before sending: a resend keeps it
+    mailer = Mailer()
+    sent: list[tuple[OutboxEntry, NurtureMessage]] = []
+    flushed_at = time.monotonic()
+
+    def record() -> Iterator[tuple[OutboxEntry, Exception | None]]:
+        nonlocal sent, flushed_at
+        _record_sent([message for _, message in sent])
+        for entry, _ in sent:
+            yield entry, None
+        sent, flushed_at = [], time.monotonic()
+
+    try:
+        for entry in entries:
+            message = messages.get(entry.payload["message"])
+            if message is None or message.status != NurtureMessage.Status.QUEUED:
+                yield entry, None
+                continue
+            if time.monotonic() > deadline:
+                yield entry, NotStarted()
+                continue
+            if _stopped(message, suppressed):
+                NurtureMessage.objects.filter(pk=message.pk).update(
+                    status=NurtureMessage.Status.SUPPRESSED, error="suppressed or left the flow before sending"
+                )
+                yield entry, None
+                continue
+            try:
+                if _send(message, mailer):
+                    sent.append((entry, message))
+                else:
+                    yield entry, None
+            except Exception as error:
+                yield entry, error
+            if len(sent) >= RECORD_EVERY_ROWS or time.monotonic() - flushed_at >= RECORD_EVERY_SECONDS:
+                yield from record()
+        yield from record()
+    finally:
+        mailer.close()
+
+
+def nurture_email_handler(entry: OutboxEntry) -> None:
+    for _, error in nurture_email_batch([entry], deadline=float("inf")):
+        if error is not None:
+            raise error

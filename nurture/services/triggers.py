@@ -1,10 +1,19 @@
 """The outbox handler of "nurture enrollment" follow-ups: capture and status changes of a lead."""
 
 from leads.models import Lead, LeadStatus, OutboxEntry, Qualification
+from leads.services.outbox import outbox_enqueue
 
+from ..follow_ups import ENROLLMENT
 from ..models import Enrollment, Flow
 from .engine import EXIT_ON_STATUS
 from .enrollment import enrollments_exit, flow_accepts, lead_enroll
+
+
+def status_changed_follow_up(*, lead: Lead, previous: str, **_kwargs) -> None:
+    """In the status change's transaction: exits (won, lost, returned) and "status changed to" flows
+    run through the outbox, as a nurture enrollment follow-up."""
+    if lead.email:
+        outbox_enqueue(lead=lead, kinds=[ENROLLMENT], payload={"status": lead.status})
 
 
 def nurture_enrollment_handler(entry: OutboxEntry) -> None:

@@ -1,0 +1,56 @@
+"""The follow-up kinds of the leads app, registered with the outbox when the app is ready."""
+
+from django.conf import settings
+
+from .models import Lead, OutboxEntry
+from .services.assignment import assign_outbox_handler
+from .services.delivery import delivery_outbox_batch, delivery_outbox_handler
+from .services.notifications import notification_outbox_batch, notification_outbox_handler
+from .services.outbox import FollowUpKind, register_follow_up
+from .services.postbacks import postback_outbox_batch, postback_outbox_handler
+
+Kind = OutboxEntry.Kind
+
+
+def register_lead_follow_ups() -> None:
+    register_follow_up(
+        FollowUpKind(
+            name=Kind.ASSIGNMENT,
+            label="Assignment",
+            handle=assign_outbox_handler,
+            needed_by_new_lead=lambda lead: lead.is_auto_assignable,
+        )
+    )
+    register_follow_up(
+        FollowUpKind(
+            name=Kind.DELIVERY,
+            label="Delivery to buyer",
+            handle=delivery_outbox_handler,
+            handle_batch=delivery_outbox_batch,
+            queue=settings.PARTNER_CALLS_QUEUE,
+            needed_by_new_lead=_sellable,
+            sends_personal_data=True,
+        )
+    )
+    register_follow_up(
+        FollowUpKind(
+            name=Kind.POSTBACK,
+            label="Postback to traffic source",
+            handle=postback_outbox_handler,
+            handle_batch=postback_outbox_batch,
+            queue=settings.PARTNER_CALLS_QUEUE,
+        )
+    )
+    register_follow_up(
+        FollowUpKind(
+            name=Kind.PARTNER_NOTIFICATION,
+            label="Notification to supplier",
+            handle=notification_outbox_handler,
+            handle_batch=notification_outbox_batch,
+            queue=settings.PARTNER_CALLS_QUEUE,
+        )
+    )
+
+
+def _sellable(lead: Lead) -> bool:
+    return lead.is_billable
