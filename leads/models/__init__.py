@@ -1,42 +1,37 @@
-"""The leads app's models, by sub-domain: leads and partners (`leads`), money (`money`)."""
+"""The leads app's models, by sub-domain: shared choices (`choices`), partners and their API keys
+(`partners`), the lead and its timeline (`leads`), staff rules (`rules`), the outbox (`outbox`),
+delivery to buyers with postbacks and supplier notifications (`delivery`), and money (`money`).
 
-from .leads import (
-    AUTO_ASSIGNABLE,
-    BILLABLE,
+Import from `leads.models`, not from the modules: they may move.
+"""
+
+from .choices import OPEN_STATUSES, ApiScope, Door, LeadStatus, Qualification, Validity
+from .delivery import (
     MAPPABLE_FIELDS,
-    OPEN_STATUSES,
     PHONE_FORMATS,
     TEXT_TRANSFORMS,
-    UNASSIGNED_QUEUE,
-    ApiKey,
-    ApiScope,
-    BlockedEmailDomain,
-    CallLog,
     Delivery,
     DeliveryAttempt,
     DeliveryDestination,
     DeliveryRoute,
-    Door,
-    HeldDelivery,
-    IdempotencyRecord,
+    PartnerCall,
+    PartnerNotification,
+    Postback,
+    WebhookSecret,
+    validate_field_mapping,
+    validate_headers,
+)
+from .leads import (
+    AUTO_ASSIGNABLE,
+    BILLABLE,
+    UNASSIGNED_QUEUE,
+    CallLog,
     Lead,
     LeadEvent,
     LeadImport,
     LeadNote,
     LeadOutcome,
-    LeadStatus,
-    OutboxEntry,
-    Partner,
-    PartnerCall,
-    PartnerNotification,
-    Postback,
-    Qualification,
-    QualificationRule,
     SalesRepProfile,
-    Validity,
-    WebhookSecret,
-    validate_field_mapping,
-    validate_headers,
 )
 from .money import (
     BUYER_BALANCE_SIGN,
@@ -47,6 +42,9 @@ from .money import (
     RoutePrice,
     SupplierPayout,
 )
+from .outbox import HeldDelivery, OutboxEntry
+from .partners import ApiKey, IdempotencyRecord, Partner
+from .rules import BlockedEmailDomain, QualificationRule
 
 __all__ = [
     "AUTO_ASSIGNABLE",

@@ -1,0 +1,65 @@
+"""The outbox: follow-ups of a lead written in the lead's transaction and retried until done
+(leads.services.outbox runs them)."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .leads import Lead
+
+
+class OutboxEntry(models.Model):
+    """A follow-up of a lead, written in the same transaction as the lead and retried until done."""
+
+    class Kind(models.TextChoices):
+        ASSIGNMENT = "assignment", "Assignment"
+        DELIVERY = "delivery", "Delivery to buyer"
+        POSTBACK = "postback", "Postback to traffic source"
+        NURTURE_ENROLLMENT = "nurture_enrollment", "Nurture enrollment"
+        PARTNER_NOTIFICATION = "partner_notification", "Notification to supplier"
+        NURTURE_EMAIL = "nurture_email", "Nurture email"
+        NURTURE_WEBHOOK = "nurture_webhook", "Nurture webhook"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSING = "processing", "Processing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="outbox_entries")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    payload = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its task was last sent to the broker; empty while none is queued."
+    )
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "outbox entries"
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="outbox_due",
+                condition=Q(status__in=["pending", "processing"]),
+            ),
+            models.Index(fields=["lead", "kind"], name="outbox_lead_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for lead {self.lead_id}"
+
+
+class HeldDelivery(OutboxEntry):
+    """A lead no buyer can take now (caps, countries, lead types): it waits and is routed later."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "held lead"
+        verbose_name_plural = "held leads (delivery queue)"
