@@ -3,33 +3,23 @@
 from decimal import Decimal
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from campaigns.links import absolute, tracking_url
 from campaigns.models import Campaign, LeadType, validate_currency
 
 from ..models import Lead, LeadOutcome, LeadStatus, Qualification, Validity
-from ..services.submission import TEXT_FIELDS
-
-LEAD_INPUT_FIELDS = {"campaign", "company_size", "budget", "sub_ids", "answers", "consent", *TEXT_FIELDS}
-
-
-def _has_unstorable_text(value) -> bool:
-    """NUL or a lone surrogate anywhere in a JSON value (names too). JSON carries both, PostgreSQL
-    stores neither; DRF's CharField refuses them, but not inside a DictField's names or free values.
-    A loop, not recursion: the value may be nested nearly as deep as the parser allowed."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            if "\x00" in item or any("\ud800" <= character <= "\udfff" for character in item):
-                return True
-        elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-    return False
+from ..services.intake import CAMPAIGN_HELP
+from ..services.submission import (
+    AMOUNT_DIGITS,
+    AMOUNT_PLACES,
+    MAP_NAME_LENGTH,
+    MAX_WHOLE_NUMBER,
+    SUBMISSION_FIELDS,
+    FieldKind,
+    SubmissionField,
+)
 
 
 class ErrorBodySerializer(serializers.Serializer):
@@ -42,55 +32,46 @@ class ErrorSerializer(serializers.Serializer):
     error = ErrorBodySerializer()
 
 
+def _map_schema(spec: SubmissionField) -> dict:
+    text = {"type": "string", "maxLength": spec.max_length}
+    value = {"oneOf": [text, {"type": "array", "items": text}]} if spec.lists else text
+    return {"type": "object", "maxProperties": spec.max_entries, "additionalProperties": value}
+
+
+def _described(spec: SubmissionField) -> serializers.Field:
+    """The schema's picture of one contract field (parse_submission checks it; this only shows it)."""
+    common = {"required": False, "help_text": spec.help_text or None}
+    if spec.kind == FieldKind.TEXT:
+        return serializers.CharField(allow_blank=True, max_length=spec.max_length, **common)
+    if spec.kind == FieldKind.IP_ADDRESS:
+        return serializers.IPAddressField(allow_blank=True, max_length=spec.max_length, **common)
+    if spec.kind == FieldKind.WHOLE_NUMBER:
+        return serializers.IntegerField(allow_null=True, min_value=0, max_value=MAX_WHOLE_NUMBER, **common)
+    if spec.kind == FieldKind.AMOUNT:
+        return serializers.DecimalField(
+            allow_null=True,
+            max_digits=AMOUNT_DIGITS + AMOUNT_PLACES,
+            decimal_places=AMOUNT_PLACES,
+            min_value=0,
+            **common,
+        )
+    if spec.kind == FieldKind.YES_NO:
+        return serializers.BooleanField(**common)
+    names = f"At most {spec.max_entries} names of up to {MAP_NAME_LENGTH} characters."
+    common["help_text"] = f"{spec.help_text} {names}".strip()
+    # An annotation on this instance: the fields are made afresh for each serializer (get_fields).
+    return extend_schema_field(_map_schema(spec))(serializers.DictField(**common))
+
+
+# For the schema only: built from SUBMISSION_FIELDS, which parse_submission checks a lead against
+# (with the messages the API answers), so the description and the check cannot disagree.
 class LeadInputSerializer(serializers.Serializer):
-    """The lead contract. `campaign` and an email or a phone are required; unknown fields are refused."""
+    """The lead contract: `campaign` and an email or a phone are required; unknown fields are refused."""
 
-    campaign = serializers.SlugField(max_length=80)
-    action = serializers.CharField(required=False, max_length=40, help_text="quote, demo, newsletter, quiz ...")
-    email = serializers.CharField(required=False, allow_blank=True, max_length=254)
-    phone = serializers.CharField(required=False, allow_blank=True, max_length=40)
-    first_name = serializers.CharField(required=False, allow_blank=True, max_length=100)
-    last_name = serializers.CharField(required=False, allow_blank=True, max_length=100)
-    country = serializers.CharField(required=False, allow_blank=True, max_length=60)
-    company = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    company_size = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=2_000_000_000)
-    budget = serializers.DecimalField(required=False, allow_null=True, max_digits=14, decimal_places=2, min_value=0)
-    zip_code = serializers.CharField(required=False, allow_blank=True, max_length=20)
-    message = serializers.CharField(required=False, allow_blank=True, max_length=5000)
-    click_id = serializers.CharField(required=False, allow_blank=True, max_length=128)
-    sub_ids = serializers.DictField(child=serializers.CharField(max_length=255, allow_blank=True), required=False)
-    answers = serializers.DictField(required=False)
-    consent = serializers.BooleanField(required=False)
-    consent_text = serializers.CharField(required=False, allow_blank=True, max_length=5000)
-    consent_version = serializers.CharField(required=False, allow_blank=True, max_length=40)
-    ip = serializers.IPAddressField(required=False, allow_blank=True, help_text="The person's IP, not your server's.")
-    user_agent = serializers.CharField(required=False, allow_blank=True, max_length=1000)
+    campaign = serializers.SlugField(max_length=Campaign._meta.get_field("slug").max_length, help_text=CAMPAIGN_HELP)
 
-    def to_internal_value(self, data):
-        # Unknown fields are reported together with every other field error.
-        unknown = sorted(set(data) - LEAD_INPUT_FIELDS) if isinstance(data, dict) else []
-        try:
-            values = super().to_internal_value(data)
-        except serializers.ValidationError as error:
-            raise serializers.ValidationError(
-                {**error.detail, **{name: ["Unknown field."] for name in unknown}}
-            ) from error
-        if unknown:
-            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return values
-
-    def validate_answers(self, value):
-        if _has_unstorable_text(value):
-            raise serializers.ValidationError("Null characters and lone surrogates are not allowed.")
-        return value
-
-    def validate_sub_ids(self, value):
-        return self.validate_answers(value)
-
-    def validate(self, attrs):
-        if not (attrs.get("email") or attrs.get("phone")):
-            raise serializers.ValidationError({"non_field_errors": ["Give an email or a phone number."]})
-        return attrs
+    def get_fields(self):
+        return {**super().get_fields(), **{spec.name: _described(spec) for spec in SUBMISSION_FIELDS}}
 
 
 def _duplicate_of(lead: Lead, partner) -> str | None:

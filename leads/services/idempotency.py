@@ -1,6 +1,7 @@
 """Idempotency-Key for API POSTs: the first answer is stored and replayed for 24 hours."""
 
 import hashlib
+import json
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -23,14 +24,17 @@ def idempotent(
     partner: Partner | None = None,
     user=None,
     key: str,
-    body: bytes,
-    handler: Callable[[], tuple[int, dict]],
+    data: object,
+    handler: Callable[[str], tuple[int, dict]],
     sandbox: bool = False,
 ) -> tuple[int, dict, bool]:
     """Run handler once per (caller, sandbox or live, key); repeats get the stored (status, body).
     The third value says whether this answer is a replay.
 
     The caller is a partner (API key) or a staff user (session or token); keys never cross callers.
+    `data` is the parsed body. handler gets the request's own key, a digest of the caller, sandbox
+    or live, the key and the body: what it creates may keep it, so a repeat whose stored answer was
+    lost or has expired finds that again, while the same key with another body names another thing.
 
     The key is recorded in its own transaction before the work starts, so a repeat that
     arrives while the first is still running sees it and gets 409 instead of a second lead.
@@ -41,8 +45,13 @@ def idempotent(
             f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.",
             extra={"Idempotency-Key": [f"1 to {MAX_KEY_LENGTH} characters."]},
         )
-    request_hash = hashlib.sha256(body).hexdigest()
+    # Canonically serialised: the same lead with its fields in another order or spacing is the same request.
+    request_hash = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
     caller = {"partner": partner} if partner is not None else {"user": user}
+    caller_name = f"partner:{partner.pk}" if partner is not None else f"user:{user.pk}"
+    request_key = hashlib.sha256(
+        f"{caller_name}\n{'test' if sandbox else 'live'}\n{key}\n{request_hash}".encode()
+    ).hexdigest()
     records = IdempotencyRecord.objects.filter(**caller, sandbox=sandbox, key=key)
 
     def claim() -> IdempotencyRecord:
@@ -65,7 +74,7 @@ def idempotent(
         except IntegrityError:
             raise Conflict("A request with this Idempotency-Key is being processed; retry shortly.") from None
     try:
-        status_code, response_body = handler()
+        status_code, response_body = handler(request_key)
     except Exception:
         record.delete()  # nothing was stored for this key, so the client may retry it
         raise

@@ -12,6 +12,7 @@ from .capture import CaptureContext, CaptureResult, lead_capture
 from .submission import SubmissionError, parse_submission
 
 CAMPAIGN_ERROR = "Unknown campaign, or one this key may not post to."
+CAMPAIGN_HELP = "The slug of a campaign this key may post to (GET /api/v1/campaigns/ lists them)."
 
 
 def campaign_for_intake(slug: str) -> Campaign | None:
@@ -40,7 +41,8 @@ def api_lead_submit(
     """Check the submission's shape and campaign (400 with field errors), then run the pipeline.
 
     Partners may post only to their campaigns; staff (partner None) to any campaign. A partner's
-    idempotency key is also the lead's, so even a lost response never makes a second lead.
+    lead keeps `idempotency_key` (the request's key that leads.services.idempotency hands over),
+    so even a lost response never makes a second lead.
     """
     if not isinstance(data, Mapping):
         raise InvalidInput("Send one lead as a JSON object.", extra={"non_field_errors": ["Expected an object."]})
@@ -52,7 +54,7 @@ def api_lead_submit(
     if campaign is None:
         errors["campaign"] = ["This field is required."] if not slug else [CAMPAIGN_ERROR]
     try:
-        submission = parse_submission(data)
+        submission = parse_submission(data, door_fields={"campaign"})
     except SubmissionError as error:
         errors.update(error.errors)
     if errors:

@@ -5,33 +5,79 @@ reach the person): it gets field errors and creates nothing. Everything else is 
 """
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 
 MAX_WHOLE_NUMBER = 2_000_000_000  # fits the database's integer column
+AMOUNT_DIGITS, AMOUNT_PLACES = 12, 2  # below a trillion, in cents: fits the lead's money column
 MAX_TEXT = 1000  # one form field; a 10 kB "name" is an attack or a mistake, not a lead
 MAX_MESSAGE = 5000
-MAX_ANSWERS = 50
-MAX_SUB_IDS = 20
-TEXT_FIELDS = {
-    "action": 40,
-    "email": 254,
-    "phone": 40,
-    "first_name": 100,
-    "last_name": 100,
-    "company": 200,
-    "country": 60,
-    "zip_code": 20,
-    "click_id": 128,
-    "consent_text": MAX_MESSAGE,
-    "consent_version": 40,
-    "message": MAX_MESSAGE,
-    "user_agent": MAX_TEXT,
-    "ip": 64,
-}
+MAP_NAME_LENGTH = 60
+MAP_LIST_ITEMS = 20  # of a multiple-choice answer; further items are dropped
 TRUE_WORDS = {"1", "true", "yes", "on", "y"}
 FALSE_WORDS = {"", "0", "false", "no", "off", "n"}
+
+
+class FieldKind(StrEnum):
+    TEXT = "text"
+    IP_ADDRESS = "ip_address"
+    WHOLE_NUMBER = "whole_number"
+    AMOUNT = "amount"
+    YES_NO = "yes_no"
+    MAP = "map"  # names to texts (or, with `lists`, to lists of texts)
+
+
+@dataclass(frozen=True)
+class SubmissionField:
+    """One field of the lead contract. parse_submission checks it, and the API's schema describes
+    it (leads/api/serializers.py builds its fields from these), so both read the same limits."""
+
+    name: str
+    kind: FieldKind
+    max_length: int | None = None  # text: characters; a map: characters of each value
+    max_entries: int | None = None  # a map: how many names
+    lists: bool = False  # a map: a value may be a list of texts (a quiz's multiple choice)
+    help_text: str = ""
+
+
+SUBMISSION_FIELDS = (
+    SubmissionField("action", FieldKind.TEXT, 40, help_text="quote, demo, newsletter, quiz ..."),
+    SubmissionField("email", FieldKind.TEXT, 254, help_text="An email or a phone is required."),
+    SubmissionField("phone", FieldKind.TEXT, 40, help_text="An email or a phone is required."),
+    SubmissionField("first_name", FieldKind.TEXT, 100),
+    SubmissionField("last_name", FieldKind.TEXT, 100),
+    SubmissionField("country", FieldKind.TEXT, 60),
+    SubmissionField("company", FieldKind.TEXT, 200),
+    SubmissionField("company_size", FieldKind.WHOLE_NUMBER, help_text="Employees."),
+    SubmissionField("budget", FieldKind.AMOUNT, help_text="In the offer's currency."),
+    SubmissionField("zip_code", FieldKind.TEXT, 20),
+    SubmissionField("message", FieldKind.TEXT, MAX_MESSAGE),
+    SubmissionField("click_id", FieldKind.TEXT, 128, help_text="The click id our tracking link passed on."),
+    # As long as a click's sub ids (campaigns.services.clicks): a lead carries both in one map.
+    SubmissionField("sub_ids", FieldKind.MAP, 255, max_entries=20, help_text="Your tracking values by name."),
+    SubmissionField(
+        "answers",
+        FieldKind.MAP,
+        MAX_TEXT,
+        max_entries=50,
+        lists=True,
+        help_text=f"Quiz answers by question: a text, or a list of texts (the first {MAP_LIST_ITEMS} are kept).",
+    ),
+    SubmissionField("consent", FieldKind.YES_NO),
+    SubmissionField("consent_text", FieldKind.TEXT, MAX_MESSAGE),
+    SubmissionField("consent_version", FieldKind.TEXT, 40),
+    SubmissionField("ip", FieldKind.IP_ADDRESS, 64, help_text="The person's IP, not your server's."),
+    SubmissionField("user_agent", FieldKind.TEXT, MAX_TEXT),
+)
+FIELD_NAMES = frozenset(spec.name for spec in SUBMISSION_FIELDS)
+# What forms and the CSV import cap their text at.
+TEXT_FIELDS = {
+    spec.name: spec.max_length
+    for spec in SUBMISSION_FIELDS
+    if spec.kind in (FieldKind.TEXT, FieldKind.IP_ADDRESS) and spec.max_length
+}
 
 
 @dataclass
@@ -57,12 +103,15 @@ def _text(value, limit: int, name: str, errors: dict) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
         errors.setdefault(name, []).append("Must be text.")
         return ""
-    text = "".join(ch for ch in str(value) if ch.isprintable() or ch in "\n\t").strip()
+    if "\x00" in str(value):  # as forms and DRF say it; PostgreSQL stores no NUL
+        errors.setdefault(name, []).append("Null characters are not allowed.")
+        return ""
     try:
-        text.encode("utf-8")
+        str(value).encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates arrive through JSON escapes; no database takes them
         errors.setdefault(name, []).append("Contains characters that are not valid Unicode text.")
         return ""
+    text = "".join(ch for ch in str(value) if ch.isprintable() or ch in "\n\t").strip()
     if len(text) > limit:
         errors.setdefault(name, []).append(f"Ensure this field has no more than {limit} characters.")
         return ""
@@ -91,9 +140,9 @@ def _amount(value, name: str, errors: dict) -> Decimal | None:
         if isinstance(value, bool):
             raise InvalidOperation
         amount = Decimal(str(value).replace(",", "").lstrip("$€£").strip())
-        if not amount.is_finite() or amount < 0 or amount >= Decimal("1e12"):
+        if not amount.is_finite() or amount < 0 or amount >= 10**AMOUNT_DIGITS:
             raise InvalidOperation
-        return amount.quantize(Decimal("0.01"))
+        return amount.quantize(Decimal(1).scaleb(-AMOUNT_PLACES))
     except (InvalidOperation, ValueError):
         errors.setdefault(name, []).append("Enter an amount of 0 or more, like 5000 or 5000.00.")
         return None
@@ -113,53 +162,70 @@ def _boolean(value, name: str, errors: dict) -> bool:
     return False
 
 
-def _string_map(value, name: str, limit: int, errors: dict) -> dict:
+def _string_map(value, spec: SubmissionField, errors: dict) -> dict:
+    name = spec.name
     if value in (None, ""):
         return {}
     if not isinstance(value, Mapping):
         errors.setdefault(name, []).append("Must be an object of names and values.")
         return {}
-    if len(value) > limit:
-        errors.setdefault(name, []).append(f"At most {limit} entries.")
+    if len(value) > spec.max_entries:
+        errors.setdefault(name, []).append(f"At most {spec.max_entries} entries.")
         return {}
     cleaned = {}
     for key, item in value.items():
-        key_text = _text(key, 60, name, errors)
-        if isinstance(item, list):
-            cleaned[key_text] = [_text(part, MAX_TEXT, name, errors) for part in item[:20]]
+        key_text = _text(key, MAP_NAME_LENGTH, name, errors)
+        if spec.lists and isinstance(item, list):
+            cleaned[key_text] = [_text(part, spec.max_length, name, errors) for part in item[:MAP_LIST_ITEMS]]
         else:
-            cleaned[key_text] = _text(item, MAX_TEXT, name, errors)
+            cleaned[key_text] = _text(item, spec.max_length, name, errors)
     return cleaned
 
 
-def parse_submission(data: Mapping) -> Submission:
-    """Check types and sizes; raise SubmissionError with field errors if the shape is wrong."""
+def _ip_address(value, spec: SubmissionField, errors: dict) -> str:
+    text = _text(value, spec.max_length, spec.name, errors)
+    if not text:
+        return ""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        errors.setdefault(spec.name, []).append("Enter a valid IPv4 or IPv6 address.")
+        return ""
+
+
+_READERS = {
+    FieldKind.TEXT: lambda value, spec, errors: _text(value, spec.max_length, spec.name, errors),
+    FieldKind.IP_ADDRESS: _ip_address,
+    FieldKind.WHOLE_NUMBER: lambda value, spec, errors: _whole_number(value, spec.name, errors),
+    FieldKind.AMOUNT: lambda value, spec, errors: _amount(value, spec.name, errors),
+    FieldKind.YES_NO: lambda value, spec, errors: _boolean(value, spec.name, errors),
+    FieldKind.MAP: _string_map,
+}
+
+
+def parse_submission(data: Mapping, *, door_fields: Collection[str] | None = None) -> Submission:
+    """Check types and sizes; raise SubmissionError with field errors if the shape is wrong.
+
+    `door_fields`: for a door whose senders must send nothing else (the API), the names the door
+    reads itself (`campaign`); any other name outside SUBMISSION_FIELDS is then refused. Forms and
+    files carry names of their own (a honeypot, extra columns) and leave it None.
+    """
     if not isinstance(data, Mapping):
         raise SubmissionError({"non_field_errors": ["Send an object of lead fields."]})
     errors: dict[str, list[str]] = {}
-    values = {name: _text(data.get(name), limit, name, errors) for name, limit in TEXT_FIELDS.items()}
-    if values["ip"]:
-        try:
-            values["ip"] = str(ipaddress.ip_address(values["ip"]))
-        except ValueError:
-            errors.setdefault("ip", []).append("Enter a valid IPv4 or IPv6 address.")
-    values["company_size"] = _whole_number(data.get("company_size"), "company_size", errors)
-    values["budget"] = _amount(data.get("budget"), "budget", errors)
-    submission = Submission(
-        values=values,
-        answers=_string_map(data.get("answers"), "answers", MAX_ANSWERS, errors),
-        sub_ids=_string_map(data.get("sub_ids"), "sub_ids", MAX_SUB_IDS, errors),
-        consent=_boolean(data.get("consent"), "consent", errors),
-    )
+    read = {spec.name: _READERS[spec.kind](data.get(spec.name), spec, errors) for spec in SUBMISSION_FIELDS}
+    if door_fields is not None:
+        known = FIELD_NAMES | set(door_fields)
+        for name in sorted(str(name) for name in data if name not in known):
+            errors[name] = ["Unknown field."]
+    answers, sub_ids, consent = read.pop("answers"), read.pop("sub_ids"), read.pop("consent")
+    values = read
+    submission = Submission(values=values, answers=answers, sub_ids=sub_ids, consent=consent)
     if not errors and not values["email"] and not values["phone"]:
         errors["non_field_errors"] = ["Give an email or a phone number."]
     if errors:
         raise SubmissionError(errors)
-    submission.raw = {
-        key: value
-        for key, value in data.items()
-        if isinstance(key, str) and key in {*TEXT_FIELDS, "company_size", "budget", "consent", "answers", "sub_ids"}
-    }
+    submission.raw = {key: value for key, value in data.items() if isinstance(key, str) and key in FIELD_NAMES}
     submission.raw["company_size"] = values["company_size"]
     submission.raw["budget"] = str(values["budget"]) if values["budget"] is not None else None
     return submission

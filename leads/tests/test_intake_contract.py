@@ -1,0 +1,117 @@
+"""One lead contract: what the API's schema publishes is what parse_submission checks, field by field
+and limit by limit, and the API answers a bad lead with parse_submission's own messages."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from leads.models import Lead
+from leads.services.submission import (
+    SUBMISSION_FIELDS,
+    FieldKind,
+    SubmissionError,
+    parse_submission,
+)
+
+pytestmark = pytest.mark.django_db
+
+CONTACT = {"email": "jo@example.com"}
+
+
+@pytest.fixture
+def published(staff_client) -> dict:
+    """The lead's request body as /api/schema/ publishes it."""
+    schema = staff_client.get(reverse("api-schema"), {"format": "json"}).json()
+    request = schema["paths"]["/api/v1/leads/"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    return schema["components"]["schemas"][request["$ref"].rsplit("/", 1)[-1]]
+
+
+def errors_of(data: dict) -> dict[str, list[str]]:
+    """parse_submission's field errors for `data` as the API would send it ({} if it passes)."""
+    try:
+        parse_submission({**CONTACT, **data}, door_fields={"campaign"})
+    except SubmissionError as error:
+        return error.errors
+    return {}
+
+
+def too_long(limit: int) -> list[str]:
+    return [f"Ensure this field has no more than {limit} characters."]
+
+
+def test_the_schema_lists_exactly_the_fields_parse_submission_reads(published):
+    assert list(published["properties"]) == ["campaign", *(spec.name for spec in SUBMISSION_FIELDS)]
+    assert published["required"] == ["campaign"]
+    assert errors_of({"favourite_colour": "blue"}) == {"favourite_colour": ["Unknown field."]}
+
+
+@pytest.mark.parametrize("spec", SUBMISSION_FIELDS, ids=lambda spec: spec.name)
+def test_parse_submission_enforces_each_limit_the_schema_publishes(published, spec):
+    """Read from the schema, checked against the parser: a change to either side alone fails here."""
+    field = published["properties"][spec.name]
+    name = spec.name
+    if spec.kind == FieldKind.TEXT:
+        limit = field["maxLength"]
+        assert field["type"] == "string"
+        assert errors_of({name: "a" * limit}) == {}
+        assert errors_of({name: "a" * (limit + 1)}) == {name: too_long(limit)}
+    elif spec.kind == FieldKind.IP_ADDRESS:
+        assert field["type"] == "string"
+        assert errors_of({name: "2001:db8::1"}) == {}
+        assert errors_of({name: "1" * (field["maxLength"] + 1)}) == {name: too_long(field["maxLength"])}
+    elif spec.kind == FieldKind.WHOLE_NUMBER:
+        assert (field["type"], field["minimum"]) == ("integer", 0)
+        assert errors_of({name: field["maximum"]}) == {}
+        assert set(errors_of({name: field["maximum"] + 1})) == set(errors_of({name: -1})) == {name}
+    elif spec.kind == FieldKind.AMOUNT:
+        whole, places = (int(digits) for digits in re.findall(r"\{0,(\d+)\}", field["pattern"]))
+        assert errors_of({name: f"{'9' * whole}.{'9' * places}"}) == {}
+        assert set(errors_of({name: "1" + "0" * whole})) == {name}
+    elif spec.kind == FieldKind.YES_NO:
+        assert field["type"] == "boolean"
+        assert errors_of({name: True}) == errors_of({name: "no"}) == {}
+    else:
+        assert field["type"] == "object"
+        entries, value = field["maxProperties"], field["additionalProperties"]
+        texts = value.get("oneOf", [value])
+        limit = texts[0]["maxLength"]
+        assert errors_of({name: {f"k{index}": "v" for index in range(entries)}}) == {}
+        assert errors_of({name: {f"k{index}": "v" for index in range(entries + 1)}}) == {
+            name: [f"At most {entries} entries."]
+        }
+        assert errors_of({name: {"k": "a" * limit}}) == {}
+        assert errors_of({name: {"k": "a" * (limit + 1)}}) == {name: too_long(limit)}
+        lists_published = any(text.get("type") == "array" for text in texts)
+        assert (errors_of({name: {"k": ["a", "b"]}}) == {}) is lists_published
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"first_name": "A" * 101},
+        {"sub_ids": {"sub1": "z" * 256}},
+        {"email": "jo\x00@example.com"},
+        {"company_size": "many", "colour": "blue"},
+    ],
+    ids=["over-long name", "over-long sub id", "NUL", "a bad value and an unknown field"],
+)
+def test_a_bad_field_gets_parse_submissions_message_through_the_api(staff_client, campaign, fields):
+    expected = errors_of(fields)
+    assert expected  # the parser refuses it
+
+    response = staff_client.post("/api/v1/leads/", {"campaign": campaign.slug, **CONTACT, **fields}, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": {"code": "invalid", "message": "The lead has invalid fields; nothing was stored.", "fields": expected}
+    }
+    assert not Lead.objects.exists()
+
+
+def test_an_over_long_first_name_is_refused_in_the_words_of_the_limit(staff_client, campaign):
+    response = staff_client.post(
+        "/api/v1/leads/", {"campaign": campaign.slug, **CONTACT, "first_name": "A" * 101}, format="json"
+    )
+
+    assert response.json()["error"]["fields"] == {"first_name": ["Ensure this field has no more than 100 characters."]}
