@@ -5,6 +5,7 @@ and flows, a sales rep their leads, the queue and follow-ups, and a manager all 
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.http import HttpRequest, QueryDict
 from django.urls import reverse
@@ -152,7 +153,7 @@ NAVIGATION: list[tuple[str, str | None, list[Link]]] = [
 
 def sidebar_navigation(request: HttpRequest) -> list[dict]:
     """The sidebar groups the user may use; a group with nothing allowed is left out."""
-    groups = []
+    groups: list[dict[str, Any]] = []
     for title, group_permission, links in NAVIGATION:
         if group_permission and not request.user.has_perm(group_permission):
             continue

@@ -1,5 +1,7 @@
 """One JSON error shape for the whole API: {"error": {"code", "message", "fields"}}."""
 
+from typing import Any
+
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
@@ -17,11 +19,11 @@ APPLICATION_ERRORS = {
 }
 
 
-def error_body(code: str, message: str, fields: dict | None = None) -> dict:
+def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
-def api_exception_handler(exc, context):
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
         http_status, code = next(
             (value for kind, value in APPLICATION_ERRORS.items() if isinstance(exc, kind)),
@@ -42,6 +44,6 @@ def api_exception_handler(exc, context):
         fields = detail if isinstance(detail, dict) else {"non_field_errors": detail}
         response.data = error_body("invalid", "The request has invalid fields.", fields)
     else:
-        code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
-        response.data = error_body(code if isinstance(code, str) else "error", str(detail))
+        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+        response.data = error_body(codes if isinstance(codes, str) else "error", str(detail))
     return response

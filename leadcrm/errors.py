@@ -1,10 +1,12 @@
 """The one family of errors that services raise; interfaces map them to HTTP or admin messages."""
 
+from typing import Any
+
 
 class ApplicationError(Exception):
     """A business rule refused the request; the message is safe to show to the user."""
 
-    def __init__(self, message: str, *, extra: dict | None = None):
+    def __init__(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.extra = extra or {}

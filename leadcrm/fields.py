@@ -1,6 +1,8 @@
 """A list-of-strings model field that marketing staff can edit as text or checkboxes in the admin."""
 
 import re
+from collections.abc import Iterable
+from typing import Any
 
 from django import forms
 from django.db import models
@@ -11,7 +13,7 @@ _SPLITTERS = {",": re.compile(r"[,\n]"), "\n": re.compile(r"\n")}
 class StringListFormField(forms.CharField):
     """Edits a list of strings as one text: items separated by commas (or by lines)."""
 
-    def __init__(self, *, separator: str = ",", item_case: str = "", **kwargs):
+    def __init__(self, *, separator: str = ",", item_case: str = "", **kwargs: Any) -> None:
         self.separator = separator
         self.item_case = item_case
         if separator == "\n":
@@ -24,19 +26,20 @@ class StringListFormField(forms.CharField):
         kwargs.pop("max_length", None)
         super().__init__(**kwargs)
 
-    def prepare_value(self, value):
+    def prepare_value(self, value: Any) -> Any:
         if isinstance(value, list | tuple):
             joiner = "\n" if self.separator == "\n" else ", "
             return joiner.join(str(item) for item in value)
         return value
 
-    def to_python(self, value) -> list[str]:
+    # A list where CharField gives a string: the model field stores the list as JSON.
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
         if isinstance(value, list | tuple):
             items = [str(item) for item in value]
         else:
             text = super().to_python(value) or ""
             items = _SPLITTERS[self.separator].split(text)
-        cleaned = []
+        cleaned: list[str] = []
         for item in items:
             item = item.strip()
             if self.item_case == "upper":
@@ -47,14 +50,21 @@ class StringListFormField(forms.CharField):
                 cleaned.append(item)
         return cleaned
 
-    def has_changed(self, initial, data) -> bool:
+    def has_changed(self, initial: Any, data: Any) -> bool:
         return (initial or []) != self.to_python(data)
 
 
 class StringListField(models.JSONField):
     """A JSON list of distinct strings; with `item_choices` the admin shows checkboxes."""
 
-    def __init__(self, *args, item_choices=None, separator: str = ",", item_case: str = "", **kwargs):
+    def __init__(
+        self,
+        *args: Any,
+        item_choices: Iterable[tuple[str, str]] | None = None,
+        separator: str = ",",
+        item_case: str = "",
+        **kwargs: Any,
+    ) -> None:
         self.item_choices = list(item_choices) if item_choices else None
         self.separator = separator
         self.item_case = item_case
@@ -62,7 +72,7 @@ class StringListField(models.JSONField):
         kwargs.setdefault("blank", True)
         super().__init__(*args, **kwargs)
 
-    def deconstruct(self):
+    def deconstruct(self) -> Any:
         name, path, args, kwargs = super().deconstruct()
         if self.item_choices:
             kwargs["item_choices"] = self.item_choices
@@ -76,8 +86,13 @@ class StringListField(models.JSONField):
             del kwargs["blank"]
         return name, path, args, kwargs
 
-    def formfield(self, **kwargs):
-        defaults = {"required": not self.blank, "label": self.verbose_name.capitalize()}
+    def formfield(
+        self,
+        form_class: type[forms.Field] | None = None,
+        choices_form_class: type[forms.ChoiceField] | None = None,
+        **kwargs: Any,
+    ) -> forms.Field:
+        defaults: dict[str, Any] = {"required": not self.blank, "label": self.verbose_name.capitalize()}
         if self.help_text:
             defaults["help_text"] = self.help_text
         if self.item_choices:

@@ -2,9 +2,10 @@
 
 import logging
 import time
+from collections.abc import Callable
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from .api_errors import error_body
 
@@ -12,10 +13,10 @@ logger = logging.getLogger("leadcrm.api")
 
 
 class ApiRequestMiddleware:
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         if not request.path.startswith("/api/"):
             return self.get_response(request)
         started = time.monotonic()
@@ -23,6 +24,7 @@ class ApiRequestMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
+        response: HttpResponse
         if length > settings.API_MAX_BODY_BYTES:
             response = JsonResponse(
                 error_body("request_too_large", f"The body is larger than {settings.API_MAX_BODY_BYTES} bytes."),

@@ -2,12 +2,14 @@
 
 import datetime
 from decimal import Decimal
+from typing import Any
 
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, DecimalField, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from campaigns.models import Campaign
+from campaigns.models import Advertiser, Campaign
 
 from .models import (
     BUYER_BALANCE_SIGN,
@@ -18,16 +20,17 @@ from .models import (
     Delivery,
     Lead,
     LedgerEntry,
+    Partner,
 )
 from .services.ledger import buyer_balance, buyer_balance_change, supplier_balance
 from .services.normalisation import normalise_phone
 
 
-def can_see_all_leads(user) -> bool:
+def can_see_all_leads(user: User | AnonymousUser) -> bool:
     return user.is_superuser or user.has_perm("leads.view_all_leads")
 
 
-def lead_list(*, user) -> QuerySet[Lead]:
+def lead_list(*, user: User | AnonymousUser) -> QuerySet[Lead]:
     """Leads the user may see: everyone's for managers and marketing; a rep's own plus the
     unassigned queue of workable leads for sales reps."""
     leads = Lead.objects.select_related("campaign", "traffic_source", "assigned_to")
@@ -55,14 +58,14 @@ def lead_search(leads: QuerySet[Lead], term: str) -> QuerySet[Lead]:
     return leads.filter(Q(click_id=term) | Q(first_name__istartswith=term) | Q(last_name__istartswith=term))
 
 
-def can_work_lead(*, user, lead: Lead) -> bool:
+def can_work_lead(*, user: User | AnonymousUser, lead: Lead) -> bool:
     """Who may change a lead: managers (and superusers) any; a rep only their own."""
     if user.is_superuser or user.has_perm("leads.assign_lead"):
         return True
     return user.has_perm("leads.change_lead") and lead.assigned_to_id == user.pk
 
 
-def follow_ups_due(*, user, limit: int = 20) -> QuerySet[Lead]:
+def follow_ups_due(*, user: User, limit: int = 20) -> QuerySet[Lead]:
     """The user's open leads whose follow-up date is today or overdue, oldest first."""
     return (
         Lead.objects.filter(assigned_to=user, status__in=OPEN_STATUSES, next_follow_up__lte=timezone.localdate())
@@ -71,7 +74,7 @@ def follow_ups_due(*, user, limit: int = 20) -> QuerySet[Lead]:
     )
 
 
-def sales_queue(*, user, limit: int = 20) -> QuerySet[Lead]:
+def sales_queue(*, user: User, limit: int = 20) -> QuerySet[Lead]:
     """The rep's open leads: those with a follow-up first (soonest first), then the best scored."""
     return (
         Lead.objects.filter(assigned_to=user, status__in=OPEN_STATUSES)
@@ -80,7 +83,7 @@ def sales_queue(*, user, limit: int = 20) -> QuerySet[Lead]:
     )
 
 
-def sales_queue_counts(*, user) -> dict[str, int]:
+def sales_queue_counts(*, user: User) -> dict[str, int]:
     """How many open leads the rep holds, and how many wait unassigned for anyone to claim: one query."""
     return Lead.objects.aggregate(
         mine=Count("pk", filter=Q(assigned_to=user, status__in=OPEN_STATUSES)),
@@ -97,7 +100,7 @@ def escalated_leads(*, limit: int = 20) -> QuerySet[Lead]:
     )
 
 
-def _sold_to(partner) -> Q:
+def _sold_to(partner: Partner) -> Q:
     """The leads delivered to (and accepted by) the buyer's advertiser; nothing for a non-buyer."""
     if not (partner.is_buyer and partner.advertiser_id):
         return Q(pk__in=[])
@@ -107,12 +110,12 @@ def _sold_to(partner) -> Q:
     return Q(pk__in=delivered)
 
 
-def lead_list_for_buyer(*, partner) -> QuerySet[Lead]:
+def lead_list_for_buyer(*, partner: Partner) -> QuerySet[Lead]:
     """The only leads a buyer may report outcomes on."""
     return Lead.objects.filter(_sold_to(partner))
 
 
-def lead_list_for_partner(*, partner) -> QuerySet[Lead]:
+def lead_list_for_partner(*, partner: Partner) -> QuerySet[Lead]:
     """A supplier's own leads; for a buyer, the leads delivered to its advertiser."""
     visible = _sold_to(partner)
     if partner.is_supplier:
@@ -120,7 +123,7 @@ def lead_list_for_partner(*, partner) -> QuerySet[Lead]:
     return Lead.objects.filter(visible).select_related("campaign", "duplicate_of")
 
 
-def lead_list_for_api(*, user) -> QuerySet[Lead]:
+def lead_list_for_api(*, user: Any) -> QuerySet[Lead]:
     """An API caller's leads: a partner's (its principal carries `.partner`) or a staff user's."""
     if user is None:  # schema generation inspects views without a caller
         return Lead.objects.none()
@@ -130,7 +133,7 @@ def lead_list_for_api(*, user) -> QuerySet[Lead]:
     return lead_list(user=user).select_related("duplicate_of")
 
 
-def campaigns_for_api(*, user):
+def campaigns_for_api(*, user: Any) -> QuerySet[Campaign]:
     campaigns = Campaign.objects.select_related("traffic_source", "offer")
     partner = getattr(user, "partner", None)
     return campaigns.filter(partners=partner) if partner is not None else campaigns
@@ -139,11 +142,11 @@ def campaigns_for_api(*, user):
 def statement(
     *,
     currency: str,
-    date_from,
-    date_to,
-    advertiser=None,
-    partner=None,
-) -> dict:
+    date_from: datetime.date,
+    date_to: datetime.date,
+    advertiser: Advertiser | None = None,
+    partner: Partner | None = None,
+) -> dict[str, Any]:
     """A buyer's or a supplier's statement for a period (days in TIME_ZONE, by when entries were booked):
     the opening balance, every entry with the balance after it, and the closing balance.
 
@@ -156,16 +159,19 @@ def statement(
         signs, opening = BUYER_BALANCE_SIGN, buyer_balance(advertiser.pk, currency, before=start)
         entries = LedgerEntry.objects.filter(advertiser=advertiser)
         name = advertiser.name
-    else:
+    elif partner is not None:
         signs, opening = SUPPLIER_BALANCE_SIGN, supplier_balance(partner.pk, currency, before=start)
         entries = LedgerEntry.objects.filter(partner=partner)
         name = partner.name
+    else:
+        raise ValueError("A statement is an advertiser's or a partner's.")
     entries = (
         entries.filter(currency=currency, kind__in=list(signs), created_at__gte=start, created_at__lt=end)
         .select_related("lead", "campaign")
         .order_by("created_at", "id")
     )
-    lines, balance = [], opening
+    lines: list[dict[str, Any]] = []
+    balance = opening
     for entry in entries:
         change = signs[entry.kind] * entry.amount
         balance += change
@@ -198,7 +204,7 @@ def buyer_accounts_with_balance(queryset: QuerySet[BuyerAccount] | None = None) 
         .annotate(total=Sum(buyer_balance_change()))
         .values("total")
     )
-    money = DecimalField(max_digits=20, decimal_places=4)
+    money: DecimalField[Decimal, Decimal] = DecimalField(max_digits=20, decimal_places=4)
     return queryset.annotate(
         balance=Coalesce(Subquery(entries, output_field=money), Value(Decimal("0")), output_field=money)
     )

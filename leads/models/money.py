@@ -3,6 +3,8 @@
 Every amount that moves is one LedgerEntry; reports, statements and balances add entries up.
 """
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -186,7 +188,7 @@ class LedgerEntry(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.amount:+.2f} {self.currency}"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise AppendOnly("Ledger entries are never changed: post a correcting entry.")
         kwargs["force_insert"] = True
@@ -199,14 +201,14 @@ class LedgerEntry(models.Model):
 # What each kind does to a counterparty's balance, as a multiple of the entry's amount. A buyer's
 # balance: payments in, minus what it was charged (our sales and commissions), plus refunds. A
 # supplier's balance: what we owe it (payouts earned, less reversals and payments made).
-BUYER_BALANCE_SIGN = {
+BUYER_BALANCE_SIGN: dict[str, int] = {
     LedgerEntry.Kind.BUYER_PAYMENT: 1,
     LedgerEntry.Kind.LEAD_SOLD: -1,
     LedgerEntry.Kind.LEAD_RETURNED: -1,
     LedgerEntry.Kind.SALE_COMMISSION: -1,
     LedgerEntry.Kind.SALE_REVERSED: -1,
 }
-SUPPLIER_BALANCE_SIGN = {
+SUPPLIER_BALANCE_SIGN: dict[str, int] = {
     LedgerEntry.Kind.PAYOUT_EARNED: -1,
     LedgerEntry.Kind.PAYOUT_REVERSED: -1,
     LedgerEntry.Kind.SUPPLIER_PAYMENT: -1,

@@ -1,5 +1,8 @@
 """Buyers' accounts: a credit limit or a prepaid balance that routing respects."""
 
+from decimal import Decimal
+
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from ..models import BuyerAccount
@@ -18,7 +21,9 @@ def buyer_account_save(*, account: BuyerAccount) -> int:
 
 
 @transaction.atomic
-def buyer_payment_record(*, account: BuyerAccount, amount, reference: str = "", note: str = "", user=None) -> int:
+def buyer_payment_record(
+    *, account: BuyerAccount, amount: Decimal, reference: str = "", note: str = "", user: User | None = None
+) -> int:
     """A buyer's payment into its account; its held leads are routed again now (returns how many)."""
     ledger_record_payment(
         advertiser=account.advertiser,

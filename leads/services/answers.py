@@ -5,6 +5,7 @@ import random
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 from django.utils import timezone
 
@@ -32,7 +33,7 @@ class Verdict:
     disable_destination: bool = False
 
 
-def json_path(data, path: str):
+def json_path(data: Any, path: str) -> Any:
     """`result.accepted` or `errors.0.message`; None when any step is missing."""
     for step in path.split("."):
         if isinstance(data, dict):
@@ -44,7 +45,7 @@ def json_path(data, path: str):
     return data
 
 
-def _as_text(value) -> str:
+def _as_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return "" if value is None else str(value)

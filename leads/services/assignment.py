@@ -5,9 +5,9 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from leadcrm.errors import Conflict, InvalidInput
@@ -18,7 +18,7 @@ from .locking import lock_until_commit
 SALES_GROUP = "Sales"
 
 
-def sales_reps():
+def sales_reps() -> QuerySet[User]:
     """Active staff users in the Sales group."""
     return get_user_model().objects.filter(is_active=True, is_staff=True, groups__name=SALES_GROUP)
 
@@ -27,14 +27,15 @@ def _eligible_profiles(lead: Lead, exclude_user_id: int | None = None) -> list[S
     # One assignment at a time: a row lock with ORDER BY would hand a waiting transaction the
     # rows in the order it read before the lock, so two leads could go to the same rep.
     lock_until_commit(("lead-assignment",))
-    users = list(sales_reps().exclude(pk=exclude_user_id).values_list("pk", flat=True))
+    reps = sales_reps() if exclude_user_id is None else sales_reps().exclude(pk=exclude_user_id)
+    users = list(reps.values_list("pk", flat=True))
     SalesRepProfile.objects.bulk_create([SalesRepProfile(user_id=user_id) for user_id in users], ignore_conflicts=True)
     profiles = (
         SalesRepProfile.objects.filter(user_id__in=users, is_available=True)
         .order_by(F("last_assigned_at").asc(nulls_first=True), "user_id")
         .prefetch_related("offers")
     )
-    eligible = []
+    eligible: list[SalesRepProfile] = []
     for profile in profiles:
         if profile.countries and lead.country not in profile.countries:
             continue
@@ -45,7 +46,7 @@ def _eligible_profiles(lead: Lead, exclude_user_id: int | None = None) -> list[S
     return eligible
 
 
-def _assign(lead: Lead, user, *, actor, how: str) -> Lead:
+def _assign(lead: Lead, user: User, *, actor: User | None, how: str) -> Lead:
     now = timezone.now()
     previous = lead.assigned_to
     lead.assigned_to, lead.assigned_at = user, now
@@ -77,11 +78,11 @@ def assign_outbox_handler(entry: OutboxEntry) -> None:
 
 
 @transaction.atomic
-def lead_assign(*, lead: Lead, to_user, actor: AbstractBaseUser | None) -> Lead:
+def lead_assign(*, lead: Lead, to_user: User | None, actor: User | None) -> Lead:
     """A manager gives the lead to a rep (or takes it back when to_user is None)."""
     lead = Lead.objects.select_for_update(of=("self",)).select_related("assigned_to").get(pk=lead.pk)
     if to_user is None:
-        if lead.assigned_to_id:
+        if lead.assigned_to is not None:
             previous = lead.assigned_to.get_username()
             lead.assigned_to, lead.assigned_at = None, None
             lead.save(update_fields=["assigned_to", "assigned_at", "updated_at"])
@@ -100,7 +101,7 @@ def lead_assign(*, lead: Lead, to_user, actor: AbstractBaseUser | None) -> Lead:
 
 
 @transaction.atomic
-def lead_claim(*, lead: Lead, user) -> Lead:
+def lead_claim(*, lead: Lead, user: User) -> Lead:
     """A rep takes an unassigned lead from the queue; first come, first served."""
     if not sales_reps().filter(pk=user.pk).exists():
         raise InvalidInput(f"{user.get_username()} is not an active sales rep; a manager assigns leads instead.")
@@ -170,7 +171,7 @@ def leads_escalate_uncontacted(*, now: datetime.datetime | None = None) -> int:
 
 
 @transaction.atomic
-def _escalate(lead_id: int, now, limit: int) -> int:
+def _escalate(lead_id: int, now: datetime.datetime, limit: int) -> int:
     lead = Lead.objects.select_for_update(of=("self",)).select_related("assigned_to").get(pk=lead_id)
     if lead.escalated_at or lead.first_contacted_at:
         return 0

@@ -2,6 +2,7 @@
 
 import json
 from decimal import Decimal
+from typing import Any
 from urllib.parse import urlencode
 
 import phonenumbers
@@ -10,7 +11,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from ..models import DeliveryDestination, Lead
 
 
-def lead_payload(lead: Lead) -> dict:
+def lead_payload(lead: Lead) -> dict[str, Any]:
     """The standard delivery JSON (also what an empty mapping sends)."""
     values = {
         "id": str(lead.public_id),
@@ -59,7 +60,7 @@ def _format_phone(phone: str, style: str) -> str:
     return str(number.national_number)  # digits: the national number alone
 
 
-def _transform(value, style: str):
+def _transform(value: Any, style: str) -> Any:
     if style in ("lower", "upper") and isinstance(value, str):
         return value.lower() if style == "lower" else value.upper()
     if style and isinstance(value, str) and value:
@@ -67,11 +68,11 @@ def _transform(value, style: str):
     return value
 
 
-def mapped_payload(lead: Lead, mapping: dict) -> dict:
+def mapped_payload(lead: Lead, mapping: dict[str, Any]) -> dict[str, Any]:
     standard = lead_payload(lead)
     if not mapping:
         return standard
-    result = {}
+    result: dict[str, Any] = {}
     for theirs, spec in mapping.items():
         spec = {"field": spec} if isinstance(spec, str) else spec
         result[theirs] = (
@@ -80,7 +81,7 @@ def mapped_payload(lead: Lead, mapping: dict) -> dict:
     return result
 
 
-def _form_value(value) -> str:
+def _form_value(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -92,7 +93,7 @@ def _form_value(value) -> str:
     return str(value)
 
 
-def request_body(destination: DeliveryDestination, payload: dict) -> tuple[bytes, str]:
+def request_body(destination: DeliveryDestination, payload: dict[str, Any]) -> tuple[bytes, str]:
     """(body, content type) for an HTTP destination."""
     if destination.kind == DeliveryDestination.Kind.FORM:
         fields = {name: _form_value(value) for name, value in payload.items()}
@@ -100,7 +101,7 @@ def request_body(destination: DeliveryDestination, payload: dict) -> tuple[bytes
     return json.dumps(payload, cls=DjangoJSONEncoder, separators=(",", ":")).encode(), "application/json"
 
 
-def email_text(lead: Lead, payload: dict) -> tuple[str, str]:
+def email_text(lead: Lead, payload: dict[str, Any]) -> tuple[str, str]:
     """(subject, body) of an email delivery: one line per field, for a sales inbox."""
     name = " ".join(filter(None, [lead.first_name, lead.last_name])) or lead.email or lead.phone
     subject = f"New {lead.get_lead_type_display().lower()} lead: {name} ({lead.offer.name})"

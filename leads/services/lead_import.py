@@ -11,7 +11,9 @@ import io
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
+from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.db import transaction
 
@@ -51,8 +53,8 @@ def _rows(data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
     return header, rows
 
 
-def _row_data(header: list[str], row: list[str]) -> dict:
-    data: dict = {"answers": {}, "sub_ids": {}}
+def _row_data(header: list[str], row: list[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {"answers": {}, "sub_ids": {}}
     for name, cell in zip(header, row, strict=False):
         cell = cell.strip()
         if not name or cell == "":
@@ -73,7 +75,9 @@ def _reasons_text(errors: dict[str, list[str]]) -> str:
     )
 
 
-def _create(*, data: bytes, file_name: str, created_by, status: str) -> tuple[LeadImport, list, list]:
+def _create(
+    *, data: bytes, file_name: str, created_by: User | None, status: str
+) -> tuple[LeadImport, list[str], list[tuple[int, list[str]]]]:
     header, rows = _rows(data)  # a file that cannot be read is refused before anything is stored
     checksum = hashlib.sha256(data).hexdigest()
     lead_import = LeadImport.objects.create(
@@ -83,7 +87,7 @@ def _create(*, data: bytes, file_name: str, created_by, status: str) -> tuple[Le
 
 
 def leads_import(
-    *, data: bytes, file_name: str, created_by=None, progress: Callable[[int], None] | None = None
+    *, data: bytes, file_name: str, created_by: User | None = None, progress: Callable[[int], None] | None = None
 ) -> LeadImport:
     """Import now, in this process (the management command): every row, with a report."""
     lead_import, header, rows = _create(
@@ -94,7 +98,7 @@ def leads_import(
 
 
 @transaction.atomic
-def lead_import_enqueue(*, data: bytes, file_name: str, created_by=None) -> LeadImport:
+def lead_import_enqueue(*, data: bytes, file_name: str, created_by: User | None = None) -> LeadImport:
     """Store the file and import it in a Celery worker, off the web request (the admin upload)."""
     lead_import, _, _ = _create(data=data, file_name=file_name, created_by=created_by, status=LeadImport.Status.QUEUED)
     lead_import.file.save(f"{lead_import.checksum}.csv", ContentFile(data), save=True)
@@ -127,7 +131,12 @@ def lead_import_send_again(*, lead_import: LeadImport) -> None:
     transaction.on_commit(lambda: _send(lead_import.pk))
 
 
-def _run(lead_import: LeadImport, header: list, rows: list, progress: Callable[[int], None] | None) -> None:
+def _run(
+    lead_import: LeadImport,
+    header: list[str],
+    rows: list[tuple[int, list[str]]],
+    progress: Callable[[int], None] | None,
+) -> None:
     checksum, created_by = lead_import.checksum, lead_import.created_by
     campaigns = {campaign.slug: campaign for campaign in Campaign.objects.select_related("offer", "traffic_source")}
     report = io.StringIO()

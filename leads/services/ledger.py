@@ -9,9 +9,11 @@ import datetime
 from collections import defaultdict
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Count, DecimalField, F, Q, Sum, When
+from django.db.models import Case, Count, DecimalField, F, Q, QuerySet, Sum, When
 from django.utils import timezone
 
 from campaigns.models import Advertiser, DailyStat
@@ -64,7 +66,7 @@ def money_day(lead: Lead) -> datetime.date:
     return timezone.localdate(lead.created_at)
 
 
-def _lead_entry(lead: Lead, **fields) -> LedgerEntry:
+def _lead_entry(lead: Lead, **fields: Any) -> LedgerEntry:
     return LedgerEntry(
         lead=lead,
         day=money_day(lead),
@@ -92,14 +94,15 @@ def _payout_entry(lead: Lead, terms: SupplierPayout) -> LedgerEntry:
 
 
 def _payout_terms(lead: Lead, *bases: str) -> SupplierPayout | None:
-    if lead.partner_id is None or lead.is_test:
+    partner_id = lead.partner_id
+    if partner_id is None or lead.is_test:
         return None
     # A supplier's active payouts on the campaign, per process until payouts change (every capture reads them).
     payouts = cached(
         "supplier-payouts",
-        (lead.partner_id, lead.campaign_id),
+        (partner_id, lead.campaign_id),
         lambda: list(
-            SupplierPayout.objects.filter(partner_id=lead.partner_id, campaign_id=lead.campaign_id, is_active=True)
+            SupplierPayout.objects.filter(partner_id=partner_id, campaign_id=lead.campaign_id, is_active=True)
         ),
     )
     return next((payout for payout in payouts if payout.basis in bases), None)
@@ -196,7 +199,7 @@ def ledger_sync_media_spend(*, days: Iterable[tuple[int, datetime.date]]) -> lis
         return []
     campaign_ids, dates = {c for c, _ in days}, {d for _, d in days}
     stats = DailyStat.objects.filter(campaign_id__in=campaign_ids, date__in=dates).select_related("offer")
-    wanted: dict[tuple, Decimal] = defaultdict(Decimal)
+    wanted: dict[tuple[Any, ...], Decimal] = defaultdict(Decimal)
     for stat in stats:
         if (stat.campaign_id, stat.date) in days:
             group = (stat.campaign_id, stat.date, stat.offer_id, stat.traffic_source_id, stat.offer.currency)
@@ -207,7 +210,7 @@ def ledger_sync_media_spend(*, days: Iterable[tuple[int, datetime.date]]) -> lis
         .annotate(total=Sum("amount"), entries=Count("id"))
         .order_by()
     )
-    have: dict[tuple, Decimal] = {}
+    have: dict[tuple[Any, ...], Decimal] = {}
     corrections: dict[tuple[int, datetime.date], int] = defaultdict(int)
     for row in booked:
         if (row["campaign_id"], row["day"]) in days:
@@ -257,17 +260,19 @@ def ledger_record_payment(
     advertiser: Advertiser | None = None,
     partner: Partner | None = None,
     note: str = "",
-    user=None,
+    user: User | None = None,
     reference: str = "",
 ) -> LedgerEntry:
     """Money a buyer paid in (topping up its account) or money we paid a supplier."""
-    if (advertiser is None) == (partner is None):
+    if advertiser is not None and partner is None:
+        kind, who = K.BUYER_PAYMENT, f"buyer:{advertiser.pk}"
+    elif partner is not None and advertiser is None:
+        kind, who = K.SUPPLIER_PAYMENT, f"supplier:{partner.pk}"
+    else:
         raise InvalidInput("A payment is from one buyer or to one supplier.")
     if amount is None or amount <= 0:
         raise InvalidInput("Enter the amount paid.", extra={"amount": ["Enter an amount above zero."]})
-    kind = K.BUYER_PAYMENT if advertiser else K.SUPPLIER_PAYMENT
     now = timezone.now()
-    who = f"buyer:{advertiser.pk}" if advertiser else f"supplier:{partner.pk}"
     entry = LedgerEntry(
         # The payer's own reference (a bank transfer id) makes a payment entered twice count once.
         key=f"payment:{who}:{reference or now.isoformat()}"[:120],
@@ -287,7 +292,7 @@ def ledger_record_payment(
     return entry
 
 
-def _balance(entries, signs: dict, before: datetime.datetime | None) -> Decimal:
+def _balance(entries: QuerySet[LedgerEntry], signs: dict[str, int], before: datetime.datetime | None) -> Decimal:
     """The entries' effect on a counterparty's balance (booked before a moment, if given)."""
     entries = entries.filter(kind__in=list(signs))
     if before is not None:

@@ -1,16 +1,18 @@
 """Transaction-scoped locks on names, for work that must not run twice at once."""
 
 import hashlib
+from collections.abc import Iterable
+from typing import Any
 
 from django.db import connection
 
 
-def _key(parts) -> int:
+def _key(parts: Iterable[Any]) -> int:
     digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
-def lock_until_commit(*names: tuple) -> None:
+def lock_until_commit(*names: tuple[Any, ...]) -> None:
     """Hold each named lock until the current transaction ends.
 
     PostgreSQL: advisory locks, taken in a fixed order so two transactions never wait on each

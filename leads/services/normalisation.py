@@ -38,6 +38,6 @@ def country_code(value: str) -> str:
     if code or len(value.strip()) <= 3:
         return code
     try:
-        return pycountry.countries.lookup(value.strip()).alpha_2
+        return str(pycountry.countries.lookup(value.strip()).alpha_2)
     except LookupError:
         return ""

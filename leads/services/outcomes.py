@@ -1,11 +1,13 @@
 """What buyers report back about leads: contacted, converted, returned (or accepted, by postback)."""
 
 import hashlib
+import uuid
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from campaigns.models import Advertiser
 from leadcrm.errors import Conflict, InvalidInput, NotFound
 
 from ..models import Lead, LeadEvent, LeadOutcome, LeadStatus, Partner
@@ -47,7 +49,16 @@ def lead_record_outcome(
     return outcome, True
 
 
-def _apply(lead, partner, kind, external_reference, sale_amount, currency, return_reason, note) -> LeadOutcome:
+def _apply(
+    lead: Lead,
+    partner: Partner | None,
+    kind: str,
+    external_reference: str,
+    sale_amount: Decimal | None,
+    currency: str,
+    return_reason: str,
+    note: str,
+) -> LeadOutcome:
     lead = Lead.objects.select_for_update(of=("self",)).select_related("offer").get(pk=lead.pk)
     actor_note = "reported by the buyer" if partner else "reported by advertiser postback"
     if kind == LeadOutcome.Kind.CONTACTED:
@@ -100,23 +111,30 @@ def _apply(lead, partner, kind, external_reference, sale_amount, currency, retur
     return outcome
 
 
-POSTBACK_STATUS_OUTCOMES = {
+POSTBACK_STATUS_OUTCOMES: dict[str, str] = {
     "lead": LeadOutcome.Kind.ACCEPTED,
     "sale": LeadOutcome.Kind.CONVERTED,
     "return": LeadOutcome.Kind.RETURNED,
 }
 
 
-def _postback_reference(advertiser, reference: str) -> str:
+def _postback_reference(advertiser: Advertiser, reference: str) -> str:
     # Namespaced per advertiser; hashed when it would not fit the column (the reference alone may).
     namespaced = f"postback:{advertiser.pk}:{reference}"
-    if len(namespaced) <= LeadOutcome._meta.get_field("external_reference").max_length:
+    limit = LeadOutcome._meta.get_field("external_reference").max_length
+    if limit is None or len(namespaced) <= limit:
         return namespaced
     return f"postback:{advertiser.pk}:sha256:{hashlib.sha256(reference.encode()).hexdigest()}"
 
 
 def advertiser_postback_apply(
-    *, advertiser, click_id: str = "", lead_public_id=None, status: str, payout: Decimal | None, reference: str = ""
+    *,
+    advertiser: Advertiser,
+    click_id: str = "",
+    lead_public_id: uuid.UUID | str | None = None,
+    status: str,
+    payout: Decimal | None,
+    reference: str = "",
 ) -> tuple[LeadOutcome, bool]:
     """A conversion the advertiser's server reports: find its lead among the advertiser's leads."""
     leads = Lead.objects.filter(offer__advertiser=advertiser, is_test=False).select_related("offer")

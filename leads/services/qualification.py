@@ -1,24 +1,25 @@
 """Step 6 of the pipeline: does the lead meet the offer's rules? Failed rules are the reasons."""
 
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from ..models import Lead, Qualification, QualificationRule
 
 
-def _lead_value(lead: Lead, field: str):
+def _lead_value(lead: Lead, field: str) -> Any:
     if field.startswith("answers."):
         return (lead.answers or {}).get(field.removeprefix("answers."))
     return getattr(lead, field, None)
 
 
-def _number(value) -> Decimal | None:
+def _number(value: Any) -> Decimal | None:
     try:
         return Decimal(str(value).replace(",", "").strip())
     except (InvalidOperation, ValueError):
         return None
 
 
-def _fold(value) -> str:
+def _fold(value: Any) -> str:
     return str(value).strip().casefold()
 
 
@@ -27,7 +28,7 @@ def _rule_value(rule: QualificationRule) -> str:
     return rule.value.strip().strip("\"'")
 
 
-def rule_passes(rule: QualificationRule, value) -> bool:
+def rule_passes(rule: QualificationRule, value: Any) -> bool:
     operator = rule.operator
     if operator == QualificationRule.Operator.PRESENT:
         return value not in (None, "", [], {})

@@ -4,12 +4,12 @@ import uuid
 
 from django.utils import timezone
 
-from campaigns.models import Campaign, Offer, TrafficSource
+from campaigns.models import Advertiser, Campaign, Offer, TrafficSource
 
 from ..models import Lead
 
 
-def sample_lead(*, advertiser=None, offer: Offer | None = None) -> Lead:
+def sample_lead(*, advertiser: Advertiser | None = None, offer: Offer | None = None) -> Lead:
     """An unsaved lead with made-up contact details, on the given offer or one of the advertiser's."""
     if offer is None:
         offers = Offer.objects.filter(advertiser=advertiser) if advertiser else Offer.objects.all()

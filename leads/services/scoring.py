@@ -5,15 +5,17 @@ The gates (type, validity, qualification) say whether a lead is worth working at
 how good its source has been lately) tells the worthwhile leads apart, so a rep's list is not a wall of 97s.
 """
 
+from typing import TypedDict
+
 from django.core.cache import cache
 
 from campaigns.models import LeadType
 
 from ..models import Door, Lead, Qualification, Validity
 
-TYPE_POINTS = {LeadType.HARD: 15, LeadType.SOFT: 5}
-VALIDITY_POINTS = {Validity.VALID: 10, Validity.SUSPECT: 3, Validity.INVALID: 0}
-QUALIFICATION_POINTS = {Qualification.QUALIFIED: 10, Qualification.DISQUALIFIED: 0}
+TYPE_POINTS: dict[str, int] = {LeadType.HARD: 15, LeadType.SOFT: 5}
+VALIDITY_POINTS: dict[str, int] = {Validity.VALID: 10, Validity.SUSPECT: 3, Validity.INVALID: 0}
+QUALIFICATION_POINTS: dict[str, int] = {Qualification.QUALIFIED: 10, Qualification.DISQUALIFIED: 0}
 COMPLETENESS_FIELDS = ("email", "phone", "first_name", "last_name", "company", "country", "zip_code")
 COMPLETENESS_POINTS = 10
 ANSWER_POINTS, ANSWERS_MAX = 3, 15  # each answered question, budget or company size
@@ -24,9 +26,17 @@ SOURCE_SAMPLE = 500  # the source's latest leads its validity rate is judged on
 SOURCE_QUALITY_SECONDS = 600  # how long a source's rate is reused before it is read again
 
 
-def score_lead(lead: Lead) -> tuple[int, list[dict]]:
+class Factor(TypedDict):
+    """One line of a lead's score breakdown."""
+
+    factor: str
+    points: int
+    detail: str
+
+
+def score_lead(lead: Lead) -> tuple[int, list[Factor]]:
     filled = [name for name in COMPLETENESS_FIELDS if getattr(lead, name)]
-    breakdown = [
+    breakdown: list[Factor] = [
         {"factor": "lead type", "points": TYPE_POINTS[lead.lead_type], "detail": lead.lead_type},
         {"factor": "validity", "points": VALIDITY_POINTS[lead.validity], "detail": lead.validity},
         {"factor": "qualification", "points": QUALIFICATION_POINTS[lead.qualification], "detail": lead.qualification},
@@ -43,7 +53,7 @@ def score_lead(lead: Lead) -> tuple[int, list[dict]]:
     return min(100, sum(item["points"] for item in breakdown)), breakdown
 
 
-def _answers(lead: Lead) -> dict:
+def _answers(lead: Lead) -> Factor:
     """What the person told us beyond contact details: quiz answers, budget, company size."""
     answered = sum(1 for value in (lead.answers or {}).values() if value not in ("", None, []))
     extras = [name for name in ("budget", "company_size") if getattr(lead, name) is not None]
@@ -52,9 +62,10 @@ def _answers(lead: Lead) -> dict:
     return {"factor": "answers", "points": points, "detail": detail}
 
 
-def _engagement(lead: Lead) -> dict:
+def _engagement(lead: Lead) -> Factor:
     """How the form was filled: a quiz taken step by step, a message written, a human pace."""
-    points, notes = 0, []
+    points = 0
+    notes: list[str] = []
     if lead.door == Door.QUIZ:
         points, notes = points + 6, [*notes, "took the quiz"]
     message_words = len((lead.message or "").split())
@@ -67,7 +78,7 @@ def _engagement(lead: Lead) -> dict:
     return {"factor": "engagement", "points": min(ENGAGEMENT_MAX, points), "detail": ", ".join(notes) or "form only"}
 
 
-def _recency(lead: Lead) -> dict:
+def _recency(lead: Lead) -> Factor:
     """How fresh the intent is: minutes from the ad click to the submission, when the click was tracked."""
     click = lead.tracked_click if lead.tracked_click_id else None
     if click is None:
@@ -87,7 +98,7 @@ def _duration(minutes: float) -> str:
     return f"{int(minutes // (24 * 60))} days"
 
 
-def _source_quality(lead: Lead) -> dict:
+def _source_quality(lead: Lead) -> Factor:
     """How many of the traffic source's latest leads were valid, read at most every ten minutes."""
     key = f"leads:source-validity:{lead.traffic_source_id}"
     rate = cache.get(key)

@@ -4,8 +4,11 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
+from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from leadcrm.encryption import decrypt, encrypt
@@ -22,7 +25,7 @@ def signature(*, secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-def signature_headers(*, secrets, msg_id: str, body: bytes, timestamp: int) -> dict:
+def signature_headers(*, secrets: Iterable[WebhookSecret], msg_id: str, body: bytes, timestamp: int) -> dict[str, str]:
     """The three headers; one signature per active secret, so either of two verifies during a rotation."""
     active = [decrypt(secret.secret_encrypted) for secret in secrets if secret.revoked_at is None]
     headers = {"webhook-id": msg_id, "webhook-timestamp": str(timestamp)}
@@ -34,7 +37,7 @@ def signature_headers(*, secrets, msg_id: str, body: bytes, timestamp: int) -> d
 
 
 @transaction.atomic
-def _rotate(owner: dict) -> str:
+def _rotate(owner: dict[str, Any]) -> str:
     """Create a new signing secret and return it (the only time it is readable in full).
 
     The newest earlier secret stays active beside it, so the partner can switch over; older ones
@@ -59,7 +62,7 @@ def partner_rotate_webhook_secret(*, partner: Partner) -> str:
     return _rotate({"partner": partner})
 
 
-def _retire_old(secrets_of) -> int:
+def _retire_old(secrets_of: QuerySet[WebhookSecret]) -> int:
     newest = secrets_of.filter(revoked_at__isnull=True).order_by("-created_at", "-id").first()
     if newest is None:
         return 0

@@ -101,9 +101,7 @@ def lead_add_note(*, lead: Lead, author: User | None, body: str) -> LeadNote:
 
 
 @transaction.atomic
-def lead_log_call(
-    *, lead: Lead, rep: User | None, outcome: str, duration_seconds: int = 0, notes: str = ""
-) -> CallLog:
+def lead_log_call(*, lead: Lead, rep: User | None, outcome: str, duration_seconds: int = 0, notes: str = "") -> CallLog:
     """Log a call; the first call also stops the speed-to-lead clock and marks a new lead contacted."""
     call = CallLog.objects.create(lead=lead, rep=rep, outcome=outcome, duration_seconds=duration_seconds, notes=notes)
     LeadEvent.objects.create(
