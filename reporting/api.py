@@ -1,20 +1,23 @@
 """The report API: check the query's shape, call the report selector, shape the answer."""
 
+from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from leads.api.authentication import PartnerPrincipal
 from leads.api.permissions import HasScope
 from leads.api.views import ERRORS
-from leads.models import ApiScope
+from leads.models import ApiScope, Lead
 from leads.selectors import can_see_all_leads, lead_list, lead_list_for_api
 
 from .selectors import report
 from .serializers import ReportQuerySerializer, ReportSerializer
 
 
-def _report_leads(user):
+def _report_leads(user: User | AnonymousUser | PartnerPrincipal) -> QuerySet[Lead] | None:
     if isinstance(user, PartnerPrincipal):
         return lead_list_for_api(user=user)
     return None if can_see_all_leads(user) else lead_list(user=user)
@@ -25,7 +28,7 @@ class ReportView(APIView):
     required_scope = ApiScope.REPORTS_READ
 
     @extend_schema(parameters=[ReportQuerySerializer], responses={200: ReportSerializer, **ERRORS})
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         """Lead metrics per group and date range; money metrics (revenue, cost, margin, CPL, ROI...) for staff
         only."""
         partner = request.user.partner if isinstance(request.user, PartnerPrincipal) else None

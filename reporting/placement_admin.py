@@ -36,7 +36,8 @@ class PlacementQualityForm(forms.Form):
     date_to = forms.DateField(label="To", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         for name in ("date_from", "date_to"):
             if data.get(name) and not EARLIEST_DAY <= data[name] <= LATEST_DAY:
                 self.add_error(name, f"Pick a date between {EARLIEST_DAY:%Y-%m-%d} and {LATEST_DAY:%Y-%m-%d}.")
@@ -122,7 +123,9 @@ def placement_blacklist_download(request):
     _check_permission(request)
     form = _bound_form(request.GET)
     if not form.is_valid():
-        problems = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in form.errors.items())
+        problems = "; ".join(
+            f"{name}: {' '.join(str(message) for message in messages)}" for name, messages in form.errors.items()
+        )
         return HttpResponseBadRequest(f"No blacklist: {problems}\n".encode(), content_type="text/plain; charset=utf-8")
     ids = placement_blacklist(**form.cleaned_data)
     source, sub_id = form.cleaned_data["traffic_source"], form.cleaned_data["sub_id"]

@@ -267,7 +267,7 @@ def _cells(columns: list[Column], row: dict) -> SafeString:
     """A row's <td> cells, built here rather than by the template (a page is thousands of cells)."""
     cells = []
     for column in columns:
-        text = escape(column.text(row) or "—")
+        text: str = escape(column.text(row) or "—")
         if column.link_key and row.get(column.link_key) is not None:
             text = f'<a href="{escape(_campaign_url(row[column.link_key]))}">{text}</a>'
         cells.append(f'<td class="num">{text}</td>' if column.numeric else f"<td>{text}</td>")

@@ -98,7 +98,8 @@ class ReportForm(forms.Form):
         return list(dict.fromkeys(codes))
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         date_from, date_to = cleaned.get("date_from"), cleaned.get("date_to")
         for name, day in (("date_from", date_from), ("date_to", date_to)):
             if day and not EARLIEST_DAY <= day <= LATEST_DAY:

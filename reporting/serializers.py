@@ -1,13 +1,15 @@
 """Request and response shapes of the report API; no logic beyond shape checks."""
 
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 from django.utils.functional import cached_property
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from .selectors import GROUPINGS
-from .selectors.reports import EARLIEST_DAY, LATEST_DAY
+from .selectors.reports import EARLIEST_DAY, LATEST_DAY, Row
 
 REPORT_GROUP_CHOICES = list(GROUPINGS)
 # Partners see their own leads by what they know already: not who buys them (advertiser) nor which
@@ -15,14 +17,14 @@ REPORT_GROUP_CHOICES = list(GROUPINGS)
 PARTNER_REPORT_GROUPS = ["campaign", "traffic_source_kind", "offer", "day", "week", "country", "device_type"]
 
 
-class ReportQuerySerializer(serializers.Serializer):
+class ReportQuerySerializer(serializers.Serializer[Any]):
     date_from = serializers.DateField()
     date_to = serializers.DateField()
     group_by = serializers.CharField(
         default="campaign", help_text=f"Comma-separated, outermost first: {', '.join(REPORT_GROUP_CHOICES)}."
     )
 
-    def validate_group_by(self, value):
+    def validate_group_by(self, value: str) -> list[str]:
         groups = [name.strip() for name in value.split(",") if name.strip()]
         unknown = [name for name in groups if name not in REPORT_GROUP_CHOICES]
         if unknown or not groups:
@@ -31,7 +33,7 @@ class ReportQuerySerializer(serializers.Serializer):
             raise serializers.ValidationError(f"Partners may group by {', '.join(PARTNER_REPORT_GROUPS)}.")
         return list(dict.fromkeys(groups))
 
-    def validate(self, attrs):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         for name in ("date_from", "date_to"):
             if not EARLIEST_DAY <= attrs[name] <= LATEST_DAY:
                 raise serializers.ValidationError({name: [f"Must be between {EARLIEST_DAY} and {LATEST_DAY}."]})
@@ -42,18 +44,18 @@ class ReportQuerySerializer(serializers.Serializer):
         return attrs
 
 
-def _decimal_field(places: int, help_text: str = "", **kwargs):
+def _decimal_field(places: int, help_text: str = "", **kwargs: Any) -> serializers.DecimalField:
     # Money and ratios. No max_digits: a tiny spend can make ROAS as large as any revenue.
     return serializers.DecimalField(
         max_digits=None, decimal_places=places, allow_null=True, help_text=help_text, **kwargs
     )
 
 
-def _sub_id_field():
+def _sub_id_field() -> serializers.CharField:
     return serializers.CharField(required=False, allow_null=True, help_text="Sub id; null where none was passed.")
 
 
-class ReportRowSerializer(serializers.Serializer):
+class ReportRowSerializer(serializers.Serializer[Row]):
     """One group: its grouping columns (those asked for), then the metrics. Traffic and money metrics are
     for staff only (absent for partners); a metric that would divide by zero, or a figure unknown at the
     grouping asked for (spend per country, clicks per landing page), is null."""
@@ -132,28 +134,34 @@ class ReportRowSerializer(serializers.Serializer):
         "offer), net, by currency; in none of the figures above.",
     )
 
-    def to_representation(self, row):
+    def to_representation(self, row: Row) -> dict[str, Any]:
         # Only the keys the report has: the groups asked for, and the money metrics only for staff. Each
         # value goes straight to its field's conversion (a row is a plain dict): a month by campaign and
         # day is 3,000 rows of 50 figures, and DRF's per-field lookups would cost more than the report.
         return {name: None if row[name] is None else show(row[name]) for name, show in self._shown if name in row}
 
     @cached_property
-    def _shown(self) -> list[tuple[str, object]]:
+    def _shown(self) -> list[tuple[str, Callable[[Any], Any]]]:
         return [(name, _fast(field)) for name, field in self.fields.items()]
 
 
-def _fast(field: serializers.Field):
+def _fast(field: serializers.Field[Any, Any, Any, Any]) -> Callable[[Any], Any]:
     """The field's to_representation, for decimals without DRF's per-call context set-up (same text:
     quantized to the field's places with the context's rounding, in fixed-point notation)."""
     as_text = getattr(field, "coerce_to_string", api_settings.COERCE_DECIMAL_TO_STRING)
-    if isinstance(field, serializers.DecimalField) and as_text and not field.localize and not field.normalize_output:
+    if (
+        isinstance(field, serializers.DecimalField)
+        and field.decimal_places is not None
+        and as_text
+        and not field.localize
+        and not field.normalize_output
+    ):
         exponent = Decimal(1).scaleb(-field.decimal_places)
         return lambda value: format(Decimal(value).quantize(exponent), "f")
     return field.to_representation
 
 
-class ReportSerializer(serializers.Serializer):
+class ReportSerializer(serializers.Serializer[Any]):
     date_from = serializers.DateField()
     date_to = serializers.DateField()
     group_by = serializers.ListField(child=serializers.CharField())

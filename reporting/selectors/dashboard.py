@@ -9,12 +9,13 @@ import datetime
 import math
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.utils import timezone
 
 from campaigns.models import TrafficSource
 
-from .reports import COUNT_METRICS, MONEY_SUMS, TRAFFIC_METRICS, report, report_totals
+from .reports import COUNT_METRICS, MONEY_SUMS, TRAFFIC_METRICS, Row, report, report_totals
 
 PERIOD_DAYS = (7, 30, 90)
 DEFAULT_PERIOD_DAYS = 30
@@ -55,13 +56,13 @@ class Tile:
         return (change < 0) if self.lower_is_better else (change > 0)
 
 
-def _empty_total(currency: str) -> dict:
+def _empty_total(currency: str) -> Row:
     zeros = dict.fromkeys((*COUNT_METRICS, *TRAFFIC_METRICS, "sold_leads"), 0)
     [total] = report_totals([{"currency": currency, **zeros, **dict.fromkeys(MONEY_SUMS, Decimal("0"))}])
     return total
 
 
-def _pick_currency(rows: list[dict], wanted: str | None) -> tuple[str, list[str]]:
+def _pick_currency(rows: list[Row], wanted: str | None) -> tuple[str, list[str]]:
     moved: dict[str, Decimal] = {}  # cost + revenue per currency
     for row in rows:
         moved[row["currency"]] = moved.get(row["currency"], Decimal("0")) + (row["cost"] or 0) + row["revenue"]
@@ -72,7 +73,9 @@ def _pick_currency(rows: list[dict], wanted: str | None) -> tuple[str, list[str]
     return (max(currencies, key=lambda code: (moved[code], code)) if currencies else "USD"), currencies
 
 
-def marketing_dashboard(*, days: int = DEFAULT_PERIOD_DAYS, currency: str | None = None, today=None) -> dict:
+def marketing_dashboard(
+    *, days: int = DEFAULT_PERIOD_DAYS, currency: str | None = None, today: datetime.date | None = None
+) -> dict[str, Any]:
     today = today or timezone.localdate()
     date_from = today - datetime.timedelta(days=days - 1)
     previous_to = date_from - datetime.timedelta(days=1)
@@ -107,8 +110,8 @@ def marketing_dashboard(*, days: int = DEFAULT_PERIOD_DAYS, currency: str | None
     }
 
 
-def _tiles(total: dict, previous: dict, *, comparable: bool) -> list[Tile]:
-    def tile(label, name, kind, **judgement):
+def _tiles(total: Row, previous: Row, *, comparable: bool) -> list[Tile]:
+    def tile(label: str, name: str, kind: str, **judgement: bool) -> Tile:
         return Tile(label, total[name], previous[name], kind, comparable=comparable, **judgement)
 
     return [
@@ -124,7 +127,7 @@ def _tiles(total: dict, previous: dict, *, comparable: bool) -> list[Tile]:
     ]
 
 
-def _daily(rows: list[dict], currency: str, date_from, date_to) -> list[dict]:
+def _daily(rows: list[Row], currency: str, date_from: datetime.date, date_to: datetime.date) -> list[Row]:
     """Cost and revenue for every day of the period, zero on days with nothing."""
     found = {row["day"]: row for row in rows if row["currency"] == currency}
     days = [date_from + datetime.timedelta(days=offset) for offset in range((date_to - date_from).days + 1)]
@@ -138,17 +141,17 @@ def _daily(rows: list[dict], currency: str, date_from, date_to) -> list[dict]:
     ]
 
 
-def _by_kind(rows: list[dict]) -> list[dict]:
+def _by_kind(rows: list[Row]) -> list[Row]:
     labels = dict(TrafficSource.Kind.choices)
     kinds = sorted({row["traffic_source_kind"] for row in rows})
-    result = []
+    result: list[Row] = []
     for kind in kinds:
         [total] = report_totals([row for row in rows if row["traffic_source_kind"] == kind])
         result.append({"kind": kind, "label": labels.get(kind, kind), **total})
     return result
 
 
-def _funnel(total: dict) -> list[dict]:
+def _funnel(total: Row) -> list[Row]:
     clicks = total["clicks"] or total["tracked_clicks"] or 0
     steps = [
         ("Clicks", clicks),
@@ -164,12 +167,12 @@ def _funnel(total: dict) -> list[dict]:
     return funnel
 
 
-def _ranked_campaigns(rows: list[dict]) -> dict:
+def _ranked_campaigns(rows: list[Row]) -> dict[str, list[Row]]:
     """Campaigns with a cost: the best ROI first, and the worst first; a campaign is in one list only."""
-    by_campaign: dict[int, list[dict]] = {}
+    by_campaign: dict[int, list[Row]] = {}
     for row in rows:
         by_campaign.setdefault(row["campaign_id"], []).append(row)
-    campaigns = []
+    campaigns: list[Row] = []
     for campaign_rows in by_campaign.values():
         [total] = report_totals(campaign_rows)
         if total["roi"] is not None:

@@ -6,12 +6,14 @@ flagged in any campaign of the source, written the way sources take it: one id p
 """
 
 import datetime
+from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
 from campaigns.models import Campaign, TrafficSource
 from campaigns.services.clicks import clean_param
 
-from .reports import PLACEMENT_GROUPINGS, report
+from .reports import PLACEMENT_GROUPINGS, Row, report
 
 
 def percent_text(percent: Decimal) -> str:
@@ -19,9 +21,9 @@ def percent_text(percent: Decimal) -> str:
     return f"{percent.quantize(Decimal('0.01')).normalize():f}%"
 
 
-def _flags(row: dict, campaign: dict) -> list[str]:
+def _flags(row: Row, campaign: Mapping[str, Any]) -> list[str]:
     """Why a judged placement falls below its campaign's thresholds (compared on the counts, not rounded rates)."""
-    flags = []
+    flags: list[str] = []
     minimum = campaign["placement_min_validity_rate"]
     if minimum is not None and row["valid_leads"] * 100 < minimum * row["leads"]:
         flags.append(f"validity {percent_text(row['validity_rate'] * 100)} < {percent_text(minimum)}")
@@ -37,7 +39,7 @@ def _flags(row: dict, campaign: dict) -> list[str]:
 
 def placement_quality(
     *, traffic_source: TrafficSource, sub_id: str, date_from: datetime.date, date_to: datetime.date
-) -> list[dict]:
+) -> list[Row]:
     """One row per placement and campaign of the source: the report's figures, judged.
 
     Each row has the report's columns (campaign, campaign_name, campaign_id, the sub id column,
@@ -81,7 +83,7 @@ def placement_quality(
     return rows
 
 
-def blacklisted_ids(rows: list[dict]) -> list[str]:
+def blacklisted_ids(rows: list[Row]) -> list[str]:
     """The sorted, unique ids of the flagged placements in placement_quality() rows; traffic without an id never."""
     # Ids from partner submissions are not cleaned as click URLs are: a line break in one would split it
     # or forge extra lines in the file, so they get the click tracking's cleaning here.

@@ -10,10 +10,13 @@ empty (None) rather than wrong. A report costs at most four queries, whatever th
 """
 
 import datetime
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any, TypeVar
 
-from django.db.models import Case, Count, DateField, F, Max, Q, QuerySet, Sum, TextField, Value, When
+from django.db.models import Case, Count, DateField, Expression, F, Max, Q, QuerySet, Sum, TextField, Value, When
+from django.db.models.expressions import Combinable
 from django.db.models.fields.json import KT, KeyTextTransform
 from django.db.models.functions import NullIf, TruncDate, TruncWeek
 from django.utils import timezone
@@ -27,6 +30,10 @@ LEADS, LEDGER, STATS, CLICKS, ROLLUPS = "leads", "ledger", "stats", "clicks", "r
 # The days a report may cover: nothing was tracked before 2000, and Python's dates end in 9999 (the
 # end of a period is the start of the day after it). Forms and the API check this before asking.
 EARLIEST_DAY, LATEST_DAY = datetime.date(2000, 1, 1), datetime.date(2099, 12, 31)
+
+Row = dict[str, Any]  # a report row, or an aggregate's row: column or metric name -> value
+Key = tuple[Any, ...]  # a row's group key: its key columns' values in order
+_QuerySet = TypeVar("_QuerySet", bound=QuerySet[Any])
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,7 @@ class Dimension:
         return table in self.columns
 
 
-def _same_path(**paths) -> dict[str, dict[str, object]]:
+def _same_path(**paths: dict[str, str]) -> dict[str, dict[str, object]]:
     return {table: {column: F(path) for column, path in columns.items()} for table, columns in paths.items()}
 
 
@@ -57,9 +64,9 @@ def _related(
     stats: str | None,
     clicks: str | None,
     rollups: str | None,
-    label_field="name",
-    key="id",
-):
+    label_field: str = "name",
+    key: str = "id",
+) -> Dimension:
     """A dimension that is a related row: its id for filters, its label for people."""
     tables = {LEADS: leads, LEDGER: ledger, STATS: stats, CLICKS: clicks, ROLLUPS: rollups}
     tables = {table: prefix for table, prefix in tables.items() if prefix is not None}
@@ -228,7 +235,9 @@ def group_columns(group_by: list[str]) -> list[str]:
 RATE, CENTS = Decimal("0.0001"), Decimal("0.01")
 
 
-def _ratio(numerator, denominator, places: Decimal = RATE) -> Decimal | None:
+def _ratio(
+    numerator: Decimal | int | None, denominator: Decimal | int | None, places: Decimal = RATE
+) -> Decimal | None:
     """A rate or a money ratio; None (shown empty) when the denominator is zero or unknown."""
     if numerator is None or not denominator:
         return None
@@ -246,9 +255,15 @@ def key_columns(group_by: list[str]) -> list[str]:
 
 
 def _grouped(
-    queryset: QuerySet, table: str, group_by: list[str], with_currency: bool, aggregates: dict, extra_keys=None
-) -> list[dict]:
-    keys, labels = {}, {}
+    queryset: QuerySet[Any],
+    table: str,
+    group_by: list[str],
+    with_currency: bool,
+    aggregates: Mapping[str, Combinable],
+    extra_keys: Mapping[str, Combinable] | None = None,
+) -> list[Row]:
+    keys: dict[str, object] = {}
+    labels: dict[str, object] = {}
     for name in group_by:
         dimension = DIMENSIONS[name]
         for column, expr in dimension.columns[table].items():
@@ -263,15 +278,15 @@ def _grouped(
     return list(queryset.order_by().values(**keys).annotate(**aggregates))
 
 
-def _key(row: dict, columns: list[str]) -> tuple:
+def _key(row: Row, columns: list[str]) -> Key:
     return tuple([row.get(_GROUP_NAMES[column]) for column in columns])
 
 
-def _labels(row: dict, columns: list[str]) -> dict:
+def _labels(row: Row, columns: list[str]) -> Row:
     return {column: row[_GROUP_NAMES[column]] for column in columns}
 
 
-class _GroupNames(dict):
+class _GroupNames(dict[str, str]):
     """column -> "g_column", the name a group column has in an aggregate's rows (made once per name)."""
 
     def __missing__(self, column: str) -> str:
@@ -282,7 +297,7 @@ class _GroupNames(dict):
 _GROUP_NAMES = _GroupNames()
 
 
-def _filtered(queryset: QuerySet, table: str, filters: dict[str, list]) -> QuerySet:
+def _filtered(queryset: _QuerySet, table: str, filters: dict[str, list[Any]]) -> _QuerySet:
     for name, values in filters.items():
         queryset = queryset.filter(**{f"{DIMENSIONS[name].filter_paths[table]}__in": values})
     return queryset
@@ -301,11 +316,11 @@ def report(
     date_from: datetime.date,
     date_to: datetime.date,
     group_by: list[str],
-    filters: dict[str, list] | None = None,
-    leads: QuerySet | None = None,
+    filters: dict[str, list[Any]] | None = None,
+    leads: QuerySet[Lead] | None = None,
     include_money: bool = True,
     from_raw: bool = False,
-) -> list[dict]:
+) -> list[Row]:
     """One row per group, sorted by the group columns; money rows never mix currencies.
 
     Read from the daily rollups where they keep every dimension asked for (all but landing pages and
@@ -381,8 +396,17 @@ def report(
 
 
 def _rows_from_raw(
-    date_from, date_to, group_by, filters, keys, labels, leads, include_money, stats_known, clicks_known
-) -> tuple[dict[tuple, dict], dict[tuple, dict]]:
+    date_from: datetime.date,
+    date_to: datetime.date,
+    group_by: list[str],
+    filters: dict[str, list[Any]],
+    keys: list[str],
+    labels: list[str],
+    leads: QuerySet[Lead] | None,
+    include_money: bool,
+    stats_known: bool,
+    clicks_known: bool,
+) -> tuple[dict[Key, Row], dict[Key, Row]]:
     """The report's sums from the raw tables: leads, the ledger, daily stats and tracked clicks (four
     queries). For groupings rollups do not keep (landing pages, sub ids) and for a caller's own leads."""
     start, end = _day_bounds(date_from, date_to)
@@ -390,9 +414,9 @@ def _rows_from_raw(
         is_test=False, created_at__gte=start, created_at__lt=end
     )
     lead_rows = _filtered(lead_rows, LEADS, filters)
-    rows: dict[tuple, dict] = {}
+    rows: dict[Key, Row] = {}
 
-    def row_for(found: dict) -> dict:
+    def row_for(found: Row) -> Row:
         key = _key(found, keys)
         if key not in rows:
             rows[key] = {**dict(zip(keys, key, strict=True)), **_labels(found, labels)}
@@ -403,14 +427,14 @@ def _rows_from_raw(
         if found["leads"]:
             row_for(found).update({name: found[name] for name in lead_aggregates})
 
-    other_currencies: dict[tuple, dict] = {}
+    other_currencies: dict[Key, Row] = {}
     if include_money:
         entries = LedgerEntry.objects.filter(day__gte=date_from, day__lte=date_to)
         if leads is not None:
             entries = entries.filter(lead__in=leads)
         kinds = [kind for name in MONEY_SUMS if name != "media_spend" or stats_known for kind in MONEY_KINDS[name]]
         entries = _filtered(entries.filter(kind__in=kinds), LEDGER, filters)
-        sums = {name: Sum("amount", filter=Q(kind__in=MONEY_KINDS[name])) for name in MONEY_SUMS}
+        sums: dict[str, Expression] = {name: Sum("amount", filter=Q(kind__in=MONEY_KINDS[name])) for name in MONEY_SUMS}
         # Sold net of returned: a returned sale is no longer one.
         sums["sold_leads"] = Count("pk", filter=Q(kind=K.LEAD_SOLD)) - Count("pk", filter=Q(kind=K.LEAD_RETURNED))
         extra = {"entry_currency": F("currency")}
@@ -422,7 +446,7 @@ def _rows_from_raw(
                 # Money in another currency than the offer's (a sale reported in euros on a dollar
                 # offer): listed apart, never converted or added in.
                 amounts = other_currencies.setdefault(_key(found, keys), {})
-                net = sum((found[name] or 0 for name in MONEY_SUMS), Decimal("0"))
+                net = sum((found[name] or Decimal("0") for name in MONEY_SUMS), Decimal("0"))
                 amounts[found["entry_currency"]] = net.quantize(Decimal("0.01"))
     if stats_known:
         stats = _filtered(DailyStat.objects.filter(date__gte=date_from, date__lte=date_to), STATS, filters)
@@ -441,8 +465,16 @@ def _rows_from_raw(
 
 
 def _rows_from_rollups(
-    date_from, date_to, group_by, filters, keys, labels, include_money, stats_known, clicks_known
-) -> tuple[dict[tuple, dict], dict[tuple, dict]]:
+    date_from: datetime.date,
+    date_to: datetime.date,
+    group_by: list[str],
+    filters: dict[str, list[Any]],
+    keys: list[str],
+    labels: list[str],
+    include_money: bool,
+    stats_known: bool,
+    clicks_known: bool,
+) -> tuple[dict[Key, Row], dict[Key, Row]]:
     """The same sums from the daily rollups, in one query. A bucket shows when it has leads, ledger
     entries in the offer's currency, a day of stats or tracked clicks, as the raw report shows it."""
     buckets = _filtered(DailyRollup.objects.filter(day__gte=date_from, day__lte=date_to), ROLLUPS, filters)
@@ -460,12 +492,12 @@ def _rows_from_rollups(
     # offer's currency in SQL gives one row per group, not two to merge here.
     in_currency = Case(When(currency="", then=F("offer__currency")), default=F("currency"))
     extra = {"entry_currency": in_currency} if include_money else {}
-    rows: dict[tuple, dict] = {}
-    other_currencies: dict[tuple, dict] = {}
+    rows: dict[Key, Row] = {}
+    other_currencies: dict[Key, Row] = {}
     for found in _grouped(buckets, ROLLUPS, group_by, include_money, sums, extra_keys=extra):
         key = _key(found, keys)
         if include_money and found["entry_currency"] != found["g_currency"]:
-            net = sum((found[name] or 0 for name in ROLLUP_MONEY), Decimal("0"))
+            net = sum((found[name] or Decimal("0") for name in ROLLUP_MONEY), Decimal("0"))
             other_currencies.setdefault(key, {})[found["entry_currency"]] = net.quantize(Decimal("0.01"))
             continue
         shown = (
@@ -485,14 +517,14 @@ def _rows_from_rollups(
     return rows, other_currencies
 
 
-def _sort_key(key: tuple) -> tuple:
+def _sort_key(key: Key) -> Key:
     # Ids as numbers (9 before 10), other values by their text (dates, codes, sub ids); empty groups last.
     return tuple(
         (value is None, not isinstance(value, int), value if isinstance(value, int) else str(value)) for value in key
     )
 
 
-def _add_ratios(row: dict) -> None:
+def _add_ratios(row: Row) -> None:
     """Revenue, cost, margin, rates and money ratios of a row from its counts and sums (None where they
     divide by zero or a part is unknown)."""
     row["conversion_rate"] = _ratio(row["converted"], row["valid_leads"])
@@ -517,19 +549,19 @@ def _add_ratios(row: dict) -> None:
     )
 
 
-def report_totals(rows: list[dict]) -> list[dict]:
+def report_totals(rows: list[Row]) -> list[Row]:
     """A report's rows added up, one total per currency (for tiles and footers): sums added (money in
     other currencies too, each apart), ratios redone.
 
     A figure unknown in any row (spend per country, say) stays unknown in the total.
     """
-    by_currency: dict[str | None, list[dict]] = {}
+    by_currency: dict[str | None, list[Row]] = {}
     for row in rows:
         by_currency.setdefault(row.get("currency"), []).append(row)
     totals = []
     for currency in sorted(by_currency, key=str):
         group = by_currency[currency]
-        total: dict = {"currency": currency}
+        total: Row = {"currency": currency}
         for name in (*COUNT_METRICS, *TRAFFIC_METRICS, *MONEY_SUMS, "sold_leads"):
             values = [row[name] for row in group if name in row]
             if values:

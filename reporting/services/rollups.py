@@ -8,11 +8,12 @@ events never lose one another's counts; daily stats, which are replaced rather t
 
 import datetime
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -38,7 +39,7 @@ ADDED = (
 )
 STATS = ("stat_days", "impressions", "clicks")
 # The ledger kinds reports add up, and the rollup sum each goes to (as the ledger signs it).
-MONEY_FIELD = {
+MONEY_FIELD: dict[str, str] = {
     K.LEAD_SOLD: "lead_revenue",
     K.LEAD_RETURNED: "lead_revenue",
     K.SALE_COMMISSION: "sale_revenue",
@@ -47,10 +48,11 @@ MONEY_FIELD = {
     K.PAYOUT_REVERSED: "supplier_cost",
     K.MEDIA_SPEND: "media_spend",
 }
-SOLD_CHANGE = {K.LEAD_SOLD: 1, K.LEAD_RETURNED: -1}
+SOLD_CHANGE: dict[str, int] = {K.LEAD_SOLD: 1, K.LEAD_RETURNED: -1}
 
-Key = tuple
+Key = tuple[Any, ...]
 Buckets = dict[Key, dict[str, int | Decimal]]
+AnyBuckets = Mapping[Key, Mapping[str, int | Decimal]]  # what is only read: counts alone are buckets too
 
 
 def lead_counts(lead: Lead, status: str | None = None) -> dict[str, int]:
@@ -86,7 +88,7 @@ def _lead_key(lead: Lead, currency: str = "") -> Key:
     )
 
 
-def _upsert(buckets: Buckets, fields: tuple[str, ...], *, add: bool) -> None:
+def _upsert(buckets: AnyBuckets, fields: tuple[str, ...], *, add: bool) -> None:
     if not buckets:
         return
     table = DailyRollup._meta.db_table
@@ -108,7 +110,7 @@ def _upsert(buckets: Buckets, fields: tuple[str, ...], *, add: bool) -> None:
         cursor.execute(sql, params)
 
 
-def with_totals(buckets: Buckets) -> Buckets:
+def with_totals(buckets: AnyBuckets) -> Buckets:
     """The buckets and, for detail ones, their share of the day's total over countries and devices."""
     every: Buckets = defaultdict(lambda: defaultdict(int))
     for key, figures in buckets.items():
@@ -121,7 +123,7 @@ def with_totals(buckets: Buckets) -> Buckets:
     return {key: dict(figures) for key, figures in every.items()}
 
 
-def rollup_add(buckets: Buckets) -> None:
+def rollup_add(buckets: AnyBuckets) -> None:
     """Add figures to their buckets (creating them), detail ones to their totals too: one statement."""
     buckets = {key: figures for key, figures in buckets.items() if any(figures.values())}
     _upsert(with_totals(buckets), ADDED, add=True)
@@ -161,11 +163,8 @@ def rollup_ledger_posted(*, entries: Iterable[LedgerEntry]) -> None:
     buckets: Buckets = defaultdict(lambda: defaultdict(int))
     for entry in entries:
         if entry.lead_id:
-            country, device = (
-                (entry.lead.country, entry.lead.device_type)
-                if LedgerEntry.lead.is_cached(entry)
-                else places[entry.lead_id]
-            )
+            lead = entry.lead if LedgerEntry.lead.is_cached(entry) else None
+            country, device = (lead.country, lead.device_type) if lead is not None else places[entry.lead_id]
             grain = DETAIL
         else:
             country, device, grain = "", "", CAMPAIGN
@@ -226,7 +225,7 @@ def rollups_from_raw(date_from: datetime.date | None = None, date_to: datetime.d
     """Every bucket computed afresh from leads, the ledger, daily stats and tracked clicks."""
     zone = timezone.get_current_timezone()
 
-    def in_days(queryset, field: str, is_date: bool):
+    def in_days(queryset: QuerySet[Any], field: str, is_date: bool) -> QuerySet[Any]:
         if date_from is not None:
             start = date_from if is_date else datetime.datetime.combine(date_from, datetime.time.min, tzinfo=zone)
             queryset = queryset.filter(**{f"{field}__gte": start})
@@ -336,11 +335,11 @@ def rollups_rebuild(
 
 def _first_day() -> datetime.date | None:
     """The earliest day anything was recorded on (None: nothing yet)."""
-    days = [
+    moments = [
         Lead.objects.order_by("created_at").values_list("created_at", flat=True).first(),
         Click.objects.order_by("created_at").values_list("created_at", flat=True).first(),
     ]
-    days = [timezone.localdate(moment) for moment in days if moment]
+    days = [timezone.localdate(moment) for moment in moments if moment]
     days += [
         day
         for day in (
