@@ -48,12 +48,13 @@ def _wait(step: FlowStep) -> str:
 
 
 def _branch(step: FlowStep) -> str:
-    condition = {
+    conditions: dict[str, str] = {
         FlowStep.Condition.OPENED: "the lead opened the last email",
         FlowStep.Condition.CLICKED: "the lead clicked in the last email",
         FlowStep.Condition.SCORE_ABOVE: f"the score is above {step.condition_value}",
         FlowStep.Condition.STATUS_IS: f"the status is {step.condition_value}",
-    }.get(step.condition, step.condition)
+    }
+    condition = conditions.get(step.condition, step.condition)
     return f"If {condition}, go to step {step.goto_position}; otherwise go on"
 
 
@@ -68,9 +69,9 @@ def step_sentence(step: FlowStep) -> str:
     elif step.kind == FlowStep.Kind.SET_STATUS:
         text = f"Set the lead's status to {step.get_new_status_display().lower()}"
     elif step.kind == FlowStep.Kind.WEBHOOK:
-        text = f"Send the lead to {step.destination.name if step.destination_id else 'a destination'}"
+        text = f"Send the lead to {step.destination.name if step.destination is not None else 'a destination'}"
     elif step.kind == FlowStep.Kind.AUDIENCE:
-        text = f"Add the lead to the audience {step.audience.name if step.audience_id else '(none chosen)'}"
+        text = f"Add the lead to the audience {step.audience.name if step.audience is not None else '(none chosen)'}"
     else:
         text = "Ask the sales rep to follow up today"
     return f"Step {step.position}: {text}" + (" (retired, skipped)" if step.is_retired else "")

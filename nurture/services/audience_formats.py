@@ -6,6 +6,8 @@ email trimmed and lowercased; phone in E.164 with "+"; names lowercased; country
 """
 
 import hashlib
+from collections.abc import Mapping
+from typing import Any
 
 import phonenumbers
 
@@ -34,7 +36,7 @@ def _name(value: str) -> str:
     return (value or "").strip().lower()
 
 
-def meta_row(lead: dict) -> list[str]:
+def meta_row(lead: Mapping[str, Any]) -> list[str]:
     phone = _e164(lead["phone"], lead["country"]).lstrip("+")
     return [
         sha256(_email(lead["email"])),
@@ -45,7 +47,7 @@ def meta_row(lead: dict) -> list[str]:
     ]
 
 
-def google_row(lead: dict) -> list[str]:
+def google_row(lead: Mapping[str, Any]) -> list[str]:
     return [
         sha256(_email(lead["email"])),
         sha256(_e164(lead["phone"], lead["country"])),
@@ -56,11 +58,11 @@ def google_row(lead: dict) -> list[str]:
     ]
 
 
-def generic_row(lead: dict) -> list[str]:
+def generic_row(lead: Mapping[str, Any]) -> list[str]:
     return [sha256(_email(lead["email"])), sha256(_e164(lead["phone"], lead["country"]))]
 
 
-def plain_row(lead: dict) -> list[str]:
+def plain_row(lead: Mapping[str, Any]) -> list[str]:
     return [
         _email(lead["email"]),
         _e164(lead["phone"], lead["country"]) or lead["phone"],

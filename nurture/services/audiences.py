@@ -6,16 +6,20 @@ import hashlib
 import io
 import operator
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import reduce
+from typing import IO
 
+from django.contrib.auth.models import User
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from campaigns.models import Campaign, Offer
 from leadcrm.errors import InvalidInput
 from leads.models import Lead, LeadStatus, Validity
 
@@ -42,7 +46,13 @@ def _may_market() -> Q:
     return reduce(operator.and_, (~rule for rule in _left_out().values()))
 
 
-def _matching(audience: Audience, *, offers, campaigns, now) -> QuerySet[Lead]:
+def _matching(
+    audience: Audience,
+    *,
+    offers: Iterable[Offer] | None,
+    campaigns: Iterable[Campaign] | None,
+    now: datetime,
+) -> QuerySet[Lead]:
     """Leads matching the audience's conditions (or its static list), before anyone is left out."""
     if audience.kind == Audience.Kind.STATIC:
         return Lead.objects.filter(Exists(AudienceMember.objects.filter(audience=audience, lead=OuterRef("pk"))))
@@ -63,7 +73,13 @@ def _matching(audience: Audience, *, offers, campaigns, now) -> QuerySet[Lead]:
     return leads
 
 
-def audience_leads(audience: Audience, *, offers=None, campaigns=None, now=None) -> QuerySet[Lead]:
+def audience_leads(
+    audience: Audience,
+    *,
+    offers: Iterable[Offer] | None = None,
+    campaigns: Iterable[Campaign] | None = None,
+    now: datetime | None = None,
+) -> QuerySet[Lead]:
     """The audience's leads. Never: test, duplicate, invalid, erased, suppressed, or without marketing consent.
 
     offers and campaigns (give both): a segment's as chosen on a form, for conditions not saved yet
@@ -90,7 +106,13 @@ class AudienceSize:
         return self.matching - self.leads
 
 
-def audience_size(audience: Audience, *, offers=None, campaigns=None, now=None) -> AudienceSize:
+def audience_size(
+    audience: Audience,
+    *,
+    offers: Iterable[Offer] | None = None,
+    campaigns: Iterable[Campaign] | None = None,
+    now: datetime | None = None,
+) -> AudienceSize:
     """How many leads the audience holds now (the same filter as audience_leads) and how many of
     the matching ones are left out, by reason: one aggregate query, nothing saved."""
     leads = _matching(audience, offers=offers, campaigns=campaigns, now=now or timezone.now())
@@ -103,7 +125,7 @@ def audience_size(audience: Audience, *, offers=None, campaigns=None, now=None) 
 
 
 def audience_export_request(
-    *, audience: Audience, format: str, mode: str, user=None, period: str = ""
+    *, audience: Audience, format: str, mode: str, user: User | None = None, period: str = ""
 ) -> AudienceExport:
     """Record an export (one per audience, format, mode and period) and run it after commit."""
     if format == AudienceExport.Format.PLAIN and not (user and user.has_perm("nurture.export_plain_audience")):
@@ -180,7 +202,7 @@ def audience_export_run(*, export_id: int) -> AudienceExport:
     return export
 
 
-def _flush(buffer: io.StringIO, spool, digest) -> int:
+def _flush(buffer: io.StringIO, spool: IO[bytes], digest: "hashlib._Hash") -> int:
     data = buffer.getvalue().encode()
     buffer.seek(0)
     buffer.truncate()

@@ -1,9 +1,11 @@
 """Who enters a flow, and who leaves: entry conditions, the once-at-a-time rule, exits."""
 
 from datetime import timedelta
+from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from leads.models import Lead, LeadEvent, Validity
@@ -25,7 +27,7 @@ def flow_accepts(flow: Flow, lead: Lead) -> bool:
     return Lead.objects.filter(flow.lead_filter(), pk=lead.pk).exists()
 
 
-def lead_enroll(*, flow: Flow, lead: Lead, actor=None) -> Enrollment | None:
+def lead_enroll(*, flow: Flow, lead: Lead, actor: User | None = None) -> Enrollment | None:
     """Put the lead at the flow's first step, unless it may not enter; None when it did not."""
     if flow.status == Flow.Status.ARCHIVED or not lead_may_be_nurtured(lead):
         return None
@@ -51,7 +53,7 @@ def lead_enroll(*, flow: Flow, lead: Lead, actor=None) -> Enrollment | None:
     return enrollment
 
 
-def enrollments_exit(*, enrollments, reason: str) -> int:
+def enrollments_exit(*, enrollments: QuerySet[Enrollment], reason: str) -> int:
     """Leave the flow now, with the reason; returns how many left."""
     now = timezone.now()
     leaving = list(enrollments.filter(status__in=OPEN).select_related("flow"))
@@ -67,7 +69,7 @@ def enrollments_exit(*, enrollments, reason: str) -> int:
     return len(leaving)
 
 
-def lead_erased_everywhere(*, lead: Lead, **_signal) -> None:
+def lead_erased_everywhere(*, lead: Lead, **_signal: Any) -> None:
     """An erased lead leaves its flows, and the messages sent to it forget the address (the lead's
     erasure transaction is still open: both happen or neither)."""
     enrollments_exit(enrollments=Enrollment.objects.filter(lead=lead), reason="personal data erased")

@@ -1,9 +1,12 @@
 """Staff changes to flows and enrollments: pause, resume, archive, remove, move, add leads."""
 
+from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from leadcrm.errors import InvalidInput
+from leads.models import Lead
 
 from ..models import Enrollment, Flow, FlowStep
 from .enrollment import enrollments_exit, lead_enroll
@@ -19,17 +22,17 @@ def flow_set_status(*, flow: Flow, status: str) -> Flow:
     return flow
 
 
-def enrollments_pause(*, enrollments) -> int:
+def enrollments_pause(*, enrollments: QuerySet[Enrollment]) -> int:
     return enrollments.filter(status=Enrollment.Status.ACTIVE).update(status=Enrollment.Status.PAUSED)
 
 
-def enrollments_resume(*, enrollments) -> int:
+def enrollments_resume(*, enrollments: QuerySet[Enrollment]) -> int:
     return enrollments.filter(status=Enrollment.Status.PAUSED).update(
         status=Enrollment.Status.ACTIVE, next_run_at=timezone.now()
     )
 
 
-def enrollments_move_to_step(*, enrollments, step: FlowStep) -> int:
+def enrollments_move_to_step(*, enrollments: QuerySet[Enrollment], step: FlowStep) -> int:
     if step.is_retired:
         raise InvalidInput("That step is retired; choose a current one.")
     open_ones = enrollments.filter(status__in=(Enrollment.Status.ACTIVE, Enrollment.Status.PAUSED))
@@ -38,12 +41,12 @@ def enrollments_move_to_step(*, enrollments, step: FlowStep) -> int:
     return open_ones.update(step=step, waiting=False, next_run_at=timezone.now())
 
 
-def leads_add_to_flow(*, flow: Flow, leads, actor=None) -> int:
+def leads_add_to_flow(*, flow: Flow, leads: QuerySet[Lead], actor: User | None = None) -> int:
     """Staff put leads in a flow by hand; leads that may not enter (or are in it) are skipped."""
     return sum(1 for lead in leads.select_related("traffic_source") if lead_enroll(flow=flow, lead=lead, actor=actor))
 
 
-def enrollments_remove(*, enrollments) -> int:
+def enrollments_remove(*, enrollments: QuerySet[Enrollment]) -> int:
     return enrollments_exit(enrollments=enrollments, reason="removed by staff")
 
 

@@ -2,6 +2,7 @@
 minutes by a beat job. The conditions become one query, so the job's cost follows the leads that
 match and are not in the flow yet, in bounded batches."""
 
+import datetime
 from datetime import timedelta
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -15,7 +16,7 @@ from .enrollment import OPEN, lead_enroll
 BATCH_PER_FLOW = 1000
 
 
-def segment_candidates(flow: Flow, now=None) -> QuerySet[Lead]:
+def segment_candidates(flow: Flow, now: datetime.datetime | None = None) -> QuerySet[Lead]:
     """Leads that match and may enter now: real, not suppressed, not in the flow, past any cool-down."""
     now = now or timezone.now()
     blocked = Enrollment.objects.filter(flow=flow, lead=OuterRef("pk"))

@@ -4,6 +4,7 @@ Each link carries a signed token, so nobody can forge an open or a click, unsubs
 else, or use our domain as an open redirect (a click goes only to the URL that was signed).
 """
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -18,7 +19,8 @@ class BadLink(Exception):
 
 
 def _absolute(path: str) -> str:
-    return settings.SITE_URL.rstrip("/") + path
+    site_url: str = settings.SITE_URL
+    return site_url.rstrip("/") + path
 
 
 def open_url(message_id: int) -> str:
@@ -36,7 +38,7 @@ def unsubscribe_url(message_id: int) -> str:
     return _absolute(reverse("nurture-unsubscribe", args=[token]))
 
 
-def read_token(kind: str, token: str):
+def read_token(kind: str, token: str) -> Any:
     try:
         value = signing.loads(token, salt=SALTS[kind])
     except signing.BadSignature as error:
