@@ -58,3 +58,16 @@ def test_admin_code_uses_only_django_s_documented_hooks(app):
     files = [path for path in (ROOT / app).rglob("*.py") if not {"migrations", "tests"} & set(path.parts)]
     broken = {str(path.relative_to(ROOT)): private_admin_uses(path) for path in files if private_admin_uses(path)}
     assert broken == {}
+
+
+def test_leads_names_no_follow_up_kind_of_nurture():
+    """Nurture registers its follow-up kinds itself; leads' models, settings and services never
+    spell them (its migrations may: they are history)."""
+    kinds = ("nurture_enrollment", "nurture_email", "nurture_webhook")
+    files = [
+        path
+        for path in [*(ROOT / "leads").rglob("*.py"), ROOT / "leadcrm" / "settings.py"]
+        if "migrations" not in path.parts and "tests" not in path.parts
+    ]
+    naming = sorted(str(path.relative_to(ROOT)) for path in files if any(kind in path.read_text() for kind in kinds))
+    assert naming == []

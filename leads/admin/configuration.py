@@ -13,7 +13,7 @@ from ..models import (
     QualificationRule,
     SalesRepProfile,
 )
-from ..services.outbox import outbox_retry
+from ..services.outbox import follow_up_kinds, follow_up_label, outbox_retry
 
 
 class QualificationRuleInline(TabularInline):
@@ -55,10 +55,23 @@ class SalesRepProfileAdmin(ModelAdmin):
     filter_horizontal = ("offers",)
 
 
+class FollowUpKindFilter(admin.SimpleListFilter):
+    """The kinds the apps registered, by their labels (the column itself has no choices)."""
+
+    title = "kind"
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return [(kind.name, kind.label) for kind in follow_up_kinds()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(kind=self.value()) if self.value() else queryset
+
+
 @admin.register(OutboxEntry)
 class OutboxEntryAdmin(ModelAdmin):
-    list_display = ("id", "kind", "status", "lead", "attempts", "next_attempt_at", "created_at", "done_at")
-    list_filter = ("status", "kind")
+    list_display = ("id", "kind_label", "status", "lead", "attempts", "next_attempt_at", "created_at", "done_at")
+    list_filter = ("status", FollowUpKindFilter)
     list_select_related = ("lead",)
     show_full_result_count = False
     show_facets = ShowFacets.NEVER
@@ -70,6 +83,10 @@ class OutboxEntryAdmin(ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="kind", ordering="kind")
+    def kind_label(self, entry: OutboxEntry) -> str:
+        return follow_up_label(entry.kind)
 
     def has_retry_permission(self, request):
         return request.user.has_perm("leads.assign_lead") or request.user.is_superuser

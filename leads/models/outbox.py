@@ -11,14 +11,14 @@ from .leads import Lead
 class OutboxEntry(models.Model):
     """A follow-up of a lead, written in the same transaction as the lead and retried until done."""
 
-    class Kind(models.TextChoices):
-        ASSIGNMENT = "assignment", "Assignment"
-        DELIVERY = "delivery", "Delivery to buyer"
-        POSTBACK = "postback", "Postback to traffic source"
-        NURTURE_ENROLLMENT = "nurture_enrollment", "Nurture enrollment"
-        PARTNER_NOTIFICATION = "partner_notification", "Notification to supplier"
-        NURTURE_EMAIL = "nurture_email", "Nurture email"
-        NURTURE_WEBHOOK = "nurture_webhook", "Nurture webhook"
+    class Kind:
+        """The leads app's own kinds. Every app registers its kinds, with their labels, with the
+        outbox (leads.services.outbox.register_follow_up): the column holds any registered name."""
+
+        ASSIGNMENT = "assignment"
+        DELIVERY = "delivery"
+        POSTBACK = "postback"
+        PARTNER_NOTIFICATION = "partner_notification"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -27,7 +27,7 @@ class OutboxEntry(models.Model):
         FAILED = "failed", "Failed"
 
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="outbox_entries")
-    kind = models.CharField(max_length=20, choices=Kind.choices)
+    kind = models.CharField(max_length=20, help_text="A follow-up kind registered by the app that does it.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     payload = models.JSONField(default=dict, blank=True)
     attempts = models.PositiveIntegerField(default=0)
@@ -53,7 +53,7 @@ class OutboxEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} for lead {self.lead_id}"
+        return f"{self.kind.replace('_', ' ').capitalize()} for lead {self.lead_id}"
 
 
 class HeldDelivery(OutboxEntry):

@@ -27,7 +27,7 @@ from django.utils import timezone
 from ..models import DeliveryAttempt, OutboxEntry
 from .answers import Outcome, Verdict, excerpt, judge_answer, retry_delay
 from .outbound_http import TransportError, UnsafeDestination, http_request
-from .outbox import GiveUp, NotStarted, RetryLater
+from .outbox import RECORD_EVERY_SECONDS, BatchResult, GiveUp, NotStarted, RetryLater
 
 
 @dataclass
@@ -231,7 +231,7 @@ def run_partner_call(call: PartnerCall, entry: OutboxEntry) -> None:
 def partner_calls_batch(call: PartnerCall):
     """The batch handler of a PartnerCall kind: prepare all, call in parallel, record as each ends."""
 
-    def run(entries: list[OutboxEntry], deadline: float) -> Iterator[tuple[OutboxEntry, BaseException | None]]:
+    def run(entries: list[OutboxEntry], deadline: float) -> Iterator[BatchResult | None]:
         prepared = []
         for entry in entries:
             try:
@@ -250,7 +250,7 @@ def partner_calls_batch(call: PartnerCall):
     return run
 
 
-def _call_all(call: PartnerCall, prepared: list, deadline: float) -> Iterator[tuple[OutboxEntry, BaseException | None]]:
+def _call_all(call: PartnerCall, prepared: list, deadline: float) -> Iterator[BatchResult | None]:
     per_destination = {
         request.destination: threading.Semaphore(settings.PARTNER_CALLS_PER_DESTINATION)
         for _entry, _subject, request in prepared
@@ -271,7 +271,9 @@ def _call_all(call: PartnerCall, prepared: list, deadline: float) -> Iterator[tu
             }
             waiting = set(futures)
             while waiting:
-                finished, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+                finished, waiting = wait(waiting, timeout=RECORD_EVERY_SECONDS, return_when=FIRST_COMPLETED)
+                if not finished:
+                    yield None  # still waiting: what has finished is written meanwhile
                 for future in finished:
                     entry, subject, request = futures[future]
                     try:

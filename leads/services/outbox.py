@@ -29,8 +29,10 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[OutboxEntry], None]
 # Runs claimed entries of one kind and yields each with None (done) or the error it ended with, as
-# each finishes. It starts no new work after `deadline` (time.monotonic()): those yield NotStarted.
-BatchHandler = Callable[[list[OutboxEntry], float], Iterator[tuple[OutboxEntry, BaseException | None]]]
+# each finishes; it may yield None while it waits, so finished results are written meanwhile. It
+# starts no new work after `deadline` (time.monotonic()): those entries yield NotStarted.
+BatchResult = tuple[OutboxEntry, Exception | None]
+BatchHandler = Callable[[list[OutboxEntry], float], Iterator[BatchResult | None]]
 
 MAX_ATTEMPTS = 12  # for unexpected errors; handlers that raise RetryLater keep their own schedule
 SWEEP_BATCH = 500
@@ -78,7 +80,7 @@ class FollowUpKind:
     timeline: bool = True  # False for kinds that write their own, more telling, timeline event
     sends_personal_data: bool = False  # cancelled, unsent, when the person's data is erased
 
-    def run_batch(self, entries: list[OutboxEntry], deadline: float) -> Iterator[tuple[OutboxEntry, Exception | None]]:
+    def run_batch(self, entries: list[OutboxEntry], deadline: float) -> Iterator[BatchResult | None]:
         if self.handle_batch is not None:
             yield from self.handle_batch(entries, deadline)
             return
@@ -284,12 +286,13 @@ class _Results:
 
     def __init__(self, token: datetime):
         self.token = token
-        self.buffer: list[tuple[OutboxEntry, BaseException | None]] = []
+        self.buffer: list[BatchResult] = []
         self.flushed_at = time.monotonic()
         self.outcomes: dict[int, str] = {}
 
-    def add(self, entry: OutboxEntry, error: BaseException | None) -> None:
-        self.buffer.append((entry, error))
+    def add(self, result: BatchResult | None) -> None:
+        if result is not None:
+            self.buffer.append(result)
         if len(self.buffer) >= RECORD_EVERY_ROWS or time.monotonic() - self.flushed_at >= RECORD_EVERY_SECONDS:
             self.flush()
 
@@ -339,9 +342,10 @@ class _Results:
     def _settle(entry: OutboxEntry, error: BaseException, now: datetime, soon: dict) -> str:
         entry.claimed_until = None
         if isinstance(error, NotStarted):
+            # Due now, left to the sweeper: a batch that ran out of time had a slow partner or a
+            # backlog, and sending its rest straight back would only queue it behind itself.
             entry.status, entry.attempts, entry.next_attempt_at = OutboxEntry.Status.PENDING, entry.attempts - 1, now
-            entry.dispatched_at = now
-            soon[(_queue_of(entry.kind), 0)].append((entry.pk, entry.kind))
+            entry.dispatched_at = None
             return "not started"
         if isinstance(error, RetryLater):
             delay = error.delay if error.delay is not None else _backoff_seconds(entry.attempts)
@@ -387,8 +391,8 @@ def outbox_drain(*, entry_ids: Iterable[int] = (), queue: str | None = None, top
                 ).update(status=OutboxEntry.Status.PENDING, claimed_until=None, attempts=F("attempts") - 1)
                 results.outcomes.update(dict.fromkeys((entry.pk for entry in entries), "no handler"))
                 continue
-            for entry, error in kind.run_batch(entries, deadline):
-                results.add(entry, error)
+            for result in kind.run_batch(entries, deadline):
+                results.add(result)
     finally:
         results.flush()
     return results.outcomes

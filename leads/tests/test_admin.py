@@ -777,3 +777,17 @@ def test_the_lead_page_is_in_tabs_and_its_timeline_reads_as_sentences(client, ma
         assert sentence in " ".join(timeline.split()), sentence
     assert '<a href="mailto:noor@example.com">' in page and '<a href="tel:+16505550100">' in page
     assert "In no nurture flow." in page  # the tab nurture adds through the registry
+
+
+def test_the_outbox_list_names_each_kind_by_the_label_its_app_registered(client, superuser):
+    lead = LeadFactory()
+    OutboxEntry.objects.create(lead=lead, kind=OutboxEntry.Kind.DELIVERY)
+    OutboxEntry.objects.create(lead=lead, kind="nurture_email")
+    client.force_login(superuser)
+
+    page = client.get(reverse("admin:leads_outboxentry_changelist")).content.decode()
+    filtered = client.get(reverse("admin:leads_outboxentry_changelist") + "?kind=nurture_email").content.decode()
+
+    assert "Delivery to buyer" in page and "Nurture email" in page  # in the rows and the kind filter
+    assert "Notification to supplier" in page  # a kind with no rows yet is still offered in the filter
+    assert filtered.count('class="field-kind_label') == 1

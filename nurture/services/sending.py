@@ -22,7 +22,7 @@ from django.utils.html import escape
 
 from leads.models import LeadEvent, OutboxEntry
 from leads.services.calls import Mailer, smtp_error_is_permanent
-from leads.services.outbox import RECORD_EVERY_ROWS, RECORD_EVERY_SECONDS, GiveUp, NotStarted, RetryLater
+from leads.services.outbox import RECORD_EVERY_ROWS, RECORD_EVERY_SECONDS, BatchResult, GiveUp, NotStarted, RetryLater
 
 from ..models import Enrollment, NurtureMessage, Suppression
 from .engine import status_exit
@@ -142,7 +142,7 @@ def _record_sent(messages: list[NurtureMessage]) -> None:
         )
 
 
-def nurture_email_batch(entries: list[OutboxEntry], deadline: float) -> Iterator[tuple[OutboxEntry, Exception | None]]:
+def nurture_email_batch(entries: list[OutboxEntry], deadline: float) -> Iterator[BatchResult | None]:
     """Send a batch of queued emails over one SMTP connection; sends are recorded in bulk."""
     messages = NurtureMessage.objects.select_related(
         "lead__campaign", "lead__offer", "step", "enrollment__flow"
@@ -160,7 +160,7 @@ def nurture_email_batch(entries: list[OutboxEntry], deadline: float) -> Iterator
     sent: list[tuple[OutboxEntry, NurtureMessage]] = []
     flushed_at = time.monotonic()
 
-    def record() -> Iterator[tuple[OutboxEntry, Exception | None]]:
+    def record() -> Iterator[BatchResult | None]:
         nonlocal sent, flushed_at
         _record_sent([message for _, message in sent])
         for entry, _ in sent:
@@ -197,6 +197,6 @@ def nurture_email_batch(entries: list[OutboxEntry], deadline: float) -> Iterator
 
 
 def nurture_email_handler(entry: OutboxEntry) -> None:
-    for _, error in nurture_email_batch([entry], deadline=float("inf")):
-        if error is not None:
-            raise error
+    for result in nurture_email_batch([entry], deadline=float("inf")):
+        if result is not None and result[1] is not None:
+            raise result[1]

@@ -14,6 +14,7 @@ from leads.models import LeadEvent, OutboxEntry
 from leads.services import lead_set_status, outbox_process
 from leads.services.normalisation import normalise_phone
 from leads.tests.factories import LeadFactory
+from nurture import follow_ups
 from nurture.models import Enrollment, Flow, FlowStep, NurtureMessage
 from nurture.services.engine import nurture_tick
 from nurture.services.enrollment import lead_enroll
@@ -36,7 +37,7 @@ def test_a_captured_lead_gets_the_flow_over_smtp_on_schedule(smtp, capture, make
     lead = capture(email=" Ann.Smith@Example.com", first_name="ann", phone="+1 650 555 1212")
 
     # Enrolled by the capture's nurture_enrollment follow-up, through the outbox.
-    assert lead.outbox_entries.get(kind=OutboxEntry.Kind.NURTURE_ENROLLMENT).status == OutboxEntry.Status.DONE
+    assert lead.outbox_entries.get(kind=follow_ups.ENROLLMENT).status == OutboxEntry.Status.DONE
     enrollment = lead.enrollments.get()
     assert (enrollment.flow, enrollment.status) == (flow, Enrollment.Status.ACTIVE)
     assert smtp.envelopes == []  # nothing is sent before the tick
@@ -146,7 +147,7 @@ def test_the_tick_checks_the_exit_itself_when_the_follow_up_has_not_run_yet(capt
 
 def _queue_then_sell(lead, django_capture_on_commit_callbacks, start) -> OutboxEntry:
     nurture_tick(now=start)  # the message is written; its outbox entry has not run yet (a slow queue)
-    entry = lead.outbox_entries.get(kind=OutboxEntry.Kind.NURTURE_EMAIL)
+    entry = lead.outbox_entries.get(kind=follow_ups.EMAIL)
     with django_capture_on_commit_callbacks(execute=True):
         lead_set_status(lead=lead, status="won", actor=None, sale_amount=Decimal("10"))
     return entry

@@ -10,6 +10,7 @@ from campaigns.tests.factories import CampaignFactory
 from leads.models import LeadEvent, OutboxEntry
 from leads.services import outbox_process
 from leads.tests.factories import LeadFactory
+from nurture import follow_ups
 from nurture.models import Enrollment, NurtureMessage, Suppression
 from nurture.services.engine import nurture_tick
 from nurture.services.enrollment import lead_enroll
@@ -219,7 +220,7 @@ def test_an_unsubscribed_address_never_enters_again_on_a_new_lead(
 
     assert (comeback.validity, comeback.is_duplicate) == ("valid", False)  # a lead like any other...
     assert not comeback.enrollments.exists()  # ...that no flow takes
-    assert comeback.outbox_entries.get(kind=OutboxEntry.Kind.NURTURE_ENROLLMENT).status == OutboxEntry.Status.DONE
+    assert comeback.outbox_entries.get(kind=follow_ups.ENROLLMENT).status == OutboxEntry.Status.DONE
     assert lead_enroll(flow=make_flow(email_step(1)), lead=comeback) is None
     tick(start + timedelta(days=10))
     assert len(smtp.envelopes) == 1
@@ -230,7 +231,7 @@ def test_a_message_queued_before_the_unsubscribe_is_not_sent(
 ):
     nurture_tick(now=start + timedelta(days=2, minutes=1))  # email 2 is written; its outbox entry waits
     queued = NurtureMessage.objects.get(status=NurtureMessage.Status.QUEUED)
-    entry = OutboxEntry.objects.get(kind=OutboxEntry.Kind.NURTURE_EMAIL, payload__message=queued.pk)
+    entry = OutboxEntry.objects.get(kind=follow_ups.EMAIL, payload__message=queued.pk)
 
     client.post(link_path(unsubscribe_link(received)))
     assert outbox_process(entry_id=entry.pk) == "done"

@@ -9,6 +9,7 @@ from campaigns.tests.factories import CampaignFactory
 from leads.models import OutboxEntry
 from leads.services import outbox_process
 from leads.tests.factories import LeadFactory
+from nurture import follow_ups
 from nurture.models import Enrollment, NurtureMessage, Suppression
 from nurture.services.enrollment import lead_enroll
 from nurture.services.sending import MAX_SEND_ATTEMPTS
@@ -28,7 +29,7 @@ def ann_in_two_flows(capture, make_flow):
 
 
 def _email_entry(message: NurtureMessage) -> OutboxEntry:
-    return OutboxEntry.objects.get(kind=OutboxEntry.Kind.NURTURE_EMAIL, payload__message=message.pk)
+    return OutboxEntry.objects.get(kind=follow_ups.EMAIL, payload__message=message.pk)
 
 
 def test_a_permanent_refusal_bounces_suppresses_and_exits_every_flow(smtp, ann_in_two_flows, capture, tick, start):

@@ -1,0 +1,335 @@
+"""Batch drains of the outbox against a real local buyer: claimed once across worker processes,
+bounded concurrency over pooled connections, a killed worker's batch re-sent under the same ids,
+one broker publish per queue and transaction, and buyers' inbox errors told apart."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.db import connection
+
+from campaigns.tests.factories import CampaignFactory
+from leads.models import Delivery, DeliveryAttempt, DeliveryDestination, DeliveryRoute, Lead, OutboxEntry, Postback
+from leads.services.outbox import outbox_drain
+from leads.services.signing import destination_rotate_secret
+from leads.tasks import process_outbox_batch_task
+from leads.tests.factories import LeadFactory
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+
+class LocalBuyer:
+    """A buyer's server on 127.0.0.1: records each lead's webhook id and each postback's click id,
+    counts requests in flight, and holds leads whose email contains "hold" until released."""
+
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
+        self.received: list[tuple[str, str]] = []
+        self.in_flight = self.max_in_flight = 0
+        self.lock = threading.Lock()
+        self.release = threading.Event()
+        buyer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as a real buyer's server
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                buyer._serve(self, ("lead", self.headers["webhook-id"]), hold=b"hold" in body)
+
+            def do_GET(self):
+                click_id = parse_qs(urlsplit(self.path).query)["click"][0]
+                buyer._serve(self, ("postback", click_id), hold=False)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _serve(self, handler, seen: tuple[str, str], *, hold: bool) -> None:
+        with self.lock:
+            self.received.append(seen)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if hold:
+                self.release.wait(30)
+            time.sleep(self.delay)
+            answer = b'{"status":"accepted"}'
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(answer)))
+            handler.end_headers()
+            handler.wfile.write(answer)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def buyer(settings):
+    settings.DELIVERY_ALLOWED_HOSTS = ["127.0.0.1"]
+    server = LocalBuyer()
+    yield server
+    server.close()
+
+
+def sold_leads(buyer: LocalBuyer, count: int, *, email: str = "person{n}@example.com") -> list[Delivery]:
+    """`count` sellable leads, each with a delivery to the buyer waiting in the outbox."""
+    campaign = CampaignFactory(
+        traffic_source__postback_url_template=buyer.url("/postback?click={click_id}&payout={payout}")
+    )
+    destination = DeliveryDestination.objects.create(
+        advertiser=campaign.offer.advertiser, name="Local buyer", url=buyer.url("/leads")
+    )
+    destination_rotate_secret(destination=destination)
+    route = DeliveryRoute.objects.create(offer=campaign.offer, destination=destination)
+    leads = [LeadFactory(campaign=campaign, email=email.format(n=n), click_id=f"click-{n}") for n in range(count)]
+    deliveries = Delivery.objects.bulk_create(
+        Delivery(lead=lead, destination=destination, route=route, currency="USD") for lead in leads
+    )
+    OutboxEntry.objects.bulk_create(
+        OutboxEntry(lead_id=delivery.lead_id, kind="delivery", payload={"delivery": delivery.pk})
+        for delivery in deliveries
+    )
+    return deliveries
+
+
+def database_url() -> str:
+    database = connection.settings_dict
+    if connection.vendor == "postgresql":
+        host, port = database["HOST"] or "127.0.0.1", database["PORT"] or 5432
+        return f"postgres://{database['USER']}@{host}:{port}/{database['NAME']}"
+    return f"sqlite:///{database['NAME']}"
+
+
+DRAIN = """
+import django
+django.setup()
+from django.conf import settings
+from leads.services.outbox import outbox_drain
+ran, idle = 0, 0
+while idle < 3:
+    done = sum(len(outbox_drain(queue=queue, top_up=True)) for queue in (None, settings.PARTNER_CALLS_QUEUE))
+    ran, idle = ran + done, (0 if done else idle + 1)
+print(ran, flush=True)
+"""
+
+
+def worker(**env) -> subprocess.Popen:
+    """A worker process draining the outbox of the test database until nothing is due."""
+    return subprocess.Popen(
+        [sys.executable, "-c", DRAIN],
+        cwd=BASE_DIR,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "leadcrm.settings_test",
+            "DATABASE_URL": database_url(),
+            "DELIVERY_ALLOWED_HOSTS": "127.0.0.1",
+            **env,
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="FOR UPDATE SKIP LOCKED is PostgreSQL's")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_workers_drain_two_thousand_mixed_rows_each_exactly_once(buyer):
+    deliveries = sold_leads(buyer, 800)
+    leads = [delivery.lead for delivery in deliveries]
+    postbacks = Postback.objects.bulk_create(
+        Postback(lead=lead, event="valid", payout=Decimal("1.50"), currency="USD") for lead in leads[:600]
+    )
+    OutboxEntry.objects.bulk_create(
+        [
+            *(OutboxEntry(lead=p.lead, kind="postback", payload={"postback": p.pk}) for p in postbacks),
+            *(OutboxEntry(lead=lead, kind="assignment") for lead in leads[:600]),
+        ]
+    )
+    assert OutboxEntry.objects.count() == 2000
+
+    workers = [worker(), worker()]
+    outputs = [process.communicate(timeout=300) for process in workers]
+
+    ran = [int(out.strip() or 0) for out, _ in outputs]
+    assert all(process.returncode == 0 for process in workers), [err[-3000:] for _, err in outputs]
+    assert sum(ran) == 2000 and min(ran) > 0, ran  # both took part, and no row ran twice
+    assert set(OutboxEntry.objects.values_list("status", "attempts")) == {("done", 1)}
+    received = Counter(buyer.received)
+    assert len(received) == 1400 and set(received.values()) == {1}  # each call made once
+    assert {("lead", d.webhook_id) for d in deliveries} | {("postback", f"click-{n}") for n in range(600)} == set(
+        received
+    )
+    assert Delivery.objects.filter(status="accepted").count() == 800
+    assert Postback.objects.filter(status="sent").count() == 600
+    assert DeliveryAttempt.objects.count() == 1400
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_worker_killed_mid_batch_leaves_only_its_unfinished_rows_which_go_again_under_their_ids(buyer, settings):
+    held = sold_leads(buyer, 5, email="hold{n}@example.com")
+    quick = sold_leads(buyer, 5, email="quick{n}@example.com")
+    process = worker(OUTBOX_CLAIM_SECONDS="3", PARTNER_CALLS_PER_DESTINATION="10")
+    try:
+        deadline = time.monotonic() + 60
+        while OutboxEntry.objects.filter(status="done").count() < 5:  # the quick ones are recorded
+            assert time.monotonic() < deadline and process.poll() is None, process.stderr.read()
+            time.sleep(0.05)
+        while sum(1 for kind, _ in buyer.received if kind == "lead") < 10:  # the held ones are in flight
+            assert time.monotonic() < deadline, buyer.received
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+
+    assert set(OutboxEntry.objects.filter(status="done").values_list("payload__delivery", flat=True)) == {
+        d.pk for d in quick
+    }
+    assert OutboxEntry.objects.filter(status="processing").count() == 5  # claimed by the dead worker
+    buyer.release.set()
+    time.sleep(3.2)  # its claim runs out
+
+    outcomes = outbox_drain(queue=settings.PARTNER_CALLS_QUEUE, top_up=True)
+
+    assert sorted(outcomes.values()) == ["done"] * 5
+    received = Counter(webhook_id for kind, webhook_id in buyer.received if kind == "lead")
+    assert {d.webhook_id: received[d.webhook_id] for d in quick} == {d.webhook_id: 1 for d in quick}
+    assert {d.webhook_id: received[d.webhook_id] for d in held} == {d.webhook_id: 2 for d in held}
+    assert Delivery.objects.filter(status="accepted").count() == 10
+    assert set(OutboxEntry.objects.values_list("status", flat=True)) == {"done"}
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_batch_calls_in_parallel_within_the_per_destination_bound(settings):
+    settings.DELIVERY_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.PARTNER_CALLS_PER_DESTINATION = 3
+    slow = LocalBuyer(delay=0.2)
+    try:
+        deliveries = sold_leads(slow, 12)
+
+        outcomes = outbox_drain(queue=settings.PARTNER_CALLS_QUEUE, top_up=True)
+
+        assert sorted(outcomes) == sorted(OutboxEntry.objects.filter(kind="delivery").values_list("pk", flat=True))
+        assert set(outcomes.values()) == {"done"}
+        assert slow.max_in_flight == 3  # in parallel, and never more than the bound to one buyer
+        assert Delivery.objects.filter(pk__in=[d.pk for d in deliveries], status="accepted").count() == 12
+    finally:
+        slow.close()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_batch_past_its_time_puts_back_what_it_did_not_start(buyer, settings):
+    settings.PARTNER_CALLS_PER_DESTINATION = 1
+    settings.OUTBOX_TASK_TIME_LIMIT = 0  # no time: the batch starts nothing
+    sold_leads(buyer, 3)
+
+    outcomes = outbox_drain(queue=settings.PARTNER_CALLS_QUEUE, top_up=True)
+
+    assert set(outcomes.values()) == {"not started"}
+    assert buyer.received == []
+    # Back in the queue, due now, the attempt not counted.
+    assert set(OutboxEntry.objects.values_list("status", "attempts")) == {("pending", 0)}
+
+
+@pytest.mark.django_db
+def test_a_captured_lead_costs_one_publish_per_queue(
+    capture, campaign, monkeypatch, django_capture_on_commit_callbacks
+):
+    from leads.models import DeliveryRoute as Route
+
+    destination = DeliveryDestination.objects.create(
+        advertiser=campaign.offer.advertiser, name="Buyer", url="https://buyer.example/leads"
+    )
+    Route.objects.create(offer=campaign.offer, destination=destination)
+    published = []
+    monkeypatch.setattr(
+        process_outbox_batch_task,
+        "apply_async",
+        lambda args, queue=None, countdown=None: published.append((args, queue)),
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        lead = capture(email="one@example.com", phone="+16505551212", country="US")
+
+    kinds = dict(lead.outbox_entries.values_list("pk", "kind"))
+    assert sorted(kinds.values()) == ["assignment", "delivery", "nurture_enrollment"]
+    assert sorted((sorted(kinds[pk] for pk in ids), queue or "") for (ids, queue), _ in published) == sorted(
+        [(["assignment", "nurture_enrollment"], ""), (["delivery"], "deliveries")]
+    )
+
+
+def _refusing_smtp(code: str):
+    """A real SMTP server that refuses every recipient with `code`."""
+    import asyncio
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    class Refuse:
+        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+            return code
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    controller = Controller(Refuse(), hostname="127.0.0.1", port=port, loop=asyncio.new_event_loop())
+    controller.start()
+    return controller
+
+
+@pytest.mark.parametrize(
+    "reply, delivery_status, entry_status",
+    [
+        ("550 5.1.1 No such mailbox", "failed", "failed"),  # the buyer's address is wrong: fix it, redeliver
+        ("451 4.3.0 Try again later", "pending", "pending"),  # the server will take it later
+    ],
+)
+@pytest.mark.django_db
+def test_a_buyers_inbox_tells_a_permanent_refusal_from_a_temporary_one(settings, reply, delivery_status, entry_status):
+    server = _refusing_smtp(reply)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    try:
+        campaign = CampaignFactory()
+        destination = DeliveryDestination.objects.create(
+            advertiser=campaign.offer.advertiser, name="Inbox", kind="email", email_to=["sales@buyer.example"]
+        )
+        DeliveryRoute.objects.create(offer=campaign.offer, destination=destination)
+        lead = LeadFactory(campaign=campaign)
+        entry = OutboxEntry.objects.create(lead=lead, kind="delivery")
+
+        assert outbox_drain(entry_ids=[entry.pk]) == {entry.pk: "failed" if entry_status == "failed" else "retry"}
+    finally:
+        server.stop()
+
+    delivery = Delivery.objects.get(lead=lead)
+    entry.refresh_from_db()
+    assert (delivery.status, entry.status) == (delivery_status, entry_status)
+    assert reply.split(" ", 1)[0] in delivery.reason
+    assert Lead.objects.get(pk=lead.pk).validity == "valid"  # nothing about the lead changed
