@@ -124,6 +124,12 @@ class Mailbox:
     refuse_rcpt: str | None = None
     refuse_mail: str | None = None
     reject_login: bool = False
+    connections: int = 0  # SMTP sessions opened (each starts with EHLO)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.connections += 1
+        session.host_name = hostname
+        return responses
 
     def authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
         return AuthResult(success=not self.reject_login, handled=False)

@@ -122,3 +122,21 @@ def test_a_refusal_of_our_sender_or_login_does_not_bounce_the_recipient(
     assert not Suppression.objects.exists()
     assert NurtureMessage.objects.get().status != NurtureMessage.Status.BOUNCED
     assert ann_in_two_flows.enrollments.filter(status=Enrollment.Status.ACTIVE).count() == 2
+
+
+def test_a_ticks_emails_go_over_one_smtp_connection_and_are_recorded_together(smtp, make_flow, tick, start):
+    flow = make_flow(email_step(1))
+    leads = [LeadFactory(first_name=f"Reader{n}") for n in range(6)]
+    for lead in leads:
+        lead_enroll(flow=flow, lead=lead)
+
+    tick(start)  # the tick's six emails go to the worker as one batch
+
+    assert len(smtp.envelopes) == 6
+    assert smtp.connections == 1
+    assert sorted(m["Subject"] for m in smtp.messages) == sorted(f"Email 1 for Reader{n}" for n in range(6))
+    sent = NurtureMessage.objects.filter(status=NurtureMessage.Status.SENT)
+    assert sent.count() == 6 and not sent.filter(sent_at=None).exists()
+    assert all(
+        lead.events.filter(kind="nurture", data__sent="Email 1 for {{ lead.first_name }}").exists() for lead in leads
+    )
