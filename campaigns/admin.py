@@ -129,15 +129,15 @@ class TargetCountryFilter(admin.SimpleListFilter):
     parameter_name = "country"
 
     def lookups(self, request, model_admin):
-        codes = set()
+        codes: set[str] = set()
         for countries in Campaign.objects.values_list("target_countries", flat=True):
             codes.update(countries or [])
         return [(code, code) for code in sorted(codes)]
 
     def queryset(self, request, queryset):
-        if self.value():
+        if value := self.value():
             # Country codes are two letters, so a quoted match in the JSON text is exact.
-            return queryset.filter(target_countries__icontains=f'"{self.value()[:2]}"')
+            return queryset.filter(target_countries__icontains=f'"{value[:2]}"')
         return queryset
 
 

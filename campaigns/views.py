@@ -17,7 +17,7 @@ def track_click(request, slug: str):
     # Per process until campaigns change (campaigns/receivers.py): a click is then its insert alone.
     campaign = cached("campaign-for-tracking", slug, lambda: campaign_for_tracking(slug))
     destination = campaign.landing_destination() if campaign and campaign.is_serving() else ""
-    if not destination:
+    if campaign is None or not destination:
         raise Http404("This campaign is not running.")
     click = click_record(
         campaign=campaign,

@@ -91,7 +91,8 @@ class LeadForm(forms.Form):
         return email
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         asks_both = "email" in self.fields and "phone" in self.fields
         if asks_both and not (
             cleaned.get("email") or cleaned.get("phone") or "email" in self.errors or "phone" in self.errors
@@ -117,6 +118,7 @@ class QuizAnswerForm(forms.Form):
         self.question = question
         choices = [(option, option) for option in question.options]
         kind = question.kind
+        field: forms.Field
         if kind == QuizQuestion.Kind.SINGLE:
             field = forms.ChoiceField(choices=choices, widget=forms.RadioSelect)
         elif kind == QuizQuestion.Kind.MULTIPLE:

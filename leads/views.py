@@ -77,9 +77,9 @@ def landing_page(request, slug: str):
         state = _fresh_state(request)
         return _show_step(request, page, state, step=0, country=country)
 
-    state = load_state(request.POST.get("state"))
-    tampered = state is None
-    state = state or {"started": None, "click_id": "", "answers": {}}
+    loaded = load_state(request.POST.get("state"))
+    tampered = loaded is None
+    state = loaded or {"started": None, "click_id": "", "answers": {}}
     questions = list(page.questions.all()) if page.kind == LandingPage.Kind.QUIZ else []
     try:
         step = min(max(int(request.POST.get("step", len(questions))), 0), len(questions))
@@ -91,10 +91,10 @@ def landing_page(request, slug: str):
         unanswered = [index for index, question in enumerate(questions) if question.key not in state["answers"]]
         step = min([step, *unanswered])
     if step < len(questions):
-        form = QuizAnswerForm(request.POST, question=questions[step])
-        if not form.is_valid():
-            return _show_step(request, page, state, step=step, country=country, form=form, status=400)
-        state["answers"][questions[step].key] = form.answer()
+        answer_form = QuizAnswerForm(request.POST, question=questions[step])
+        if not answer_form.is_valid():
+            return _show_step(request, page, state, step=step, country=country, form=answer_form, status=400)
+        state["answers"][questions[step].key] = answer_form.answer()
         return _show_step(request, page, state, step=step + 1, country=country)
 
     form = LeadForm(request.POST, page=page, default_country=country)

@@ -3,6 +3,7 @@ the suppression list with import and export, and "add to flow" on the lead list.
 
 import csv
 from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -69,7 +70,13 @@ class FlowStepInline(StackedInline):
     )
 
 
-class LeadConditionsAdminMixin:
+if TYPE_CHECKING:
+    _AdminMixinBase = admin.ModelAdmin[Any]  # what the mixin is mixed into
+else:
+    _AdminMixinBase = object
+
+
+class LeadConditionsAdminMixin(_AdminMixinBase):
     """For flows and audiences: their offer picker in one query (an offer's name shows its advertiser)."""
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
@@ -330,7 +337,8 @@ class SuppressionAdmin(ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
         else:
-            obj.pk = suppress(email=obj.email, reason=obj.reason).pk  # also takes the address out of flows
+            suppression = suppress(email=obj.email, reason=obj.reason)  # also takes the address out of flows
+            obj.pk = suppression.pk if suppression is not None else None
 
     @admin.action(description="Export selected as CSV", permissions=["view"])
     def export_csv(self, request, queryset):

@@ -1,8 +1,22 @@
 """Reads of the nurture domain: flow and step statistics, in a fixed number of queries."""
 
+from typing import TYPE_CHECKING, TypedDict
+
 from django.db.models import Count, Q, QuerySet
 
 from .models import Enrollment, Flow, FlowStep
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations  # a development requirement: for the type checker only
+
+
+class StepCounts(TypedDict):
+    waiting: int
+    exited: int
+    converted: int
+    sent: int
+    opened: int
+    clicked: int
 
 
 def flows_with_statistics() -> QuerySet[Flow]:
@@ -16,7 +30,7 @@ def flows_with_statistics() -> QuerySet[Flow]:
     )
 
 
-def step_statistics(*, flow: Flow) -> list[FlowStep]:
+def step_statistics(*, flow: Flow) -> "list[WithAnnotations[FlowStep, StepCounts]]":
     """Each step of the flow with who waits at it, what it sent and what came of it: one query."""
     enrollments = Q(enrollments__isnull=False)
     return list(

@@ -7,7 +7,7 @@ from leadcrm.errors import Conflict
 
 from ..models import Campaign, LandingPage, QuizQuestion
 
-_ALLOWED_STATUS_CHANGES = {
+_ALLOWED_STATUS_CHANGES: dict[str, set[str]] = {
     Campaign.Status.ACTIVE: {Campaign.Status.DRAFT, Campaign.Status.PAUSED},
     Campaign.Status.PAUSED: {Campaign.Status.ACTIVE},
 }
@@ -39,7 +39,7 @@ def campaign_pause(*, campaign: Campaign) -> Campaign:
     return _campaign_set_status(campaign=campaign, status=Campaign.Status.PAUSED)
 
 
-def _free_slug(model, base: str, max_length: int) -> str:
+def _free_slug(model: type[Campaign | LandingPage], base: str, max_length: int) -> str:
     base = slugify(base)[: max_length - 8].strip("-") or "copy"
     candidate, number = f"{base}-copy", 1
     while model.objects.filter(slug=candidate).exists():

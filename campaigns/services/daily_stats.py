@@ -128,7 +128,7 @@ def daily_stats_import(
         return report
     present_metrics = [name for name in METRICS if name in columns]
 
-    parsed: list[tuple[int, dict]] = []
+    parsed: list[tuple[int, dict[str, str]]] = []
     for line, row in rows:
         report.rows += 1
         if report.rows > MAX_ROWS:
@@ -142,7 +142,7 @@ def daily_stats_import(
         campaign.slug: campaign for campaign in Campaign.objects.filter(slug__in=slugs).select_related("traffic_source")
     }
     today = timezone.localdate()
-    good: dict[tuple[int, datetime.date], tuple[int, dict]] = {}
+    good: dict[tuple[int, datetime.date], tuple[int, dict[str, Decimal | int]]] = {}
     for line, values in parsed:
         try:
             slug = values.get("campaign", "")

@@ -145,7 +145,8 @@ class StatementForm(forms.Form):
         return self.cleaned_data["currency"].upper()
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if bool(data.get("advertiser")) == bool(data.get("partner")):
             raise forms.ValidationError("Choose a buyer or a supplier.")
         today = timezone.localdate()
@@ -209,7 +210,7 @@ class LedgerEntryAdmin(ReadOnlyLogAdmin):
 def _statement_csv(found: dict) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     name = f"statement-{found['name']}-{found['date_from']:%Y%m%d}-{found['date_to']:%Y%m%d}.csv"
-    response["Content-Disposition"] = content_disposition_header(True, name)
+    response["Content-Disposition"] = content_disposition_header(True, name) or "attachment"
     writer = csv.writer(response)
     writer.writerow(["booked_at", "day", "kind", "lead", "campaign", "note", "amount", "balance", "currency"])
     writer.writerow(["", "", "opening balance", "", "", "", "", f"{found['opening']:.2f}", found["currency"]])

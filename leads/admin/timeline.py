@@ -23,7 +23,8 @@ def _list(items) -> str:
 
 def _captured(data: dict) -> str:
     door = {"landing_page": "a landing page", "quiz": "a quiz", "api": "the partner API", "csv": "a CSV import"}
-    sentence = f"Arrived through {door.get(data.get('door'), data.get('door') or 'a door')}"
+    kind = data.get("door") or ""
+    sentence = f"Arrived through {door.get(kind, kind or 'a door')}"
     sentence += f" for campaign {data['campaign']}" if data.get("campaign") else ""
     return sentence + (" as a test lead." if data.get("test") else ".")
 
@@ -75,7 +76,7 @@ def _status(data: dict) -> str:
 def _assigned(data: dict) -> str:
     if not data.get("to"):
         return f"Unassigned from {data.get('from')}." if data.get("from") else "Unassigned."
-    how = {"claimed": "claimed it", "round robin": "got it by round robin"}.get(data.get("how"), "")
+    how = {"claimed": "claimed it", "round robin": "got it by round robin"}.get(data.get("how") or "", "")
     if how:
         return f"{data['to']} {how}."
     return f"Assigned to {data['to']}" + (f" (was {data['from']})." if data.get("from") else ".")

@@ -3,13 +3,16 @@
 import csv
 from datetime import timedelta
 from decimal import Decimal
+from typing import cast
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import ShowFacets
 from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
 from django.db import connection
+from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -74,7 +77,7 @@ class EstimatedCountPaginator(Paginator):
         self.estimated = estimate is not None
         if estimate is not None:
             return estimate
-        if hasattr(self.object_list, "query"):
+        if isinstance(self.object_list, QuerySet):
             return self.object_list.order_by()[: self.count_cap + 1].count()
         return super().count
 
@@ -106,13 +109,14 @@ class CountryFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         # From what offers accept, not a DISTINCT over millions of leads.
-        codes = set()
+        codes: set[str] = set()
         for countries in Offer.objects.values_list("accepted_countries", flat=True):
             codes.update(countries or [])
         return [(code, code) for code in sorted(codes)]
 
     def queryset(self, request, queryset):
-        return queryset.filter(country=self.value()[:2].upper()) if self.value() else queryset
+        value = self.value()
+        return queryset.filter(country=value[:2].upper()) if value else queryset
 
 
 class ScoreFilter(admin.SimpleListFilter):
@@ -124,8 +128,9 @@ class ScoreFilter(admin.SimpleListFilter):
         return [(name, f"{name.capitalize()} ({low}-{high})") for name, (low, high) in self.BANDS.items()]
 
     def queryset(self, request, queryset):
-        if self.value() in self.BANDS:
-            low, high = self.BANDS[self.value()]
+        band = self.BANDS.get(self.value() or "")
+        if band:
+            low, high = band
             return queryset.filter(score__gte=low, score__lte=high)
         return queryset
 
@@ -202,12 +207,13 @@ class LeadAdminForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         allowed = ALLOWED_TRANSITIONS.get(self.instance.status, set()) if self.instance.pk else set()
-        self.fields["new_status"].choices = [("", "(keep)")] + [
+        cast(forms.ChoiceField, self.fields["new_status"]).choices = [("", "(keep)")] + [
             (value, label) for value, label in LeadStatus.choices if value in allowed
         ]
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         status = cleaned.get("new_status")
         if status:
             try:
@@ -273,7 +279,7 @@ class AssignForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["rep"].queryset = sales_reps().order_by("username")
+        cast(forms.ModelChoiceField, self.fields["rep"]).queryset = sales_reps().order_by("username")
 
 
 @admin.register(Lead)
@@ -609,7 +615,7 @@ class LeadAdmin(ModelAdmin):
         # A lead another rep claimed after this page loaded has left this rep's scope, so it is not in
         # the queryset at all; say so rather than silently doing nothing.
         if request.POST.get("select_across") != "1":
-            selected = {int(pk) for pk in request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME) if pk.isdigit()}
+            selected = {int(pk) for pk in request.POST.getlist(ACTION_CHECKBOX_NAME) if pk.isdigit()}
             gone = selected - set(queryset.values_list("pk", flat=True))
             if gone:
                 self.message_user(
@@ -719,7 +725,7 @@ class LeadAdmin(ModelAdmin):
             "form": form,
             "leads": queryset,
             "action": action,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/leads/lead/action_form.html", context)
 

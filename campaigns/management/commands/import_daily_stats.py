@@ -29,8 +29,8 @@ class Command(BaseCommand):
             if source is None:
                 raise CommandError(f"No traffic source named {traffic_source!r}.")
         report = daily_stats_import(data=data, traffic_source=source, skip_invalid=skip_invalid)
-        for error in report.errors:
-            self.stderr.write(str(error))
+        for row_error in report.errors:
+            self.stderr.write(str(row_error))
         self.stdout.write(report.summary())
         if not report.imported:
             raise CommandError("Import failed; nothing was written.")

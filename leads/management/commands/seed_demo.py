@@ -63,7 +63,7 @@ OFFERS = (
     ("LearnFast Academy", "Course trial", "6.00", "199.00", ["soft", "hard"], ["US", "GB"]),
 )
 
-CAMPAIGNS = (
+CAMPAIGNS: tuple[tuple[str, str, str, str, str, str, list[str], list[str], str], ...] = (
     # slug, name, source, offer, bid model, bid, countries, devices, status
     (
         "push-solar-us",

@@ -1,5 +1,7 @@
 """Demo nurture flow for `make run`: follow-up emails for solar leads, safe to run again."""
 
+from typing import Any
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
@@ -8,7 +10,7 @@ from campaigns.models import Offer
 from nurture.models import Flow, FlowStep
 
 FLOW = "Solar quote follow-up"
-STEPS = (
+STEPS: tuple[dict[str, Any], ...] = (
     {
         "kind": FlowStep.Kind.EMAIL,
         "subject": "Your solar quote, {{ lead.first_name|default:'there' }}",
