@@ -1,4 +1,5 @@
-"""Daily rollups: what reports add up, summed per day and bucket, kept in the transaction of each event."""
+"""Daily rollups: what reports add up, summed per day and bucket, kept in the transaction of each event
+(tracked clicks: folded in every minute, see ClickFold)."""
 
 from django.db import models
 
@@ -75,3 +76,21 @@ class DailyRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.campaign_id} {self.country or '-'} {self.device_type or '-'} {self.currency}"
+
+
+class ClickFold(models.Model):
+    """How far tracked clicks are in the rollups: one row. Every click up to `through_click_id` is
+    counted in DailyRollup.tracked_clicks; reports count the later ones from the clicks table.
+
+    A click on the request path is then its insert alone; the fold (reporting.tasks, each minute)
+    adds the clicks since the last one to their buckets in one upsert and moves the mark, in one
+    transaction (reporting.services.rollups.rollups_fold_clicks)."""
+
+    through_click_id = models.BigIntegerField(default=0)
+    folded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="click_fold_single_row")]
+
+    def __str__(self) -> str:
+        return f"Clicks folded through {self.through_click_id}"

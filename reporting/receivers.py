@@ -1,4 +1,5 @@
-"""Each event adds its share to the daily rollups in its own transaction (connected in ReportingConfig)."""
+"""Each event adds its share to the daily rollups in its own transaction (connected in ReportingConfig);
+a new click is folded in later (reporting.services.rollups.rollups_fold_clicks)."""
 
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -9,7 +10,7 @@ from leads.models import Lead
 from leads.signals import lead_status_changed, ledger_posted
 
 from .services.rollups import (
-    rollup_click_recorded,
+    rollup_click_deleted,
     rollup_lead_captured,
     rollup_lead_deleted,
     rollup_lead_status_changed,
@@ -40,15 +41,10 @@ def money_booked(sender, entries, **kwargs) -> None:
     rollup_ledger_posted(entries=entries)
 
 
-@receiver(post_save, sender=Click, dispatch_uid="rollup_click_recorded")
-def click_saved(sender, instance: Click, created: bool, raw: bool = False, **kwargs) -> None:
-    if created and not raw:
-        rollup_click_recorded(click=instance)
-
-
+# A new click adds nothing here: the fold (rollups_fold_clicks) adds clicks in bulk, off the request path.
 @receiver(post_delete, sender=Click, dispatch_uid="rollup_click_deleted")
 def click_deleted(sender, instance: Click, **kwargs) -> None:
-    rollup_click_recorded(click=instance, change=-1)
+    rollup_click_deleted(click=instance)
 
 
 @receiver(daily_stats_changed, dispatch_uid="rollup_stats_imported")

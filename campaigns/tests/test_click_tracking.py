@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, Click
 from campaigns.tests.factories import CampaignFactory, LandingPageFactory
+from campaigns.visitor import parse_user_agent
 
 pytestmark = pytest.mark.django_db
 
@@ -200,3 +201,20 @@ def test_click_time_is_now(client, campaign):
     before = timezone.now()
     client.get("/c/push-solar/")
     assert before <= Click.objects.get().created_at <= timezone.now()
+
+
+def test_a_click_is_one_insert_once_its_campaign_is_cached(client, campaign, django_assert_num_queries):
+    client.get("/c/push-solar/", HTTP_USER_AGENT=IPHONE)  # this process now holds the campaign
+    parses = parse_user_agent.cache_info()
+
+    with django_assert_num_queries(1) as queries:
+        response = client.get("/c/push-solar/", {"clickid": "src-2", "sub1": "z9"}, HTTP_USER_AGENT=IPHONE)
+
+    assert response.status_code == 302
+    assert queries.captured_queries[0]["sql"].startswith('INSERT INTO "campaigns_click"')
+    # The same user agent is parsed once per process, not once per click.
+    assert (parse_user_agent.cache_info().hits, parse_user_agent.cache_info().misses) == (
+        parses.hits + 1,
+        parses.misses,
+    )
+    assert Click.objects.filter(click_id="src-2", device_type="mobile").exists()

@@ -10,21 +10,35 @@ empty (None) rather than wrong. A report costs at most four queries, whatever th
 """
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from django.db.models import Case, Count, DateField, Expression, F, Max, Q, QuerySet, Sum, TextField, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    DateField,
+    Expression,
+    F,
+    Max,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    TextField,
+    Value,
+    When,
+)
 from django.db.models.expressions import Combinable
 from django.db.models.fields.json import KT, KeyTextTransform
-from django.db.models.functions import NullIf, TruncDate, TruncWeek
+from django.db.models.functions import Coalesce, NullIf, TruncDate, TruncWeek
 from django.utils import timezone
 
 from campaigns.models import SUB_ID_PARAMS, Click, DailyStat
 from leads.models import BILLABLE, Lead, LedgerEntry
 
-from ..models import DailyRollup
+from ..models import ClickFold, DailyRollup
 
 LEADS, LEDGER, STATS, CLICKS, ROLLUPS = "leads", "ledger", "stats", "clicks", "rollups"
 # The days a report may cover: nothing was tracked before 2000, and Python's dates end in 9999 (the
@@ -254,14 +268,10 @@ def key_columns(group_by: list[str]) -> list[str]:
     ]
 
 
-def _grouped(
-    queryset: QuerySet[Any],
-    table: str,
-    group_by: list[str],
-    with_currency: bool,
-    aggregates: Mapping[str, Combinable],
-    extra_keys: Mapping[str, Combinable] | None = None,
-) -> list[Row]:
+def _group_columns(
+    table: str, group_by: list[str], with_currency: bool, extra_keys: Mapping[str, Combinable] | None
+) -> tuple[dict[str, object], dict[str, object]]:
+    """The group columns of a table's aggregate: (keys grouped on, labels taken with MAX())."""
     keys: dict[str, object] = {}
     labels: dict[str, object] = {}
     for name in group_by:
@@ -271,11 +281,52 @@ def _grouped(
     if with_currency:
         keys["g_currency"] = F("offer__currency")
     keys.update(extra_keys or {})
+    return keys, labels
+
+
+def _grouped(
+    queryset: QuerySet[Any],
+    table: str,
+    group_by: list[str],
+    with_currency: bool,
+    aggregates: Mapping[str, Combinable],
+    extra_keys: Mapping[str, Combinable] | None = None,
+    *,
+    also: tuple[QuerySet[Any], str, Mapping[str, Combinable], Mapping[str, Combinable]] | None = None,
+) -> list[Row]:
+    """One aggregate row per group. `also` (a queryset, its table, aggregates of the same names and
+    extra keys) adds another table's rows of the same columns in the same statement (UNION ALL), so
+    both are read from one snapshot; a group may then come back twice (see _merged)."""
+    keys, labels = _group_columns(table, group_by, with_currency, extra_keys)
     aggregates = {**aggregates, **{column: Max(expr) for column, expr in labels.items()}}
     if not keys:
         # .values() with nothing in it would group by every field of the table.
         return [queryset.aggregate(**aggregates)]
-    return list(queryset.order_by().values(**keys).annotate(**aggregates))
+    grouped = queryset.order_by().values(**keys).annotate(**aggregates)
+    if also is None:
+        return list(grouped)
+    other, other_table, other_aggregates, other_extra_keys = also
+    other_keys, other_labels = _group_columns(other_table, group_by, with_currency, other_extra_keys)
+    other_aggregates = {**other_aggregates, **{column: Max(expr) for column, expr in other_labels.items()}}
+    if list(other_keys) != list(keys) or list(other_aggregates) != list(aggregates):
+        raise ValueError("A UNION needs the same columns in the same order on both sides")
+    return list(grouped.union(other.order_by().values(**other_keys).annotate(**other_aggregates), all=True))
+
+
+def _merged(rows: list[Row], *, summed: Iterable[str]) -> list[Row]:
+    """Rows of one group (equal in every column but the sums) added up into one."""
+    summed = frozenset(summed)
+    merged: dict[Key, Row] = {}
+    for row in rows:
+        group = tuple((name, row[name]) for name in sorted(row) if name not in summed)
+        into = merged.get(group)
+        if into is None:
+            merged[group] = dict(row)
+            continue
+        for name in summed:
+            if row[name] is not None:
+                into[name] = row[name] if into[name] is None else into[name] + row[name]
+    return list(merged.values())
 
 
 def _key(row: Row, columns: list[str]) -> Key:
@@ -492,9 +543,19 @@ def _rows_from_rollups(
     # offer's currency in SQL gives one row per group, not two to merge here.
     in_currency = Case(When(currency="", then=F("offer__currency")), default=F("currency"))
     extra = {"entry_currency": in_currency} if include_money else {}
+    unfolded = None
+    if clicks_known:
+        # Clicks the fold has not added to the rollups yet (reporting.models.ClickFold), from their
+        # table in the same statement: a fold that commits meanwhile is seen whole or not at all.
+        start, end = _day_bounds(date_from, date_to)
+        mark = Coalesce(Subquery(ClickFold.objects.filter(pk=1).values("through_click_id")[:1]), Value(0))
+        clicks = Click.objects.filter(created_at__gte=start, created_at__lt=end, pk__gt=mark)
+        counted = {name: Count("*") if name == "tracked_clicks" else Value(0) for name in sums}
+        unfolded = (_filtered(clicks, CLICKS, filters), CLICKS, counted, {"entry_currency": F("offer__currency")})
     rows: dict[Key, Row] = {}
     other_currencies: dict[Key, Row] = {}
-    for found in _grouped(buckets, ROLLUPS, group_by, include_money, sums, extra_keys=extra):
+    found_rows = _grouped(buckets, ROLLUPS, group_by, include_money, sums, extra_keys=extra, also=unfolded)
+    for found in _merged(found_rows, summed=sums):
         key = _key(found, keys)
         if include_money and found["entry_currency"] != found["g_currency"]:
             net = sum((found[name] or Decimal("0") for name in ROLLUP_MONEY), Decimal("0"))

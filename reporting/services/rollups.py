@@ -1,6 +1,10 @@
 """Keeping the daily rollups exact: every event adds its share to its bucket in its own transaction
 (reporting.receivers), and `rollups_rebuild` recomputes them from the raw rows (a first fill, a repair).
 
+Tracked clicks are the exception: a click is its insert alone, and `rollups_fold_clicks` (each minute)
+adds the clicks since its last run to their buckets. Reports count the clicks past the fold's mark
+(reporting.models.ClickFold) from the clicks table.
+
 A bucket's key: day, campaign, offer, traffic source, country, device type, currency and grain (see
 reporting.models.DailyRollup). Additions are upserts that add (`x = x + excluded.x`), so concurrent
 events never lose one another's counts; daily stats, which are replaced rather than added to, set.
@@ -20,7 +24,7 @@ from django.utils import timezone
 from campaigns.models import Click, DailyStat
 from leads.models import Lead, LedgerEntry, Validity
 
-from ..models import DailyRollup
+from ..models import ClickFold, DailyRollup
 from ..selectors.reports import COUNT_METRICS, LEAD_AGGREGATES
 
 K = LedgerEntry.Kind
@@ -184,7 +188,54 @@ def rollup_ledger_posted(*, entries: Iterable[LedgerEntry]) -> None:
     rollup_add(buckets)
 
 
-def rollup_click_recorded(*, click: Click, change: int = 1) -> None:
+# A click takes its id when its INSERT runs and becomes visible when that one statement commits, so
+# once a click a minute old is visible, no click with a lower id can still appear. The fold stops at
+# the last such click and never moves past a click it could not see yet.
+FOLD_SETTLE = datetime.timedelta(minutes=1)
+FOLD_BATCH = 100_000  # click ids per transaction: a first fold after a long pause commits as it goes
+
+
+def _locked_click_fold() -> ClickFold:
+    """The fold's mark, locked until the transaction ends: folds, click deletions and rebuilds take
+    it first (before any rollup row), so they run one after another."""
+    mark = ClickFold.objects.select_for_update().filter(pk=1).first()
+    return mark if mark is not None else ClickFold.objects.create(pk=1)
+
+
+def rollups_fold_clicks(*, settle: datetime.timedelta = FOLD_SETTLE, batch: int = FOLD_BATCH) -> int:
+    """Add every settled click past the mark to its bucket, then move the mark past it; returns how
+    many were added. The upsert and the mark commit together, so a fold that dies adds nothing, and
+    running it twice (or in two workers at once) adds each click once."""
+    folded = 0
+    while True:
+        with transaction.atomic():
+            mark = _locked_click_fold()
+            after = mark.through_click_id
+            settled = Click.objects.filter(pk__gt=after, created_at__lt=timezone.now() - settle)
+            last = settled.order_by("-pk").values_list("pk", flat=True).first()
+            if last is None:
+                return folded
+            through = min(last, after + batch)
+            clicks = Click.objects.filter(pk__gt=after, pk__lte=through).order_by()
+            place = ("campaign_id", "offer_id", "traffic_source_id")
+            buckets: Buckets = {}
+            added = 0
+            for row in clicks.values(*place, "country", "device_type", day=TruncDate("created_at")).annotate(
+                tracked_clicks=Count("pk")
+            ):
+                key = (row["day"], *(row[name] for name in place), row["country"], row["device_type"], "", DETAIL)
+                buckets[key] = {"tracked_clicks": row["tracked_clicks"]}
+                added += row["tracked_clicks"]
+            rollup_add(buckets)
+            ClickFold.objects.filter(pk=1).update(through_click_id=through, folded_at=timezone.now())
+        folded += added
+
+
+def rollup_click_deleted(*, click: Click) -> None:
+    """A deleted click leaves its bucket if the fold had added it (otherwise reports simply stop
+    counting it). Under the mark's lock: a fold running now either finished first or runs after."""
+    if click.pk > _locked_click_fold().through_click_id:
+        return
     key = (
         timezone.localdate(click.created_at),
         click.campaign_id,
@@ -195,7 +246,7 @@ def rollup_click_recorded(*, click: Click, change: int = 1) -> None:
         "",
         DETAIL,
     )
-    rollup_add({key: {"tracked_clicks": change}})
+    rollup_add({key: {"tracked_clicks": -1}})
 
 
 def rollup_stats_changed(*, days: Iterable[tuple[int, datetime.date]], deleted: DailyStat | None = None) -> None:
@@ -221,8 +272,11 @@ def _stat_key(stat: DailyStat) -> Key:
 # --- From raw rows ---------------------------------------------------------------------------------
 
 
-def rollups_from_raw(date_from: datetime.date | None = None, date_to: datetime.date | None = None) -> Buckets:
-    """Every bucket computed afresh from leads, the ledger, daily stats and tracked clicks."""
+def rollups_from_raw(
+    date_from: datetime.date | None = None, date_to: datetime.date | None = None, *, clicks_through: int | None = None
+) -> Buckets:
+    """Every bucket computed afresh from leads, the ledger, daily stats and tracked clicks (those up to
+    id `clicks_through` when given: what the fold has added so far)."""
     zone = timezone.get_current_timezone()
 
     def in_days(queryset: QuerySet[Any], field: str, is_date: bool) -> QuerySet[Any]:
@@ -276,6 +330,8 @@ def rollups_from_raw(date_from: datetime.date | None = None, date_to: datetime.d
         buckets[key].update({name: row[name] for name in STATS})
 
     clicks = in_days(Click.objects.all(), "created_at", False)
+    if clicks_through is not None:
+        clicks = clicks.filter(pk__lte=clicks_through)
     for row in clicks.values(*place, "country", "device_type", day=TruncDate("created_at")).annotate(
         tracked_clicks=Count("pk")
     ):
@@ -307,7 +363,10 @@ def rollups_rebuild(
     computation, a month at a time so memory stays bounded; returns the buckets written.
 
     On PostgreSQL the table is locked first, so an event that commits meanwhile adds its share after
-    the rebuild (its upsert waits) rather than being counted twice or lost."""
+    the rebuild (its upsert waits) rather than being counted twice or lost. Clicks are folded first,
+    then counted up to the fold's mark, held meanwhile: the few newer ones the next fold adds."""
+    rollups_fold_clicks()
+    clicks_through = _locked_click_fold().through_click_id
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(f"LOCK TABLE {DailyRollup._meta.db_table} IN EXCLUSIVE MODE")
@@ -319,7 +378,7 @@ def rollups_rebuild(
     written = 0
     while first is not None and first <= last:
         end = min(first + datetime.timedelta(days=days_per_batch - 1), last)
-        fresh = rollups_from_raw(first, end)
+        fresh = rollups_from_raw(first, end, clicks_through=clicks_through)
         DailyRollup.objects.bulk_create(
             (
                 DailyRollup(**dict(zip(KEY, key, strict=True)), **figures)
