@@ -1,5 +1,6 @@
 """The lead page's "Deliveries and money" tab: where the lead went, what the traffic source was told
-and every ledger entry it booked, as three small tables (three queries)."""
+and every ledger entry it booked, as three small tables (three queries); and its outcome section:
+what buyers reported back and who reported it (one query)."""
 
 from django.urls import reverse
 from django.utils import timezone
@@ -7,7 +8,7 @@ from django.utils.formats import localize
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from ..models import Delivery, LedgerEntry, Postback
+from ..models import Delivery, LeadOutcome, LedgerEntry, Postback
 
 
 def _when(moment) -> str:
@@ -90,4 +91,44 @@ def deliveries_and_money_html(lead) -> SafeString:
             "No postback was due.",
         ),
         _table("Ledger", ("Entry", "Amount", "With", "Counts for"), entries, "Nothing booked for this lead."),
+    )
+
+
+def _reported_by(outcome: LeadOutcome) -> str:
+    """ "Buyer over the API: Acme", "Advertiser postback: Sunny Co", "Staff: alice" or "System"."""
+    if outcome.partner is not None:
+        name = str(outcome.partner)
+    elif outcome.advertiser is not None:
+        name = str(outcome.advertiser)
+    elif outcome.reported_by_user is not None:
+        name = outcome.reported_by_user.get_username()
+    else:
+        name = ""
+    label = outcome.get_reported_by_display()
+    return f"{label}: {name}" if name else label
+
+
+def outcomes_html(lead) -> SafeString:
+    """Every outcome reported for the lead, latest first, with who reported it."""
+    outcomes = (
+        LeadOutcome.objects.filter(lead=lead)
+        .select_related("partner", "advertiser", "reported_by_user")
+        .order_by("-created_at", "-id")
+    )
+    rows = [
+        (
+            outcome.get_kind_display(),
+            f"{outcome.sale_amount} {outcome.currency}" if outcome.sale_amount is not None else "—",
+            outcome.get_return_reason_display() or "—",
+            outcome.external_reference or "—",
+            _reported_by(outcome),
+            _when(outcome.created_at),
+        )
+        for outcome in outcomes
+    ]
+    return _table(
+        "Outcomes reported",
+        ("Outcome", "Sale", "Return reason", "Reference", "Reported by", "When"),
+        rows,
+        "No buyer has reported an outcome.",
     )

@@ -104,7 +104,7 @@ def _postback(data: dict) -> str:
 
 def _outcome(data: dict) -> str:
     reference = f", reference {data['reference']}" if data.get("reference") else ""
-    return f"The buyer reported it {data.get('outcome')} (by {data.get('by')}{reference})."
+    return f"{str(data.get('outcome')).capitalize()}, reported by {data.get('by')}{reference}."
 
 
 def _nurture(data: dict) -> str:

@@ -40,7 +40,7 @@ from ..services.assignment import sales_reps
 from ..services.erasure import lead_erase, same_person_leads
 from ..services.workflow import ALLOWED_TRANSITIONS, validate_status_change
 from .extensions import LEAD_ACTIONS, LEAD_SECTIONS
-from .money_sections import deliveries_and_money_html
+from .money_sections import deliveries_and_money_html, outcomes_html
 from .timeline import timeline_html
 
 
@@ -386,6 +386,7 @@ class LeadAdmin(ModelAdmin):
         "is_test",
         "erased_at",
         "timeline",
+        "outcomes_reported",
         "deliveries_and_money",
         "emails_and_flows",
     )
@@ -410,6 +411,7 @@ class LeadAdmin(ModelAdmin):
                     ("first_contacted_at", "escalated_at"),
                     "next_follow_up",
                     ("sale_amount", "sale_currency", "converted_at"),
+                    "outcomes_reported",
                     ("score", "score_breakdown_table"),
                 ),
             },
@@ -583,6 +585,10 @@ class LeadAdmin(ModelAdmin):
     @admin.display(description="Timeline")
     def timeline(self, lead):
         return timeline_html(list(lead.events.select_related("actor").order_by("created_at", "id")))
+
+    @admin.display(description="Outcome")
+    def outcomes_reported(self, lead):
+        return outcomes_html(lead)
 
     @admin.display(description="Deliveries, postbacks and money")
     def deliveries_and_money(self, lead):

@@ -216,6 +216,7 @@ class LeadOutcomeView(APIView):
                 currency=values.get("currency", ""),
                 return_reason=values.get("reason", ""),
                 note=values.get("note", ""),
+                user=None if partner else request.user,  # a manager's report is theirs, not a postback
             )
         outcome.lead.refresh_from_db()
         body = OutcomeSerializer(outcome, context={"partner": partner}).data

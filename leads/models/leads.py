@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from campaigns.models import (
     MONEY,
+    Advertiser,
     Campaign,
     Click,
     LandingPage,
@@ -304,7 +305,8 @@ class LeadImport(models.Model):
 
 
 class LeadOutcome(models.Model):
-    """What a buyer reported about a lead; its external reference makes reports idempotent."""
+    """What a buyer reported about a lead, and who reported it; its external reference makes reports
+    idempotent."""
 
     class Kind(models.TextChoices):
         ACCEPTED = "accepted", "Accepted by the buyer"
@@ -319,8 +321,36 @@ class LeadOutcome(models.Model):
         FRAUD = "fraud", "Fraud"
         OTHER = "other", "Other"
 
+    class Reporter(models.TextChoices):
+        ADVERTISER_POSTBACK = "advertiser_postback", "Advertiser postback"
+        PARTNER_API = "partner_api", "Buyer over the API"
+        STAFF = "staff", "Staff"
+        SYSTEM = "system", "System"
+
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="outcomes")
+    reported_by = models.CharField(
+        max_length=20,
+        choices=Reporter.choices,
+        default=Reporter.SYSTEM,
+        help_text="Who reported it: the buyer's server (postback or API key), a staff user, or our own code.",
+    )
     partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.SET_NULL, related_name="outcomes")
+    advertiser = models.ForeignKey(
+        Advertiser,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The advertiser whose postback token reported it.",
+    )
+    reported_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The staff user who reported it.",
+    )
     kind = models.CharField(max_length=10, choices=Kind.choices)
     external_reference = models.CharField(max_length=200, blank=True)
     sale_amount = models.DecimalField(null=True, blank=True, **MONEY)

@@ -4,6 +4,7 @@ import hashlib
 import uuid
 from decimal import Decimal
 
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -25,12 +26,19 @@ def lead_record_outcome(
     currency: str = "",
     return_reason: str = "",
     note: str = "",
+    user: User | None = None,
+    advertiser: Advertiser | None = None,
 ) -> tuple[LeadOutcome, bool]:
     """Record the outcome and apply it to the lead; (outcome, created).
+
+    Who reports it is recorded with it (LeadOutcome.reported_by): a buyer's API key (`partner`),
+    a staff user (`user`), an advertiser's postback (`advertiser`), or, given none, our own code.
 
     The same external reference from the same partner returns the first outcome and changes
     nothing, so buyers can safely send a report again.
     """
+    if sum(reporter is not None for reporter in (partner, user, advertiser)) > 1:
+        raise ValueError("An outcome has one reporter: a partner, a staff user or an advertiser")
     if external_reference:
         earlier = LeadOutcome.objects.filter(partner=partner, external_reference=external_reference).first()
         if earlier is not None:
@@ -39,7 +47,9 @@ def lead_record_outcome(
             return earlier, False
     try:
         with transaction.atomic():
-            outcome = _apply(lead, partner, kind, external_reference, sale_amount, currency, return_reason, note)
+            outcome = _apply(
+                lead, kind, external_reference, sale_amount, currency, return_reason, note, partner, user, advertiser
+            )
     except IntegrityError:
         # The same report arrived twice at once; the other request recorded it.
         earlier = LeadOutcome.objects.filter(partner=partner, external_reference=external_reference).first()
@@ -51,25 +61,28 @@ def lead_record_outcome(
 
 def _apply(
     lead: Lead,
-    partner: Partner | None,
     kind: str,
     external_reference: str,
     sale_amount: Decimal | None,
     currency: str,
     return_reason: str,
     note: str,
+    partner: Partner | None,
+    user: User | None,
+    advertiser: Advertiser | None,
 ) -> LeadOutcome:
     lead = Lead.objects.select_for_update(of=("self",)).select_related("offer").get(pk=lead.pk)
-    actor_note = "reported by the buyer" if partner else "reported by advertiser postback"
+    reported_by, by = _reporter(partner, user, advertiser)
+    actor_note, actor = f"reported by {by}", user  # a staff user's report is theirs on the timeline too
     if kind == LeadOutcome.Kind.CONTACTED:
         if lead.status == LeadStatus.NEW:
-            lead_set_status(lead=lead, status=LeadStatus.CONTACTED, actor=None, reason=actor_note)
+            lead_set_status(lead=lead, status=LeadStatus.CONTACTED, actor=actor, reason=actor_note)
     elif kind == LeadOutcome.Kind.CONVERTED:
         if lead.status != LeadStatus.WON:
             lead_set_status(
                 lead=lead,
                 status=LeadStatus.WON,
-                actor=None,
+                actor=actor,
                 reason=actor_note,
                 sale_amount=sale_amount,
                 sale_currency=currency,
@@ -88,14 +101,17 @@ def _apply(
             )
         if lead.status != LeadStatus.RETURNED:
             lead_set_status(
-                lead=lead, status=LeadStatus.RETURNED, actor=None, reason=f"{return_reason}: {note}".strip(": ")
+                lead=lead, status=LeadStatus.RETURNED, actor=actor, reason=f"{return_reason}: {note}".strip(": ")
             )
             Lead.objects.filter(pk=lead.pk).update(returned_at=timezone.now())
     elif kind != LeadOutcome.Kind.ACCEPTED:
         raise InvalidInput(f"Unknown outcome {kind!r}.")
     outcome = LeadOutcome.objects.create(
         lead=lead,
+        reported_by=reported_by,
         partner=partner,
+        advertiser=advertiser,
+        reported_by_user=user,
         kind=kind,
         external_reference=external_reference,
         sale_amount=sale_amount,
@@ -106,9 +122,21 @@ def _apply(
     LeadEvent.objects.create(
         lead=lead,
         kind=LeadEvent.Kind.OUTCOME,
-        data={"outcome": kind, "by": str(partner) if partner else "postback", "reference": external_reference},
+        actor=actor,
+        data={"outcome": kind, "by": by, "reference": external_reference},
     )
     return outcome
+
+
+def _reporter(partner: Partner | None, user: User | None, advertiser: Advertiser | None) -> tuple[str, str]:
+    """(LeadOutcome.reported_by, the reporter as the timeline and the status reason name it)."""
+    if partner is not None:
+        return LeadOutcome.Reporter.PARTNER_API, f"the buyer {partner}"
+    if user is not None:
+        return LeadOutcome.Reporter.STAFF, user.get_username()
+    if advertiser is not None:
+        return LeadOutcome.Reporter.ADVERTISER_POSTBACK, f"postback from {advertiser}"
+    return LeadOutcome.Reporter.SYSTEM, "the system"
 
 
 POSTBACK_STATUS_OUTCOMES: dict[str, str] = {
@@ -153,4 +181,5 @@ def advertiser_postback_apply(
         sale_amount=payout if status in ("lead", "sale") else None,
         return_reason=LeadOutcome.ReturnReason.OTHER if status == "return" else "",
         note="advertiser postback",
+        advertiser=advertiser,
     )

@@ -16,6 +16,7 @@ from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from campaigns.services import advertiser_postback_token_rotate
@@ -384,6 +385,71 @@ def test_the_same_postback_reference_twice_records_one_outcome(client, offer, po
     assert LeadOutcome.objects.filter(lead=lead).count() == 1
     lead.refresh_from_db()
     assert lead.sale_amount == Decimal("30.00")
+
+
+# --- Who reported it ---------------------------------------------------------------------------
+
+
+def reporters() -> list[tuple]:
+    return list(
+        LeadOutcome.objects.values_list("reported_by", "partner", "advertiser", "reported_by_user", "kind").order_by(
+            "id"
+        )
+    )
+
+
+def test_a_buyers_api_key_is_recorded_as_the_buyer_over_the_api(buyer_client, buyer, lead):
+    buyer_client.post(outcome_url(lead), {"outcome": "converted", "sale_amount": "90.00"}, format="json")
+
+    assert reporters() == [("partner_api", buyer.pk, None, None, "converted")]
+    lead.refresh_from_db()
+    assert lead.status_reason == "reported by the buyer Solar Buyer"
+
+
+def test_an_advertisers_postback_is_recorded_as_its_postback(client, offer, postback_token):
+    lead = LeadFactory(campaign__offer=offer, click_id="clk-9")
+
+    client.get("/postback/", {"token": postback_token, "click_id": "clk-9", "status": "sale", "payout": "42.50"})
+
+    assert reporters() == [("advertiser_postback", None, offer.advertiser_id, None, "converted")]
+    lead.refresh_from_db()
+    assert lead.status_reason == f"reported by postback from {offer.advertiser}"
+
+
+@pytest.mark.parametrize("auth", ["session", "token"])
+def test_a_managers_sale_over_the_api_is_recorded_as_theirs_not_as_a_postback(staff_user_in, lead, auth):
+    manager = staff_user_in("Managers", username="maria")
+    client = APIClient()
+    if auth == "session":
+        client.force_login(manager)
+    else:
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=manager).key}")
+
+    response = client.post(outcome_url(lead), {"outcome": "converted", "sale_amount": "640.00"}, format="json")
+
+    assert response.status_code == 201, response.json()
+    assert reporters() == [("staff", None, None, manager.pk, "converted")]
+    lead.refresh_from_db()
+    assert (lead.status, lead.status_reason) == ("won", "reported by maria")
+    # On the timeline as the manager's doing, never as a postback.
+    events = lead.events.filter(kind__in=[LeadEvent.Kind.STATUS, LeadEvent.Kind.OUTCOME]).order_by("id")
+    assert [(event.kind, event.actor_id) for event in events] == [("status", manager.pk), ("outcome", manager.pk)]
+    assert "postback" not in str(events.last().data)
+
+
+def test_the_lead_page_shows_who_reported_each_outcome(client, superuser, buyer_client, buyer, lead):
+    buyer_client.post(outcome_url(lead), {"outcome": "contacted"}, format="json")
+    manager_client = APIClient()
+    manager_client.force_login(superuser)
+    manager_client.post(outcome_url(lead), {"outcome": "converted", "sale_amount": "640.00"}, format="json")
+    client.force_login(superuser)
+
+    page = client.get(reverse("admin:leads_lead_change", args=[lead.pk])).content.decode()
+
+    section = page[page.index("Outcomes reported") :]
+    assert f"<td>Staff: {superuser.username}</td>" in section
+    assert "<td>Buyer over the API: Solar Buyer</td>" in section
+    assert section.index(f"Staff: {superuser.username}") < section.index("Buyer over the API")  # latest first
 
 
 # --- OpenAPI ----------------------------------------------------------------------------------
