@@ -27,7 +27,7 @@ from django.utils import timezone
 from ..models import DeliveryAttempt, OutboxEntry
 from .answers import Outcome, Verdict, excerpt, judge_answer, retry_delay
 from .outbound_http import TransportError, UnsafeDestination, http_request
-from .outbox import RECORD_EVERY_SECONDS, BatchResult, GiveUp, NotStarted, RetryLater
+from .outbox import RECORD_EVERY_SECONDS, BatchHandler, BatchResult, GiveUp, NotStarted, RetryLater
 
 
 @dataclass
@@ -68,7 +68,9 @@ def refused(reason: str) -> CallResult:
     return CallResult(Verdict(Outcome.FAILED, reason=reason[:500]), error=reason)
 
 
-def call_partner(method: str, url: str, *, judge: dict | None = None, rejection_is_final: bool = True, **request):
+def call_partner(
+    method: str, url: str, *, judge: dict[str, str] | None = None, rejection_is_final: bool = True, **request: Any
+) -> CallResult:
     """Make the request and judge its answer. A tracker or a supplier has no "next buyer", so for
     them a rejection (a 4xx) is final; a buyer's rejection moves the lead on instead."""
     try:
@@ -123,10 +125,10 @@ class Mailer:
                 self._drop()
 
 
-def _send_email(request: PartnerRequest, mailer: Mailer) -> CallResult:
+def _send_email(message: EmailMessage, mailer: Mailer) -> CallResult:
     started = time.monotonic()
     try:
-        mailer.send(request.email)
+        mailer.send(message)
     except (smtplib.SMTPException, OSError) as error:
         reason = f"{type(error).__name__}: {error}"[:500]
         outcome = Outcome.FAILED if smtp_error_is_permanent(error) else Outcome.RETRY
@@ -142,7 +144,7 @@ def perform(request: PartnerRequest, mailer: Mailer | None = None) -> CallResult
         own = mailer is None
         mailer = mailer or Mailer()
         try:
-            return _send_email(request, mailer)
+            return _send_email(request.email, mailer)
         finally:
             if own:
                 mailer.close()
@@ -190,7 +192,7 @@ def attempt_row(*, url: str, result: CallResult, outcome: str, **row: Any) -> De
     )
 
 
-def record_call(row, *, url: str, result: CallResult, attempt_of: str) -> tuple[str, float | None]:
+def record_call(row: Any, *, url: str, result: CallResult, attempt_of: str) -> tuple[str, float | None]:
     """Record a postback's or notification's attempt on its row (both share sent/failed/pending)."""
     attempts = row.attempts + 1
     outcome, delay = settle(result.verdict, attempts)
@@ -228,7 +230,7 @@ def run_partner_call(call: PartnerCall, entry: OutboxEntry) -> None:
         call.record(entry, subject, request, perform(request))
 
 
-def partner_calls_batch(call: PartnerCall):
+def partner_calls_batch(call: PartnerCall) -> BatchHandler:
     """The batch handler of a PartnerCall kind: prepare all, call in parallel, record as each ends."""
 
     def run(entries: list[OutboxEntry], deadline: float) -> Iterator[BatchResult | None]:
@@ -250,7 +252,9 @@ def partner_calls_batch(call: PartnerCall):
     return run
 
 
-def _call_all(call: PartnerCall, prepared: list, deadline: float) -> Iterator[BatchResult | None]:
+def _call_all(
+    call: PartnerCall, prepared: list[tuple[OutboxEntry, Any, PartnerRequest]], deadline: float
+) -> Iterator[BatchResult | None]:
     per_destination = {
         request.destination: threading.Semaphore(settings.PARTNER_CALLS_PER_DESTINATION)
         for _entry, _subject, request in prepared
@@ -266,7 +270,7 @@ def _call_all(call: PartnerCall, prepared: list, deadline: float) -> Iterator[Ba
     workers = min(settings.PARTNER_CALLS_CONCURRENCY, len(prepared))
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="partner-call") as pool:
-            futures: dict[Future, tuple] = {
+            futures: dict[Future[CallResult | None], tuple[OutboxEntry, Any, PartnerRequest]] = {
                 pool.submit(limited, request): (entry, subject, request) for entry, subject, request in prepared
             }
             waiting = set(futures)

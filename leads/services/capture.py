@@ -1,8 +1,9 @@
 """The one lead pipeline every door calls: normalise, enrich, validate, dedupe, classify, qualify, score."""
 
 from dataclasses import dataclass
+from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -35,7 +36,7 @@ class CaptureContext:
     honeypot: str = ""
     is_test: bool = False
     idempotency_key: str | None = None
-    actor: AbstractBaseUser | None = None
+    actor: User | None = None
     partner: Partner | None = None  # the supplier that posted it
 
 
@@ -51,7 +52,9 @@ def _find_click(campaign: Campaign, click_id: str) -> Click | None:
     return Click.objects.filter(campaign=campaign, click_id=click_id).order_by("-created_at").first()
 
 
-def _build_lead(*, campaign: Campaign, submission: Submission, context: CaptureContext) -> tuple[Lead, dict, bool]:
+def _build_lead(
+    *, campaign: Campaign, submission: Submission, context: CaptureContext
+) -> tuple[Lead, dict[str, Any], bool]:
     """Steps 1 and 2: normalise and enrich. Returns the unsaved lead, the event data, phone validity."""
     values = submission.values
     click = _find_click(campaign, values["click_id"])

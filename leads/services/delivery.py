@@ -8,13 +8,15 @@ answer; a rejection moves on to the next buyer, a temporary failure waits for th
 import base64
 import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
+from typing import Any
 
 from django.core.mail import EmailMessage
 from django.db import transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from leadcrm.encryption import decrypt, encrypt
@@ -60,7 +62,7 @@ def period_starts(now: datetime) -> tuple[datetime, datetime]:
     return hour, hour.replace(hour=0)
 
 
-def route_usage(route_ids, now: datetime | None = None) -> dict[int, tuple[int, int]]:
+def route_usage(route_ids: Iterable[int], now: datetime | None = None) -> dict[int, tuple[int, int]]:
     """{route id: (leads this hour, leads today)} in one query; the admin shows the same numbers."""
     hour, day = period_starts(now or timezone.now())
     rows = (
@@ -107,8 +109,8 @@ def choose_route(
             resets.append(hour + timedelta(hours=1))
         else:
             with_room.append(route)
-    for _priority, group in groupby(with_room, key=lambda route: route.priority):
-        group = list(group)
+    for _priority, same_priority in groupby(with_room, key=lambda route: route.priority):
+        group = list(same_priority)
         return RoutingChoice(random.choices(group, weights=[route.weight for route in group])[0])  # noqa: S311
     return RoutingChoice(None, "every buyer is at its cap", min(resets))
 
@@ -152,7 +154,7 @@ def credit_refusals(lead: Lead, routes: list[DeliveryRoute]) -> dict[int, str]:
     return refusals
 
 
-def _set_payload(entry: OutboxEntry, payload: dict) -> None:
+def _set_payload(entry: OutboxEntry, payload: dict[str, Any]) -> None:
     entry.payload = payload
     OutboxEntry.objects.filter(pk=entry.pk).update(payload=payload)
 
@@ -212,7 +214,8 @@ def _route(entry: OutboxEntry) -> Delivery | None:
             delivery.lead = lead  # sent with the lead already loaded
             _set_payload(entry, {"delivery": delivery.pk})
             return delivery
-    raise RetryLater(f"held: {choice.held_reason}", delay=max((choice.recheck_at - now).total_seconds(), 1))
+    recheck_at = choice.recheck_at or now + RECHECK_UNROUTABLE
+    raise RetryLater(f"held: {choice.held_reason}", delay=max((recheck_at - now).total_seconds(), 1))
 
 
 # --- Sending -------------------------------------------------------------------------------------
@@ -234,7 +237,7 @@ class SentRequest:
 
     verdict: Verdict
     url: str = ""
-    request_headers: dict | None = None
+    request_headers: dict[str, str] | None = None
     request_body: str = ""
     status_code: int | None = None
     latency_ms: int = 0
@@ -444,7 +447,7 @@ def delivery_outbox_handler(entry: OutboxEntry) -> None:
 
 
 @transaction.atomic
-def deliveries_redeliver(*, deliveries) -> int:
+def deliveries_redeliver(*, deliveries: QuerySet[Delivery]) -> int:
     """Send failed or rejected deliveries again to the same buyer, under the same webhook id.
 
     Not for a lead another buyer has (or is being sent), nor one returned or no longer sellable.
@@ -468,7 +471,7 @@ def deliveries_redeliver(*, deliveries) -> int:
 
 
 @transaction.atomic
-def deliveries_route_next(*, deliveries) -> int:
+def deliveries_route_next(*, deliveries: QuerySet[Delivery]) -> int:
     """Offer the leads of failed or rejected deliveries to the next buyer that has not had them."""
     leads = {
         d.lead_id: d.lead for d in deliveries.exclude(status__in=(Delivery.Status.ACCEPTED, Delivery.Status.PENDING))
@@ -478,7 +481,7 @@ def deliveries_route_next(*, deliveries) -> int:
     return len(leads)
 
 
-def held_deliveries():
+def held_deliveries() -> QuerySet[OutboxEntry]:
     return OutboxEntry.objects.filter(
         kind=OutboxEntry.Kind.DELIVERY, status=OutboxEntry.Status.PENDING, payload__has_key="held"
     )

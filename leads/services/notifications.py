@@ -7,9 +7,11 @@ delivery schedule; its webhook id never changes, so the supplier can drop repeat
 
 import json
 import time
+from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.db.models import QuerySet
 
 from ..models import Lead, OutboxEntry, PartnerNotification
 from .calls import CallResult, PartnerRequest, end_entry, partner_calls_batch, perform, record_call, run_partner_call
@@ -19,7 +21,7 @@ from .signing import signature_headers
 NOTIFICATION_TIMEOUT_SECONDS = 10
 
 
-def partner_notify(*, lead: Lead, event: str, data: dict) -> PartnerNotification | None:
+def partner_notify(*, lead: Lead, event: str, data: dict[str, Any]) -> PartnerNotification | None:
     """Record the event for the lead's supplier in the caller's transaction, if it has a webhook."""
     partner = lead.partner
     if partner is None or not partner.webhook_url or not partner.is_active or lead.is_test:
@@ -82,7 +84,7 @@ def notification_outbox_handler(entry: OutboxEntry) -> None:
 
 
 @transaction.atomic
-def notifications_resend(*, notifications) -> int:
+def notifications_resend(*, notifications: QuerySet[PartnerNotification]) -> int:
     count = 0
     for notification in notifications.exclude(
         status__in=(PartnerNotification.Status.SENT, PartnerNotification.Status.PENDING)

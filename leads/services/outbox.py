@@ -10,6 +10,7 @@ a worker killed mid-batch leaves only that batch's unfinished rows to be run aga
 runs out. Work is at least once: handlers make a repeat harmless (a webhook keeps its id).
 """
 
+import functools
 import logging
 import random
 import time
@@ -17,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -141,7 +143,7 @@ def _queue_of(name: str) -> str | None:
 
 def _backoff_seconds(attempts: int) -> float:
     # 10 s, 20 s, 40 s ... capped at 1 h, with jitter so retries of one outage do not stampede.
-    return min(10 * 2 ** max(attempts - 1, 0), 3600) * random.uniform(0.8, 1.2)  # noqa: S311
+    return float(min(10 * 2 ** max(attempts - 1, 0), 3600) * random.uniform(0.8, 1.2))  # noqa: S311
 
 
 # --- Sending tasks to the broker --------------------------------------------------------------------
@@ -166,7 +168,7 @@ def dispatch(entries: Iterable[tuple[int, str]], *, sweeping: bool = False, coun
         return
     for index, (queue, ids) in enumerate(batches):
         try:
-            process_outbox_batch_task.apply_async((ids, queue), queue=queue, countdown=countdown)
+            process_outbox_batch_task.apply_async((ids, queue), queue=queue, countdown=countdown)  # type: ignore[arg-type]
         except Exception:  # the broker's errors vary by transport; the row is the truth
             _broker_paused_until = time.monotonic() + BROKER_PAUSE_SECONDS
             logger.warning("Could not send %s outbox entries to the broker; the sweeper will retry", len(ids))
@@ -202,18 +204,18 @@ def _dispatch_after_commit(due: list[tuple[int, str]]) -> None:
     transaction.on_commit(send)
 
 
-class _Pending(list):
+class _Pending(list[tuple[int, str]]):
     """The (entry id, kind) pairs a transaction will dispatch when it commits."""
 
     sent = False
 
 
-def outbox_enqueue(*, lead: Lead, kinds: Iterable[str], payload: dict | None = None) -> list[OutboxEntry]:
+def outbox_enqueue(*, lead: Lead, kinds: Iterable[str], payload: dict[str, Any] | None = None) -> list[OutboxEntry]:
     """Record follow-ups in the caller's transaction; tasks are sent only after it commits."""
     return outbox_enqueue_many((lead.pk, kind, payload or {}) for kind in kinds)
 
 
-def outbox_enqueue_many(items: Iterable[tuple[int, str, dict]]) -> list[OutboxEntry]:
+def outbox_enqueue_many(items: Iterable[tuple[int, str, dict[str, Any]]]) -> list[OutboxEntry]:
     """Many follow-ups (lead id, kind, payload) in one insert, in the caller's transaction."""
     now = timezone.now()
     entries = OutboxEntry.objects.bulk_create(
@@ -246,14 +248,15 @@ def _claim(entry_ids: list[int], kinds: list[str], limit: int) -> tuple[list[Out
     pending, processing = OutboxEntry.Status.PENDING.value, OutboxEntry.Status.PROCESSING.value
     moment = ops.adapt_datetimefield_value(now)
     ids_sql = f"id IN ({', '.join(['%s'] * len(entry_ids))})"
-    wanted, wanted_params = [], []
+    wanted: list[str] = []
+    wanted_params: list[int | str] = []
     if entry_ids:
         wanted.append(ids_sql)
         wanted_params += entry_ids
     if kinds:
         wanted.append(f"kind IN ({', '.join(['%s'] * len(kinds))})")
         wanted_params += kinds
-    order, order_params = "next_attempt_at", []
+    order, order_params = "next_attempt_at", list[int]()
     if entry_ids and kinds:
         order, order_params = f"CASE WHEN {ids_sql} THEN 0 ELSE 1 END, next_attempt_at", entry_ids
     lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
@@ -281,6 +284,9 @@ def _claim(entry_ids: list[int], kinds: list[str], limit: int) -> tuple[list[Out
     return sorted(claimed, key=lambda entry: (entry.pk not in asked, entry.pk)), until
 
 
+_Soon = tuple[str | None, int]  # (queue, seconds): retries sent to the broker together
+
+
 class _Results:
     """Results of a batch's entries, written in bulk every RECORD_EVERY_* and at the end."""
 
@@ -301,7 +307,7 @@ class _Results:
         if not buffer:
             return
         now = timezone.now()
-        soon: dict[tuple[str | None, int], list[tuple[int, str]]] = defaultdict(list)
+        soon: dict[_Soon, list[tuple[int, str]]] = defaultdict(list)
         with transaction.atomic():
             ours = set(
                 OutboxEntry.objects.select_for_update()
@@ -336,10 +342,12 @@ class _Results:
                 changed, ["status", "attempts", "next_attempt_at", "claimed_until", "dispatched_at", "last_error"]
             )
             for (_, delay), pairs in soon.items():
-                transaction.on_commit(lambda pairs=pairs, delay=delay: dispatch(pairs, countdown=delay + 0.5))
+                transaction.on_commit(functools.partial(dispatch, pairs, countdown=delay + 0.5))
 
     @staticmethod
-    def _settle(entry: OutboxEntry, error: BaseException, now: datetime, soon: dict) -> str:
+    def _settle(
+        entry: OutboxEntry, error: BaseException, now: datetime, soon: dict[_Soon, list[tuple[int, str]]]
+    ) -> str:
         entry.claimed_until = None
         if isinstance(error, NotStarted):
             # Due now, left to the sweeper: a batch that ran out of time had a slow partner or a

@@ -7,7 +7,7 @@ written with the change that caused it, and sent through the outbox with the del
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import QuerySet, Sum
 
 from campaigns.models import PostbackEvent
 
@@ -130,7 +130,7 @@ def postback_outbox_handler(entry: OutboxEntry) -> None:
 
 
 @transaction.atomic
-def postbacks_resend(*, postbacks) -> int:
+def postbacks_resend(*, postbacks: QuerySet[Postback]) -> int:
     count = 0
     for postback in postbacks.exclude(status__in=(Postback.Status.SENT, Postback.Status.PENDING)):
         Postback.objects.filter(pk=postback.pk).update(status=Postback.Status.PENDING, attempts=0, finished_at=None)

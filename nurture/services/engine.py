@@ -8,6 +8,7 @@ and its outbox entry are written in the batch's transaction, and the outbox send
 from collections import defaultdict
 from datetime import datetime, timedelta
 from email.utils import make_msgid
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -23,7 +24,7 @@ from ..follow_ups import EMAIL, WEBHOOK
 from ..models import AudienceMember, Enrollment, Flow, FlowStep, NurtureMessage, Suppression
 from .timing import next_send_time, wait_until
 
-EXIT_ON_STATUS = {LeadStatus.WON: "converted", LeadStatus.LOST: "lost", LeadStatus.RETURNED: "returned"}
+EXIT_ON_STATUS: dict[str, str] = {LeadStatus.WON: "converted", LeadStatus.LOST: "lost", LeadStatus.RETURNED: "returned"}
 STEPS_PER_RUN = 20  # instant steps (branch, status, notify) one enrollment may pass in one tick
 
 
@@ -46,7 +47,7 @@ class _Batch:
             .values_list("lead_id", "last")
         )
         self.messages: list[NurtureMessage] = []
-        self.webhooks: list[tuple[int, dict]] = []
+        self.webhooks: list[tuple[int, dict[str, Any]]] = []
         self.entered: dict[int, int] = defaultdict(int)
         self.members: list[AudienceMember] = []
         self.events: list[LeadEvent] = []
@@ -100,11 +101,12 @@ def _run_instant(step: FlowStep, enrollment: Enrollment, batch: _Batch) -> FlowS
     """Do a step that takes no time; returns the step to go to."""
     lead = enrollment.lead
     if step.kind == FlowStep.Kind.BRANCH:
-        if _branch_holds(step, enrollment):
+        if step.goto_position is not None and _branch_holds(step, enrollment):
             return batch.step_at(step.flow_id, step.goto_position)
         return batch.next_step(step)
     if step.kind == FlowStep.Kind.AUDIENCE:
-        batch.members.append(AudienceMember(audience_id=step.audience_id, lead=lead))
+        if step.audience_id is not None:  # its audience was deleted: the step adds no one
+            batch.members.append(AudienceMember(audience_id=step.audience_id, lead=lead))
     elif step.kind == FlowStep.Kind.NOTIFY_REP:
         Lead.objects.filter(pk=lead.pk).update(next_follow_up=timezone.localdate(batch.now))
         batch.events.append(

@@ -169,10 +169,11 @@ def nurture_email_batch(entries: list[OutboxEntry], deadline: float) -> Iterator
 
     try:
         for entry in entries:
-            message = messages.get(entry.payload["message"])
-            if message is None or message.status != NurtureMessage.Status.QUEUED:
+            found = messages.get(entry.payload["message"])
+            if found is None or found.status != NurtureMessage.Status.QUEUED:
                 yield entry, None
                 continue
+            message = found
             if time.monotonic() > deadline:
                 yield entry, NotStarted()
                 continue

@@ -9,7 +9,7 @@ from .engine import EXIT_ON_STATUS
 from .enrollment import enrollments_exit, flow_accepts, lead_enroll
 
 
-def status_changed_follow_up(*, lead: Lead, previous: str, **_kwargs) -> None:
+def status_changed_follow_up(*, lead: Lead, previous: str, **_kwargs: object) -> None:
     """In the status change's transaction: exits (won, lost, returned) and "status changed to" flows
     run through the outbox, as a nurture enrollment follow-up."""
     if lead.email:

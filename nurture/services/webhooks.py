@@ -15,6 +15,8 @@ class WebhookStepCall:
 
     def prepare(self, entry: OutboxEntry) -> tuple[FlowStep, PartnerRequest] | None:
         step = FlowStep.objects.select_related("destination").get(pk=entry.payload["step"])
+        if step.destination is None:
+            raise GiveUp("the webhook step has no destination")
         lead = Lead.objects.select_related("campaign", "offer", "traffic_source").get(pk=entry.lead_id)
         if lead.erased_at:
             return None  # the person asked to be forgotten after the step ran: nothing of theirs goes out
@@ -22,6 +24,7 @@ class WebhookStepCall:
         return step, lead_request(destination=step.destination, lead=lead, msg_id=f"msg_nurture_{entry.pk}")
 
     def record(self, entry: OutboxEntry, step: FlowStep, request: PartnerRequest, result: CallResult) -> None:
+        destination = step.destination.name if step.destination else ""
         outcome, delay = settle(result.verdict, entry.attempts)
         if outcome == Outcome.RETRY:
             raise RetryLater(result.verdict.reason or "the webhook did not answer", delay=delay)
@@ -29,7 +32,7 @@ class WebhookStepCall:
             lead_id=entry.lead_id,
             kind=LeadEvent.Kind.NURTURE,
             data={
-                "webhook": step.destination.name,
+                "webhook": destination,
                 "flow": entry.payload.get("flow", ""),
                 "outcome": outcome,
                 "status_code": result.status_code,
@@ -37,7 +40,7 @@ class WebhookStepCall:
             },
         )
         if outcome != Outcome.ACCEPTED:
-            raise GiveUp(f"webhook {step.destination.name}: {result.verdict.reason}"[:300])
+            raise GiveUp(f"webhook {destination}: {result.verdict.reason}"[:300])
 
 
 webhook_step_call = WebhookStepCall()
