@@ -43,9 +43,12 @@ manage: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --no-input -v 0
 	$(BIN)/python manage.py $(CMD)
 
-# The whole test suite (SQLite by default; set DATABASE_URL for PostgreSQL).
+# The whole test suite (SQLite by default; set DATABASE_URL for PostgreSQL), one pytest-xdist worker
+# per core: the migrations run once, each worker tests on its own copy of the database, and an idle
+# worker takes tests from a busy one (worksteal). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= auto
 test: $(VENV)/.dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
@@ -56,5 +59,9 @@ format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The throughput benchmarks (clicks, landing forms, API, deliveries, nurture) against floors measured
+# in the same run, ending with one table of every ratio (bench/RESULTS.md keeps the latest). SQLite by
+# default; set DATABASE_URL for PostgreSQL. BENCH names modules instead, e.g. BENCH="bench_reports".
+bench: export BENCH_NURTURE_DUE ?= 100000
 bench: $(VENV)/.dev
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH)

@@ -1,12 +1,19 @@
-"""Click tracking: GET /c/<slug>/ end to end, against a bare Click insert of the same data."""
+"""Click tracking: GET /c/<slug>/ served by gunicorn against a bare insert-and-redirect view beside it
+(bench/urls.py: the click's row as given, no user-agent parse, no targeting), same query string and
+headers; and the queries a click costs."""
+
+from urllib.parse import urlencode
 
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from campaigns.models import Advertiser, Campaign, Click, LandingPage, Offer, TrafficSource
+from bench.figures import Figure
+from bench.servers import CLIENT_CONNECTIONS, GUNICORN_WORKERS, best_of_rounds, gunicorn
+from campaigns.models import Advertiser, Campaign, Click, Offer, TrafficSource
 
-COUNT = 2000
+CLICKS = 2000
+ROUNDS = 2
 USER_AGENTS = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
@@ -14,50 +21,48 @@ USER_AGENTS = (
 )
 
 
-def run(timed) -> None:
+def run(timed) -> list[Figure]:
     source = TrafficSource.objects.create(name="Bench source", kind="push", click_id_param="clickid")
     offer = Offer.objects.create(advertiser=Advertiser.objects.create(name="Bench adv"), name="Bench offer")
-    campaign = Campaign.objects.create(
-        name="Bench", slug="bench", traffic_source=source, offer=offer, status="active", target_countries=["US"]
+    Campaign.objects.create(
+        name="Bench",
+        slug="bench",
+        traffic_source=source,
+        offer=offer,
+        status="active",
+        target_countries=["US"],
+        landing_url="https://lp.example.com/solar",
     )
-    LandingPage.objects.create(campaign=campaign, name="LP", slug="bench-lp", fields=["email"])
+
+    def get(path: str, index: int):
+        query = urlencode({"clickid": f"t-{index}", "sub1": "zone", "creative": "cr1"})
+        headers = {"Host": "localhost", "User-Agent": USER_AGENTS[index % 3], "CF-IPCountry": "US"}
+        return ("GET", f"{path}?{query}", None, headers)
+
+    def requests(round_number: int) -> dict:
+        first = 100_000 * (round_number + 1)
+        return {
+            "floor": [get("/bench/floor/c/bench/", first + i) for i in range(CLICKS)],
+            "click": [get("/c/bench/", first + 50_000 + i) for i in range(CLICKS)],
+        }
+
+    with gunicorn() as port:
+        rates = best_of_rounds(port, requests, ROUNDS)
+    rate, floor = rates["click"], rates["floor"]
+    assert Click.objects.filter(campaign__slug="bench").count() >= 2 * ROUNDS * CLICKS, "clicks were not stored"
+
     client = Client()
-
-    def bare_insert(index):
-        Click.objects.create(
-            campaign=campaign,
-            traffic_source=source,
-            offer=offer,
-            click_id=f"bare-{index}",
-            sub_ids={"sub1": "zone", "creative": "cr1"},
-            ip="203.0.113.7",
-            user_agent=USER_AGENTS[index % 3],
-            device_type="mobile",
-            os="ios",
-            browser="Mobile Safari",
-            country="US",
-        )
-
-    def tracked(index):
-        response = client.get(
-            "/c/bench/",
-            {"clickid": f"t-{index}", "sub1": "zone", "creative": "cr1"},
-            HTTP_USER_AGENT=USER_AGENTS[index % 3],
-            HTTP_CF_IPCOUNTRY="US",
-            REMOTE_ADDR="203.0.113.7",
-        )
-        assert response.status_code == 302
-
-    def health(index):
-        assert client.get("/healthz").status_code == 200
-
-    floor = timed(bare_insert, COUNT)
-    request_floor = timed(health, COUNT)
-    rate = timed(tracked, COUNT)
+    client.get("/c/bench/", {"clickid": "warm"}, HTTP_USER_AGENT=USER_AGENTS[0])
     with CaptureQueriesContext(connection) as queries:
-        tracked(COUNT + 1)
+        response = client.get(
+            "/c/bench/", {"clickid": "counted", "sub1": "zone"}, HTTP_USER_AGENT=USER_AGENTS[1], HTTP_CF_IPCOUNTRY="US"
+        )
+    assert response.status_code == 302
     print(
-        f"clicks: {rate:,.0f}/s through GET /c/<slug>/ vs {floor:,.0f}/s bare Click.objects.create "
-        f"(ratio {rate / floor:.2f}) and {request_floor:,.0f}/s GET /healthz through the same client "
-        f"(ratio {rate / request_floor:.2f}); {len(queries)} queries per click"
+        f"clicks: {rate:,.0f}/s through GET /c/<slug>/ vs {floor:,.0f}/s bare insert-and-redirect view "
+        f"(ratio {rate / floor:.2f}); {len(queries)} queries per click (with transaction control); "
+        f"gunicorn {GUNICORN_WORKERS} workers, {CLIENT_CONNECTIONS} client connections, best of {ROUNDS} rounds"
     )
+    return [
+        Figure("Clicks, `GET /c/<slug>/` (gunicorn)", rate, "clicks/s", floor, "bare insert-and-redirect view", 0.7)
+    ]

@@ -1,167 +1,197 @@
-"""Deliveries per second: one Celery worker sending leads to a local buyer server, against a floor of
-the same number of bare HTTP POSTs (a new connection each, as deliveries open) from one process."""
+"""Deliveries per second: a real Celery worker draining parked delivery entries to a local buyer, against
+a bare pooled loop of the same signed POSTs with the same concurrency, to the same buyer.
 
-import http.client
+- The buyer (bench/sinks.py) is a ThreadingHTTPServer speaking HTTP/1.1 keep-alive, in a process of
+  its own.
+- The floor: PARTNER_CALLS_CONCURRENCY threads sharing one urllib3 pool of PARTNER_CALLS_PER_DESTINATION
+  connections that blocks when all are busy (the project's bounds to one destination), each signing
+  a body built from the same leads (Standard Webhooks HMAC) and checking the buyer's JSON answer.
+  Run before and after the project; the better of the two counts.
+- The project: one worker process with the solo pool, as Procfile.dev runs the deliveries queue, so
+  one batch at a time and the same bounds as the floor. Deliveries are captured with their kind
+  parked on a queue nobody reads, then dispatched at once; timed until every one is accepted.
+
+BENCH_DELIVERIES sets how many (default 1,000, a multiple of OUTBOX_BATCH_SIZE so no task tops up
+with the other benchmarks' due entries). BENCH_PROFILE_WORKER=path runs the worker under cProfile.
+"""
+
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
-import kombu.pools
+import urllib3
 from django.conf import settings
 from django.db import connection
 
+from bench.figures import Figure
+from bench.people import phone
+from bench.servers import BASE_DIR, database_url, sink
 from campaigns.models import Advertiser, Campaign, Offer, TrafficSource
-from leads.models import Delivery, DeliveryDestination, DeliveryRoute, OutboxEntry
+from leads.models import Delivery, DeliveryDestination, DeliveryRoute, Lead, OutboxEntry
 from leads.services import CaptureContext, lead_capture, parse_submission
-from leads.services.outbox import dispatch
-from leads.services.signing import destination_rotate_secret
+from leads.services.delivery_payload import mapped_payload, request_body
+from leads.services.outbox import dispatch, follow_up_kind, register_follow_up
+from leads.services.signing import destination_rotate_secret, signature
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-DELIVERIES = 400
-
-
-class Buyer(BaseHTTPRequestHandler):
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        body = b'{"status":"accepted","id":"B-1"}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+DELIVERIES = int(os.environ.get("BENCH_DELIVERIES", "1000"))
+PROFILE = os.environ.get("BENCH_PROFILE_WORKER", "")
 
 
-def _database_url() -> str:
-    config = connection.settings_dict
-    if connection.vendor == "postgresql":
-        return f"postgres://{config['USER']}@{config['HOST'] or '127.0.0.1'}:{config['PORT'] or 5432}/{config['NAME']}"
-    return f"sqlite:///{config['NAME']}"
-
-
-def _bare_posts(port: int, bodies: list[bytes]) -> float:
-    started = time.perf_counter()
-    for body in bodies:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        conn.request("POST", "/leads", body=body, headers={"Content-Type": "application/json"})
-        conn.getresponse().read()
-        conn.close()
-    return len(bodies) / (time.perf_counter() - started)
-
-
-def run(timed) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Buyer)
-    port = server.server_address[1]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings.DELIVERY_ALLOWED_HOSTS = ["127.0.0.1"]
-
-    source = TrafficSource.objects.create(name="Bench delivery", kind="native")
-    advertiser = Advertiser.objects.create(name="Bench buyer")
-    offer = Offer.objects.create(advertiser=advertiser, name="Bench delivery")
-    campaign = Campaign.objects.create(
-        name="Bench delivery", slug="bench-delivery", traffic_source=source, offer=offer, status="active"
-    )
-    destination = DeliveryDestination.objects.create(
-        advertiser=advertiser,
-        name="Bench CRM",
-        url=f"http://127.0.0.1:{port}/leads",
-        accept_json_path="status",
-        accept_json_value="accepted",
-        reference_json_path="id",
-    )
-    destination_rotate_secret(destination=destination)
-    DeliveryRoute.objects.create(offer=offer, destination=destination)
-
-    # Capture with deliveries parked on a queue nobody reads; they are sent all at once below.
-    queues = settings.OUTBOX_QUEUES
-    settings.OUTBOX_QUEUES = {**queues, "delivery": "bench-parked"}
-    for index in range(DELIVERIES):
-        lead_capture(
-            campaign=campaign,
-            submission=parse_submission(
-                {"email": f"buyer.bench{index}@example.com", "country": "US", "action": "quote", "first_name": "Jo"}
-            ),
-            context=CaptureContext(door="api"),
-        )
-    settings.OUTBOX_QUEUES = queues
-    entries = list(OutboxEntry.objects.filter(kind="delivery").values_list("pk", "kind"))
-    connection.close()
-
-    sample = json.dumps({"email": "buyer.bench@example.com", "first_name": "Jo", "country": "US"} | {"x": "y" * 600})
-    floor = _bare_posts(port, [sample.encode()] * DELIVERIES)
-
-    env = {**os.environ, "DATABASE_URL": _database_url(), "DELIVERY_ALLOWED_HOSTS": "127.0.0.1"}
-    broker = _use_redis_if_running()
-    if broker:
-        env["CELERY_BROKER_URL"] = broker
-    half = len(entries) // 2
-    solo = _deliver(entries[:half], env, ["--pool", "solo"])
-    processes = _deliver(entries[half:], env, ["--pool", "prefork", "--concurrency", "4"])
-    server.shutdown()
-    print(
-        f"deliveries: {solo:,.0f} signed deliveries/s by one worker (solo pool) to a local buyer vs "
-        f"{floor:,.0f}/s bare HTTP POSTs from one process (ratio {solo / floor:.2f}); one worker with "
-        f"4 processes: {processes:,.0f}/s (ratio {processes / floor:.2f}); "
-        f"{DELIVERIES // 2} deliveries each, broker {broker or 'filesystem'}"
-    )
-
-
-def _use_redis_if_running() -> str:
-    """Production's broker when the machine has one: the file-system broker polls once a second
-    when a thread pool waits, which would measure the broker instead of the deliveries."""
+def _capture_parked(campaign) -> list[tuple[int, str]]:
+    """Capture the leads with their deliveries on a queue nobody reads: (entry id, kind) to dispatch."""
+    kind = follow_up_kind("delivery")
+    register_follow_up(replace(kind, queue="bench-parked"))
     try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
-    except OSError:
-        return ""
-    from leadcrm.celery import app
+        for index in range(DELIVERIES):
+            lead_capture(
+                campaign=campaign,
+                submission=parse_submission(
+                    {
+                        "email": f"buyer.bench{index}@example.com",
+                        "phone": phone(3_000_000 + index),
+                        "country": "US",
+                        "action": "quote",
+                        "first_name": "Jo",
+                        "last_name": "Doe",
+                    }
+                ),
+                context=CaptureContext(door="api"),
+            )
+    finally:
+        register_follow_up(kind)
+    entries = list(
+        OutboxEntry.objects.filter(kind="delivery", lead__campaign=campaign).order_by("pk").values_list("pk", "kind")
+    )
+    assert len(entries) == DELIVERIES, f"{len(entries)} deliveries for {DELIVERIES} leads"
+    return entries
 
-    url = "redis://127.0.0.1:6379/14"
-    os.environ["CELERY_BROKER_URL"] = url  # Celery reads the environment before its settings
-    options = {"socket_timeout": 5, "socket_connect_timeout": 5, "visibility_timeout": 3600}
-    app.conf.update({"CELERY_BROKER_URL": url, "CELERY_BROKER_TRANSPORT_OPTIONS": options})
-    kombu.pools.reset()
-    app._pool = None
-    app.amqp._producer_pool = None
-    import redis
 
-    redis.Redis.from_url(url).flushdb()  # a private database: leftovers of an earlier run
-    return url
+def _floor(port: int, bodies: list[bytes], secret: str) -> float:
+    """Signed POSTs per second with the project's bounds: PARTNER_CALLS_CONCURRENCY threads, at most
+    PARTNER_CALLS_PER_DESTINATION at once to this buyer over its pool of keep-alive connections."""
+    pool = urllib3.HTTPConnectionPool(
+        "127.0.0.1", port, maxsize=settings.PARTNER_CALLS_PER_DESTINATION, block=True, retries=False
+    )
+    failures = []
+
+    def post(body: bytes) -> None:
+        msg_id, timestamp = f"msg_{uuid.uuid4().hex}", int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature(secret=secret, msg_id=msg_id, timestamp=timestamp, body=body),
+        }
+        response = pool.urlopen("POST", "/leads", body=body, headers=headers, timeout=10)
+        if response.status != 200 or json.loads(response.data)["status"] != "accepted":
+            failures.append(response.status)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=settings.PARTNER_CALLS_CONCURRENCY) as threads:
+        list(threads.map(post, bodies))
+    elapsed = time.perf_counter() - started
+    pool.close()
+    assert not failures, failures[:5]
+    return len(bodies) / elapsed
 
 
-def _deliver(entries, env, pool_args) -> float:
-    """Deliveries per second of one worker process sending the given outbox entries."""
-    log = Path(os.environ["CELERY_BROKER_DIR"]) / f"worker-{pool_args[1]}.log"
+def _worker(env: dict) -> tuple[subprocess.Popen, Path]:
+    log = Path(settings.VAR_DIR) / f"bench-delivery-worker-{os.getpid()}.log"
+    profile = ("-m", "cProfile", "-o", PROFILE) if PROFILE else ()
     worker = subprocess.Popen(
         [
-            *(sys.executable, "-m", "celery", "-A", "leadcrm", "worker", *pool_args, "--queues", "deliveries"),
-            *("--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO"),
+            *(sys.executable, *profile, "-m", "celery", "-A", "leadcrm", "worker", "--pool", "solo"),
+            *("--queues", settings.PARTNER_CALLS_QUEUE, "--without-gossip", "--without-mingle", "--without-heartbeat"),
+            *("--loglevel", "INFO"),
         ],
         cwd=BASE_DIR,
         env=env,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
     )
+    deadline = time.monotonic() + 60  # start-up is not what is measured
+    while "ready." not in log.read_text():
+        assert time.monotonic() < deadline and worker.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.1)
+    return worker, log
+
+
+def _drain(entries, env) -> float:
+    """Deliveries per second of the worker sending the entries, from dispatch to the last accepted."""
+    if settings.CELERY_BROKER_URL.startswith("redis"):
+        import redis
+
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(settings.PARTNER_CALLS_QUEUE)  # earlier runs' tasks
+    worker, log = _worker(env)
     try:
-        deadline = time.monotonic() + 60  # worker start-up is not what we measure
-        while "ready." not in log.read_text():
-            assert time.monotonic() < deadline and worker.poll() is None, log.read_text()[-3000:]
-            time.sleep(0.1)
-        before = Delivery.objects.filter(status="accepted").count()
+        accepted = Delivery.objects.filter(status=Delivery.Status.ACCEPTED, lead__email__startswith="buyer.bench")
         started = time.perf_counter()
         dispatch(entries)
-        deadline = time.monotonic() + 300
-        while Delivery.objects.filter(status="accepted").count() < before + len(entries):
+        deadline = time.monotonic() + 600
+        while accepted.count() < len(entries):
             assert time.monotonic() < deadline and worker.poll() is None, log.read_text()[-3000:]
             time.sleep(0.05)
         return len(entries) / (time.perf_counter() - started)
     finally:
         worker.terminate()
-        worker.wait(timeout=30)
+        worker.wait(timeout=60)
+        log.unlink()
+
+
+def run(timed) -> list[Figure]:
+    assert DELIVERIES % settings.OUTBOX_BATCH_SIZE == 0, "BENCH_DELIVERIES must be a multiple of OUTBOX_BATCH_SIZE"
+    settings.DELIVERY_ALLOWED_HOSTS = ["127.0.0.1"]
+    source = TrafficSource.objects.create(name="Bench delivery", kind="native")
+    advertiser = Advertiser.objects.create(name="Bench buyer")
+    offer = Offer.objects.create(advertiser=advertiser, name="Bench delivery")
+    campaign = Campaign.objects.create(
+        name="Bench delivery", slug="bench-delivery", traffic_source=source, offer=offer, status="active"
+    )
+    with sink("buyer") as port:
+        destination = DeliveryDestination.objects.create(
+            advertiser=advertiser,
+            name="Bench CRM",
+            url=f"http://127.0.0.1:{port}/leads",
+            accept_json_path="status",
+            accept_json_value="accepted",
+            reference_json_path="id",
+        )
+        secret = destination_rotate_secret(destination=destination)
+        DeliveryRoute.objects.create(offer=offer, destination=destination)
+        started = time.perf_counter()
+        entries = _capture_parked(campaign)
+        captured = time.perf_counter() - started
+        leads = Lead.objects.filter(campaign=campaign).select_related("campaign", "offer", "traffic_source")
+        bodies = [request_body(destination, mapped_payload(lead, destination.field_mapping))[0] for lead in leads]
+        connection.close()
+
+        env = {**os.environ, "DATABASE_URL": database_url(), "DELIVERY_ALLOWED_HOSTS": "127.0.0.1"}
+        floor_before = _floor(port, bodies, secret)
+        rate = _drain(entries, env)
+        floor_after = _floor(port, bodies, secret)
+    floor = max(floor_before, floor_after)
+    print(
+        f"deliveries: {rate:,.0f} signed deliveries/s by one worker (solo pool) to a local buyer vs {floor:,.0f}/s "
+        f"bare pooled loop of signed POSTs ({settings.PARTNER_CALLS_CONCURRENCY} threads, "
+        f"{settings.PARTNER_CALLS_PER_DESTINATION} connections to the buyer; {floor_before:,.0f}/s before, "
+        f"{floor_after:,.0f}/s after) (ratio {rate / floor:.2f}); {DELIVERIES:,} deliveries in batches of "
+        f"{settings.OUTBOX_BATCH_SIZE}, broker {settings.CELERY_BROKER_URL.split(':')[0]}; "
+        f"captured in {captured:.1f} s ({DELIVERIES / captured:,.0f} leads/s through lead_capture())"
+    )
+    return [
+        Figure(
+            "Deliveries (one worker, solo pool)",
+            rate,
+            "deliveries/s",
+            floor,
+            f"bare pooled loop of signed POSTs, {settings.PARTNER_CALLS_CONCURRENCY} threads, "
+            f"{settings.PARTNER_CALLS_PER_DESTINATION} per destination",
+            0.5,
+        )
+    ]

@@ -1,24 +1,37 @@
-"""Lead capture: leads per second through lead_capture() against a bare Lead.objects.create of the
-same rows, and the queries each capture costs. Best run on PostgreSQL (DATABASE_URL)."""
+"""Lead capture: landing form posts served by gunicorn against a bare form-insert view beside them
+(bench/urls.py), both CSRF-checked; and, in this process, leads per second through lead_capture()
+against a bare Lead.objects.create of the same rows, with the queries each capture costs."""
+
+import re
+import time
+from html import unescape
+from urllib.parse import urlencode
 
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from campaigns.models import Advertiser, Campaign, Offer, TrafficSource
+from bench.figures import Figure
+from bench.people import phone
+from bench.servers import CLIENT_CONNECTIONS, GUNICORN_WORKERS, best_of_rounds, gunicorn
+from campaigns.models import Advertiser, Campaign, LandingPage, Offer, TrafficSource
+from leads.forms import dump_state
 from leads.models import Door, Lead, QualificationRule
 from leads.services import CaptureContext, lead_capture, parse_submission
 
 COUNT = 1000
+POSTS = 600
+ROUNDS = 2
 USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
 )
+CONSENT = "I agree that Bench Solar may call or email me about solar panels."
 
 
 def submission_data(index: int) -> dict:
     return {
         "action": "quote",
         "email": f"Person.{index}@Example.com",
-        "phone": f"+1650555{index % 10000:04d}",
+        "phone": phone(index),
         "first_name": "JANE",
         "last_name": "doe",
         "country": "US",
@@ -32,26 +45,101 @@ def submission_data(index: int) -> dict:
     }
 
 
-def run(timed) -> None:
+def _bench_offer(name: str) -> Campaign:
     source = TrafficSource.objects.create(
-        name="Bench leads", kind="native", postback_url_template="https://t.example/?c={click_id}"
+        name=name, kind="native", postback_url_template="https://t.example/?c={click_id}"
     )
     offer = Offer.objects.create(
-        advertiser=Advertiser.objects.create(name="Bench leads adv"), name="Bench", accepted_countries=["US", "CA"]
+        advertiser=Advertiser.objects.create(name=f"{name} adv"), name=name, accepted_countries=["US", "CA"]
     )
     QualificationRule.objects.create(offer=offer, field="company_size", operator=">=", value="50")
-    QualificationRule.objects.create(offer=offer, field="answers.timeline", operator="==", value="this month")
-    campaign = Campaign.objects.create(
-        name="Bench leads", slug="bench-leads", traffic_source=source, offer=offer, status="active"
+    return Campaign.objects.create(
+        name=name, slug=name.lower().replace(" ", "-"), traffic_source=source, offer=offer, status="active"
     )
+
+
+def _csrf(port: int, path: str) -> tuple[str, str]:
+    """(cookie, form token) from one GET of the page, as a visitor's browser has them when posting."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", path, headers={"Host": "localhost", "User-Agent": USER_AGENT})
+    response = conn.getresponse()
+    page = response.read().decode()
+    assert response.status == 200, (response.status, page[:300])
+    cookie = next(c for c in response.headers.get_all("Set-Cookie") if c.startswith("csrftoken=")).split(";")[0]
+    conn.close()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]*)"', page)
+    return cookie, unescape(token.group(1))
+
+
+def form_posts(port: int) -> tuple[float, float]:
+    """(project, floor) form posts per second: the same fields to /l/<slug>/ and to the bare view."""
+    campaign = _bench_offer("Bench form")
+    LandingPage.objects.create(
+        campaign=campaign,
+        name="Bench form",
+        slug="bench-form",
+        action="quote",
+        fields=["email", "phone", "first_name", "last_name", "country", "company_size"],
+        required_fields=["email"],
+        consent_text=CONSENT,
+        consent_required=True,
+    )
+    connection.close()  # the page is committed; gunicorn's workers read it
+    cookie, token = _csrf(port, "/l/bench-form/")
+    # Opened a minute ago (the signed state the page hands out), so no post is "too fast".
+    state = dump_state({"started": time.time() - 60, "click_id": "", "answers": {}})
+    headers = {
+        "Host": "localhost",
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Cookie": cookie,
+        "User-Agent": USER_AGENT,
+        "CF-IPCountry": "US",
+    }
+
+    def post(path: str, index: int):
+        fields = {
+            "csrfmiddlewaretoken": token,
+            "state": state,
+            "email": f"Form.Person{index}@Example.com",
+            "phone": phone(index),
+            "first_name": "mary ann",
+            "last_name": "McDonald",
+            "country": "US",
+            "company_size": "120",
+            "consent": "on",
+        }
+        return ("POST", path, urlencode(fields).encode(), headers)
+
+    def requests(round_number: int) -> dict:
+        first = 1_000_000 + 100_000 * (round_number + 1)
+        return {
+            "floor": [post("/bench/floor/l/bench-form/", first + i) for i in range(POSTS)],
+            "form": [post("/l/bench-form/", first + 50_000 + i) for i in range(POSTS)],
+        }
+
+    rates = best_of_rounds(port, requests, ROUNDS)
+    form_leads = Lead.objects.filter(campaign=campaign, door=Door.LANDING_PAGE)
+    assert form_leads.filter(email__startswith="form.person").count() >= POSTS, "the form posts stored no leads"
+    assert not form_leads.filter(is_duplicate=True).exists(), "a form post was taken for a duplicate"
+    return rates["form"], rates["floor"]
+
+
+def run(timed) -> list[Figure]:
+    with gunicorn() as port:
+        form, form_floor = form_posts(port)
+
+    campaign = _bench_offer("Bench leads")
+    QualificationRule.objects.create(offer=campaign.offer, field="answers.timeline", operator="==", value="this month")
 
     def bare_create(index):
         data = submission_data(index)
         Lead.objects.create(
             door=Door.API,
             campaign=campaign,
-            offer=offer,
-            traffic_source=source,
+            offer=campaign.offer,
+            traffic_source=campaign.traffic_source,
             email=data["email"].lower(),
             phone=data["phone"],
             first_name="Jane",
@@ -84,7 +172,20 @@ def run(timed) -> None:
     with CaptureQueriesContext(connection) as duplicate_queries:
         captured(COUNT * 100)
     print(
-        f"leads: {rate:,.0f}/s through lead_capture() vs {floor:,.0f}/s bare Lead.objects.create "
-        f"(ratio {rate / floor:.2f}); {len(queries)} queries per new lead, {len(duplicate_queries)} per duplicate "
-        f"(with {Lead.objects.count():,} leads stored)"
+        f"leads: landing form posts {form:,.0f}/s vs {form_floor:,.0f}/s bare form-insert view (ratio "
+        f"{form / form_floor:.2f}; gunicorn {GUNICORN_WORKERS} workers, {CLIENT_CONNECTIONS} client connections, "
+        f"best of {ROUNDS} rounds); in this process {rate:,.0f}/s through lead_capture() vs {floor:,.0f}/s bare "
+        f"Lead.objects.create (ratio {rate / floor:.2f}); {len(queries)} queries per new lead, "
+        f"{len(duplicate_queries)} per duplicate (with transaction control; {Lead.objects.count():,} leads stored)"
     )
+    return [
+        Figure(
+            "Landing form posts, `POST /l/<slug>/` (gunicorn)",
+            form,
+            "posts/s",
+            form_floor,
+            "bare form-insert view",
+            0.5,
+        ),
+        Figure("`lead_capture()` in one process", rate, "leads/s", floor, "bare `Lead.objects.create`"),
+    ]

@@ -20,6 +20,7 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
+from bench.figures import Figure
 from campaigns.models import Advertiser, Campaign, Click, DailyStat, Offer, TrafficSource
 from leads.models import Lead, LedgerEntry
 from reporting.selectors import report
@@ -671,7 +672,7 @@ def _timed_get(client, url: str, query: dict | None = None) -> tuple[float, int]
     return best, len(queries.captured_queries)
 
 
-def _report_pages(period: dict, floor_time: float) -> None:
+def _report_pages(period: dict, floor_time: float) -> list[Figure]:
     """The API report and the admin report page, campaign by day over the period, against the floor."""
     from django.contrib.auth import get_user_model
     from django.test import Client
@@ -681,19 +682,32 @@ def _report_pages(period: dict, floor_time: float) -> None:
     client = Client()
     client.force_login(staff)
     days = {"date_from": period["date_from"].isoformat(), "date_to": period["date_to"].isoformat()}
+    figures = []
     with override_settings(ALLOWED_HOSTS=["*"]):
         for label, url, query in (
             ("API report", "/api/v1/reports/", {**days, "group_by": "campaign,day"}),
             ("admin report page", "/admin/reports/", {**days, "group_by": "campaign", "then_by": "day"}),
         ):
             seconds, queries = _timed_get(client, url, query)
+            figures.append(
+                Figure(
+                    f"Reports: {label}, campaign x day, 30 days",
+                    seconds,
+                    "s",
+                    floor_time,
+                    "hand-written GROUP BY",
+                    0.5,
+                    True,
+                )
+            )
             print(
                 f"reports: {label}, campaign x day over 30 days: {seconds:.3f} s, {queries} queries vs {floor_time:.3f} s "
                 f"hand-written GROUP BY (ratio {seconds / floor_time:.3f}; target <= 0.5)"
             )
+    return figures
 
 
-def _admin_pages() -> None:
+def _admin_pages() -> list[Figure]:
     """The admin index of a Marketing user (the dashboard), and a sales rep's own lead list (a quarter
     of all leads are theirs), each against a stock ModelAdmin changelist of the same leads (a
     superuser, default ordering, exact counts), best of three, with their queries."""
@@ -735,6 +749,7 @@ def _admin_pages() -> None:
         f"reports: admin index as Marketing {index:.3f} s, {index_queries} queries vs stock changelist of leads "
         f"{floor:.3f} s, {floor_queries} queries (ratio index / stock {index / floor:.2f}; target <= 1.0)"
     )
+    results = [Figure("Admin index as Marketing", index, "s", floor, "stock changelist of leads", 1.0, True)]
     rep_floor, rep_floor_queries = figures["stock changelist of the rep's leads"]
     for label in ("sales rep's own leads", "sales rep's My leads (open)"):
         seconds, queries = figures[label]
@@ -743,10 +758,13 @@ def _admin_pages() -> None:
             f"of the same rows {rep_floor:.3f} s, {rep_floor_queries} queries "
             f"(ratio {seconds / rep_floor:.2f}; target <= 1.5, <= 12 queries, no exact count)"
         )
+        results.append(Figure(f"Admin: {label}", seconds, "s", rep_floor, "stock changelist, same rows", 1.5, True))
+    return results
 
 
-def run(timed) -> None:
+def run(timed) -> list[Figure]:
     params = prepare()
+    figures = []
     # PostgreSQL's execute() returns with the whole result; SQLite's computes rows as they are fetched.
     sql_shown = connection.vendor == "postgresql"
     for label, (group_by, days, key_columns, tables) in _groupings().items():
@@ -775,5 +793,7 @@ def run(timed) -> None:
             + (f" ({floor_sql:.2f} s in SQL)" if sql_shown else "")
             + f" (report / floor {selector_time / floor_time:.3f}; target <= 0.5); same figures in every row"
         )
-    _report_pages(*month)
-    _admin_pages()
+        figures.append(
+            Figure(f"Reports: by {label}", selector_time, "s", floor_time, "hand-written GROUP BY", 0.5, True)
+        )
+    return [*figures, *_report_pages(*month), *_admin_pages()]

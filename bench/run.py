@@ -1,10 +1,17 @@
-"""Benchmarks: each reports a rate and its ratio to a floor measured in the same run.
+"""Benchmarks: each reports a rate and its ratio to a floor measured in the same run, and returns its
+figures; the run ends with one table of them all.
 
-Run with `make bench` (SQLite) or `DATABASE_URL=postgres://... make bench`. A throwaway test
-database is created and dropped. Figures are machine-dependent; the ratios are what to compare.
+`make bench` (SQLite) or `DATABASE_URL=postgres://... make bench` runs the throughput benchmarks;
+name modules to run others (`bench/run.py bench_reports bench_audience`). A throwaway test database
+is created and dropped. Figures are machine-dependent; the ratios are what to compare.
+
+With a Redis at 127.0.0.1:6379, servers and workers use it as production does (docker-compose): the
+broker in its database 14, the cache in 15, both emptied before and after. Without one, tasks go to a
+throwaway broker folder nobody consumes and each process has its own cache.
 """
 
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -12,27 +19,39 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadcrm.settings_test")
-# Tasks are really published, as in production, to a throwaway broker folder nobody consumes.
-os.environ["CELERY_BROKER_URL"] = "filesystem://"
-os.environ["CELERY_BROKER_DIR"] = tempfile.mkdtemp(prefix="leadcrm-bench-broker-")
 os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false"
+REDIS_BROKER, REDIS_CACHE = "redis://127.0.0.1:6379/14", "redis://127.0.0.1:6379/15"
 
-import django
+
+def _redis_running() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+REDIS = _redis_running()
+if REDIS:
+    os.environ["CELERY_BROKER_URL"] = REDIS_BROKER
+    os.environ["CACHE_URL"] = "rediscache" + REDIS_CACHE.removeprefix("redis")
+else:
+    os.environ["CELERY_BROKER_URL"] = "filesystem://"
+    os.environ["CELERY_BROKER_DIR"] = tempfile.mkdtemp(prefix="leadcrm-bench-broker-")
+
+import django  # noqa: E402
 
 django.setup()
 
 from django.db import connection  # noqa: E402
 from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 
-BENCHMARKS = (
-    "bench_clicks",
-    "bench_leads",
-    "bench_api",
-    "bench_deliveries",
-    "bench_nurture",
-    "bench_audience",
-    "bench_reports",
-)
+from bench.figures import Figure, table  # noqa: E402
+
+# What `make bench` runs: the paths with throughput targets. bench_audience and bench_reports take
+# long (millions of rows) and are run by name.
+THROUGHPUT = ("bench_clicks", "bench_leads", "bench_api", "bench_deliveries", "bench_nurture")
+BENCHMARKS = (*THROUGHPUT, "bench_audience", "bench_reports")
 
 
 def timed(function, count: int) -> float:
@@ -43,16 +62,41 @@ def timed(function, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
+def _empty_redis() -> None:
+    if REDIS:
+        import redis
+
+        for url in (REDIS_BROKER, REDIS_CACHE):
+            redis.Redis.from_url(url).flushdb()
+
+
 def main() -> None:
-    selected = sys.argv[1:] or BENCHMARKS
+    selected = sys.argv[1:] or THROUGHPUT
+    unknown = set(selected) - set(BENCHMARKS)
+    assert not unknown, f"no such benchmark: {', '.join(sorted(unknown))}; there are {', '.join(BENCHMARKS)}"
+    _empty_redis()
     old_config = setup_databases(verbosity=0, interactive=False)
+    figures: list[Figure] = []
+    started = time.perf_counter()
     try:
-        print(f"database: {connection.vendor}")
+        print(
+            f"database: {connection.vendor}; broker and cache: {'Redis' if REDIS else 'folder and per process'}; "
+            f"load average at the start {' / '.join(f'{figure:.2f}' for figure in os.getloadavg())}"
+        )
         for name in selected:
             module = __import__(f"bench.{name}", fromlist=["run"])
-            module.run(timed)
+            figures += module.run(timed) or []
     finally:
         teardown_databases(old_config, verbosity=0)
+        _empty_redis()
+    load = " / ".join(f"{figure:.2f}" for figure in os.getloadavg())
+    left_out = [name for name in BENCHMARKS if name not in selected]
+    print(
+        f"\n## Every ratio: {', '.join(selected)} on {connection.vendor}"
+        + (f" ({', '.join(left_out)} not run: name them to run them)" if left_out else "")
+        + f"; {time.perf_counter() - started:.0f} s, load average at the end {load}\n"
+    )
+    print(table(figures))
 
 
 if __name__ == "__main__":
