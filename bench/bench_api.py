@@ -16,7 +16,7 @@ from leads.services.partners import api_key_create
 REQUESTS = 600
 BATCH_SIZE = 100
 BATCHES = 6
-ROUNDS = 2
+ROUNDS = 3
 
 
 def lead_body(index: int) -> dict:

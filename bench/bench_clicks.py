@@ -13,7 +13,7 @@ from bench.servers import CLIENT_CONNECTIONS, GUNICORN_WORKERS, best_of_rounds, 
 from campaigns.models import Advertiser, Campaign, Click, Offer, TrafficSource
 
 CLICKS = 2000
-ROUNDS = 2
+ROUNDS = 3
 USER_AGENTS = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",

@@ -20,7 +20,7 @@ from leads.services import CaptureContext, lead_capture, parse_submission
 
 COUNT = 1000
 POSTS = 600
-ROUNDS = 2
+ROUNDS = 3
 USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
 )
