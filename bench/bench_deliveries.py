@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -102,7 +103,7 @@ def _floor(port: int, bodies: list[bytes], secret: str) -> float:
 
 
 def _worker(env: dict) -> tuple[subprocess.Popen, Path]:
-    log = Path(settings.VAR_DIR) / f"bench-delivery-worker-{os.getpid()}.log"
+    log = Path(tempfile.gettempdir()) / f"leadcrm-bench-delivery-worker-{os.getpid()}.log"
     profile = ("-m", "cProfile", "-o", PROFILE) if PROFILE else ()
     worker = subprocess.Popen(
         [
