@@ -3,6 +3,9 @@ from django.contrib.auth.models import Group
 
 from campaigns.tests.factories import UserFactory
 
+# Parallel runs (pytest -n N) migrate one test database and give each worker a copy of it.
+pytest_plugins = ["leadcrm.tests.databases"]
+
 
 @pytest.fixture
 def staff_user_in():

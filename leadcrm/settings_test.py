@@ -20,6 +20,8 @@ STORAGES["default"] = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)  # noqa: F405
 CELERY_TASK_EAGER_PROPAGATES = True
 
+# A parallel run (pytest -n, as in make test) migrates the database named here once and gives each
+# worker a copy, its name ending _gw0, _gw1 ... (leadcrm/tests/databases.py).
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405
     # One database per test run, so runs side by side (and benchmarks) never drop each other's.
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}  # noqa: F405
