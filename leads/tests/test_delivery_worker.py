@@ -46,6 +46,7 @@ REDIS_TRANSPORT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 5, "vi
 pytestmark = [
     pytest.mark.skipif(REDIS_SERVER is None, reason="needs the redis-server binary on PATH"),
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.slow,
 ]
 
 

@@ -214,6 +214,7 @@ def wait_for(condition, seconds=30.0):
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.slow
 def test_a_real_worker_assigns_a_captured_lead_within_seconds(celery_worker, capture, staff_user_in):
     rep = staff_user_in("Sales")
 
@@ -226,6 +227,7 @@ def test_a_real_worker_assigns_a_captured_lead_within_seconds(celery_worker, cap
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.slow
 def test_broker_down_loses_nothing_and_the_sweeper_sends_it_later(celery_worker, capture, staff_user_in):
     rep = staff_user_in("Sales")
     configure_celery(broker_url="redis://127.0.0.1:1/0")  # nothing listens there
