@@ -2,8 +2,13 @@
 
 import csv
 import io
+import re
+from collections.abc import Sequence
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
+# Control characters other than tab and line breaks (which a quoted cell may hold): PostgreSQL
+# stores no NUL, and the rest are invisible wherever the value is shown again.
+CONTROL_CHARACTER = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 class CsvUploadError(ValueError):
@@ -33,3 +38,17 @@ def read_csv_upload(data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]
     except csv.Error as error:
         raise CsvUploadError(f"The file is not valid CSV near line {reader.line_num}: {error}.") from error
     return header, rows
+
+
+def control_character_problem(cells: Sequence[str], header: Sequence[str] = ()) -> str | None:
+    """Why a row with NUL or another control character cannot be taken, naming the column; else None."""
+    for index, cell in enumerate(cells):
+        found = CONTROL_CHARACTER.search(cell)
+        if found is None:
+            continue
+        name = header[index].strip() if index < len(header) else ""
+        column = f"column {index + 1}" + (f" ({name})" if name and not CONTROL_CHARACTER.search(name) else "")
+        code = ord(found.group())
+        what = "a NUL byte" if code == 0 else "a control character"
+        return f"{column} contains {what} (U+{code:04X})"
+    return None

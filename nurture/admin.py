@@ -23,7 +23,7 @@ from unfold.widgets import UnfoldAdminTextareaWidget
 from campaigns.models import Offer
 from leadcrm.admin_actions import run_for_each
 from leadcrm.admin_logs import ReadOnlyLogAdmin
-from leadcrm.csv_upload import CsvUploadError, read_csv_upload
+from leadcrm.csv_upload import CsvUploadError, control_character_problem, read_csv_upload
 from leadcrm.errors import ApplicationError
 from leadcrm.progress import progress_html
 from leads.admin.extensions import register_lead_action, register_lead_section
@@ -367,18 +367,26 @@ class SuppressionAdmin(ModelAdmin):
                 form.add_error("file", str(error))
             else:
                 column = next((i for i, name in enumerate(header) if name.strip().lower() == "email"), None)
+                names = header
                 if column is None:  # no header: the first line is an address too
-                    rows, column = [(1, header), *rows], 0
-                emails, bad = [], []
+                    rows, column, names = [(1, header), *rows], 0, []
+                emails, bad, refused = [], [], []
                 for line, cells in rows:
+                    problem = control_character_problem(cells, names)
                     email = cells[column].strip().lower() if len(cells) > column else ""
-                    if "@" in email:
+                    if problem:  # never stored cleaned up: the line is named so staff can fix it
+                        refused.append(f"line {line}, {problem}")
+                    elif "@" in email:
                         emails.append(email)
                     else:
                         bad.append(str(line))
                 added = suppress_many(emails=emails, reason=Suppression.Reason.MANUAL)
                 note = f" Lines without an address: {', '.join(bad[:20])}." if bad else ""
-                self.message_user(request, f"{added} address(es) suppressed.{note}")
+                if refused:
+                    note += f" Not imported: {'; '.join(refused[:20])}. Remove them and import those lines again."
+                self.message_user(
+                    request, f"{added} address(es) suppressed.{note}", messages.WARNING if refused else messages.INFO
+                )
                 return redirect("admin:nurture_suppression_changelist")
         context = {
             **self.admin_site.each_context(request),

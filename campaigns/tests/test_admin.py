@@ -279,6 +279,28 @@ def test_csv_import_in_the_admin_reports_bad_rows_and_imports_good_files(client,
     assert DailyStat.objects.get(date=day).clicks == 5
 
 
+def test_csv_import_names_a_row_with_a_nul_byte_and_imports_the_others_when_asked(client, staff_user_in, catalogue):
+    client = logged_in(client, staff_user_in("Marketing"))
+    url = reverse("admin:campaigns_dailystat_import")
+    day = timezone.localdate() - datetime.timedelta(days=5)
+    before = day - datetime.timedelta(days=1)
+    data = f"date,campaign,clicks,spend\n{day},push-us,5,1.00\n{day},push\x00-us,7,2\n{before},push-us,3,0.5\n".encode()
+
+    response = client.post(url, {"file": SimpleUploadedFile("stats.csv", data)})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Nothing imported: 1 of 3 rows were rejected." in page
+    assert "<td>3</td><td>column 2 (campaign) contains a NUL byte (U+0000)</td>" in page
+    assert not DailyStat.objects.filter(date__in=[day, before]).exists()
+
+    response = client.post(url, {"file": SimpleUploadedFile("stats.csv", data), "skip_invalid": "on"})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "2 created, 0 updated, 0 unchanged; 1 rejected rows skipped." in page
+    assert "<td>3</td><td>column 2 (campaign) contains a NUL byte (U+0000)</td>" in page
+    assert dict(DailyStat.objects.filter(date__in=[day, before]).values_list("date", "clicks")) == {day: 5, before: 3}
+
+
 def test_csv_import_is_refused_to_sales(client, staff_user_in):
     client = logged_in(client, staff_user_in("Sales"))
     assert client.get(reverse("admin:campaigns_dailystat_import")).status_code == 403

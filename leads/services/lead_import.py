@@ -18,7 +18,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from campaigns.models import Campaign
-from leadcrm.csv_upload import CsvUploadError, read_csv_upload
+from leadcrm.csv_upload import CsvUploadError, control_character_problem, read_csv_upload
 from leadcrm.errors import InvalidInput
 
 from ..models import Door, LeadImport
@@ -41,6 +41,9 @@ def _rows(data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
         raw_header, rows = read_csv_upload(data)
     except CsvUploadError as error:
         raise LeadImportError(str(error)) from error
+    problem = control_character_problem(raw_header)
+    if problem:
+        raise LeadImportError(f"The header (line 1): {problem}. Remove it and import the file again.")
     header = [name.strip().lower().replace(" ", "_") for name in raw_header]
     if "campaign" not in header or not {"email", "phone"} & set(header):
         raise LeadImportError(
@@ -147,7 +150,10 @@ def _run(
     for done, (line, row) in enumerate(rows, start=1):
         values = _row_data(header, row)
         campaign = campaigns.get(values.pop("campaign", ""))
-        if campaign is None:
+        problem = control_character_problem(row, header)
+        if problem:
+            outcome, lead, reasons = "rejected", None, problem
+        elif campaign is None:
             outcome, lead, reasons = "rejected", None, "campaign: no campaign with that slug"
         else:
             try:

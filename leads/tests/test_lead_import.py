@@ -313,6 +313,49 @@ def test_admin_upload_of_a_bad_file_shows_the_error_and_writes_nothing(client, c
     assert Lead.objects.count() == 0
 
 
+def test_rows_with_a_nul_byte_or_control_character_are_rejected_alone_and_named_in_the_report(
+    client, campaign, superuser, upload
+):
+    client.force_login(superuser)
+    data = csv_file(
+        "campaign,email,first_name,message",
+        "solar-us,ann@example.com,Ann,Call me",
+        "solar-us,bob\x00@example.com,Bob,",  # line 3
+        "solar-us,carl@example.com,Carl,Hello\x07",  # line 4: a bell
+        'solar-us,dora@example.com,Dora,"Two\nlines\twith a tab"',  # lines 5-6: tabs and line breaks are text
+        "solar\x00-us,eve@example.com,Eve,",  # line 7
+    )
+
+    response = upload(client, data)
+
+    lead_import = LeadImport.objects.get()
+    assert response.status_code == 302 and lead_import.status == LeadImport.Status.DONE
+    assert (lead_import.rows, lead_import.created_leads, lead_import.rejected) == (5, 2, 3)
+    assert sorted(Lead.objects.values_list("email", flat=True)) == ["ann@example.com", "dora@example.com"]
+    assert Lead.objects.get(email="dora@example.com").message == "Two\nlines\twith a tab"
+    page = client.get(response["Location"]).content.decode()
+    assert "5 of 5 rows (100%)" in page
+    report = client.get(reverse("admin:leads_leadimport_report", args=[lead_import.pk])).content.decode()
+    rows = {int(row["line"]): (row["outcome"], row["reasons"]) for row in csv.DictReader(io.StringIO(report))}
+    assert rows[3] == ("rejected", "column 2 (email) contains a NUL byte (U+0000)")
+    assert rows[4] == ("rejected", "column 4 (message) contains a control character (U+0007)")
+    assert rows[7] == ("rejected", "column 1 (campaign) contains a NUL byte (U+0000)")
+    assert rows[2][0] == rows[6][0] == "created"
+
+
+def test_a_header_with_a_nul_byte_is_refused_with_its_column_named(client, campaign, superuser, upload):
+    client.force_login(superuser)
+
+    response = upload(client, csv_file("campaign,email,answers.timel\x00ine", "solar-us,ann@example.com,Soon"))
+
+    assert response.status_code == 200
+    assert (
+        "The header (line 1): column 3 contains a NUL byte (U+0000). Remove it and import the file again."
+        in response.content.decode()
+    )
+    assert not LeadImport.objects.exists() and not Lead.objects.exists()
+
+
 def test_sales_rep_cannot_upload_leads(client, campaign, staff_user_in, upload):
     client.force_login(staff_user_in("Sales"))
 

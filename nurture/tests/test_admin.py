@@ -112,6 +112,35 @@ def test_the_suppression_list_imports_and_exports(marketer, make_flow, capture):
     assert lines[0] == "email,reason,created_at" and len(lines) == 3
 
 
+def test_a_suppression_upload_names_lines_with_control_characters_and_stores_the_others(marketer):
+    upload = io.BytesIO(
+        b"email,name\nann@example.com,Ann\nb\x00ob@example.com,Bob\ncarl@example.com,Ca\x1brl\ndora@example.com,Dora\n"
+    )
+    upload.name = "suppress.csv"
+
+    response = marketer.post(reverse("admin:nurture_suppression_import"), {"file": upload}, follow=True)
+
+    assert response.status_code == 200
+    message = (
+        "2 address(es) suppressed. Not imported: line 3, column 1 (email) contains a NUL byte (U+0000); "
+        "line 4, column 2 (name) contains a control character (U+001B). Remove them and import those lines again."
+    )
+    assert [(str(m), m.level_tag) for m in response.context["messages"]] == [(message, "warning")]
+    assert message in response.content.decode()
+    assert set(Suppression.objects.values_list("email", flat=True)) == {"ann@example.com", "dora@example.com"}
+
+
+def test_a_suppression_upload_without_a_header_names_a_first_line_with_a_nul_byte(marketer):
+    upload = io.BytesIO(b"ann\x00@example.com\nbob@example.com\n")
+    upload.name = "suppress.csv"
+
+    response = marketer.post(reverse("admin:nurture_suppression_import"), {"file": upload}, follow=True)
+
+    (message,) = [str(m) for m in response.context["messages"]]
+    assert message.startswith("1 address(es) suppressed. Not imported: line 1, column 1 contains a NUL byte (U+0000).")
+    assert list(Suppression.objects.values_list("email", flat=True)) == ["bob@example.com"]
+
+
 def test_leads_can_be_added_to_a_flow_from_the_lead_list(marketer, make_flow, campaign):
     flow = make_flow(email_step(1), trigger="manual")
     ready = LeadFactory(campaign=campaign, email="ready@example.com")
