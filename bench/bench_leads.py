@@ -12,15 +12,15 @@ from django.test.utils import CaptureQueriesContext
 
 from bench.figures import Figure
 from bench.people import phone
-from bench.servers import CLIENT_CONNECTIONS, GUNICORN_WORKERS, best_of_rounds, gunicorn
+from bench.servers import CLIENT_CONNECTIONS, GUNICORN_WORKERS, gunicorn, interleaved
 from campaigns.models import Advertiser, Campaign, LandingPage, Offer, TrafficSource
 from leads.forms import dump_state
 from leads.models import Door, Lead, QualificationRule
 from leads.services import CaptureContext, lead_capture, parse_submission
 
 COUNT = 1000
-POSTS = 600
-ROUNDS = 3
+POSTS = 200
+ROUNDS = 8
 USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
 )
@@ -119,7 +119,7 @@ def form_posts(port: int) -> tuple[float, float]:
             "form": [post("/l/bench-form/", first + 50_000 + i) for i in range(POSTS)],
         }
 
-    rates = best_of_rounds(port, requests, ROUNDS)
+    rates = interleaved(port, requests, ROUNDS)
     form_leads = Lead.objects.filter(campaign=campaign, door=Door.LANDING_PAGE)
     assert form_leads.filter(email__startswith="form.person").count() >= POSTS, "the form posts stored no leads"
     assert not form_leads.filter(is_duplicate=True).exists(), "a form post was taken for a duplicate"
@@ -174,7 +174,7 @@ def run(timed) -> list[Figure]:
     print(
         f"leads: landing form posts {form:,.0f}/s vs {form_floor:,.0f}/s bare form-insert view (ratio "
         f"{form / form_floor:.2f}; gunicorn {GUNICORN_WORKERS} workers, {CLIENT_CONNECTIONS} client connections, "
-        f"best of {ROUNDS} rounds); in this process {rate:,.0f}/s through lead_capture() vs {floor:,.0f}/s bare "
+        f"median of {ROUNDS} interleaved rounds); in this process {rate:,.0f}/s through lead_capture() vs {floor:,.0f}/s bare "
         f"Lead.objects.create (ratio {rate / floor:.2f}); {len(queries)} queries per new lead, "
         f"{len(duplicate_queries)} per duplicate (with transaction control; {Lead.objects.count():,} leads stored)"
     )

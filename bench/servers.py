@@ -5,6 +5,7 @@ import contextlib
 import http.client
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -112,15 +113,17 @@ def load(port: int, requests: list[Request], *, expect: tuple[int, ...] = (200, 
     return len(requests) / elapsed
 
 
-def best_of_rounds(port: int, make_requests, rounds: int) -> dict[str, float]:
-    """For each kind of request (make_requests(round) returns {name: requests}), its best rate over
-    `rounds` rounds; the kinds take turns within a round, so a burst of other load on the machine
-    hits floor and project alike. Each kind is warmed up first."""
+def interleaved(port: int, make_requests, rounds: int) -> dict[str, float]:
+    """For each kind of request (make_requests(round) returns {name: requests}), its median rate over
+    `rounds` short rounds. The kinds take turns within a round, in reverse order every other round, so
+    a burst of other work on the machine (or a trend) weighs on floor and project alike. Each kind is
+    warmed up first."""
     warm = make_requests(-1)
     for requests in warm.values():
         load(port, requests[:WARM_UP_REQUESTS])
-    best: dict[str, float] = dict.fromkeys(warm, 0.0)
+    rates: dict[str, list[float]] = {name: [] for name in warm}
     for round_number in range(rounds):
-        for name, requests in make_requests(round_number).items():
-            best[name] = max(best[name], load(port, requests))
-    return best
+        kinds = list(make_requests(round_number).items())
+        for name, requests in kinds if round_number % 2 == 0 else reversed(kinds):
+            rates[name].append(load(port, requests))
+    return {name: statistics.median(values) for name, values in rates.items()}
