@@ -1,13 +1,20 @@
 """`Authorization: Api-Key <key>` for partners; staff use session or token auth."""
 
+from typing import TYPE_CHECKING, Any
+
+from django.contrib.auth.models import AnonymousUser, User
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
+from rest_framework.request import Request
 
 from ..models import ApiKey, ApiScope
 from ..services.partners import api_key_authenticate
 
+if TYPE_CHECKING:  # drf_spectacular.openapi reads DRF's settings, which import this module
+    from drf_spectacular.openapi import AutoSchema
+
 # What a staff user may do through the API follows their Django permissions (their group).
-STAFF_SCOPE_PERMISSIONS = {
+STAFF_SCOPE_PERMISSIONS: dict[str, str] = {
     ApiScope.LEADS_WRITE: "leads.add_lead",
     ApiScope.LEADS_READ: "leads.view_lead",
     ApiScope.OUTCOMES_WRITE: "leads.change_lead",
@@ -25,7 +32,7 @@ class PartnerPrincipal:
     is_superuser = False
     is_anonymous = False
 
-    def __init__(self, api_key: ApiKey):
+    def __init__(self, api_key: ApiKey) -> None:
         self.api_key = api_key
         self.partner = api_key.partner
         self.pk = None
@@ -40,7 +47,12 @@ class PartnerPrincipal:
         return False
 
 
-def caller_has_scope(user, scope: str) -> bool:
+# request.user in the API: a partner's principal, a user (session or token), or None when no one
+# authenticated (UNAUTHENTICATED_USER; DRF's stubs assume AnonymousUser).
+ApiCaller = PartnerPrincipal | User | AnonymousUser | None
+
+
+def caller_has_scope(user: ApiCaller, scope: str) -> bool:
     if isinstance(user, PartnerPrincipal):
         return user.has_scope(scope)
     return bool(user and user.is_authenticated and user.is_staff and user.has_perm(STAFF_SCOPE_PERMISSIONS[scope]))
@@ -49,25 +61,26 @@ def caller_has_scope(user, scope: str) -> bool:
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Api-Key"
 
-    def authenticate(self, request):
+    def authenticate(self, request: Request) -> tuple[PartnerPrincipal, ApiKey] | None:
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header.startswith(f"{self.keyword} "):
             return None
         key = api_key_authenticate(header[len(self.keyword) + 1 :])
         if key is None:
             raise exceptions.AuthenticationFailed("Unknown, expired or revoked API key.")
-        request._request.api_key = key  # for the request log line
+        request._request.api_key = key  # type: ignore[attr-defined]  # read by the request log line (middleware)
         return PartnerPrincipal(key), key
 
-    def authenticate_header(self, request):
+    def authenticate_header(self, request: Request) -> str:
         return self.keyword
 
 
-class ApiKeyScheme(OpenApiAuthenticationExtension):
+# drf-spectacular registers each extension in its __init_subclass__, which is unannotated.
+class ApiKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     target_class = "leads.api.authentication.ApiKeyAuthentication"
     name = "ApiKey"
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema: "AutoSchema") -> dict[str, Any]:
         return {
             "type": "apiKey",
             "in": "header",

@@ -1,9 +1,15 @@
+from typing import TYPE_CHECKING
+
 from rest_framework import permissions
+from rest_framework.request import Request
 
 from campaigns.visitor import client_ip
 
 from ..services.partners import partner_allows_ip
 from .authentication import PartnerPrincipal, caller_has_scope
+
+if TYPE_CHECKING:  # rest_framework.views reads DRF's settings, which import this module
+    from rest_framework.views import APIView
 
 
 class HasScope(permissions.BasePermission):
@@ -11,7 +17,7 @@ class HasScope(permissions.BasePermission):
 
     message = "This key does not have the scope this endpoint needs."
 
-    def has_permission(self, request, view) -> bool:
+    def has_permission(self, request: Request, view: "APIView") -> bool:
         user = request.user
         if isinstance(user, PartnerPrincipal) and not partner_allows_ip(user.partner, client_ip(request)):
             self.message = "Requests from this IP address are not allowed for this partner."

@@ -1,6 +1,7 @@
 """Request and response shapes of the partner API; no logic beyond shape checks."""
 
 from decimal import Decimal
+from typing import Any, cast
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
@@ -9,7 +10,7 @@ from rest_framework import serializers
 from campaigns.links import absolute, tracking_url
 from campaigns.models import Campaign, LeadType, validate_currency
 
-from ..models import Lead, LeadOutcome, LeadStatus, Qualification, Validity
+from ..models import Lead, LeadOutcome, LeadStatus, Partner, Qualification, Validity
 from ..services.intake import CAMPAIGN_HELP
 from ..services.submission import (
     AMOUNT_DIGITS,
@@ -22,29 +23,32 @@ from ..services.submission import (
 )
 
 
-class ErrorBodySerializer(serializers.Serializer):
+class ErrorBodySerializer(serializers.Serializer[Any]):
     code = serializers.CharField(help_text="Stable machine-readable code, e.g. invalid, not_found, throttled.")
     message = serializers.CharField()
-    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    # DRF's metaclass takes declared fields off the class, so this never hides Serializer.fields.
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))  # type: ignore[assignment]
 
 
-class ErrorSerializer(serializers.Serializer):
+class ErrorSerializer(serializers.Serializer[Any]):
     error = ErrorBodySerializer()
 
 
-def _map_schema(spec: SubmissionField) -> dict:
+def _map_schema(spec: SubmissionField) -> dict[str, Any]:
     text = {"type": "string", "maxLength": spec.max_length}
     value = {"oneOf": [text, {"type": "array", "items": text}]} if spec.lists else text
     return {"type": "object", "maxProperties": spec.max_entries, "additionalProperties": value}
 
 
-def _described(spec: SubmissionField) -> serializers.Field:
+def _described(spec: SubmissionField) -> serializers.Field[Any, Any, Any, Any]:
     """The schema's picture of one contract field (parse_submission checks it; this only shows it)."""
-    common = {"required": False, "help_text": spec.help_text or None}
+    common: dict[str, Any] = {"required": False, "help_text": spec.help_text or None}
+    # DRF's stubs ask for an int max_length, though None (no limit) is its default.
+    text: dict[str, Any] = {**common, "allow_blank": True, "max_length": spec.max_length}
     if spec.kind == FieldKind.TEXT:
-        return serializers.CharField(allow_blank=True, max_length=spec.max_length, **common)
+        return serializers.CharField(**text)
     if spec.kind == FieldKind.IP_ADDRESS:
-        return serializers.IPAddressField(allow_blank=True, max_length=spec.max_length, **common)
+        return serializers.IPAddressField(**text)
     if spec.kind == FieldKind.WHOLE_NUMBER:
         return serializers.IntegerField(allow_null=True, min_value=0, max_value=MAX_WHOLE_NUMBER, **common)
     if spec.kind == FieldKind.AMOUNT:
@@ -60,21 +64,24 @@ def _described(spec: SubmissionField) -> serializers.Field:
     names = f"At most {spec.max_entries} names of up to {MAP_NAME_LENGTH} characters."
     common["help_text"] = f"{spec.help_text} {names}".strip()
     # An annotation on this instance: the fields are made afresh for each serializer (get_fields).
-    return extend_schema_field(_map_schema(spec))(serializers.DictField(**common))
+    # extend_schema_field only sets an attribute, so it takes any object; its stub asks for a callable.
+    return extend_schema_field(_map_schema(spec))(serializers.DictField(**common))  # type: ignore[type-var]
 
 
 # For the schema only: built from SUBMISSION_FIELDS, which parse_submission checks a lead against
 # (with the messages the API answers), so the description and the check cannot disagree.
-class LeadInputSerializer(serializers.Serializer):
+class LeadInputSerializer(serializers.Serializer[Any]):
     """The lead contract: `campaign` and an email or a phone are required; unknown fields are refused."""
 
-    campaign = serializers.SlugField(max_length=Campaign._meta.get_field("slug").max_length, help_text=CAMPAIGN_HELP)
+    campaign = serializers.SlugField(
+        max_length=cast(int, Campaign._meta.get_field("slug").max_length), help_text=CAMPAIGN_HELP
+    )
 
-    def get_fields(self):
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         return {**super().get_fields(), **{spec.name: _described(spec) for spec in SUBMISSION_FIELDS}}
 
 
-def _duplicate_of(lead: Lead, partner) -> str | None:
+def _duplicate_of(lead: Lead, partner: Partner | None) -> str | None:
     """The original's id, shown to a partner only when the original is one of its own leads."""
     original = lead.duplicate_of
     if original is None or (partner is not None and original.partner_id != partner.pk):
@@ -82,7 +89,7 @@ def _duplicate_of(lead: Lead, partner) -> str | None:
     return str(original.public_id)
 
 
-class LeadResultSerializer(serializers.Serializer):
+class LeadResultSerializer(serializers.Serializer[Lead]):
     id = serializers.UUIDField(source="public_id")
     status = serializers.ChoiceField(choices=LeadStatus.choices)
     lead_type = serializers.ChoiceField(choices=LeadType.choices)
@@ -95,7 +102,7 @@ class LeadResultSerializer(serializers.Serializer):
     duplicate_of = serializers.SerializerMethodField()
     test = serializers.BooleanField(source="is_test", help_text="Posted with a sandbox key.")
 
-    def get_duplicate_of(self, lead) -> str | None:
+    def get_duplicate_of(self, lead: Lead) -> str | None:
         return _duplicate_of(lead, self.context.get("partner"))
 
 
@@ -126,13 +133,13 @@ class PartnerLeadSerializer(LeadSerializer):
     class Meta:
         hidden = ("status_reason", "sale_amount", "sale_currency")
 
-    def get_fields(self):
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         fields = super().get_fields()
         for name in self.Meta.hidden:
             fields.pop(name)
         return fields
 
-    def to_representation(self, lead):
+    def to_representation(self, lead: Lead) -> dict[str, Any]:
         data = super().to_representation(lead)
         partner = self.context.get("partner")
         if partner is not None and lead.partner_id != partner.pk:
@@ -141,7 +148,7 @@ class PartnerLeadSerializer(LeadSerializer):
         return data
 
 
-class BatchInputSerializer(serializers.Serializer):
+class BatchInputSerializer(serializers.Serializer[Any]):
     leads = serializers.ListField(
         child=serializers.JSONField(),
         min_length=1,
@@ -150,21 +157,21 @@ class BatchInputSerializer(serializers.Serializer):
     )
 
 
-class BatchItemSerializer(serializers.Serializer):
+class BatchItemSerializer(serializers.Serializer[Any]):
     index = serializers.IntegerField()
     outcome = serializers.ChoiceField(choices=["created", "duplicate", "rejected"])
     lead = LeadResultSerializer(required=False, allow_null=True)
     error = ErrorBodySerializer(required=False, allow_null=True)
 
 
-class BatchResultSerializer(serializers.Serializer):
+class BatchResultSerializer(serializers.Serializer[Any]):
     created = serializers.IntegerField()
     duplicates = serializers.IntegerField()
     rejected = serializers.IntegerField()
     results = BatchItemSerializer(many=True)
 
 
-class OutcomeInputSerializer(serializers.Serializer):
+class OutcomeInputSerializer(serializers.Serializer[Any]):
     outcome = serializers.ChoiceField(
         choices=[LeadOutcome.Kind.CONTACTED, LeadOutcome.Kind.CONVERTED, LeadOutcome.Kind.RETURNED]
     )
@@ -178,7 +185,7 @@ class OutcomeInputSerializer(serializers.Serializer):
     reason = serializers.ChoiceField(choices=LeadOutcome.ReturnReason.choices, required=False)
     note = serializers.CharField(required=False, allow_blank=True, max_length=500)
 
-    def validate(self, attrs):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["outcome"] == LeadOutcome.Kind.CONVERTED and not attrs.get("sale_amount"):
             raise serializers.ValidationError({"sale_amount": ["Required for a converted lead."]})
         if attrs["outcome"] == LeadOutcome.Kind.RETURNED and not attrs.get("reason"):
@@ -186,7 +193,7 @@ class OutcomeInputSerializer(serializers.Serializer):
         return attrs
 
 
-class OutcomeSerializer(serializers.Serializer):
+class OutcomeSerializer(serializers.Serializer[LeadOutcome]):
     outcome = serializers.CharField(source="kind")
     external_reference = serializers.CharField()
     sale_amount = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
@@ -196,7 +203,7 @@ class OutcomeSerializer(serializers.Serializer):
     lead = LeadResultSerializer()
 
 
-class CampaignSerializer(serializers.ModelSerializer):
+class CampaignSerializer(serializers.ModelSerializer[Campaign]):
     traffic_source_kind = serializers.CharField(source="traffic_source.kind")
     offer = serializers.CharField(source="offer.name")
     landing_url = serializers.SerializerMethodField()
@@ -206,14 +213,14 @@ class CampaignSerializer(serializers.ModelSerializer):
         model = Campaign
         fields = ["slug", "name", "status", "traffic_source_kind", "offer", "landing_url", "tracking_url"]
 
-    def get_landing_url(self, campaign) -> str:
+    def get_landing_url(self, campaign: Campaign) -> str:
         return absolute(campaign.landing_destination())
 
-    def get_tracking_url(self, campaign) -> str:
+    def get_tracking_url(self, campaign: Campaign) -> str:
         return tracking_url(campaign)
 
 
-class PostbackSerializer(serializers.Serializer):
+class PostbackSerializer(serializers.Serializer[Any]):
     token = serializers.CharField(
         max_length=200, required=False, help_text="Or send it in the X-Postback-Token header (kept out of logs)."
     )
@@ -223,13 +230,13 @@ class PostbackSerializer(serializers.Serializer):
     payout = serializers.DecimalField(required=False, max_digits=14, decimal_places=2, min_value=0)
     reference = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
-    def validate(self, attrs):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs.get("click_id") and not attrs.get("lead_id"):
             raise serializers.ValidationError({"non_field_errors": ["Give click_id or lead_id."]})
         return attrs
 
 
-class StatementQuerySerializer(serializers.Serializer):
+class StatementQuerySerializer(serializers.Serializer[Any]):
     currency = serializers.CharField(max_length=3, default="USD", validators=[validate_currency])
     date_from = serializers.DateField(help_text="First day (in the platform's time zone) of entries booked.")
     date_to = serializers.DateField(help_text="Last day; at most 366 days after date_from.")
@@ -239,13 +246,14 @@ class StatementQuerySerializer(serializers.Serializer):
         help_text="For a partner that both buys and supplies: which account. Otherwise its role decides.",
     )
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
         data = data.copy()
         if isinstance(data.get("currency"), str):
             data["currency"] = data["currency"].upper()
-        return super().to_internal_value(data)
+        values: dict[str, Any] = super().to_internal_value(data)
+        return values
 
-    def validate(self, attrs):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["date_to"] < attrs["date_from"]:
             raise serializers.ValidationError({"date_to": ["Must not be before date_from."]})
         if (attrs["date_to"] - attrs["date_from"]).days > 366:
@@ -253,7 +261,7 @@ class StatementQuerySerializer(serializers.Serializer):
         return attrs
 
 
-class StatementLineSerializer(serializers.Serializer):
+class StatementLineSerializer(serializers.Serializer[Any]):
     booked_at = serializers.DateTimeField(source="entry.created_at")
     day = serializers.DateField(source="entry.day", help_text="The day the amount counts for (the lead's day).")
     kind = serializers.CharField(source="entry.kind")
@@ -265,7 +273,7 @@ class StatementLineSerializer(serializers.Serializer):
     balance = serializers.DecimalField(max_digits=None, decimal_places=2)
 
 
-class StatementSerializer(serializers.Serializer):
+class StatementSerializer(serializers.Serializer[Any]):
     side = serializers.CharField()
     currency = serializers.CharField()
     date_from = serializers.DateField()

@@ -1,7 +1,11 @@
 """Partner API views: check the request's shape, call one service or selector, shape the answer."""
 
+from typing import Any
+from uuid import UUID
+
+from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -9,16 +13,17 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser
 from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from campaigns.models import LandingPage
+from campaigns.models import Campaign, LandingPage
 from campaigns.services import advertiser_for_postback_token
 from leadcrm.api_errors import error_body
 from leadcrm.errors import ApplicationError, NotFound
 
 from ..filters import LeadFilter
-from ..models import ApiScope, Partner
+from ..models import ApiScope, Lead, Partner
 from ..selectors import (
     campaigns_for_api,
     can_work_lead,
@@ -64,20 +69,25 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 )
 
 
-def _partner(request):
+def _partner(request: Request) -> Partner | None:
     return request.user.partner if isinstance(request.user, PartnerPrincipal) else None
 
 
-def _sandbox(request) -> bool:
+def _sandbox(request: Request) -> bool:
     return isinstance(request.user, PartnerPrincipal) and request.user.api_key.is_sandbox
 
 
-def _lead_answer(request, data: dict, idempotency_key: str = "") -> tuple[int, dict]:
+def _staff_user(request: Request) -> User | None:
+    """The user calling with a session or token; None for a partner's key."""
+    return request.user if isinstance(request.user, User) else None
+
+
+def _lead_answer(request: Request, data: object, idempotency_key: str = "") -> tuple[int, dict[str, Any]]:
     result = api_lead_submit(
         data=data,
         partner=_partner(request),
         sandbox=_sandbox(request),
-        actor=None if _partner(request) else request.user,
+        actor=_staff_user(request),
         idempotency_key=idempotency_key,
     )
     body = LeadResultSerializer(result.lead, context={"partner": _partner(request)}).data
@@ -91,7 +101,7 @@ class LeadPagination(CursorPagination):
     max_page_size = 500
 
 
-class LeadListCreateView(generics.ListAPIView):
+class LeadListCreateView(generics.ListAPIView[Lead]):
     """Leads you sent (suppliers) or that were sold to you (buyers); POST submits one lead."""
 
     permission_classes = [HasScope]
@@ -101,13 +111,13 @@ class LeadListCreateView(generics.ListAPIView):
     pagination_class = LeadPagination
     filterset_class = LeadFilter
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Lead]:
         return lead_list_for_api(user=self.request.user)
 
-    def get_serializer_class(self):
+    def get_serializer_class(self) -> type[LeadSerializer]:
         return PartnerLeadSerializer if _partner(self.request) else LeadSerializer
 
-    def get_serializer_context(self):
+    def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "partner": _partner(self.request)}
 
     @extend_schema(
@@ -121,7 +131,7 @@ class LeadListCreateView(generics.ListAPIView):
             **ERRORS,
         },
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         # parse_submission (in api_lead_submit) checks the body; LeadInputSerializer only describes it.
         key, partner = request.headers.get("Idempotency-Key"), _partner(request)
         if not key:
@@ -129,7 +139,7 @@ class LeadListCreateView(generics.ListAPIView):
             return Response(body, status=code)
         code, body, replayed = idempotent(
             partner=partner,
-            user=None if partner else request.user,
+            user=_staff_user(request),
             key=key,
             sandbox=_sandbox(request),
             data=request.data,
@@ -144,11 +154,12 @@ class LeadBatchView(APIView):
     required_scope = ApiScope.LEADS_WRITE
 
     @extend_schema(request=BatchInputSerializer, responses={200: BatchResultSerializer, **ERRORS})
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         """Up to 1000 leads; one result per item, in order. A bad item does not stop the others."""
         batch = BatchInputSerializer(data=request.data)
         batch.is_valid(raise_exception=True)
-        results, counts = [], {"created": 0, "duplicates": 0, "rejected": 0}
+        results: list[dict[str, Any]] = []
+        counts = {"created": 0, "duplicates": 0, "rejected": 0}
         for index, item in enumerate(batch.validated_data["leads"]):
             try:
                 _, body = _lead_answer(request, item)  # its field errors as POST /leads/ reports them
@@ -169,20 +180,20 @@ class LeadBatchView(APIView):
         return Response({**counts, "results": results})
 
 
-class LeadDetailView(generics.RetrieveAPIView):
+class LeadDetailView(generics.RetrieveAPIView[Lead]):
     permission_classes = [HasScope]
     required_scope = ApiScope.LEADS_READ
     serializer_class = LeadSerializer
     lookup_field = "public_id"
     lookup_url_kwarg = "lead_id"
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Lead]:
         return lead_list_for_api(user=self.request.user)
 
-    def get_serializer_class(self):
+    def get_serializer_class(self) -> type[LeadSerializer]:
         return PartnerLeadSerializer if _partner(self.request) else LeadSerializer
 
-    def get_serializer_context(self):
+    def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "partner": _partner(self.request)}
 
 
@@ -195,7 +206,7 @@ class LeadOutcomeView(APIView):
         request=OutcomeInputSerializer,
         responses={201: OutcomeSerializer, 200: OutcomeSerializer, 404: ErrorSerializer, **ERRORS},
     )
-    def post(self, request, lead_id):
+    def post(self, request: Request, lead_id: UUID) -> Response:
         """Report contacted, converted (with the sale) or returned (within the offer's return window)."""
         partner = _partner(request)
         # Outcomes come from buyers about leads sold to them; a supplier never reports on its own leads.
@@ -216,14 +227,14 @@ class LeadOutcomeView(APIView):
                 currency=values.get("currency", ""),
                 return_reason=values.get("reason", ""),
                 note=values.get("note", ""),
-                user=None if partner else request.user,  # a manager's report is theirs, not a postback
+                user=_staff_user(request),  # a manager's report is theirs, not a postback
             )
         outcome.lead.refresh_from_db()
         body = OutcomeSerializer(outcome, context={"partner": partner}).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-class CampaignListView(generics.ListAPIView):
+class CampaignListView(generics.ListAPIView[Campaign]):
     """The campaigns this key may post leads to, with their landing and tracking URLs."""
 
     permission_classes = [HasScope]
@@ -231,7 +242,7 @@ class CampaignListView(generics.ListAPIView):
     serializer_class = CampaignSerializer
     pagination_class = None
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Campaign]:
         # Each row's landing URL needs its first landing page: fetched in the same query, not one per row.
         first_page = (
             LandingPage.objects.filter(campaign=OuterRef("pk"), is_active=True)
@@ -255,7 +266,7 @@ class StatementView(APIView):
         parameters=[StatementQuerySerializer],
         responses={200: StatementSerializer, 404: ErrorSerializer, **ERRORS},
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         partner = _partner(request)
         if partner is None:
             raise PermissionDenied("Statements over the API are for partners; staff use the admin's statements.")
@@ -287,16 +298,16 @@ class AdvertiserPostbackView(APIView):
     @extend_schema(
         parameters=[PostbackSerializer], responses={200: OutcomeSerializer, 404: ErrorSerializer, 401: ErrorSerializer}
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return self._apply(request.query_params)
 
     @extend_schema(
         request=PostbackSerializer, responses={200: OutcomeSerializer, 404: ErrorSerializer, 401: ErrorSerializer}
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         return self._apply(request.data)
 
-    def _apply(self, params):
+    def _apply(self, params: Any) -> Response:
         # Who is calling comes first: a stranger learns nothing about which fields are wrong.
         if not hasattr(params, "get"):
             return Response(error_body("parse_error", "Send the postback as fields or a JSON object."), status=400)

@@ -4,8 +4,10 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any, cast
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -22,12 +24,12 @@ PROCESSING_TIMEOUT = timedelta(seconds=60)  # a first request still "processing"
 def idempotent(
     *,
     partner: Partner | None = None,
-    user=None,
+    user: User | None = None,
     key: str,
     data: object,
-    handler: Callable[[str], tuple[int, dict]],
+    handler: Callable[[str], tuple[int, dict[str, Any]]],
     sandbox: bool = False,
-) -> tuple[int, dict, bool]:
+) -> tuple[int, dict[str, Any], bool]:
     """Run handler once per (caller, sandbox or live, key); repeats get the stored (status, body).
     The third value says whether this answer is a replay.
 
@@ -47,8 +49,13 @@ def idempotent(
         )
     # Canonically serialised: the same lead with its fields in another order or spacing is the same request.
     request_hash = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
-    caller = {"partner": partner} if partner is not None else {"user": user}
-    caller_name = f"partner:{partner.pk}" if partner is not None else f"user:{user.pk}"
+    caller: dict[str, Partner | User]
+    if partner is not None:
+        caller, caller_name = {"partner": partner}, f"partner:{partner.pk}"
+    elif user is not None:
+        caller, caller_name = {"user": user}, f"user:{user.pk}"
+    else:
+        raise ValueError("idempotent() needs the calling partner or user.")
     request_key = hashlib.sha256(
         f"{caller_name}\n{'test' if sandbox else 'live'}\n{key}\n{request_hash}".encode()
     ).hexdigest()
@@ -62,13 +69,13 @@ def idempotent(
     try:
         record = claim()
     except IntegrityError:
-        record = records.first()
-        if record is None:  # freed by a concurrent request a moment ago
+        existing = records.first()
+        if existing is None:  # freed by a concurrent request a moment ago
             raise Conflict("The request could not be recorded; retry it.") from None
-        if not _frees_its_key(record):
-            return _replay(record, request_hash)
+        if not _frees_its_key(existing):
+            return _replay(existing, request_hash)
         # An expired answer, or a first request whose process died before answering: the key is free.
-        records.filter(pk=record.pk).delete()
+        records.filter(pk=existing.pk).delete()
         try:
             record = claim()
         except IntegrityError:
@@ -90,12 +97,13 @@ def _frees_its_key(record: IdempotencyRecord) -> bool:
     return record.status_code is None and record.created_at < now - PROCESSING_TIMEOUT
 
 
-def _replay(record: IdempotencyRecord, request_hash: str) -> tuple[int, dict, bool]:
+def _replay(record: IdempotencyRecord, request_hash: str) -> tuple[int, dict[str, Any], bool]:
     if record.request_hash != request_hash:
         raise Unprocessable("This Idempotency-Key was already used with a different request body.")
     if record.status_code is None:
         raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.")
-    return record.status_code, record.response_body, True
+    # Saved together with its status code, from the handler's body.
+    return record.status_code, cast(dict[str, Any], record.response_body), True
 
 
 def idempotency_records_purge() -> int:

@@ -3,6 +3,8 @@
 import hashlib
 from collections.abc import Mapping
 
+from django.contrib.auth.models import User
+
 from campaigns.models import Campaign
 from leadcrm.config_cache import cached
 from leadcrm.errors import InvalidInput
@@ -36,7 +38,12 @@ def partner_campaign_ids(partner_id: int) -> frozenset[int]:
 
 
 def api_lead_submit(
-    *, data: Mapping, partner: Partner | None, sandbox: bool = False, actor=None, idempotency_key: str = ""
+    *,
+    data: object,
+    partner: Partner | None,
+    sandbox: bool = False,
+    actor: User | None = None,
+    idempotency_key: str = "",
 ) -> CaptureResult:
     """Check the submission's shape and campaign (400 with field errors), then run the pipeline.
 
@@ -50,14 +57,14 @@ def api_lead_submit(
     campaign = campaign_for_intake(slug) if isinstance(slug, str) and slug else None
     if campaign is not None and partner is not None and campaign.pk not in partner_campaign_ids(partner.pk):
         campaign = None
-    errors = {}
+    errors: dict[str, list[str]] = {}
     if campaign is None:
         errors["campaign"] = ["This field is required."] if not slug else [CAMPAIGN_ERROR]
     try:
         submission = parse_submission(data, door_fields={"campaign"})
     except SubmissionError as error:
         errors.update(error.errors)
-    if errors:
+    if errors or campaign is None:  # a missing campaign is in errors already; said again for its type
         raise InvalidInput("The lead has invalid fields; nothing was stored.", extra=errors)
     context = CaptureContext(
         door=Door.API,

@@ -5,10 +5,11 @@ reach the person): it gets field errors and creates nothing. Everything else is 
 """
 
 import ipaddress
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from typing import Any, cast
 
 MAX_WHOLE_NUMBER = 2_000_000_000  # fits the database's integer column
 AMOUNT_DIGITS, AMOUNT_PLACES = 12, 2  # below a trillion, in cents: fits the lead's money column
@@ -84,20 +85,23 @@ TEXT_FIELDS = {
 class Submission:
     """A structurally sound submission: right types, trimmed strings, nothing judged yet."""
 
-    values: dict = field(default_factory=dict)
-    answers: dict = field(default_factory=dict)
-    sub_ids: dict = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    answers: dict[str, str | list[str]] = field(default_factory=dict)
+    sub_ids: dict[str, str] = field(default_factory=dict)
     consent: bool = False
-    raw: dict = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+FieldErrors = dict[str, list[str]]  # field name -> messages
 
 
 class SubmissionError(Exception):
-    def __init__(self, errors: dict[str, list[str]]):
+    def __init__(self, errors: FieldErrors) -> None:
         super().__init__("; ".join(f"{name}: {' '.join(messages)}" for name, messages in errors.items()))
         self.errors = errors
 
 
-def _text(value, limit: int, name: str, errors: dict) -> str:
+def _text(value: object, limit: int | None, name: str, errors: FieldErrors) -> str:
     if value is None:
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
@@ -112,13 +116,13 @@ def _text(value, limit: int, name: str, errors: dict) -> str:
         errors.setdefault(name, []).append("Contains characters that are not valid Unicode text.")
         return ""
     text = "".join(ch for ch in str(value) if ch.isprintable() or ch in "\n\t").strip()
-    if len(text) > limit:
+    if limit is not None and len(text) > limit:  # None: no limit, as the API schema shows it
         errors.setdefault(name, []).append(f"Ensure this field has no more than {limit} characters.")
         return ""
     return text
 
 
-def _whole_number(value, name: str, errors: dict) -> int | None:
+def _whole_number(value: object, name: str, errors: FieldErrors) -> int | None:
     if value in (None, ""):
         return None
     try:
@@ -133,7 +137,7 @@ def _whole_number(value, name: str, errors: dict) -> int | None:
         return None
 
 
-def _amount(value, name: str, errors: dict) -> Decimal | None:
+def _amount(value: object, name: str, errors: FieldErrors) -> Decimal | None:
     if value in (None, ""):
         return None
     try:
@@ -148,7 +152,7 @@ def _amount(value, name: str, errors: dict) -> Decimal | None:
         return None
 
 
-def _boolean(value, name: str, errors: dict) -> bool:
+def _boolean(value: object, name: str, errors: FieldErrors) -> bool:
     if isinstance(value, bool):
         return value
     if value is None:
@@ -162,17 +166,17 @@ def _boolean(value, name: str, errors: dict) -> bool:
     return False
 
 
-def _string_map(value, spec: SubmissionField, errors: dict) -> dict:
+def _string_map(value: object, spec: SubmissionField, errors: FieldErrors) -> dict[str, str | list[str]]:
     name = spec.name
     if value in (None, ""):
         return {}
     if not isinstance(value, Mapping):
         errors.setdefault(name, []).append("Must be an object of names and values.")
         return {}
-    if len(value) > spec.max_entries:
+    if spec.max_entries is not None and len(value) > spec.max_entries:
         errors.setdefault(name, []).append(f"At most {spec.max_entries} entries.")
         return {}
-    cleaned = {}
+    cleaned: dict[str, str | list[str]] = {}
     for key, item in value.items():
         key_text = _text(key, MAP_NAME_LENGTH, name, errors)
         if spec.lists and isinstance(item, list):
@@ -182,7 +186,7 @@ def _string_map(value, spec: SubmissionField, errors: dict) -> dict:
     return cleaned
 
 
-def _ip_address(value, spec: SubmissionField, errors: dict) -> str:
+def _ip_address(value: object, spec: SubmissionField, errors: FieldErrors) -> str:
     text = _text(value, spec.max_length, spec.name, errors)
     if not text:
         return ""
@@ -193,7 +197,7 @@ def _ip_address(value, spec: SubmissionField, errors: dict) -> str:
         return ""
 
 
-_READERS = {
+_READERS: dict[FieldKind, Callable[[object, SubmissionField, FieldErrors], object]] = {
     FieldKind.TEXT: lambda value, spec, errors: _text(value, spec.max_length, spec.name, errors),
     FieldKind.IP_ADDRESS: _ip_address,
     FieldKind.WHOLE_NUMBER: lambda value, spec, errors: _whole_number(value, spec.name, errors),
@@ -203,7 +207,7 @@ _READERS = {
 }
 
 
-def parse_submission(data: Mapping, *, door_fields: Collection[str] | None = None) -> Submission:
+def parse_submission(data: Mapping[str, Any], *, door_fields: Collection[str] | None = None) -> Submission:
     """Check types and sizes; raise SubmissionError with field errors if the shape is wrong.
 
     `door_fields`: for a door whose senders must send nothing else (the API), the names the door
@@ -212,13 +216,16 @@ def parse_submission(data: Mapping, *, door_fields: Collection[str] | None = Non
     """
     if not isinstance(data, Mapping):
         raise SubmissionError({"non_field_errors": ["Send an object of lead fields."]})
-    errors: dict[str, list[str]] = {}
+    errors: FieldErrors = {}
     read = {spec.name: _READERS[spec.kind](data.get(spec.name), spec, errors) for spec in SUBMISSION_FIELDS}
     if door_fields is not None:
         known = FIELD_NAMES | set(door_fields)
         for name in sorted(str(name) for name in data if name not in known):
             errors[name] = ["Unknown field."]
-    answers, sub_ids, consent = read.pop("answers"), read.pop("sub_ids"), read.pop("consent")
+    # What their readers return: the maps from _string_map (sub_ids has no lists), consent from _boolean.
+    answers = cast(dict[str, str | list[str]], read.pop("answers"))
+    sub_ids = cast(dict[str, str], read.pop("sub_ids"))
+    consent = cast(bool, read.pop("consent"))
     values = read
     submission = Submission(values=values, answers=answers, sub_ids=sub_ids, consent=consent)
     if not errors and not values["email"] and not values["phone"]:
