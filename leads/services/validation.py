@@ -5,10 +5,12 @@ reasons make it doubtful (throw-away inbox, too fast, too many from one IP, off-
 """
 
 import re
+import unicodedata
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
+import regex  # Unicode script properties, which the re module lacks
 from django.conf import settings
 from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
@@ -17,6 +19,7 @@ from campaigns.visitor import parse_user_agent
 from leadcrm.config_cache import cached
 
 from ..models import BlockedEmailDomain, Lead, Validity
+from .normalisation import normalise_email
 
 DISPOSABLE_DOMAINS_FILE = Path(__file__).resolve().parent.parent / "data" / "disposable_email_domains.txt"
 # ua-parser knows crawlers; these are the scripts and headless browsers that fill forms.
@@ -29,13 +32,76 @@ _AUTOMATION_AGENTS = re.compile(
 INVALID_REASONS = ("no_contact", "invalid_email", "invalid_phone", "missing_field", "honeypot", "bot", "consent")
 
 
+# Scripts whose letters are told apart in an address. Letters of other scripts are not judged.
+EMAIL_SCRIPTS = (
+    "Latin", "Greek", "Cyrillic", "Armenian", "Georgian", "Cherokee", "Hebrew", "Arabic", "Syriac", "Thaana",
+    "Nko", "Ethiopic", "Tifinagh", "Devanagari", "Bengali", "Gurmukhi", "Gujarati", "Oriya", "Tamil", "Telugu",
+    "Kannada", "Malayalam", "Sinhala", "Thai", "Lao", "Tibetan", "Myanmar", "Khmer", "Mongolian",
+    "Canadian_Aboriginal", "Han", "Hiragana", "Katakana", "Hangul", "Bopomofo",
+)  # fmt: skip
+# Scripts one word may mix (Unicode TR39's "highly restrictive" level): Japanese, Chinese and
+# Korean writing, each with Latin. Any other mix is how look-alike addresses are made.
+EMAIL_SCRIPT_MIXES = (
+    frozenset({"Latin", "Han", "Hiragana", "Katakana"}),
+    frozenset({"Latin", "Han", "Bopomofo"}),
+    frozenset({"Latin", "Han", "Hangul"}),
+)
+_SCRIPT_PATTERNS = {name: regex.compile(rf"\p{{Script_Extensions={name}}}") for name in EMAIL_SCRIPTS}
+
+
+@lru_cache(maxsize=4096)
+def _scripts_of(letter: str) -> frozenset[str]:
+    return frozenset(name for name, pattern in _SCRIPT_PATTERNS.items() if pattern.match(letter))
+
+
+def _mixed_scripts_error(part: str, label: str) -> str:
+    """Why one label mixes the letters of scripts no language mixes, or "" (digits and marks have none)."""
+    if label.isascii():
+        return ""
+    letters = [(char, _scripts_of(char)) for char in label if unicodedata.category(char).startswith("L")]
+    letters = [(char, scripts) for char, scripts in letters if scripts]
+    if not letters:
+        return ""
+    common, odd = letters[0][1], None
+    for letter in letters:  # a letter may belong to more than one script (Script_Extensions)
+        if not common & letter[1]:
+            odd = letter
+            break
+        common &= letter[1]
+    if odd is None or any(all(scripts & mix for _, scripts in letters) for mix in EMAIL_SCRIPT_MIXES):
+        return ""
+    char, scripts = odd
+    return (
+        f'The {part} "{label}" mixes {min(common)} and {min(scripts)} letters '
+        f"(U+{ord(char):04X} {unicodedata.name(char, '')}), so it can pass for another address."
+    )
+
+
 def email_error(email: str) -> str:
-    """Why an email cannot be right (syntax, special-use domains), or "". No DNS lookups."""
+    """Why an email cannot be right, or "". No DNS lookups.
+
+    Syntax, special-use domains and invisible characters (zero-width and bidi controls: the email
+    validator's "unsafe characters"), and words mixing the letters of scripts, like a Cyrillic "a"
+    (U+0430) in "paypal": an address that looks like someone else's.
+    """
     try:
-        validate_email(email, check_deliverability=False)
+        checked = validate_email(email, check_deliverability=False)
     except EmailNotValidError as error:
         return str(error)
+    for word in checked.local_part.split("."):
+        if problem := _mixed_scripts_error("part before the @-sign", word):
+            return problem
+    for label in checked.domain.split("."):  # Unicode labels, also when sent as xn--
+        if problem := _mixed_scripts_error("domain label", label):
+            return problem
     return ""
+
+
+def _email_as_sent(lead: Lead) -> str:
+    """The address before parse_submission dropped what does not print (a zero-width space, a bidi
+    control), so such characters are judged rather than hidden; lead.email keeps the cleaned one."""
+    sent = lead.raw_data.get("email") if isinstance(lead.raw_data, dict) else None
+    return normalise_email(sent) if isinstance(sent, str) else lead.email
 
 
 @lru_cache(maxsize=1)
@@ -90,7 +156,7 @@ def validate_lead(
     if not lead.email and not lead.phone:
         reasons.append("no_contact: neither email nor phone")
     if lead.email:
-        error = email_error(lead.email)
+        error = email_error(_email_as_sent(lead))
         if error:
             reasons.append(f"invalid_email: {error}")
         elif is_disposable_email(lead.email):

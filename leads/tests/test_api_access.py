@@ -367,10 +367,12 @@ def test_a_created_lead_is_answered_with_exactly_the_contract(supplier, supplier
     "fields, reason",
     [
         ({"email": "not-an-email"}, "invalid_email"),
+        ({"email": "ann.smith\u200b@example.com"}, "invalid_email"),
+        ({"email": "ann.sm\u0456th@example.com"}, "invalid_email"),
         ({"email": "", "phone": "12345", "country": "US"}, "invalid_phone"),
         ({"user_agent": "python-requests/2.31"}, "bot"),
     ],
-    ids=["invalid email", "invalid phone", "bot user agent"],
+    ids=["invalid email", "zero-width space in the email", "Cyrillic i in a Latin email", "invalid phone", "bot"],
 )
 def test_a_well_formed_lead_with_bad_data_is_stored_and_answered_invalid(supplier_client, campaign, fields, reason):
     response = supplier_client.post(LEADS, lead_body(campaign, **fields), format="json")

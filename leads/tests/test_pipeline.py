@@ -94,6 +94,101 @@ def test_staff_can_extend_the_disposable_domains(capture):
     assert capture(email="a@mail.spammy.example").validity == "suspect"
 
 
+LOOK_ALIKE = "so it can pass for another address."
+
+
+@pytest.mark.parametrize(
+    "email, reason",
+    [
+        ("ann\u200b@gmail.com", "The email address contains unsafe characters: ZERO WIDTH SPACE."),
+        ("ann@gma\u2060il.com", "The email address contains unsafe characters: WORD JOINER."),
+        ("ann\ufeff@gmail.com", "The email address contains unsafe characters: ZERO WIDTH NO-BREAK SPACE."),
+        ("an\u202en@gmail.com", "The email address contains unsafe characters: RIGHT-TO-LEFT OVERRIDE."),
+        ("ann\u200e@gmail.com", "The email address contains unsafe characters: LEFT-TO-RIGHT MARK."),
+        ("an\u2066n@gmail.com", "The email address contains unsafe characters: LEFT-TO-RIGHT ISOLATE."),
+        (
+            "p\u0430ypal@gmail.com",
+            'The part before the @-sign "p\u0430ypal" mixes Latin and Cyrillic letters '
+            f"(U+0430 CYRILLIC SMALL LETTER A), {LOOK_ALIKE}",
+        ),
+        (
+            "ann@g\u043e\u043egle.com",
+            'The domain label "g\u043e\u043egle" mixes Latin and Cyrillic letters '
+            f"(U+043E CYRILLIC SMALL LETTER O), {LOOK_ALIKE}",
+        ),
+        (
+            "ann@xn--ggle-55da.com",  # the same domain as sent in its ASCII form
+            'The domain label "g\u043e\u043egle" mixes Latin and Cyrillic letters '
+            f"(U+043E CYRILLIC SMALL LETTER O), {LOOK_ALIKE}",
+        ),
+        (
+            "j\u03bfhn.smith@example.com",
+            'The part before the @-sign "j\u03bfhn" mixes Latin and Greek letters '
+            f"(U+03BF GREEK SMALL LETTER OMICRON), {LOOK_ALIKE}",
+        ),
+        (
+            "\u0432\u0430c\u044f@example.com",
+            'The part before the @-sign "\u0432\u0430c\u044f" mixes Cyrillic and Latin letters '
+            f"(U+0063 LATIN SMALL LETTER C), {LOOK_ALIKE}",
+        ),
+    ],
+    ids=[
+        "zero-width space",
+        "word joiner in the domain",
+        "byte order mark",
+        "right-to-left override",
+        "left-to-right mark",
+        "bidi isolate",
+        "Cyrillic a in a Latin name",
+        "Cyrillic o in a Latin domain",
+        "the same domain as punycode",
+        "Greek omicron in a Latin name",
+        "Latin c in a Cyrillic name",
+    ],
+)
+def test_an_email_with_invisible_or_look_alike_letters_is_stored_invalid_with_the_reason(capture, email, reason):
+    lead = capture(email=email)
+
+    assert (lead.validity, lead.validity_reasons) == ("invalid", [f"invalid_email: {reason}"])
+    stored = Lead.objects.get(pk=lead.pk)  # kept, with what was sent
+    assert stored.validity == "invalid" and stored.raw_data["email"] == email
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "jos\u00e9@example.com",
+        "m\u00fcller@b\u00fccher.de",
+        "\u0438\u0432\u0430\u043d@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444",
+        "\u0418\u0432\u0430\u043d.\u041f\u0435\u0442\u0440\u043e\u0432@mail.ru",
+        "ivan.\u0438\u0432\u0430\u043d\u043e\u0432@example.com",
+        "\u03b3\u03b9\u03ac\u03bd\u03bd\u03b7\u03c2@\u03c0\u03b1\u03c1\u03ac\u03b4\u03b5\u03b9\u03b3\u03bc\u03b1.\u03b5\u03bb",
+        "\u7528\u6237@\u4f8b\u5b50.\u5e7f\u544a",
+        "\u3084\u307e\u3060\u592a\u90ce@\u4f8b\u3048.jp",
+        "\uc0ac\uc6a9\uc790@\uc608\uc2dc.\ud55c\uad6d",
+        "\u0645\u062d\u0645\u062f@\u0645\u062b\u0627\u0644.\u0645\u0635\u0631",
+        "\u0935\u093f\u0915\u093e\u0938@example.in",
+    ],
+    ids=[
+        "Latin with an accent",
+        "Latin with umlauts in both parts",
+        "Cyrillic throughout",
+        "Cyrillic name at a Latin domain",
+        "Latin and Cyrillic words apart",
+        "Greek throughout",
+        "Chinese",
+        "Japanese kana with kanji",
+        "Korean",
+        "Arabic",
+        "Devanagari",
+    ],
+)
+def test_an_internationalised_email_with_one_script_per_word_stays_valid(capture, email):
+    lead = capture(email=email)
+
+    assert (lead.validity, lead.validity_reasons) == ("valid", [])
+
+
 def test_form_time_at_the_minimum_is_fine(capture, settings):
     settings.LEAD_MIN_FORM_SECONDS = 2
     assert capture(email="a@example.com", context={"form_seconds": 2.0}).validity == "valid"
