@@ -317,6 +317,9 @@ class EnrollmentAdmin(ModelAdmin):
         return TemplateResponse(request, "admin/nurture/enrollment/move.html", context)
 
 
+EMAIL_LENGTH = Suppression._meta.get_field("email").max_length or 254
+
+
 class SuppressionImportForm(forms.Form):
     file = forms.FileField(help_text="CSV with an email column (or emails in the first column).")
 
@@ -376,6 +379,8 @@ class SuppressionAdmin(ModelAdmin):
                     email = cells[column].strip().lower() if len(cells) > column else ""
                     if problem:  # never stored cleaned up: the line is named so staff can fix it
                         refused.append(f"line {line}, {problem}")
+                    elif len(email) > EMAIL_LENGTH:
+                        refused.append(f"line {line}, the address is longer than {EMAIL_LENGTH} characters")
                     elif "@" in email:
                         emails.append(email)
                     else:
@@ -383,7 +388,7 @@ class SuppressionAdmin(ModelAdmin):
                 added = suppress_many(emails=emails, reason=Suppression.Reason.MANUAL)
                 note = f" Lines without an address: {', '.join(bad[:20])}." if bad else ""
                 if refused:
-                    note += f" Not imported: {'; '.join(refused[:20])}. Remove them and import those lines again."
+                    note += f" Not imported: {'; '.join(refused[:20])}. Fix those lines and import them again."
                 self.message_user(
                     request, f"{added} address(es) suppressed.{note}", messages.WARNING if refused else messages.INFO
                 )

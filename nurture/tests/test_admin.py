@@ -123,7 +123,7 @@ def test_a_suppression_upload_names_lines_with_control_characters_and_stores_the
     assert response.status_code == 200
     message = (
         "2 address(es) suppressed. Not imported: line 3, column 1 (email) contains a NUL byte (U+0000); "
-        "line 4, column 2 (name) contains a control character (U+001B). Remove them and import those lines again."
+        "line 4, column 2 (name) contains a control character (U+001B). Fix those lines and import them again."
     )
     assert [(str(m), m.level_tag) for m in response.context["messages"]] == [(message, "warning")]
     assert message in response.content.decode()
@@ -139,6 +139,20 @@ def test_a_suppression_upload_without_a_header_names_a_first_line_with_a_nul_byt
     (message,) = [str(m) for m in response.context["messages"]]
     assert message.startswith("1 address(es) suppressed. Not imported: line 1, column 1 contains a NUL byte (U+0000).")
     assert list(Suppression.objects.values_list("email", flat=True)) == ["bob@example.com"]
+
+
+def test_a_suppression_upload_names_an_address_too_long_to_store_and_stores_the_others(marketer):
+    upload = io.BytesIO(b"email\nann@example.com\n" + b"x" * 250 + b"@example.com\nbob@example.com\n")
+    upload.name = "suppress.csv"
+
+    response = marketer.post(reverse("admin:nurture_suppression_import"), {"file": upload}, follow=True)
+
+    assert response.status_code == 200
+    assert [str(m) for m in response.context["messages"]] == [
+        "2 address(es) suppressed. Not imported: line 3, the address is longer than 254 characters. "
+        "Fix those lines and import them again."
+    ]
+    assert set(Suppression.objects.values_list("email", flat=True)) == {"ann@example.com", "bob@example.com"}
 
 
 def test_leads_can_be_added_to_a_flow_from_the_lead_list(marketer, make_flow, campaign):
