@@ -198,8 +198,9 @@ FOLD_BATCH = 100_000  # click ids per transaction: a first fold after a long pau
 def _locked_click_fold() -> ClickFold:
     """The fold's mark, locked until the transaction ends: folds, click deletions and rebuilds take
     it first (before any rollup row), so they run one after another."""
-    mark = ClickFold.objects.select_for_update().filter(pk=1).first()
-    return mark if mark is not None else ClickFold.objects.create(pk=1)
+    # Made if missing (a flushed test database) without a race: two folds may both find none.
+    ClickFold.objects.bulk_create([ClickFold(pk=1)], ignore_conflicts=True)
+    return ClickFold.objects.select_for_update().get(pk=1)
 
 
 def rollups_fold_clicks(*, settle: datetime.timedelta = FOLD_SETTLE, batch: int = FOLD_BATCH) -> int:
