@@ -138,6 +138,8 @@ NAVIGATION: list[tuple[str, str | None, list[Link]]] = [
             _model("Users", "person", "auth.user"),
             _model("Groups", "badge", "auth.group"),
             _model("Sales reps", "support_agent", "leads.salesrepprofile"),
+            _model("Login lockouts", "lock_person", "axes.accessattempt"),
+            _model("Two-factor apps", "phonelink_lock", "otp_totp.totpdevice"),
         ],
     ),
     (
@@ -169,6 +171,17 @@ def sidebar_navigation(request: HttpRequest) -> list[dict]:
         if item["link"] in filtered or ("?" not in item["link"] and len(item["link"]) < longest):
             item["active"] = False
     return groups
+
+
+def account_links(request: HttpRequest) -> list[dict[str, str]]:
+    """The user menu: Unfold's "Change password" (which a list of our own replaces) and two-factor set-up."""
+    if not request.user.is_authenticated:
+        return []  # the login page builds the menu too
+    links = []
+    if request.user.has_usable_password():
+        links.append({"title": "Change password", "link": reverse("admin:password_change")})
+    links.append({"title": "Two-factor authentication", "link": reverse("two-factor")})
+    return links
 
 
 def global_search(request: HttpRequest, term: str) -> list[SearchResult]:

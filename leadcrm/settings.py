@@ -1,5 +1,6 @@
 """Settings for leadcrm. Every value comes from the environment; see .env.example and README."""
 
+import datetime
 import secrets
 from pathlib import Path
 
@@ -48,6 +49,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    # Staff login: lockout after failed passwords (axes) and a second factor (django-otp).
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "django_celery_beat",
     "rest_framework",
     "rest_framework.authtoken",
@@ -58,6 +64,7 @@ INSTALLED_APPS = [
     "leads",
     "nurture",
     "reporting",
+    "leadcrm.staff_login",
 ]
 
 MIDDLEWARE = [
@@ -68,8 +75,12 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "leadcrm.staff_login.middleware.SecondFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "leadcrm.middleware.ApiRequestMiddleware",
+    # Last, as axes asks: it turns a login refused for a lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "leadcrm.urls"
@@ -138,6 +149,29 @@ STORAGES = {
 LOGIN_URL = "admin:login"
 LOGIN_REDIRECT_URL = "admin:index"
 
+# --- Staff login ---------------------------------------------------------------------------------
+# Axes checks every password login first; it never sees API keys or staff tokens, which do not log in.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# This many wrong passwords for one username from one address lock that pair out for the cool-off;
+# other addresses (and other usernames) are not locked, so guesses from elsewhere never lock out the
+# real user. Behind a proxy this needs CLIENT_IP_HEADER, or every login comes from the proxy's address.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_MINUTES = env.int("AXES_COOLOFF_MINUTES", default=15)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=AXES_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Attempts during a lockout do not restart it, so the page can say when it ends.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+# The address as click tracking and the API see it: CLIENT_IP_HEADER from the proxy, else the socket.
+AXES_CLIENT_IP_CALLABLE = "campaigns.visitor.client_ip"
+AXES_LOCKOUT_CALLABLE = "leadcrm.staff_login.views.locked_out"
+AXES_VERBOSE = False  # no banner at every start; its log lines mask usernames and addresses anyway
+# A second factor (an authenticator app, with backup codes) is required of superusers and managers
+# when this is on; other staff may turn it on for themselves.
+REQUIRE_STAFF_2FA = env.bool("REQUIRE_STAFF_2FA", default=not DEBUG)
+OTP_TOTP_ISSUER = "leadcrm"
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the admin never shows a device's key
+
 # --- The admin (django-unfold) -------------------------------------------------------------------
 UNFOLD = {
     "SITE_TITLE": "leadcrm",
@@ -157,6 +191,7 @@ UNFOLD = {
         "navigation": "leadcrm.admin_site.sidebar_navigation",
     },
     "COMMAND": {"search_models": False, "search_callback": "leadcrm.admin_site.global_search"},
+    "ACCOUNT": {"navigation": "leadcrm.admin_site.account_links"},
 }
 
 # --- Email -----------------------------------------------------------------------------------

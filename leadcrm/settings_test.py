@@ -7,6 +7,8 @@ os.environ.setdefault("HTTPS_ONLY", "false")
 os.environ.setdefault("DJANGO_READ_DOT_ENV_FILE", "false")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ.setdefault("COUNTRY_HEADER", "CF-IPCountry")  # tests play a site behind Cloudflare
+# Tests log staff in with the password alone; the two-factor tests (leadcrm/staff_login) turn it on.
+os.environ.setdefault("REQUIRE_STAFF_2FA", "false")
 
 from .settings import *  # noqa: F403
 

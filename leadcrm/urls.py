@@ -15,6 +15,7 @@ urlpatterns = [
     # Browsers ask for /favicon.ico on every page that names none (landing pages, the API docs).
     path("favicon.ico", favicon),
     path("admin/reports/", include("reporting.admin_urls")),
+    path("admin/two-factor/", include("leadcrm.staff_login.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("leads.api.urls")),
     path("api/v1/", include("reporting.api_urls")),

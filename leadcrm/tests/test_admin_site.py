@@ -21,7 +21,7 @@ def sidebar(client) -> dict[str, list[str]]:
         if heading:
             current = heading.strip()
             groups.setdefault(current, [])
-        elif link and not link.startswith(("/admin/password_change/", "/admin/logout/")):
+        elif link and not link.startswith(("/admin/password_change/", "/admin/logout/", "/admin/two-factor/")):
             groups.setdefault(current, []).append(link)
     return groups
 

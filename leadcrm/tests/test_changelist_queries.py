@@ -7,14 +7,18 @@ column or a link) fails, named."""
 import uuid
 
 import pytest
+from axes.models import AccessAttempt
 from django.apps import apps
 from django.contrib import admin
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import connection, models, transaction
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from campaigns.tests.factories import UserFactory
 from leads.models import BlockedEmailDomain, Lead, Partner, Postback, SalesRepProfile
@@ -61,6 +65,10 @@ FIRST_ROWS = {
     "nurture.audience": lambda: Audience.objects.create(name="Demo audience"),
     "nurture.suppression": lambda: Suppression.objects.create(email="gone@example.com", reason="unsubscribed"),
     "django_celery_beat.crontabschedule": lambda: CrontabSchedule.objects.create(minute="5"),
+    "axes.accessattempt": lambda: AccessAttempt.objects.create(
+        username="marketer", ip_address="203.0.113.5", failures_since_start=5, attempt_time=timezone.now()
+    ),
+    "otp_totp.totpdevice": lambda: TOTPDevice.objects.create(user=User.objects.first(), name="Phone", confirmed=True),
     "nurture.enrollment": lambda: Enrollment.objects.create(flow=Flow.objects.first(), lead=Lead.objects.first()),
     "nurture.nurturemessage": lambda: NurtureMessage.objects.create(
         enrollment=Enrollment.objects.first(),
@@ -76,6 +84,7 @@ ADJUST = {
     "nurture.enrollment": lambda row: setattr(row, "lead", Lead.objects.exclude(pk=row.lead_id).first()),
     "leads.postback": lambda row: setattr(row, "lead", Lead.objects.exclude(pk=row.lead_id).first()),
     "nurture.nurturemessage": lambda row: setattr(row, "provider_id", f"<copy-{uuid.uuid4()}@example.com>"),
+    "axes.accessattempt": lambda row: setattr(row, "ip_address", "203.0.113.6"),
 }
 
 
