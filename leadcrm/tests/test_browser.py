@@ -311,3 +311,74 @@ def test_a_marketer_builds_a_two_step_flow_and_downloads_an_audience(browser):
     [downloaded] = [path for path in browser.downloads.iterdir() if path.suffix == ".csv"]
     assert downloaded.read_text().count("\n") == export.rows + 1  # a header and one line per lead
     shutil.rmtree(browser.downloads)
+
+
+def _password_step(browser, username: str, password: str = PASSWORD, *, refused: bool = False) -> None:
+    """The login form's password step; refused: the page answers 429 (a lockout), which Chromium logs."""
+    browser.driver.delete_all_cookies()
+    browser.open(reverse("admin:login"))
+    browser.find(By.NAME, "username").clear()
+    browser.find(By.NAME, "username").send_keys(username)
+    browser.find(By.NAME, "password").send_keys(password)
+    button = browser.find(By.CSS_SELECTOR, "#login-form [type=submit]")
+    button.click()
+    WebDriverWait(browser.driver, 10).until(expected_conditions.staleness_of(button))
+    if refused:
+        errors = [entry["message"] for entry in browser.driver.get_log("browser") if entry["level"] == "SEVERE"]
+        assert all("status of 429 (Too Many Requests)" in error for error in errors), errors
+    browser.assert_no_console_errors()
+
+
+def _app_code(key_text: str, drift: int = 0) -> str:
+    """What the phone's authenticator app shows for the key the page printed (RFC 6238)."""
+    import base64
+
+    from django_otp.oath import totp
+
+    return f"{totp(base64.b32decode(key_text.replace(' ', '')), drift=drift):06d}"
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_manager_sets_up_two_factor_at_login_and_gives_a_code_the_next_time(browser, settings):
+    settings.REQUIRE_STAFF_2FA = True
+    _password_step(browser, "manager")
+    browser.wait_for(By.ID, "two-factor-qr")
+    assert "Your role needs two-factor authentication" in browser.text()
+    assert not browser.driver.find_elements(By.ID, "nav-sidebar")  # nothing else opens yet
+    browser.screenshot("two-factor-setup")
+
+    key_text = browser.find(By.ID, "two-factor-key").text
+    browser.find(By.ID, "id_code").send_keys(_app_code(key_text))
+    browser.find(By.CSS_SELECTOR, "#two-factor-setup-form [type=submit]").click()
+    codes = browser.wait_for(By.ID, "backup-codes").text.split()
+    assert len(codes) == 10
+    browser.assert_no_console_errors()
+    browser.screenshot("two-factor-backup-codes")
+    browser.click(By.LINK_TEXT, "I have saved them: continue")
+    browser.wait_for(By.ID, "nav-sidebar")
+    assert "Marketing:" in browser.text()
+
+    browser.open(reverse("two-factor"))
+    assert "Two-factor authentication is on" in browser.text() and "10 unused backup codes" in browser.text()
+    browser.screenshot("two-factor-overview")
+
+    _password_step(browser, "manager")
+    browser.wait_for(By.ID, "two-factor-form")
+    browser.screenshot("two-factor-code")
+    browser.find(By.ID, "id_code").send_keys(_app_code(key_text, drift=1))  # the set-up spent this step's code
+    browser.find(By.CSS_SELECTOR, "#two-factor-form [type=submit]").click()
+    browser.wait_for(By.ID, "nav-sidebar")
+    browser.assert_no_console_errors()
+    assert "Marketing:" in browser.text()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_login_page_says_when_a_locked_out_user_may_try_again(browser):
+    for _ in range(4):
+        _password_step(browser, "marketer", "not-the-password")
+    _password_step(browser, "marketer", "not-the-password", refused=True)
+    assert "Too many failed logins" in browser.find(By.ID, "lockout").text
+    _password_step(browser, "marketer", refused=True)
+    assert "Too many failed logins" in browser.find(By.ID, "lockout").text
+    assert not browser.driver.find_elements(By.ID, "nav-sidebar")
+    browser.screenshot("login-lockout")
