@@ -203,6 +203,10 @@ class Command(BaseCommand):
         self.stdout.write(f"Admin: {settings.SITE_URL}/admin/")
         for username, group in users:
             self.stdout.write(f"  login {username:<9} password {DEMO_PASSWORD}   ({group})")
+        if settings.REQUIRE_STAFF_2FA:
+            self.stdout.write(
+                "  REQUIRE_STAFF_2FA is on: admin and manager set up an authenticator app at their first login."
+            )
 
     def _traffic_sources(self) -> dict[str, TrafficSource]:
         sources = {}
