@@ -25,7 +25,7 @@ from django_otp.middleware import is_verified
 from leadcrm.errors import ApplicationError
 
 from .forms import CodeForm
-from .middleware import remember_next_step
+from .middleware import pending_step, remember_next_step
 from .qr import qr_svg
 from .services import (
     BACKUP_CODE_COUNT,
@@ -132,7 +132,7 @@ def two_factor_setup(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Two-factor authentication is on. From now on, logging in asks for a code.")
             return HttpResponseRedirect(_with_next(reverse("two-factor-backup-codes"), request))
     device = authenticator_start(user=user)
-    forced = not is_verified(user)  # sent here by the middleware
+    forced = not is_verified(user) and pending_step(request) == NextStep.SET_UP  # sent here by the middleware
     context = {
         **admin.site.each_context(request),
         "title": "Set up two-factor authentication",

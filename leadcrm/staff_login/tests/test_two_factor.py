@@ -81,6 +81,7 @@ def test_a_staff_user_sets_up_an_app_from_the_user_menu_and_sees_the_backup_code
     assert page.status_code == 200
     assert '<svg role="img" aria-label="QR code"' in text and "<path" in text
     assert not re.search(r"<img[^>]+src=\"https?:", text)  # drawn here, no chart service sees the key
+    assert "Your role needs" not in text and 'id="nav-sidebar"' in text  # chosen, so the admin stays around it
     key_text = shown_key(page)
     assert client.get(SETUP).content.decode().count(key_text) == 1  # the same key until confirmed
 
@@ -176,7 +177,7 @@ def test_a_user_who_must_use_it_is_sent_to_set_it_up_and_reaches_nothing_else(cl
     assert client.get("/api/v1/leads/").status_code in (401, 403)
     page = client.get(SETUP + "?next=%2Fadmin%2Fcampaigns%2Fcampaign%2F")
     text = page.content.decode()
-    assert "Your role needs two-factor authentication" in text
+    assert "Your role needs two-factor authentication" in text and 'id="nav-sidebar"' not in text
     assert 'href="/admin/campaigns/campaign/"' not in text  # no sidebar to wander off through
 
     confirmed = client.post(
@@ -250,3 +251,13 @@ def test_it_is_required_by_default_outside_debug_and_the_environment_decides():
     }
     lockout = settings_of("AXES_FAILURE_LIMIT", "AXES_COOLOFF_TIME", DEBUG="true", AXES_COOLOFF_MINUTES="30")
     assert lockout == {"AXES_FAILURE_LIMIT": "5", "AXES_COOLOFF_TIME": "0:30:00"}
+
+
+def test_what_follows_the_password_is_decided_at_login_so_pages_ask_nothing_more(client, marketer):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    log_in(client, marketer)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/admin/").status_code == 200
+    assert [query["sql"] for query in queries if "otp_" in query["sql"]] == []
