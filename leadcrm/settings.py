@@ -50,9 +50,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     # Staff login: lockout after failed passwords (axes) and a second factor (django-otp).
-    "axes",
+    "leadcrm.staff_login.library_apps.LoginLockoutsConfig",  # axes
     "django_otp",
-    "django_otp.plugins.otp_totp",
+    "leadcrm.staff_login.library_apps.TwoFactorAppsConfig",  # django_otp.plugins.otp_totp
     "django_otp.plugins.otp_static",
     "django_celery_beat",
     "rest_framework",
@@ -367,5 +367,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # axes logs every login at INFO; its warnings (failures, lockouts) are the ones worth keeping.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
