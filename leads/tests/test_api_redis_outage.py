@@ -2,10 +2,6 @@
 redis-server is stopped in the middle of the posts, and every post still answers 201."""
 
 import logging
-import shutil
-import socket
-import subprocess
-import time
 
 import pytest
 from rest_framework.test import APIClient
@@ -14,35 +10,6 @@ from leads.models import Lead, Partner
 from leads.services.partners import api_key_create
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
-
-REDIS = shutil.which("redis-server")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def private_redis():
-    if REDIS is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    server = subprocess.Popen(
-        [REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield server, port
-    server.kill()
-    server.wait()
 
 
 def test_every_post_answers_201_while_the_cache_s_redis_is_stopped(private_redis, settings, campaign, caplog):
