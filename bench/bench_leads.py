@@ -5,12 +5,13 @@ against a bare Lead.objects.create of the same rows, with the queries each captu
 import re
 import time
 from html import unescape
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from bench.figures import Figure
+from bench.figures import Figure, queries_without_transaction_control
 from bench.people import phone
 from bench.servers import CLIENT_CONNECTIONS, GUNICORN_WORKERS, gunicorn, interleaved
 from campaigns.models import Advertiser, Campaign, LandingPage, Offer, TrafficSource
@@ -73,8 +74,9 @@ def _csrf(port: int, path: str) -> tuple[str, str]:
     return cookie, unescape(token.group(1))
 
 
-def form_posts(port: int) -> tuple[float, float]:
-    """(project, floor) form posts per second: the same fields to /l/<slug>/ and to the bare view."""
+def form_posts(port: int):
+    """(project, floor) form posts per second, the same fields to /l/<slug>/ and to the bare view, and
+    the queries of one post."""
     campaign = _bench_offer("Bench form")
     LandingPage.objects.create(
         campaign=campaign,
@@ -123,12 +125,22 @@ def form_posts(port: int) -> tuple[float, float]:
     form_leads = Lead.objects.filter(campaign=campaign, door=Door.LANDING_PAGE)
     assert form_leads.filter(email__startswith="form.person").count() >= POSTS, "the form posts stored no leads"
     assert not form_leads.filter(is_duplicate=True).exists(), "a form post was taken for a duplicate"
-    return rates["form"], rates["floor"]
+
+    # The queries of one post in this process, its configuration loaded by a first one.
+    client = Client(HTTP_USER_AGENT=USER_AGENT, HTTP_CF_IPCOUNTRY="US")
+    fields = {
+        name: value for name, value in parse_qsl(post("", 7_999_998)[2].decode()) if name != "csrfmiddlewaretoken"
+    }
+    assert client.post("/l/bench-form/", fields).status_code == 302
+    fields.update(email="Form.Counted@Example.com", phone=phone(7_999_999))
+    with CaptureQueriesContext(connection) as queries:
+        assert client.post("/l/bench-form/", fields).status_code == 302
+    return rates["form"], rates["floor"], queries
 
 
 def run(timed) -> list[Figure]:
     with gunicorn() as port:
-        form, form_floor = form_posts(port)
+        form, form_floor, form_queries = form_posts(port)
 
     campaign = _bench_offer("Bench leads")
     QualificationRule.objects.create(offer=campaign.offer, field="answers.timeline", operator="==", value="this month")
@@ -173,10 +185,12 @@ def run(timed) -> list[Figure]:
         captured(COUNT * 100)
     print(
         f"leads: landing form posts {form:,.0f}/s vs {form_floor:,.0f}/s bare form-insert view (ratio "
-        f"{form / form_floor:.2f}; gunicorn {GUNICORN_WORKERS} workers, {CLIENT_CONNECTIONS} client connections, "
+        f"{form / form_floor:.2f}; {len(form_queries)} queries a post, "
+        f"{queries_without_transaction_control(form_queries)} without transaction control; gunicorn {GUNICORN_WORKERS} workers, {CLIENT_CONNECTIONS} client connections, "
         f"median of {ROUNDS} interleaved rounds); in this process {rate:,.0f}/s through lead_capture() vs {floor:,.0f}/s bare "
         f"Lead.objects.create (ratio {rate / floor:.2f}); {len(queries)} queries per new lead, "
-        f"{len(duplicate_queries)} per duplicate (with transaction control; {Lead.objects.count():,} leads stored)"
+        f"{len(duplicate_queries)} per duplicate ({queries_without_transaction_control(queries)} and "
+        f"{queries_without_transaction_control(duplicate_queries)} without transaction control; {Lead.objects.count():,} leads stored)"
     )
     return [
         Figure(

@@ -43,6 +43,14 @@ class Figure:
         return f"| {self.path} | {_number(self.project)} {self.unit} | {floor} | {ratio} | {target} | {met} |"
 
 
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+
+def queries_without_transaction_control(queries) -> int:
+    """Statements a CaptureQueriesContext saw, leaving out transaction control as the issue counts."""
+    return sum(1 for query in queries.captured_queries if not query["sql"].upper().startswith(TRANSACTION_CONTROL))
+
+
 def _number(value: float) -> str:
     if value >= 100:
         return f"{value:,.0f}"
