@@ -44,11 +44,14 @@ manage: $(VENV)/.runtime
 	$(BIN)/python manage.py $(CMD)
 
 # The whole test suite (SQLite by default; set DATABASE_URL for PostgreSQL), one pytest-xdist worker
-# per core: the migrations run once, each worker tests on its own copy of the database, and an idle
-# worker takes tests from a busy one (worksteal). TEST_WORKERS=0 runs it in one process.
+# per core: the migrations run once and each worker tests on its own copy of the database. Tests are
+# handed out in collection order (--dist load), where pytest-django puts transactional tests last: a
+# transactional test empties the database (the migrations' groups and content types come back only
+# for the next such test), so no worker may take an ordinary test after one, as work stealing would.
+# TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= auto
 test: $(VENV)/.dev
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist load $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
