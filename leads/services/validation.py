@@ -97,6 +97,14 @@ def email_error(email: str) -> str:
     return ""
 
 
+def _syntax_error(email: str) -> str:
+    try:
+        validate_email(email, check_deliverability=False)
+    except EmailNotValidError as error:
+        return str(error)
+    return ""
+
+
 def _email_as_sent(lead: Lead) -> str:
     """The address before parse_submission dropped what does not print (a zero-width space, a bidi
     control), so such characters are judged rather than hidden; lead.email keeps the cleaned one."""
@@ -156,9 +164,12 @@ def validate_lead(
     if not lead.email and not lead.phone:
         reasons.append("no_contact: neither email nor phone")
     if lead.email:
-        error = email_error(_email_as_sent(lead))
-        if error:
+        if error := _syntax_error(lead.email):
             reasons.append(f"invalid_email: {error}")
+        elif disguise := email_error(_email_as_sent(lead)):
+            # Well formed once cleaned, but sent with invisible characters or look-alike letters:
+            # it may be someone else's address in disguise. Suspect: kept, not sold or emailed blind.
+            reasons.append(f"disguised_email: {disguise}")
         elif is_disposable_email(lead.email):
             reasons.append("disposable_email: a throw-away inbox domain")
     if lead.phone and not phone_ok:

@@ -101,7 +101,7 @@ def test_row_with_an_invalid_email_is_stored_as_an_invalid_lead_not_rejected(cam
     assert finn.validity_reasons == [row["reasons"]]
 
 
-def test_rows_with_invisible_or_look_alike_letters_in_the_email_are_stored_invalid_with_the_reason(campaign):
+def test_rows_with_invisible_or_look_alike_letters_in_the_email_are_stored_suspect_with_the_reason(campaign):
     data = csv_file("campaign,email", "solar-us,ann\u200b@example.com", "solar-us,b\u043eb@example.com")
 
     lead_import = leads_import(data=data, file_name="look-alikes.csv")
@@ -109,12 +109,12 @@ def test_rows_with_invisible_or_look_alike_letters_in_the_email_are_stored_inval
     report = report_rows(lead_import)
     assert (lead_import.created_leads, lead_import.rejected) == (2, 0)
     assert (report[2]["validity"], report[2]["reasons"]) == (
-        "invalid",
-        "invalid_email: The email address contains unsafe characters: ZERO WIDTH SPACE.",
+        "suspect",
+        "disguised_email: The email address contains unsafe characters: ZERO WIDTH SPACE.",
     )
     assert (report[3]["validity"], report[3]["reasons"]) == (
-        "invalid",
-        'invalid_email: The part before the @-sign "b\u043eb" mixes Latin and Cyrillic letters '
+        "suspect",
+        'disguised_email: The part before the @-sign "b\u043eb" mixes Latin and Cyrillic letters '
         "(U+043E CYRILLIC SMALL LETTER O), so it can pass for another address.",
     )
 

@@ -146,12 +146,13 @@ LOOK_ALIKE = "so it can pass for another address."
         "Latin c in a Cyrillic name",
     ],
 )
-def test_an_email_with_invisible_or_look_alike_letters_is_stored_invalid_with_the_reason(capture, email, reason):
+def test_an_email_with_invisible_or_look_alike_letters_is_stored_suspect_with_the_reason(capture, email, reason):
     lead = capture(email=email)
 
-    assert (lead.validity, lead.validity_reasons) == ("invalid", [f"invalid_email: {reason}"])
+    assert (lead.validity, lead.validity_reasons) == ("suspect", [f"disguised_email: {reason}"])
     stored = Lead.objects.get(pk=lead.pk)  # kept, with what was sent
-    assert stored.validity == "invalid" and stored.raw_data["email"] == email
+    assert stored.validity == "suspect" and stored.raw_data["email"] == email
+    assert not stored.is_billable  # not sold as it stands
 
 
 @pytest.mark.parametrize(
