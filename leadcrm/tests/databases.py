@@ -67,6 +67,7 @@ class Template:
     def add_worker(self, worker: str) -> str:
         with self.lock:
             self.workers.append(worker)
+            self.answer_file(worker).unlink(missing_ok=True)  # a killed run's, under a pid used again
             if self.built:
                 self.copy(worker)
         return str(self.answer_file(worker))
