@@ -306,6 +306,8 @@ def assert_each_lead_delivered_once(buyer: Buyer, infra: Infrastructure) -> dict
     assert set(seen) == expected, infra.logs()  # no lead was ever sent under a second id
     entries = OutboxEntry.objects.filter(kind=OutboxEntry.Kind.DELIVERY, lead__in=leads)
     assert entries.count() == LEAD_COUNT
+    # A batch writes its entries' results a moment after its deliveries' own.
+    wait_for(lambda: not entries.exclude(status=OutboxEntry.Status.DONE).exists(), seconds=10)
     assert set(entries.values_list("status", flat=True)) == {OutboxEntry.Status.DONE}
     return {webhook_id: count for webhook_id, count in seen.items() if count > 1}
 

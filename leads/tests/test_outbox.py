@@ -222,6 +222,9 @@ def test_a_real_worker_assigns_a_captured_lead_within_seconds(celery_worker, cap
 
     assert wait_for(lambda: Lead.objects.filter(pk=lead.pk, assigned_to=rep).exists()), celery_worker.read_text()
     entry = lead.outbox_entries.get(kind="assignment")
+    # The batch writes its entries' results when it ends, a moment after the assignment itself.
+    assert wait_for(lambda: OutboxEntry.objects.filter(pk=entry.pk, status="done").exists(), seconds=10)
+    entry.refresh_from_db()
     assert (entry.status, entry.attempts) == ("done", 1)
     assert "process_outbox_batch_task" in celery_worker.read_text()
 
