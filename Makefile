@@ -45,13 +45,15 @@ manage: $(VENV)/.runtime
 
 # The whole test suite (SQLite by default; set DATABASE_URL for PostgreSQL), one pytest-xdist worker
 # per core: the migrations run once and each worker tests on its own copy of the database. Tests are
-# handed out in collection order (--dist load), where pytest-django puts transactional tests last: a
-# transactional test empties the database (the migrations' groups and content types come back only
-# for the next such test), so no worker may take an ordinary test after one, as work stealing would.
+# handed out in collection order, where pytest-django puts transactional tests last: a transactional
+# test empties the database (the migrations' groups and content types come back only for the next
+# such test), so no worker may take an ordinary test after one, as work stealing would. They go out
+# one at a time (--dist loadgroup, where each test is its own group): --dist load queues many tests
+# ahead on a worker, and the long browser tests ended up behind one another on one of them.
 # TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= auto
 test: $(VENV)/.dev
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist load $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
