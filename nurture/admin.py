@@ -455,7 +455,7 @@ def lead_emails_and_flows(lead):
     enrollments = list(lead.enrollments.select_related("flow", "step").order_by("entered_at"))
     messages_sent = list(lead.nurture_messages.select_related("step").order_by("created_at")[:50])
     if not enrollments and not messages_sent:
-        return format_html('<p class="lc-empty">In no nurture flow. Add it to one from the lead list\'s actions.</p>')
+        return mark_safe('<p class="lc-empty">In no nurture flow. Add it to one from the lead list\'s actions.</p>')
     flows = format_html_join(
         "",
         "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from django.utils import timezone
 from django.utils.formats import localize
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 from ..models import LeadEvent
 
@@ -179,4 +179,4 @@ def timeline_html(events) -> SafeString:
             for event in events
         ),
     )
-    return format_html('<ol class="lc-timeline">{}</ol>', rows) if events else format_html("<p>No events yet.</p>")
+    return format_html('<ol class="lc-timeline">{}</ol>', rows) if events else mark_safe("<p>No events yet.</p>")
