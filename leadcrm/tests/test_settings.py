@@ -13,6 +13,11 @@ GOOD_KEY = "k3y-for-settings-tests-only-9f8e7d6c5b4a3928170615243342516aa"
 
 
 def run_manage(*args: str, **env_vars: str) -> subprocess.CompletedProcess:
+    return run_python("manage.py", *args, **env_vars)
+
+
+def run_python(*args: str, **env_vars: str) -> subprocess.CompletedProcess:
+    """`python <args>` in the project directory, with nothing of this shell's environment but what is given."""
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", "/tmp"),
@@ -21,7 +26,7 @@ def run_manage(*args: str, **env_vars: str) -> subprocess.CompletedProcess:
         **env_vars,
     }
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        [sys.executable, *args],
         cwd=BASE_DIR,
         env=env,
         capture_output=True,
@@ -32,8 +37,10 @@ def run_manage(*args: str, **env_vars: str) -> subprocess.CompletedProcess:
 
 
 def settings_of(*names: str, **env_vars: str) -> dict:
+    """The named settings as a fresh process reads them from this environment (the settings module
+    alone: what start-up reads, without the second of setting up every app that `shell` costs)."""
     code = "import json; from django.conf import settings as s; print(json.dumps({n: str(getattr(s, n, None)) for n in %r}))"
-    result = run_manage("shell", "-c", code % (names,), **env_vars)
+    result = run_python("-c", code % (names,), **env_vars)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
