@@ -23,6 +23,7 @@ from ..models import (
     PartnerNotification,
 )
 from ..signals import lead_erased
+from .consent import consent_certificates_erase
 from .outbox import follow_up_kinds
 
 # What identifies the person, blanked. What the lead counts for stays: campaign, source, offer,
@@ -95,6 +96,9 @@ def lead_erase(*, lead: Lead, actor: User | None = None) -> bool:
         lead.save(
             update_fields=[*PERSONAL_FIELDS, "validity_reasons", "qualification_reasons", "erased_at", "updated_at"]
         )
+        # The consent certificate keeps its text, times and digests: it still verifies, and still
+        # proves what the form showed, but no longer from which address (leads/services/consent.py).
+        consent_certificates_erase(lead=lead)
         if lead.tracked_click_id:
             Click.objects.filter(pk=lead.tracked_click_id).update(ip=None, user_agent="", referrer="")
         LeadNote.objects.filter(lead=lead).update(body="(erased)")
