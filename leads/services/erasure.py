@@ -43,6 +43,8 @@ PERSONAL_FIELDS: dict[str, Any] = {
     "consent_ip": None,
     "status_reason": "",
 }
+# third_party_consent_id stays: it is the supplier's proof of consent at TrustedForm or Jornaya, an id
+# that names no one here, and buyers may still ask for it on a lead they paid for.
 # Free text in a timeline event (notes, call notes, reasons typed or echoed back): dropped.
 _EVENT_TEXT_KEYS = ("note", "notes", "reason", "body", "message")
 _ERASED = "erased on request"

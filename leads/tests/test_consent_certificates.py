@@ -311,6 +311,7 @@ def test_an_unknown_certificate_is_not_found(client):
 
 def test_erasure_blanks_the_visitor_on_the_certificate_which_still_verifies(client, page):
     lead = submit(client, page, email="fay@example.com", country="US", consent="on")
+    Lead.objects.filter(pk=lead.pk).update(third_party_consent_id=TRUSTEDFORM)
     before = certificate_of(lead)
 
     assert lead_erase(lead=lead) is True
@@ -323,6 +324,9 @@ def test_erasure_blanks_the_visitor_on_the_certificate_which_still_verifies(clie
     html = public_page(client, after.public_id)
     assert "Verified" in html and "Not verified" not in html
     assert "erased on request" in html
+    # The supplier's certificate is an id at its provider, naming no one here: kept as proof of consent.
+    lead.refresh_from_db()
+    assert (lead.email, lead.third_party_consent_id) == ("", TRUSTEDFORM)
 
 
 # --- the supplier's certificate through the API, and delivery -----------------------------------
