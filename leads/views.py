@@ -153,7 +153,7 @@ def _capture(request, page, form, state, *, step: int, tampered: bool):
             form.add_error(None if name not in form.fields else name, " ".join(messages))
         return _show_step(request, page, state, step=step, country=form.default_country, form=form, status=400)
     started = state.get("started")
-    answered = [f"answers.{key}" for key, answer in state.get("answers", {}).items() if answer]
+    answered = [f"answers.{key}" for key, answer in state.get("answers", {}).items() if _was_sent(answer)]
     context = CaptureContext(
         door=Door.QUIZ if page.kind == LandingPage.Kind.QUIZ else Door.LANDING_PAGE,
         landing_page=page,
@@ -163,9 +163,13 @@ def _capture(request, page, form, state, *, step: int, tampered: bool):
         # A missing or forged state token counts as instant: the form was never shown by us.
         form_seconds=0.0 if tampered or not started else time.time() - float(started),
         honeypot=form.cleaned_data.get(HONEYPOT_FIELD, ""),
-        consent_shown=None if tampered else _consent_shown(state),
+        consent_shown=None if tampered else _consent_shown(state, page),
         fields_submitted=tuple(
-            [name for name, value in form.cleaned_data.items() if name not in ("state", HONEYPOT_FIELD) and value]
+            [
+                name
+                for name, value in form.cleaned_data.items()
+                if name not in ("state", HONEYPOT_FIELD) and _was_sent(value)
+            ]
             + answered
         ),
     )
@@ -173,17 +177,23 @@ def _capture(request, page, form, state, *, step: int, tampered: bool):
     return HttpResponseRedirect(page.thank_you_url or f"{page.get_absolute_url()}thanks/")
 
 
-def _consent_shown(state: dict) -> ConsentShown | None:
-    """What the signed state says the form showed; None for a state from before it said so."""
+def _consent_shown(state: dict, page: LandingPage) -> ConsentShown:
+    """What the signed state says the form showed. A state signed before it said so (open forms at a
+    release) has only the funnel's start time; the page's current text stands in for it."""
     shown = state.get("shown")
     if not isinstance(shown, dict):
-        return None
+        shown = {"text": page.consent_text, "version": page.consent_version, "at": state.get("started")}
     at = shown.get("at")
     return ConsentShown(
         text=str(shown.get("text", "")),
         version=str(shown.get("version", "")),
         shown_at=datetime.datetime.fromtimestamp(float(at), tz=datetime.UTC) if at else None,
     )
+
+
+def _was_sent(value: object) -> bool:
+    """A field the visitor sent a value in (0 counts; an empty field or an unticked box does not)."""
+    return value is not None and value is not False and value != "" and value != []
 
 
 @require_safe

@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 
 from campaigns.models import LandingPage
 from campaigns.tests.factories import CampaignFactory, LandingPageFactory, QuizQuestionFactory
+from leads.forms import dump_state
 from leads.models import ConsentCertificate, Door, Lead, Partner, validate_field_mapping
 from leads.services.delivery_payload import lead_payload, mapped_payload
 from leads.services.erasure import lead_erase
@@ -214,6 +215,31 @@ def test_a_post_without_the_signed_form_state_gets_a_certificate_with_no_shown_t
     assert certificate.consent_text == CONSENT  # the page's text stands in
     html = public_page(client, certificate.public_id)
     assert "unknown (the form's signed state was missing)" in html
+
+
+def test_a_form_opened_before_certificates_existed_is_dated_by_its_start_time(client, page):
+    started = timezone.now() - datetime.timedelta(minutes=3)
+    state = dump_state({"started": started.timestamp(), "click_id": "", "answers": {}})  # no "shown" in it
+
+    client.post(
+        page.get_absolute_url(),
+        {"state": state, "email": "old@example.com", "country": "US", "consent": "on"},
+        HTTP_USER_AGENT=BROWSER,
+    )
+
+    certificate = certificate_of(Lead.objects.get())
+    assert abs(certificate.form_shown_at - started) < datetime.timedelta(milliseconds=1)
+    assert (certificate.consent_text, certificate.consent_version) == (CONSENT, "2024-05")
+
+
+def test_a_zero_typed_in_a_field_counts_as_sent(client, page):
+    page.fields = [*page.fields, "company_size"]
+    page.save()
+    cache.clear()
+
+    lead = submit(client, page, email="zed@example.com", country="US", company_size="0", consent="on")
+
+    assert "company_size" in certificate_of(lead).fields_submitted
 
 
 def test_api_leads_get_no_certificate_of_ours(client):
