@@ -15,7 +15,7 @@ def consent_certificate(request, certificate_id):
     verification = consent_certificate_verify(certificate)
     seconds = None
     if certificate.form_shown_at is not None:
-        seconds = max((certificate.submitted_at - certificate.form_shown_at).total_seconds(), 0)
+        seconds = max(round((certificate.submitted_at - certificate.form_shown_at).total_seconds()), 0)
     return render(
         request,
         "landing/consent_certificate.html",

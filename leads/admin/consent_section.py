@@ -3,12 +3,16 @@
 from urllib.parse import urlsplit
 
 from django.utils import timezone
-from django.utils.formats import localize
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from ..models import ConsentCertificate, Lead
 from ..services.consent import consent_certificate_url, consent_certificate_verify
+
+
+def _when(moment) -> str:
+    # To the second, with its zone: evidence of how long the visitor took is read in seconds.
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z") if moment else "unknown"
 
 
 def consent_certificate_html(lead: Lead) -> SafeString | str:
@@ -23,9 +27,8 @@ def consent_certificate_html(lead: Lead) -> SafeString | str:
         verdict = format_html("<strong>{}</strong>: it still matches its SHA-256.", "Verified")
     else:
         verdict = format_html('<strong class="lc-error">Not verified</strong>: {}', " ".join(verification.problems))
-    shown = localize(timezone.localtime(certificate.form_shown_at)) if certificate.form_shown_at else "unknown"
     visitor = (
-        f"erased on request {localize(timezone.localtime(certificate.erased_at))}"
+        f"erased on request {_when(certificate.erased_at)}"
         if certificate.erased_at
         else f"{certificate.ip or '—'}, {certificate.user_agent or '—'}"
     )
@@ -46,8 +49,8 @@ def consent_certificate_html(lead: Lead) -> SafeString | str:
         certificate.page_slug,
         certificate.consent_version or "—",
         "Yes" if certificate.consent_given else "No",
-        shown,
-        localize(timezone.localtime(certificate.submitted_at)),
+        _when(certificate.form_shown_at),
+        _when(certificate.submitted_at),
         ", ".join(certificate.fields_submitted) or "—",
         visitor,
         certificate.sha256,
