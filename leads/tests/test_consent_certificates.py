@@ -17,10 +17,19 @@ from rest_framework.test import APIClient
 from campaigns.models import LandingPage
 from campaigns.tests.factories import CampaignFactory, LandingPageFactory, QuizQuestionFactory
 from leads.forms import dump_state
-from leads.models import ConsentCertificate, Door, Lead, Partner, validate_field_mapping
+from leads.models import (
+    ConsentCertificate,
+    DeliveryDestination,
+    DeliveryRoute,
+    Door,
+    Lead,
+    Partner,
+    validate_field_mapping,
+)
 from leads.services.delivery_payload import lead_payload, mapped_payload
 from leads.services.erasure import lead_erase
 from leads.services.partners import api_key_create
+from leads.services.signing import destination_rotate_secret
 from leads.tests.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
@@ -387,6 +396,33 @@ def test_an_api_lead_keeps_its_third_party_certificate_shows_it_and_delivers_it(
     assert shown["third_party_consent_id"] == third_party
     assert shown["consent_certificate"] is None and shown["consent_certificate_url"] is None
     assert lead_payload(lead)["third_party_consent_id"] == third_party
+
+
+def test_the_buyer_receives_the_third_party_certificate_in_the_delivery_it_is_sent(
+    supplier_api, settings, httpserver, django_capture_on_commit_callbacks
+):
+    api, campaign = supplier_api
+    cache.clear()
+    settings.DELIVERY_ALLOWED_HOSTS = [httpserver.host]
+    destination = DeliveryDestination.objects.create(
+        advertiser=campaign.offer.advertiser, name="Buyer CRM", url=httpserver.url_for("/leads")
+    )
+    destination_rotate_secret(destination=destination)
+    DeliveryRoute.objects.create(offer=campaign.offer, destination=destination)
+    httpserver.expect_oneshot_request("/leads", method="POST").respond_with_json({"ok": True})
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(
+            "/api/v1/leads/",
+            {"campaign": campaign.slug, "email": "kim@example.com", "country": "US", "third_party_consent_id": JORNAYA},
+            format="json",
+        )
+
+    assert response.status_code == 201, response.content
+    httpserver.check_assertions()
+    body = json.loads(httpserver.log[0][0].get_data())
+    assert body["third_party_consent_id"] == JORNAYA
+    assert body["consent_certificate_id"] is None and body["consent_certificate_url"] is None
 
 
 def test_a_third_party_certificate_too_long_is_refused_and_nothing_is_stored(supplier_api):
