@@ -102,6 +102,7 @@ NAVIGATION: list[tuple[str, str | None, list[Link]]] = [
             _model("Imports", "upload_file", "leads.leadimport"),
             _model("Qualification rules", "rule", "leads.qualificationrule"),
             _model("Blocked email domains", "block", "leads.blockedemaildomain"),
+            Link("Access requests", "person_search", "access-request", "leads.export_person_data"),
         ],
     ),
     (

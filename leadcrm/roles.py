@@ -74,6 +74,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "leads.view_all_leads",
         # A person's request to be forgotten is handled by a manager.
         "leads.erase_lead",
+        # And a person's request to see what we hold about them (the access request export).
+        "leads.export_person_data",
         # Onboarding partners and their keys is a manager's call.
         *_all("leads", ("partner", "apikey", "leadoutcome"), ("add", "change", "view")),
         # Buyers' destinations and routes, and redelivering what failed.

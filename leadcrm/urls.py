@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from leads.admin.access_request import access_request_view
 from leads.api.views import AdvertiserPostbackView
 
 from .views import favicon, healthz
@@ -15,6 +16,7 @@ urlpatterns = [
     # Browsers ask for /favicon.ico on every page that names none (landing pages, the API docs).
     path("favicon.ico", favicon),
     path("admin/reports/", include("reporting.admin_urls")),
+    path("admin/access-request/", admin.site.admin_view(access_request_view), name="access-request"),
     path("admin/two-factor/", include("leadcrm.staff_login.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("leads.api.urls")),

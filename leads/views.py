@@ -1,5 +1,6 @@
 """Landing pages, quiz funnels and pre-landers: GET shows the step, POST moves on or captures the lead."""
 
+import datetime
 import time
 
 from django.conf import settings
@@ -16,6 +17,7 @@ from leadcrm.links import with_query
 from .forms import HONEYPOT_FIELD, LeadForm, QuizAnswerForm, dump_state, load_state
 from .models import Door
 from .services import CaptureContext, SubmissionError, lead_capture, parse_submission
+from .services.consent import ConsentShown
 
 
 def _landing_page(slug: str, *, for_submission: bool) -> LandingPage:
@@ -105,6 +107,10 @@ def landing_page(request, slug: str):
 
 def _show_step(request, page, state, *, step, country, form=None, status=200):
     questions = list(page.questions.all()) if page.kind == LandingPage.Kind.QUIZ else []
+    if step >= len(questions):
+        # The consent certificate quotes the form as this visitor saw it, even if the page is edited
+        # before they send it: the text, its version and when it was shown travel in the signed state.
+        state["shown"] = {"text": page.consent_text, "version": page.consent_version, "at": time.time()}
     token = dump_state(state)
     if step < len(questions):
         form = form or QuizAnswerForm(question=questions[step])
@@ -147,6 +153,7 @@ def _capture(request, page, form, state, *, step: int, tampered: bool):
             form.add_error(None if name not in form.fields else name, " ".join(messages))
         return _show_step(request, page, state, step=step, country=form.default_country, form=form, status=400)
     started = state.get("started")
+    answered = [f"answers.{key}" for key, answer in state.get("answers", {}).items() if _was_sent(answer)]
     context = CaptureContext(
         door=Door.QUIZ if page.kind == LandingPage.Kind.QUIZ else Door.LANDING_PAGE,
         landing_page=page,
@@ -156,9 +163,37 @@ def _capture(request, page, form, state, *, step: int, tampered: bool):
         # A missing or forged state token counts as instant: the form was never shown by us.
         form_seconds=0.0 if tampered or not started else time.time() - float(started),
         honeypot=form.cleaned_data.get(HONEYPOT_FIELD, ""),
+        consent_shown=None if tampered else _consent_shown(state, page),
+        fields_submitted=tuple(
+            [
+                name
+                for name, value in form.cleaned_data.items()
+                if name not in ("state", HONEYPOT_FIELD) and _was_sent(value)
+            ]
+            + answered
+        ),
     )
     lead_capture(campaign=page.campaign, submission=submission, context=context)
     return HttpResponseRedirect(page.thank_you_url or f"{page.get_absolute_url()}thanks/")
+
+
+def _consent_shown(state: dict, page: LandingPage) -> ConsentShown:
+    """What the signed state says the form showed. A state signed before it said so (open forms at a
+    release) has only the funnel's start time; the page's current text stands in for it."""
+    shown = state.get("shown")
+    if not isinstance(shown, dict):
+        shown = {"text": page.consent_text, "version": page.consent_version, "at": state.get("started")}
+    at = shown.get("at")
+    return ConsentShown(
+        text=str(shown.get("text", "")),
+        version=str(shown.get("version", "")),
+        shown_at=datetime.datetime.fromtimestamp(float(at), tz=datetime.UTC) if at else None,
+    )
+
+
+def _was_sent(value: object) -> bool:
+    """A field the visitor sent a value in (0 counts; an empty field or an unticked box does not)."""
+    return value is not None and value is not False and value != "" and value != []
 
 
 @require_safe

@@ -39,6 +39,7 @@ from ..services import lead_add_note, lead_assign, lead_claim, lead_log_call, le
 from ..services.assignment import sales_reps
 from ..services.erasure import lead_erase, same_person_leads
 from ..services.workflow import ALLOWED_TRANSITIONS, validate_status_change
+from .consent_section import consent_certificate_html, third_party_consent_html
 from .extensions import LEAD_ACTIONS, LEAD_SECTIONS
 from .money_sections import deliveries_and_money_html, outcomes_html
 from .timeline import timeline_html
@@ -374,6 +375,8 @@ class LeadAdmin(ModelAdmin):
         "consent_version",
         "consent_at",
         "consent_ip",
+        "consent_certificate_summary",
+        "third_party_consent",
         "status",
         "status_reason",
         "sale_amount",
@@ -441,7 +444,12 @@ class LeadAdmin(ModelAdmin):
             "Consent",
             {
                 "classes": ["tab"],
-                "fields": (("consent", "consent_version", "consent_at", "consent_ip"), "consent_text"),
+                "fields": (
+                    ("consent", "consent_version", "consent_at", "consent_ip"),
+                    "consent_text",
+                    "consent_certificate_summary",
+                    "third_party_consent",
+                ),
             },
         ),
     )
@@ -598,6 +606,14 @@ class LeadAdmin(ModelAdmin):
     def emails_and_flows(self, lead):
         sections = [render(lead) for render in LEAD_SECTIONS.get("emails_and_flows", [])]
         return format_html_join("", "{}", ((section,) for section in sections)) or "No email flows are installed."
+
+    @admin.display(description="Consent certificate")
+    def consent_certificate_summary(self, lead):
+        return consent_certificate_html(lead)
+
+    @admin.display(description="Supplier's certificate (TrustedForm, Jornaya)")
+    def third_party_consent(self, lead):
+        return third_party_consent_html(lead)
 
     @admin.display(description="Email", ordering="email")
     def email_link(self, lead):

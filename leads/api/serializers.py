@@ -11,6 +11,7 @@ from campaigns.links import absolute, tracking_url
 from campaigns.models import Campaign, LeadType, validate_currency
 
 from ..models import Lead, LeadOutcome, LeadStatus, Partner, Qualification, Validity
+from ..services.consent import consent_certificate_url
 from ..services.intake import CAMPAIGN_HELP
 from ..services.submission import (
     AMOUNT_DIGITS,
@@ -123,6 +124,17 @@ class LeadSerializer(LeadResultSerializer):
     status_reason = serializers.CharField()
     sale_amount = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
     sale_currency = serializers.CharField()
+    consent_certificate = serializers.UUIDField(
+        source="consent_certificate_id",
+        allow_null=True,
+        help_text="Our consent certificate, written for landing-page and quiz leads; null for others.",
+    )
+    consent_certificate_url = serializers.SerializerMethodField()
+    third_party_consent_id = serializers.CharField(help_text="The TrustedForm or Jornaya certificate sent with it.")
+
+    @extend_schema_field(serializers.URLField(allow_null=True, help_text="Its public page, which verifies it."))
+    def get_consent_certificate_url(self, lead: Lead) -> str | None:
+        return consent_certificate_url(lead.consent_certificate_id) if lead.consent_certificate_id else None
 
 
 class PartnerLeadSerializer(LeadSerializer):

@@ -1,11 +1,13 @@
 """The leads app's models, by sub-domain: shared choices (`choices`), partners and their API keys
 (`partners`), the lead and its timeline (`leads`), staff rules (`rules`), the outbox (`outbox`),
-delivery to buyers with postbacks and supplier notifications (`delivery`), and money (`money`).
+delivery to buyers with postbacks and supplier notifications (`delivery`), money (`money`), and
+consent certificates (`consent`).
 
 Import from `leads.models`, not from the modules: they may move.
 """
 
 from .choices import OPEN_STATUSES, ApiScope, Door, LeadStatus, Qualification, Validity
+from .consent import ConsentCertificate
 from .delivery import (
     MAPPABLE_FIELDS,
     PHONE_FORMATS,
@@ -62,6 +64,7 @@ __all__ = [
     "BlockedEmailDomain",
     "BuyerAccount",
     "CallLog",
+    "ConsentCertificate",
     "Delivery",
     "DeliveryAttempt",
     "DeliveryDestination",

@@ -42,6 +42,9 @@ MAPPABLE_FIELDS = (
     "consent",
     "consent_text",
     "consent_at",
+    "consent_certificate_id",
+    "consent_certificate_url",
+    "third_party_consent_id",
     "ip",
     "user_agent",
 )

@@ -21,6 +21,7 @@ from campaigns.models import (
 from leadcrm.fields import StringListField
 
 from .choices import OPEN_STATUSES, Door, LeadStatus, Qualification, Validity
+from .consent import ConsentCertificate
 from .partners import Partner
 
 # The queue reps claim from: unassigned, open, real leads that are not invalid.
@@ -106,6 +107,22 @@ class Lead(models.Model):
     consent_version = models.CharField(max_length=40, blank=True)
     consent_at = models.DateTimeField(null=True, blank=True)
     consent_ip = models.GenericIPAddressField(null=True, blank=True)
+    # Referenced by its public id, so the API, the lead list and delivery payloads show it without a join.
+    consent_certificate = models.OneToOneField(
+        ConsentCertificate,
+        to_field="public_id",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="lead",
+        help_text="Ours: written for every landing-page and quiz submission.",
+    )
+    third_party_consent_id = models.CharField(
+        "third-party consent certificate",
+        max_length=300,
+        blank=True,
+        help_text="A TrustedForm certificate URL or a Jornaya LeadiD the supplier sent.",
+    )
 
     # Sales workflow.
     status = models.CharField(max_length=10, choices=LeadStatus.choices, default=LeadStatus.NEW)
@@ -132,6 +149,7 @@ class Lead(models.Model):
             ("assign_lead", "Can assign leads to any sales rep"),
             ("export_lead", "Can export leads as CSV"),
             ("erase_lead", "Can erase a lead's personal data"),
+            ("export_person_data", "Can export everything held about a person (access requests)"),
         ]
         indexes = [
             # Dedupe and velocity lookups: per offer and contact, per IP, within a time window.

@@ -10,8 +10,9 @@ from django.utils import timezone
 from campaigns.models import Campaign, Click, LandingPage, PostbackEvent
 from campaigns.visitor import parse_user_agent
 
-from ..models import Lead, LeadEvent, Partner, Qualification
+from ..models import Door, Lead, LeadEvent, Partner, Qualification
 from .classification import classify_lead_type
+from .consent import ConsentShown, consent_certificate_create
 from .dedupe import find_original, lock_contacts
 from .ledger import ledger_post_capture
 from .normalisation import country_code, normalise_email, normalise_name, normalise_phone
@@ -38,6 +39,13 @@ class CaptureContext:
     idempotency_key: str | None = None
     actor: User | None = None
     partner: Partner | None = None  # the supplier that posted it
+    # Landing pages and quizzes: what the form showed, and the names of the fields sent with a value.
+    consent_shown: ConsentShown | None = None
+    fields_submitted: tuple[str, ...] = ()
+
+
+# Doors whose every submission gets our consent certificate: we showed the form, so we can vouch for it.
+CERTIFIED_DOORS = (Door.LANDING_PAGE, Door.QUIZ)
 
 
 @dataclass
@@ -94,11 +102,13 @@ def _build_lead(
         browser=visitor.browser,
         action=(values["action"] or (context.landing_page.action if context.landing_page else "")).lower(),
         consent=submission.consent,
+        third_party_consent_id=values["third_party_consent_id"],
     )
     if lead.consent:
         page = context.landing_page
-        lead.consent_text = page.consent_text if page else values["consent_text"]
-        lead.consent_version = page.consent_version if page else values["consent_version"]
+        shown = context.consent_shown
+        lead.consent_text = (shown.text if shown else page.consent_text) if page else values["consent_text"]
+        lead.consent_version = (shown.version if shown else page.consent_version) if page else values["consent_version"]
         lead.consent_at = timezone.now()
         lead.consent_ip = ip
     changed = [
@@ -165,6 +175,16 @@ def _capture(campaign: Campaign, submission: Submission, context: CaptureContext
     rules = [rule for rule in offer.qualification_rules.all() if rule.is_active]
     lead.qualification, lead.qualification_reasons = qualify_lead(lead=lead, rules=rules)
     lead.score, lead.score_breakdown = score_lead(lead)
+    if page is not None and context.door in CERTIFIED_DOORS:
+        consent_certificate_create(
+            lead=lead,
+            page=page,
+            shown=context.consent_shown,
+            consent_given=lead.consent,
+            fields_submitted=list(context.fields_submitted),
+            ip=context.ip,
+            user_agent=context.user_agent,
+        )
     lead.save()
 
     follow_ups = new_lead_follow_ups(lead)

@@ -9,6 +9,7 @@ import phonenumbers
 from django.core.serializers.json import DjangoJSONEncoder
 
 from ..models import DeliveryDestination, Lead
+from .consent import consent_certificate_url
 
 
 def lead_payload(lead: Lead) -> dict[str, Any]:
@@ -38,6 +39,10 @@ def lead_payload(lead: Lead) -> dict[str, Any]:
         "consent": lead.consent,
         "consent_text": lead.consent_text,
         "consent_at": lead.consent_at.isoformat() if lead.consent_at else None,
+        # Our certificate (its page verifies it) and the supplier's TrustedForm or Jornaya one, if any.
+        "consent_certificate_id": str(certificate) if (certificate := lead.consent_certificate_id) else None,
+        "consent_certificate_url": consent_certificate_url(certificate) if certificate else None,
+        "third_party_consent_id": lead.third_party_consent_id,
         "ip": lead.ip,
         "user_agent": lead.user_agent,
     }

@@ -23,6 +23,7 @@ from ..models import (
     PartnerNotification,
 )
 from ..signals import lead_erased
+from .consent import consent_certificates_erase
 from .outbox import follow_up_kinds
 
 # What identifies the person, blanked. What the lead counts for stays: campaign, source, offer,
@@ -42,6 +43,8 @@ PERSONAL_FIELDS: dict[str, Any] = {
     "consent_ip": None,
     "status_reason": "",
 }
+# third_party_consent_id stays: it is the supplier's proof of consent at TrustedForm or Jornaya, an id
+# that names no one here, and buyers may still ask for it on a lead they paid for.
 # Free text in a timeline event (notes, call notes, reasons typed or echoed back): dropped.
 _EVENT_TEXT_KEYS = ("note", "notes", "reason", "body", "message")
 _ERASED = "erased on request"
@@ -95,6 +98,9 @@ def lead_erase(*, lead: Lead, actor: User | None = None) -> bool:
         lead.save(
             update_fields=[*PERSONAL_FIELDS, "validity_reasons", "qualification_reasons", "erased_at", "updated_at"]
         )
+        # The consent certificate keeps its text, times and digests: it still verifies, and still
+        # proves what the form showed, but no longer from which address (leads/services/consent.py).
+        consent_certificates_erase(lead=lead)
         if lead.tracked_click_id:
             Click.objects.filter(pk=lead.tracked_click_id).update(ip=None, user_agent="", referrer="")
         LeadNote.objects.filter(lead=lead).update(body="(erased)")

@@ -69,6 +69,13 @@ SUBMISSION_FIELDS = (
     SubmissionField("consent", FieldKind.YES_NO),
     SubmissionField("consent_text", FieldKind.TEXT, MAX_MESSAGE),
     SubmissionField("consent_version", FieldKind.TEXT, 40),
+    SubmissionField(
+        "third_party_consent_id",
+        FieldKind.TEXT,
+        300,
+        help_text="A TrustedForm certificate URL (https://cert.trustedform.com/...) or a Jornaya LeadiD token;"
+        " stored with the lead and delivered to buyers.",
+    ),
     SubmissionField("ip", FieldKind.IP_ADDRESS, 64, help_text="The person's IP, not your server's."),
     SubmissionField("user_agent", FieldKind.TEXT, MAX_TEXT),
 )

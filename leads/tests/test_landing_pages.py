@@ -12,6 +12,7 @@ from campaigns.services import campaign_pause
 from campaigns.tests.factories import CampaignFactory, ClickFactory, LandingPageFactory, QuizQuestionFactory
 from leads.forms import dump_state, load_state
 from leads.models import Door, Lead, LeadEvent
+from leads.services.consent import consent_certificate_verify
 
 pytestmark = pytest.mark.django_db
 
@@ -29,6 +30,15 @@ GOOD_CONTACT = {
     "message": "The roof faces south.",
     "consent": "on",
 }
+
+
+@pytest.fixture(autouse=True)
+def _every_lead_has_a_consent_certificate_that_verifies():
+    """Whatever a test here sends, each landing-page or quiz lead it stored got its certificate."""
+    yield
+    for lead in Lead.objects.filter(door__in=[Door.LANDING_PAGE, Door.QUIZ]):
+        assert lead.consent_certificate_id is not None, lead
+        assert consent_certificate_verify(lead.consent_certificate).matches
 
 
 @pytest.fixture
