@@ -1,10 +1,12 @@
 """The leads app's models, by sub-domain: shared choices (`choices`), partners and their API keys
 (`partners`), the lead and its timeline (`leads`), staff rules (`rules`), the outbox (`outbox`),
-delivery to buyers with postbacks and supplier notifications (`delivery`), and money (`money`).
+delivery to buyers with postbacks and supplier notifications (`delivery`), money (`money`), and
+suppliers' inbound pings with buyers' suppression lists (`buying`).
 
 Import from `leads.models`, not from the modules: they may move.
 """
 
+from .buying import BuyerSuppression, SupplierPing
 from .choices import OPEN_STATUSES, ApiScope, Door, LeadStatus, Qualification, Validity
 from .delivery import (
     MAPPABLE_FIELDS,
@@ -61,6 +63,7 @@ __all__ = [
     "AppendOnly",
     "BlockedEmailDomain",
     "BuyerAccount",
+    "BuyerSuppression",
     "CallLog",
     "Delivery",
     "DeliveryAttempt",
@@ -86,6 +89,7 @@ __all__ = [
     "RoutePrice",
     "SalesRepProfile",
     "SupplierPayout",
+    "SupplierPing",
     "Validity",
     "WebhookSecret",
     "validate_field_mapping",

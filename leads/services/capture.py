@@ -10,9 +10,10 @@ from django.utils import timezone
 from campaigns.models import Campaign, Click, LandingPage, PostbackEvent
 from campaigns.visitor import parse_user_agent
 
-from ..models import Lead, LeadEvent, Partner, Qualification
+from ..models import Lead, LeadEvent, Partner, Qualification, SupplierPing
 from .classification import classify_lead_type
 from .dedupe import find_original, lock_contacts
+from .inbound_ping import ping_claim
 from .ledger import ledger_post_capture
 from .normalisation import country_code, normalise_email, normalise_name, normalise_phone
 from .outbox import new_lead_follow_ups, outbox_enqueue
@@ -38,6 +39,7 @@ class CaptureContext:
     idempotency_key: str | None = None
     actor: User | None = None
     partner: Partner | None = None  # the supplier that posted it
+    ping: SupplierPing | None = None  # the supplier's inbound ping it is bought by (its price holds)
 
 
 @dataclass
@@ -166,11 +168,16 @@ def _capture(campaign: Campaign, submission: Submission, context: CaptureContext
     lead.qualification, lead.qualification_reasons = qualify_lead(lead=lead, rules=rules)
     lead.score, lead.score_breakdown = score_lead(lead)
     lead.save()
+    if context.ping is not None:
+        ping_claim(ping=context.ping, lead=lead)
 
     follow_ups = new_lead_follow_ups(lead)
     now = timezone.now()
+    captured = {"door": lead.door, "campaign": campaign.slug, "test": lead.is_test}
+    if context.ping is not None:
+        captured["ping"] = str(context.ping.public_id)
     steps = [
-        (LeadEvent.Kind.CAPTURED, {"door": lead.door, "campaign": campaign.slug, "test": lead.is_test}),
+        (LeadEvent.Kind.CAPTURED, captured),
         (LeadEvent.Kind.NORMALISED, step_data["normalised"]),
         (LeadEvent.Kind.ENRICHED, step_data["enriched"]),
         (LeadEvent.Kind.VALIDATED, {"validity": lead.validity, "reasons": lead.validity_reasons}),
@@ -187,7 +194,7 @@ def _capture(campaign: Campaign, submission: Submission, context: CaptureContext
         LeadEvent(lead=lead, kind=kind, data=data, actor=context.actor, created_at=now) for kind, data in steps
     )
     outbox_enqueue(lead=lead, kinds=follow_ups)
-    ledger_post_capture(lead=lead)
+    ledger_post_capture(lead=lead, ping=context.ping)
     postback_enqueue(lead=lead, event=PostbackEvent.VALID)
     if lead.qualification == Qualification.QUALIFIED:
         postback_enqueue(lead=lead, event=PostbackEvent.QUALIFIED)
