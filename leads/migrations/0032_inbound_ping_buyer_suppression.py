@@ -51,7 +51,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 "verbose_name": "buyer suppression",
-                "ordering": ["advertiser", "kind", "hash"],
+                "ordering": ["advertiser_id", "kind", "hash"],
                 "constraints": [
                     models.UniqueConstraint(fields=("advertiser", "kind", "hash"), name="buyer_suppression_unique_hash")
                 ],

@@ -60,7 +60,7 @@ class BuyerSuppression(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        ordering = ["advertiser", "kind", "hash"]
+        ordering = ["advertiser_id", "kind", "hash"]  # the index's order, not the advertiser's name
         verbose_name = "buyer suppression"
         constraints = [
             # Also the index every lookup uses: (buyer, kind, hash) is one probe per contact, whatever
