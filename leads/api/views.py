@@ -184,7 +184,7 @@ class LeadBatchView(APIView):
                         "index": index,
                         "outcome": "rejected",
                         "lead": None,
-                        **error_body("invalid", error.message, error.extra),
+                        **error_body(error.code or "invalid", error.message, error.extra),
                     }
                 )
                 continue

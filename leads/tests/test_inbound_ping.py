@@ -2,16 +2,19 @@
 fields, and a lead posted with that ping's id bought at that price, once, while it holds."""
 
 import datetime
+import threading
 from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from campaigns.models import Campaign
 from campaigns.tests.factories import CampaignFactory
+from leads.admin.timeline import _captured
 from leads.models import (
     ApiScope,
     Delivery,
@@ -27,7 +30,8 @@ from leads.models import (
 )
 from leads.services.answers import Outcome, Verdict
 from leads.services.delivery import SentRequest, _record, _route
-from leads.services.inbound_ping import NOT_IN_A_PING, PING_FIELDS
+from leads.services.inbound_ping import NOT_IN_A_PING, PING_FIELDS, PingRefused, supplier_ping
+from leads.services.intake import api_lead_submit
 from leads.services.partners import api_key_create
 from leads.tests.factories import LeadFactory
 
@@ -124,6 +128,7 @@ def test_a_ping_price_holds_for_its_post_even_when_the_payout_changes_meanwhile(
     ]
     captured = lead.events.get(kind=LeadEvent.Kind.CAPTURED)
     assert captured.data["ping"] == quote["ping_id"]
+    assert f"bought at the price of the supplier's ping {quote['ping_id']}" in _captured(captured.data)
 
 
 def test_a_lead_posted_without_a_ping_earns_the_payout_of_the_day(client, supplier, campaign):
@@ -373,3 +378,56 @@ def test_the_schema_documents_the_ping_and_the_posts_ping_refusals(staff_client)
     assert "ping_used" in lead_post["responses"]["409"]["description"]
     lead_request = lead_post["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
     assert "ping_id" in schema["components"]["schemas"][lead_request]["properties"]
+
+
+def test_a_batch_item_whose_ping_does_not_hold_is_rejected_with_the_pings_code_and_the_others_go_in(client, campaign):
+    quote = ping(client, campaign)
+    SupplierPing.objects.update(expires_at=timezone.now() - datetime.timedelta(seconds=1))
+
+    response = client.post(
+        "/api/v1/leads/batch/",
+        {"leads": [lead_body(campaign, quote["ping_id"]), lead_body(campaign, "", email="bob@example.com")]},
+        format="json",
+    )
+
+    body = response.json()
+    assert (body["created"], body["rejected"]) == (1, 1)
+    assert body["results"][0]["error"]["code"] == "ping_expired"
+    assert list(Lead.objects.values_list("email", flat=True)) == ["bob@example.com"]
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_posts_racing_with_one_ping_id_make_one_lead_and_the_rest_are_refused():
+    campaign = CampaignFactory()
+    supplier = Partner.objects.create(name="Racer", role=Partner.Role.SUPPLIER)
+    supplier.campaigns.add(campaign)
+    SupplierPayout.objects.create(partner=supplier, campaign=campaign, amount=Decimal("8.00"))
+    quote = supplier_ping(data=ping_body(campaign), partner=supplier)
+    racers = 4
+    barrier = threading.Barrier(racers)
+    outcomes: list[str] = []
+
+    def post(number: int) -> None:
+        try:
+            data = lead_body(campaign, str(quote.public_id), email=f"racer{number}@example.com")
+            barrier.wait(timeout=10)
+            api_lead_submit(data=data, partner=supplier)
+            outcomes.append("bought")
+        except PingRefused as error:
+            outcomes.append(error.code)
+        except Exception as error:  # reported below; a thread cannot fail the test itself
+            outcomes.append(repr(error))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post, args=(number,)) for number in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(outcomes) == ["bought", *["ping_used"] * (racers - 1)]
+    assert Lead.objects.count() == 1
+    assert LedgerEntry.objects.get().amount == Decimal("-8.00")
+    quote.refresh_from_db()
+    assert quote.lead == Lead.objects.get()
