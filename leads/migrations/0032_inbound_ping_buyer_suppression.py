@@ -10,11 +10,27 @@ from django.db import migrations, models
 
 from leadcrm.roles import sync_roles
 
+PURGE = "API: forget unused supplier pings a week after they expired"
+
+
+def add_purge_schedule(apps, schema_editor):
+    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    hourly, _ = IntervalSchedule.objects.get_or_create(every=1, period="hours")
+    PeriodicTask.objects.get_or_create(
+        name=PURGE, defaults={"task": "leads.tasks.purge_supplier_pings_task", "interval": hourly}
+    )
+
+
+def remove_purge_schedule(apps, schema_editor):
+    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=PURGE).delete()
+
 
 class Migration(migrations.Migration):
     dependencies = [
         ("campaigns", "0013_landing_page_privacy_url"),
         ("leads", "0029_outcome_reported_by"),
+        ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
     operations = [
@@ -120,8 +136,14 @@ class Migration(migrations.Migration):
             options={
                 "verbose_name": "inbound ping",
                 "ordering": ["-created_at", "-id"],
-                "indexes": [models.Index(fields=["partner", "created_at"], name="ping_partner_time")],
+                "indexes": [
+                    models.Index(fields=["partner", "created_at"], name="ping_partner_time"),
+                    models.Index(
+                        condition=models.Q(("lead__isnull", True)), fields=["expires_at"], name="ping_unused_expiry"
+                    ),
+                ],
             },
         ),
         migrations.RunPython(sync_roles, migrations.RunPython.noop),
+        migrations.RunPython(add_purge_schedule, remove_purge_schedule),
     ]

@@ -4,6 +4,7 @@ a lead) and a buyer's suppression list (hashed contacts it never wants to be sen
 import uuid
 
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from campaigns.models import MONEY, LeadType
@@ -36,7 +37,11 @@ class SupplierPing(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = "inbound ping"
-        indexes = [models.Index(fields=["partner", "created_at"], name="ping_partner_time")]
+        indexes = [
+            models.Index(fields=["partner", "created_at"], name="ping_partner_time"),
+            # The hourly purge of unused pings (leads.services.inbound_ping.supplier_pings_purge).
+            models.Index(fields=["expires_at"], condition=Q(lead__isnull=True), name="ping_unused_expiry"),
+        ]
 
     def __str__(self) -> str:
         quoted = f"{self.price} {self.currency}" if self.price is not None else f"refused ({self.refusal})"

@@ -225,3 +225,19 @@ def ping_claim(*, ping: SupplierPing, lead: Lead) -> None:
     if not claimed:
         raise PingRefused("ping_used", "The ping was used already, by another lead posted at the same time.")
     ping.lead = lead
+
+
+PING_KEPT_DAYS = 7  # unused pings; a ping a lead used stays as long as the lead (it is its price)
+
+
+def supplier_pings_purge(*, batch: int = 10000) -> int:
+    """Delete pings no lead used that expired more than PING_KEPT_DAYS ago, in batches; returns how many."""
+    cutoff = timezone.now() - datetime.timedelta(days=PING_KEPT_DAYS)
+    deleted = 0
+    while True:
+        ids = list(
+            SupplierPing.objects.filter(lead__isnull=True, expires_at__lt=cutoff).values_list("pk", flat=True)[:batch]
+        )
+        if not ids:
+            return deleted
+        deleted += SupplierPing.objects.filter(pk__in=ids, lead__isnull=True).delete()[0]

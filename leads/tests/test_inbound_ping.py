@@ -30,7 +30,7 @@ from leads.models import (
 )
 from leads.services.answers import Outcome, Verdict
 from leads.services.delivery import SentRequest, _record, _route
-from leads.services.inbound_ping import NOT_IN_A_PING, PING_FIELDS, PingRefused, supplier_ping
+from leads.services.inbound_ping import NOT_IN_A_PING, PING_FIELDS, PingRefused, supplier_ping, supplier_pings_purge
 from leads.services.intake import api_lead_submit
 from leads.services.partners import api_key_create
 from leads.tests.factories import LeadFactory
@@ -431,3 +431,22 @@ def test_posts_racing_with_one_ping_id_make_one_lead_and_the_rest_are_refused():
     assert LedgerEntry.objects.get().amount == Decimal("-8.00")
     quote.refresh_from_db()
     assert quote.lead == Lead.objects.get()
+
+
+def test_unused_pings_are_forgotten_a_week_after_they_expired_and_used_ones_stay_with_their_lead(client, campaign):
+    from django_celery_beat.models import PeriodicTask
+
+    old_unused, old_used, recent = (
+        SupplierPing.objects.get(public_id=ping(client, campaign)["ping_id"]) for _ in "abc"
+    )
+    lead = Lead.objects.get(
+        public_id=client.post(LEADS, lead_body(campaign, str(old_used.public_id)), format="json").json()["id"]
+    )
+    long_ago = timezone.now() - datetime.timedelta(days=8)
+    SupplierPing.objects.filter(pk__in=[old_unused.pk, old_used.pk]).update(expires_at=long_ago)
+
+    assert supplier_pings_purge(batch=1) == 1
+
+    assert set(SupplierPing.objects.values_list("pk", flat=True)) == {old_used.pk, recent.pk}
+    assert SupplierPing.objects.get(pk=old_used.pk).lead == lead
+    assert PeriodicTask.objects.get(task="leads.tasks.purge_supplier_pings_task").interval.every == 1
