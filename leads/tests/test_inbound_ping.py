@@ -450,3 +450,16 @@ def test_unused_pings_are_forgotten_a_week_after_they_expired_and_used_ones_stay
     assert set(SupplierPing.objects.values_list("pk", flat=True)) == {old_used.pk, recent.pk}
     assert SupplierPing.objects.get(pk=old_used.pk).lead == lead
     assert PeriodicTask.objects.get(task="leads.tasks.purge_supplier_pings_task").interval.every == 1
+
+
+def test_a_pinged_lead_we_already_had_is_stored_as_a_duplicate_uses_its_ping_and_earns_nothing(client, campaign):
+    first = client.post(LEADS, lead_body(campaign, ""), format="json").json()
+    quote = ping(client, campaign)
+
+    response = client.post(LEADS, lead_body(campaign, quote["ping_id"]), format="json")
+
+    assert response.status_code == 201
+    assert (response.json()["duplicate"], response.json()["duplicate_of"]) == (True, first["id"])
+    lead = Lead.objects.get(public_id=response.json()["id"])
+    assert not LedgerEntry.objects.filter(lead=lead).exists()
+    assert SupplierPing.objects.get().lead == lead
