@@ -130,6 +130,8 @@ NAVIGATION: list[tuple[str, str | None, list[Link]]] = [
             _model("Held deliveries", "pause_circle", "leads.helddelivery"),
             _model("Postbacks", "reply", "leads.postback"),
             _model("Partner notifications", "notifications", "leads.partnernotification"),
+            _model("Inbound pings", "price_check", "leads.supplierping"),
+            _model("Buyer suppression lists", "block", "leads.buyersuppression"),
         ],
     ),
     (

@@ -29,7 +29,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             (value for kind, value in APPLICATION_ERRORS.items() if isinstance(exc, kind)),
             (status.HTTP_400_BAD_REQUEST, "invalid"),
         )
-        return Response(error_body(code, exc.message, exc.extra), status=http_status)
+        return Response(error_body(exc.code or code, exc.message, exc.extra), status=http_status)
     if isinstance(exc, DjangoValidationError):  # e.g. a forged pagination cursor reaching a query
         exc = exceptions.ValidationError({"non_field_errors": exc.messages})
     if isinstance(exc, Http404):

@@ -4,12 +4,14 @@ from typing import Any
 
 
 class ApplicationError(Exception):
-    """A business rule refused the request; the message is safe to show to the user."""
+    """A business rule refused the request; the message is safe to show to the user. `code`, when
+    given, is the API's machine-readable error code in place of the HTTP status's own."""
 
-    def __init__(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
+    def __init__(self, message: str, *, extra: dict[str, Any] | None = None, code: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.extra = extra or {}
+        self.code = code
 
 
 class InvalidInput(ApplicationError):

@@ -44,6 +44,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_all("leads", ("partner", "leadoutcome"), ("view",)),
         # Who buys which leads is set by managers; marketing watches deliveries and postbacks.
         *_all("leads", (*_DELIVERY_MODELS, *_DELIVERY_LOG_MODELS), ("view",)),
+        *_all("leads", ("supplierping", "buyersuppression"), ("view",)),
         # Marketing builds and runs the nurture flows.
         *_all("nurture", _NURTURE_MODELS),
         "nurture.view_nurturemessage",
@@ -81,6 +82,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         # Buyers' destinations and routes, and redelivering what failed.
         *_all("leads", _DELIVERY_MODELS, ("add", "change", "view")),
         *_all("leads", _DELIVERY_LOG_MODELS, ("change", "view")),
+        # A buyer's suppression list, uploaded for buyers without the API; suppliers' pings to read.
+        *_all("leads", ("buyersuppression",), ("add", "delete", "view")),
+        "leads.view_supplierping",
         *_all("nurture", (*_NURTURE_MODELS, "nurturemessage"), ("view",)),
     ],
 }

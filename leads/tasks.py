@@ -3,6 +3,7 @@ from django.conf import settings
 
 from .services import leads_escalate_uncontacted, outbox_sweep
 from .services.idempotency import idempotency_records_purge
+from .services.inbound_ping import supplier_pings_purge
 from .services.lead_import import lead_import_run
 from .services.outbox import outbox_drain
 
@@ -43,3 +44,8 @@ def run_lead_import_task(lead_import_id: int) -> None:
 @shared_task(ignore_result=True)
 def purge_idempotency_records_task() -> int:
     return idempotency_records_purge()
+
+
+@shared_task(ignore_result=True)
+def purge_supplier_pings_task() -> int:
+    return supplier_pings_purge()

@@ -21,7 +21,7 @@ from django_celery_beat.models import CrontabSchedule
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from campaigns.tests.factories import UserFactory
-from leads.models import BlockedEmailDomain, Lead, Partner, Postback, SalesRepProfile
+from leads.models import BlockedEmailDomain, BuyerSuppression, Lead, Partner, Postback, SalesRepProfile, SupplierPing
 from leads.services.partners import api_key_create
 from nurture.models import Audience, Enrollment, Flow, NurtureMessage, Suppression
 
@@ -62,6 +62,17 @@ FIRST_ROWS = {
         lead=Lead.objects.first(), event="valid", payout=1, currency="USD"
     ),
     "leads.salesrepprofile": lambda: SalesRepProfile.objects.create(user=UserFactory(is_staff=True)),
+    "leads.supplierping": lambda: SupplierPing.objects.create(
+        partner=Partner.objects.first(),
+        campaign=Lead.objects.first().campaign,
+        price=5,
+        currency="USD",
+        expires_at=timezone.now(),
+        lead=Lead.objects.first(),
+    ),
+    "leads.buyersuppression": lambda: BuyerSuppression.objects.create(
+        advertiser=Lead.objects.first().offer.advertiser, kind="email", hash="a" * 64
+    ),
     "nurture.audience": lambda: Audience.objects.create(name="Demo audience"),
     "nurture.suppression": lambda: Suppression.objects.create(email="gone@example.com", reason="unsubscribed"),
     "django_celery_beat.crontabschedule": lambda: CrontabSchedule.objects.create(minute="5"),
@@ -85,6 +96,8 @@ ADJUST = {
     "leads.postback": lambda row: setattr(row, "lead", Lead.objects.exclude(pk=row.lead_id).first()),
     "nurture.nurturemessage": lambda row: setattr(row, "provider_id", f"<copy-{uuid.uuid4()}@example.com>"),
     "axes.accessattempt": lambda row: setattr(row, "ip_address", "203.0.113.6"),
+    "leads.supplierping": lambda row: setattr(row, "lead", Lead.objects.exclude(pk=row.lead_id).first()),
+    "leads.buyersuppression": lambda row: setattr(row, "hash", "b" * 64),
 }
 
 

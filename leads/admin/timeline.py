@@ -26,6 +26,7 @@ def _captured(data: dict) -> str:
     kind = data.get("door") or ""
     sentence = f"Arrived through {door.get(kind, kind or 'a door')}"
     sentence += f" for campaign {data['campaign']}" if data.get("campaign") else ""
+    sentence += f", bought at the price of the supplier's ping {data['ping']}" if data.get("ping") else ""
     return sentence + (" as a test lead." if data.get("test") else ".")
 
 

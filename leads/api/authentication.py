@@ -20,6 +20,7 @@ STAFF_SCOPE_PERMISSIONS: dict[str, str] = {
     ApiScope.OUTCOMES_WRITE: "leads.change_lead",
     ApiScope.CAMPAIGNS_READ: "campaigns.view_campaign",
     ApiScope.REPORTS_READ: "campaigns.view_campaign",
+    ApiScope.SUPPRESSION_WRITE: "leads.add_buyersuppression",  # staff then meet the view: lists are buyers'
 }
 
 

@@ -10,8 +10,9 @@ from rest_framework import serializers
 from campaigns.links import absolute, tracking_url
 from campaigns.models import Campaign, LeadType, validate_currency
 
-from ..models import Lead, LeadOutcome, LeadStatus, Partner, Qualification, Validity
+from ..models import Lead, LeadOutcome, LeadStatus, Partner, Qualification, SupplierPing, Validity
 from ..services.consent import consent_certificate_url
+from ..services.inbound_ping import PING_FIELDS
 from ..services.intake import CAMPAIGN_HELP
 from ..services.submission import (
     AMOUNT_DIGITS,
@@ -303,3 +304,96 @@ class StatementSerializer(serializers.Serializer[Any]):
         allow_null=True,
         help_text="Suppliers: payouts past their offer's return window, less reversals and payments.",
     )
+
+
+# --- Inbound ping (suppliers) ------------------------------------------------------------------
+
+
+class PingInputSerializer(serializers.Serializer[Any]):
+    """A ping: `campaign` and the lead's non-identifying fields only. A contact, name, address, IP or
+    any other field of the lead is refused (400): those go with the lead itself."""
+
+    campaign = serializers.SlugField(
+        max_length=cast(int, Campaign._meta.get_field("slug").max_length), help_text=CAMPAIGN_HELP
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        return {**super().get_fields(), **{spec.name: _described(spec) for spec in PING_FIELDS}}
+
+
+class PingResultSerializer(serializers.Serializer[SupplierPing]):
+    ping_id = serializers.SerializerMethodField(
+        help_text="Send it as `ping_id` with the lead (POST /api/v1/leads/) before `expires_at`. Empty when refused."
+    )
+    accepted = serializers.SerializerMethodField(help_text="Whether we quote a price.")
+    price = serializers.DecimalField(
+        max_digits=12, decimal_places=2, allow_null=True, help_text="What we pay you for this lead."
+    )
+    currency = serializers.CharField(allow_blank=True)
+    earned_by = serializers.CharField(
+        source="basis", allow_blank=True, help_text="Which leads earn the price: valid, qualified or sold."
+    )
+    expires_at = serializers.SerializerMethodField()
+    refusal = serializers.CharField(
+        allow_blank=True,
+        help_text="Why no price, as a code: campaign_not_running, no_payout, country_not_targeted, "
+        "lead_type_not_accepted, offer_capped.",
+    )
+    reason = serializers.CharField(source="refusal_reason", allow_blank=True)
+
+    @extend_schema_field(serializers.UUIDField(allow_null=True))
+    def get_ping_id(self, ping: SupplierPing) -> str | None:
+        return str(ping.public_id) if ping.price is not None else None
+
+    def get_accepted(self, ping: SupplierPing) -> bool:
+        return ping.price is not None
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_expires_at(self, ping: SupplierPing) -> str | None:
+        return ping.expires_at.isoformat() if ping.price is not None else None
+
+
+# --- Buyers' suppression lists -----------------------------------------------------------------
+
+_HASH_LIST_HELP = (
+    f"Lowercase hex SHA-256 of the normalised {{}} (as our hashed audience exports: {{}}); "
+    f"at most {settings.BUYER_SUPPRESSION_MAX_HASHES} hashes per call in all."
+)
+
+
+class SuppressionHashesSerializer(serializers.Serializer[Any]):
+    email_hashes = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        required=False,
+        max_length=settings.BUYER_SUPPRESSION_MAX_HASHES,
+        help_text=_HASH_LIST_HELP.format("email", "trimmed and lowercased"),
+    )
+    phone_hashes = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        required=False,
+        max_length=settings.BUYER_SUPPRESSION_MAX_HASHES,
+        help_text=_HASH_LIST_HELP.format("phone", 'E.164 with its "+", e.g. +16505551212'),
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        total = len(attrs.get("email_hashes", [])) + len(attrs.get("phone_hashes", []))
+        if not total:
+            raise serializers.ValidationError({"non_field_errors": ["Send email_hashes, phone_hashes or both."]})
+        if total > settings.BUYER_SUPPRESSION_MAX_HASHES:
+            raise serializers.ValidationError(
+                {"non_field_errors": [f"At most {settings.BUYER_SUPPRESSION_MAX_HASHES} hashes per call; split it."]}
+            )
+        return attrs
+
+
+class SuppressionAddedSerializer(serializers.Serializer[Any]):
+    added = serializers.IntegerField(help_text="Hashes that were not on the list before.")
+
+
+class SuppressionRemovedSerializer(serializers.Serializer[Any]):
+    removed = serializers.IntegerField(help_text="Hashes that were on the list and are gone.")
+
+
+class SuppressionCountSerializer(serializers.Serializer[Any]):
+    emails = serializers.IntegerField()
+    phones = serializers.IntegerField()

@@ -9,4 +9,7 @@ urlpatterns = [
     path("leads/<uuid:lead_id>/outcome/", views.LeadOutcomeView.as_view(), name="api-lead-outcome"),
     path("campaigns/", views.CampaignListView.as_view(), name="api-campaigns"),
     path("statement/", views.StatementView.as_view(), name="api-statement"),
+    path("ping/", views.PingView.as_view(), name="api-ping"),
+    path("buyer/suppression/", views.BuyerSuppressionView.as_view(), name="api-buyer-suppression"),
+    path("buyer/suppression/remove/", views.BuyerSuppressionRemoveView.as_view(), name="api-buyer-suppression-remove"),
 ]

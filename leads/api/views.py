@@ -17,23 +17,26 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from campaigns.models import Campaign, LandingPage
+from campaigns.models import Advertiser, Campaign, LandingPage
 from campaigns.services import advertiser_for_postback_token
 from leadcrm.api_errors import error_body
 from leadcrm.errors import ApplicationError, NotFound
 
 from ..filters import LeadFilter
-from ..models import ApiScope, Lead, Partner
+from ..models import ApiScope, BuyerSuppression, Lead, Partner
 from ..selectors import (
     campaigns_for_api,
     can_work_lead,
     lead_list_for_api,
     lead_list_for_buyer,
     statement,
+    suppression_counts,
 )
 from ..services.idempotency import idempotent
+from ..services.inbound_ping import supplier_ping
 from ..services.intake import api_lead_submit
 from ..services.outcomes import advertiser_postback_apply, lead_record_outcome
+from ..services.suppression import buyer_suppression_add, buyer_suppression_remove
 from .authentication import PartnerPrincipal
 from .parsers import JSONParser
 from .permissions import HasScope
@@ -48,9 +51,15 @@ from .serializers import (
     OutcomeInputSerializer,
     OutcomeSerializer,
     PartnerLeadSerializer,
+    PingInputSerializer,
+    PingResultSerializer,
     PostbackSerializer,
     StatementQuerySerializer,
     StatementSerializer,
+    SuppressionAddedSerializer,
+    SuppressionCountSerializer,
+    SuppressionHashesSerializer,
+    SuppressionRemovedSerializer,
 )
 from .throttling import PostbackIpThrottle
 
@@ -126,7 +135,12 @@ class LeadListCreateView(generics.ListAPIView[Lead]):
         responses={
             201: LeadResultSerializer,
             200: OpenApiResponse(LeadResultSerializer, description="The lead already existed for this key."),
-            409: OpenApiResponse(ErrorSerializer, description="The same Idempotency-Key is still being processed."),
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="The same Idempotency-Key is still being processed (code conflict); or the lead's "
+                "`ping_id` price no longer holds (code ping_unknown, ping_refused, ping_used, ping_expired or "
+                "ping_mismatch; `fields.ping_id` says why) and nothing was stored.",
+            ),
             422: OpenApiResponse(ErrorSerializer, description="The Idempotency-Key was used with another body."),
             **ERRORS,
         },
@@ -170,7 +184,7 @@ class LeadBatchView(APIView):
                         "index": index,
                         "outcome": "rejected",
                         "lead": None,
-                        **error_body("invalid", error.message, error.extra),
+                        **error_body(error.code or "invalid", error.message, error.extra),
                     }
                 )
                 continue
@@ -334,3 +348,92 @@ class AdvertiserPostbackView(APIView):
         return Response(
             OutcomeSerializer(outcome).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
+
+
+class PingView(APIView):
+    """What we pay you for a lead, asked before you send it: its non-identifying fields in, a price
+    (with a ping id that holds for INBOUND_PING_SECONDS) or a refusal with its reason out."""
+
+    permission_classes = [HasScope]
+    parser_classes = [JSONParser]
+    required_scope = ApiScope.LEADS_WRITE  # the same key that posts the lead
+
+    @extend_schema(
+        request=PingInputSerializer,
+        responses={
+            200: OpenApiResponse(
+                PingResultSerializer,
+                description="A price and its ping id (`accepted` true), or a refusal with its reason (`accepted` "
+                "false). Post the lead with `ping_id` to be paid that price: a post whose ping has expired, was "
+                "used, was another supplier's or does not match the lead's campaign, country or lead type is "
+                "refused with 409 (codes ping_unknown, ping_refused, ping_used, ping_expired, ping_mismatch) and "
+                "nothing is stored.",
+            ),
+            **ERRORS,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        partner = _partner(request)
+        if partner is None:
+            raise PermissionDenied("Pings are a supplier's: call with the supplier's API key.")
+        ping = supplier_ping(data=request.data, partner=partner, sandbox=_sandbox(request))
+        return Response(PingResultSerializer(ping).data)
+
+
+def _buyer(request: Request) -> Advertiser:
+    """The advertiser whose suppression list the calling buyer keeps; 404 for anyone else."""
+    partner = _partner(request)
+    if partner is None:
+        raise PermissionDenied("Suppression lists over the API are a buyer's; staff use the admin.")
+    if not partner.is_buyer or partner.advertiser is None:
+        raise NotFound("This partner has no buyer account.")
+    return partner.advertiser
+
+
+def _hashes(request: Request) -> dict[str, list[str]]:
+    data = SuppressionHashesSerializer(data=request.data)
+    data.is_valid(raise_exception=True)
+    return {
+        BuyerSuppression.Kind.EMAIL: data.validated_data.get("email_hashes", []),
+        BuyerSuppression.Kind.PHONE: data.validated_data.get("phone_hashes", []),
+    }
+
+
+class BuyerSuppressionView(APIView):
+    """Your suppression list: hashed emails and phones of people you never want to be sent (your
+    customers, your do-not-contact list). A lead matching one is never sent to you."""
+
+    permission_classes = [HasScope]
+    parser_classes = [JSONParser]
+    required_scope = ApiScope.SUPPRESSION_WRITE
+
+    @extend_schema(responses={200: SuppressionCountSerializer, 404: ErrorSerializer, **ERRORS})
+    def get(self, request: Request) -> Response:
+        """How many hashes your list holds."""
+        counts = suppression_counts(advertiser_id=_buyer(request).pk)
+        return Response({"emails": counts[BuyerSuppression.Kind.EMAIL], "phones": counts[BuyerSuppression.Kind.PHONE]})
+
+    @extend_schema(
+        request=SuppressionHashesSerializer,
+        responses={200: SuppressionAddedSerializer, 404: ErrorSerializer, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        """Add hashes to your list. Sending one already listed changes nothing; one that is not a
+        SHA-256 hash refuses the whole call (400, nothing added)."""
+        advertiser = _buyer(request)
+        return Response({"added": buyer_suppression_add(advertiser=advertiser, hashes_by_kind=_hashes(request))})
+
+
+class BuyerSuppressionRemoveView(APIView):
+    permission_classes = [HasScope]
+    parser_classes = [JSONParser]
+    required_scope = ApiScope.SUPPRESSION_WRITE
+
+    @extend_schema(
+        request=SuppressionHashesSerializer,
+        responses={200: SuppressionRemovedSerializer, 404: ErrorSerializer, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        """Take hashes off your list."""
+        advertiser = _buyer(request)
+        return Response({"removed": buyer_suppression_remove(advertiser=advertiser, hashes_by_kind=_hashes(request))})

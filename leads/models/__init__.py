@@ -1,11 +1,12 @@
 """The leads app's models, by sub-domain: shared choices (`choices`), partners and their API keys
 (`partners`), the lead and its timeline (`leads`), staff rules (`rules`), the outbox (`outbox`),
-delivery to buyers with postbacks and supplier notifications (`delivery`), money (`money`), and
-consent certificates (`consent`).
+delivery to buyers with postbacks and supplier notifications (`delivery`), money (`money`),
+consent certificates (`consent`), and suppliers' inbound pings with buyers' suppression lists (`buying`).
 
 Import from `leads.models`, not from the modules: they may move.
 """
 
+from .buying import BuyerSuppression, SupplierPing
 from .choices import OPEN_STATUSES, ApiScope, Door, LeadStatus, Qualification, Validity
 from .consent import ConsentCertificate
 from .delivery import (
@@ -63,6 +64,7 @@ __all__ = [
     "AppendOnly",
     "BlockedEmailDomain",
     "BuyerAccount",
+    "BuyerSuppression",
     "CallLog",
     "ConsentCertificate",
     "Delivery",
@@ -89,6 +91,7 @@ __all__ = [
     "RoutePrice",
     "SalesRepProfile",
     "SupplierPayout",
+    "SupplierPing",
     "Validity",
     "WebhookSecret",
     "validate_field_mapping",

@@ -40,3 +40,4 @@ class ApiScope(models.TextChoices):
     OUTCOMES_WRITE = "outcomes:write", "outcomes:write"
     CAMPAIGNS_READ = "campaigns:read", "campaigns:read"
     REPORTS_READ = "reports:read", "reports:read"
+    SUPPRESSION_WRITE = "suppression:write", "suppression:write"

@@ -10,10 +10,11 @@ from django.utils import timezone
 from campaigns.models import Campaign, Click, LandingPage, PostbackEvent
 from campaigns.visitor import parse_user_agent
 
-from ..models import Door, Lead, LeadEvent, Partner, Qualification
+from ..models import Door, Lead, LeadEvent, Partner, Qualification, SupplierPing
 from .classification import classify_lead_type
 from .consent import ConsentShown, consent_certificate_create
 from .dedupe import find_original, lock_contacts
+from .inbound_ping import ping_claim
 from .ledger import ledger_post_capture
 from .normalisation import country_code, normalise_email, normalise_name, normalise_phone
 from .outbox import new_lead_follow_ups, outbox_enqueue
@@ -42,6 +43,7 @@ class CaptureContext:
     # Landing pages and quizzes: what the form showed, and the names of the fields sent with a value.
     consent_shown: ConsentShown | None = None
     fields_submitted: tuple[str, ...] = ()
+    ping: SupplierPing | None = None  # the supplier's inbound ping it is bought by (its price holds)
 
 
 # Doors whose every submission gets our consent certificate: we showed the form, so we can vouch for it.
@@ -186,11 +188,16 @@ def _capture(campaign: Campaign, submission: Submission, context: CaptureContext
             user_agent=context.user_agent,
         )
     lead.save()
+    if context.ping is not None:
+        ping_claim(ping=context.ping, lead=lead)
 
     follow_ups = new_lead_follow_ups(lead)
     now = timezone.now()
+    captured = {"door": lead.door, "campaign": campaign.slug, "test": lead.is_test}
+    if context.ping is not None:
+        captured["ping"] = str(context.ping.public_id)
     steps = [
-        (LeadEvent.Kind.CAPTURED, {"door": lead.door, "campaign": campaign.slug, "test": lead.is_test}),
+        (LeadEvent.Kind.CAPTURED, captured),
         (LeadEvent.Kind.NORMALISED, step_data["normalised"]),
         (LeadEvent.Kind.ENRICHED, step_data["enriched"]),
         (LeadEvent.Kind.VALIDATED, {"validity": lead.validity, "reasons": lead.validity_reasons}),
@@ -207,7 +214,7 @@ def _capture(campaign: Campaign, submission: Submission, context: CaptureContext
         LeadEvent(lead=lead, kind=kind, data=data, actor=context.actor, created_at=now) for kind, data in steps
     )
     outbox_enqueue(lead=lead, kinds=follow_ups)
-    ledger_post_capture(lead=lead)
+    ledger_post_capture(lead=lead, ping=context.ping)
     postback_enqueue(lead=lead, event=PostbackEvent.VALID)
     if lead.qualification == Qualification.QUALIFIED:
         postback_enqueue(lead=lead, event=PostbackEvent.QUALIFIED)

@@ -32,6 +32,7 @@ from ..models import (
     LeadStatus,
     OutboxEntry,
 )
+from ..selectors import suppressed_advertiser_ids
 from .answers import Outcome, Verdict
 from .calls import (
     CallResult,
@@ -84,7 +85,8 @@ def choose_route(
     lead: Lead, routes: list[DeliveryRoute], now: datetime, out_of_credit: dict[int, str] | None = None
 ) -> RoutingChoice:
     """The first buyer in priority order with room under its caps and its credit limit; weighted among
-    equal priorities. `out_of_credit`: why routes whose buyer cannot pay for the lead are left out."""
+    equal priorities. `out_of_credit`: why routes are left out whose buyer cannot pay for the lead (or
+    keeps it out with its suppression list)."""
     if not routes:
         return RoutingChoice(None, "no buyer left for this offer", now + RECHECK_UNROUTABLE)
     out_of_credit = out_of_credit or {}
@@ -154,6 +156,16 @@ def credit_refusals(lead: Lead, routes: list[DeliveryRoute]) -> dict[int, str]:
     return refusals
 
 
+def suppression_refusals(lead: Lead, routes: list[DeliveryRoute]) -> dict[int, str]:
+    """{route id: why not} for routes whose buyer has the lead's email or phone on its suppression list."""
+    suppressed = suppressed_advertiser_ids(lead, (route.destination.advertiser_id for route in routes))
+    return {
+        route.pk: "the lead is on the buyer's suppression list"
+        for route in routes
+        if route.destination.advertiser_id in suppressed
+    }
+
+
 def _set_payload(entry: OutboxEntry, payload: dict[str, Any]) -> None:
     entry.payload = payload
     OutboxEntry.objects.filter(pk=entry.pk).update(payload=payload)
@@ -198,7 +210,8 @@ def _route(entry: OutboxEntry) -> Delivery | None:
         )
         for route in routes:
             route.offer = lead.offer  # priced with the lead's offer already loaded
-        choice = choose_route(lead, routes, now, credit_refusals(lead, routes) if routes else None)
+        refusals = {**suppression_refusals(lead, routes), **credit_refusals(lead, routes)} if routes else None
+        choice = choose_route(lead, routes, now, refusals)
         if choice.route is None:
             if entry.payload.get("held") != choice.held_reason:
                 LeadEvent.objects.create(lead=lead, kind=LeadEvent.Kind.DELIVERY, data={"held": choice.held_reason})

@@ -5,36 +5,16 @@ from collections.abc import Mapping
 
 from django.contrib.auth.models import User
 
-from campaigns.models import Campaign
-from leadcrm.config_cache import cached
 from leadcrm.errors import InvalidInput
 
 from ..models import Door, Partner
 from .capture import CaptureContext, CaptureResult, lead_capture
+from .inbound_ping import ping_for_post
+from .intake_campaigns import CAMPAIGN_ERROR, campaign_for_intake, partner_campaign_ids
 from .submission import SubmissionError, parse_submission
 
-CAMPAIGN_ERROR = "Unknown campaign, or one this key may not post to."
+__all__ = ["CAMPAIGN_ERROR", "CAMPAIGN_HELP", "api_lead_submit", "campaign_for_intake", "partner_campaign_ids"]
 CAMPAIGN_HELP = "The slug of a campaign this key may post to (GET /api/v1/campaigns/ lists them)."
-
-
-def campaign_for_intake(slug: str) -> Campaign | None:
-    """The campaign with what capture reads of it (offer, source, the offer's rules), per process."""
-
-    def load() -> Campaign | None:
-        campaigns = Campaign.objects.select_related("offer", "traffic_source")
-        return campaigns.prefetch_related("offer__qualification_rules").filter(slug=slug).first()
-
-    return cached("campaign-by-slug", slug, load)
-
-
-def partner_campaign_ids(partner_id: int) -> frozenset[int]:
-    return cached(
-        "partner-campaigns",
-        partner_id,
-        lambda: frozenset(
-            Partner.campaigns.through.objects.filter(partner_id=partner_id).values_list("campaign_id", flat=True)
-        ),
-    )
 
 
 def api_lead_submit(
@@ -49,7 +29,8 @@ def api_lead_submit(
 
     Partners may post only to their campaigns; staff (partner None) to any campaign. A partner's
     lead keeps `idempotency_key` (the request's key that leads.services.idempotency hands over),
-    so even a lost response never makes a second lead.
+    so even a lost response never makes a second lead. With a `ping_id` the lead is bought at that
+    ping's price, or refused (PingRefused, 409) with nothing stored if the price no longer holds.
     """
     if not isinstance(data, Mapping):
         raise InvalidInput("Send one lead as a JSON object.", extra={"non_field_errors": ["Expected an object."]})
@@ -66,6 +47,15 @@ def api_lead_submit(
         errors.update(error.errors)
     if errors or campaign is None:  # a missing campaign is in errors already; said again for its type
         raise InvalidInput("The lead has invalid fields; nothing was stored.", extra=errors)
+    ping = None
+    if submission.values["ping_id"]:
+        ping = ping_for_post(
+            ping_id=submission.values["ping_id"],
+            partner=partner,
+            campaign=campaign,
+            submission=submission,
+            sandbox=sandbox,
+        )
     context = CaptureContext(
         door=Door.API,
         partner=partner,
@@ -77,5 +67,6 @@ def api_lead_submit(
             if partner and idempotency_key
             else None
         ),
+        ping=ping,
     )
     return lead_capture(campaign=campaign, submission=submission, context=context)

@@ -29,6 +29,7 @@ from ..models import (
     Partner,
     Qualification,
     SupplierPayout,
+    SupplierPing,
 )
 from ..signals import ledger_posted
 
@@ -81,22 +82,27 @@ def return_deadline(lead: Lead) -> datetime.datetime:
     return lead.created_at + datetime.timedelta(days=lead.offer.return_window_days)
 
 
-def _payout_entry(lead: Lead, terms: SupplierPayout) -> LedgerEntry:
+def _payout_entry(lead: Lead, terms: tuple[Decimal, str]) -> LedgerEntry:
+    amount, currency = terms
     return _lead_entry(
         lead,
         key=f"payout:{lead.pk}",
         kind=K.PAYOUT_EARNED,
-        amount=-terms.amount,
-        currency=terms.currency,
+        amount=-amount,
+        currency=currency,
         partner_id=lead.partner_id,
         payable_at=return_deadline(lead),
     )
 
 
-def _payout_terms(lead: Lead, *bases: str) -> SupplierPayout | None:
+def _payout_terms(lead: Lead, *bases: str, ping: SupplierPing | None = None) -> tuple[Decimal, str] | None:
+    """(amount, currency) the lead's supplier earns if it earns on one of `bases`: the price of the
+    inbound ping the lead was bought by, else the supplier's payout on the campaign."""
     partner_id = lead.partner_id
     if partner_id is None or lead.is_test:
         return None
+    if ping is not None and ping.price is not None:
+        return (ping.price, ping.currency) if ping.basis in bases else None
     # A supplier's active payouts on the campaign, per process until payouts change (every capture reads them).
     payouts = cached(
         "supplier-payouts",
@@ -105,17 +111,19 @@ def _payout_terms(lead: Lead, *bases: str) -> SupplierPayout | None:
             SupplierPayout.objects.filter(partner_id=partner_id, campaign_id=lead.campaign_id, is_active=True)
         ),
     )
-    return next((payout for payout in payouts if payout.basis in bases), None)
+    payout = next((payout for payout in payouts if payout.basis in bases), None)
+    return (payout.amount, payout.currency) if payout else None
 
 
-def ledger_post_capture(*, lead: Lead) -> list[LedgerEntry]:
-    """A supplier's payout for a lead that earns it by being valid (or qualified), at capture."""
+def ledger_post_capture(*, lead: Lead, ping: SupplierPing | None = None) -> list[LedgerEntry]:
+    """A supplier's payout for a lead that earns it by being valid (or qualified), at capture; at the
+    pinged price for a lead bought by an inbound ping."""
     if not lead.is_billable:
         return []
     bases = [SupplierPayout.Basis.VALID]
     if lead.qualification == Qualification.QUALIFIED:
         bases.append(SupplierPayout.Basis.QUALIFIED)
-    terms = _payout_terms(lead, *bases)
+    terms = _payout_terms(lead, *bases, ping=ping)
     return ledger_post([_payout_entry(lead, terms)] if terms else [])
 
 
@@ -132,7 +140,9 @@ def ledger_post_sale(*, delivery: Delivery, lead: Lead) -> list[LedgerEntry]:
             advertiser_id=delivery.destination.advertiser_id,
         )
     ]
-    terms = _payout_terms(lead, SupplierPayout.Basis.SOLD)
+    # A supplier's lead may have been bought by a ping whose price (and basis) hold over its payout's.
+    ping = SupplierPing.objects.filter(lead=lead).first() if lead.partner_id and not lead.is_test else None
+    terms = _payout_terms(lead, SupplierPayout.Basis.SOLD, ping=ping)
     if terms:
         entries.append(_payout_entry(lead, terms))
     return ledger_post(entries)

@@ -5,7 +5,7 @@ reach the person): it gets field errors and creates nothing. Everything else is 
 """
 
 import ipaddress
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -78,6 +78,14 @@ SUBMISSION_FIELDS = (
     ),
     SubmissionField("ip", FieldKind.IP_ADDRESS, 64, help_text="The person's IP, not your server's."),
     SubmissionField("user_agent", FieldKind.TEXT, MAX_TEXT),
+    # Read by the API door only (leads.services.inbound_ping): other doors have no supplier to quote.
+    SubmissionField(
+        "ping_id",
+        FieldKind.TEXT,
+        36,
+        help_text="The ping_id POST /api/v1/ping/ answered: the lead is bought at that ping's price, "
+        "or refused (409, nothing stored) if the price no longer holds.",
+    ),
 )
 FIELD_NAMES = frozenset(spec.name for spec in SUBMISSION_FIELDS)
 # What forms and the CSV import cap their text at.
@@ -214,6 +222,11 @@ _READERS: dict[FieldKind, Callable[[object, SubmissionField, FieldErrors], objec
 }
 
 
+def read_fields(data: Mapping[str, Any], specs: Iterable[SubmissionField], errors: FieldErrors) -> dict[str, Any]:
+    """{name: value} of each field as its kind reads it; problems are added to `errors`."""
+    return {spec.name: _READERS[spec.kind](data.get(spec.name), spec, errors) for spec in specs}
+
+
 def parse_submission(data: Mapping[str, Any], *, door_fields: Collection[str] | None = None) -> Submission:
     """Check types and sizes; raise SubmissionError with field errors if the shape is wrong.
 
@@ -224,7 +237,7 @@ def parse_submission(data: Mapping[str, Any], *, door_fields: Collection[str] | 
     if not isinstance(data, Mapping):
         raise SubmissionError({"non_field_errors": ["Send an object of lead fields."]})
     errors: FieldErrors = {}
-    read = {spec.name: _READERS[spec.kind](data.get(spec.name), spec, errors) for spec in SUBMISSION_FIELDS}
+    read = read_fields(data, SUBMISSION_FIELDS, errors)
     if door_fields is not None:
         known = FIELD_NAMES | set(door_fields)
         for name in sorted(str(name) for name in data if name not in known):

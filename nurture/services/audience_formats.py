@@ -5,31 +5,15 @@ Meta custom audiences: email trimmed and lowercased; phone as digits with the co
 email trimmed and lowercased; phone in E.164 with "+"; names lowercased; country and zip as given.
 """
 
-import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-import phonenumbers
+# Shared with buyers' suppression lists (leads), so a list uploaded from an export matches leads.
+from leads.services.contact_hashes import e164 as _e164
+from leads.services.contact_hashes import normalised_email as _email
+from leads.services.contact_hashes import sha256
 
 FIELDS = ("email", "phone", "first_name", "last_name", "country", "zip_code")
-
-
-def sha256(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest() if value else ""
-
-
-def _e164(phone: str, country: str) -> str:
-    try:
-        number = phonenumbers.parse(phone, country or None)
-    except phonenumbers.NumberParseException:
-        return ""
-    if not phonenumbers.is_valid_number(number):
-        return ""
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def _email(value: str) -> str:
-    return (value or "").strip().lower()
 
 
 def _name(value: str) -> str:
