@@ -80,6 +80,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_all("leads", _DELIVERY_MODELS, ("add", "change", "view")),
         *_all("leads", _DELIVERY_LOG_MODELS, ("change", "view")),
         *_all("nurture", (*_NURTURE_MODELS, "nurturemessage"), ("view",)),
+        # Who changed what (the audit trail) and who read whose personal data (the access log).
+        "auditlog.view_logentry",
+        "audit.view_accesslogentry",
     ],
 }
 

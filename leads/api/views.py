@@ -34,6 +34,7 @@ from ..selectors import (
 from ..services.idempotency import idempotent
 from ..services.intake import api_lead_submit
 from ..services.outcomes import advertiser_postback_apply, lead_record_outcome
+from ..signals import personal_data_read
 from .authentication import PartnerPrincipal
 from .parsers import JSONParser
 from .permissions import HasScope
@@ -82,6 +83,13 @@ def _staff_user(request: Request) -> User | None:
     return request.user if isinstance(request.user, User) else None
 
 
+def _staff_read(request: Request, kind: str, *, lead: Lead | None = None, rows: int | None = None) -> None:
+    """A staff member read leads' personal data over the API: the access log records it (partners read
+    their own leads, which is not staff access)."""
+    if (user := _staff_user(request)) is not None:
+        personal_data_read.send(sender=Lead, user=user, kind=kind, path=request.path, lead=lead, rows=rows)
+
+
 def _lead_answer(request: Request, data: object, idempotency_key: str = "") -> tuple[int, dict[str, Any]]:
     result = api_lead_submit(
         data=data,
@@ -119,6 +127,11 @@ class LeadListCreateView(generics.ListAPIView[Lead]):
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "partner": _partner(self.request)}
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        response = super().list(request, *args, **kwargs)
+        _staff_read(request, "api_lead_list", rows=len(response.data["results"]))
+        return response
 
     @extend_schema(
         request=LeadInputSerializer,
@@ -195,6 +208,11 @@ class LeadDetailView(generics.RetrieveAPIView[Lead]):
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "partner": _partner(self.request)}
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        lead = self.get_object()
+        _staff_read(request, "api_lead_detail", lead=lead)
+        return Response(self.get_serializer(lead).data)
 
 
 class LeadOutcomeView(APIView):
