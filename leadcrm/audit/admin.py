@@ -119,16 +119,16 @@ class AuditTrailAdmin(LogEntryAdminMixin, ModelAdmin):
     show_full_result_count = False
     fieldsets = (
         (None, {"fields": ("created", "user_url", "remote_addr", "resource_url", "action")}),
-        ("Changes", {"fields": ("changes",)}),
+        ("Changes", {"fields": ("changed_fields",)}),
     )
-    readonly_fields = ("created", "user_url", "remote_addr", "resource_url", "action", "changes")
+    readonly_fields = ("created", "user_url", "remote_addr", "resource_url", "action", "changed_fields")
 
     def get_queryset(self, request):
         self.request = request  # the mixin's links read it
         return super().get_queryset(request)
 
-    @admin.display(description="Changes")
-    def changes(self, entry):
+    @admin.display(description="Fields changed")
+    def changed_fields(self, entry):  # not "changes": that is the entry's raw JSON field
         return changes_table(entry)
 
     def has_add_permission(self, request):

@@ -17,7 +17,6 @@ from leads.models import (
     BlockedEmailDomain,
     DeliveryDestination,
     DeliveryRoute,
-    Lead,
     Partner,
     QualificationRule,
     RoutePrice,
@@ -303,7 +302,7 @@ def test_destination_secrets_are_left_out_and_its_url_keeps_only_where_it_points
         new_auth_secret="pw-111-secret",
     )
 
-    [create, update] = entries_for(destination)
+    [_create, update] = entries_for(destination)
     assert update.actor == superuser
     assert update.changes_dict["url"] == [
         "https://crm.acme.example/in?[hidden]",
