@@ -74,8 +74,9 @@ class TrackedModelFilter(admin.SimpleListFilter):
     parameter_name = "what"
 
     def lookups(self, request, model_admin):
-        types = ContentType.objects.get_for_models(*tracked_models()).values()
-        return sorted(((str(ct.pk), str(ct.model_class()._meta.verbose_name).capitalize()) for ct in types), key=str)
+        types = ContentType.objects.get_for_models(*tracked_models())
+        names = sorted((str(model._meta.verbose_name).capitalize(), str(ct.pk)) for model, ct in types.items())
+        return [(pk, name) for name, pk in names]
 
     def queryset(self, request, queryset):
         value = self.value()
