@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from campaigns.tests.factories import AdvertiserFactory, CampaignFactory
 from leads.models import (
     ApiKey,
+    ApiScope,
     BlockedEmailDomain,
     DeliveryDestination,
     DeliveryRoute,
@@ -24,7 +25,7 @@ from leads.models import (
 )
 from leads.services import CaptureContext, lead_capture, parse_submission
 from leads.services.partners import api_key_create
-from leads.tests.factories import LeadFactory, QualificationRuleFactory
+from leads.tests.factories import LeadFactory, QualificationRuleFactory, delivered
 from nurture.models import Flow, FlowStep
 
 from .admin_forms import change_form_data
@@ -246,6 +247,21 @@ def test_a_managers_sale_reported_with_a_staff_token_is_recorded_as_theirs(staff
     assert response.status_code == 201, response.json()
     changes = [entry for entry in entries_for(lead) if "status" in entry.changes_dict]
     assert [(entry.actor, entry.changes_dict["status"]) for entry in changes] == [(manager, ["new", "won"])]
+
+
+def test_a_buyers_report_with_an_api_key_names_the_partner_and_key_not_a_user(db):
+    lead = LeadFactory(**PERSON)
+    delivered(lead)  # sold to the buyer: the only leads it may report on
+    buyer = Partner.objects.create(name="Solar Buyer", role=Partner.Role.BUYER, advertiser=lead.offer.advertiser)
+    key, raw_key = api_key_create(partner=buyer, scopes=[ApiScope.OUTCOMES_WRITE], name="Production")
+
+    response = APIClient(HTTP_AUTHORIZATION=f"Api-Key {raw_key}").post(
+        f"/api/v1/leads/{lead.public_id}/outcome/", {"outcome": "contacted"}, format="json"
+    )
+
+    assert response.status_code == 201, response.json()
+    [entry] = [entry for entry in entries_for(lead) if "status" in entry.changes_dict]
+    assert (entry.actor, entry.additional_data) == (None, {"partner": buyer.pk, "api_key": key.prefix})
 
 
 def test_a_lead_captured_by_the_pipeline_is_on_its_timeline_not_in_the_audit_trail(db):
