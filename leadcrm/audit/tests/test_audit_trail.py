@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from auditlog.models import LogEntry
+from auditlog.registry import auditlog
 from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
@@ -18,16 +19,19 @@ from leads.models import (
     BlockedEmailDomain,
     DeliveryDestination,
     DeliveryRoute,
+    Lead,
     Partner,
     QualificationRule,
     RoutePrice,
     SupplierPayout,
 )
 from leads.services import CaptureContext, lead_capture, parse_submission
+from leads.services.erasure import PERSONAL_FIELDS
 from leads.services.partners import api_key_create
 from leads.tests.factories import LeadFactory, QualificationRuleFactory, delivered
 from nurture.models import Flow, FlowStep
 
+from ..tracked import LEAD_FIELDS_SHOWN
 from .admin_forms import change_form_data
 
 pytestmark = pytest.mark.django_db
@@ -330,3 +334,28 @@ def test_destination_secrets_are_left_out_and_its_url_keeps_only_where_it_points
         assert secret not in logged
     destination.refresh_from_db()
     assert destination.auth_secret_encrypted not in logged
+
+
+def test_every_field_erasure_blanks_is_masked_and_a_new_lead_field_would_be_too():
+    masked = set(auditlog.get_model_fields(Lead)["mask_fields"])
+
+    assert set(PERSONAL_FIELDS) | {"validity_reasons", "qualification_reasons"} <= masked
+    # Masking is by default: a field is shown only when listed as safe, so one added later is masked.
+    assert masked == {field.name for field in Lead._meta.concrete_fields} - LEAD_FIELDS_SHOWN - {"updated_at"}
+
+
+def test_the_address_recorded_is_the_clients_not_a_forged_forwarded_for(client, superuser, settings):
+    settings.CLIENT_IP_HEADER = ""  # no proxy: the socket's address
+    domain = BlockedEmailDomain.objects.create(domain="spam.example")
+    client.force_login(superuser)
+    url = reverse("admin:leads_blockedemaildomain_change", args=[domain.pk])
+
+    client.post(
+        url,
+        change_form_data(client.get(url), note="bots"),
+        REMOTE_ADDR="203.0.113.9",
+        HTTP_X_FORWARDED_FOR="198.51.100.66",
+    )
+
+    [entry] = [entry for entry in entries_for(domain) if entry.action == LogEntry.Action.UPDATE]
+    assert entry.remote_addr == "203.0.113.9"
