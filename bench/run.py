@@ -51,7 +51,7 @@ from bench.figures import Figure, table  # noqa: E402
 # What `make bench` runs: the paths with throughput targets. bench_audience, bench_reports and
 # bench_suppression take long (millions of rows) and are run by name.
 THROUGHPUT = ("bench_clicks", "bench_leads", "bench_api", "bench_deliveries", "bench_nurture")
-BENCHMARKS = (*THROUGHPUT, "bench_audience", "bench_reports", "bench_suppression")
+BENCHMARKS = (*THROUGHPUT, "bench_audience", "bench_reports", "bench_suppression", "bench_audit")
 
 
 def timed(function, count: int) -> float:

@@ -146,6 +146,14 @@ NAVIGATION: list[tuple[str, str | None, list[Link]]] = [
         ],
     ),
     (
+        "Audit",
+        None,  # managers: each link needs its own view permission
+        [
+            _model("Audit trail", "manage_history", "auditlog.logentry"),
+            _model("Personal data access", "visibility", "audit.accesslogentry"),
+        ],
+    ),
+    (
         "System",
         None,
         [

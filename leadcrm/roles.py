@@ -86,6 +86,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_all("leads", ("buyersuppression",), ("add", "delete", "view")),
         "leads.view_supplierping",
         *_all("nurture", (*_NURTURE_MODELS, "nurturemessage"), ("view",)),
+        # Who changed what (the audit trail) and who read whose personal data (the access log).
+        "auditlog.view_logentry",
+        "audit.view_accesslogentry",
     ],
 }
 

@@ -65,6 +65,9 @@ INSTALLED_APPS = [
     "nurture",
     "reporting",
     "leadcrm.staff_login",
+    # The audit trail of changes (django-auditlog) and the access log of reads of personal data.
+    "auditlog",
+    "leadcrm.audit",
 ]
 
 MIDDLEWARE = [
@@ -74,6 +77,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Names the staff member behind each change in the audit trail (leadcrm/audit/middleware.py).
+    "leadcrm.audit.middleware.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "leadcrm.staff_login.middleware.SecondFactorMiddleware",
@@ -171,6 +176,11 @@ AXES_VERBOSE = False  # no banner at every start; its log lines mask usernames a
 REQUIRE_STAFF_2FA = env.bool("REQUIRE_STAFF_2FA", default=not DEBUG)
 OTP_TOTP_ISSUER = "leadcrm"
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the admin never shows a device's key
+
+# --- Audit trail ----------------------------------------------------------------------------------
+# The models recorded and the fields masked or left out are listed in leadcrm/audit/tracked.py.
+# Fixtures loaded with loaddata are not changes anyone made.
+AUDITLOG_DISABLE_ON_RAW_SAVE = True
 
 # --- The admin (django-unfold) -------------------------------------------------------------------
 UNFOLD = {

@@ -13,3 +13,8 @@ lead_status_changed = Signal()
 # Sent with entries=[LedgerEntry, ...] (those just booked, never a repeat) inside the transaction that
 # booked them. An entry's lead, when it has one, is loaded on it.
 ledger_posted = Signal()
+
+# Sent when staff read personal data, with user=..., kind=..., path=... (the request's path) and lead=...
+# (one lead) or rows=... (how many leads an export or a list held): an access log records it. Kinds:
+# lead_page, lead_export and the API's api_lead_list and api_lead_detail; other apps send their own.
+personal_data_read = Signal()

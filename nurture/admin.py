@@ -29,6 +29,7 @@ from leadcrm.progress import progress_html
 from leads.admin.extensions import register_lead_action, register_lead_section
 from leads.models import Lead
 from leads.services.samples import sample_lead
+from leads.signals import personal_data_read
 
 from .models import Audience, AudienceExport, Enrollment, Flow, FlowStep, NurtureMessage, Suppression
 from .selectors import flow_summary, flows_with_statistics, step_statistics
@@ -349,6 +350,9 @@ class SuppressionAdmin(ModelAdmin):
         response["Content-Disposition"] = 'attachment; filename="suppression-list.csv"'
         writer = csv.writer(response)
         writer.writerow(["email", "reason", "created_at"])
+        personal_data_read.send(
+            sender=Suppression, user=request.user, kind="suppression_export", path=request.path, rows=queryset.count()
+        )
         for row in queryset.values_list("email", "reason", "created_at").iterator():
             writer.writerow([row[0], row[1], row[2].isoformat()])
         return response
@@ -642,6 +646,9 @@ class AudienceAdmin(LeadConditionsAdminMixin, ModelAdmin):
         )
         if not allowed:
             raise PermissionDenied
+        personal_data_read.send(
+            sender=AudienceExport, user=request.user, kind="audience_download", path=request.path, rows=export.rows
+        )
         response = FileResponse(
             export.file.open("rb"), as_attachment=True, filename=f"{export.audience.name}-{export.format}.csv"
         )

@@ -36,6 +36,36 @@ def test_an_app_imports_no_app_above_it(app):
     assert broken == {}
 
 
+# The audit app (leadcrm/audit) sits above leads and nurture: they announce reads and take its links
+# through signals and registries, and never import it.
+AUDIT_APP = "leadcrm.audit"
+
+
+def imports_module(path: Path, module: str) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        if any(name == module or name.startswith(f"{module}.") for name in names):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("app", ["campaigns", "leads", "nurture"])
+def test_no_app_below_the_audit_app_imports_it(app):
+    files = [path for path in (ROOT / app).rglob("*.py") if "migrations" not in path.parts]
+    assert files
+    assert sorted(str(path.relative_to(ROOT)) for path in files if imports_module(path, AUDIT_APP)) == []
+
+
+def test_the_audit_rule_sees_an_import_of_the_audit_app(tmp_path):
+    for source in ("from leadcrm.audit.services import access_log_record\n", "from leadcrm import audit\n"):
+        (tmp_path / "module.py").write_text(source)
+        assert imports_module(tmp_path / "module.py", AUDIT_APP)
+    (tmp_path / "module.py").write_text("from leadcrm import errors\n")
+    assert not imports_module(tmp_path / "module.py", AUDIT_APP)
+
+
 PRODUCTION_APPS = ("campaigns", "leads", "nurture", "reporting", "leadcrm")
 
 

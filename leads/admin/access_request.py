@@ -17,7 +17,9 @@ from django.utils.http import content_disposition_header
 from leadcrm.errors import InvalidInput
 
 from ..forms import country_choices
+from ..models import Lead
 from ..services.access_request import access_request_export
+from ..signals import personal_data_read
 
 PERMISSION = "leads.export_person_data"
 
@@ -40,6 +42,10 @@ def access_request_view(request):
         except InvalidInput as error:
             form.add_error(None, error.message)
         else:
+            # Who asked for a person's whole file goes to the access log like any other export.
+            personal_data_read.send(
+                sender=Lead, user=request.user, kind="access_request", path=request.path, rows=len(document["leads"])
+            )
             body = json.dumps(document, cls=DjangoJSONEncoder, indent=2, ensure_ascii=False)
             response = HttpResponse(body, content_type="application/json; charset=utf-8")
             file_name = f"access-request-{timezone.localdate():%Y-%m-%d}.json"

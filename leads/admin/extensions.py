@@ -1,8 +1,9 @@
 """What other apps add to the lead page and list without leads importing them.
 
 `leads` never imports `nurture`; nurture registers its lead action (add to a flow) and its lead-page
-section (enrollments and emails) here when its admin module loads. LeadAdmin reads this registry
-through Django's documented get_actions() hook and its own read-only fields.
+section (enrollments and emails) here when its admin module loads, and the audit app its links from a
+lead's page to the lead's audit trail and access log. LeadAdmin reads this registry through Django's
+documented get_actions() and change_view() hooks and its own read-only fields.
 """
 
 from collections.abc import Callable
@@ -24,6 +25,18 @@ LEAD_ACTIONS: list[LeadAction] = []
 LEAD_SECTIONS: dict[str, list[Callable]] = {}
 
 
+@dataclass(frozen=True)
+class LeadLink:
+    title: str
+    icon: str  # a Material Symbols name, as in the sidebar
+    url: Callable[[int], str]  # the lead's id -> the page
+    allowed: Callable[[HttpRequest], bool]
+
+
+# Buttons beside "History" at the top of a lead's page.
+LEAD_LINKS: list[LeadLink] = []
+
+
 def register_lead_action(function: Callable, *, description: str, allowed: Callable[[HttpRequest], bool]) -> None:
     if all(action.name != function.__name__ for action in LEAD_ACTIONS):
         LEAD_ACTIONS.append(LeadAction(function, function.__name__, description, allowed))
@@ -33,3 +46,10 @@ def register_lead_section(tab: str, render: Callable) -> None:
     sections = LEAD_SECTIONS.setdefault(tab, [])
     if render not in sections:
         sections.append(render)
+
+
+def register_lead_link(
+    title: str, *, icon: str, url: Callable[[int], str], allowed: Callable[[HttpRequest], bool]
+) -> None:
+    if all(link.title != title for link in LEAD_LINKS):
+        LEAD_LINKS.append(LeadLink(title, icon, url, allowed))

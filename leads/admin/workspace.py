@@ -39,8 +39,9 @@ from ..services import lead_add_note, lead_assign, lead_claim, lead_log_call, le
 from ..services.assignment import sales_reps
 from ..services.erasure import lead_erase, same_person_leads
 from ..services.workflow import ALLOWED_TRANSITIONS, validate_status_change
+from ..signals import personal_data_read
 from .consent_section import consent_certificate_html, third_party_consent_html
-from .extensions import LEAD_ACTIONS, LEAD_SECTIONS
+from .extensions import LEAD_ACTIONS, LEAD_LINKS, LEAD_SECTIONS
 from .money_sections import deliveries_and_money_html, outcomes_html
 from .timeline import timeline_html
 
@@ -484,6 +485,18 @@ class LeadAdmin(ModelAdmin):
         return ", ".join(flags)
 
     # --- change page ----------------------------------------------------------------------
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        links = [
+            {"title": link.title, "icon": link.icon, "url": link.url(int(object_id))}
+            for link in LEAD_LINKS
+            if object_id.isdigit() and link.allowed(request)
+        ]
+        response = super().change_view(request, object_id, form_url, {**(extra_context or {}), "lead_links": links})
+        lead = getattr(response, "context_data", {}).get("original")
+        if request.method == "GET" and response.status_code == 200 and lead is not None:
+            personal_data_read.send(sender=Lead, user=request.user, kind="lead_page", path=request.path, lead=lead)
+        return response
+
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
         if obj is None or not can_work_lead(user=request.user, lead=obj):
@@ -778,6 +791,9 @@ class LeadAdmin(ModelAdmin):
                 return value
 
         writer = csv.writer(Echo())
+        personal_data_read.send(
+            sender=Lead, user=request.user, kind="lead_export", path=request.path, rows=queryset.count()
+        )
         rows = queryset.order_by("-created_at").values_list(*columns).iterator(chunk_size=2000)
         response = StreamingHttpResponse(
             (writer.writerow([spreadsheet_safe(value) for value in row]) for row in _with_header(columns, rows)),

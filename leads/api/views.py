@@ -37,6 +37,7 @@ from ..services.inbound_ping import supplier_ping
 from ..services.intake import api_lead_submit
 from ..services.outcomes import advertiser_postback_apply, lead_record_outcome
 from ..services.suppression import buyer_suppression_add, buyer_suppression_remove
+from ..signals import personal_data_read
 from .authentication import PartnerPrincipal
 from .parsers import JSONParser
 from .permissions import HasScope
@@ -91,6 +92,13 @@ def _staff_user(request: Request) -> User | None:
     return request.user if isinstance(request.user, User) else None
 
 
+def _staff_read(request: Request, kind: str, *, lead: Lead | None = None, rows: int | None = None) -> None:
+    """A staff member read leads' personal data over the API: the access log records it (partners read
+    their own leads, which is not staff access)."""
+    if (user := _staff_user(request)) is not None:
+        personal_data_read.send(sender=Lead, user=user, kind=kind, path=request.path, lead=lead, rows=rows)
+
+
 def _lead_answer(request: Request, data: object, idempotency_key: str = "") -> tuple[int, dict[str, Any]]:
     result = api_lead_submit(
         data=data,
@@ -128,6 +136,11 @@ class LeadListCreateView(generics.ListAPIView[Lead]):
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "partner": _partner(self.request)}
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        response = super().list(request, *args, **kwargs)
+        _staff_read(request, "api_lead_list", rows=len(response.data["results"]))
+        return response
 
     @extend_schema(
         request=LeadInputSerializer,
@@ -209,6 +222,11 @@ class LeadDetailView(generics.RetrieveAPIView[Lead]):
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "partner": _partner(self.request)}
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        lead = self.get_object()
+        _staff_read(request, "api_lead_detail", lead=lead)
+        return Response(self.get_serializer(lead).data)
 
 
 class LeadOutcomeView(APIView):

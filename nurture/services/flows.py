@@ -15,8 +15,8 @@ from .enrollment import enrollments_exit, lead_enroll
 def flow_set_status(*, flow: Flow, status: str) -> Flow:
     """Paused flows keep their enrollments waiting; archiving one lets its leads go."""
     with transaction.atomic():
-        Flow.objects.filter(pk=flow.pk).update(status=status)
         flow.status = status
+        flow.save(update_fields=["status"])  # a save, not an UPDATE: the audit trail records who did it
         if status == Flow.Status.ARCHIVED:
             enrollments_exit(enrollments=flow.enrollments.all(), reason="flow archived")
     return flow
