@@ -2,6 +2,7 @@
 checks (documented status codes and headers, response bodies that match their schema, valid data
 accepted and invalid data refused, auth enforced), as a supplier, a buyer and a staff member."""
 
+import re
 import uuid
 from datetime import date, timedelta
 from types import SimpleNamespace
@@ -17,6 +18,7 @@ from rest_framework.authtoken.models import Token
 from campaigns.tests.factories import CampaignFactory, OfferFactory
 from leadcrm.wsgi import application
 from leads.models import ApiScope, Partner
+from leads.services.idempotency import MAX_KEY_LENGTH
 from leads.services.partners import api_key_create
 from leads.tests.factories import LeadFactory, delivered
 
@@ -97,22 +99,34 @@ def aim_at_real_objects(case, caller) -> None:
     before its date_from and at most 366 days after it (moved into the period when it is not), and
     an Idempotency-Key is used for one body only (each case gets a key of its own: the same key with
     another body is a 422, tested in leads/tests/test_api_access.py)."""
-    query = case.query if isinstance(case.query, dict) else {}
+    # Only values the schema calls valid are replaced: a negative case keeps the value that makes it one.
+    query = case.query if case.query is not None else {}
     days = [_day(query.get(name)) for name in ("date_from", "date_to")]
     if None not in days:
         first, last = days
         query["date_to"] = min(max(last, first), first + timedelta(days=366)).isoformat()
-    headers = case.headers if isinstance(case.headers, dict) else {}
-    if isinstance(headers.get("Idempotency-Key"), str) and headers["Idempotency-Key"].strip():
+    headers = case.headers if case.headers is not None else {}
+    key = headers.get("Idempotency-Key")
+    if isinstance(key, str) and key.strip() and len(key) <= MAX_KEY_LENGTH:
         headers["Idempotency-Key"] = f"case-{uuid.uuid4()}"
-    if "lead_id" in (case.path_parameters or {}):
+    if _uuid(case.path_parameters.get("lead_id") if case.path_parameters else None):
         case.path_parameters["lead_id"] = str(caller.lead.public_id)
     if case.method == "POST" and case.path in ("/api/v1/leads/", "/api/v1/leads/batch/"):
         body = case.body if isinstance(case.body, dict) else {}
         items = [body, *(body.get("leads") if isinstance(body.get("leads"), list) else [])]
         for item in items:
-            if isinstance(item, dict) and isinstance(item.get("campaign"), str):
+            if isinstance(item, dict) and isinstance(item.get("campaign"), str) and SLUG.fullmatch(item["campaign"]):
                 item["campaign"] = caller.world.campaign.slug
+
+
+SLUG = re.compile(r"[-a-zA-Z0-9_]{1,80}")
+
+
+def _uuid(value):
+    try:
+        return uuid.UUID(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _day(value):

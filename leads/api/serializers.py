@@ -1,6 +1,9 @@
 """Request and response shapes of the partner API; no logic beyond shape checks."""
 
 import datetime
+import functools
+import re
+import sys
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
@@ -106,7 +109,22 @@ class LeadInputSerializer(serializers.Serializer[Any]):
 # A way to reach the person: parse_submission refuses a lead whose email and phone are both empty once
 # cleaned (invisible characters and surrounding spaces taken off).
 CONTACT_FIELDS = ("email", "phone")
-SOME_TEXT = "[^\\s\\x00-\\x1f\\x7f-\\x9f\\xad\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff]"
+
+
+@functools.cache
+def _some_text() -> str:
+    """A pattern matching text with a character parse_submission keeps and does not strip (printable and
+    not a space), from the running Python's own Unicode tables, so it says exactly what the check does."""
+    ranges: list[tuple[int, int]] = []
+    for point in range(sys.maxunicode + 1):
+        character = chr(point)
+        if character.isprintable() and not character.isspace():
+            if ranges and ranges[-1][1] == point - 1:
+                ranges[-1] = (ranges[-1][0], point)
+            else:
+                ranges.append((point, point))
+    literal = lambda point: re.escape(chr(point))  # noqa: E731
+    return "[" + "".join(literal(a) if a == b else f"{literal(a)}-{literal(b)}" for a, b in ranges) + "]"
 
 
 class LeadInputScheme(OpenApiSerializerExtension):  # type: ignore[no-untyped-call]
@@ -120,7 +138,7 @@ class LeadInputScheme(OpenApiSerializerExtension):  # type: ignore[no-untyped-ca
         schema["anyOf"] = [
             {
                 "required": [name],
-                "properties": {name: {"anyOf": [{"type": "string", "pattern": SOME_TEXT}, {"type": "number"}]}},
+                "properties": {name: {"anyOf": [{"type": "string", "pattern": _some_text()}, {"type": "number"}]}},
             }
             for name in CONTACT_FIELDS
         ]
@@ -253,11 +271,13 @@ class OutcomeInputScheme(OpenApiSerializerExtension):  # type: ignore[no-untyped
     def map_serializer(self, auto_schema: "AutoSchema", direction: Any) -> dict[str, Any]:
         schema: dict[str, Any] = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
         needs = {LeadOutcome.Kind.CONVERTED: ["sale_amount"], LeadOutcome.Kind.RETURNED: ["reason"]}
-        kinds = self.target.fields["outcome"].choices
         schema["anyOf"] = [
             # A pattern, not an enum: drf-spectacular would make a component of every enum.
-            {"properties": {"outcome": {"type": "string", "pattern": f"^{kind}$"}}, "required": [*needs.get(kind, [])]}
-            for kind in kinds
+            {
+                "properties": {"outcome": {"type": "string", "pattern": f"^{kind}$"}},
+                "required": ["outcome", *needs.get(kind, [])],
+            }
+            for kind in OutcomeInputSerializer().fields["outcome"].choices
         ]
         return schema
 

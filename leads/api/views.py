@@ -31,7 +31,7 @@ from ..selectors import (
     lead_list_for_buyer,
     statement,
 )
-from ..services.idempotency import idempotent
+from ..services.idempotency import MAX_KEY_LENGTH, idempotent
 from ..services.intake import api_lead_submit
 from ..services.outcomes import advertiser_postback_apply, lead_record_outcome
 from .authentication import PartnerPrincipal
@@ -55,7 +55,8 @@ from .throttling import PostbackIpThrottle
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
-    str,
+    # An empty header is no key; a blank one is refused.
+    {"type": "string", "maxLength": MAX_KEY_LENGTH, "pattern": "^(|.*\\S.*)$"},
     OpenApiParameter.HEADER,
     required=False,
     description="Repeat a request safely for 24 h: repeats return the first answer and create nothing.",
