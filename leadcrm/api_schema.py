@@ -87,7 +87,7 @@ def days_schema(first: datetime.date, last: datetime.date) -> dict[str, Any]:
     return {"type": "string", "format": "date", "pattern": f"^({years})-"}
 
 
-class DecimalFieldScheme(OpenApiSerializerFieldExtension):  # type: ignore[no-untyped-call]
+class DecimalFieldScheme(OpenApiSerializerFieldExtension):
     """What DRF's DecimalField takes: a JSON number or a string of digits within its places and
     bounds. drf-spectacular's own pattern allows "" and "-", which the field refuses."""
 
@@ -97,7 +97,7 @@ class DecimalFieldScheme(OpenApiSerializerFieldExtension):  # type: ignore[no-un
     def map_serializer_field(self, auto_schema: AutoSchema, direction: Any) -> dict[str, Any]:
         field = self.target
         if direction != "request":
-            return auto_schema._map_serializer_field(field, direction, bypass_extensions=True)  # type: ignore[no-any-return]
+            return auto_schema._map_serializer_field(field, direction, bypass_extensions=True)
         places, whole = field.decimal_places, field.max_whole_digits
         lowest = Decimal(field.min_value) if field.min_value is not None else None
         digits = f"\\d{{1,{whole}}}" if whole else "\\d+"
@@ -143,7 +143,7 @@ def number_as_text(max_length: int | None) -> dict[str, Any]:
     return number
 
 
-class CharFieldScheme(OpenApiSerializerFieldExtension):  # type: ignore[no-untyped-call]
+class CharFieldScheme(OpenApiSerializerFieldExtension):
     """DRF's CharField takes a number as its text; the schema says so (its subclasses, slugs, emails
     and URLs, check the text and stay as drf-spectacular shows them)."""
 

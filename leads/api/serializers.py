@@ -90,7 +90,7 @@ def _described(spec: SubmissionField) -> serializers.Field[Any, Any, Any, Any]:
     # extend_schema_field only sets an attribute, so it takes any object; its stub asks for a callable.
     # An annotation on this instance: the fields are made afresh for each serializer (get_fields).
     field = serializers.JSONField(required=False, help_text=help_text or None)
-    return extend_schema_field(_contract_schema(spec))(field)  # type: ignore[type-var,no-any-return]
+    return extend_schema_field(_contract_schema(spec))(field)  # type: ignore[type-var]
 
 
 # For the schema only: built from SUBMISSION_FIELDS, which parse_submission checks a lead against
@@ -123,8 +123,8 @@ def _some_text() -> str:
                 ranges[-1] = (ranges[-1][0], point)
             else:
                 ranges.append((point, point))
-    literal = lambda point: re.escape(chr(point))  # noqa: E731
-    return "[" + "".join(literal(a) if a == b else f"{literal(a)}-{literal(b)}" for a, b in ranges) + "]"
+    spans = (re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+    return "[" + "".join(spans) + "]"
 
 
 class LeadInputScheme(OpenApiSerializerExtension):  # type: ignore[no-untyped-call]
@@ -133,7 +133,9 @@ class LeadInputScheme(OpenApiSerializerExtension):  # type: ignore[no-untyped-ca
     target_class = LeadInputSerializer
 
     def map_serializer(self, auto_schema: "AutoSchema", direction: Any) -> dict[str, Any]:
-        schema: dict[str, Any] = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        schema: dict[str, Any] = auto_schema._map_serializer(  # type: ignore[no-untyped-call]
+            self.target, direction, bypass_extensions=True
+        )
         schema["additionalProperties"] = False
         schema["anyOf"] = [
             {
@@ -269,7 +271,9 @@ class OutcomeInputScheme(OpenApiSerializerExtension):  # type: ignore[no-untyped
     target_class = OutcomeInputSerializer
 
     def map_serializer(self, auto_schema: "AutoSchema", direction: Any) -> dict[str, Any]:
-        schema: dict[str, Any] = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        schema: dict[str, Any] = auto_schema._map_serializer(  # type: ignore[no-untyped-call]
+            self.target, direction, bypass_extensions=True
+        )
         needs = {LeadOutcome.Kind.CONVERTED: ["sale_amount"], LeadOutcome.Kind.RETURNED: ["reason"]}
         schema["anyOf"] = [
             # A pattern, not an enum: drf-spectacular would make a component of every enum.
@@ -277,7 +281,7 @@ class OutcomeInputScheme(OpenApiSerializerExtension):  # type: ignore[no-untyped
                 "properties": {"outcome": {"type": "string", "pattern": f"^{kind}$"}},
                 "required": ["outcome", *needs.get(kind, [])],
             }
-            for kind in OutcomeInputSerializer().fields["outcome"].choices
+            for kind in cast(serializers.ChoiceField, OutcomeInputSerializer().fields["outcome"]).choices
         ]
         return schema
 
