@@ -268,7 +268,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "leadcrm partner API",
     "DESCRIPTION": "Post leads, read them back, report outcomes and read reports. "
     "Authenticate with `Authorization: Api-Key <key>`. Errors share one shape: "
-    '`{"error": {"code", "message", "fields"}}`.',
+    '`{"error": {"code", "message", "fields"}}`, where `fields` maps each field (an item of a list by its '
+    "path, `leads.3`) to its messages.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -21,6 +21,7 @@ from leads.models import ApiScope, Partner
 from leads.services.idempotency import MAX_KEY_LENGTH
 from leads.services.partners import api_key_create
 from leads.tests.factories import LeadFactory, delivered
+from reporting.selectors.reports import EARLIEST_DAY, LATEST_DAY
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -102,7 +103,7 @@ def aim_at_real_objects(case, caller) -> None:
     # Only values the schema calls valid are replaced: a negative case keeps the value that makes it one.
     query = case.query if case.query is not None else {}
     days = [_day(query.get(name)) for name in ("date_from", "date_to")]
-    if None not in days:
+    if all(day is not None and EARLIEST_DAY <= day <= LATEST_DAY for day in days):
         first, last = days
         query["date_to"] = min(max(last, first), first + timedelta(days=366)).isoformat()
     headers = case.headers if case.headers is not None else {}
