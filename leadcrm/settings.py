@@ -274,7 +274,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "leadcrm.api_schema.ApiSchema",
     "EXCEPTION_HANDLER": "leadcrm.api_errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
@@ -282,7 +282,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "leadcrm partner API",
     "DESCRIPTION": "Post leads, read them back, report outcomes and read reports. "
     "Authenticate with `Authorization: Api-Key <key>`. Errors share one shape: "
-    '`{"error": {"code", "message", "fields"}}`.',
+    '`{"error": {"code", "message", "fields"}}`, where `fields` maps each field (an item of a list by its '
+    "path, `leads.3`) to its messages.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -3,6 +3,7 @@ import datetime
 import django_filters
 from django import forms
 from django_filters.fields import IsoDateTimeField
+from drf_spectacular.utils import extend_schema_field
 
 from .models import Lead, LeadStatus, Validity
 
@@ -18,16 +19,23 @@ class UtcIsoDateTimeField(IsoDateTimeField):
             raise forms.ValidationError("Enter a date and time between the years 1 and 9999.") from error
 
 
+# An empty value filters nothing (django-filter skips it), so the schema allows it beside a date-time.
+@extend_schema_field({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "maxLength": 0}]})
 class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
+
+
+@extend_schema_field({"type": "string", "pattern": "^[^\\x00]*$"})  # as Django's form fields, no NUL
+class TextFilter(django_filters.CharFilter):
+    pass
 
 
 class LeadFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=LeadStatus.choices)
     lead_type = django_filters.ChoiceFilter(choices=[("soft", "soft"), ("hard", "hard")])
     validity = django_filters.ChoiceFilter(choices=Validity.choices)
-    campaign = django_filters.CharFilter(field_name="campaign__slug")
-    country = django_filters.CharFilter(method="filter_country")
+    campaign = TextFilter(field_name="campaign__slug")
+    country = TextFilter(method="filter_country")
     created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     updated_after = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")

@@ -9,7 +9,6 @@ from rest_framework.views import APIView
 
 from leads.api.authentication import PartnerPrincipal
 from leads.api.permissions import HasScope
-from leads.api.views import ERRORS
 from leads.models import ApiScope, Lead
 from leads.selectors import can_see_all_leads, lead_list, lead_list_for_api
 
@@ -27,7 +26,7 @@ class ReportView(APIView):
     permission_classes = [HasScope]
     required_scope = ApiScope.REPORTS_READ
 
-    @extend_schema(parameters=[ReportQuerySerializer], responses={200: ReportSerializer, **ERRORS})
+    @extend_schema(parameters=[ReportQuerySerializer], responses=ReportSerializer)
     def get(self, request: Request) -> Response:
         """Lead metrics per group and date range; money metrics (revenue, cost, margin, CPL, ROI...) for staff
         only."""

@@ -6,7 +6,10 @@ from typing import Any
 
 from django.utils.functional import cached_property
 from rest_framework import serializers
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.settings import api_settings
+
+from leadcrm.api_schema import days_schema, shown_as
 
 from .selectors import GROUPINGS
 from .selectors.reports import EARLIEST_DAY, LATEST_DAY, Row
@@ -17,11 +20,21 @@ REPORT_GROUP_CHOICES = list(GROUPINGS)
 PARTNER_REPORT_GROUPS = ["campaign", "traffic_source_kind", "offer", "day", "week", "country", "device_type"]
 
 
+# Names separated by commas (spaces and empty names between them are ignored).
+GROUP_BY_PATTERN = (
+    f"^[\\s,]*({'|'.join(REPORT_GROUP_CHOICES)})(\\s*,[\\s,]*({'|'.join(REPORT_GROUP_CHOICES)}))*[\\s,]*$"
+)
+
+
 class ReportQuerySerializer(serializers.Serializer[Any]):
-    date_from = serializers.DateField()
-    date_to = serializers.DateField()
-    group_by = serializers.CharField(
-        default="campaign", help_text=f"Comma-separated, outermost first: {', '.join(REPORT_GROUP_CHOICES)}."
+    date_from = shown_as(serializers.DateField, days_schema(EARLIEST_DAY, LATEST_DAY))()
+    date_to = shown_as(serializers.DateField, days_schema(EARLIEST_DAY, LATEST_DAY))(
+        help_text="Not before date_from, and at most 366 days after it."
+    )
+    group_by = shown_as(serializers.CharField, {"type": "string", "pattern": GROUP_BY_PATTERN})(
+        default="campaign",
+        help_text=f"Comma-separated, outermost first: {', '.join(REPORT_GROUP_CHOICES)}. Partners may group by "
+        f"{', '.join(PARTNER_REPORT_GROUPS)} (others are refused with 403).",
     )
 
     def validate_group_by(self, value: str) -> list[str]:
@@ -30,7 +43,8 @@ class ReportQuerySerializer(serializers.Serializer[Any]):
         if unknown or not groups:
             raise serializers.ValidationError(f"Use some of {', '.join(REPORT_GROUP_CHOICES)}.")
         if self.context.get("partner") is not None and set(groups) - set(PARTNER_REPORT_GROUPS):
-            raise serializers.ValidationError(f"Partners may group by {', '.join(PARTNER_REPORT_GROUPS)}.")
+            # A well-formed request for what the caller may not see: refused as such, not as bad input.
+            raise PermissionDenied(f"Partners may group by {', '.join(PARTNER_REPORT_GROUPS)}.")
         return list(dict.fromkeys(groups))
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -1,14 +1,21 @@
 """Request and response shapes of the partner API; no logic beyond shape checks."""
 
+import datetime
+import functools
+import re
+import sys
 from decimal import Decimal
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from campaigns.links import absolute, tracking_url
 from campaigns.models import Campaign, LeadType, validate_currency
+from leadcrm.api_errors import ErrorBodySerializer
+from leadcrm.api_schema import currency_schema, days_schema, shown_as
 
 from ..models import Lead, LeadOutcome, LeadStatus, Partner, Qualification, SupplierPing, Validity
 from ..services.consent import consent_certificate_url
@@ -17,57 +24,85 @@ from ..services.intake import CAMPAIGN_HELP
 from ..services.submission import (
     AMOUNT_DIGITS,
     AMOUNT_PLACES,
+    FALSE_WORDS,
     MAP_NAME_LENGTH,
     MAX_WHOLE_NUMBER,
+    NUMBER_AS_TEXT_DIGITS,
     SUBMISSION_FIELDS,
+    TRUE_WORDS,
     FieldKind,
     SubmissionField,
 )
 
+if TYPE_CHECKING:  # drf_spectacular.openapi reads DRF's settings, which import the API's modules
+    from drf_spectacular.openapi import AutoSchema
 
-class ErrorBodySerializer(serializers.Serializer[Any]):
-    code = serializers.CharField(help_text="Stable machine-readable code, e.g. invalid, not_found, throttled.")
-    message = serializers.CharField()
-    # DRF's metaclass takes declared fields off the class, so this never hides Serializer.fields.
-    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))  # type: ignore[assignment]
-
-
-class ErrorSerializer(serializers.Serializer[Any]):
-    error = ErrorBodySerializer()
+# What parse_submission takes of each kind of field, in JSON: the types and forms its readers accept
+# (a form or a CSV file sends text, so numbers may come as text and text as numbers).
+NO_NUL = "^[^\\x00]*$"  # no database stores NUL; any other character is kept or cleaned away
+NOTHING = {"type": "string", "maxLength": 0}  # an empty text is an empty field
 
 
-def _map_schema(spec: SubmissionField) -> dict[str, Any]:
-    text = {"type": "string", "maxLength": spec.max_length}
-    value = {"oneOf": [text, {"type": "array", "items": text}]} if spec.lists else text
-    return {"type": "object", "maxProperties": spec.max_entries, "additionalProperties": value}
+def _case_free(word: str) -> str:
+    return "".join(f"[{letter.lower()}{letter.upper()}]" if letter.isalpha() else letter for letter in word)
+
+
+def _text(spec: SubmissionField) -> dict[str, Any]:
+    text: dict[str, Any] = {"type": "string", "pattern": NO_NUL}
+    if spec.max_length is not None:
+        text["maxLength"] = spec.max_length
+    return text
+
+
+def _whole_number_as_text(max_length: int | None) -> dict[str, Any]:
+    """A JSON number the contract takes as text: whole, of as many digits as the text may hold (and
+    no more than NUMBER_AS_TEXT_DIGITS), so its text always fits."""
+    digits = min(max_length or NUMBER_AS_TEXT_DIGITS, NUMBER_AS_TEXT_DIGITS)
+    return {"type": "integer", "minimum": -(10 ** (digits - 1) - 1), "maximum": 10**digits - 1}
+
+
+def _contract_schema(spec: SubmissionField) -> dict[str, Any]:
+    """The JSON Schema of one contract field, as its reader in parse_submission checks it."""
+    if spec.kind == FieldKind.TEXT:
+        kinds = [_text(spec), _whole_number_as_text(spec.max_length)]  # a zip code or a phone sent as a number
+    elif spec.kind == FieldKind.IP_ADDRESS:
+        kinds = [NOTHING, {"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}]
+    elif spec.kind == FieldKind.UUID:
+        kinds = [NOTHING, {"type": "string", "format": "uuid"}]
+    elif spec.kind == FieldKind.WHOLE_NUMBER:
+        kinds = [
+            {"type": "integer", "minimum": 0, "maximum": MAX_WHOLE_NUMBER},
+            {"type": "string", "pattern": "^(\\s*\\d{1,9}\\s*)?$"},
+        ]
+    elif spec.kind == FieldKind.AMOUNT:
+        kinds = [
+            {"type": "number", "minimum": 0, "maximum": 10**AMOUNT_DIGITS - 1},
+            {"type": "string", "pattern": f"^(\\s*\\d{{1,{AMOUNT_DIGITS}}}(\\.\\d{{1,{AMOUNT_PLACES}}})?\\s*)?$"},
+        ]
+    elif spec.kind == FieldKind.YES_NO:
+        words = "|".join(_case_free(word) for word in sorted(TRUE_WORDS | FALSE_WORDS) if word)
+        kinds = [
+            {"type": "boolean"},
+            {"type": "integer", "enum": [0, 1]},
+            {"type": "string", "pattern": f"^\\s*({words})?\\s*$"},
+        ]
+    else:
+        # Each value is read as a text field is (a number is its text, null is empty).
+        text: dict[str, Any] = {"anyOf": [_text(spec), _whole_number_as_text(spec.max_length)], "nullable": True}
+        value: dict[str, Any] = {"anyOf": [text, {"type": "array", "items": text}]} if spec.lists else text
+        kinds = [NOTHING, {"type": "object", "maxProperties": spec.max_entries, "additionalProperties": value}]
+    return {"anyOf": kinds, "nullable": True}
 
 
 def _described(spec: SubmissionField) -> serializers.Field[Any, Any, Any, Any]:
     """The schema's picture of one contract field (parse_submission checks it; this only shows it)."""
-    common: dict[str, Any] = {"required": False, "help_text": spec.help_text or None}
-    # DRF's stubs ask for an int max_length, though None (no limit) is its default.
-    text: dict[str, Any] = {**common, "allow_blank": True, "max_length": spec.max_length}
-    if spec.kind == FieldKind.TEXT:
-        return serializers.CharField(**text)
-    if spec.kind == FieldKind.IP_ADDRESS:
-        return serializers.IPAddressField(**text)
-    if spec.kind == FieldKind.WHOLE_NUMBER:
-        return serializers.IntegerField(allow_null=True, min_value=0, max_value=MAX_WHOLE_NUMBER, **common)
-    if spec.kind == FieldKind.AMOUNT:
-        return serializers.DecimalField(
-            allow_null=True,
-            max_digits=AMOUNT_DIGITS + AMOUNT_PLACES,
-            decimal_places=AMOUNT_PLACES,
-            min_value=0,
-            **common,
-        )
-    if spec.kind == FieldKind.YES_NO:
-        return serializers.BooleanField(**common)
-    names = f"At most {spec.max_entries} names of up to {MAP_NAME_LENGTH} characters."
-    common["help_text"] = f"{spec.help_text} {names}".strip()
-    # An annotation on this instance: the fields are made afresh for each serializer (get_fields).
+    help_text = spec.help_text
+    if spec.kind == FieldKind.MAP:
+        help_text = f"{help_text} At most {spec.max_entries} names of up to {MAP_NAME_LENGTH} characters.".strip()
     # extend_schema_field only sets an attribute, so it takes any object; its stub asks for a callable.
-    return extend_schema_field(_map_schema(spec))(serializers.DictField(**common))  # type: ignore[type-var]
+    # An annotation on this instance: the fields are made afresh for each serializer (get_fields).
+    field = serializers.JSONField(required=False, help_text=help_text or None)
+    return extend_schema_field(_contract_schema(spec))(field)  # type: ignore[type-var]
 
 
 # For the schema only: built from SUBMISSION_FIELDS, which parse_submission checks a lead against
@@ -81,6 +116,47 @@ class LeadInputSerializer(serializers.Serializer[Any]):
 
     def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         return {**super().get_fields(), **{spec.name: _described(spec) for spec in SUBMISSION_FIELDS}}
+
+
+# A way to reach the person: parse_submission refuses a lead whose email and phone are both empty once
+# cleaned (invisible characters and surrounding spaces taken off).
+CONTACT_FIELDS = ("email", "phone")
+
+
+@functools.cache
+def _some_text() -> str:
+    """A pattern matching text with a character parse_submission keeps and does not strip (printable and
+    not a space), from the running Python's own Unicode tables, so it says exactly what the check does."""
+    ranges: list[tuple[int, int]] = []
+    for point in range(sys.maxunicode + 1):
+        character = chr(point)
+        if character.isprintable() and not character.isspace():
+            if ranges and ranges[-1][1] == point - 1:
+                ranges[-1] = (ranges[-1][0], point)
+            else:
+                ranges.append((point, point))
+    spans = (re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+    return "[" + "".join(spans) + "]"
+
+
+class LeadInputScheme(OpenApiSerializerExtension):  # type: ignore[no-untyped-call]
+    """The contract as a whole: unknown fields are refused, and an email or a phone is required."""
+
+    target_class = LeadInputSerializer
+
+    def map_serializer(self, auto_schema: "AutoSchema", direction: Any) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_serializer(  # type: ignore[no-untyped-call]
+            self.target, direction, bypass_extensions=True
+        )
+        schema["additionalProperties"] = False
+        schema["anyOf"] = [
+            {
+                "required": [name],
+                "properties": {name: {"anyOf": [{"type": "string", "pattern": _some_text()}, {"type": "number"}]}},
+            }
+            for name in CONTACT_FIELDS
+        ]
+        return schema
 
 
 def _duplicate_of(lead: Lead, partner: Partner | None) -> str | None:
@@ -119,12 +195,17 @@ class LeadSerializer(LeadResultSerializer):
     last_name = serializers.CharField()
     country = serializers.CharField()
     company = serializers.CharField()
-    click_id = serializers.CharField()
-    sub_ids = serializers.DictField()
+    click_id = serializers.CharField(
+        required=False, help_text="Absent for a buyer when another supplier sent the lead."
+    )
+    sub_ids = serializers.DictField(required=False, help_text="Absent for a buyer when another supplier sent the lead.")
     answers = serializers.DictField()
-    status_reason = serializers.CharField()
-    sale_amount = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
-    sale_currency = serializers.CharField()
+    # Staff only: absent for partners.
+    status_reason = serializers.CharField(required=False, help_text="Staff only.")
+    sale_amount = serializers.DecimalField(
+        max_digits=14, decimal_places=2, allow_null=True, required=False, help_text="Staff only."
+    )
+    sale_currency = serializers.CharField(required=False, help_text="Staff only.")
     consent_certificate = serializers.UUIDField(
         source="consent_certificate_id",
         allow_null=True,
@@ -163,7 +244,8 @@ class PartnerLeadSerializer(LeadSerializer):
 
 class BatchInputSerializer(serializers.Serializer[Any]):
     leads = serializers.ListField(
-        child=serializers.JSONField(),
+        # Any value: each item is checked as POST /leads/ checks a lead, and a bad one is a rejected result.
+        child=serializers.JSONField(allow_null=True),
         min_length=1,
         max_length=settings.API_BATCH_MAX_LEADS,
         help_text=f"Up to {settings.API_BATCH_MAX_LEADS} lead objects, each as for POST /leads/.",
@@ -192,8 +274,8 @@ class OutcomeInputSerializer(serializers.Serializer[Any]):
         required=False, allow_blank=True, max_length=200, help_text="Your id for this report; repeats are ignored."
     )
     sale_amount = serializers.DecimalField(required=False, max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
-    currency = serializers.CharField(
-        required=False, allow_blank=True, min_length=3, max_length=3, validators=[validate_currency]
+    currency = shown_as(serializers.CharField, currency_schema(blank=True))(
+        required=False, allow_blank=True, validators=[validate_currency]
     )
     reason = serializers.ChoiceField(choices=LeadOutcome.ReturnReason.choices, required=False)
     note = serializers.CharField(required=False, allow_blank=True, max_length=500)
@@ -204,6 +286,27 @@ class OutcomeInputSerializer(serializers.Serializer[Any]):
         if attrs["outcome"] == LeadOutcome.Kind.RETURNED and not attrs.get("reason"):
             raise serializers.ValidationError({"reason": ["Required for a returned lead."]})
         return attrs
+
+
+class OutcomeInputScheme(OpenApiSerializerExtension):  # type: ignore[no-untyped-call]
+    """What OutcomeInputSerializer.validate asks beside the fields: a sale's amount, a return's reason."""
+
+    target_class = OutcomeInputSerializer
+
+    def map_serializer(self, auto_schema: "AutoSchema", direction: Any) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_serializer(  # type: ignore[no-untyped-call]
+            self.target, direction, bypass_extensions=True
+        )
+        needs = {LeadOutcome.Kind.CONVERTED: ["sale_amount"], LeadOutcome.Kind.RETURNED: ["reason"]}
+        schema["anyOf"] = [
+            # A pattern, not an enum: drf-spectacular would make a component of every enum.
+            {
+                "properties": {"outcome": {"type": "string", "pattern": f"^{kind}$"}},
+                "required": ["outcome", *needs.get(kind, [])],
+            }
+            for kind in cast(serializers.ChoiceField, OutcomeInputSerializer().fields["outcome"]).choices
+        ]
+        return schema
 
 
 class OutcomeSerializer(serializers.Serializer[LeadOutcome]):
@@ -249,10 +352,20 @@ class PostbackSerializer(serializers.Serializer[Any]):
         return attrs
 
 
+# The ledger's days, as reports take them: a day outside has no entries, and the last day's end must fit a datetime.
+STATEMENT_DAYS = (datetime.date(2000, 1, 1), datetime.date(2099, 12, 31))
+
+
 class StatementQuerySerializer(serializers.Serializer[Any]):
-    currency = serializers.CharField(max_length=3, default="USD", validators=[validate_currency])
-    date_from = serializers.DateField(help_text="First day (in the platform's time zone) of entries booked.")
-    date_to = serializers.DateField(help_text="Last day; at most 366 days after date_from.")
+    currency = shown_as(serializers.CharField, currency_schema())(
+        max_length=3, default="USD", validators=[validate_currency]
+    )
+    date_from = shown_as(serializers.DateField, days_schema(*STATEMENT_DAYS))(
+        help_text="First day (in the platform's time zone) of entries booked."
+    )
+    date_to = shown_as(serializers.DateField, days_schema(*STATEMENT_DAYS))(
+        help_text="Last day: not before date_from, and at most 366 days after it."
+    )
     side = serializers.ChoiceField(
         choices=["buyer", "supplier"],
         required=False,
@@ -267,6 +380,10 @@ class StatementQuerySerializer(serializers.Serializer[Any]):
         return values
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        first, last = STATEMENT_DAYS
+        for name in ("date_from", "date_to"):
+            if not first <= attrs[name] <= last:
+                raise serializers.ValidationError({name: [f"Must be between {first} and {last}."]})
         if attrs["date_to"] < attrs["date_from"]:
             raise serializers.ValidationError({"date_to": ["Must not be before date_from."]})
         if (attrs["date_to"] - attrs["date_from"]).days > 366:
@@ -319,6 +436,19 @@ class PingInputSerializer(serializers.Serializer[Any]):
 
     def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         return {**super().get_fields(), **{spec.name: _described(spec) for spec in PING_FIELDS}}
+
+
+class PingInputScheme(OpenApiSerializerExtension):  # type: ignore[no-untyped-call]
+    """A ping names its fields exactly: any other (a contact above all) is refused."""
+
+    target_class = PingInputSerializer
+
+    def map_serializer(self, auto_schema: "AutoSchema", direction: Any) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_serializer(  # type: ignore[no-untyped-call]
+            self.target, direction, bypass_extensions=True
+        )
+        schema["additionalProperties"] = False
+        return schema
 
 
 class PingResultSerializer(serializers.Serializer[SupplierPing]):

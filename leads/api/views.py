@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from campaigns.models import Advertiser, Campaign, LandingPage
 from campaigns.services import advertiser_for_postback_token
-from leadcrm.api_errors import error_body
+from leadcrm.api_errors import ErrorSerializer, error_body
 from leadcrm.errors import ApplicationError, NotFound
 
 from ..filters import LeadFilter
@@ -32,7 +32,7 @@ from ..selectors import (
     statement,
     suppression_counts,
 )
-from ..services.idempotency import idempotent
+from ..services.idempotency import MAX_KEY_LENGTH, idempotent
 from ..services.inbound_ping import supplier_ping
 from ..services.intake import api_lead_submit
 from ..services.outcomes import advertiser_postback_apply, lead_record_outcome
@@ -45,7 +45,6 @@ from .serializers import (
     BatchInputSerializer,
     BatchResultSerializer,
     CampaignSerializer,
-    ErrorSerializer,
     LeadInputSerializer,
     LeadResultSerializer,
     LeadSerializer,
@@ -64,19 +63,22 @@ from .serializers import (
 )
 from .throttling import PostbackIpThrottle
 
-ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, description="Invalid request; `fields` says which fields and why."),
-    401: OpenApiResponse(ErrorSerializer, description="No key, or an unknown, expired or revoked key."),
-    403: OpenApiResponse(ErrorSerializer, description="The key lacks the scope, or the IP is not allowed."),
-    429: OpenApiResponse(ErrorSerializer, description="Over the rate limit; see Retry-After."),
-}
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
-    str,
+    # An empty header is no key; a blank one is refused.
+    {"type": "string", "maxLength": MAX_KEY_LENGTH, "pattern": "^(|.*\\S.*)$"},
     OpenApiParameter.HEADER,
     required=False,
     description="Repeat a request safely for 24 h: repeats return the first answer and create nothing.",
 )
+
+POSTBACK_RESPONSES = {
+    201: OutcomeSerializer,
+    200: OpenApiResponse(OutcomeSerializer, description="The same reference was reported before; nothing changed."),
+    401: OpenApiResponse(ErrorSerializer, description="No postback token, or an unknown one."),
+    404: OpenApiResponse(ErrorSerializer, description="No lead of this advertiser has that click id or lead id."),
+    409: OpenApiResponse(ErrorSerializer, description="The reference was already used for another outcome."),
+}
 
 
 def _partner(request: Request) -> Partner | None:
@@ -117,6 +119,18 @@ class LeadPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
 
+    def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
+        parameters: list[dict[str, Any]] = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                # DRF takes what is not a whole number from 1 as the default, and caps the rest.
+                parameter["schema"] = {"type": "string"}
+                parameter["description"] = (
+                    f"Leads per page: 1 to {self.max_page_size} (more gives {self.max_page_size}); "
+                    f"any other value gives {self.page_size}."
+                )
+        return parameters
+
 
 class LeadListCreateView(generics.ListAPIView[Lead]):
     """Leads you sent (suppliers) or that were sold to you (buyers); POST submits one lead."""
@@ -155,7 +169,6 @@ class LeadListCreateView(generics.ListAPIView[Lead]):
                 "ping_mismatch; `fields.ping_id` says why) and nothing was stored.",
             ),
             422: OpenApiResponse(ErrorSerializer, description="The Idempotency-Key was used with another body."),
-            **ERRORS,
         },
     )
     def post(self, request: Request) -> Response:
@@ -180,7 +193,7 @@ class LeadBatchView(APIView):
     parser_classes = [JSONParser]
     required_scope = ApiScope.LEADS_WRITE
 
-    @extend_schema(request=BatchInputSerializer, responses={200: BatchResultSerializer, **ERRORS})
+    @extend_schema(request=BatchInputSerializer, responses=BatchResultSerializer)
     def post(self, request: Request) -> Response:
         """Up to 1000 leads; one result per item, in order. A bad item does not stop the others."""
         batch = BatchInputSerializer(data=request.data)
@@ -236,7 +249,11 @@ class LeadOutcomeView(APIView):
 
     @extend_schema(
         request=OutcomeInputSerializer,
-        responses={201: OutcomeSerializer, 200: OutcomeSerializer, 404: ErrorSerializer, **ERRORS},
+        responses={
+            201: OutcomeSerializer,
+            200: OpenApiResponse(OutcomeSerializer, description="Reported before with this external_reference."),
+            409: OpenApiResponse(ErrorSerializer, description="The external_reference was used for another outcome."),
+        },
     )
     def post(self, request: Request, lead_id: UUID) -> Response:
         """Report contacted, converted (with the sale) or returned (within the offer's return window)."""
@@ -296,7 +313,10 @@ class StatementView(APIView):
 
     @extend_schema(
         parameters=[StatementQuerySerializer],
-        responses={200: StatementSerializer, 404: ErrorSerializer, **ERRORS},
+        responses={
+            200: StatementSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="The partner has no account on the side asked for."),
+        },
     )
     def get(self, request: Request) -> Response:
         partner = _partner(request)
@@ -327,15 +347,11 @@ class AdvertiserPostbackView(APIView):
     throttle_classes = [PostbackIpThrottle]
     parser_classes = [JSONParser, FormParser]  # advertisers' servers often post form fields
 
-    @extend_schema(
-        parameters=[PostbackSerializer], responses={200: OutcomeSerializer, 404: ErrorSerializer, 401: ErrorSerializer}
-    )
+    @extend_schema(parameters=[PostbackSerializer], responses=POSTBACK_RESPONSES)
     def get(self, request: Request) -> Response:
         return self._apply(request.query_params)
 
-    @extend_schema(
-        request=PostbackSerializer, responses={200: OutcomeSerializer, 404: ErrorSerializer, 401: ErrorSerializer}
-    )
+    @extend_schema(request=PostbackSerializer, responses=POSTBACK_RESPONSES)
     def post(self, request: Request) -> Response:
         return self._apply(request.data)
 
@@ -387,7 +403,6 @@ class PingView(APIView):
                 "refused with 409 (codes ping_unknown, ping_refused, ping_used, ping_expired, ping_mismatch) and "
                 "nothing is stored.",
             ),
-            **ERRORS,
         },
     )
     def post(self, request: Request) -> Response:
@@ -425,7 +440,7 @@ class BuyerSuppressionView(APIView):
     parser_classes = [JSONParser]
     required_scope = ApiScope.SUPPRESSION_WRITE
 
-    @extend_schema(responses={200: SuppressionCountSerializer, 404: ErrorSerializer, **ERRORS})
+    @extend_schema(responses={200: SuppressionCountSerializer, 404: ErrorSerializer})
     def get(self, request: Request) -> Response:
         """How many hashes your list holds."""
         counts = suppression_counts(advertiser_id=_buyer(request).pk)
@@ -433,7 +448,7 @@ class BuyerSuppressionView(APIView):
 
     @extend_schema(
         request=SuppressionHashesSerializer,
-        responses={200: SuppressionAddedSerializer, 404: ErrorSerializer, **ERRORS},
+        responses={200: SuppressionAddedSerializer, 404: ErrorSerializer},
     )
     def post(self, request: Request) -> Response:
         """Add hashes to your list. Sending one already listed changes nothing; one that is not a
@@ -449,7 +464,7 @@ class BuyerSuppressionRemoveView(APIView):
 
     @extend_schema(
         request=SuppressionHashesSerializer,
-        responses={200: SuppressionRemovedSerializer, 404: ErrorSerializer, **ERRORS},
+        responses={200: SuppressionRemovedSerializer, 404: ErrorSerializer},
     )
     def post(self, request: Request) -> Response:
         """Take hashes off your list."""

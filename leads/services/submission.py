@@ -5,6 +5,7 @@ reach the person): it gets field errors and creates nothing. Everything else is 
 """
 
 import ipaddress
+import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -28,6 +29,7 @@ class FieldKind(StrEnum):
     AMOUNT = "amount"
     YES_NO = "yes_no"
     MAP = "map"  # names to texts (or, with `lists`, to lists of texts)
+    UUID = "uuid"  # an id we gave out (a ping id): read as its canonical text
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ SUBMISSION_FIELDS = (
     # Read by the API door only (leads.services.inbound_ping): other doors have no supplier to quote.
     SubmissionField(
         "ping_id",
-        FieldKind.TEXT,
+        FieldKind.UUID,
         36,
         help_text="The ping_id POST /api/v1/ping/ answered: the lead is bought at that ping's price, "
         "or refused (409, nothing stored) if the price no longer holds.",
@@ -116,11 +118,20 @@ class SubmissionError(Exception):
         self.errors = errors
 
 
+NUMBER_AS_TEXT_DIGITS = 18
+
+
+def _short_whole_number(value: str | int) -> bool:
+    """A text, or a whole number whose text (its sign included) has at most NUMBER_AS_TEXT_DIGITS characters."""
+    return isinstance(value, str) or len(str(value)) <= NUMBER_AS_TEXT_DIGITS
+
+
 def _text(value: object, limit: int | None, name: str, errors: FieldErrors) -> str:
     if value is None:
         return ""
-    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
-        errors.setdefault(name, []).append("Must be text.")
+    if isinstance(value, bool) or not isinstance(value, str | int) or not _short_whole_number(value):
+        # A zip code or a phone may come as a JSON number; a fraction or an exponent is not such a text.
+        errors.setdefault(name, []).append(f"Must be text, or a whole number of up to {NUMBER_AS_TEXT_DIGITS} digits.")
         return ""
     if "\x00" in str(value):  # as forms and DRF say it; PostgreSQL stores no NUL
         errors.setdefault(name, []).append("Null characters are not allowed.")
@@ -212,6 +223,17 @@ def _ip_address(value: object, spec: SubmissionField, errors: FieldErrors) -> st
         return ""
 
 
+def _uuid(value: object, spec: SubmissionField, errors: FieldErrors) -> str:
+    text = _text(value, spec.max_length, spec.name, errors)
+    if not text:
+        return ""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        errors.setdefault(spec.name, []).append("Not an id we gave out (a UUID).")
+        return ""
+
+
 _READERS: dict[FieldKind, Callable[[object, SubmissionField, FieldErrors], object]] = {
     FieldKind.TEXT: lambda value, spec, errors: _text(value, spec.max_length, spec.name, errors),
     FieldKind.IP_ADDRESS: _ip_address,
@@ -219,6 +241,7 @@ _READERS: dict[FieldKind, Callable[[object, SubmissionField, FieldErrors], objec
     FieldKind.AMOUNT: lambda value, spec, errors: _amount(value, spec.name, errors),
     FieldKind.YES_NO: lambda value, spec, errors: _boolean(value, spec.name, errors),
     FieldKind.MAP: _string_map,
+    FieldKind.UUID: _uuid,
 }
 
 

@@ -745,6 +745,25 @@ def test_a_batch_answers_every_item_in_order_and_stores_only_the_good_ones(suppl
     assert stored == {results[index]["lead"]["id"] for index in (0, 1, 6)}
 
 
+def test_a_null_batch_item_is_rejected_alone_as_any_other_bad_item(supplier_client, campaign):
+    # The schema lets an item be any JSON value, each checked as POST /leads/ checks one; null was once
+    # refused for the whole batch, with errors nested where the error shape promises a list of messages.
+    items = [None, {"campaign": campaign.slug, "email": "kept@example.com"}]
+
+    response = supplier_client.post(BATCH, {"leads": items}, format="json")
+
+    assert response.status_code == 200, response.content
+    rejected, created = response.json()["results"]
+    assert rejected["outcome"] == "rejected" and rejected["lead"] is None
+    assert rejected["error"] == {
+        "code": "invalid",
+        "message": "Send one lead as a JSON object.",
+        "fields": {"non_field_errors": ["Expected an object."]},
+    }
+    assert created["outcome"] == "created"
+    assert list(Lead.objects.values_list("email", flat=True)) == ["kept@example.com"]
+
+
 def test_a_batch_sent_with_an_idempotency_key_still_stores_every_lead(supplier_client, campaign):
     items = [lead_body(campaign, email="one@example.com"), lead_body(campaign, email="two@example.com")]
 

@@ -328,7 +328,7 @@ def test_a_malformed_ping_id_is_a_field_error(client, campaign):
     response = client.post(LEADS, lead_body(campaign, "not-a-ping"), format="json")
 
     assert response.status_code == 400
-    assert response.json()["error"]["fields"] == {"ping_id": ["Not a ping id."]}
+    assert response.json()["error"]["fields"] == {"ping_id": ["Not an id we gave out (a UUID)."]}
     assert not Lead.objects.exists()
 
 

@@ -2,6 +2,7 @@
 and limit by limit, and the API answers a bad lead with parse_submission's own messages."""
 
 import re
+import uuid
 
 import pytest
 from django.urls import reverse
@@ -46,43 +47,63 @@ def test_the_schema_lists_exactly_the_fields_parse_submission_reads(published):
     assert errors_of({"favourite_colour": "blue"}) == {"favourite_colour": ["Unknown field."]}
 
 
+def of_type(field: dict, kind: str) -> dict:
+    """The branch of a published field (a JSON type, or one of its anyOf) that has the JSON type `kind`."""
+    if field.get("type") == kind:
+        return field
+    return next(of_type(branch, kind) for branch in field.get("anyOf", []) if kind in str(branch))
+
+
 @pytest.mark.parametrize("spec", SUBMISSION_FIELDS, ids=lambda spec: spec.name)
 def test_parse_submission_enforces_each_limit_the_schema_publishes(published, spec):
     """Read from the schema, checked against the parser: a change to either side alone fails here."""
     field = published["properties"][spec.name]
     name = spec.name
     if spec.kind == FieldKind.TEXT:
-        limit = field["maxLength"]
-        assert field["type"] == "string"
+        limit = of_type(field, "string")["maxLength"]
         assert errors_of({name: "a" * limit}) == {}
         assert errors_of({name: "a" * (limit + 1)}) == {name: too_long(limit)}
+        assert errors_of({name: "a\x00"}) == {name: ["Null characters are not allowed."]}
+        number = of_type(field, "integer")  # a whole number is taken as its text, if the text fits
+        assert errors_of({name: number["maximum"]}) == errors_of({name: number["minimum"]}) == {}
+        assert set(errors_of({name: number["maximum"] + 1})) == set(errors_of({name: number["minimum"] - 1})) == {name}
+        assert set(errors_of({name: 1.5})) == {name}  # a fraction is not what a text field holds
     elif spec.kind == FieldKind.IP_ADDRESS:
-        assert field["type"] == "string"
-        assert errors_of({name: "2001:db8::1"}) == {}
-        assert errors_of({name: "1" * (field["maxLength"] + 1)}) == {name: too_long(field["maxLength"])}
+        assert {branch.get("format") for branch in field["anyOf"]} == {None, "ipv4", "ipv6"}
+        assert errors_of({name: "2001:db8::1"}) == errors_of({name: "192.0.2.1"}) == errors_of({name: ""}) == {}
+        assert errors_of({name: "not an address"}) == {name: ["Enter a valid IPv4 or IPv6 address."]}
+    elif spec.kind == FieldKind.UUID:
+        assert of_type(field, "string") and "'format': 'uuid'" in str(field)
+        assert errors_of({name: str(uuid.uuid4())}) == errors_of({name: ""}) == {}
+        assert errors_of({name: "not-an-id"}) == {name: ["Not an id we gave out (a UUID)."]}
     elif spec.kind == FieldKind.WHOLE_NUMBER:
-        assert (field["type"], field["minimum"]) == ("integer", 0)
-        assert errors_of({name: field["maximum"]}) == {}
-        assert set(errors_of({name: field["maximum"] + 1})) == set(errors_of({name: -1})) == {name}
+        number = of_type(field, "integer")
+        assert number["minimum"] == 0
+        assert errors_of({name: number["maximum"]}) == {}
+        assert set(errors_of({name: number["maximum"] + 1})) == set(errors_of({name: -1})) == {name}
     elif spec.kind == FieldKind.AMOUNT:
-        whole, places = (int(digits) for digits in re.findall(r"\{0,(\d+)\}", field["pattern"]))
+        pattern = of_type(field, "string")["pattern"]
+        whole, places = (int(digits) for digits in re.findall(r"\{1,(\d+)\}", pattern))
         assert errors_of({name: f"{'9' * whole}.{'9' * places}"}) == {}
         assert set(errors_of({name: "1" + "0" * whole})) == {name}
+        assert errors_of({name: of_type(field, "number")["maximum"]}) == {}
     elif spec.kind == FieldKind.YES_NO:
-        assert field["type"] == "boolean"
-        assert errors_of({name: True}) == errors_of({name: "no"}) == {}
+        assert of_type(field, "boolean")
+        words = re.compile(of_type(field, "string")["pattern"])
+        assert words.match("No") and words.match(" yes ") and not words.match("maybe")
+        assert errors_of({name: True}) == errors_of({name: "No"}) == errors_of({name: 1}) == {}
+        assert set(errors_of({name: "maybe"})) == {name}
     else:
-        assert field["type"] == "object"
-        entries, value = field["maxProperties"], field["additionalProperties"]
-        texts = value.get("oneOf", [value])
-        limit = texts[0]["maxLength"]
+        published_map = of_type(field, "object")
+        entries, value = published_map["maxProperties"], published_map["additionalProperties"]
+        limit = of_type(value, "string")["maxLength"]
         assert errors_of({name: {f"k{index}": "v" for index in range(entries)}}) == {}
         assert errors_of({name: {f"k{index}": "v" for index in range(entries + 1)}}) == {
             name: [f"At most {entries} entries."]
         }
         assert errors_of({name: {"k": "a" * limit}}) == {}
         assert errors_of({name: {"k": "a" * (limit + 1)}}) == {name: too_long(limit)}
-        lists_published = any(text.get("type") == "array" for text in texts)
+        lists_published = "array" in str(value)
         assert (errors_of({name: {"k": ["a", "b"]}}) == {}) is lists_published
 
 
