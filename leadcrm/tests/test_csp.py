@@ -1,0 +1,166 @@
+"""Every kind of page goes out with the Content-Security-Policy, its own nonce, and nothing inline
+that the policy would refuse. leadcrm/tests/test_browser.py shows the pages working under it."""
+
+import re
+from html.parser import HTMLParser
+
+import pytest
+from django.urls import reverse
+
+from campaigns.tests.factories import CampaignFactory, LandingPageFactory, QuizQuestionFactory
+from leads.tests.factories import LeadFactory
+from nurture.services.tracking import unsubscribe_url
+
+pytestmark = pytest.mark.django_db
+
+# Sources a page may load from: keywords, its nonce, and data: images (icons inside the style sheets).
+ALLOWED_SOURCES = {"'self'", "'none'", "data:"}
+
+
+def policy_of(response) -> dict[str, list[str]]:
+    assert "Content-Security-Policy-Report-Only" not in response, "the policy must be enforced, not reported"
+    header = response.get("Content-Security-Policy")
+    assert header, f"no Content-Security-Policy on {response.request['PATH_INFO']}"
+    directives = {}
+    for part in header.split(";"):
+        name, *sources = part.split()
+        directives[name] = sources
+    return directives
+
+
+class InlineParts(HTMLParser):
+    """What a page holds that a policy judges inline: scripts and styles without a src, their nonces,
+    style and event-handler attributes, and the addresses of scripts, styles and images it loads."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.inline: list[tuple[str, str | None]] = []  # (tag, nonce)
+        self.attributes: list[str] = []  # style="..." or on...="..."
+        self.loaded: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        data_only = values.get("type") in ("application/json", "application/ld+json")
+        if tag == "style" or (tag == "script" and not values.get("src") and not data_only):
+            self.inline.append((tag, values.get("nonce")))
+        for name, _value in attrs:
+            if name == "style" or name.startswith("on"):
+                self.attributes.append(f"<{tag} {name}>")
+        for name in ("src", "href"):
+            if values.get(name) and (tag in ("script", "img", "iframe") or (tag == "link" and name == "href")):
+                self.loaded.append(values[name] or "")
+
+
+def assert_strict_policy_with_nonce(response, *, inline_expected: bool) -> str:
+    """The enforced policy, strict, with this response's nonce on every inline script and style."""
+    assert response.status_code == 200, response.status_code
+    policy = policy_of(response)
+    nonces = {source for source in policy["script-src"] if source.startswith("'nonce-")}
+    assert len(nonces) == 1, policy["script-src"]
+    nonce_source = nonces.pop()
+    nonce = nonce_source.removeprefix("'nonce-").removesuffix("'")
+    assert policy["script-src"] == ["'self'", nonce_source]
+    assert policy["style-src"] == ["'self'", nonce_source]
+    assert policy["default-src"] == ["'self'"]
+    assert policy["object-src"] == ["'none'"] and policy["base-uri"] == ["'none'"]
+    assert policy["frame-ancestors"] == ["'none'"] and policy["form-action"] == ["'self'"]
+    everything = [source for sources in policy.values() for source in sources]
+    assert not [source for source in everything if source not in ALLOWED_SOURCES and source != nonce_source], (
+        "another host or an 'unsafe-...' relaxation in the policy"
+    )
+
+    page = InlineParts()
+    page.feed(response.content.decode())
+    assert page.attributes == [], "style and event-handler attributes run only with 'unsafe-inline'"
+    assert all(found == nonce for _tag, found in page.inline), page.inline
+    if inline_expected:
+        assert page.inline, "the page's inline script or style was expected here"
+    # Nothing from another host (a scheme-relative //host counts).
+    outside = [address for address in page.loaded if re.match(r"^(\w+:)?//", address)]
+    assert outside == [], outside
+    return nonce
+
+
+@pytest.fixture
+def staff(client, superuser):
+    client.force_login(superuser)
+    return client
+
+
+def test_an_admin_list_has_the_policy_and_a_nonce_on_its_inline_style(staff):
+    LeadFactory()
+    response = staff.get(reverse("admin:leads_lead_changelist"))
+    assert_strict_policy_with_nonce(response, inline_expected=True)
+    assert b"alpine-csp" in response.content  # the admin runs Alpine's CSP build, which needs no eval
+
+
+def test_an_admin_change_form_has_the_policy_and_a_nonce(staff):
+    campaign = CampaignFactory()
+    response = staff.get(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
+    assert_strict_policy_with_nonce(response, inline_expected=True)
+    assert b'x-bind:action="changeFormAction()"' in response.content
+
+
+@pytest.mark.parametrize("url_name", ["campaign-report", "two-factor", "admin:index"])
+def test_custom_admin_pages_have_the_policy_and_a_nonce(staff, url_name):
+    assert_strict_policy_with_nonce(staff.get(reverse(url_name)), inline_expected=True)
+
+
+def test_each_response_has_a_nonce_of_its_own(staff):
+    first = assert_strict_policy_with_nonce(staff.get(reverse("admin:index")), inline_expected=True)
+    second = assert_strict_policy_with_nonce(staff.get(reverse("admin:index")), inline_expected=True)
+    assert first != second and len(first) >= 22  # 16 random bytes, base64
+
+
+def test_the_login_page_has_the_policy(client):
+    assert_strict_policy_with_nonce(client.get(reverse("admin:login")), inline_expected=True)
+
+
+def test_the_two_factor_set_up_page_with_its_qr_code_has_the_policy(client, settings, staff_user_in):
+    settings.REQUIRE_STAFF_2FA = True
+    client.force_login(staff_user_in(None))
+    response = client.get(reverse("two-factor-setup"))
+    assert_strict_policy_with_nonce(response, inline_expected=True)
+    assert b'aria-label="QR code"' in response.content
+
+
+def test_a_landing_page_has_the_policy_and_nothing_inline(client):
+    page = LandingPageFactory(headline="Get your solar quote")
+    response = client.get(reverse("landing-page", args=[page.slug]))
+    assert_strict_policy_with_nonce(response, inline_expected=False)
+    assert b"Get your solar quote" in response.content and b"leadcrm/landing.css" in response.content
+
+
+def test_a_quiz_step_has_the_policy_and_nothing_inline(client):
+    question = QuizQuestionFactory(text="When would you like to start?")
+    response = client.get(reverse("landing-page", args=[question.landing_page.slug]))
+    assert_strict_policy_with_nonce(response, inline_expected=False)
+    assert b"When would you like to start?" in response.content
+
+
+def test_the_privacy_page_has_the_policy(client):
+    assert_strict_policy_with_nonce(client.get(reverse("privacy-policy")), inline_expected=False)
+
+
+def test_the_unsubscribe_link_page_has_the_policy_and_nothing_inline(client):
+    response = client.get(unsubscribe_url(1).removeprefix("http://testserver"))
+    assert_strict_policy_with_nonce(response, inline_expected=False)
+    assert b"Unsubscribe?" in response.content
+
+
+def test_the_api_docs_have_the_policy_and_start_swagger_from_a_script_file(staff):
+    response = staff.get(reverse("api-docs"))
+    assert_strict_policy_with_nonce(response, inline_expected=True)
+    page = InlineParts()
+    page.feed(response.content.decode())
+    assert [tag for tag, _nonce in page.inline] == ["style"], "Swagger UI starts from a file, not inline"
+    script = next(address for address in page.loaded if "script" in address.split("?")[-1])
+    started = staff.get(script)
+    assert started.status_code == 200 and started["Content-Type"].startswith("application/javascript")
+    assert b"SwaggerUIBundle" in started.content
+    assert b'"validatorUrl": null' in started.content  # no badge from validator.swagger.io
+
+
+def test_report_only_mode_is_off_unless_asked_for(settings):
+    assert settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]["script-src"]
+    assert not hasattr(settings, "CONTENT_SECURITY_POLICY_REPORT_ONLY")
