@@ -21,9 +21,14 @@ document.addEventListener("alpine:init", function () {
       activeTab: defaultTab === undefined ? "" : defaultTab,
       sidebarMobileOpen: false,
       sidebarDesktopOpen: stored === null ? true : stored === "1",
-      // Inline formsets sort their rows by drag and drop (x-sort:config names these).
-      sortRecords: sortRecords,
-      moveRecords: moveRecords,
+      // Inline formsets sort their rows by drag and drop (x-sort:config names these). Wrapped: the
+      // CSP build refuses to hand an expression a value that is also a global, as Unfold's are.
+      sortRecords: function (event) {
+        return sortRecords(event);
+      },
+      moveRecords: function (event) {
+        return moveRecords(event);
+      },
       // Saving a change form comes back to the open tab.
       changeFormAction: function () {
         var here = window.location.pathname + window.location.search;
