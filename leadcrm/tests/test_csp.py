@@ -106,6 +106,13 @@ def test_an_admin_change_form_has_the_policy_and_a_nonce(staff):
     assert b'x-bind:action="changeFormAction()"' in response.content
 
 
+def test_a_lead_page_shows_its_sub_ids_without_style_attributes(staff):
+    lead = LeadFactory(sub_ids={"zone": "zone-77", "sub1": "banner-b"})
+    response = staff.get(reverse("admin:leads_lead_change", args=[lead.pk]))
+    assert_strict_policy_with_nonce(response, inline_expected=True)
+    assert b"<tr><th>sub1</th><td>banner-b</td></tr><tr><th>zone</th><td>zone-77</td></tr>" in response.content
+
+
 @pytest.mark.parametrize("url_name", ["campaign-report", "two-factor", "admin:index"])
 def test_custom_admin_pages_have_the_policy_and_a_nonce(staff, url_name):
     assert_strict_policy_with_nonce(staff.get(reverse(url_name)), inline_expected=True)
