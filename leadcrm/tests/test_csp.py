@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from campaigns.tests.factories import CampaignFactory, LandingPageFactory, QuizQuestionFactory
 from leads.tests.factories import LeadFactory
+from nurture.models import Flow, FlowStep
 from nurture.services.tracking import unsubscribe_url
 
 pytestmark = pytest.mark.django_db
@@ -134,6 +135,29 @@ def test_every_admin_list_and_add_form_has_the_policy_and_nothing_inline_without
             assert_strict_policy_with_nonce(add_form, inline_expected=True)
             add_forms += 1
     assert lists > 20 and add_forms > 10, (lists, add_forms)
+
+
+def test_an_email_preview_frames_the_email_as_a_document_with_its_own_narrow_policy(staff):
+    flow = Flow.objects.create(name="Webinar reminder", trigger=Flow.Trigger.CAPTURED)
+    step = FlowStep.objects.create(
+        flow=flow,
+        kind=FlowStep.Kind.EMAIL,
+        subject="Your seat",
+        body_text="See you there.",
+        body_html='<p style="color: #0b6bcb">See you there, {{ lead.first_name }}.</p>',
+    )
+    page = staff.get(reverse("admin:nurture_flow_preview", args=[flow.pk, step.pk]))
+    assert_strict_policy_with_nonce(page, inline_expected=True)  # the page itself: no srcdoc email in it
+    email_url = reverse("admin:nurture_flow_preview_email", args=[flow.pk, step.pk])
+    assert f'<iframe sandbox src="{email_url}"'.encode() in page.content
+
+    email = staff.get(email_url)
+    assert email.status_code == 200 and b'<p style="color: #0b6bcb">See you there,' in email.content
+    policy = policy_of(email)
+    # Emails are styled inline; nothing else is allowed: no script, nothing from another host.
+    assert policy["style-src"] == ["'unsafe-inline'"] and policy["script-src"] == ["'none'"]
+    assert policy["default-src"] == ["'none'"] and policy["img-src"] == ["'self'", "data:"]
+    assert policy["frame-ancestors"] == ["'self'"] and email["X-Frame-Options"] == "SAMEORIGIN"
 
 
 def test_each_response_has_a_nonce_of_its_own(staff):
