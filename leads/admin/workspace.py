@@ -354,7 +354,7 @@ class LeadAdmin(ModelAdmin):
         "landing_page",
         "door",
         "click_id",
-        "sub_ids_table",
+        "sub_ids",
         "ip",
         "device_type",
         "os",
@@ -423,7 +423,7 @@ class LeadAdmin(ModelAdmin):
                 "fields": (
                     ("campaign", "offer", "traffic_source"),
                     ("landing_page", "door", "created_at"),
-                    ("click_id", "sub_ids_table"),
+                    ("click_id", "sub_ids"),
                     ("ip", "device_type", "os", "browser"),
                     ("action", "lead_type"),
                     ("validity", "validity_reasons_list"),
@@ -552,16 +552,6 @@ class LeadAdmin(ModelAdmin):
                 "<tr><th>{}</th><td>{}</td></tr>",
                 ((key, ", ".join(value) if isinstance(value, list) else value) for key, value in lead.answers.items()),
             ),
-        )
-
-    # A table, not Unfold's JSON view, whose colours are style attributes the Content-Security-Policy refuses.
-    @admin.display(description="Sub ids")
-    def sub_ids_table(self, lead):
-        if not lead.sub_ids:
-            return "—"
-        return format_html(
-            '<table class="lc-table compact">{}</table>',
-            format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", sorted(lead.sub_ids.items())),
         )
 
     @admin.display(description="Validity reasons")
