@@ -452,3 +452,24 @@ def test_the_api_docs_work_under_the_content_security_policy(browser):
     browser.wait_for(By.CSS_SELECTOR, ".opblock.is-open .responses-wrapper")
     assert "leadcrm partner API" in browser.find(By.TAG_NAME, "body").text
     browser.assert_no_console_errors()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_an_email_preview_shows_the_email_with_its_inline_styles_and_no_violation(browser):
+    flow = Flow.objects.create(name="Styled reminder", trigger=Flow.Trigger.CAPTURED)
+    step = flow.steps.create(
+        kind="email",
+        subject="Your seat",
+        body_text="See you there.",
+        body_html='<p id="greeting" style="color: rgb(11, 107, 203)">See you there, {{ lead.first_name }}.</p>',
+    )
+    browser.log_in("marketer")
+    browser.open(reverse("admin:nurture_flow_preview", args=[flow.pk, step.pk]))
+    frame = browser.wait_for(By.CSS_SELECTOR, "iframe.lc-email-preview")
+    browser.driver.switch_to.frame(frame)
+    greeting = browser.wait_for(By.ID, "greeting")
+    assert greeting.text.startswith("See you there,")
+    # The email's own inline style applied: its document has a policy that allows them.
+    assert greeting.value_of_css_property("color") == "rgba(11, 107, 203, 1)"
+    browser.driver.switch_to.default_content()
+    browser.assert_no_console_errors()
