@@ -5,6 +5,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.templatetags.static import static
 
@@ -60,6 +61,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
     "campaigns",
     "leads",
     "nurture",
@@ -72,6 +74,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "leadcrm.content_security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -102,7 +105,9 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "csp.context_processors.nonce",
             ],
+            "libraries": {"admin_json": "leadcrm.admin_json"},
         },
     },
 ]
@@ -231,6 +236,35 @@ SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
+# --- Content-Security-Policy (django-csp) -------------------------------------------------------
+# Every page loads scripts, styles, fonts and images from this site only; an inline <script> or
+# <style> runs only with the page's nonce (templates write nonce="{{ CSP_NONCE }}"), and no page
+# evaluates strings as code: the admin runs Alpine's CSP build (templates/unfold/layouts/skeleton.html).
+# data: images are Unfold's and Swagger UI's icons inside their own style sheets.
+CONTENT_SECURITY_POLICY_DIRECTIVES = {
+    "default-src": [SELF],
+    "script-src": [SELF, NONCE],
+    "style-src": [SELF, NONCE],
+    "img-src": [SELF, "data:"],
+    "font-src": [SELF],
+    "connect-src": [SELF],
+    "object-src": [NONE],
+    "base-uri": [NONE],
+    "form-action": [SELF],
+    "frame-ancestors": [NONE],
+    "upgrade-insecure-requests": HTTPS_ONLY,
+}
+# Where browsers post violation reports (a URL of your collector); empty: none are sent. (Not a
+# CSP_* setting: django-csp 4 takes those for its old settings and refuses to start.)
+if csp_report_uri := env.str("CSP_REPORT_URI", default=""):
+    CONTENT_SECURITY_POLICY_DIRECTIVES["report-uri"] = [csp_report_uri]
+# CSP_REPORT_ONLY=true sends the policy as Content-Security-Policy-Report-Only: browsers report what
+# it would block and block nothing. For trying a changed policy only; off, it is enforced.
+if env.bool("CSP_REPORT_ONLY", default=False):
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = {"DIRECTIVES": CONTENT_SECURITY_POLICY_DIRECTIVES}
+else:
+    CONTENT_SECURITY_POLICY = {"DIRECTIVES": CONTENT_SECURITY_POLICY_DIRECTIVES}
+
 # --- Visitor signals (click tracking and lead capture) ---------------------------------------
 # Header with the visitor's IP as set by a trusted proxy (e.g. "X-Real-IP"); empty: REMOTE_ADDR.
 CLIENT_IP_HEADER = env.str("CLIENT_IP_HEADER", default="")
@@ -289,6 +323,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Swagger UI would send the schema's address to validator.swagger.io for its badge: nothing
+    # leaves for another host (and the Content-Security-Policy would refuse the badge anyway).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "LeadStatusEnum": "leads.models.LeadStatus",

@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from leads.admin.access_request import access_request_view
 from leads.api.views import AdvertiserPostbackView
@@ -22,7 +22,12 @@ urlpatterns = [
     path("api/v1/", include("leads.api.urls")),
     path("api/v1/", include("reporting.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Swagger UI's start-up script comes from this address too (?script), so no inline script runs.
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="api-schema", template_name="api_docs/swagger_ui.html"),
+        name="api-docs",
+    ),
     path("postback/", AdvertiserPostbackView.as_view(), name="advertiser-postback"),
     path("n/", include("nurture.urls")),
     path("", include("campaigns.urls")),

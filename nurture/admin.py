@@ -5,6 +5,8 @@ import csv
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from csp.constants import NONE, SELF, UNSAFE_INLINE
+from csp.decorators import csp_replace
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -17,6 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.views.decorators.clickjacking import xframe_options_sameorigin
 from unfold.admin import ModelAdmin, StackedInline, TabularInline
 from unfold.widgets import UnfoldAdminTextareaWidget
 
@@ -210,26 +213,48 @@ class FlowAdmin(LeadConditionsAdminMixin, ModelAdmin):
         )
 
     def get_urls(self):
+        # django-csp types a view as taking the request alone; this one takes the URL's ids too.
+        email_view = csp_replace(EMAIL_PREVIEW_POLICY)(self.preview_email_view)  # type: ignore[arg-type]
+        email_document = xframe_options_sameorigin(email_view)
         return [
             path(
                 "<int:flow_id>/steps/<int:step_id>/preview/",
                 self.admin_site.admin_view(self.preview_view),
                 name="nurture_flow_preview",
             ),
+            path(
+                "<int:flow_id>/steps/<int:step_id>/preview/email.html",
+                self.admin_site.admin_view(email_document),
+                name="nurture_flow_preview_email",
+            ),
             *super().get_urls(),
         ]
 
-    def preview_view(self, request, flow_id, step_id):
-        """The email rendered for a chosen lead (?lead=<id>) or a sample one; POST sends it as a test."""
-        flow = get_object_or_404(Flow, pk=flow_id)
-        if not self.has_view_permission(request, flow):
-            return redirect("admin:index")
+    def _previewed(self, request, flow, step_id):
+        """The chosen lead (?lead=<id>) or None, and the step's message to it or to a sample lead."""
         step = get_object_or_404(FlowStep, pk=step_id, flow=flow, kind=FlowStep.Kind.EMAIL)
         lead_id = request.GET.get("lead", "")
         lead = (
             Lead.objects.select_related("campaign", "offer").filter(pk=lead_id).first() if lead_id.isdigit() else None
         )
         message = NurtureMessage(pk=0, step=step, lead=lead or sample_lead(), to_email=(lead or sample_lead()).email)
+        return lead, message
+
+    def preview_email_view(self, request, flow_id, step_id):
+        """The email's HTML alone, the document the preview page frames (under EMAIL_PREVIEW_POLICY)."""
+        flow = get_object_or_404(Flow, pk=flow_id)
+        if not self.has_view_permission(request, flow):
+            raise PermissionDenied
+        _lead, message = self._previewed(request, flow, step_id)
+        return HttpResponse(render_message(message)[2])
+
+    def preview_view(self, request, flow_id, step_id):
+        """The email rendered for a chosen lead (?lead=<id>) or a sample one; POST sends it as a test."""
+        flow = get_object_or_404(Flow, pk=flow_id)
+        if not self.has_view_permission(request, flow):
+            return redirect("admin:index")
+        lead, message = self._previewed(request, flow, step_id)
+        step = message.step
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "flow": flow, "step": step}
         if request.method == "POST" and self.has_change_permission(request, flow):
             to = request.POST.get("to", "").strip() or request.user.email
@@ -247,10 +272,24 @@ class FlowAdmin(LeadConditionsAdminMixin, ModelAdmin):
             subject=subject,
             text=text,
             html=html,
+            html_url=reverse("admin:nurture_flow_preview_email", args=[flow.pk, step.pk])
+            + (f"?lead={lead.pk}" if lead else ""),
             lead=lead,
             default_to=request.user.email,
         )
         return TemplateResponse(request, "admin/nurture/flow/preview.html", context)
+
+
+# The previewed email is a document of its own, framed by the preview page: emails carry their
+# styles inline, so it may apply inline styles; it runs no script and loads nothing from another host.
+EMAIL_PREVIEW_POLICY = {
+    "default-src": [NONE],
+    "style-src": [UNSAFE_INLINE],
+    "img-src": [SELF, "data:"],
+    "script-src": [NONE],
+    "form-action": [NONE],
+    "frame-ancestors": [SELF],
+}
 
 
 class MoveToStepForm(forms.Form):

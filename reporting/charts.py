@@ -23,7 +23,7 @@ def _svg(width: int, height: int, title: str, body: list[str]) -> SafeString:
     # Safe: the body is built here from numbers and escaped labels only.
     return mark_safe(  # noqa: S308
         f'<svg class="lc-chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" style="max-width:100%;height:auto" xmlns="http://www.w3.org/2000/svg">'
+        f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
         f"<title>{escape(title)}</title>{''.join(body)}</svg>"
     )
 

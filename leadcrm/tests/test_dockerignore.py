@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from django.apps import apps
 from django.conf import settings
 
@@ -159,3 +160,33 @@ def test_code_static_files_and_templates_all_reach_the_image(rules):
                 assert not is_ignored(rules, path), f"{path} is needed in the image but ignored"
                 checked += 1
     assert checked > 200, "the walk found the application's files"
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(instruction, arguments) of the Dockerfile, continuation lines joined."""
+    text = (BASE_DIR / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
+
+
+def test_the_container_runs_as_a_user_that_is_not_root_and_owns_only_what_it_writes():
+    instructions = dockerfile_instructions()
+    users = [(index, arguments) for index, (name, arguments) in enumerate(instructions) if name == "USER"]
+    assert users, "no USER: the container would run as root"
+    last_user_at, user = users[-1]
+    uid, _, gid = user.partition(":")
+    # Numeric, so an orchestrator's runAsNonRoot can verify it without reading /etc/passwd.
+    assert uid.isdigit() and int(uid) != 0 and gid.isdigit() and int(gid) != 0, user
+    runs = " ".join(arguments for name, arguments in instructions if name == "RUN")
+    assert f"useradd --uid {uid} --gid {gid}" in runs, "the user is created with the uid it runs as"
+    # Uploads, exports (media/) and var/ are written at run time; the code stays root's.
+    assert re.search(rf"chown -R {uid}:{gid} /app/media /app/var(\s|$)", runs), runs
+    assert "chown -R" not in runs.replace(f"chown -R {uid}:{gid} /app/media /app/var", "")
+    cmd_at = max(index for index, (name, _arguments) in enumerate(instructions) if name == "CMD")
+    assert cmd_at > last_user_at, "the command runs as the user"
+
+    compose = yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text())
+    for name, service in compose["services"].items():
+        assert str(service.get("user", "")).split(":")[0] not in ("root", "0"), f"{name} runs as root"
+        if service.get("image") == "leadcrm:latest":
+            assert service["cap_drop"] == ["ALL"] and "no-new-privileges:true" in service["security_opt"], name

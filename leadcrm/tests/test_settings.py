@@ -114,3 +114,46 @@ def test_health_endpoint_answers_ok(client):
 def test_makemigrations_runs_on_a_checkout_without_a_secret_but_serving_still_needs_one():
     assert run_manage("makemigrations", "--check", "--dry-run").returncode == 0
     assert "SECRET_KEY is not set" in run_manage("check").stderr
+
+
+def env_example() -> dict[str, str]:
+    """The settings .env.example documents for production (uncommented KEY=value lines)."""
+    values = {}
+    for line in (BASE_DIR / ".env.example").read_text().splitlines():
+        if line and not line.startswith("#") and "=" in line:
+            name, _, value = line.partition("=")
+            values[name.strip()] = value.strip()
+    return values
+
+
+def test_the_documented_production_settings_as_docker_compose_wires_them_pass_the_deploy_check():
+    production = env_example() | {
+        "SECRET_KEY": GOOD_KEY,
+        # docker-compose.yml's wiring between the services.
+        "DATABASE_URL": "postgres://leadcrm:pw@postgres:5432/leadcrm",
+        "CELERY_BROKER_URL": "redis://redis:6379/0",
+        "CACHE_URL": "rediscache://redis:6379/1",
+    }
+    assert production["DEBUG"] == "false" and production["HTTPS_ONLY"] == "true"
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", **production)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+    values = settings_of("CONTENT_SECURITY_POLICY", "CONTENT_SECURITY_POLICY_REPORT_ONLY", **production)
+    assert "'upgrade-insecure-requests': True" in values["CONTENT_SECURITY_POLICY"]
+    assert values["CONTENT_SECURITY_POLICY_REPORT_ONLY"] == "None"
+
+
+def test_the_content_security_policy_only_reports_when_asked_to_and_names_the_report_address():
+    values = settings_of(
+        "CONTENT_SECURITY_POLICY",
+        "CONTENT_SECURITY_POLICY_REPORT_ONLY",
+        SECRET_KEY=GOOD_KEY,
+        CSP_REPORT_ONLY="true",
+        CSP_REPORT_URI="https://csp-reports.example.com/leadcrm",
+    )
+    assert values["CONTENT_SECURITY_POLICY"] == "None"
+    assert "'report-uri': ['https://csp-reports.example.com/leadcrm']" in values["CONTENT_SECURITY_POLICY_REPORT_ONLY"]
+    assert (
+        run_manage("check", SECRET_KEY=GOOD_KEY, ALLOWED_HOSTS="crm.example.com", CSP_REPORT_ONLY="true").returncode
+        == 0
+    )

@@ -27,7 +27,7 @@ def test_a_key_created_in_the_admin_is_shown_once_and_stored_as_a_hash(client, s
     )
 
     assert response.status_code == 200, response.content[:500]
-    raw_key = response.content.decode().split('user-select:all">')[1].split("<")[0]
+    raw_key = response.content.decode().split('<code class="lc-secret">')[1].split("<")[0]
     key = ApiKey.objects.get()
     assert raw_key.startswith(f"lcrm_{key.prefix}_")
     assert key.key_hash == hashlib.sha256(raw_key.encode()).hexdigest()

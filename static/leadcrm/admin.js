@@ -62,11 +62,13 @@ document.addEventListener("click", function (event) {
 });
 
 // The flow editor: each step shows only its kind's fields (fieldsets marked step-kind-<kind>).
+// The hidden attribute, not a style: Unfold copies a new step from the empty one through innerHTML,
+// where the Content-Security-Policy drops style attributes but keeps hidden.
 var STEP_KIND = "select[name^='steps-'][name$='-kind']";
 function showStepKindFields(select) {
   var step = select.closest(".form-group") || select.form;
   step.querySelectorAll("fieldset.step-kind").forEach(function (fieldset) {
-    fieldset.style.display = fieldset.classList.contains("step-kind-" + select.value) ? "" : "none";
+    fieldset.hidden = !fieldset.classList.contains("step-kind-" + select.value);
   });
 }
 document.addEventListener("change", function (event) {
