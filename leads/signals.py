@@ -2,9 +2,10 @@
 
 from django.dispatch import Signal
 
-# Sent with lead=... inside the transaction that erases the lead's personal data, so apps that keep
-# copies of it (nurture's sent messages) erase theirs in the same transaction.
-lead_erased = Signal()
+# Sent with lead_ids=[...] inside the transaction that erases those leads' personal data (one lead
+# on request, a batch of them when their retention period ends), so apps that keep copies of it
+# (nurture's sent messages) erase theirs in the same transaction, for the whole batch at once.
+leads_erased = Signal()
 
 # Sent with lead=... and previous=<the status before> inside the transaction of a status change, so
 # apps that keep figures per lead (reporting's rollups) move them in the same transaction.

@@ -69,14 +69,14 @@ def enrollments_exit(*, enrollments: QuerySet[Enrollment], reason: str) -> int:
     return len(leaving)
 
 
-def lead_erased_everywhere(*, lead: Lead, **_signal: Any) -> None:
-    """An erased lead leaves its flows, and the messages sent to it forget the address (the lead's
-    erasure transaction is still open: both happen or neither)."""
-    enrollments_exit(enrollments=Enrollment.objects.filter(lead=lead), reason="personal data erased")
-    NurtureMessage.objects.filter(lead=lead).update(to_email="")
-    NurtureMessage.objects.filter(lead=lead, status=NurtureMessage.Status.QUEUED).update(
+def leads_erased_everywhere(*, lead_ids: list[int], **_signal: Any) -> None:
+    """Erased leads leave their flows, and the messages sent to them forget the address (the leads'
+    erasure transaction is still open: both happen or neither), a few statements for a whole batch."""
+    enrollments_exit(enrollments=Enrollment.objects.filter(lead_id__in=lead_ids), reason="personal data erased")
+    NurtureMessage.objects.filter(lead_id__in=lead_ids, status=NurtureMessage.Status.QUEUED).update(
         status=NurtureMessage.Status.SUPPRESSED, error="personal data erased before sending"
     )
+    NurtureMessage.objects.filter(lead_id__in=lead_ids).exclude(to_email="").update(to_email="")
 
 
 def email_exit_everywhere(*, email: str, reason: str) -> int:
