@@ -48,10 +48,10 @@ from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 
 from bench.figures import Figure, table  # noqa: E402
 
-# What `make bench` runs: the paths with throughput targets. bench_audience and bench_reports take
-# long (millions of rows) and are run by name.
+# What `make bench` runs: the paths with throughput targets. bench_audience, bench_reports and
+# bench_retention take long (millions of rows) and are run by name.
 THROUGHPUT = ("bench_clicks", "bench_leads", "bench_api", "bench_deliveries", "bench_nurture")
-BENCHMARKS = (*THROUGHPUT, "bench_audience", "bench_reports")
+BENCHMARKS = (*THROUGHPUT, "bench_audience", "bench_reports", "bench_retention")
 
 
 def timed(function, count: int) -> float:

@@ -12,9 +12,10 @@ FILE_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
 def mail_files_expire(*, before: datetime) -> int:
     """Delete the stored mail files last written before `before`; returns how many. Nothing when
     mail is not stored in files. Deleting a file another run deleted a moment ago is not an error."""
-    if settings.EMAIL_BACKEND != FILE_BACKEND or not getattr(settings, "EMAIL_FILE_PATH", None):
+    stored_in = getattr(settings, "EMAIL_FILE_PATH", None)
+    if settings.EMAIL_BACKEND != FILE_BACKEND or not stored_in:
         return 0
-    folder = Path(settings.EMAIL_FILE_PATH)  # relative to the working directory, as the backend writes it
+    folder = Path(stored_in)  # relative to the working directory, as the backend writes it
     if not folder.is_dir():
         return 0
     deleted = 0

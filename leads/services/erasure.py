@@ -1,12 +1,14 @@
 """Erasing a person's data from a lead on their request (right to erasure)."""
 
+import json
 import re
 from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, F, JSONField, Q, QuerySet, Value, When
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from campaigns.models import Click
@@ -128,10 +130,19 @@ def _reason_codes_update(rows: list[tuple[Any, ...]], index: int, field: str) ->
     return {field: Case(*whens, default=F(field), output_field=JSONField())} if whens else {}
 
 
+def id_set(ids: list[int]) -> RawSQL:
+    """`IN (<these ids>)` with the ids as one parameter (an array on PostgreSQL, JSON on SQLite): a
+    batch's dozen statements each pass one value instead of a thousand placeholders to bind."""
+    if connection.vendor == "postgresql":
+        return RawSQL("SELECT unnest(%s::bigint[])", (ids,))
+    return RawSQL("SELECT value FROM json_each(%s)", (json.dumps(ids),))
+
+
 def _erase_rows(rows: list[tuple[Any, ...]], *, actor: User | None, event_data: dict[str, Any]) -> None:
     """Erase these locked leads (rows of _LOCKED_COLUMNS); the caller holds the transaction."""
     now = timezone.now()
-    lead_ids = [row[0] for row in rows]
+    ids = [row[0] for row in rows]
+    lead_ids = id_set(ids)
     Lead.objects.filter(pk__in=lead_ids).update(
         **PERSONAL_FIELDS,
         **_reason_codes_update(rows, 1, "validity_reasons"),
@@ -141,7 +152,7 @@ def _erase_rows(rows: list[tuple[Any, ...]], *, actor: User | None, event_data: 
     )
     click_ids = [row[3] for row in rows if row[3]]
     if click_ids:
-        Click.objects.filter(pk__in=click_ids).update(ip=None, user_agent="", referrer="")
+        Click.objects.filter(pk__in=id_set(click_ids)).update(ip=None, user_agent="", referrer="")
     LeadNote.objects.filter(lead_id__in=lead_ids).update(body="(erased)")
     CallLog.objects.filter(lead_id__in=lead_ids).exclude(notes="").update(notes="")
     LeadOutcome.objects.filter(lead_id__in=lead_ids).exclude(note="").update(note="")
@@ -169,6 +180,6 @@ def _erase_rows(rows: list[tuple[Any, ...]], *, actor: User | None, event_data: 
         last_error="not sent: the lead's personal data was erased",
     )
     LeadEvent.objects.bulk_create(
-        LeadEvent(lead_id=lead_id, kind=LeadEvent.Kind.ERASED, actor=actor, data=event_data) for lead_id in lead_ids
+        LeadEvent(lead_id=row[0], kind=LeadEvent.Kind.ERASED, actor=actor, data=event_data) for row in rows
     )
-    leads_erased.send(sender=Lead, lead_ids=lead_ids)
+    leads_erased.send(sender=Lead, lead_ids=ids)
