@@ -5,7 +5,7 @@ from django.dispatch import Signal
 # Sent with lead_ids=[...] inside the transaction that erases those leads' personal data (one lead
 # on request, a batch of them when their retention period ends), so apps that keep copies of it
 # (nurture's sent messages) erase theirs in the same transaction, for the whole batch at once.
-# `leads.services.erasure.id_set(lead_ids)` passes a batch's ids to a query as one parameter.
+# `leads.services.erasure.one_of("lead_id", lead_ids)` filters on a batch's ids as one parameter.
 leads_erased = Signal()
 
 # Sent with lead=... and previous=<the status before> inside the transaction of a status change, so

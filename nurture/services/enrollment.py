@@ -9,7 +9,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from leads.models import Lead, LeadEvent, Validity
-from leads.services.erasure import id_set
+from leads.services.erasure import one_of
 
 from ..models import Enrollment, Flow, FlowStep, NurtureMessage, Suppression
 
@@ -73,12 +73,12 @@ def enrollments_exit(*, enrollments: QuerySet[Enrollment], reason: str) -> int:
 def leads_erased_everywhere(*, lead_ids: list[int], **_signal: Any) -> None:
     """Erased leads leave their flows, and the messages sent to them forget the address (the leads'
     erasure transaction is still open: both happen or neither), a few statements for a whole batch."""
-    erased = id_set(lead_ids)
-    enrollments_exit(enrollments=Enrollment.objects.filter(lead_id__in=erased), reason="personal data erased")
-    NurtureMessage.objects.filter(lead_id__in=erased, status=NurtureMessage.Status.QUEUED).update(
+    erased = one_of("lead_id", lead_ids)
+    enrollments_exit(enrollments=Enrollment.objects.filter(erased), reason="personal data erased")
+    NurtureMessage.objects.filter(erased, status=NurtureMessage.Status.QUEUED).update(
         status=NurtureMessage.Status.SUPPRESSED, error="personal data erased before sending"
     )
-    NurtureMessage.objects.filter(lead_id__in=erased).exclude(to_email="").update(to_email="")
+    NurtureMessage.objects.filter(erased).exclude(to_email="").update(to_email="")
 
 
 def email_exit_everywhere(*, email: str, reason: str) -> int:
