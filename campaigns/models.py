@@ -8,6 +8,7 @@ import pycountry
 from django.core.exceptions import ValidationError
 from django.core.validators import BaseValidator, MaxValueValidator, MinValueValidator, RegexValidator, URLValidator
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from leadcrm.fields import StringListField
@@ -259,6 +260,14 @@ class Offer(TimestampedModel):
         default=dict,
         blank=True,
         help_text='Overrides of the standard action -> lead type mapping, e.g. {"webinar": "hard"}.',
+    )
+    lead_retention_days = models.PositiveIntegerField(
+        "keep lead data for (days)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Days after capture before a lead's personal data is erased (the lead stays counted). "
+        "Empty: the site's default (LEAD_RETENTION_DAYS).",
     )
     is_active = models.BooleanField(default=True)
 
@@ -605,6 +614,11 @@ class Click(models.Model):
             models.Index(fields=["campaign", "created_at"], name="click_campaign_time"),
             models.Index(fields=["campaign", "click_id"], name="click_campaign_click_id"),
             models.Index(fields=["traffic_source", "created_at"], name="click_source_time"),
+            # Retention walks the clicks that still hold a visitor's IP or user agent, oldest first;
+            # the ones it blanked leave the index, so a daily run never reads them again.
+            models.Index(
+                fields=["created_at"], condition=Q(ip__isnull=False) | ~Q(user_agent=""), name="click_visitor_kept"
+            ),
         ]
 
     def __str__(self) -> str:

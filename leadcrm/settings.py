@@ -343,6 +343,21 @@ LEAD_ESCALATION_REASSIGN = env.bool("LEAD_ESCALATION_REASSIGN", default=False)
 WORKING_HOURS = env.str("WORKING_HOURS", default="09:00-18:00")  # in TIME_ZONE
 WORKING_DAYS = env.list("WORKING_DAYS", cast=int, default=[1, 2, 3, 4, 5])  # ISO weekdays, Monday = 1
 
+# --- Retention ---------------------------------------------------------------------------------
+# How long personal data is kept, in days; a daily beat job (leads.tasks.retention_task, or
+# `manage.py run_retention`) erases what is past it. A lead's data is erased with the erasure
+# service this many days after capture (an offer may set its own period); the lead stays counted.
+LEAD_RETENTION_DAYS = env.int("LEAD_RETENTION_DAYS", default=730)
+# Clicks lose the visitor's IP address and user agent after this many days (the click still counts).
+CLICK_RETENTION_DAYS = env.int("CLICK_RETENTION_DAYS", default=90)
+# Uploaded lead import files, audience export files and mail written by the file mail backend
+# (EMAIL_URL=filemail://...) are deleted after these many days.
+LEAD_IMPORT_FILE_RETENTION_DAYS = env.int("LEAD_IMPORT_FILE_RETENTION_DAYS", default=30)
+AUDIENCE_EXPORT_RETENTION_DAYS = env.int("AUDIENCE_EXPORT_RETENTION_DAYS", default=30)
+MAIL_FILE_RETENTION_DAYS = env.int("MAIL_FILE_RETENTION_DAYS", default=30)
+# Rows a retention batch changes in one transaction, so a long backlog never holds locks for long.
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=1000)
+
 # --- Delivery to buyers and postbacks to traffic sources -------------------------------------
 # Key that encrypts stored delivery credentials and webhook signing secrets (they must be read
 # back to sign and authenticate). Defaults to one derived from SECRET_KEY; set it to rotate

@@ -2,9 +2,12 @@
 
 from django.dispatch import Signal
 
-# Sent with lead=... inside the transaction that erases the lead's personal data, so apps that keep
-# copies of it (nurture's sent messages) erase theirs in the same transaction.
-lead_erased = Signal()
+# Sent with lead_ids=[...] and actor=<the user who had them erased, or None for the retention job>
+# inside the transaction that erases those leads' personal data (one lead
+# on request, a batch of them when their retention period ends), so apps that keep copies of it
+# (nurture's sent messages) erase theirs in the same transaction, for the whole batch at once.
+# `leads.services.erasure.one_of("lead_id", lead_ids)` filters on a batch's ids as one parameter.
+leads_erased = Signal()
 
 # Sent with lead=... and previous=<the status before> inside the transaction of a status change, so
 # apps that keep figures per lead (reporting's rollups) move them in the same transaction.

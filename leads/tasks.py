@@ -6,6 +6,7 @@ from .services.idempotency import idempotency_records_purge
 from .services.inbound_ping import supplier_pings_purge
 from .services.lead_import import lead_import_run
 from .services.outbox import outbox_drain
+from .services.retention import retention_run
 
 
 # acks_late + reject_on_worker_lost (settings): a killed worker's message goes back to the broker.
@@ -49,3 +50,10 @@ def purge_idempotency_records_task() -> int:
 @shared_task(ignore_result=True)
 def purge_supplier_pings_task() -> int:
     return supplier_pings_purge()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def retention_task() -> dict[str, int]:
+    # Daily (beat). Safe to run twice or at once in two workers: each batch takes only what is still
+    # due and skips rows another run holds; a killed run leaves the rest for the next.
+    return retention_run()

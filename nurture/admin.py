@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from csp.decorators import csp_replace
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -566,6 +567,8 @@ class AudienceExportInline(TabularInline):
     def download(self, export):
         if export.status != AudienceExport.Status.DONE:
             return export.error or ""
+        if not export.file:
+            return f"expired (kept {settings.AUDIENCE_EXPORT_RETENTION_DAYS} days): export again"
         return format_html('<a href="{}">download</a>', reverse("admin:nurture_audience_download", args=[export.pk]))
 
 
@@ -679,7 +682,10 @@ class AudienceAdmin(LeadConditionsAdminMixin, ModelAdmin):
         ]
 
     def download_view(self, request, export_id):
-        export = get_object_or_404(AudienceExport, pk=export_id, status=AudienceExport.Status.DONE)
+        # An expired export's file is gone (retention): nothing to download.
+        export = get_object_or_404(
+            AudienceExport.objects.exclude(file=""), pk=export_id, status=AudienceExport.Status.DONE
+        )
         allowed = self.has_view_permission(request, export.audience) and (
             export.format != AudienceExport.Format.PLAIN or request.user.has_perm("nurture.export_plain_audience")
         )

@@ -179,6 +179,10 @@ class Lead(models.Model):
             models.Index(fields=["click_id"], name="lead_click_id"),
             models.Index(fields=["email"], name="lead_email"),
             models.Index(fields=["phone"], name="lead_phone"),
+            # Retention walks each offer's leads not yet erased, oldest first; erased leads leave it.
+            models.Index(
+                fields=["offer", "created_at"], condition=Q(erased_at__isnull=True), name="lead_retention_due"
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(score__gte=0, score__lte=100), name="lead_score_0_100"),

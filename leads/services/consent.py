@@ -25,6 +25,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -148,12 +149,11 @@ def consent_certificate_verify(certificate: ConsentCertificate) -> Verification:
     return Verification(matches=not problems, problems=problems)
 
 
-def consent_certificates_erase(*, lead: Lead) -> int:
-    """Blank the visitor's IP, user agent and digest key on the lead's certificate (in the erasure's
-    transaction). The digests stay in the signed form, so the certificate still verifies."""
-    if lead.consent_certificate_id is None:
-        return 0
-    return ConsentCertificate.objects.filter(public_id=lead.consent_certificate_id, erased_at__isnull=True).update(
+def consent_certificates_erase(*, leads: QuerySet[Lead]) -> int:
+    """Blank the visitor's IP, user agent and digest key on these leads' certificates (in the
+    erasure's transaction). The digests stay in the signed form, so the certificates still verify."""
+    held = leads.exclude(consent_certificate_id=None).values("consent_certificate_id")
+    return ConsentCertificate.objects.filter(public_id__in=held, erased_at__isnull=True).update(
         ip=None, user_agent="", visitor_key="", erased_at=timezone.now()
     )
 

@@ -9,6 +9,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from leads.models import Lead, LeadEvent, Validity
+from leads.services.erasure import one_of
 
 from ..models import Enrollment, Flow, FlowStep, NurtureMessage, Suppression
 
@@ -69,14 +70,15 @@ def enrollments_exit(*, enrollments: QuerySet[Enrollment], reason: str) -> int:
     return len(leaving)
 
 
-def lead_erased_everywhere(*, lead: Lead, **_signal: Any) -> None:
-    """An erased lead leaves its flows, and the messages sent to it forget the address (the lead's
-    erasure transaction is still open: both happen or neither)."""
-    enrollments_exit(enrollments=Enrollment.objects.filter(lead=lead), reason="personal data erased")
-    NurtureMessage.objects.filter(lead=lead).update(to_email="")
-    NurtureMessage.objects.filter(lead=lead, status=NurtureMessage.Status.QUEUED).update(
+def leads_erased_everywhere(*, lead_ids: list[int], **_signal: Any) -> None:
+    """Erased leads leave their flows, and the messages sent to them forget the address (the leads'
+    erasure transaction is still open: both happen or neither), a few statements for a whole batch."""
+    erased = one_of("lead_id", lead_ids)
+    enrollments_exit(enrollments=Enrollment.objects.filter(erased), reason="personal data erased")
+    NurtureMessage.objects.filter(erased, status=NurtureMessage.Status.QUEUED).update(
         status=NurtureMessage.Status.SUPPRESSED, error="personal data erased before sending"
     )
+    NurtureMessage.objects.filter(erased).exclude(to_email="").update(to_email="")
 
 
 def email_exit_everywhere(*, email: str, reason: str) -> int:

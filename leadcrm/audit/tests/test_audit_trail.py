@@ -2,6 +2,7 @@
 the API, each change is one entry naming who made it and which fields changed; secrets and a lead's
 personal data never land in it."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -9,6 +10,7 @@ from auditlog.models import LogEntry
 from auditlog.registry import auditlog
 from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -28,6 +30,7 @@ from leads.models import (
 from leads.services import CaptureContext, lead_capture, parse_submission
 from leads.services.erasure import PERSONAL_FIELDS
 from leads.services.partners import api_key_create
+from leads.services.retention import retention_run
 from leads.tests.factories import LeadFactory, QualificationRuleFactory, delivered
 from nurture.models import Flow, FlowStep
 
@@ -298,9 +301,22 @@ def test_a_leads_personal_data_is_masked_in_its_changes_and_erasure_leaves_none_
     edit, erasure = entries_for(lead)
     assert edit.changes_dict["first_name"] == ["[hidden]", "[hidden]"]  # that it changed, not what
     assert erasure.changes_dict["email"] == ["[hidden]", ""] and erasure.changes_dict["erased_at"][0] == "None"
+    assert erasure.actor == manager  # who had it erased
     logged = everything_logged()
     for value in [*PERSON.values(), "Inés", "Ortega-Ruiz", "94026", "dog bites"]:
         assert value not in logged
+
+
+def test_leads_erased_by_the_retention_job_are_in_the_trail_with_no_one_behind_it():
+    old = LeadFactory.create_batch(2, **{**PERSON, "created_at": timezone.now() - timedelta(days=1000)})
+    young = LeadFactory(email="recent@example.com")
+
+    retention_run()
+
+    erased = LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(Lead))
+    assert sorted(entry.object_id for entry in erased) == sorted(lead.pk for lead in old)
+    assert all(entry.actor is None and entry.changes_dict["email"] == ["[hidden]", ""] for entry in erased)
+    assert not entries_for(young) and PERSON["email"] not in everything_logged()
 
 
 def test_destination_secrets_are_left_out_and_its_url_keeps_only_where_it_points(client, superuser):
