@@ -121,20 +121,27 @@ def ledger_post_capture(*, lead: Lead) -> list[LedgerEntry]:
 
 def ledger_post_sale(*, delivery: Delivery, lead: Lead) -> list[LedgerEntry]:
     """A buyer accepted the lead: the sale at the delivery's price, and a payout earned by a sold lead."""
-    entries = [
-        _lead_entry(
-            lead,
-            key=f"sold:{delivery.pk}",
-            kind=K.LEAD_SOLD,
-            amount=delivery.price,
-            currency=delivery.currency,
-            delivery=delivery,
-            advertiser_id=delivery.destination.advertiser_id,
+    return ledger_post_sales(sales=[(delivery, lead)])
+
+
+def ledger_post_sales(*, sales: Iterable[tuple[Delivery, Lead]]) -> list[LedgerEntry]:
+    """Many accepted deliveries (a batch's) in one insert: each sale and the payouts sold leads earn."""
+    entries = []
+    for delivery, lead in sales:
+        entries.append(
+            _lead_entry(
+                lead,
+                key=f"sold:{delivery.pk}",
+                kind=K.LEAD_SOLD,
+                amount=delivery.price,
+                currency=delivery.currency,
+                delivery=delivery,
+                advertiser_id=delivery.destination.advertiser_id,
+            )
         )
-    ]
-    terms = _payout_terms(lead, SupplierPayout.Basis.SOLD)
-    if terms:
-        entries.append(_payout_entry(lead, terms))
+        terms = _payout_terms(lead, SupplierPayout.Basis.SOLD)
+        if terms:
+            entries.append(_payout_entry(lead, terms))
     return ledger_post(entries)
 
 
