@@ -10,6 +10,7 @@ to one host; emails to buyers' inboxes go over one SMTP connection per batch.
 """
 
 import contextlib
+import os
 import smtplib
 import threading
 import time
@@ -311,33 +312,51 @@ def _call_all(
                 return None  # the batch's time is up: put back, not attempted
             return perform(request, mailer)
 
-    workers = min(settings.PARTNER_CALLS_CONCURRENCY, len(prepared))
     answered: list[tuple[OutboxEntry, Any, PartnerRequest, CallResult]] = []
     recorded_at = time.monotonic()
+    pool = _call_threads()
+    futures: dict[Future[CallResult | None], tuple[OutboxEntry, Any, PartnerRequest]] = {
+        pool.submit(limited, request): (entry, subject, request) for entry, subject, request in prepared
+    }
+    waiting = set(futures)
     try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="partner-call") as pool:
-            futures: dict[Future[CallResult | None], tuple[OutboxEntry, Any, PartnerRequest]] = {
-                pool.submit(limited, request): (entry, subject, request) for entry, subject, request in prepared
-            }
-            waiting = set(futures)
-            while waiting:
-                finished, waiting = wait(waiting, timeout=RECORD_EVERY_SECONDS, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    entry, subject, request = futures[future]
-                    try:
-                        result = future.result()
-                    except Exception as error:  # a fault of ours, not the partner's answer
-                        yield entry, error
-                        continue
-                    if result is None:
-                        yield entry, NotStarted()
-                    else:
-                        answered.append((entry, subject, request, result))
-                due = len(answered) >= RECORD_EVERY_ROWS or time.monotonic() - recorded_at >= RECORD_EVERY_SECONDS
-                if answered and (due or not waiting):
-                    yield from _record_all(call, answered)
-                    answered, recorded_at = [], time.monotonic()
-                elif not finished:
-                    yield None  # still waiting: what has finished is written meanwhile
+        while waiting:
+            finished, waiting = wait(waiting, timeout=RECORD_EVERY_SECONDS, return_when=FIRST_COMPLETED)
+            for future in finished:
+                entry, subject, request = futures[future]
+                try:
+                    result = future.result()
+                except Exception as error:  # a fault of ours, not the partner's answer
+                    yield entry, error
+                    continue
+                if result is None:
+                    yield entry, NotStarted()
+                else:
+                    answered.append((entry, subject, request, result))
+            due = len(answered) >= RECORD_EVERY_ROWS or time.monotonic() - recorded_at >= RECORD_EVERY_SECONDS
+            if answered and (due or not waiting):
+                yield from _record_all(call, answered)
+                answered, recorded_at = [], time.monotonic()
+            elif not finished:
+                yield None  # still waiting: what has finished is written meanwhile
     finally:
+        # Stopped early (the worker is shutting down): start no more calls, let those under way end.
+        for future in waiting:
+            future.cancel()
+        wait(waiting)
         mailer.close()
+
+
+_threads: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, size, pool)
+_threads_lock = threading.Lock()
+
+
+def _call_threads() -> ThreadPoolExecutor:
+    """The process's PARTNER_CALLS_CONCURRENCY threads for calls, started once: starting them for
+    every batch cost more than a batch's calls to a fast buyer. A forked child starts its own."""
+    global _threads
+    size = settings.PARTNER_CALLS_CONCURRENCY
+    with _threads_lock:
+        if _threads is None or _threads[:2] != (os.getpid(), size):
+            _threads = (os.getpid(), size, ThreadPoolExecutor(max_workers=size, thread_name_prefix="partner-call"))
+        return _threads[2]
