@@ -6,10 +6,14 @@ On PostgreSQL `bulk_update_rows` sends `UPDATE ... FROM (VALUES ...)` instead; e
 back to `bulk_update`.
 """
 
+from __future__ import annotations
+
+import re
 from collections.abc import Sequence
+from typing import Any
 
 from django.db import connections, router
-from django.db.models import Model
+from django.db.models import Field, Model
 
 CHUNK_ROWS = 1000  # rows per statement: keeps one statement's parameters and text moderate
 
@@ -23,15 +27,15 @@ def bulk_update_rows(objects: Sequence[Model], fields: Sequence[str]) -> int:
     if connection.vendor != "postgresql":
         return model._default_manager.bulk_update(objects, fields)
     meta = model._meta
-    columns = [meta.pk, *(meta.get_field(name) for name in fields)]
+    columns: list[Field[Any, Any]] = [meta.pk, *(meta.get_field(name) for name in fields)]  # type: ignore[list-item]
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
     # Every placeholder is cast: VALUES has no column types of its own, and a NULL or a JSON
     # document in its first row would otherwise be read as text.
-    row_sql = "(" + ", ".join(f"%s::{column.cast_db_type(connection)}" for column in columns) + ")"
+    row_sql = "(" + ", ".join(f"%s::{_cast_type(column, connection)}" for column in columns) + ")"
     names = ", ".join(quote(column.column) for column in columns)
     assignments = ", ".join(f"{quote(column.column)} = v.{quote(column.column)}" for column in columns[1:])
-    pk_column = quote(meta.pk.column)
+    pk_column = quote(columns[0].column)
     updated = 0
     with connection.cursor() as cursor:
         for start in range(0, len(objects), CHUNK_ROWS):
@@ -47,3 +51,10 @@ def bulk_update_rows(objects: Sequence[Model], fields: Sequence[str]) -> int:
             cursor.execute(sql, params)
             updated += cursor.rowcount
     return updated
+
+
+def _cast_type(column: Field[Any, Any], connection: Any) -> str:
+    """The column's type for a cast, without a length: casting to varchar(n) cuts a longer value
+    short without a word, where assigning it to the column refuses it."""
+    cast: str = column.cast_db_type(connection)  # type: ignore[attr-defined]
+    return re.sub(r"^(varchar|character varying)\(\d+\)$", "varchar", cast)

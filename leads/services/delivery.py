@@ -198,13 +198,13 @@ class _Router:
             if available is not None and route.price_for(lead) > available:
                 out_of_credit[route.pk] = f"at its credit limit ({available:.2f} {currency} left)"
         choice = choose_route(lead, routes, self.now, out_of_credit, self.usage)
-        route = choice.route
-        if route is not None:
+        chosen = choice.route
+        if chosen is not None:
             # What the next lead of the batch sees: one more lead under the caps, less credit.
-            if _is_capped(route):
-                this_hour, today = self.usage.get(route.pk, (0, 0))
-                self.usage[route.pk] = (this_hour + 1, today + 1)
-            key = (route.destination.advertiser_id, currency)
+            if _is_capped(chosen):
+                this_hour, today = self.usage.get(chosen.pk, (0, 0))
+                self.usage[chosen.pk] = (this_hour + 1, today + 1)
+            key = (chosen.destination.advertiser_id, currency)
             if key in self.credit and choice.price is not None:
                 self.credit[key] -= choice.price
         return choice
@@ -356,7 +356,7 @@ def destination_signers(destinations: Iterable[DeliveryDestination]) -> dict[int
     ids = {destination.pk for destination in destinations}
     keys: dict[int, list[str]] = defaultdict(list)
     for secret in WebhookSecret.objects.filter(destination_id__in=ids, revoked_at__isnull=True).order_by(
-        *WebhookSecret._meta.ordering
+        "-created_at", "-id"
     ):
         keys[secret.destination_id or 0].append(decrypt(secret.secret_encrypted))
     return {destination.pk: Signer(keys[destination.pk], _auth_header(destination)) for destination in destinations}
@@ -541,7 +541,8 @@ class DeliveryCall:
         wanted = {entry.payload["delivery"] for entry in entries if entry.payload.get("delivery")}
         known = Delivery.objects.select_related("destination").in_bulk(wanted) if wanted else {}
         deliveries: dict[int, Delivery] = {}
-        unrouted, cleared = [], {}
+        unrouted: list[OutboxEntry] = []
+        cleared: dict[int, dict[str, Any]] = {}
         for entry in entries:
             delivery = known.get(entry.payload.get("delivery"))
             if delivery is not None and delivery.status == Delivery.Status.REJECTED:
