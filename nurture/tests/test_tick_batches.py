@@ -53,9 +53,9 @@ def test_a_tick_costs_the_same_queries_for_few_or_many_due_and_moves_each_enroll
         (e.step_id, e.status, e.waiting, e.next_run_at, e.left_at, e.exit_reason)
         for e in Enrollment.objects.filter(pk__in=[e.pk for e in sending])
     } == {(wait.pk, "active", True, start + timedelta(days=2), None, "")}
-    assert {
-        (e.status, e.left_at, e.exit_reason) for e in Enrollment.objects.filter(pk__in=[e.pk for e in won])
-    } == {("exited", start, "converted")}
+    assert {(e.status, e.left_at, e.exit_reason) for e in Enrollment.objects.filter(pk__in=[e.pk for e in won])} == {
+        ("exited", start, "converted")
+    }
     left = Enrollment.objects.get(pk=unsubscribed[0].pk)
     assert (left.status, left.exit_reason) == ("exited", "suppressed (unsubscribed, bounced or complained)")
     messages = NurtureMessage.objects.filter(enrollment__in=sending)
