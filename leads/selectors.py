@@ -1,6 +1,7 @@
 """Reads of the lead domain, already scoped to who asks."""
 
 import datetime
+from collections import defaultdict
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
@@ -228,23 +229,36 @@ def lead_contact_hashes(lead: Lead) -> dict[str, str]:
 
 def suppressed_advertiser_ids(lead: Lead, advertiser_ids: Iterable[int]) -> set[int]:
     """Which of these buyers (advertisers) have the lead's email or phone on their suppression list.
+    Every way of choosing a buyer for a lead (fixed routes, an auction's pings) asks this, or the
+    batch form below, before offering the lead to anyone."""
+    return suppressed_advertisers_by_lead([lead], advertiser_ids).get(lead.pk, set())
 
-    One query on the list's unique (buyer, kind, hash) index, a probe per buyer and contact, so it
-    costs the same at a million hashes per buyer as at ten. Every way of choosing a buyer for a
-    lead (fixed routes, an auction's pings) asks this before offering the lead to anyone."""
+
+def suppressed_advertisers_by_lead(leads: Iterable[Lead], advertiser_ids: Iterable[int]) -> dict[int | None, set[int]]:
+    """{lead id: the buyers among these that have its email or phone on their suppression list}.
+
+    One query on the list's unique (buyer, kind, hash) index for the whole batch, a probe per buyer
+    and contact, so it costs the same at a million hashes per buyer as at ten."""
     wanted = list(set(advertiser_ids))
-    hashes = lead_contact_hashes(lead)
-    if not wanted or not hashes:
-        return set()
-    # IN lists on all three columns of the index (rather than an OR of two kinds), which every
-    # database answers with index probes; the rare row of one kind matching the other kind's hash is
-    # left out here.
+    hashes_by_lead = {lead.pk: lead_contact_hashes(lead) for lead in leads}
+    kinds = {kind for hashes in hashes_by_lead.values() for kind in hashes}
+    values = {value for hashes in hashes_by_lead.values() for value in hashes.values()}
+    if not wanted or not values:
+        return {}
+    # IN lists on all three columns of the index (rather than an OR per kind), which every database
+    # answers with index probes; a row of one kind matching another kind's hash is left out below.
     rows = (
-        BuyerSuppression.objects.filter(advertiser_id__in=wanted, kind__in=list(hashes), hash__in=list(hashes.values()))
+        BuyerSuppression.objects.filter(advertiser_id__in=wanted, kind__in=list(kinds), hash__in=list(values))
         .values_list("advertiser_id", "kind", "hash")
         .order_by()
     )
-    return {advertiser_id for advertiser_id, kind, value in rows if hashes.get(kind) == value}
+    listed: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for advertiser_id, kind, value in rows:
+        listed[kind, value].add(advertiser_id)
+    return {
+        lead_id: {advertiser for contact in hashes.items() for advertiser in listed.get(contact, ())}
+        for lead_id, hashes in hashes_by_lead.items()
+    }
 
 
 def destination_suppresses(lead: Lead, destination: DeliveryDestination) -> bool:

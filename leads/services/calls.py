@@ -6,10 +6,13 @@ builds the request (or says there is nothing to send), `record` writes the attem
 state once and ends the entry (done, `RetryLater` on the retry schedule, or `GiveUp`). Between them,
 `partner_calls_batch` makes a batch's calls in parallel, outside any transaction, over pooled
 connections, with at most PARTNER_CALLS_CONCURRENCY calls at once and PARTNER_CALLS_PER_DESTINATION
-to one host; emails to buyers' inboxes go over one SMTP connection per batch.
+to one host; emails to buyers' inboxes go over one SMTP connection per batch. A kind that can read
+and write a batch as a set (`BatchPartnerCall`) prepares it in one go and records its answers in
+groups, so a batch costs a fixed number of queries whatever its size.
 """
 
 import contextlib
+import os
 import smtplib
 import threading
 import time
@@ -27,7 +30,7 @@ from django.utils import timezone
 from ..models import DeliveryAttempt, OutboxEntry
 from .answers import Outcome, Verdict, excerpt, judge_answer, retry_delay
 from .outbound_http import TransportError, UnsafeDestination, http_request
-from .outbox import RECORD_EVERY_SECONDS, BatchHandler, BatchResult, GiveUp, NotStarted, RetryLater
+from .outbox import RECORD_EVERY_ROWS, RECORD_EVERY_SECONDS, BatchHandler, BatchResult, GiveUp, NotStarted, RetryLater
 
 
 @dataclass
@@ -230,18 +233,62 @@ def run_partner_call(call: PartnerCall, entry: OutboxEntry) -> None:
         call.record(entry, subject, request, perform(request))
 
 
+class BatchPartnerCall(PartnerCall, Protocol):
+    """A partner call that prepares and records a batch as a set (a few queries, not a few per entry)."""
+
+    def prepare_batch(self, entries: list[OutboxEntry]) -> list[tuple[OutboxEntry, Any]]:
+        """For each entry, what `prepare` returns, or the exception it would raise."""
+
+    def record_batch(self, finished: list[tuple[OutboxEntry, Any, PartnerRequest, CallResult]]) -> list[BatchResult]:
+        """Record finished calls at once; for each entry None (done) or the exception that ends it."""
+
+
+def _prepare_all(call: PartnerCall, entries: list[OutboxEntry]) -> list[tuple[OutboxEntry, Any]]:
+    prepare_batch = getattr(call, "prepare_batch", None)
+    if prepare_batch is not None:
+        try:
+            return list(prepare_batch(entries))
+        except Exception as error:  # the database failed us: every entry ends with it, to be retried
+            return [(entry, error) for entry in entries]
+    prepared: list[tuple[OutboxEntry, Any]] = []
+    for entry in entries:
+        try:
+            prepared.append((entry, call.prepare(entry)))
+        except Exception as error:  # the entry ends with it; the batch goes on
+            prepared.append((entry, error))
+    return prepared
+
+
+def _record_all(
+    call: PartnerCall, finished: list[tuple[OutboxEntry, Any, PartnerRequest, CallResult]]
+) -> list[BatchResult]:
+    record_batch = getattr(call, "record_batch", None)
+    if record_batch is not None:
+        try:
+            return list(record_batch(finished))
+        except Exception as error:  # nothing of it was written: every entry goes again (same webhook id)
+            return [(entry, error) for entry, *_ in finished]
+    results: list[BatchResult] = []
+    for entry, subject, request, result in finished:
+        try:
+            call.record(entry, subject, request, result)
+        except Exception as error:
+            results.append((entry, error))
+        else:
+            results.append((entry, None))
+    return results
+
+
 def partner_calls_batch(call: PartnerCall) -> BatchHandler:
-    """The batch handler of a PartnerCall kind: prepare all, call in parallel, record as each ends."""
+    """The batch handler of a PartnerCall kind: prepare all, call in parallel, record as they end (in
+    groups: every RECORD_EVERY_ROWS calls or RECORD_EVERY_SECONDS)."""
 
     def run(entries: list[OutboxEntry], deadline: float) -> Iterator[BatchResult | None]:
         prepared = []
-        for entry in entries:
-            try:
-                ready = call.prepare(entry)
-            except Exception as error:  # the entry ends with it; the batch goes on
-                yield entry, error
-                continue
-            if ready is None:
+        for entry, ready in _prepare_all(call, entries):
+            if isinstance(ready, Exception):
+                yield entry, ready
+            elif ready is None:
                 yield entry, None
             else:
                 prepared.append((entry, *ready))
@@ -267,32 +314,51 @@ def _call_all(
                 return None  # the batch's time is up: put back, not attempted
             return perform(request, mailer)
 
-    workers = min(settings.PARTNER_CALLS_CONCURRENCY, len(prepared))
+    answered: list[tuple[OutboxEntry, Any, PartnerRequest, CallResult]] = []
+    recorded_at = time.monotonic()
+    pool = _call_threads()
+    futures: dict[Future[CallResult | None], tuple[OutboxEntry, Any, PartnerRequest]] = {
+        pool.submit(limited, request): (entry, subject, request) for entry, subject, request in prepared
+    }
+    waiting = set(futures)
     try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="partner-call") as pool:
-            futures: dict[Future[CallResult | None], tuple[OutboxEntry, Any, PartnerRequest]] = {
-                pool.submit(limited, request): (entry, subject, request) for entry, subject, request in prepared
-            }
-            waiting = set(futures)
-            while waiting:
-                finished, waiting = wait(waiting, timeout=RECORD_EVERY_SECONDS, return_when=FIRST_COMPLETED)
-                if not finished:
-                    yield None  # still waiting: what has finished is written meanwhile
-                for future in finished:
-                    entry, subject, request = futures[future]
-                    try:
-                        result = future.result()
-                    except Exception as error:  # a fault of ours, not the partner's answer
-                        yield entry, error
-                        continue
-                    if result is None:
-                        yield entry, NotStarted()
-                        continue
-                    try:
-                        call.record(entry, subject, request, result)
-                    except Exception as error:
-                        yield entry, error
-                    else:
-                        yield entry, None
+        while waiting:
+            finished, waiting = wait(waiting, timeout=RECORD_EVERY_SECONDS, return_when=FIRST_COMPLETED)
+            for future in finished:
+                entry, subject, request = futures[future]
+                try:
+                    result = future.result()
+                except Exception as error:  # a fault of ours, not the partner's answer
+                    yield entry, error
+                    continue
+                if result is None:
+                    yield entry, NotStarted()
+                else:
+                    answered.append((entry, subject, request, result))
+            due = len(answered) >= RECORD_EVERY_ROWS or time.monotonic() - recorded_at >= RECORD_EVERY_SECONDS
+            if answered and (due or not waiting):
+                yield from _record_all(call, answered)
+                answered, recorded_at = [], time.monotonic()
+            elif not finished:
+                yield None  # still waiting: what has finished is written meanwhile
     finally:
+        # Stopped early (the worker is shutting down): start no more calls, let those under way end.
+        for future in waiting:
+            future.cancel()
+        wait(waiting)
         mailer.close()
+
+
+_threads: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, size, pool)
+_threads_lock = threading.Lock()
+
+
+def _call_threads() -> ThreadPoolExecutor:
+    """The process's PARTNER_CALLS_CONCURRENCY threads for calls, started once: starting them for
+    every batch cost more than a batch's calls to a fast buyer. A forked child starts its own."""
+    global _threads
+    size = settings.PARTNER_CALLS_CONCURRENCY
+    with _threads_lock:
+        if _threads is None or _threads[:2] != (os.getpid(), size):
+            _threads = (os.getpid(), size, ThreadPoolExecutor(max_workers=size, thread_name_prefix="partner-call"))
+        return _threads[2]

@@ -8,9 +8,11 @@ answer; a rejection moves on to the next buyer, a temporary failure waits for th
 import base64
 import random
 import time
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from itertools import groupby
 from typing import Any
 
@@ -19,6 +21,7 @@ from django.db import transaction
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
+from leadcrm.bulk import bulk_update_rows
 from leadcrm.encryption import decrypt, encrypt
 
 from ..models import (
@@ -31,8 +34,9 @@ from ..models import (
     LeadEvent,
     LeadStatus,
     OutboxEntry,
+    WebhookSecret,
 )
-from ..selectors import suppressed_advertiser_ids
+from ..selectors import suppressed_advertisers_by_lead
 from .answers import Outcome, Verdict
 from .calls import (
     CallResult,
@@ -45,9 +49,9 @@ from .calls import (
     settle,
 )
 from .delivery_payload import email_text, mapped_payload, request_body
-from .ledger import buyer_balances, ledger_post_sale
+from .ledger import buyer_balances, ledger_post_sales
 from .outbox import GiveUp, RetryLater, dispatch, outbox_enqueue
-from .signing import signature_headers
+from .signing import signed_headers
 
 BUYERS_PER_RUN = 3  # rejections in a row before the run yields (each send can take its timeout)
 RECHECK_UNROUTABLE = timedelta(hours=1)  # held for a reason other than caps: look again hourly
@@ -74,19 +78,29 @@ def route_usage(route_ids: Iterable[int], now: datetime | None = None) -> dict[i
     return {row["route_id"]: (row["this_hour"], row["today"]) for row in rows}
 
 
+def _is_capped(route: DeliveryRoute) -> bool:
+    return route.hourly_cap is not None or route.daily_cap is not None
+
+
 @dataclass
 class RoutingChoice:
     route: DeliveryRoute | None
     held_reason: str = ""
     recheck_at: datetime | None = None
+    price: Decimal | None = None
 
 
 def choose_route(
-    lead: Lead, routes: list[DeliveryRoute], now: datetime, out_of_credit: dict[int, str] | None = None
+    lead: Lead,
+    routes: list[DeliveryRoute],
+    now: datetime,
+    out_of_credit: dict[int, str] | None = None,
+    usage: dict[int, tuple[int, int]] | None = None,
 ) -> RoutingChoice:
     """The first buyer in priority order with room under its caps and its credit limit; weighted among
     equal priorities. `out_of_credit`: why routes are left out whose buyer cannot pay for the lead (or
-    keeps it out with its suppression list)."""
+    keeps it out with its suppression list); `usage`: the capped routes' leads this hour and today, when
+    the caller has counted them already."""
     if not routes:
         return RoutingChoice(None, "no buyer left for this offer", now + RECHECK_UNROUTABLE)
     out_of_credit = out_of_credit or {}
@@ -98,8 +112,9 @@ def choose_route(
     if not accepting:
         refusals = "; ".join(f"{route.destination.name}: {refusal(route)}" for route in routes)
         return RoutingChoice(None, f"no buyer takes it ({refusals})"[:300], now + RECHECK_UNROUTABLE)
-    capped = [route.pk for route in accepting if route.hourly_cap is not None or route.daily_cap is not None]
-    usage = route_usage(capped, now) if capped else {}
+    if usage is None:
+        capped = [route.pk for route in accepting if _is_capped(route)]
+        usage = route_usage(capped, now) if capped else {}
     hour, day = period_starts(now)
     resets = []
     with_room = []
@@ -113,122 +128,200 @@ def choose_route(
             with_room.append(route)
     for _priority, same_priority in groupby(with_room, key=lambda route: route.priority):
         group = list(same_priority)
-        return RoutingChoice(random.choices(group, weights=[route.weight for route in group])[0])  # noqa: S311
+        chosen = random.choices(group, weights=[route.weight for route in group])[0]  # noqa: S311
+        return RoutingChoice(chosen, price=chosen.price_for(lead))
     return RoutingChoice(None, "every buyer is at its cap", min(resets))
 
 
-def credit_refusals(lead: Lead, routes: list[DeliveryRoute]) -> dict[int, str]:
-    """{route id: why not} for routes whose buyer's account cannot pay this lead's price.
+def credit_left(advertiser_ids: Iterable[int], currencies: Iterable[str]) -> dict[tuple[int, str], Decimal]:
+    """{(advertiser id, currency): what the buyer's account can still pay} for buyers with an account.
 
-    Locks the accounts (after the lead and the routes, always in that order), so two leads routed at
+    Locks the accounts (after the leads and the routes, always in that order), so two leads routed at
     once cannot both spend a buyer's last credit. A balance is the buyer's ledger added up; a price
     already promised to a pending delivery counts as spent (a delivery is pending or its sale is in
-    the ledger, never both nor neither). Buyers without an account in the offer's currency have no
-    limit."""
-    currency = lead.offer.currency
-    advertiser_ids = {route.destination.advertiser_id for route in routes}
-    accounts = {
-        account.advertiser_id: account
-        for account in BuyerAccount.objects.select_for_update()
-        .filter(advertiser_id__in=advertiser_ids, currency=currency)
+    the ledger, never both nor neither). Buyers without an account in a currency have no limit in it."""
+    accounts = list(
+        BuyerAccount.objects.select_for_update()
+        .filter(advertiser_id__in=set(advertiser_ids), currency__in=set(currencies))
         .order_by("pk")
-    }
-    if not accounts:
-        return {}
-    promised = dict(
-        Delivery.objects.filter(
-            status=Delivery.Status.PENDING, destination__advertiser_id__in=list(accounts), currency=currency
-        )
-        .values_list("destination__advertiser_id")
-        .annotate(total=Sum("price"))
-        .order_by()
     )
-    balances = buyer_balances(accounts, currency)
-    refusals = {}
-    for route in routes:
-        account = accounts.get(route.destination.advertiser_id)
-        if account is None:
-            continue
-        balance = balances.get(account.advertiser_id) or 0
-        available = balance + account.credit_limit - (promised.get(account.advertiser_id) or 0)
-        if route.price_for(lead) > available:
-            refusals[route.pk] = f"at its credit limit ({available:.2f} {currency} left)"
-    return refusals
-
-
-def suppression_refusals(lead: Lead, routes: list[DeliveryRoute]) -> dict[int, str]:
-    """{route id: why not} for routes whose buyer has the lead's email or phone on its suppression list."""
-    suppressed = suppressed_advertiser_ids(lead, (route.destination.advertiser_id for route in routes))
-    return {
-        route.pk: "the lead is on the buyer's suppression list"
-        for route in routes
-        if route.destination.advertiser_id in suppressed
-    }
-
-
-def _set_payload(entry: OutboxEntry, payload: dict[str, Any]) -> None:
-    entry.payload = payload
-    OutboxEntry.objects.filter(pk=entry.pk).update(payload=payload)
-
-
-def _route(entry: OutboxEntry) -> Delivery | None:
-    """Choose a buyer and create the Delivery, or say why the lead waits. None: nothing to deliver."""
-    now = timezone.now()
-    with transaction.atomic():
-        # Locking the lead, then its offer's routes (always in that order), keeps two workers from
-        # routing one lead twice or filling one cap past its limit.
-        lead = (
-            Lead.objects.select_for_update(of=("self",))
-            .select_related("campaign", "offer", "traffic_source")
-            .get(pk=entry.lead_id)
+    left: dict[tuple[int, str], Decimal] = {}
+    for currency in sorted({account.currency for account in accounts}):  # one or two, never one per lead
+        of_currency = {account.advertiser_id: account for account in accounts if account.currency == currency}
+        promised = dict(
+            Delivery.objects.filter(
+                status=Delivery.Status.PENDING, destination__advertiser_id__in=list(of_currency), currency=currency
+            )
+            .values_list("destination__advertiser_id")
+            .annotate(total=Sum("price"))
+            .order_by()
         )
-        if lead.erased_at:
-            _set_payload(entry, {"skipped": "not deliverable: the person's data was erased"})
-            return None
-        if not lead.is_billable or lead.status == LeadStatus.RETURNED:
-            _set_payload(entry, {"skipped": "not deliverable (invalid, duplicate, test or returned)"})
-            return None
-        earlier = list(Delivery.objects.filter(lead=lead).values_list("pk", "destination_id", "status"))
-        # A lead is sold once: another entry (a redelivery, a "route to next buyer", a retried
-        # row) may have placed it already. Accepted: nothing to do. Pending: this entry takes
-        # that send over, so it is never left without an entry to finish it.
-        if any(status == Delivery.Status.ACCEPTED for _, _, status in earlier):
-            _set_payload(entry, {"skipped": "already delivered to a buyer"})
-            return None
-        pending = next((pk for pk, _, status in earlier if status == Delivery.Status.PENDING), None)
-        if pending is not None:
-            _set_payload(entry, {"delivery": pending})
-            return Delivery.objects.select_related("destination").get(pk=pending)
-        tried = [destination_id for _, destination_id, _ in earlier]
-        routes = list(
+        balances = buyer_balances(of_currency, currency)
+        for advertiser_id, account in of_currency.items():
+            balance = balances.get(advertiser_id) or Decimal(0)
+            left[advertiser_id, currency] = balance + account.credit_limit - (promised.get(advertiser_id) or 0)
+    return left
+
+
+class _Router:
+    """Routing a batch of leads: the offers' routes, their caps' usage and the buyers' credit are read
+    (and locked) once, then kept up to date in memory as each lead takes a buyer."""
+
+    def __init__(self, leads: list[Lead], now: datetime):
+        self.now = now
+        self.routes: dict[int, list[DeliveryRoute]] = defaultdict(list)
+        offers = {lead.offer_id: lead.offer for lead in leads}
+        for route in (
             DeliveryRoute.objects.select_for_update(of=("self",))
-            .filter(offer_id=lead.offer_id, is_active=True, destination__is_active=True)
-            .exclude(destination_id__in=tried)
+            .filter(offer_id__in=list(offers), is_active=True, destination__is_active=True)
             .select_related("destination")
             .prefetch_related("prices")
             .order_by("priority", "id")
+        ):
+            route.offer = offers[route.offer_id]  # priced with the leads' offer already loaded
+            self.routes[route.offer_id].append(route)
+        every_route = [route for routes in self.routes.values() for route in routes]
+        capped = [route.pk for route in every_route if _is_capped(route)]
+        self.usage = route_usage(capped, now) if capped else {}
+        # Buyers that keep a lead out with their suppression list, for the whole batch in one query.
+        self.suppressed = suppressed_advertisers_by_lead(
+            leads, {route.destination.advertiser_id for route in every_route}
         )
+        self.credit = (
+            credit_left(
+                {route.destination.advertiser_id for route in every_route}, {o.currency for o in offers.values()}
+            )
+            if every_route
+            else {}
+        )
+
+    def choose(self, lead: Lead, tried: set[int]) -> RoutingChoice:
+        routes = [route for route in self.routes[lead.offer_id] if route.destination_id not in tried]
+        currency = lead.offer.currency
+        out_of_credit = {}
+        suppressed = self.suppressed.get(lead.pk, set())
         for route in routes:
-            route.offer = lead.offer  # priced with the lead's offer already loaded
-        refusals = {**suppression_refusals(lead, routes), **credit_refusals(lead, routes)} if routes else None
-        choice = choose_route(lead, routes, now, refusals)
-        if choice.route is None:
-            if entry.payload.get("held") != choice.held_reason:
-                LeadEvent.objects.create(lead=lead, kind=LeadEvent.Kind.DELIVERY, data={"held": choice.held_reason})
-            _set_payload(entry, {"held": choice.held_reason})
-        else:
-            delivery = Delivery.objects.create(
-                lead=lead,
+            available = self.credit.get((route.destination.advertiser_id, currency))
+            if route.destination.advertiser_id in suppressed:
+                out_of_credit[route.pk] = "the lead is on the buyer's suppression list"
+            elif available is not None and route.price_for(lead) > available:
+                out_of_credit[route.pk] = f"at its credit limit ({available:.2f} {currency} left)"
+        choice = choose_route(lead, routes, self.now, out_of_credit, self.usage)
+        chosen = choice.route
+        if chosen is not None:
+            # What the next lead of the batch sees: one more lead under the caps, less credit.
+            if _is_capped(chosen):
+                this_hour, today = self.usage.get(chosen.pk, (0, 0))
+                self.usage[chosen.pk] = (this_hour + 1, today + 1)
+            key = (chosen.destination.advertiser_id, currency)
+            if key in self.credit and choice.price is not None:
+                self.credit[key] -= choice.price
+        return choice
+
+
+def _set_payloads(entries: Iterable[OutboxEntry], payloads: dict[int, dict[str, Any]]) -> None:
+    """Give entries new payloads (by entry id) in one statement."""
+    changed = []
+    for entry in entries:
+        if entry.pk in payloads:
+            entry.payload = payloads[entry.pk]
+            changed.append(entry)
+    bulk_update_rows(changed, ["payload"])
+
+
+Routed = Delivery | None | Exception  # the delivery to send, nothing to deliver, or why the entry ends now
+
+
+def _route_many(entries: list[OutboxEntry]) -> dict[int, Routed]:
+    """Choose a buyer for each entry's lead and create the deliveries, or say why a lead waits, in one
+    transaction for the batch: {entry id: the delivery, None (nothing to deliver) or RetryLater}."""
+    now = timezone.now()
+    routed: dict[int, Routed] = {}
+    payloads: dict[int, dict[str, Any]] = {}
+    events: list[LeadEvent] = []
+    with transaction.atomic():
+        # Locking the leads (in id order), then their offers' routes, then the buyers' accounts
+        # (always in that order) keeps two workers from routing one lead twice or filling one cap
+        # or one credit limit past its limit.
+        leads = {
+            lead.pk: lead
+            for lead in Lead.objects.select_for_update(of=("self",))
+            .select_related("campaign", "offer", "traffic_source")
+            .filter(pk__in={entry.lead_id for entry in entries})
+            .order_by("pk")
+        }
+        earlier: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
+        for lead_id, pk, destination_id, status in Delivery.objects.filter(lead_id__in=list(leads)).values_list(
+            "lead_id", "pk", "destination_id", "status"
+        ):
+            earlier[lead_id].append((pk, destination_id, status))
+        waiting: dict[int, Lead] = {}  # entry id: its lead, when it is sellable and not placed yet
+        taken_over: dict[int, int] = {}  # entry id: the pending delivery it finishes
+        for entry in entries:
+            lead = leads.get(entry.lead_id)
+            if lead is None:
+                routed[entry.pk] = Lead.DoesNotExist(f"lead {entry.lead_id} is gone")
+            elif lead.erased_at:
+                payloads[entry.pk], routed[entry.pk] = (
+                    {"skipped": "not deliverable: the person's data was erased"},
+                    None,
+                )
+            elif not lead.is_billable or lead.status == LeadStatus.RETURNED:
+                payloads[entry.pk] = {"skipped": "not deliverable (invalid, duplicate, test or returned)"}
+                routed[entry.pk] = None
+            # A lead is sold once: another entry (a redelivery, a "route to next buyer", a retried
+            # row) may have placed it already. Accepted: nothing to do. Pending: this entry takes
+            # that send over, so it is never left without an entry to finish it.
+            elif any(status == Delivery.Status.ACCEPTED for _, _, status in earlier[lead.pk]):
+                payloads[entry.pk], routed[entry.pk] = {"skipped": "already delivered to a buyer"}, None
+            elif pending := next((pk for pk, _, status in earlier[lead.pk] if status == Delivery.Status.PENDING), 0):
+                payloads[entry.pk], taken_over[entry.pk] = {"delivery": pending}, pending
+            else:
+                waiting[entry.pk] = lead
+        router = _Router(list(waiting.values()), now)
+        created: dict[int, Delivery] = {}  # lead id: its delivery made now (two entries of a lead share it)
+        for entry_pk, lead in waiting.items():
+            if lead.pk in created:
+                routed[entry_pk] = created[lead.pk]
+                continue
+            choice = router.choose(lead, {destination_id for _, destination_id, _ in earlier[lead.pk]})
+            if choice.route is None:
+                entry = next(entry for entry in entries if entry.pk == entry_pk)
+                if entry.payload.get("held") != choice.held_reason:
+                    events.append(LeadEvent(lead=lead, kind=LeadEvent.Kind.DELIVERY, data={"held": choice.held_reason}))
+                payloads[entry_pk] = {"held": choice.held_reason}
+                recheck_at = choice.recheck_at or now + RECHECK_UNROUTABLE
+                delay = max((recheck_at - now).total_seconds(), 1)
+                routed[entry_pk] = RetryLater(f"held: {choice.held_reason}", delay=delay)
+                continue
+            created[lead.pk] = routed[entry_pk] = Delivery(
+                lead=lead,  # sent with the lead already loaded
                 destination=choice.route.destination,
                 route=choice.route,
-                price=choice.route.price_for(lead),
+                price=choice.price,
                 currency=lead.offer.currency,
             )
-            delivery.lead = lead  # sent with the lead already loaded
-            _set_payload(entry, {"delivery": delivery.pk})
-            return delivery
-    recheck_at = choice.recheck_at or now + RECHECK_UNROUTABLE
-    raise RetryLater(f"held: {choice.held_reason}", delay=max((recheck_at - now).total_seconds(), 1))
+        Delivery.objects.bulk_create(created.values())
+        for entry_pk, delivery in routed.items():
+            if isinstance(delivery, Delivery):
+                payloads[entry_pk] = {"delivery": delivery.pk}
+        if taken_over:
+            pending_ones = Delivery.objects.select_related("destination").in_bulk(set(taken_over.values()))
+            for entry_pk, pk in taken_over.items():
+                routed[entry_pk] = pending_ones[pk]
+                pending_ones[pk].lead = leads[pending_ones[pk].lead_id]  # sent with the locked lead
+        LeadEvent.objects.bulk_create(events)
+        _set_payloads(entries, payloads)
+    return routed
+
+
+def _route(entry: OutboxEntry) -> Delivery | None:
+    """Choose a buyer for one entry and create the Delivery (None: nothing to deliver); a lead that
+    waits raises RetryLater with the time to look again."""
+    routed = _route_many([entry])[entry.pk]
+    if isinstance(routed, Exception):
+        raise routed
+    return routed
 
 
 # --- Sending -------------------------------------------------------------------------------------
@@ -258,23 +351,47 @@ class SentRequest:
     error: str = ""
 
 
-def lead_request(*, destination: DeliveryDestination, lead: Lead, msg_id: str) -> PartnerRequest:
-    """The call that sends this lead to this destination: a signed POST, or an email to its inbox."""
+@dataclass
+class Signer:
+    """A destination's decrypted signing secrets and authorization header, read once per batch."""
+
+    keys: list[str]
+    auth: dict[str, str]
+
+
+def destination_signers(destinations: Iterable[DeliveryDestination]) -> dict[int, Signer]:
+    """{destination id: its signer} for many destinations, in one query."""
+    destinations = list(destinations)
+    ids = {destination.pk for destination in destinations}
+    keys: dict[int, list[str]] = defaultdict(list)
+    for secret in WebhookSecret.objects.filter(destination_id__in=ids, revoked_at__isnull=True).order_by(
+        "-created_at", "-id"
+    ):
+        keys[secret.destination_id or 0].append(decrypt(secret.secret_encrypted))
+    return {destination.pk: Signer(keys[destination.pk], _auth_header(destination)) for destination in destinations}
+
+
+def lead_request(
+    *, destination: DeliveryDestination, lead: Lead, msg_id: str, signer: Signer | None = None
+) -> PartnerRequest:
+    """The call that sends this lead to this destination: a signed POST, or an email to its inbox.
+    `signer`: the destination's secrets when the caller has read them already (a batch)."""
     payload = mapped_payload(lead, destination.field_mapping)
     if destination.kind == DeliveryDestination.Kind.EMAIL:
         subject, text = email_text(lead, payload)
         message = EmailMessage(subject, text, to=destination.email_to, headers={"X-Leadcrm-Delivery-Id": msg_id})
         return PartnerRequest(url="mailto:" + ",".join(destination.email_to), email=message, body=text.encode())
     body, content_type = request_body(destination, payload)
-    secrets = [secret for secret in destination.secrets.all() if secret.revoked_at is None]
-    if not secrets:
+    if signer is None:
+        signer = destination_signers([destination])[destination.pk]
+    if not signer.keys:
         reason = "no signing secret: create one on the destination's page (New signing secret) and give it to the buyer"
         return PartnerRequest(url=destination.url, refusal=reason)
     headers = {
         **destination.headers,
         "Content-Type": content_type,
-        **_auth_header(destination),
-        **signature_headers(secrets=secrets, msg_id=msg_id, body=body, timestamp=int(time.time())),
+        **signer.auth,
+        **signed_headers(keys=signer.keys, msg_id=msg_id, body=body, timestamp=int(time.time())),
     }
     return PartnerRequest(
         url=destination.url,
@@ -312,131 +429,236 @@ def send_lead(*, destination: DeliveryDestination, lead: Lead, msg_id: str) -> S
     return sent_request(request, perform(request))
 
 
+STATUS_OF_OUTCOME = {
+    Outcome.ACCEPTED: Delivery.Status.ACCEPTED,
+    Outcome.REJECTED: Delivery.Status.REJECTED,
+    Outcome.FAILED: Delivery.Status.FAILED,
+    Outcome.RETRY: Delivery.Status.PENDING,
+}
+RECORDED_FIELDS = ["status", "attempts", "last_status_code", "reason", "buyer_reference", "finished_at"]
+
+
 def _record(delivery: Delivery, sent: SentRequest, lead: Lead | None = None) -> tuple[str, float | None]:
     """Write the attempt and the delivery's new state; returns (outcome, seconds until retry)."""
-    verdict = sent.verdict
-    attempts = delivery.attempts + 1
-    outcome, delay = settle(verdict, attempts)
-    status = {
-        Outcome.ACCEPTED: Delivery.Status.ACCEPTED,
-        Outcome.REJECTED: Delivery.Status.REJECTED,
-        Outcome.FAILED: Delivery.Status.FAILED,
-        Outcome.RETRY: Delivery.Status.PENDING,
-    }[outcome]
+    return _record_many([(delivery, sent, lead)])[0]
+
+
+def _record_many(sends: list[tuple[Delivery, SentRequest, Lead | None]]) -> list[tuple[str, float | None]]:
+    """Write many sends' attempts and their deliveries' new states in one transaction, a few statements
+    for the lot; returns (outcome, seconds until retry) for each send."""
     now = timezone.now()
+    tries = [delivery.attempts + 1 for delivery, _, _ in sends]
+    settled = [settle(sent.verdict, tried) for (_, sent, _), tried in zip(sends, tries, strict=True)]
+    changed: dict[int, tuple[Delivery, Lead | None]] = {}
     with transaction.atomic():
-        # Only from pending: a result recorded twice (a retried task) never sells the lead twice.
-        changed = Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.PENDING).update(
-            status=status,
-            attempts=attempts,
-            last_status_code=sent.status_code,
-            reason=verdict.reason,
-            buyer_reference=verdict.reference or delivery.buyer_reference,
-            finished_at=None if status == Delivery.Status.PENDING else now,
+        # Only from pending: a result recorded twice (a retried task, or two entries that sent one
+        # delivery) never sells the lead twice. The lock makes a concurrent recorder wait and
+        # see the row's new status.
+        pending = set(
+            Delivery.objects.select_for_update()
+            .filter(pk__in=[delivery.pk for delivery, _, _ in sends], status=Delivery.Status.PENDING)
+            .values_list("pk", flat=True)
         )
-        DeliveryAttempt.objects.bulk_create(
-            [
+        attempts, events, disabled = [], [], {}
+        for (delivery, sent, lead), (outcome, _delay), tried in zip(sends, settled, tries, strict=True):
+            verdict, status = sent.verdict, STATUS_OF_OUTCOME[outcome]
+            if delivery.pk in pending and delivery.pk not in changed:
+                changed[delivery.pk] = (delivery, lead)
+                delivery.last_status_code, delivery.reason = sent.status_code, verdict.reason
+                delivery.buyer_reference = verdict.reference or delivery.buyer_reference
+                delivery.finished_at = None if status == Delivery.Status.PENDING else now
+            delivery.status, delivery.attempts = status, tried
+            if status != Delivery.Status.PENDING:
+                event = {"buyer": delivery.destination.name, "outcome": status, "reason": verdict.reason}
+                events.append(
+                    LeadEvent(
+                        lead_id=delivery.lead_id,
+                        kind=LeadEvent.Kind.DELIVERY,
+                        data={**event, "webhook_id": delivery.webhook_id},
+                    )
+                )
+            attempts.append(
                 attempt_row(
                     url=sent.url,
                     result=CallResult(verdict, sent.status_code, sent.latency_ms, sent.response, sent.error),
                     outcome=outcome,
                     delivery=delivery,
                 )
-            ]
-        )
-        if changed and status == Delivery.Status.ACCEPTED and delivery.price is not None:
-            if lead is None:
-                lead = Lead.objects.select_related("offer").get(pk=delivery.lead_id)
-            ledger_post_sale(delivery=delivery, lead=lead)
-        if verdict.disable_destination:
-            DeliveryDestination.objects.filter(pk=delivery.destination_id).update(
-                is_active=False, disabled_reason=f"The buyer answered 410 Gone on {now:%Y-%m-%d %H:%M} UTC."
             )
-        if status != Delivery.Status.PENDING:
-            LeadEvent.objects.create(
-                lead_id=delivery.lead_id,
-                kind=LeadEvent.Kind.DELIVERY,
-                data={
-                    "buyer": delivery.destination.name,
-                    "outcome": status,
-                    "reason": verdict.reason,
-                    "webhook_id": delivery.webhook_id,
-                },
-            )
-    delivery.status, delivery.attempts = status, attempts
-    return outcome, delay
+            if verdict.disable_destination:
+                disabled[delivery.destination_id] = f"The buyer answered 410 Gone on {now:%Y-%m-%d %H:%M} UTC."
+        bulk_update_rows([delivery for delivery, _ in changed.values()], RECORDED_FIELDS)
+        DeliveryAttempt.objects.bulk_create(attempts)
+        sold = [
+            (delivery, lead)
+            for delivery, lead in changed.values()
+            if delivery.status == Delivery.Status.ACCEPTED and delivery.price is not None
+        ]
+        unloaded = [delivery.lead_id for delivery, lead in sold if lead is None]
+        loaded = Lead.objects.select_related("offer").in_bulk(unloaded) if unloaded else {}
+        ledger_post_sales(sales=[(delivery, lead or loaded[delivery.lead_id]) for delivery, lead in sold])
+        for destination_id, reason in disabled.items():
+            DeliveryDestination.objects.filter(pk=destination_id).update(is_active=False, disabled_reason=reason)
+        LeadEvent.objects.bulk_create(events)
+    return settled
 
 
-def _lead_of(delivery: Delivery) -> Lead:
-    lead = delivery.lead if Delivery.lead.is_cached(delivery) else None
-    if lead is None or not Lead.campaign.is_cached(lead):
-        lead = Lead.objects.select_related("campaign", "offer", "traffic_source").get(pk=delivery.lead_id)
-    return lead
+def _why_not_send(deliveries: list[Delivery]) -> dict[int, str]:
+    """{delivery id: why it is not sent} (one query for the lot). A retried or redelivered send is
+    checked again: the lead may have been returned, or sold to another buyer, since the delivery was
+    made."""
+    placed: dict[int, set[int]] = defaultdict(set)
+    for lead_id, pk in Delivery.objects.filter(
+        lead_id__in={delivery.lead_id for delivery in deliveries}, status__in=COUNTED
+    ).values_list("lead_id", "pk"):
+        placed[lead_id].add(pk)
+    blocked = {}
+    for delivery in deliveries:
+        lead = delivery.lead
+        if lead.erased_at:
+            blocked[delivery.pk] = "not sent: the person's data was erased"
+        elif not lead.is_billable or lead.status == LeadStatus.RETURNED:
+            blocked[delivery.pk] = "not sent: the lead was returned or is no longer deliverable"
+        elif placed[delivery.lead_id] - {delivery.pk}:
+            blocked[delivery.pk] = "not sent: the lead is already with another buyer"
+    return blocked
 
 
-def delivery_send(*, delivery: Delivery) -> tuple[str, float | None]:
-    destination = delivery.destination
-    if not destination.is_active:
-        sent = SentRequest(Verdict(Outcome.REJECTED, reason=f"destination disabled: {destination.disabled_reason}"))
-        return _record(delivery, sent)
-    lead = _lead_of(delivery)
-    return _record(delivery, send_lead(destination=destination, lead=lead, msg_id=delivery.webhook_id), lead)
-
-
-def _why_not_send(delivery: Delivery) -> str:
-    """A retried or redelivered send is checked again: the lead may have been returned, or sold
-    to another buyer, since the delivery was made."""
-    lead = Lead.objects.only("validity", "is_duplicate", "is_test", "status", "erased_at").get(pk=delivery.lead_id)
-    if lead.erased_at:
-        return "not sent: the person's data was erased"
-    if not lead.is_billable or lead.status == LeadStatus.RETURNED:
-        return "not sent: the lead was returned or is no longer deliverable"
-    if Delivery.objects.filter(lead_id=delivery.lead_id, status__in=COUNTED).exclude(pk=delivery.pk).exists():
-        return "not sent: the lead is already with another buyer"
-    return ""
+Prepared = tuple[Delivery, PartnerRequest]
+Finished = tuple[OutboxEntry, Delivery, PartnerRequest, CallResult]
 
 
 class DeliveryCall:
     """The "delivery" follow-up as a partner call: route the lead, send it, record the answer. A
-    rejection, or a disabled buyer, sends the entry round again to the next buyer."""
+    rejection, or a disabled buyer, sends the entry round again to the next buyer.
 
-    def prepare(self, entry: OutboxEntry) -> tuple[Delivery, PartnerRequest] | None:
-        delivery_id = entry.payload.get("delivery")
-        delivery = (
-            Delivery.objects.select_related("destination").filter(pk=delivery_id).first() if delivery_id else None
-        )
-        if delivery is not None and delivery.status == Delivery.Status.REJECTED:
-            _set_payload(entry, {})  # the last buyer said no: route to the next
-            delivery = None
-        if delivery is None:
-            delivery = _route(entry)
-            if delivery is None:
-                return None
-        if delivery.status == Delivery.Status.ACCEPTED:
-            return None
-        if delivery.status == Delivery.Status.FAILED and not entry.payload.get("redeliver"):
-            raise GiveUp(delivery.reason or "delivery failed")
-        blocked = _why_not_send(delivery)
-        if blocked:
-            Delivery.objects.filter(pk=delivery.pk).update(
-                status=Delivery.Status.FAILED, reason=blocked, finished_at=timezone.now()
-            )
-            return None
-        destination = delivery.destination
-        if not destination.is_active:
-            reason = f"destination disabled: {destination.disabled_reason}"
-            _record(delivery, SentRequest(Verdict(Outcome.REJECTED, reason=reason)))
-            _set_payload(entry, {})
-            raise RetryLater(f"{destination.name}: {reason}; routing to the next buyer", delay=0)
-        delivery.lead = _lead_of(delivery)
-        return delivery, lead_request(destination=destination, lead=delivery.lead, msg_id=delivery.webhook_id)
+    A batch is prepared and recorded as a set: a few queries for all its entries, not per entry."""
+
+    def prepare(self, entry: OutboxEntry) -> Prepared | None:
+        [(_, ready)] = self.prepare_batch([entry])
+        if isinstance(ready, Exception):
+            raise ready
+        return ready
 
     def record(self, entry: OutboxEntry, delivery: Delivery, request: PartnerRequest, result: CallResult) -> None:
-        outcome, delay = _record(delivery, sent_request(request, result), delivery.lead)
-        if outcome == Outcome.REJECTED:
-            _set_payload(entry, {})
-            raise RetryLater(f"{delivery.destination.name} rejected the lead; routing to the next buyer", delay=0)
-        end_entry(outcome, delay, f"{delivery.destination.name}: {delivery.reason or result.verdict.reason}")
+        [(_, error)] = self.record_batch([(entry, delivery, request, result)])
+        if error is not None:
+            raise error
+
+    def prepare_batch(self, entries: list[OutboxEntry]) -> list[tuple[OutboxEntry, Prepared | None | Exception]]:
+        ready: dict[int, Prepared | None | Exception] = {}
+        wanted = {entry.payload["delivery"] for entry in entries if entry.payload.get("delivery")}
+        known = Delivery.objects.select_related("destination").in_bulk(wanted) if wanted else {}
+        deliveries: dict[int, Delivery] = {}
+        unrouted: list[OutboxEntry] = []
+        cleared: dict[int, dict[str, Any]] = {}
+        for entry in entries:
+            delivery = known.get(entry.payload.get("delivery"))
+            if delivery is not None and delivery.status == Delivery.Status.REJECTED:
+                cleared[entry.pk], delivery = {}, None  # the last buyer said no: route to the next
+            if delivery is None:
+                unrouted.append(entry)
+            else:
+                deliveries[entry.pk] = delivery
+        _set_payloads(entries, cleared)
+        for entry_pk, routed in (_route_many(unrouted) if unrouted else {}).items():
+            if isinstance(routed, Delivery):
+                deliveries[entry_pk] = routed
+            else:
+                ready[entry_pk] = routed
+        to_send = []
+        for entry in entries:
+            delivery = deliveries.get(entry.pk)
+            if delivery is None:
+                continue
+            if delivery.status == Delivery.Status.ACCEPTED:
+                ready[entry.pk] = None
+            elif delivery.status == Delivery.Status.FAILED and not entry.payload.get("redeliver"):
+                ready[entry.pk] = GiveUp(delivery.reason or "delivery failed")
+            else:
+                to_send.append((entry, delivery))
+        if to_send:
+            ready.update(self._requests(to_send))
+        return [(entry, ready[entry.pk]) for entry in entries]
+
+    def _requests(self, to_send: list[tuple[OutboxEntry, Delivery]]) -> dict[int, Prepared | None | Exception]:
+        ready: dict[int, Prepared | None | Exception] = {}
+        unloaded = {delivery.lead_id for _, delivery in to_send if not Delivery.lead.is_cached(delivery)}
+        leads = Lead.objects.select_related("campaign", "offer", "traffic_source").in_bulk(unloaded) if unloaded else {}
+        for _, delivery in to_send:
+            if not Delivery.lead.is_cached(delivery):
+                delivery.lead = leads[delivery.lead_id]
+        blocked = _why_not_send([delivery for _, delivery in to_send])
+        by_reason: dict[str, list[int]] = defaultdict(list)
+        for pk, reason in blocked.items():
+            by_reason[reason].append(pk)
+        for reason, pks in by_reason.items():
+            Delivery.objects.filter(pk__in=pks).update(
+                status=Delivery.Status.FAILED, reason=reason, finished_at=timezone.now()
+            )
+        disabled, sendable = [], []
+        for entry, delivery in to_send:
+            if delivery.pk in blocked:
+                ready[entry.pk] = None
+            elif not delivery.destination.is_active:
+                disabled.append((entry, delivery))
+            else:
+                sendable.append((entry, delivery))
+        if disabled:
+            _record_many(
+                [
+                    (delivery, SentRequest(Verdict(Outcome.REJECTED, reason=_disabled(delivery.destination))), None)
+                    for _, delivery in disabled
+                ]
+            )
+            _set_payloads([entry for entry, _ in disabled], {entry.pk: {} for entry, _ in disabled})
+            for entry, delivery in disabled:
+                destination = delivery.destination
+                message = f"{destination.name}: {_disabled(destination)}; routing to the next buyer"
+                ready[entry.pk] = RetryLater(message, delay=0)
+        destinations = {delivery.destination_id: delivery.destination for _, delivery in sendable}
+        signers = destination_signers(
+            destination for destination in destinations.values() if destination.kind != DeliveryDestination.Kind.EMAIL
+        )
+        for entry, delivery in sendable:
+            destination = destinations[delivery.destination_id]
+            try:
+                request = lead_request(
+                    destination=destination,
+                    lead=delivery.lead,
+                    msg_id=delivery.webhook_id,
+                    signer=signers.get(destination.pk),
+                )
+            except Exception as error:  # this entry ends with it; the batch goes on
+                ready[entry.pk] = error
+            else:
+                ready[entry.pk] = (delivery, request)
+        return ready
+
+    def record_batch(self, finished: list[Finished]) -> list[tuple[OutboxEntry, Exception | None]]:
+        outcomes = _record_many(
+            [(delivery, sent_request(request, result), delivery.lead) for _, delivery, request, result in finished]
+        )
+        results: list[tuple[OutboxEntry, Exception | None]] = []
+        cleared: dict[int, dict[str, Any]] = {}
+        for (entry, delivery, _request, result), (outcome, delay) in zip(finished, outcomes, strict=True):
+            name = delivery.destination.name
+            if outcome == Outcome.REJECTED:
+                cleared[entry.pk] = {}
+                results.append((entry, RetryLater(f"{name} rejected the lead; routing to the next buyer", delay=0)))
+                continue
+            try:
+                end_entry(outcome, delay, f"{name}: {delivery.reason or result.verdict.reason}")
+            except (RetryLater, GiveUp) as ending:
+                results.append((entry, ending))
+            else:
+                results.append((entry, None))
+        _set_payloads([entry for entry, *_ in finished], cleared)
+        return results
+
+
+def _disabled(destination: DeliveryDestination) -> str:
+    return f"destination disabled: {destination.disabled_reason}"
 
 
 delivery_call = DeliveryCall()

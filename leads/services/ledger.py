@@ -129,22 +129,31 @@ def ledger_post_capture(*, lead: Lead, ping: SupplierPing | None = None) -> list
 
 def ledger_post_sale(*, delivery: Delivery, lead: Lead) -> list[LedgerEntry]:
     """A buyer accepted the lead: the sale at the delivery's price, and a payout earned by a sold lead."""
-    entries = [
-        _lead_entry(
-            lead,
-            key=f"sold:{delivery.pk}",
-            kind=K.LEAD_SOLD,
-            amount=delivery.price,
-            currency=delivery.currency,
-            delivery=delivery,
-            advertiser_id=delivery.destination.advertiser_id,
-        )
-    ]
+    return ledger_post_sales(sales=[(delivery, lead)])
+
+
+def ledger_post_sales(*, sales: Iterable[tuple[Delivery, Lead]]) -> list[LedgerEntry]:
+    """Many accepted deliveries (a batch's) in one insert: each sale and the payouts sold leads earn."""
+    sales = list(sales)
     # A supplier's lead may have been bought by a ping whose price (and basis) hold over its payout's.
-    ping = SupplierPing.objects.filter(lead=lead).first() if lead.partner_id and not lead.is_test else None
-    terms = _payout_terms(lead, SupplierPayout.Basis.SOLD, ping=ping)
-    if terms:
-        entries.append(_payout_entry(lead, terms))
+    pinged = [lead.pk for _, lead in sales if lead.partner_id and not lead.is_test]
+    pings = {ping.lead_id: ping for ping in SupplierPing.objects.filter(lead_id__in=pinged)} if pinged else {}
+    entries = []
+    for delivery, lead in sales:
+        entries.append(
+            _lead_entry(
+                lead,
+                key=f"sold:{delivery.pk}",
+                kind=K.LEAD_SOLD,
+                amount=delivery.price,
+                currency=delivery.currency,
+                delivery=delivery,
+                advertiser_id=delivery.destination.advertiser_id,
+            )
+        )
+        terms = _payout_terms(lead, SupplierPayout.Basis.SOLD, ping=pings.get(lead.pk))
+        if terms:
+            entries.append(_payout_entry(lead, terms))
     return ledger_post(entries)
 
 

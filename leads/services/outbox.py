@@ -25,6 +25,8 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from leadcrm.bulk import bulk_update_rows
+
 from ..models import Lead, LeadEvent, OutboxEntry
 
 logger = logging.getLogger(__name__)
@@ -338,7 +340,7 @@ class _Results:
                     continue
                 self.outcomes[entry.pk] = self._settle(entry, error, now, soon)
                 changed.append(entry)
-            OutboxEntry.objects.bulk_update(
+            bulk_update_rows(
                 changed, ["status", "attempts", "next_attempt_at", "claimed_until", "dispatched_at", "last_error"]
             )
             for (_, delay), pairs in soon.items():

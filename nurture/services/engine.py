@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
+from leadcrm.bulk import bulk_update_rows
 from leadcrm.errors import ApplicationError
 from leads.models import Lead, LeadEvent, LeadStatus
 from leads.services import lead_set_status
@@ -223,7 +224,7 @@ def _tick_batch(batch_size: int, now: datetime) -> int:
     batch = _Batch(due, now)
     for enrollment in due:
         _advance(enrollment, batch)
-    Enrollment.objects.bulk_update(due, ["step", "status", "next_run_at", "waiting", "left_at", "exit_reason"])
+    bulk_update_rows(due, ["step", "status", "next_run_at", "waiting", "left_at", "exit_reason"])
     messages = NurtureMessage.objects.bulk_create(batch.messages)
     outbox_enqueue_many(
         [

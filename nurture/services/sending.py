@@ -20,6 +20,7 @@ from django.template import Context, Template
 from django.utils import timezone
 from django.utils.html import escape
 
+from leadcrm.bulk import bulk_update_rows
 from leads.models import LeadEvent, OutboxEntry
 from leads.services.calls import Mailer, smtp_error_is_permanent
 from leads.services.outbox import RECORD_EVERY_ROWS, RECORD_EVERY_SECONDS, BatchResult, GiveUp, NotStarted, RetryLater
@@ -131,7 +132,7 @@ def _record_sent(messages: list[NurtureMessage]) -> None:
     for message in messages:
         message.status, message.sent_at, message.error = NurtureMessage.Status.SENT, now, ""
     with transaction.atomic():
-        NurtureMessage.objects.bulk_update(messages, ["status", "attempts", "sent_at", "error"])
+        bulk_update_rows(messages, ["status", "attempts", "sent_at", "error"])
         LeadEvent.objects.bulk_create(
             LeadEvent(
                 lead_id=message.lead_id,
@@ -155,7 +156,7 @@ def nurture_email_batch(entries: list[OutboxEntry], deadline: float) -> Iterator
     without_id = [m for m in messages.values() if m.status == NurtureMessage.Status.QUEUED and not m.provider_id]
     for message in without_id:
         message.provider_id = make_msgid(domain=settings.NURTURE_MESSAGE_ID_DOMAIN)
-    NurtureMessage.objects.bulk_update(without_id, ["provider_id"])  # before sending: a resend keeps it
+    bulk_update_rows(without_id, ["provider_id"])  # before sending: a resend keeps it
     mailer = Mailer()
     sent: list[tuple[OutboxEntry, NurtureMessage]] = []
     flushed_at = time.monotonic()

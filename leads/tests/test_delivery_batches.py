@@ -1,0 +1,153 @@
+"""A batch of deliveries is routed, sent and recorded as a set: a fixed number of queries whatever the
+batch's size, with caps, credit limits and the ledger kept as when leads were routed one at a time."""
+
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from standardwebhooks.webhooks import Webhook
+
+from campaigns.tests.factories import CampaignFactory
+from leads.models import (
+    BuyerAccount,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryDestination,
+    DeliveryRoute,
+    LeadEvent,
+    LedgerEntry,
+    OutboxEntry,
+)
+from leads.services.accounts import buyer_account_save
+from leads.services.calls import perform
+from leads.services.delivery import delivery_call
+from leads.services.ledger import buyer_balance
+from leads.services.outbox import outbox_drain
+from leads.services.signing import destination_rotate_secret
+from leads.tests.factories import LeadFactory
+
+pytestmark = pytest.mark.django_db
+
+# Statements, leaving out transaction control, to route and sign a batch (lock the leads, their
+# earlier deliveries, the routes and their prices, cap usage, the buyers' accounts, promised prices
+# and balances, insert the deliveries, set the entries' payloads, the placement check, the signing
+# secrets) and to record its answers (lock, update, attempts, ledger, rollups, timeline). The
+# same for 3 leads as for 40.
+PREPARE_QUERIES = 13  # with the buyers' suppression lists, one query for the batch
+RECORD_QUERIES = 6
+
+
+@pytest.fixture
+def buyer(settings, httpserver):
+    settings.DELIVERY_ALLOWED_HOSTS = [httpserver.host]
+    httpserver.expect_request("/leads", method="POST").respond_with_json({"status": "accepted", "id": "b-1"})
+    return httpserver
+
+
+def add_buyer(offer, server, path: str, name: str = "", **route) -> tuple[DeliveryDestination, str]:
+    destination = DeliveryDestination.objects.create(
+        advertiser=offer.advertiser, name=name or f"Buyer at {path}", url=server.url_for(path), reference_json_path="id"
+    )
+    secret = destination_rotate_secret(destination=destination)
+    DeliveryRoute.objects.create(offer=offer, destination=destination, **route)
+    return destination, secret
+
+
+def leads_waiting(campaign, count: int) -> list[OutboxEntry]:
+    """`count` sellable leads of the campaign, each with its delivery entry due (no buyer chosen yet)."""
+    leads = [LeadFactory(campaign=campaign) for _ in range(count)]
+    return OutboxEntry.objects.bulk_create(OutboxEntry(lead=lead, kind=OutboxEntry.Kind.DELIVERY) for lead in leads)
+
+
+def drain() -> dict[int, str]:
+    return outbox_drain(queue=settings.PARTNER_CALLS_QUEUE, top_up=True)
+
+
+def statements(queries: CaptureQueriesContext) -> list[str]:
+    control = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
+    return [query["sql"] for query in queries.captured_queries if not query["sql"].startswith(control)]
+
+
+@pytest.mark.parametrize("size", [3, 40])
+def test_a_batch_of_deliveries_costs_the_same_queries_small_or_large_and_each_lead_is_sold_once(buyer, size):
+    campaign = CampaignFactory(offer__currency="USD")
+    _, secret = add_buyer(campaign.offer, buyer, "/leads", price_per_lead=Decimal("25.00"), daily_cap=500)
+    buyer_account_save(
+        account=BuyerAccount(advertiser=campaign.offer.advertiser, currency="USD", credit_limit=Decimal("5000"))
+    )
+    entries = leads_waiting(campaign, size)
+
+    with CaptureQueriesContext(connection) as preparing:
+        prepared = delivery_call.prepare_batch(entries)
+    finished = [(entry, delivery, request, perform(request)) for entry, (delivery, request) in prepared]
+    with CaptureQueriesContext(connection) as recording:
+        ended = delivery_call.record_batch(finished)
+
+    assert len(statements(preparing)) <= PREPARE_QUERIES, statements(preparing)
+    assert len(statements(recording)) <= RECORD_QUERIES, statements(recording)
+    assert ended == [(entry, None) for entry in entries]  # each entry done
+    deliveries = Delivery.objects.filter(lead__campaign=campaign)
+    assert [(d.status, d.attempts, d.price, d.buyer_reference) for d in deliveries] == [
+        ("accepted", 1, Decimal("25.00"), "b-1")
+    ] * size
+    # Each lead reached the buyer once, under its delivery's webhook id, signed with the buyer's secret.
+    received = [request for request, _ in buyer.log]
+    assert Counter(request.headers["webhook-id"] for request in received) == {d.webhook_id: 1 for d in deliveries}
+    for request in received:
+        Webhook(secret).verify(request.get_data(), dict(request.headers))
+    assert DeliveryAttempt.objects.filter(delivery__in=deliveries, outcome="accepted").count() == size
+    assert LedgerEntry.objects.filter(kind="lead_sold", delivery__in=deliveries).count() == size
+    assert buyer_balance(campaign.offer.advertiser_id, "USD") == Decimal("-25.00") * size
+    assert LeadEvent.objects.filter(kind="delivery", data__outcome="accepted").count() == size
+
+
+def test_a_batch_fills_a_buyers_hourly_cap_then_routes_the_rest_to_the_next_buyer(buyer):
+    campaign = CampaignFactory()
+    first, _ = add_buyer(campaign.offer, buyer, "/leads", priority=1, hourly_cap=3)
+    second, _ = add_buyer(campaign.offer, buyer, "/leads", "Second buyer", priority=2)
+    leads_waiting(campaign, 7)
+
+    assert set(drain().values()) == {"done"}
+
+    by_buyer = Counter(Delivery.objects.filter(status="accepted").values_list("destination_id", flat=True))
+    assert by_buyer == {first.pk: 3, second.pk: 4}
+
+
+def test_a_batch_spends_a_buyers_credit_lead_by_lead_and_holds_the_rest(buyer):
+    campaign = CampaignFactory(offer__currency="USD")
+    add_buyer(campaign.offer, buyer, "/leads", price_per_lead=Decimal("25.00"))
+    buyer_account_save(
+        account=BuyerAccount(advertiser=campaign.offer.advertiser, currency="USD", credit_limit=Decimal("60.00"))
+    )
+    entries = leads_waiting(campaign, 4)
+
+    outcomes = drain()
+
+    assert sorted(outcomes.values()) == ["done", "done", "retry", "retry"]
+    assert Delivery.objects.filter(status="accepted").count() == 2  # 50.00 of 60.00: a third would pass it
+    held = OutboxEntry.objects.filter(pk__in=[entry.pk for entry in entries], payload__has_key="held")
+    assert [entry.payload["held"] for entry in held] == [
+        "no buyer takes it (Buyer at /leads: at its credit limit (10.00 USD left))"
+    ] * 2
+    assert buyer_balance(campaign.offer.advertiser_id, "USD") == Decimal("-50.00")
+    assert len(buyer.log) == 2
+
+
+def test_a_rejection_in_a_batch_sends_each_rejected_lead_to_the_next_buyer(settings, httpserver):
+    settings.DELIVERY_ALLOWED_HOSTS = [httpserver.host]
+    httpserver.expect_request("/picky", method="POST").respond_with_json({"error": "no"}, status=422)
+    httpserver.expect_request("/leads", method="POST").respond_with_json({"status": "accepted"})
+    campaign = CampaignFactory()
+    picky, _ = add_buyer(campaign.offer, httpserver, "/picky", priority=1)
+    other, _ = add_buyer(campaign.offer, httpserver, "/leads", priority=2)
+    entries = leads_waiting(campaign, 5)
+
+    assert set(drain().values()) == {"retry"}  # rejected: round again at once
+    OutboxEntry.objects.update(next_attempt_at=OutboxEntry.objects.first().created_at)
+    assert drain() == {entry.pk: "done" for entry in entries}
+
+    outcomes = Counter(Delivery.objects.values_list("destination_id", "status"))
+    assert outcomes == {(picky.pk, "rejected"): 5, (other.pk, "accepted"): 5}
