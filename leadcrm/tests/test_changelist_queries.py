@@ -21,7 +21,7 @@ from django_celery_beat.models import CrontabSchedule
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from campaigns.tests.factories import UserFactory
-from leads.models import BlockedEmailDomain, Lead, Partner, Postback, SalesRepProfile
+from leads.models import Auction, BlockedEmailDomain, Lead, Partner, Postback, SalesRepProfile
 from leads.services.partners import api_key_create
 from nurture.models import Audience, Enrollment, Flow, NurtureMessage, Suppression
 
@@ -58,6 +58,9 @@ def changelist_queries(client, model_admin, per_page: int) -> int:
 FIRST_ROWS = {
     "leads.apikey": lambda: api_key_create(partner=Partner.objects.first(), scopes=["leads:write"], name="Demo"),
     "leads.blockedemaildomain": lambda: BlockedEmailDomain.objects.create(domain="spam.test"),
+    "leads.auction": lambda: Auction.objects.create(
+        lead=Lead.objects.first(), offer=Lead.objects.first().offer, floor_price=1, currency="USD"
+    ),
     "leads.postback": lambda: Postback.objects.create(
         lead=Lead.objects.first(), event="valid", payout=1, currency="USD"
     ),

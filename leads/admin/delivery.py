@@ -107,6 +107,12 @@ class DestinationForm(forms.ModelForm):
             "reason_json_path",
             "reference_json_path",
             "email_to",
+            "ping_url",
+            "ping_fields",
+            "ping_answer_keys",
+            "bid_json_path",
+            "bid_id_json_path",
+            "ping_timeout_ms",
         )
 
 
@@ -133,6 +139,19 @@ class DeliveryDestinationAdmin(ModelAdmin):
             {"fields": ("accept_json_path", "accept_json_value", "reason_json_path", "reference_json_path")},
         ),
         ("Email", {"fields": ("email_to",)}),
+        (
+            "Ping/post (the URL above receives the post)",
+            {
+                "fields": (
+                    "ping_url",
+                    "ping_fields",
+                    "ping_answer_keys",
+                    "bid_json_path",
+                    "bid_id_json_path",
+                    "ping_timeout_ms",
+                )
+            },
+        ),
     )
 
     def get_queryset(self, request):
@@ -151,6 +170,7 @@ class DeliveryDestinationAdmin(ModelAdmin):
             (None, {"fields": ("advertiser", "name", "kind", "is_active", "disabled_reason")}),
             ("HTTP", {"fields": ("target", "field_mapping", "timeout_seconds", "follow_redirects")}),
             ("The buyer's answer", {"fields": ("accept_json_path", "accept_json_value", "reason_json_path")}),
+            ("Ping/post", {"fields": ("ping_fields", "ping_answer_keys", "bid_json_path", "ping_timeout_ms")}),
         )
 
     def get_readonly_fields(self, request, obj=None):

@@ -1,14 +1,17 @@
 """The leads app's models, by sub-domain: shared choices (`choices`), partners and their API keys
 (`partners`), the lead and its timeline (`leads`), staff rules (`rules`), the outbox (`outbox`),
-delivery to buyers with postbacks and supplier notifications (`delivery`), and money (`money`).
+delivery to buyers with postbacks and supplier notifications (`delivery`), ping/post auctions
+(`auction`), and money (`money`).
 
 Import from `leads.models`, not from the modules: they may move.
 """
 
+from .auction import Auction, AuctionBid
 from .choices import OPEN_STATUSES, ApiScope, Door, LeadStatus, Qualification, Validity
 from .delivery import (
     MAPPABLE_FIELDS,
     PHONE_FORMATS,
+    PING_FIELDS,
     TEXT_TRANSFORMS,
     Delivery,
     DeliveryAttempt,
@@ -53,12 +56,15 @@ __all__ = [
     "MAPPABLE_FIELDS",
     "OPEN_STATUSES",
     "PHONE_FORMATS",
+    "PING_FIELDS",
     "SUPPLIER_BALANCE_SIGN",
     "TEXT_TRANSFORMS",
     "UNASSIGNED_QUEUE",
     "ApiKey",
     "ApiScope",
     "AppendOnly",
+    "Auction",
+    "AuctionBid",
     "BlockedEmailDomain",
     "BuyerAccount",
     "CallLog",

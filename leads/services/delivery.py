@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from itertools import groupby
 from typing import Any
 
@@ -115,14 +116,17 @@ def choose_route(
     return RoutingChoice(None, "every buyer is at its cap", min(resets))
 
 
-def credit_refusals(lead: Lead, routes: list[DeliveryRoute]) -> dict[int, str]:
+def credit_refusals(
+    lead: Lead, routes: list[DeliveryRoute], prices: dict[int, Decimal] | None = None
+) -> dict[int, str]:
     """{route id: why not} for routes whose buyer's account cannot pay this lead's price.
 
     Locks the accounts (after the lead and the routes, always in that order), so two leads routed at
     once cannot both spend a buyer's last credit. A balance is the buyer's ledger added up; a price
     already promised to a pending delivery counts as spent (a delivery is pending or its sale is in
     the ledger, never both nor neither). Buyers without an account in the offer's currency have no
-    limit."""
+    limit. `prices`: {route id: price} where the price is not the route's own (an auction's bid)."""
+    prices = prices or {}
     currency = lead.offer.currency
     advertiser_ids = {route.destination.advertiser_id for route in routes}
     accounts = {
@@ -149,7 +153,7 @@ def credit_refusals(lead: Lead, routes: list[DeliveryRoute]) -> dict[int, str]:
             continue
         balance = balances.get(account.advertiser_id) or 0
         available = balance + account.credit_limit - (promised.get(account.advertiser_id) or 0)
-        if route.price_for(lead) > available:
+        if prices.get(route.pk, route.price_for(lead)) > available:
             refusals[route.pk] = f"at its credit limit ({available:.2f} {currency} left)"
     return refusals
 
@@ -192,6 +196,7 @@ def _route(entry: OutboxEntry) -> Delivery | None:
             DeliveryRoute.objects.select_for_update(of=("self",))
             .filter(offer_id=lead.offer_id, is_active=True, destination__is_active=True)
             .exclude(destination_id__in=tried)
+            .exclude(destination__kind=DeliveryDestination.Kind.PING_POST)  # they buy by auction only
             .select_related("destination")
             .prefetch_related("prices")
             .order_by("priority", "id")
@@ -245,9 +250,12 @@ class SentRequest:
     error: str = ""
 
 
-def lead_request(*, destination: DeliveryDestination, lead: Lead, msg_id: str) -> PartnerRequest:
-    """The call that sends this lead to this destination: a signed POST, or an email to its inbox."""
-    payload = mapped_payload(lead, destination.field_mapping)
+def lead_request(
+    *, destination: DeliveryDestination, lead: Lead, msg_id: str, extra: dict[str, Any] | None = None
+) -> PartnerRequest:
+    """The call that sends this lead to this destination: a signed POST, or an email to its inbox.
+    `extra`: fields sent beside the lead's (an auction's bid id)."""
+    payload = {**mapped_payload(lead, destination.field_mapping), **(extra or {})}
     if destination.kind == DeliveryDestination.Kind.EMAIL:
         subject, text = email_text(lead, payload)
         message = EmailMessage(subject, text, to=destination.email_to, headers={"X-Leadcrm-Delivery-Id": msg_id})

@@ -135,10 +135,14 @@ def http_request(
     headers: dict[str, str] | None = None,
     timeout: float = 10,
     follow_redirects: bool = False,
+    connect_timeout: float | None = None,
 ) -> HttpAnswer:
-    """One request with our safety rules; raises UnsafeDestination or TransportError."""
+    """One request with our safety rules; raises UnsafeDestination or TransportError.
+
+    `connect_timeout`: shorter than DELIVERY_CONNECT_TIMEOUT for a call that is worthless late (a ping)."""
     started = time.monotonic()
-    deadline = started + timeout + settings.DELIVERY_CONNECT_TIMEOUT
+    connect_timeout = settings.DELIVERY_CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
+    deadline = started + timeout + connect_timeout
     for _hop in range(MAX_REDIRECTS + 1):
         scheme, host, port, address = check_url(url)
         parts = urlsplit(url)
@@ -157,7 +161,7 @@ def http_request(
                 redirect=False,
                 retries=False,
                 preload_content=False,
-                timeout=urllib3.Timeout(connect=settings.DELIVERY_CONNECT_TIMEOUT, read=timeout),
+                timeout=urllib3.Timeout(connect=connect_timeout, read=timeout),
             )
             complete = False
             try:
