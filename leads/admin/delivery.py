@@ -115,6 +115,16 @@ class DestinationForm(forms.ModelForm):
             "ping_timeout_ms",
         )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only ping/post buyers use it: a form for another kind may leave it out and keep the default.
+        if "ping_timeout_ms" in self.fields:  # not on a read-only view of the page
+            self.fields["ping_timeout_ms"].required = False
+
+    def clean_ping_timeout_ms(self):
+        timeout = self.cleaned_data.get("ping_timeout_ms")
+        return DeliveryDestination._meta.get_field("ping_timeout_ms").default if timeout is None else timeout
+
 
 @admin.register(DeliveryDestination)
 class DeliveryDestinationAdmin(ModelAdmin):

@@ -70,11 +70,11 @@ AuctionRun = Generator[Step, list[Any], None]
 
 def _why_not_auctioned(lead: Lead) -> str:
     if lead.erased_at:
-        return "not sold: the person's data was erased"
+        return "the person's data was erased"
     if not lead.is_billable or lead.status == LeadStatus.RETURNED:
-        return "not sold: invalid, duplicate, test or returned"
+        return "invalid, duplicate, test or returned"
     if not lead.consent:
-        return "not sold: the person did not consent to be contacted"
+        return "the person did not consent to be contacted"
     return ""
 
 
@@ -122,7 +122,9 @@ def _open(entry: OutboxEntry) -> _Opened | None:
         why = _why_not_auctioned(lead)
         if why:
             if entry.payload.get("skipped") != why:
-                LeadEvent.objects.create(lead=lead, kind=LeadEvent.Kind.DELIVERY, data={"held": why})
+                LeadEvent.objects.create(
+                    lead=lead, kind=LeadEvent.Kind.DELIVERY, data={"auction": "not run", "summary": why}
+                )
             _set_payload(entry, skipped=why)
             return None
         offer = lead.offer
@@ -227,7 +229,7 @@ def _reserve(opened: _Opened, bid: AuctionBid, now: Any) -> Delivery | str:
         )
         why = _why_not_auctioned(lead)
         if why:
-            return why
+            return f"not sold: {why}"
         route = (
             DeliveryRoute.objects.select_for_update(of=("self",))
             .select_related("destination")

@@ -483,3 +483,29 @@ def test_a_batch_runs_its_auctions_side_by_side(buyers, offer, sellable):
     first_start = min(auction.started_at for auction in auctions)
     last_end = max(auction.finished_at for auction in auctions)
     assert (last_end - first_start).total_seconds() < 4 * 0.3
+
+
+def test_a_ping_post_buyer_without_its_ping_url_or_bid_path_is_refused_with_the_reason(client, superuser, offer):
+    client.force_login(superuser)
+    response = client.post(
+        reverse("admin:leads_deliverydestination_add"),
+        {
+            "advertiser": offer.advertiser_id,
+            "name": "Half-set bidder",
+            "kind": "ping",
+            "url": "https://buyer.example/post",
+            "field_mapping": "{}",
+            "headers": "{}",
+            "timeout_seconds": "10",
+            "auth": "none",
+            "ping_fields": ["country", "email"],
+            "routes-TOTAL_FORMS": "0",
+            "routes-INITIAL_FORMS": "0",
+            "secrets-TOTAL_FORMS": "0",
+            "secrets-INITIAL_FORMS": "0",
+        },
+    )
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "needs a ping URL" in page and "which field of the ping&#x27;s answer holds the bid" in page
+    assert not DeliveryDestination.objects.filter(name="Half-set bidder").exists()
