@@ -30,7 +30,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from ..models import (
@@ -87,8 +87,8 @@ def _set_payload(entry: OutboxEntry, **payload: Any) -> None:
 class _Opened:
     auction: Auction
     lead: Lead
-    bids: list[AuctionBid]
-    pings: dict[int, Ping] = field(default_factory=dict)  # AuctionBid pk -> its ping
+    bids: list[AuctionBid]  # written once the pings are answered (one INSERT), ranked
+    pings: list[tuple[AuctionBid, Ping]] = field(default_factory=list)
 
 
 def _close_interrupted(lead: Lead, now: Any) -> None:
@@ -140,7 +140,7 @@ def _open(entry: OutboxEntry) -> _Opened | None:
             _set_payload(entry, skipped="already sold")
             return None
         routes = auction_eligible_destinations(lead, now=now)
-        auction = Auction.objects.create(
+        auction = Auction(
             lead=lead,
             offer=offer,
             floor_price=offer.auction_floor_price,
@@ -149,20 +149,16 @@ def _open(entry: OutboxEntry) -> _Opened | None:
             started_at=now,
             requested_by_id=entry.payload.get("requested_by"),
         )
-        bids = AuctionBid.objects.bulk_create([_bid_row(auction, route, lead) for route in routes])
-        for bid, route in zip(bids, routes, strict=True):
-            bid.route = route  # ranked and reserved with the route already loaded
-        opened = _Opened(auction, lead, bids)
-        for bid in bids:
-            destination = bid.route.destination  # type: ignore[union-attr]
+        opened = _Opened(auction, lead, [_bid_row(auction, route, lead) for route in routes])
+        for bid in opened.bids:
+            destination = bid.destination
             if bid.outcome == AuctionBid.Outcome.BID:  # a ping/post buyer, not pinged yet
                 secrets = [secret for secret in destination.secrets.all() if secret.revoked_at is None]
                 ping_id = f"ping_{auction.public_id.hex}_{destination.pk}"
-                opened.pings[bid.pk] = ping_request(
-                    lead=lead, destination=destination, ping_id=ping_id, secrets=secrets
-                )
+                ping = ping_request(lead=lead, destination=destination, ping_id=ping_id, secrets=secrets)
+                opened.pings.append((bid, ping))
         auction.buyers_pinged = len(opened.pings)
-        Auction.objects.filter(pk=auction.pk).update(buyers_pinged=auction.buyers_pinged)
+        auction.save(force_insert=True)
         _set_payload(entry, auction=auction.pk)
     return opened
 
@@ -189,16 +185,13 @@ def _bid_row(auction: Auction, route: DeliveryRoute, lead: Lead) -> AuctionBid:
 # --- Pinging and ranking -----------------------------------------------------------------------
 
 
-def _record_pings(opened: _Opened, answers: dict[int, PingAnswer]) -> None:
-    changed = []
-    for bid in opened.bids:
-        answer = answers.get(bid.pk)
-        if answer is None:
-            continue
+def _take_answers(pings: list[tuple[AuctionBid, Ping]], answers: list[Any], waited_ms: int) -> None:
+    """Each pinged bid gets its answer; a ping still out when the auction stopped waiting timed out."""
+    for (bid, _ping), answer in zip(pings, answers, strict=True):
+        if not isinstance(answer, PingAnswer):
+            answer = _no_answer(answer, waited_ms)
         bid.outcome, bid.amount, bid.bid_id = answer.outcome, answer.amount, answer.bid_id
         bid.latency_ms, bid.status_code, bid.reason = answer.latency_ms, answer.status_code, answer.reason
-        changed.append(bid)
-    AuctionBid.objects.bulk_update(changed, ["outcome", "amount", "bid_id", "latency_ms", "status_code", "reason"])
 
 
 def rank_bids(bids: Iterable[AuctionBid], floor: Decimal) -> list[AuctionBid]:
@@ -241,16 +234,18 @@ def _reserve(opened: _Opened, bid: AuctionBid, now: Any) -> Delivery | str:
             return "its route or destination was switched off"
         route.offer = lead.offer
         destination = route.destination
-        earlier = Delivery.objects.filter(lead=lead)
-        if earlier.filter(destination=destination).exists():
-            return "it already had this lead"
-        if earlier.filter(destination__advertiser_id=destination.advertiser_id, status__in=COUNTED).exists():
-            return "this buyer already has the lead"
-        this_hour, today = route_usage([route.pk], now).get(route.pk, (0, 0))
-        if route.daily_cap is not None and today >= route.daily_cap:
-            return "at its daily cap"
-        if route.hourly_cap is not None and this_hour >= route.hourly_cap:
-            return "at its hourly cap"
+        earlier = Delivery.objects.filter(
+            Q(destination=destination) | Q(destination__advertiser_id=destination.advertiser_id, status__in=COUNTED),
+            lead=lead,
+        ).values_list("destination_id", flat=True)
+        for destination_id in earlier:
+            return "it already had this lead" if destination_id == destination.pk else "this buyer already has the lead"
+        if route.hourly_cap is not None or route.daily_cap is not None:
+            this_hour, today = route_usage([route.pk], now).get(route.pk, (0, 0))
+            if route.daily_cap is not None and today >= route.daily_cap:
+                return "at its daily cap"
+            if route.hourly_cap is not None and this_hour >= route.hourly_cap:
+                return "at its hourly cap"
         refusal = credit_refusals(lead, [route], {route.pk: bid.amount or Decimal("0")}).get(route.pk)
         if refusal:
             return refusal
@@ -259,6 +254,7 @@ def _reserve(opened: _Opened, bid: AuctionBid, now: Any) -> Delivery | str:
         )
         delivery.lead = lead
         bid.delivery = delivery
+        # Linked at once: an auction interrupted before the post's answer frees this buyer.
         AuctionBid.objects.filter(pk=bid.pk).update(delivery=delivery)
         opened.lead = lead
         return delivery
@@ -285,6 +281,7 @@ def _record_post(delivery: Delivery, request: Any, result: CallResult | None, bi
         Outcome.REJECTED: AuctionBid.Post.REJECTED,
     }.get(outcome, AuctionBid.Post.FAILED)
     bid.post_outcome, bid.post_reason = post, (delivery.reason or result.verdict.reason)[:500]
+    AuctionBid.objects.filter(pk=bid.pk).update(post_outcome=bid.post_outcome, post_reason=bid.post_reason)
     return post
 
 
@@ -302,18 +299,10 @@ def _auction(entry: OutboxEntry) -> AuctionRun:
         return
     auction, bids = opened.auction, opened.bids
     started = time.monotonic()
-    pinged = [bid for bid in bids if bid.pk in opened.pings]
-    if pinged:
-        wait_for = max(opened.pings[bid.pk].timeout for bid in pinged) + PING_GRACE_SECONDS
-        answers = yield Step([_ping_call(opened.pings[bid.pk]) for bid in pinged], wait_for)
-        late = int((time.monotonic() - started) * 1000)
-        _record_pings(
-            opened,
-            {
-                bid.pk: answer if isinstance(answer, PingAnswer) else _no_answer(answer, late)
-                for bid, answer in zip(pinged, answers, strict=True)
-            },
-        )
+    if opened.pings:
+        wait_for = max(ping.timeout for _bid, ping in opened.pings) + PING_GRACE_SECONDS
+        answers = yield Step([_ping_call(ping) for _bid, ping in opened.pings], wait_for)
+        _take_answers(opened.pings, answers, int((time.monotonic() - started) * 1000))
     ping_ms = int((time.monotonic() - started) * 1000)
 
     ranked = rank_bids(bids, auction.floor_price)
@@ -324,6 +313,8 @@ def _auction(entry: OutboxEntry) -> AuctionRun:
         AuctionBid.Post.BELOW_FLOOR,
         f"below the floor of {auction.floor_price} {auction.currency}",
     )
+    AuctionBid.objects.bulk_create(bids)  # every answer, ranked, in one statement
+    marked: list[AuctionBid] = []  # skipped or too late: written with the auction's end
     max_age = auction.offer.auction_max_lead_age_seconds
     sold: list[AuctionBid] = []
     posted = 0
@@ -336,13 +327,16 @@ def _auction(entry: OutboxEntry) -> AuctionRun:
         if posted and age >= max_age:
             # The waterfall offers a lead on only while it is fresh; the first post always goes.
             _mark(ranked[index:], AuctionBid.Post.EXPIRED, f"the lead was {int(age)} s old (maximum {max_age} s)")
+            marked += ranked[index:]
             expired = True
             break
         reserved = _reserve(opened, bid, now)
         if isinstance(reserved, str):
             _mark([bid], AuctionBid.Post.SKIPPED, reserved)
+            marked.append(bid)
             if reserved.startswith("not sold"):
                 _mark(ranked[index + 1 :], AuctionBid.Post.SKIPPED, reserved)
+                marked += ranked[index + 1 :]
                 break
             continue
         request = _post_request(reserved, bid)
@@ -351,7 +345,7 @@ def _auction(entry: OutboxEntry) -> AuctionRun:
         posted += 1
         if _record_post(reserved, request, result if isinstance(result, CallResult) else None, bid) == "accepted":
             sold.append(bid)
-    _finish(auction, opened, bids, sold, expired, ping_ms, started)
+    _finish(auction, opened, bids, marked, sold, expired, ping_ms, started)
 
 
 def _ping_call(ping: Ping) -> Callable[[], PingAnswer]:
@@ -372,6 +366,7 @@ def _finish(
     auction: Auction,
     opened: _Opened,
     bids: list[AuctionBid],
+    marked: list[AuctionBid],
     sold: list[AuctionBid],
     expired: bool,
     ping_ms: int,
@@ -391,7 +386,12 @@ def _finish(
     else:
         status, note = Auction.Status.UNSOLD, "no bidder took the lead"
     with transaction.atomic():
-        AuctionBid.objects.bulk_update(bids, ["rank", "post_outcome", "post_reason"])
+        # Marked bids share their outcome and reason in groups: one UPDATE per group (usually none).
+        groups: dict[tuple[str, str], list[int]] = {}
+        for bid in marked:
+            groups.setdefault((bid.post_outcome, bid.post_reason), []).append(bid.pk)
+        for (post_outcome, post_reason), ids in groups.items():
+            AuctionBid.objects.filter(pk__in=ids).update(post_outcome=post_outcome, post_reason=post_reason)
         auction.status, auction.note, auction.sold_count = status, note, len(sold)
         auction.price = sum((bid.amount or Decimal("0") for bid in sold), Decimal("0")) if sold else None
         auction.winner_id = sold[0].destination_id if sold else None

@@ -93,7 +93,7 @@ def ping_request(*, lead: Lead, destination: DeliveryDestination, ping_id: str, 
     headers = {
         **destination.headers,
         "Content-Type": "application/json",
-        **_auth_header(destination),
+        **(_auth_header(destination) if destination.auth != DeliveryDestination.Auth.NONE else {}),
         **signature_headers(secrets=secrets, msg_id=ping_id, body=body, timestamp=int(time.time())),
     }
     return Ping(
