@@ -20,10 +20,13 @@ generator that yields the calls it waits for (`Step`) and is resumed with their 
 runs up to AUCTIONS_AT_ONCE auctions side by side without any thread touching the database.
 """
 
+import functools
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -133,7 +136,8 @@ def _open(entry: OutboxEntry) -> _Opened | None:
             outbox_enqueue(lead=lead, kinds=[OutboxEntry.Kind.DELIVERY])
             _set_payload(entry, skipped="the offer sells by fixed routes now")
             return None
-        _close_interrupted(lead, now)
+        if entry.payload.get("auction"):
+            _close_interrupted(lead, now)  # this entry ran before and its worker stopped mid-way
         accepted = Delivery.objects.filter(lead=lead, status=Delivery.Status.ACCEPTED).count()
         wanted = offer.auction_buyers_per_lead - accepted
         if wanted <= 0:
@@ -412,22 +416,42 @@ def _finish(
 # --- Running auctions in the worker -----------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)
 class _Live:
+    """An auction under way: its generator and the calls of its current step. When the last call
+    of a step ends (in a pool thread), the auction puts itself on the `ready` queue."""
+
     entry: OutboxEntry
     run: AuctionRun
+    ready: "queue.SimpleQueue[tuple[_Live, int]]"
     futures: list[Future[Any]] = field(default_factory=list)
     give_up_at: float = 0.0
+    step: int = 0
+    left: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self, step: Step, pool: ThreadPoolExecutor) -> None:
-        self.futures = [pool.submit(call) for call in step.calls]
+        self.step += 1
+        self.left = len(step.calls)
         self.give_up_at = time.monotonic() + step.wait_seconds
+        self.futures = [pool.submit(call) for call in step.calls]
+        for future in self.futures:
+            future.add_done_callback(functools.partial(self._call_ended, self.step))
+        if not self.futures:
+            self.ready.put((self, self.step))
 
-    def ready(self) -> bool:
-        return time.monotonic() >= self.give_up_at or all(future.done() for future in self.futures)
+    def _call_ended(self, step: int, _future: Future[Any]) -> None:
+        with self.lock:
+            if step != self.step:
+                return  # a call of a step given up on, ending late
+            self.left -= 1
+            if self.left == 0:
+                self.ready.put((self, step))
 
     def answers(self) -> list[Any]:
         """Each call's answer; None for one still running (given up on), the error for one that raised."""
+        with self.lock:
+            self.step += 1  # late calls of this step no longer count
         answers: list[Any] = []
         for future in self.futures:
             if not future.done():
@@ -454,40 +478,50 @@ def _advance(live: _Live, answers: list[Any] | None, pool: ThreadPoolExecutor) -
 
 def auctions_run(entries: list[OutboxEntry], deadline: float) -> Iterator[BatchResult | None]:
     """The auction kind's batch handler: up to AUCTIONS_AT_ONCE auctions at once, their calls in one
-    pool large enough that no auction's ping waits for a thread (AUCTION_PINGS_AT_ONCE each)."""
+    pool large enough that no auction's ping waits for a thread (AUCTION_PINGS_AT_ONCE each).
+
+    Auctions whose calls have all ended go first; a new auction opens only when none is waiting on
+    the worker's thread, so opening one never delays another's post."""
     at_once = settings.AUCTIONS_AT_ONCE
     pool = ThreadPoolExecutor(max_workers=at_once * settings.AUCTION_PINGS_AT_ONCE, thread_name_prefix="auction")
+    ready: queue.SimpleQueue[tuple[_Live, int]] = queue.SimpleQueue()
+    arrived: list[tuple[_Live, int]] = []
     waiting = deque(entries)
     live: list[_Live] = []
     try:
         while waiting or live:
-            while waiting and len(live) < at_once:
-                entry = waiting.popleft()
-                if time.monotonic() > deadline:
-                    yield entry, NotStarted()
-                    continue
-                started = _Live(entry, _auction(entry))
-                ended = _advance(started, None, pool)
-                if ended is None:
-                    live.append(started)
-                else:
-                    yield ended
-            if not live:
-                continue
-            soonest = min(item.give_up_at for item in live) - time.monotonic()
-            pending = [future for item in live for future in item.futures if not future.done()]
-            if pending and soonest > 0:
-                wait(pending, timeout=min(soonest, RECORD_EVERY_SECONDS), return_when=FIRST_COMPLETED)
-            moved = False
-            for item in list(live):
-                if not item.ready():
-                    continue
-                moved = True
+            while not ready.empty():
+                arrived.append(ready.get())
+            # Only a step still current counts: one given up on may have ended just after.
+            due = [item for item, step in arrived if item.step == step and item in live]
+            arrived = []
+            now = time.monotonic()
+            due += [item for item in live if item.give_up_at <= now and item not in due]
+            for item in due:
                 ended = _advance(item, item.answers(), pool)
                 if ended is not None:
                     live.remove(item)
                     yield ended
-            if not moved:
+            if due:
+                continue
+            if waiting and len(live) < at_once:
+                entry = waiting.popleft()
+                if time.monotonic() > deadline:
+                    yield entry, NotStarted()
+                    continue
+                opened = _Live(entry, _auction(entry), ready)
+                ended = _advance(opened, None, pool)
+                if ended is None:
+                    live.append(opened)
+                else:
+                    yield ended
+                continue
+            if not live:
+                continue
+            soonest = min(item.give_up_at for item in live) - time.monotonic()
+            try:
+                arrived.append(ready.get(timeout=max(min(soonest, RECORD_EVERY_SECONDS), 0.001)))
+            except queue.Empty:
                 yield None  # still waiting: what has finished is written meanwhile
     finally:
         # Calls still running were given up on; their threads end at their own timeouts.

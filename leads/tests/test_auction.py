@@ -452,6 +452,8 @@ def test_an_auction_interrupted_mid_way_frees_its_reserved_buyer(buyers, offer, 
     stuck = Auction.objects.create(lead=lead, offer=offer, floor_price=5, currency="USD")
     reserved = Delivery.objects.create(lead=lead, destination=bidder, price=9, currency="USD")
     AuctionBid.objects.create(auction=stuck, destination=bidder, outcome="bid", amount=9, delivery=reserved)
+    # The killed worker's entry names its auction, and is due again once its claim runs out.
+    lead.outbox_entries.filter(kind=OutboxEntry.Kind.AUCTION).update(payload={"auction": stuck.pk})
 
     auction = run_auction(lead)
 
