@@ -218,26 +218,32 @@ def rank_bids(bids: Iterable[AuctionBid], floor: Decimal) -> list[AuctionBid]:
 
 def _reserve(opened: _Opened, bid: AuctionBid, now: Any) -> Delivery | str:
     """Under lock, make the pending delivery this bid buys, or say why the bid cannot buy now."""
+    lead, route, destination = opened.lead, bid.route, bid.destination  # loaded when the auction opened
+    if route is None:
+        return "its route was deleted"
     with transaction.atomic():
-        lead = (
-            Lead.objects.select_for_update(of=("self",))
-            .select_related("campaign", "offer", "traffic_source")
-            .get(pk=opened.lead.pk)
+        # The lead, then its route (as routing locks them); what may have changed since the auction
+        # opened is read again under the locks.
+        fresh = (
+            Lead.objects.select_for_update()
+            .filter(pk=lead.pk)
+            .values("erased_at", "validity", "is_duplicate", "is_test", "status", "consent")
+            .get()
         )
+        for name, value in fresh.items():
+            setattr(lead, name, value)
         why = _why_not_auctioned(lead)
         if why:
             return f"not sold: {why}"
-        route = (
-            DeliveryRoute.objects.select_for_update(of=("self",))
-            .select_related("destination")
-            .prefetch_related("prices")
-            .filter(pk=bid.route_id or 0, is_active=True, destination__is_active=True)
+        caps = (
+            DeliveryRoute.objects.select_for_update()
+            .filter(pk=route.pk, is_active=True, destination__is_active=True)
+            .values_list("hourly_cap", "daily_cap")
             .first()
         )
-        if route is None:
+        if caps is None:
             return "its route or destination was switched off"
-        route.offer = lead.offer
-        destination = route.destination
+        route.hourly_cap, route.daily_cap = caps
         earlier = Delivery.objects.filter(
             Q(destination=destination) | Q(destination__advertiser_id=destination.advertiser_id, status__in=COUNTED),
             lead=lead,
@@ -260,7 +266,6 @@ def _reserve(opened: _Opened, bid: AuctionBid, now: Any) -> Delivery | str:
         bid.delivery = delivery
         # Linked at once: an auction interrupted before the post's answer frees this buyer.
         AuctionBid.objects.filter(pk=bid.pk).update(delivery=delivery)
-        opened.lead = lead
         return delivery
 
 

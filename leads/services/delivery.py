@@ -153,7 +153,8 @@ def credit_refusals(
             continue
         balance = balances.get(account.advertiser_id) or 0
         available = balance + account.credit_limit - (promised.get(account.advertiser_id) or 0)
-        if prices.get(route.pk, route.price_for(lead)) > available:
+        price = prices[route.pk] if route.pk in prices else route.price_for(lead)
+        if price > available:
             refusals[route.pk] = f"at its credit limit ({available:.2f} {currency} left)"
     return refusals
 
