@@ -511,3 +511,13 @@ def test_a_ping_post_buyer_without_its_ping_url_or_bid_path_is_refused_with_the_
     assert response.status_code == 200
     assert "needs a ping URL" in page and "which field of the ping&#x27;s answer holds the bid" in page
     assert not DeliveryDestination.objects.filter(name="Half-set bidder").exists()
+
+
+def test_marketing_reads_the_auction_log_and_managers_run_auctions_again(client, staff_user_in):
+    client.force_login(staff_user_in("Marketing"))
+    page = client.get(reverse("admin:leads_auction_changelist"))
+    assert page.status_code == 200 and "run_again" not in page.content.decode()
+    client.force_login(staff_user_in("Managers"))
+    page = client.get(reverse("admin:leads_auction_changelist"))
+    assert page.status_code == 200 and "run_again" in page.content.decode()
+    assert reverse("admin:leads_auction_changelist") in client.get(reverse("admin:index")).content.decode()
