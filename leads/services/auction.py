@@ -5,8 +5,8 @@ The outbox entry of kind "auction" is the unit of work; its worker runs the auct
 1. Open (one transaction): lock the lead, check it may be sold, store the Auction, ask
    `auction_eligible_destinations` who takes part. Buyers on fixed routes bid their route's price.
 2. Ping every ping/post buyer in parallel, outside any transaction: each gets its own timeout
-   (connection included) and the auction waits no longer than the largest of them (plus
-   PING_GRACE_SECONDS), so a buyer that hangs costs the auction its timeout and no more.
+   (connection included) and the auction waits no longer than the largest of them, so a buyer
+   that hangs costs the auction its timeout and no more.
 3. Rank: the highest amount first; equal amounts go to the route with the lower priority number,
    then to the older route (lower id), the order the routes list shows. Bids below the floor lose.
 4. Post down the ranking (a waterfall): reserve the lead for the bid (the buyer's cap and credit
@@ -53,7 +53,9 @@ from .delivery import COUNTED, _record, credit_refusals, lead_request, route_usa
 from .outbox import RECORD_EVERY_SECONDS, BatchResult, NotStarted, outbox_enqueue
 from .ping_post import Ping, PingAnswer, ping_request, post_extra, send_ping
 
-PING_GRACE_SECONDS = 0.1  # past the largest ping timeout: what a thread needs to hand its answer back
+# The auction stops waiting at its largest ping timeout: a bid later than that, or handed back by
+# its thread later than that, did not come in time and is logged as a timeout.
+PING_GRACE_SECONDS = 0.0
 UNSOLD_STATUSES = (Auction.Status.UNSOLD, Auction.Status.EXPIRED, Auction.Status.INTERRUPTED)
 
 
