@@ -107,7 +107,9 @@ def _pool(scheme: str, host: str, port: int, address: str) -> urllib3.HTTPConnec
     with _pools_lock:
         pool = _pools.get(key)
         if pool is None:
-            size = settings.PARTNER_CALLS_PER_DESTINATION
+            # Connections kept per destination: a batch's calls to it, or one ping from each of the
+            # auctions a worker runs at once (more would be closed after use, each with a warning).
+            size = max(settings.PARTNER_CALLS_PER_DESTINATION, settings.AUCTIONS_AT_ONCE)
             if scheme == "https":
                 pool = urllib3.HTTPSConnectionPool(
                     address, port, retries=False, server_hostname=host, assert_hostname=host, maxsize=size
