@@ -94,6 +94,13 @@ class _Opened:
     lead: Lead
     bids: list[AuctionBid]  # written once the pings are answered (one INSERT), ranked
     pings: list[tuple[AuctionBid, Ping]] = field(default_factory=list)
+    bids_written: bool = False
+
+    def write_bids(self) -> None:
+        """Every answer, ranked, in one INSERT, in the first transaction after the pings (a commit saved)."""
+        if not self.bids_written:
+            AuctionBid.objects.bulk_create(self.bids)
+            self.bids_written = True
 
 
 def _close_interrupted(lead: Lead, now: Any) -> None:
@@ -224,6 +231,7 @@ def _reserve(opened: _Opened, bid: AuctionBid, now: Any) -> Delivery | str:
     if route is None:
         return "its route was deleted"
     with transaction.atomic():
+        opened.write_bids()
         # The lead, then its route (as routing locks them); what may have changed since the auction
         # opened is read again under the locks.
         fresh = (
@@ -286,13 +294,14 @@ def _record_post(delivery: Delivery, request: Any, result: CallResult | None, bi
         reason = f"{result.verdict.reason or 'no answer'}; the lead went to the next bid"
         result = CallResult(Verdict(Outcome.FAILED, reason=reason[:500]), result.status_code, result.latency_ms,
                             result.response, result.error or reason[:500])  # fmt: skip
-    outcome, _delay = _record(delivery, sent_request(request, result), delivery.lead)
-    post = {
-        Outcome.ACCEPTED: AuctionBid.Post.ACCEPTED,
-        Outcome.REJECTED: AuctionBid.Post.REJECTED,
-    }.get(outcome, AuctionBid.Post.FAILED)
-    bid.post_outcome, bid.post_reason = post, (delivery.reason or result.verdict.reason)[:500]
-    AuctionBid.objects.filter(pk=bid.pk).update(post_outcome=bid.post_outcome, post_reason=bid.post_reason)
+    with transaction.atomic():
+        outcome, _delay = _record(delivery, sent_request(request, result), delivery.lead)
+        post = {
+            Outcome.ACCEPTED: AuctionBid.Post.ACCEPTED,
+            Outcome.REJECTED: AuctionBid.Post.REJECTED,
+        }.get(outcome, AuctionBid.Post.FAILED)
+        bid.post_outcome, bid.post_reason = post, (delivery.reason or result.verdict.reason)[:500]
+        AuctionBid.objects.filter(pk=bid.pk).update(post_outcome=bid.post_outcome, post_reason=bid.post_reason)
     return post
 
 
@@ -324,7 +333,6 @@ def _auction(entry: OutboxEntry) -> AuctionRun:
         AuctionBid.Post.BELOW_FLOOR,
         f"below the floor of {auction.floor_price} {auction.currency}",
     )
-    AuctionBid.objects.bulk_create(bids)  # every answer, ranked, in one statement
     marked: list[AuctionBid] = []  # skipped or too late: written with the auction's end
     max_age = auction.offer.auction_max_lead_age_seconds
     sold: list[AuctionBid] = []
@@ -397,6 +405,7 @@ def _finish(
     else:
         status, note = Auction.Status.UNSOLD, "no bidder took the lead"
     with transaction.atomic():
+        opened.write_bids()  # no bid was posted: the answers are written here
         # Marked bids share their outcome and reason in groups: one UPDATE per group (usually none).
         groups: dict[tuple[str, str], list[int]] = {}
         for bid in marked:
