@@ -4,11 +4,16 @@ that sends is not theirs): `python bench/sinks.py buyer PORT` or `python bench/s
 - buyer: a buyer's CRM taking leads, a ThreadingHTTPServer speaking HTTP/1.1 with keep-alive (so a
   client's connection pool matters), answering every POST as accepted, without Nagle's delay (as web servers do).
 - smtp: an aiosmtpd server taking every message and dropping it.
+- bidders: ping/post buyers, one server per port (`python bench/sinks.py bidders PORT,LATENCY_MS
+  ...`; a latency of -1 hangs). A ping waits its buyer's latency, then bids more the slower the
+  buyer (so the slowest one that answers wins and is posted to); a post is accepted at once.
 """
 
+import json
 import signal
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ACCEPTED = b'{"status":"accepted","id":"B-1"}'
@@ -39,6 +44,36 @@ def serve_buyer(port: int) -> None:
     server.serve_forever()
 
 
+class Bidder(Buyer):
+    latency_ms = 0
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path.endswith("/ping"):
+            if self.latency_ms < 0:
+                time.sleep(3600)  # hangs: the auction must not wait for it
+            time.sleep(self.latency_ms / 1000)
+            answer = json.dumps({"bid": 5 + self.latency_ms / 100, "bid_id": f"bid-{self.latency_ms}"}).encode()
+        else:
+            answer = ACCEPTED
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+
+def serve_bidders(specs: list[str]) -> None:
+    for spec in specs:
+        port, latency = (int(part) for part in spec.split(","))
+        handler = type(f"Bidder{port}", (Bidder,), {"latency_ms": latency})
+        server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        server.daemon_threads = True
+        server.request_queue_size = 128
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Event().wait()
+
+
 class Inbox:
     async def handle_DATA(self, server, session, envelope):
         return "250 Message accepted for delivery"
@@ -54,5 +89,8 @@ def serve_smtp(port: int) -> None:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    kind, port = sys.argv[1], int(sys.argv[2])
-    {"buyer": serve_buyer, "smtp": serve_smtp}[kind](port)
+    if sys.argv[1] == "bidders":
+        serve_bidders(sys.argv[2:])
+    else:
+        kind, port = sys.argv[1], int(sys.argv[2])
+        {"buyer": serve_buyer, "smtp": serve_smtp}[kind](port)

@@ -118,7 +118,7 @@ class OfferAdmin(ModelAdmin):
         "daily_lead_cap",
         "is_active",
     )
-    list_filter = ("advertiser", "currency", "is_active")
+    list_filter = ("advertiser", "currency", "sells_by_auction", "is_active")
     list_select_related = ("advertiser",)
     search_fields = ("name", "advertiser__name")
     autocomplete_fields = ("advertiser",)

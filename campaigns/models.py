@@ -270,6 +270,30 @@ class Offer(TimestampedModel):
         "Empty: the site's default (LEAD_RETENTION_DAYS).",
     )
     is_active = models.BooleanField(default=True)
+    # Ping/post: the offer's leads are auctioned to its buyers instead of routed by priority.
+    sells_by_auction = models.BooleanField(
+        "sell by auction",
+        default=False,
+        help_text="On: every sellable lead is auctioned: ping/post buyers bid, buyers on fixed routes take part "
+        "with their price, the highest bid at or above the floor wins. Off: routes by priority and weight.",
+    )
+    auction_floor_price = models.DecimalField(
+        "floor price",
+        default=Decimal("0"),
+        help_text="The lowest bid that may win, in the offer's currency.",
+        **MONEY,
+    )
+    auction_max_lead_age_seconds = models.PositiveIntegerField(
+        "maximum lead age (seconds)",
+        default=300,
+        help_text="The waterfall offers a rejected lead to the next bid only while the lead is younger than this.",
+    )
+    auction_buyers_per_lead = models.PositiveSmallIntegerField(
+        "buyers per lead",
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(10)],
+        help_text="1: sold exclusively. More: shared with up to this many different buyers.",
+    )
 
     class Meta:
         ordering = ["advertiser__name", "name"]

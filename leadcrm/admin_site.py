@@ -127,6 +127,7 @@ NAVIGATION: list[tuple[str, str | None, list[Link]]] = [
             _model("Destinations", "send", "leads.deliverydestination"),
             _model("Routes", "alt_route", "leads.deliveryroute"),
             _model("Deliveries", "local_shipping", "leads.delivery"),
+            _model("Auctions", "gavel", "leads.auction"),
             _model("Held deliveries", "pause_circle", "leads.helddelivery"),
             _model("Postbacks", "reply", "leads.postback"),
             _model("Partner notifications", "notifications", "leads.partnernotification"),

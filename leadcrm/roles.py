@@ -26,6 +26,8 @@ _DELIVERY_LOG_MODELS = (
     "helddelivery",
     "webhooksecret",
     "partnernotification",
+    "auction",
+    "auctionbid",
 )
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {

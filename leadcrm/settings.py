@@ -382,6 +382,10 @@ OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=50)
 # at once in a worker process, and at most this many at once to one destination (host and port).
 PARTNER_CALLS_CONCURRENCY = env.int("PARTNER_CALLS_CONCURRENCY", default=16)
 PARTNER_CALLS_PER_DESTINATION = env.int("PARTNER_CALLS_PER_DESTINATION", default=4)
+# Ping/post auctions a worker runs side by side, and the pings of one auction sent at once (an
+# auction with more buyers pings the rest as threads free up).
+AUCTIONS_AT_ONCE = env.int("AUCTIONS_AT_ONCE", default=8)
+AUCTION_PINGS_AT_ONCE = env.int("AUCTION_PINGS_AT_ONCE", default=32)
 
 # --- Nurture flows -----------------------------------------------------------------------------
 # Leads are emailed in their own time zone (from their country; this one when unknown), never in

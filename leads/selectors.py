@@ -22,6 +22,7 @@ from .models import (
     BuyerSuppression,
     Delivery,
     DeliveryDestination,
+    DeliveryRoute,
     Lead,
     LedgerEntry,
     Partner,
@@ -277,3 +278,44 @@ def suppression_counts(*, advertiser_id: int) -> dict[str, int]:
     counts = {str(kind): 0 for kind in BuyerSuppression.Kind.values}
     counts.update({kind: total for kind, total in rows})
     return counts
+
+
+# --- Auctions ------------------------------------------------------------------------------------
+
+
+def auction_eligible_destinations(lead: Lead, *, now: datetime.datetime | None = None) -> list[DeliveryRoute]:
+    """The buyers an auction of this lead asks, each by its route on the lead's offer: ping/post
+    buyers (pinged) and fixed-price buyers (taking part at their price), active, taking the lead's
+    country and type, with room under their caps, that have not had this lead and whose advertiser
+    has not bought it. Credit is checked when a bid wins, at that bid's price.
+
+    Every filter on who may be offered a lead goes here, once (a buyer's suppression list too)."""
+    from .services.delivery import COUNTED, route_usage
+
+    now = now or timezone.now()
+    had = Delivery.objects.filter(lead_id=lead.pk).values("destination_id")
+    owners = Delivery.objects.filter(lead_id=lead.pk, status__in=COUNTED).values("destination__advertiser_id")
+    routes = list(
+        DeliveryRoute.objects.filter(offer_id=lead.offer_id, is_active=True, destination__is_active=True)
+        .exclude(destination_id__in=had)
+        .exclude(destination__advertiser_id__in=owners)
+        .select_related("destination__advertiser")
+        .prefetch_related("prices", "destination__secrets")
+        .order_by("priority", "id")
+    )
+    suppressed = suppressed_advertiser_ids(lead, {route.destination.advertiser_id for route in routes})
+    accepting = [
+        route for route in routes if not route.refusal(lead) and route.destination.advertiser_id not in suppressed
+    ]
+    capped = [route.pk for route in accepting if route.hourly_cap is not None or route.daily_cap is not None]
+    usage = route_usage(capped, now) if capped else {}
+    with_room = []
+    for route in accepting:
+        this_hour, today = usage.get(route.pk, (0, 0))
+        if route.daily_cap is not None and today >= route.daily_cap:
+            continue
+        if route.hourly_cap is not None and this_hour >= route.hourly_cap:
+            continue
+        route.offer = lead.offer  # priced with the lead's offer already loaded
+        with_room.append(route)
+    return with_room

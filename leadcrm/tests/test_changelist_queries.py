@@ -22,7 +22,16 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from campaigns.tests.factories import UserFactory
 from leadcrm.audit.services import access_log_record
-from leads.models import BlockedEmailDomain, BuyerSuppression, Lead, Partner, Postback, SalesRepProfile, SupplierPing
+from leads.models import (
+    Auction,
+    BlockedEmailDomain,
+    BuyerSuppression,
+    Lead,
+    Partner,
+    Postback,
+    SalesRepProfile,
+    SupplierPing,
+)
 from leads.services.partners import api_key_create
 from nurture.models import Audience, Enrollment, Flow, NurtureMessage, Suppression
 
@@ -59,6 +68,9 @@ def changelist_queries(client, model_admin, per_page: int) -> int:
 FIRST_ROWS = {
     "leads.apikey": lambda: api_key_create(partner=Partner.objects.first(), scopes=["leads:write"], name="Demo"),
     "leads.blockedemaildomain": lambda: BlockedEmailDomain.objects.create(domain="spam.test"),
+    "leads.auction": lambda: Auction.objects.create(
+        lead=Lead.objects.first(), offer=Lead.objects.first().offer, floor_price=1, currency="USD"
+    ),
     "leads.postback": lambda: Postback.objects.create(
         lead=Lead.objects.first(), event="valid", payout=1, currency="USD"
     ),

@@ -107,7 +107,23 @@ class DestinationForm(forms.ModelForm):
             "reason_json_path",
             "reference_json_path",
             "email_to",
+            "ping_url",
+            "ping_fields",
+            "ping_answer_keys",
+            "bid_json_path",
+            "bid_id_json_path",
+            "ping_timeout_ms",
         )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only ping/post buyers use it: a form for another kind may leave it out and keep the default.
+        if "ping_timeout_ms" in self.fields:  # not on a read-only view of the page
+            self.fields["ping_timeout_ms"].required = False
+
+    def clean_ping_timeout_ms(self):
+        timeout = self.cleaned_data.get("ping_timeout_ms")
+        return DeliveryDestination._meta.get_field("ping_timeout_ms").default if timeout is None else timeout
 
 
 @admin.register(DeliveryDestination)
@@ -133,6 +149,19 @@ class DeliveryDestinationAdmin(ModelAdmin):
             {"fields": ("accept_json_path", "accept_json_value", "reason_json_path", "reference_json_path")},
         ),
         ("Email", {"fields": ("email_to",)}),
+        (
+            "Ping/post (the URL above receives the post)",
+            {
+                "fields": (
+                    "ping_url",
+                    "ping_fields",
+                    "ping_answer_keys",
+                    "bid_json_path",
+                    "bid_id_json_path",
+                    "ping_timeout_ms",
+                )
+            },
+        ),
     )
 
     def get_queryset(self, request):
@@ -151,6 +180,7 @@ class DeliveryDestinationAdmin(ModelAdmin):
             (None, {"fields": ("advertiser", "name", "kind", "is_active", "disabled_reason")}),
             ("HTTP", {"fields": ("target", "field_mapping", "timeout_seconds", "follow_redirects")}),
             ("The buyer's answer", {"fields": ("accept_json_path", "accept_json_value", "reason_json_path")}),
+            ("Ping/post", {"fields": ("ping_fields", "ping_answer_keys", "bid_json_path", "ping_timeout_ms")}),
         )
 
     def get_readonly_fields(self, request, obj=None):

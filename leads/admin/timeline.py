@@ -91,6 +91,8 @@ def _call(data: dict) -> str:
 
 
 def _delivery(data: dict) -> str:
+    if data.get("auction"):
+        return f"Auction {data['auction']}: {data.get('summary', '')}."
     if data.get("held"):
         return f"Delivery held: {data['held']}."
     reason = f" ({data['reason']})" if data.get("reason") else ""

@@ -613,7 +613,8 @@ class LeadAdmin(ModelAdmin):
 
     @admin.display(description="Deliveries, postbacks and money")
     def deliveries_and_money(self, lead):
-        return deliveries_and_money_html(lead)
+        sections = [render(lead) for render in LEAD_SECTIONS.get("deliveries_and_money", [])]
+        return format_html_join("", "{}", ((section,) for section in [*sections, deliveries_and_money_html(lead)]))
 
     @admin.display(description="Emails and flows")
     def emails_and_flows(self, lead):

@@ -1,17 +1,20 @@
 """The leads app's models, by sub-domain: shared choices (`choices`), partners and their API keys
 (`partners`), the lead and its timeline (`leads`), staff rules (`rules`), the outbox (`outbox`),
-delivery to buyers with postbacks and supplier notifications (`delivery`), money (`money`),
-consent certificates (`consent`), and suppliers' inbound pings with buyers' suppression lists (`buying`).
+delivery to buyers with postbacks and supplier notifications (`delivery`), ping/post auctions
+(`auction`), money (`money`), consent certificates (`consent`), and suppliers' inbound pings with
+buyers' suppression lists (`buying`).
 
 Import from `leads.models`, not from the modules: they may move.
 """
 
+from .auction import Auction, AuctionBid
 from .buying import BuyerSuppression, SupplierPing
 from .choices import OPEN_STATUSES, ApiScope, Door, LeadStatus, Qualification, Validity
 from .consent import ConsentCertificate
 from .delivery import (
     MAPPABLE_FIELDS,
     PHONE_FORMATS,
+    PING_FIELDS,
     TEXT_TRANSFORMS,
     Delivery,
     DeliveryAttempt,
@@ -56,12 +59,15 @@ __all__ = [
     "MAPPABLE_FIELDS",
     "OPEN_STATUSES",
     "PHONE_FORMATS",
+    "PING_FIELDS",
     "SUPPLIER_BALANCE_SIGN",
     "TEXT_TRANSFORMS",
     "UNASSIGNED_QUEUE",
     "ApiKey",
     "ApiScope",
     "AppendOnly",
+    "Auction",
+    "AuctionBid",
     "BlockedEmailDomain",
     "BuyerAccount",
     "BuyerSuppression",

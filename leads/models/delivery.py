@@ -48,6 +48,18 @@ MAPPABLE_FIELDS = (
     "ip",
     "user_agent",
 )
+# What a ping/post buyer may be told before it buys: fields that identify nobody. A ping never holds
+# the email, phone, name, address, IP or anything typed freely (leads.services.ping_post builds it).
+PING_FIELDS = (
+    ("country", "Country"),
+    ("region", "Region (the answer to a question keyed region or state)"),
+    ("zip_prefix", "ZIP prefix (first 3 characters)"),
+    ("lead_type", "Lead type"),
+    ("lead_age", "Lead age (seconds)"),
+    ("score_band", "Score band (0-19 ... 80-100)"),
+    ("offer", "Offer"),
+    ("answers", "Chosen quiz answers"),
+)
 PHONE_FORMATS = ("e164", "e164_digits", "national", "international", "digits")
 TEXT_TRANSFORMS = ("lower", "upper")
 
@@ -102,6 +114,7 @@ class DeliveryDestination(models.Model):
         JSON = "json", "HTTP POST, JSON body"
         FORM = "form", "HTTP POST, form fields"
         EMAIL = "email", "Email to a sales inbox"
+        PING_POST = "ping", "Ping/post: bids on each lead, receives what it wins"
 
     class Auth(models.TextChoices):
         NONE = "none", "None"
@@ -146,6 +159,37 @@ class DeliveryDestination(models.Model):
     follow_redirects = models.BooleanField(
         default=False, help_text="Off: a redirect answer is a failure. On: up to 3, each checked like the URL."
     )
+    # Ping/post buyers: the ping (what they bid on) and how to read their bid. The post goes to `url`,
+    # judged by the accepted/rejection rule above, with the bid id beside the lead.
+    ping_url = models.URLField(
+        "ping URL", max_length=2000, blank=True, help_text="Ping/post: where the bid request goes."
+    )
+    ping_fields = StringListField(
+        item_choices=PING_FIELDS, help_text="Ping/post: what the ping tells the buyer. None of these identify anyone."
+    )
+    ping_answer_keys = StringListField(
+        "quiz answers in the ping",
+        help_text="With chosen quiz answers: the question keys whose answers are sent, e.g. roof_type, "
+        "homeowner. Pick multiple-choice questions, never a free-text one.",
+    )
+    bid_json_path = models.CharField(
+        "bid JSON path",
+        max_length=200,
+        blank=True,
+        help_text="Ping/post: the answer's bid amount, e.g. bid or data.price.",
+    )
+    bid_id_json_path = models.CharField(
+        "bid id JSON path",
+        max_length=200,
+        blank=True,
+        help_text="Ping/post: the answer's bid id, posted back with the lead as bid_id, e.g. bid_id or data.id.",
+    )
+    ping_timeout_ms = models.PositiveIntegerField(
+        "ping timeout (ms)",
+        default=1000,
+        validators=[MinValueValidator(50), MaxValueValidator(10000)],
+        help_text="Ping/post: a bid later than this does not count (50-10,000 ms). The post uses the timeout above.",
+    )
     is_active = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -172,6 +216,16 @@ class DeliveryDestination(models.Model):
                     raise ValidationError({"email_to": f"{address!r} is not an email address."}) from None
         elif not self.url:
             raise ValidationError({"url": "An HTTP destination needs a URL."})
+        if self.kind == self.Kind.PING_POST:
+            problems = {}
+            if not self.ping_url:
+                problems["ping_url"] = "A ping/post buyer needs a ping URL (the URL above receives the post)."
+            if not self.bid_json_path:
+                problems["bid_json_path"] = "Say which field of the ping's answer holds the bid, e.g. bid."
+            if self.ping_answer_keys and "answers" not in self.ping_fields:
+                problems["ping_answer_keys"] = "Tick chosen quiz answers among the ping fields to send these."
+            if problems:
+                raise ValidationError(problems)
         if self.accept_json_value and not self.accept_json_path:
             raise ValidationError({"accept_json_path": "Say which field of the answer holds this value."})
         if self.auth == self.Auth.BASIC and not self.auth_username:

@@ -17,6 +17,7 @@ class OutboxEntry(models.Model):
 
         ASSIGNMENT = "assignment"
         DELIVERY = "delivery"
+        AUCTION = "auction"
         POSTBACK = "postback"
         PARTNER_NOTIFICATION = "partner_notification"
 

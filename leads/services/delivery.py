@@ -163,6 +163,24 @@ def credit_left(advertiser_ids: Iterable[int], currencies: Iterable[str]) -> dic
     return left
 
 
+def credit_refusals(
+    lead: Lead, routes: list[DeliveryRoute], prices: dict[int, Decimal] | None = None
+) -> dict[int, str]:
+    """{route id: why not} for routes whose buyer's account cannot pay this lead's price (one lead: an
+    auction's winner). `prices`: {route id: price} where the price is not the route's own (a bid).
+    Locks the accounts as `credit_left` does."""
+    prices = prices or {}
+    currency = lead.offer.currency
+    left = credit_left({route.destination.advertiser_id for route in routes}, {currency})
+    refusals = {}
+    for route in routes:
+        available = left.get((route.destination.advertiser_id, currency))
+        price = prices[route.pk] if route.pk in prices else route.price_for(lead)
+        if available is not None and price > available:
+            refusals[route.pk] = f"at its credit limit ({available:.2f} {currency} left)"
+    return refusals
+
+
 class _Router:
     """Routing a batch of leads: the offers' routes, their caps' usage and the buyers' credit are read
     (and locked) once, then kept up to date in memory as each lead takes a buyer."""
@@ -174,6 +192,7 @@ class _Router:
         for route in (
             DeliveryRoute.objects.select_for_update(of=("self",))
             .filter(offer_id__in=list(offers), is_active=True, destination__is_active=True)
+            .exclude(destination__kind=DeliveryDestination.Kind.PING_POST)  # they buy by auction only
             .select_related("destination")
             .prefetch_related("prices")
             .order_by("priority", "id")
@@ -372,11 +391,17 @@ def destination_signers(destinations: Iterable[DeliveryDestination]) -> dict[int
 
 
 def lead_request(
-    *, destination: DeliveryDestination, lead: Lead, msg_id: str, signer: Signer | None = None
+    *,
+    destination: DeliveryDestination,
+    lead: Lead,
+    msg_id: str,
+    signer: Signer | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> PartnerRequest:
     """The call that sends this lead to this destination: a signed POST, or an email to its inbox.
-    `signer`: the destination's secrets when the caller has read them already (a batch)."""
-    payload = mapped_payload(lead, destination.field_mapping)
+    `signer`: the destination's secrets when the caller has read them already (a batch); `extra`:
+    fields sent beside the lead's (an auction's bid id)."""
+    payload = {**mapped_payload(lead, destination.field_mapping), **(extra or {})}
     if destination.kind == DeliveryDestination.Kind.EMAIL:
         subject, text = email_text(lead, payload)
         message = EmailMessage(subject, text, to=destination.email_to, headers={"X-Leadcrm-Delivery-Id": msg_id})

@@ -107,7 +107,9 @@ def _pool(scheme: str, host: str, port: int, address: str) -> urllib3.HTTPConnec
     with _pools_lock:
         pool = _pools.get(key)
         if pool is None:
-            size = settings.PARTNER_CALLS_PER_DESTINATION
+            # Connections kept per destination: a batch's calls to it, or one ping from each of the
+            # auctions a worker runs at once (more would be closed after use, each with a warning).
+            size = max(settings.PARTNER_CALLS_PER_DESTINATION, settings.AUCTIONS_AT_ONCE)
             if scheme == "https":
                 pool = urllib3.HTTPSConnectionPool(
                     address, port, retries=False, server_hostname=host, assert_hostname=host, maxsize=size
@@ -135,10 +137,14 @@ def http_request(
     headers: dict[str, str] | None = None,
     timeout: float = 10,
     follow_redirects: bool = False,
+    connect_timeout: float | None = None,
 ) -> HttpAnswer:
-    """One request with our safety rules; raises UnsafeDestination or TransportError."""
+    """One request with our safety rules; raises UnsafeDestination or TransportError.
+
+    `connect_timeout`: shorter than DELIVERY_CONNECT_TIMEOUT for a call that is worthless late (a ping)."""
     started = time.monotonic()
-    deadline = started + timeout + settings.DELIVERY_CONNECT_TIMEOUT
+    connect_timeout = settings.DELIVERY_CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
+    deadline = started + timeout + connect_timeout
     for _hop in range(MAX_REDIRECTS + 1):
         scheme, host, port, address = check_url(url)
         parts = urlsplit(url)
@@ -157,7 +163,7 @@ def http_request(
                 redirect=False,
                 retries=False,
                 preload_content=False,
-                timeout=urllib3.Timeout(connect=settings.DELIVERY_CONNECT_TIMEOUT, read=timeout),
+                timeout=urllib3.Timeout(connect=connect_timeout, read=timeout),
             )
             complete = False
             try:
