@@ -29,10 +29,12 @@ from leads.models import (
 from leads.selectors import auction_eligible_destinations
 from leads.services import outbox_process
 from leads.services.auction import auctions_rerun
+from leads.services.contact_hashes import email_hash
 from leads.services.ledger import ledger_record_payment
 from leads.services.outbox import outbox_drain
 from leads.services.ping_post import score_band
 from leads.services.signing import destination_rotate_secret
+from leads.services.suppression import buyer_suppression_add
 
 pytestmark = pytest.mark.django_db
 
@@ -364,6 +366,19 @@ def test_a_shared_sale_never_sells_to_the_same_buyer_twice(buyers, offer, sellab
     assert len(buyers.bodies("/ping")) == pings_before
     sold_to = LedgerEntry.objects.filter(lead=lead, kind=LedgerEntry.Kind.LEAD_SOLD).values_list("advertiser_id")
     assert sorted(sold_to) == sorted([(acme.pk,), (other.advertiser_id,)])
+
+
+def test_a_buyer_that_lists_the_lead_is_never_pinged_and_the_others_still_are(buyers, offer, sellable):
+    listing = ping_buyer(offer, buyers, bid="9.00")  # the highest bid, were it asked
+    other = ping_buyer(offer, buyers, bid="6.00")
+    lead = sellable(email="Listed.Person@Example.com")
+    buyer_suppression_add(advertiser=listing.advertiser, hashes_by_kind={"email": [email_hash(lead.email)]})
+
+    auction = run_auction(lead)
+
+    assert [path for path, _body in buyers.bodies("/ping")] == [f"/{other.slug}/ping"]
+    assert not auction.bids.filter(destination=listing).exists()
+    assert (auction.winner, auction.price) == (other, Decimal("6.00"))
 
 
 def test_caps_and_credit_limits_hold_in_an_auction(buyers, offer, sellable):
