@@ -15,6 +15,18 @@ def pytest_collection_modifyitems(items):
     stable sort), so each group keeps its slow tests at its head: the long browser and worker tests
     start early among the transactional ones, and parallel workers end together on short tests."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    # A transactional test that does not restore the serialized database leaves content types and
+    # groups under new ids, and the next one that restores it fails on them, depending on the order
+    # the workers took the tests in: every transactional test restores it.
+    unrestored = [
+        item.nodeid
+        for item in items
+        if (marker := item.get_closest_marker("django_db"))
+        and marker.kwargs.get("transaction")
+        and not marker.kwargs.get("serialized_rollback")
+    ]
+    if unrestored:
+        raise pytest.UsageError("transactional tests must say serialized_rollback=True: " + ", ".join(unrestored))
 
 
 def pytest_collection_finish(session):

@@ -20,6 +20,7 @@ from leadcrm.wsgi import application
 from leads.models import ApiScope, Partner
 from leads.services.idempotency import MAX_KEY_LENGTH
 from leads.services.partners import api_key_create
+from leads.services.submission import MAP_NAME_LENGTH
 from leads.tests.factories import LeadFactory, delivered
 from reporting.selectors.reports import EARLIEST_DAY, LATEST_DAY
 
@@ -96,10 +97,12 @@ def aim_at_real_objects(case, caller) -> None:
     """Random UUIDs and slugs only reach the 404 and unknown-campaign paths: use the caller's own, so
     the cases get through to the pipeline and the outcome service. Other fields stay as generated.
 
-    Two rules OpenAPI cannot state, which the parameters' descriptions do: a period's date_to is not
-    before its date_from and at most 366 days after it (moved into the period when it is not), and
-    an Idempotency-Key is used for one body only (each case gets a key of its own: the same key with
-    another body is a 422, tested in leads/tests/test_api_access.py)."""
+    Three rules OpenAPI 3.0 cannot state, which the descriptions do: a period's date_to is not
+    before its date_from and at most 366 days after it (moved into the period when it is not); an
+    Idempotency-Key is used for one body only (each case gets a key of its own: the same key with
+    another body is a 422, tested in leads/tests/test_api_access.py); and the names in `answers` and
+    `sub_ids` hold no NUL and at most MAP_NAME_LENGTH characters (a schema object cannot constrain its
+    property names before OpenAPI 3.1; such names are refused, tested in test_api_access.py)."""
     # Only values the schema calls valid are replaced: a negative case keeps the value that makes it one.
     query = case.query if case.query is not None else {}
     days = [_day(query.get(name)) for name in ("date_from", "date_to")]
@@ -118,6 +121,9 @@ def aim_at_real_objects(case, caller) -> None:
         for item in items:
             if isinstance(item, dict) and isinstance(item.get("campaign"), str) and SLUG.fullmatch(item["campaign"]):
                 item["campaign"] = caller.world.campaign.slug
+            for name in ("answers", "sub_ids"):
+                if isinstance(item, dict) and isinstance(item.get(name), dict):
+                    item[name] = {key.replace("\x00", "")[:MAP_NAME_LENGTH]: value for key, value in item[name].items()}
 
 
 SLUG = re.compile(r"[-a-zA-Z0-9_]{1,80}")

@@ -48,7 +48,7 @@ class AuctionBidInline(TabularInline):
 @admin.register(Auction)
 class AuctionAdmin(ReadOnlyLogAdmin):
     empty_hint = (
-        "No auctions yet. Tick “sell by auction” on an offer and add ping/post buyers (a destination of kind "
+        "Tick “sell by auction” on an offer and add ping/post buyers (a destination of kind "
         "ping/post with a route on that offer): each new sellable lead of the offer is auctioned here."
     )
     list_display = (

@@ -98,7 +98,9 @@ def _described(spec: SubmissionField) -> serializers.Field[Any, Any, Any, Any]:
     """The schema's picture of one contract field (parse_submission checks it; this only shows it)."""
     help_text = spec.help_text
     if spec.kind == FieldKind.MAP:
-        help_text = f"{help_text} At most {spec.max_entries} names of up to {MAP_NAME_LENGTH} characters.".strip()
+        help_text = (
+            f"{help_text} At most {spec.max_entries} names of up to {MAP_NAME_LENGTH} characters, without NUL."
+        ).strip()
     # extend_schema_field only sets an attribute, so it takes any object; its stub asks for a callable.
     # An annotation on this instance: the fields are made afresh for each serializer (get_fields).
     field = serializers.JSONField(required=False, help_text=help_text or None)

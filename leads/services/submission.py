@@ -204,9 +204,7 @@ def _string_map(value: object, spec: SubmissionField, errors: FieldErrors) -> di
         return {}
     cleaned: dict[str, str | list[str]] = {}
     for key, item in value.items():
-        # A name is ours to tidy: a NUL goes with the other control characters (OpenAPI 3.0 cannot say
-        # what an object's names may hold); a value with a NUL keeps its clear refusal.
-        key_text = _text(str(key).replace("\x00", ""), MAP_NAME_LENGTH, name, errors)
+        key_text = _text(key, MAP_NAME_LENGTH, name, errors)
         if spec.lists and isinstance(item, list):
             cleaned[key_text] = [_text(part, spec.max_length, name, errors) for part in item[:MAP_LIST_ITEMS]]
         else:

@@ -107,12 +107,6 @@ def test_parse_submission_enforces_each_limit_the_schema_publishes(published, sp
         assert (errors_of({name: {"k": ["a", "b"]}}) == {}) is lists_published
 
 
-def test_a_nul_in_an_answers_name_is_tidied_away_and_in_its_value_refused():
-    submission = parse_submission({**CONTACT, "answers": {"roof\x00type": "flat"}}, door_fields={"campaign"})
-    assert submission.answers == {"rooftype": "flat"}
-    assert errors_of({"answers": {"roof": "fl\x00at"}}) == {"answers": ["Null characters are not allowed."]}
-
-
 @pytest.mark.parametrize(
     "fields",
     [

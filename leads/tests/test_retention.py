@@ -305,7 +305,7 @@ def test_the_daily_job_is_scheduled_and_the_task_and_the_command_run_retention()
         call_command("run_retention", "--batch-size", "0")
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: SQLite locks the whole database")
 def test_a_lead_another_run_holds_is_skipped_not_waited_for_and_erased_next_time():
     campaign = CampaignFactory()
