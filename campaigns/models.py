@@ -641,7 +641,9 @@ class Click(models.Model):
             # Retention walks the clicks that still hold a visitor's IP or user agent, oldest first;
             # the ones it blanked leave the index, so a daily run never reads them again.
             models.Index(
-                fields=["created_at"], condition=Q(ip__isnull=False) | ~Q(user_agent=""), name="click_visitor_kept"
+                fields=["created_at"],
+                condition=Q(ip__isnull=False) | ~Q(user_agent="") | ~Q(referrer=""),
+                name="click_visitor_kept",
             ),
         ]
 

@@ -18,6 +18,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='click',
-            index=models.Index(condition=models.Q(('ip__isnull', False), models.Q(('user_agent', ''), _negated=True), _connector='OR'), fields=['created_at'], name='click_visitor_kept'),
+            index=models.Index(condition=models.Q(('ip__isnull', False), models.Q(('user_agent', ''), _negated=True), models.Q(('referrer', ''), _negated=True), _connector='OR'), fields=['created_at'], name='click_visitor_kept'),
         ),
     ]

@@ -108,7 +108,7 @@ def tracked_models() -> dict[type[Model], dict[str, Any]]:
         DeliveryDestination: {
             "exclude_fields": ["auth_secret_encrypted"],
             # Headers and the username may carry credentials; the URL keeps where it points.
-            "mask_fields": ["url", "headers", "auth_username"],
+            "mask_fields": ["url", "ping_url", "headers", "auth_username"],
             "mask_callable": "leadcrm.audit.tracked.without_secrets",
         },
         DeliveryRoute: {},

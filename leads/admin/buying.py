@@ -3,6 +3,7 @@ the API: a CSV of hashes, or of plain emails and phones hashed on upload and nev
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -103,6 +104,8 @@ class BuyerSuppressionAdmin(ModelAdmin):
 
     def _apply(self, request, data, found):
         buyer, removing = data["buyer"], data["remove"]
+        if removing and not request.user.has_perm("leads.delete_buyersuppression"):
+            raise PermissionDenied
         if removing:
             count = buyer_suppression_remove(advertiser=buyer, hashes_by_kind=found.hashes_by_kind)
             message = f"{count} hash(es) removed from {buyer}'s list."

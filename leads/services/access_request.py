@@ -11,6 +11,7 @@ with register_access_section().
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from django.db import models
 from django.db.models import Prefetch, Q
@@ -65,12 +66,26 @@ def model_row(instance: models.Model) -> dict[str, Any]:
     }
 
 
+def partner_call_row(instance: models.Model) -> dict[str, Any]:
+    """A call to a partner's server or one of its attempts: the partner's address goes only as far as
+    its path, since its query may hold that partner's key or token (not the person's data)."""
+    row = model_row(instance)
+    for name, value in row.items():
+        if name.endswith("url") and isinstance(value, str) and value:
+            parts = urlsplit(value)
+            row[name] = urlunsplit((parts.scheme, parts.hostname or "", parts.path, "", ""))
+    return row
+
+
 def rows(instances: Iterable[models.Model]) -> list[dict[str, Any]]:
     return [model_row(instance) for instance in instances]
 
 
 def _calls_with_attempts(calls: Iterable[Delivery | Postback | PartnerNotification]) -> list[dict[str, Any]]:
-    return [{**model_row(call), "attempts": rows(call.attempt_log.all())} for call in calls]
+    return [
+        {**partner_call_row(call), "attempts": [partner_call_row(attempt) for attempt in call.attempt_log.all()]}
+        for call in calls
+    ]
 
 
 def _lead_document(lead: Lead, certificates: dict[Any, ConsentCertificate]) -> dict[str, Any]:
@@ -79,11 +94,11 @@ def _lead_document(lead: Lead, certificates: dict[Any, ConsentCertificate]) -> d
     for delivery in lead.deliveries.all():
         deliveries.append(
             {
-                **model_row(delivery),
+                **partner_call_row(delivery),
                 "destination_name": delivery.destination.name,
                 # Payloads are not stored: this is what the destination receives for the lead as it is now.
                 "payload": mapped_payload(lead, delivery.destination.field_mapping),
-                "attempts": rows(delivery.attempt_log.all()),
+                "attempts": [partner_call_row(attempt) for attempt in delivery.attempt_log.all()],
             }
         )
     return {

@@ -313,6 +313,9 @@ def _mark(bids: Iterable[AuctionBid], post: str, reason: str) -> None:
 # --- One auction -----------------------------------------------------------------------------------
 
 
+WATERFALL_SHARE_OF_TIME_LIMIT = 0.4  # with the half before it started, room for one post's timeout
+
+
 def _auction(entry: OutboxEntry) -> AuctionRun:
     opened = _open(entry)
     if opened is None:
@@ -343,9 +346,14 @@ def _auction(entry: OutboxEntry) -> AuctionRun:
             break
         now = timezone.now()
         age = (now - opened.lead.created_at).total_seconds()
-        if posted and age >= max_age:
-            # The waterfall offers a lead on only while it is fresh; the first post always goes.
-            _mark(ranked[index:], AuctionBid.Post.EXPIRED, f"the lead was {int(age)} s old (maximum {max_age} s)")
+        # The waterfall offers a lead on only while it is fresh, and only within the worker's time: a
+        # batch starts no auction past half its time limit, and one started before must end before
+        # the limit (a killed task's reserved post would be closed as failed, and sold again).
+        out_of_time = time.monotonic() - started >= settings.OUTBOX_TASK_TIME_LIMIT * WATERFALL_SHARE_OF_TIME_LIMIT
+        if posted and (age >= max_age or out_of_time):
+            # The first post always goes.
+            why = "the auction used its worker's time" if out_of_time and age < max_age else "the lead was too old"
+            _mark(ranked[index:], AuctionBid.Post.EXPIRED, f"{why}: {int(age)} s old (maximum {max_age} s)")
             marked += ranked[index:]
             expired = True
             break

@@ -529,14 +529,19 @@ def _record_many(sends: list[tuple[Delivery, SentRequest, Lead | None]]) -> list
 
 
 def _why_not_send(deliveries: list[Delivery]) -> dict[int, str]:
-    """{delivery id: why it is not sent} (one query for the lot). A retried or redelivered send is
-    checked again: the lead may have been returned, or sold to another buyer, since the delivery was
-    made."""
+    """{delivery id: why it is not sent} (two queries for the lot). A retried or redelivered send is
+    checked again: the lead may have been returned, sold to another buyer or put on the buyer's
+    suppression list since the delivery was made."""
     placed: dict[int, set[int]] = defaultdict(set)
     for lead_id, pk in Delivery.objects.filter(
         lead_id__in={delivery.lead_id for delivery in deliveries}, status__in=COUNTED
     ).values_list("lead_id", "pk"):
         placed[lead_id].add(pk)
+    # The buyer may have listed the person since the delivery was made (a retry, a redelivery).
+    suppressed = suppressed_advertisers_by_lead(
+        {delivery.lead_id: delivery.lead for delivery in deliveries}.values(),
+        {delivery.destination.advertiser_id for delivery in deliveries},
+    )
     blocked = {}
     for delivery in deliveries:
         lead = delivery.lead
@@ -546,6 +551,8 @@ def _why_not_send(deliveries: list[Delivery]) -> dict[int, str]:
             blocked[delivery.pk] = "not sent: the lead was returned or is no longer deliverable"
         elif placed[delivery.lead_id] - {delivery.pk}:
             blocked[delivery.pk] = "not sent: the lead is already with another buyer"
+        elif delivery.destination.advertiser_id in suppressed.get(delivery.lead_id, set()):
+            blocked[delivery.pk] = "not sent: the lead is on the buyer's suppression list"
     return blocked
 
 
@@ -717,6 +724,8 @@ def deliveries_redeliver(*, deliveries: QuerySet[Delivery]) -> int:
     retryable = (
         deliveries.exclude(status__in=COUNTED)
         .exclude(lead_id__in=placed)
+        # A post to a ping/post buyer answered a bid that has lapsed: the lead goes back to auction.
+        .exclude(destination__kind=DeliveryDestination.Kind.PING_POST)
         .filter(lead__validity="valid", lead__is_duplicate=False, lead__is_test=False)
         .exclude(lead__status=LeadStatus.RETURNED)
         .select_related("lead")
@@ -734,10 +743,21 @@ def deliveries_redeliver(*, deliveries: QuerySet[Delivery]) -> int:
 def deliveries_route_next(*, deliveries: QuerySet[Delivery]) -> int:
     """Offer the leads of failed or rejected deliveries to the next buyer that has not had them."""
     leads = {
-        d.lead_id: d.lead for d in deliveries.exclude(status__in=(Delivery.Status.ACCEPTED, Delivery.Status.PENDING))
+        d.lead_id: d.lead
+        for d in deliveries.exclude(status__in=(Delivery.Status.ACCEPTED, Delivery.Status.PENDING)).select_related(
+            "lead__offer"
+        )
     }
+    # An offer that sells by auction offers its leads again by auction (floor, consent, bids), never
+    # to a fixed route at its fixed price.
+    by_auction = [lead.pk for lead in leads.values() if lead.offer.sells_by_auction]
     for lead in leads.values():
-        outbox_enqueue(lead=lead, kinds=[OutboxEntry.Kind.DELIVERY])
+        if lead.pk not in by_auction:
+            outbox_enqueue(lead=lead, kinds=[OutboxEntry.Kind.DELIVERY])
+    if by_auction:
+        from .auction import auctions_rerun  # the auction builds on this module
+
+        auctions_rerun(leads=Lead.objects.filter(pk__in=by_auction))
     return len(leads)
 
 

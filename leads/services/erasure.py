@@ -14,6 +14,7 @@ from django.utils import timezone
 from campaigns.models import Click
 
 from ..models import (
+    AuctionBid,
     CallLog,
     Delivery,
     DeliveryAttempt,
@@ -23,10 +24,13 @@ from ..models import (
     LeadOutcome,
     OutboxEntry,
     PartnerNotification,
+    SupplierPing,
 )
 from ..signals import leads_erased
 from .consent import consent_certificates_erase
 from .outbox import follow_up_kinds
+
+_PING_PERSONAL_FIELDS = ("answers", "zip_prefix")
 
 # What identifies the person, blanked. What the lead counts for stays: campaign, source, offer,
 # country, device, judgement, status and money, so reports and invoices stay true.
@@ -189,6 +193,13 @@ def _erase_rows(rows: list[tuple[Any, ...]], *, actor: User | None, event_data: 
         status=Delivery.Status.FAILED, reason=f"not sent: {_ERASED}", finished_at=now
     )
     _scrub_data(PartnerNotification.objects.filter(one_of("lead_id", ids)))
+    # A buyer's answer to an auction's post may quote the lead, as a delivery's reason may.
+    AuctionBid.objects.filter(one_of("auction__lead_id", ids)).exclude(post_reason="").update(post_reason=_ERASED)
+    # The supplier's ping keeps what its price was decided on, not the answers or the zip prefix.
+    pings = list(SupplierPing.objects.filter(one_of("lead_id", ids)).only("pk", "fields"))
+    for ping in pings:
+        ping.fields = {name: value for name, value in ping.fields.items() if name not in _PING_PERSONAL_FIELDS}
+    SupplierPing.objects.bulk_update(pings, ["fields"], batch_size=1000)
     # Processing too: a worker holding one loses its claim and its result is dropped.
     OutboxEntry.objects.filter(
         one_of("lead_id", ids),

@@ -6,7 +6,7 @@ import json
 import pytest
 from django.urls import reverse
 
-from leads.models import LeadNote
+from leads.models import DeliveryAttempt, LeadNote
 from leads.services.access_request import access_request_export
 from leads.tests.factories import LeadFactory, delivered
 
@@ -102,3 +102,17 @@ def test_the_export_costs_the_same_queries_for_one_lead_or_many(django_assert_ma
 
     assert len(document["leads"]) == count
     assert all(lead["notes"] and lead["deliveries"] for lead in document["leads"])
+
+
+def test_the_export_shows_a_partners_address_without_the_key_in_its_query():
+    lead = LeadFactory(email="ann@example.com")
+    delivery = delivered(lead)
+    DeliveryAttempt.objects.create(
+        delivery=delivery, url="https://buyer.example/leads?api_key=k-secret-123", status_code=200, outcome="accepted"
+    )
+
+    document = access_request_export(email="ann@example.com")
+
+    [attempt] = document["leads"][0]["deliveries"][0]["attempts"]
+    assert attempt["url"] == "https://buyer.example/leads"
+    assert "k-secret-123" not in json.dumps(document, default=str)

@@ -30,6 +30,7 @@ from leads.selectors import auction_eligible_destinations
 from leads.services import outbox_process
 from leads.services.auction import auctions_rerun
 from leads.services.contact_hashes import email_hash
+from leads.services.delivery import deliveries_redeliver, deliveries_route_next
 from leads.services.ledger import ledger_record_payment
 from leads.services.outbox import outbox_drain
 from leads.services.ping_post import score_band
@@ -337,6 +338,35 @@ def test_the_waterfall_stops_at_the_offers_maximum_lead_age(buyers, offer, sella
     assert bid_of(auction, too_late).post_outcome == AuctionBid.Post.EXPIRED
     assert not buyers.bodies(f"/{too_late.slug}/post")
     assert not LedgerEntry.objects.filter(lead=lead, kind=LedgerEntry.Kind.LEAD_SOLD).exists()
+
+
+def test_the_waterfall_stops_within_the_workers_time_even_for_a_fresh_lead(buyers, offer, sellable, settings):
+    settings.OUTBOX_TASK_TIME_LIMIT = 0.5  # the waterfall's share: 0.2 s, which the first post outlasts
+    greedy = ping_buyer(offer, buyers, bid=10, post="rejected")
+    status, rejected, _delay = buyers.answers[f"/{greedy.slug}/post"]
+    buyers.answers[f"/{greedy.slug}/post"] = (status, rejected, 0.3)
+    next_bid = ping_buyer(offer, buyers, bid=8)
+    lead = sellable()
+
+    auction = run_auction(lead)
+
+    assert bid_of(auction, greedy).post_outcome == AuctionBid.Post.REJECTED  # the first post always goes
+    assert bid_of(auction, next_bid).post_outcome == AuctionBid.Post.EXPIRED
+    assert bid_of(auction, next_bid).post_reason.startswith("the auction used its worker's time")
+    assert not buyers.bodies(f"/{next_bid.slug}/post")
+
+
+def test_staff_sending_an_auctioned_lead_to_the_next_buyer_auction_it_again(buyers, offer, sellable):
+    refusing = ping_buyer(offer, buyers, bid=10, post="rejected")
+    lead = sellable()
+    assert run_auction(lead).status != Auction.Status.SOLD
+    failed = Delivery.objects.filter(lead=lead, destination=refusing)
+
+    assert deliveries_redeliver(deliveries=failed) == 0  # its bid has lapsed: no repost to it
+    assert deliveries_route_next(deliveries=failed) == 1
+
+    assert lead.outbox_entries.filter(kind=OutboxEntry.Kind.AUCTION, status=OutboxEntry.Status.PENDING).exists()
+    assert not lead.outbox_entries.filter(kind=OutboxEntry.Kind.DELIVERY).exists()
 
 
 def test_a_shared_sale_never_sells_to_the_same_buyer_twice(buyers, offer, sellable):

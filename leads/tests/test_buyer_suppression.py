@@ -7,13 +7,16 @@ import io
 import itertools
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from campaigns.tests.factories import AdvertiserFactory
+from campaigns.tests.factories import AdvertiserFactory, UserFactory
 from leads.models import ApiScope, BuyerSuppression, Delivery, DeliveryDestination, DeliveryRoute, OutboxEntry, Partner
 from leads.selectors import lead_contact_hashes, suppressed_advertiser_ids, suppression_counts
+from leads.services import outbox_process
+from leads.services.delivery import deliveries_redeliver
 from leads.services.partners import api_key_create
 from leads.services.signing import destination_rotate_secret
 from leads.services.suppression import buyer_suppression_add
@@ -86,6 +89,22 @@ def test_a_lead_on_a_buyers_list_goes_to_the_next_buyer_and_others_still_reach_t
     assert sent_to(httpserver) == ["/B", "/A"]
     assert Delivery.objects.get(lead=listed).destination == buyers["B"]
     assert Delivery.objects.get(lead=other).destination == buyers["A"]
+
+
+def test_a_redelivery_to_a_buyer_that_has_listed_the_lead_since_is_not_sent(buyers, deliver, httpserver):
+    lead = deliver(email="later.listed@example.com")
+    delivery = Delivery.objects.get(lead=lead)
+    assert delivery.destination == buyers["A"] and sent_to(httpserver) == ["/A"]
+    Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.FAILED)  # as if its buyer had refused it
+    suppress(buyers["A"], email=[sha("later.listed@example.com")])
+
+    deliveries_redeliver(deliveries=Delivery.objects.filter(pk=delivery.pk))
+    entry = OutboxEntry.objects.filter(lead=lead, kind=OutboxEntry.Kind.DELIVERY).latest("id")
+    outbox_process(entry_id=entry.pk)
+
+    delivery.refresh_from_db()
+    assert sent_to(httpserver) == ["/A"]  # nothing more went out
+    assert delivery.reason == "not sent: the lead is on the buyer's suppression list"
 
 
 def test_a_phone_on_the_list_keeps_the_lead_away_whatever_way_it_was_typed(buyers, deliver, httpserver):
@@ -269,6 +288,19 @@ def test_staff_upload_a_hashed_export_and_remove_it_again(client, superuser, cam
 
     assert "3 hash(es) removed" in removed.content.decode()
     assert not BuyerSuppression.objects.exists()
+
+
+def test_removing_from_a_list_needs_the_permission_to_delete_not_only_to_add(client, campaign):
+    advertiser = campaign.offer.advertiser
+    buyer_suppression_add(advertiser=advertiser, hashes_by_kind={"email": [sha("a@example.com")]})
+    adder = UserFactory(is_staff=True)
+    adder.user_permissions.add(Permission.objects.get(codename="add_buyersuppression"))
+    client.force_login(adder)
+
+    response = upload(client, advertiser, f"sha256_email\n{sha('a@example.com')}\n", remove="on")
+
+    assert response.status_code == 403
+    assert BuyerSuppression.objects.count() == 1
 
 
 def test_a_file_without_a_known_column_is_refused_and_nothing_is_added(client, superuser, campaign):

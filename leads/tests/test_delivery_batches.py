@@ -36,7 +36,7 @@ pytestmark = pytest.mark.django_db
 # and balances, insert the deliveries, set the entries' payloads, the placement check, the signing
 # secrets) and to record its answers (lock, update, attempts, ledger, rollups, timeline). The
 # same for 3 leads as for 40.
-PREPARE_QUERIES = 13  # with the buyers' suppression lists, one query for the batch
+PREPARE_QUERIES = 14  # with the buyers' suppression lists: when routing, and again before sending
 RECORD_QUERIES = 6
 
 

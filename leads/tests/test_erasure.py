@@ -5,8 +5,23 @@ from decimal import Decimal
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
+from django.utils import timezone
 
-from leads.models import CallLog, DeliveryAttempt, Lead, LeadEvent, LeadNote, LedgerEntry, OutboxEntry
+from campaigns.tests.factories import AdvertiserFactory
+from leads.models import (
+    Auction,
+    AuctionBid,
+    CallLog,
+    DeliveryAttempt,
+    DeliveryDestination,
+    Lead,
+    LeadEvent,
+    LeadNote,
+    LedgerEntry,
+    OutboxEntry,
+    Partner,
+    SupplierPing,
+)
 from leads.services import lead_add_note, lead_log_call, lead_set_status
 from leads.services.delivery import delivery_outbox_handler
 from leads.services.erasure import lead_erase
@@ -172,3 +187,30 @@ def test_the_lead_page_keeps_no_copy_of_what_staff_and_the_pipeline_wrote(client
     assert (lead.validity_reasons, lead.qualification_reasons) == (["invalid_email"], ["budget >= 1000"])
     call = lead.events.get(kind=LeadEvent.Kind.CALL)
     assert call.data == {"outcome": "reached", "duration_seconds": 0}  # what happened stays, not what was said
+
+
+def test_erasure_reaches_an_auctions_post_reasons_and_the_suppliers_ping(person):
+    ping = SupplierPing.objects.create(
+        partner=Partner.objects.create(name="Supplier"),
+        campaign=person.campaign,
+        fields={"country": "US", "answers": {"roof": "Ann's flat roof"}, "zip_prefix": "9402"},
+        country="US",
+        price=Decimal("3.00"),
+        currency="USD",
+        expires_at=timezone.now(),
+        lead=person,
+    )
+    auction = Auction.objects.create(lead=person, offer=person.offer, floor_price=Decimal("1.00"), currency="USD")
+    destination = DeliveryDestination.objects.create(
+        advertiser=AdvertiserFactory(), name="Bidder", url="https://b.example/"
+    )
+    bid = AuctionBid.objects.create(
+        auction=auction, destination=destination, outcome="bid", post_reason="HTTP 400: ann.lee@example.com exists"
+    )
+
+    assert lead_erase(lead=person) is True
+
+    ping.refresh_from_db()
+    bid.refresh_from_db()
+    assert ping.fields == {"country": "US"}  # what its price was decided on stays
+    assert "ann.lee" not in bid.post_reason and bid.post_reason

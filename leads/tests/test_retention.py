@@ -161,14 +161,20 @@ def test_a_batch_erases_exactly_what_an_erasure_on_request_erases():
 
 
 def test_clicks_past_their_period_lose_the_visitor_and_still_count():
-    old = ClickFactory(created_at=NOW - 91 * DAY, ip="198.51.100.7", user_agent="Mozilla/5.0", country="DE")
+    old = ClickFactory(
+        created_at=NOW - 91 * DAY,
+        ip="198.51.100.7",
+        user_agent="Mozilla/5.0",
+        referrer="https://x.example/?e=a",
+        country="DE",
+    )
     young = ClickFactory(created_at=NOW - 89 * DAY, ip="198.51.100.8", user_agent="Mozilla/5.0")
 
     assert retention_run(now=NOW)["clicks blanked"] == 1
 
     old.refresh_from_db()
     young.refresh_from_db()
-    assert (old.ip, old.user_agent, old.country, old.campaign_id) == (None, "", "DE", old.campaign_id)
+    assert (old.ip, old.user_agent, old.referrer, old.country) == (None, "", "", "DE")
     assert (young.ip, young.user_agent) == ("198.51.100.8", "Mozilla/5.0")
     assert Click.objects.count() == 2
 

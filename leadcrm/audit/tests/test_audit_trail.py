@@ -300,7 +300,10 @@ def test_a_leads_personal_data_is_masked_in_its_changes_and_erasure_leaves_none_
     assert lead.erased_at is not None
     edit, erasure = entries_for(lead)
     assert edit.changes_dict["first_name"] == ["[hidden]", "[hidden]"]  # that it changed, not what
-    assert erasure.changes_dict["email"] == ["[hidden]", ""] and erasure.changes_dict["erased_at"][0] == "None"
+    assert (
+        erasure.changes_dict["personal data"][0] == "[hidden]" and "email" in erasure.changes_dict["personal data"][1]
+    )
+    assert erasure.changes_dict["erased_at"][0] == "None"
     assert erasure.actor == manager  # who had it erased
     logged = everything_logged()
     for value in [*PERSON.values(), "Inés", "Ortega-Ruiz", "94026", "dog bites"]:
@@ -315,8 +318,23 @@ def test_leads_erased_by_the_retention_job_are_in_the_trail_with_no_one_behind_i
 
     erased = LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(Lead))
     assert sorted(entry.object_id for entry in erased) == sorted(lead.pk for lead in old)
-    assert all(entry.actor is None and entry.changes_dict["email"] == ["[hidden]", ""] for entry in erased)
+    assert all(entry.actor is None and entry.changes_dict["erased_at"][0] == "None" for entry in erased)
     assert not entries_for(young) and PERSON["email"] not in everything_logged()
+
+
+def test_a_ping_post_buyers_ping_address_keeps_only_where_it_points():
+    destination = DeliveryDestination.objects.create(
+        advertiser=AdvertiserFactory(),
+        name="Bidder",
+        kind=DeliveryDestination.Kind.PING_POST,
+        url="https://bid.example/post",
+        ping_url="https://bid.example/ping?key=ping-222-secret",
+    )
+
+    [create] = entries_for(destination)
+
+    assert create.changes_dict["ping_url"][1] == "https://bid.example/ping?[hidden]"
+    assert "ping-222-secret" not in everything_logged()
 
 
 def test_destination_secrets_are_left_out_and_its_url_keeps_only_where_it_points(client, superuser):
