@@ -12,3 +12,8 @@ class ReadOnlyLogAdmin(ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields]
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # Nothing on a log's page can be edited: no save buttons that would save nothing.
+        no_saving = {"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False}
+        return super().changeform_view(request, object_id, form_url, {**(extra_context or {}), **no_saving})

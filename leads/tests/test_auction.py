@@ -462,6 +462,7 @@ def test_staff_see_the_auction_on_the_lead_page_and_in_its_list(buyers, offer, s
     auction = lead.auctions.get()
     detail = client.get(reverse("admin:leads_auction_change", args=[auction.pk])).content.decode()
     assert winner.name in detail and "not JSON" in detail
+    assert 'name="_save"' not in detail and 'name="_continue"' not in detail  # a log: nothing to save
 
 
 def test_the_empty_auction_list_says_what_to_do(client, superuser):
