@@ -30,13 +30,13 @@ import urllib3
 from django.conf import settings
 from django.db import connection
 
-from bench.bench_deliveries import _worker
+from bench.bench_deliveries import drain_through_worker
 from bench.figures import Figure
 from bench.servers import BASE_DIR, database_url, free_port, wait_for_port
 from campaigns.models import Advertiser, Campaign, Offer, TrafficSource
 from leads.models import Auction, DeliveryDestination, DeliveryRoute, OutboxEntry
 from leads.services import CaptureContext, lead_capture, parse_submission
-from leads.services.outbox import dispatch, follow_up_kind, register_follow_up
+from leads.services.outbox import follow_up_kind, register_follow_up
 from leads.services.signing import destination_rotate_secret
 
 AUCTIONS = int(os.environ.get("BENCH_AUCTIONS", "200"))
@@ -129,24 +129,9 @@ def _floor(buyers: list[tuple[int, int]], ping_body: bytes, post_body: bytes) ->
 
 
 def _drain(entries, env, campaign) -> float:
-    if settings.CELERY_BROKER_URL.startswith("redis"):
-        import redis
-
-        redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(settings.PARTNER_CALLS_QUEUE)
-    worker, log = _worker(env)
-    try:
-        ended = Auction.objects.filter(lead__campaign=campaign).exclude(status=Auction.Status.RUNNING)
-        started = time.perf_counter()
-        dispatch(entries)
-        deadline = time.monotonic() + 600
-        while ended.count() < len(entries):
-            assert time.monotonic() < deadline and worker.poll() is None, log.read_text()[-3000:]
-            time.sleep(0.05)
-        return len(entries) / (time.perf_counter() - started)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=60)
-        log.unlink()
+    """Auctions per second of the worker running them, from dispatch to the last one ended."""
+    ended = Auction.objects.filter(lead__campaign=campaign).exclude(status=Auction.Status.RUNNING)
+    return drain_through_worker(entries, env, ended)
 
 
 def run(timed) -> list[Figure]:
