@@ -4,23 +4,29 @@ A plain `pytest` (or `-n 0`, or `--reuse-db`) leaves it to pytest-django: one pr
 migrates its test database. In a parallel run (`make test`, `pytest -n N`) the controller migrates
 one test database while the workers start (they spend those seconds importing and collecting), then
 gives each worker its own copy of it (a file copy on SQLite, `CREATE DATABASE ... TEMPLATE` on
-PostgreSQL): the migrations run once per run, not once per worker. A worker waits for the file
-naming its copy before its first database test. The controller drops the template and every copy
-at the end, once the workers have stopped.
+PostgreSQL): the migrations run once per run, not once per worker. On SQLite the migrated file is
+also kept between runs (var/test-template-<hash>.sqlite3, named by the migration files), so a run on
+unchanged migrations copies it instead of migrating. A worker waits for the file naming its copy
+before its first database test. The controller drops the template and every copy at the end, once
+the workers have stopped.
 
 The names come from leadcrm/settings_test.py: the template is var/test-db-<pid>.sqlite3 or
 test_<db>_<pid>, a worker's copy adds _gw0, _gw1 ...; a run never meets another run's databases, and
 .ci/run drops whatever a killed PostgreSQL run left behind.
 """
 
+import hashlib
 import json
 import os
+import shutil
 import threading
 import time
 import warnings
 from pathlib import Path
 
+import django
 import pytest
+from django.apps import apps
 from django.conf import settings
 from django.db import connections
 from pytest_django.plugin import blocking_manager_key
@@ -49,12 +55,18 @@ class Template:
                 for alias in settings.DATABASES:
                     connection = connections[alias]
                     old_name = connection.settings_dict["NAME"]
-                    connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+                    kept = _kept_sqlite_template(connection)
+                    # Migrated by an earlier run from the same migrations: start from its copy, and
+                    # migrate (keepdb) then only confirms there is nothing left to apply.
+                    reused = kept is not None and _copy_if_there(kept, connection.creation._get_test_db_name())
+                    connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False, keepdb=reused)
                     # Only once it is the test database's: dropping goes by the current name.
                     self.old_names[alias] = old_name
                     # PostgreSQL copies a database only while no one is connected to it; SQLite's
                     # file is whole (its write-ahead log folded in) once the last connection closes.
                     connection.close()
+                    if kept is not None and not reused:
+                        _keep(Path(connection.settings_dict["NAME"]), kept)
         except BaseException as error:
             self.error = f"Migrating the template test database failed: {error!r}"
             raise
@@ -101,6 +113,38 @@ class Template:
                 _drop(lambda: creation.destroy_test_db(old_name, verbosity=0))  # noqa: B023
         for worker in self.workers:
             self.answer_file(worker).unlink(missing_ok=True)
+
+
+def _kept_sqlite_template(connection) -> Path | None:
+    """Where a migrated SQLite template is kept between runs (var/test-template-<hash>.sqlite3), named
+    by everything migrating depends on: every installed app's migration files and Django's version.
+    A run on other migrations (a new one, an edit, another branch) misses it and migrates afresh.
+    PostgreSQL migrates once per run, as before."""
+    if connection.vendor != "sqlite":
+        return None
+    digest = hashlib.sha256(django.get_version().encode())
+    for app in apps.get_app_configs():
+        for migration in sorted(Path(app.path, "migrations").glob("*.py")):
+            digest.update(f"{app.label}/{migration.name}\0".encode())
+            digest.update(migration.read_bytes())
+    return settings.VAR_DIR / f"test-template-{digest.hexdigest()[:16]}.sqlite3"
+
+
+def _copy_if_there(kept: Path, test_database: str) -> bool:
+    try:
+        shutil.copyfile(kept, test_database)
+    except FileNotFoundError:  # none yet, or another run on other migrations just replaced it
+        return False
+    return True
+
+
+def _keep(migrated: Path, kept: Path) -> None:
+    """Copy the freshly migrated file aside (whole or not at all), and drop templates of other migrations."""
+    for stale in kept.parent.glob("test-template-*.sqlite3"):
+        stale.unlink(missing_ok=True)
+    partial = kept.with_suffix(f".{os.getpid()}.tmp")
+    shutil.copyfile(migrated, partial)
+    partial.replace(kept)
 
 
 def _drop(destroy) -> None:
