@@ -13,6 +13,7 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
+from hypothesis.strategies._internal import regex as hypothesis_regex
 from rest_framework.authtoken.models import Token
 
 from campaigns.tests.factories import CampaignFactory, OfferFactory
@@ -45,9 +46,19 @@ def wsgi_app():
     request_finished.connect(close_old_connections)
 
 
+@pytest.fixture(scope="module")
+def loaded_schema(django_db_setup, django_db_blocker):
+    """The schema as the API serves it, fetched once for the module's three roles (it names no rows);
+    whatever the request wrote is rolled back, as in a test."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
+        transaction.set_rollback(True)
+    return schema
+
+
 @pytest.fixture
-def api_schema(db, wsgi_app):
-    return schemathesis.openapi.from_wsgi("/api/schema/?format=json", wsgi_app)
+def api_schema(db, wsgi_app, loaded_schema):
+    return loaded_schema
 
 
 @pytest.fixture
@@ -144,6 +155,27 @@ def _day(value):
 
 
 api = schemathesis.pytest.from_fixture("api_schema")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _regex_strategies_built_once():
+    """Hypothesis builds the strategy for a `pattern` each time schemathesis asks for one, character by
+    character through each class: for the contact fields' pattern (every printable character,
+    leads/api/serializers.py) that is a third of a second, asked about 20 times per role. A strategy is
+    an immutable description of values, so the module reuses the one built for the same pattern."""
+    build = hypothesis_regex.regex_strategy
+    built = {}
+
+    def build_once(regex, fullmatch, *, alphabet, **options):
+        compiled = regex if isinstance(regex, re.Pattern) else re.compile(regex)
+        key = (compiled.pattern, compiled.flags, fullmatch, repr(alphabet), tuple(sorted(options.items())))
+        if key not in built:
+            built[key] = build(regex, fullmatch, alphabet=alphabet, **options)
+        return built[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hypothesis_regex, "regex_strategy", build_once)
+        yield
 
 
 # Bounded: a few examples per operation, the same ones every run.

@@ -5,15 +5,20 @@ Content-Security-Policy, an Alpine expression the CSP build refuses): any one fa
 policy violation is also written to the console as an error by a listener each page gets before its
 own scripts run, so one Chromium does not log itself (a blocked inline style, say) fails too. Screenshots go to a temporary folder, or to
 docs/screenshots/ with SAVE_SCREENSHOTS=1 (the README shows those).
+
+One Chromium serves every test of a process, each test in a fresh tab without the last one's cookies
+or site data, and the demo is seeded once per process (`DemoSnapshot`): starting a browser and
+seeding took 4-5 s of each test.
 """
 
+import contextlib
 import os
 import shutil
+import sqlite3
 import time
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
@@ -27,6 +32,7 @@ from nurture.models import Audience, AudienceExport, Flow
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+IMPLICIT_WAIT = 5  # seconds a find_element waits for its element to appear
 PASSWORD = "leadcrm-demo"
 ROOT = Path(__file__).resolve().parents[2]
 # A visitor's browser, not "HeadlessChrome", which the lead pipeline rightly judges a bot.
@@ -85,19 +91,59 @@ document.addEventListener("securitypolicyviolation", function (event) {
 
 
 class Browser:
-    """A headless Chromium at 1366 px that fails on any console error it sees."""
+    """A headless Chromium at 1366 px that fails on any console error it sees. One per test process:
+    each test starts it over in a new tab without cookies or stored data (`start`)."""
 
-    def __init__(self, base_url: str, downloads: Path, screenshots: Path):
+    def __init__(self):
+        self.driver = self._launch()
+
+    @staticmethod
+    def _launch() -> webdriver.Chrome:
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
         for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1366,900", USER_AGENT):
             options.add_argument(argument)
-        options.add_experimental_option("prefs", {"download.default_directory": str(downloads)})
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-        self.driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": REPORT_POLICY_VIOLATIONS})
-        self.driver.implicitly_wait(5)
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+        driver.implicitly_wait(IMPLICIT_WAIT)
+        return driver
+
+    def relaunch_if_gone(self) -> None:
+        """A new Chromium if a test crashed this one (or its driver), so the next tests still run."""
+        try:
+            self.driver.window_handles  # noqa: B018  (asks chromedriver)
+        except WebDriverException:
+            with contextlib.suppress(WebDriverException):
+                self.driver.quit()  # whatever of it is left
+            self.driver = self._launch()
+
+    def start(self, base_url: str, downloads: Path, screenshots: Path) -> None:
+        """A new tab in place of the last test's, then no cookies or stored data for the site, the test's
+        own download folder, and no console messages left over."""
+        driver, used = self.driver, self.driver.current_window_handle
+        driver.switch_to.new_window("tab")
+        fresh = driver.current_window_handle
+        driver.switch_to.window(used)
+        driver.close()
+        driver.switch_to.window(fresh)
+        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": REPORT_POLICY_VIOLATIONS})
+        driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
+        driver.execute_cdp_cmd("Storage.clearDataForOrigin", {"origin": base_url, "storageTypes": "all"})
+        driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+        driver.get_log("browser")
         self.base_url, self.downloads, self.screenshots = base_url, downloads, screenshots
+
+    def wait(self, timeout: float) -> WebDriverWait:
+        """An explicit wait that looks again every 50 ms (Selenium's default, 500 ms, adds up to seconds)."""
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.05)
+
+    def absent(self, by, value) -> bool:
+        """Whether the page (already loaded) has no such element, asked without the implicit wait."""
+        self.driver.implicitly_wait(0)
+        try:
+            return not self.driver.find_elements(by, value)
+        finally:
+            self.driver.implicitly_wait(IMPLICIT_WAIT)
 
     def open(self, path: str) -> None:
         self.driver.get(self.base_url + path)
@@ -105,8 +151,8 @@ class Browser:
 
     def wait_for_next_page(self, element) -> None:
         """Until the page that had `element` is gone and the next one has loaded."""
-        WebDriverWait(self.driver, 10).until(gone(element))
-        WebDriverWait(self.driver, 10).until(
+        self.wait(10).until(gone(element))
+        self.wait(10).until(
             lambda driver: driver.execute_script(
                 "return document.readyState === 'complete' && !!document.getElementById('main')"
             )
@@ -135,13 +181,11 @@ class Browser:
         element.click()
 
     def wait_for(self, by, value, timeout: float = 10):
-        return WebDriverWait(self.driver, timeout).until(expected_conditions.presence_of_element_located((by, value)))
+        return self.wait(timeout).until(expected_conditions.presence_of_element_located((by, value)))
 
     def text(self) -> str:
         """The page's words, once Alpine has shown it (Unfold's pages start hidden, x-cloak)."""
-        WebDriverWait(self.driver, 10).until(
-            lambda driver: driver.execute_script("return !document.querySelector('[x-cloak]')")
-        )
+        self.wait(10).until(lambda driver: driver.execute_script("return !document.querySelector('[x-cloak]')"))
         return self.driver.find_element(By.TAG_NAME, "body").text
 
     def submit(self, name: str = "_save") -> None:
@@ -174,7 +218,7 @@ class Browser:
             self.click(By.CSS_SELECTOR, f"input[name='_selected_action'][value='{pk}']")
         Select(self.driver.find_element(By.NAME, "action")).select_by_value(action)
         button = self.driver.find_element(By.CSS_SELECTOR, "button[name='index']")
-        WebDriverWait(self.driver, 5).until(lambda driver: button.is_displayed())
+        self.wait(5).until(lambda driver: button.is_displayed())
         button.click()
         self.wait_for_next_page(button)
         self.assert_no_console_errors()
@@ -193,21 +237,51 @@ class Browser:
         self.driver.quit()
 
 
+@pytest.fixture(scope="session")
+def chromium():
+    """One Chromium for every browser test of the process (starting one takes about a second)."""
+    chromium = Browser()
+    yield chromium
+    chromium.quit()
+
+
+class DemoSnapshot:
+    """The seeded demo, kept after the first test seeds it. On SQLite the later tests of the process get
+    it back with SQLite's backup API (a copy of the database's pages: milliseconds) instead of seeding
+    it again (seconds); on other databases each test seeds it."""
+
+    def __init__(self):
+        self.copy: sqlite3.Connection | None = None
+
+    def load(self, settings) -> None:
+        if self.copy is not None:
+            connection.ensure_connection()
+            self.copy.backup(connection.connection)  # the whole database, as the first seed left it
+            return
+        # A transactional test before this one flushed the roles its data migration made: make them again.
+        sync_roles(MigrationExecutor(connection).loader.project_state().apps)
+        settings.DEBUG = True  # the demo seeds only in DEBUG; the pages behave the same
+        call_command("seed_demo", force=True, stdout=open(os.devnull, "w"))  # noqa: SIM115
+        settings.DEBUG = False
+        if connection.vendor == "sqlite":
+            self.copy = sqlite3.connect(":memory:", check_same_thread=False)
+            connection.connection.backup(self.copy)
+
+
+demo = DemoSnapshot()
+
+
 @pytest.fixture
-def browser(live_server, settings, tmp_path):
+def browser(chromium, live_server, settings, tmp_path):
     settings.SITE_URL = live_server.url  # absolute links point at the server under test
-    # A transactional test before this one flushed the roles its data migration made: make them again.
-    sync_roles(MigrationExecutor(connection).loader.project_state().apps)
-    settings.DEBUG = True  # the demo seeds only in DEBUG; the pages behave the same
-    call_command("seed_demo", force=True, stdout=open(os.devnull, "w"))  # noqa: SIM115
-    settings.DEBUG = False
+    demo.load(settings)
     screenshots = ROOT / "docs" / "screenshots" if os.environ.get("SAVE_SCREENSHOTS") else tmp_path
     screenshots.mkdir(parents=True, exist_ok=True)
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    chromium = Browser(live_server.url, downloads, screenshots)
-    yield chromium
-    chromium.quit()
+    chromium.relaunch_if_gone()
+    chromium.start(live_server.url, downloads, screenshots)
+    return chromium
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -232,7 +306,9 @@ def test_each_role_logs_in_and_sees_its_dashboard(browser):
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_a_campaign_from_set_up_to_a_worked_lead(browser):
+def test_a_campaign_from_set_up_to_a_worked_lead(browser, settings):
+    # The pipeline's least time to fill a form, lowered from 2 s so the visitor below waits less.
+    settings.LEAD_MIN_FORM_SECONDS = 0.5
     # A marketer creates a campaign with its landing page, activates it and copies its tracking link.
     browser.log_in("marketer")
     browser.open(reverse("admin:campaigns_campaign_add"))
@@ -259,7 +335,7 @@ def test_a_campaign_from_set_up_to_a_worked_lead(browser):
     copy = browser.find(By.CSS_SELECTOR, "[data-copy='tracking-url']")
     browser.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", copy)
     copy.click()
-    WebDriverWait(browser.driver, 5).until(lambda driver: copy.get_attribute("data-copied") == "true")
+    browser.wait(5).until(lambda driver: copy.get_attribute("data-copied") == "true")
     browser.screenshot("campaign-tracking-link")
 
     # A visitor follows the link (as the source fills it), fills the landing form and is thanked.
@@ -275,7 +351,7 @@ def test_a_campaign_from_set_up_to_a_worked_lead(browser):
     browser.click(By.CSS_SELECTOR, "form button[type=submit]")
     browser.assert_no_console_errors()
     # The form's answer is a redirect: wait for it rather than read the address while it loads.
-    WebDriverWait(browser.driver, 10).until(
+    browser.wait(10).until(
         lambda driver: "/thanks/" in driver.current_url, "the landing form did not lead to the thank-you page"
     )
     lead = Lead.objects.get(email="vera.visitor@example.com")
@@ -334,9 +410,7 @@ def test_a_marketer_builds_a_two_step_flow_and_downloads_an_audience(browser):
     browser.open(reverse("admin:nurture_audience_add"))
     browser.find(By.ID, "id_name").send_keys("Everyone who consented")
     browser.click(By.ID, "show-size")
-    preview = WebDriverWait(browser.driver, 10).until(
-        lambda driver: driver.find_element(By.ID, "size-preview").text or None
-    )
+    preview = browser.wait(10).until(lambda driver: driver.find_element(By.ID, "size-preview").text or None)
     assert preview.startswith("This segment holds")
     browser.submit("_continue")
     audience_url = browser.driver.current_url
@@ -348,10 +422,9 @@ def test_a_marketer_builds_a_two_step_flow_and_downloads_an_audience(browser):
     assert export.status == AudienceExport.Status.DONE and export.rows > 0
     browser.driver.get(audience_url)
     browser.click(By.LINK_TEXT, "download")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not [p for p in browser.downloads.iterdir() if p.suffix == ".csv"]:
-        time.sleep(0.2)
-    [downloaded] = [path for path in browser.downloads.iterdir() if path.suffix == ".csv"]
+    [downloaded] = browser.wait(10).until(
+        lambda _driver: [path for path in browser.downloads.iterdir() if path.suffix == ".csv"], "no CSV downloaded"
+    )
     assert downloaded.read_text().count("\n") == export.rows + 1  # a header and one line per lead
     shutil.rmtree(browser.downloads)
 
@@ -365,7 +438,7 @@ def _password_step(browser, username: str, password: str = PASSWORD, *, refused:
     browser.find(By.NAME, "password").send_keys(password)
     button = browser.find(By.CSS_SELECTOR, "#login-form [type=submit]")
     button.click()
-    WebDriverWait(browser.driver, 10).until(gone(button))
+    browser.wait(10).until(gone(button))
     if refused:
         errors = [entry["message"] for entry in browser.driver.get_log("browser") if is_error(entry)]
         assert all("status of 429 (Too Many Requests)" in error for error in errors), errors
@@ -387,7 +460,7 @@ def test_a_manager_sets_up_two_factor_at_login_and_gives_a_code_the_next_time(br
     _password_step(browser, "manager")
     browser.wait_for(By.ID, "two-factor-qr")
     assert "Your role needs two-factor authentication" in browser.text()
-    assert not browser.driver.find_elements(By.ID, "nav-sidebar")  # nothing else opens yet
+    assert browser.absent(By.ID, "nav-sidebar")  # nothing else opens yet
     browser.screenshot("two-factor-setup")
 
     key_text = browser.find(By.ID, "two-factor-key").text
@@ -423,7 +496,7 @@ def test_the_login_page_says_when_a_locked_out_user_may_try_again(browser):
     assert "Too many failed logins" in browser.find(By.ID, "lockout").text
     _password_step(browser, "marketer", refused=True)
     assert "Too many failed logins" in browser.find(By.ID, "lockout").text
-    assert not browser.driver.find_elements(By.ID, "nav-sidebar")
+    assert browser.absent(By.ID, "nav-sidebar")
     browser.screenshot("login-lockout")
 
 
@@ -434,7 +507,7 @@ def test_a_visitor_answers_a_quiz_under_the_content_security_policy(browser):
         browser.click(By.XPATH, f"//label[normalize-space()='{answer}']")
         button = browser.find(By.CSS_SELECTOR, "form button[type=submit]")
         button.click()
-        WebDriverWait(browser.driver, 10).until(gone(button))
+        browser.wait(10).until(gone(button))
         browser.assert_no_console_errors()
     assert "where should we send your results?" in browser.find(By.TAG_NAME, "body").text
     # The page's style sheet applied (a refused one would leave the browser's default look).

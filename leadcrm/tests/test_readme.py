@@ -11,13 +11,22 @@ import pytest
 from django.core.management import call_command
 
 from campaigns.models import DailyStat
+from leadcrm.tests.demo import seeded_demo
 from leads.models import ApiKey, Lead
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 COMMANDS = re.findall(r'`make manage CMD=(?:"([^"`]+)"|(\w+))`', README)
 
-pytestmark = pytest.mark.django_db
+# One worker takes the module, which seeds the demo once for every command.
+pytestmark = [pytest.mark.django_db, pytest.mark.xdist_group("readme")]
+
+
+@pytest.fixture(scope="module")
+def demo(django_db_setup, django_db_blocker):
+    """The demo `make run` loads, shared by the commands; each test's changes are rolled back."""
+    with seeded_demo(django_db_blocker):
+        yield
 
 
 def test_the_readme_names_its_commands_and_two_set_up_commands():
@@ -26,8 +35,7 @@ def test_the_readme_names_its_commands_and_two_set_up_commands():
 
 
 @pytest.mark.parametrize("command", [quoted or bare for quoted, bare in COMMANDS])
-def test_each_readme_command_runs_on_the_demo(command, tmp_path, monkeypatch):
-    call_command("seed_demo", force=True, stdout=StringIO())
+def test_each_readme_command_runs_on_the_demo(demo, command, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)  # the paths in the README are the repository's
     name, *args = shlex.split(command)
     args = [str(tmp_path / Path(arg).name) if arg.startswith("var/") else arg for arg in args]

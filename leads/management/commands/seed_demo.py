@@ -32,7 +32,7 @@ from leads.models import (
 )
 from leads.services import CaptureContext, lead_capture, lead_claim, lead_set_status, parse_submission
 from leads.services.ledger import ledger_sync_media_spend
-from leads.services.outbox import outbox_process
+from leads.services.outbox import outbox_drain
 from leads.services.outcomes import lead_record_outcome
 
 DEMO_DAYS = 30
@@ -423,8 +423,10 @@ class Command(BaseCommand):
         pending = OutboxEntry.objects.filter(
             kind=OutboxEntry.Kind.DELIVERY, status=OutboxEntry.Status.PENDING, lead__campaign__in=campaigns
         ).exclude(payload__has_key="held")
-        for entry_id in pending.values_list("pk", flat=True):
-            outbox_process(entry_id=entry_id)
+        # In batches, as a worker drains them (a batch reads the routes, caps and credit once), newest first.
+        entry_ids = list(pending.values_list("pk", flat=True))
+        for start in range(0, len(entry_ids), settings.OUTBOX_BATCH_SIZE):
+            outbox_drain(entry_ids=entry_ids[start : start + settings.OUTBOX_BATCH_SIZE])
         now = timezone.now()
         sold = (
             Lead.objects.filter(
