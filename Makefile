@@ -52,6 +52,9 @@ manage: $(VENV)/.runtime
 # ahead on a worker, and the long browser tests ended up behind one another on one of them.
 # TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= auto
+# Bytecode and pytest's rewritten test modules are cached (__pycache__) even where the shell says not
+# to (PYTHONDONTWRITEBYTECODE, emptied here): otherwise every worker compiles them all again each run.
+test: export PYTHONDONTWRITEBYTECODE :=
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
