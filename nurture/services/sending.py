@@ -14,13 +14,13 @@ from email.utils import make_msgid
 from html import unescape
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template import Context, Template
 from django.utils import timezone
 from django.utils.html import escape
 
 from leadcrm.bulk import bulk_update_rows
+from leadcrm.email_skeleton import SkeletonEmail
 from leads.models import LeadEvent, OutboxEntry
 from leads.services.calls import Mailer, smtp_error_is_permanent
 from leads.services.outbox import RECORD_EVERY_ROWS, RECORD_EVERY_SECONDS, BatchResult, GiveUp, NotStarted, RetryLater
@@ -50,8 +50,11 @@ def _context(message: NurtureMessage, unsubscribe: str) -> Context:
 
 def render_message(message: NurtureMessage) -> tuple[str, str, str]:
     """(subject, text, html) for the message's lead, with tracked links and the open pixel."""
+    return _render(message, unsubscribe_url(message.pk))
+
+
+def _render(message: NurtureMessage, unsubscribe: str) -> tuple[str, str, str]:
     step = message.step
-    unsubscribe = unsubscribe_url(message.pk)
     plain = _context(message, unsubscribe)
     plain.autoescape = False  # subject and text are not HTML: "Solar & Storage" stays as typed
     subject = " ".join(_template(step.subject).render(plain).split())
@@ -69,10 +72,12 @@ def render_message(message: NurtureMessage) -> tuple[str, str, str]:
     return subject, text, html
 
 
-def build_email(message: NurtureMessage) -> EmailMultiAlternatives:
-    subject, text, html = render_message(message)
+def build_email(message: NurtureMessage) -> SkeletonEmail:
+    """The email for the message's lead. A SkeletonEmail: a batch's emails of one step share one
+    MIME skeleton, and only their own parts (To, subject, bodies, links, ids) are put in."""
     unsubscribe = unsubscribe_url(message.pk)
-    email = EmailMultiAlternatives(
+    subject, text, html = _render(message, unsubscribe)
+    email = SkeletonEmail(
         subject,
         text,
         settings.DEFAULT_FROM_EMAIL,
