@@ -32,6 +32,7 @@ Wire = tuple[str, list[str], bytes]  # envelope sender, envelope recipients, the
 
 _POLICY = compat32.clone(linesep="\r\n")  # what Django's as_bytes(linesep="\r\n") flattens with
 _MAX_HEADER_LINE = 78  # compat32's max_line_length: a longer header is folded
+_FOLD_AT = frozenset(" \t;,")  # where email.header.Header may fold an ASCII value
 _NEWLINE = re.compile(r"\r\n|\r|\n")  # the generator's NLCRE: every line end becomes CRLF
 _BOUNDARY = re.compile(rb'boundary="([^"]+)"')
 # Headers Django sets from the message's own fields, or in an order of its own: not in a skeleton.
@@ -175,9 +176,13 @@ def _skeleton(shape: _Shape) -> _Skeleton:
 def _header_line(name: str, value: str) -> bytes:
     """The header as Django's message and the generator write it."""
     value = str(value)
-    # A short printable ASCII value is written as it is (compat32 folds only past 78 characters).
-    if value.isascii() and value.isprintable() and len(name) + 2 + len(value) <= _MAX_HEADER_LINE:
-        return f"{name}: {value}\r\n".encode()
+    if value.isascii() and value.isprintable():
+        # A short value is written as it is: compat32 folds only past 78 characters.
+        if len(name) + 2 + len(value) <= _MAX_HEADER_LINE:
+            return f"{name}: {value}\r\n".encode()
+        # A longer one without a place to fold (a link) goes on a continuation line of its own.
+        if value and _FOLD_AT.isdisjoint(value):
+            return f"{name}: \r\n {value}\r\n".encode()
     return _folded(name, value)
 
 

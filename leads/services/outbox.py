@@ -83,6 +83,9 @@ class FollowUpKind:
     needed_by_new_lead: Callable[[Lead], bool] | None = None  # written with every captured lead that passes
     timeline: bool = True  # False for kinds that write their own, more telling, timeline event
     sends_personal_data: bool = False  # cancelled, unsent, when the person's data is erased
+    # Entries one task takes at once (None: OUTBOX_BATCH_SIZE): a kind whose batch shares costs, such
+    # as one SMTP connection, takes more.
+    batch_size: int | None = None
 
     def run_batch(self, entries: list[OutboxEntry], deadline: float) -> Iterator[BatchResult | None]:
         if self.handle_batch is not None:
@@ -143,6 +146,11 @@ def _queue_of(name: str) -> str | None:
     return kind.queue if kind else None
 
 
+def batch_size_of(name: str) -> int:
+    kind = _KINDS.get(name)
+    return (kind.batch_size if kind else None) or settings.OUTBOX_BATCH_SIZE
+
+
 def _backoff_seconds(attempts: int) -> float:
     # 10 s, 20 s, 40 s ... capped at 1 h, with jitter so retries of one outage do not stampede.
     return float(min(10 * 2 ** max(attempts - 1, 0), 3600) * random.uniform(0.8, 1.2))  # noqa: S311
@@ -157,13 +165,13 @@ def dispatch(entries: Iterable[tuple[int, str]], *, sweeping: bool = False, coun
     global _broker_paused_until
     from ..tasks import process_outbox_batch_task
 
-    by_queue: dict[str | None, list[int]] = defaultdict(list)
+    by_queue: dict[tuple[str | None, int], list[int]] = defaultdict(list)
     for entry_id, kind in entries:
-        by_queue[_queue_of(kind)].append(entry_id)
+        by_queue[(_queue_of(kind), batch_size_of(kind))].append(entry_id)
     batches = [
-        (queue, ids[start : start + settings.OUTBOX_BATCH_SIZE])
-        for queue, ids in by_queue.items()
-        for start in range(0, len(ids), settings.OUTBOX_BATCH_SIZE)
+        (queue, ids[start : start + size])
+        for (queue, size), ids in by_queue.items()
+        for start in range(0, len(ids), size)
     ]
     if not sweeping and time.monotonic() < _broker_paused_until:
         _not_queued([entry_id for _, ids in batches for entry_id in ids])
