@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 from dataclasses import dataclass
 from email.policy import compat32
 from email.utils import formatdate, make_msgid
@@ -89,13 +90,13 @@ class SkeletonEmail(EmailMultiAlternatives):
         values = {
             "Subject": _subject_line(str(self.subject)),
             "To": _header_line("To", ", ".join(str(address) for address in self.to)),
-            "Date": _header_line("Date", formatdate(localtime=settings.EMAIL_USE_LOCALTIME)),
+            "Date": _date_line(int(time.time()), settings.EMAIL_USE_LOCALTIME),
             "Message-ID": _header_line("Message-ID", make_msgid(domain=DNS_NAME)) if own_message_id else b"",
             **{
                 f"header {index}": _header_line(name, value)
                 for index, (name, value) in enumerate(self.extra_headers.items())
             },
-            **{f"body {index}": _NEWLINE.sub("\r\n", body).encode() for index, body in enumerate(bodies)},
+            **{f"body {index}": _crlf(body).encode() for index, body in enumerate(bodies)},
         }
         data = b"".join(values[part] if isinstance(part, str) else part for part in skeleton.parts)
         return _envelope_address(self.from_email), [_envelope_address(str(a)) for a in self.recipients()], data
@@ -171,6 +172,16 @@ def _skeleton(shape: _Shape) -> _Skeleton:
     parts.append(data[position:])
     boundary = _BOUNDARY.search(data[:head_end])
     return _Skeleton(parts=tuple(parts), boundary=boundary.group(1).decode() if boundary else "")
+
+
+def _crlf(body: str) -> str:
+    return body.replace("\n", "\r\n") if "\r" not in body else _NEWLINE.sub("\r\n", body)
+
+
+@functools.lru_cache(maxsize=4)
+def _date_line(second: int, localtime: bool) -> bytes:
+    # formatdate() at the second, as Django's message() calls it: emails of one second share it.
+    return _header_line("Date", formatdate(second, localtime=localtime))
 
 
 def _header_line(name: str, value: str) -> bytes:

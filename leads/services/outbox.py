@@ -141,6 +141,11 @@ def new_lead_follow_ups(lead: Lead) -> list[str]:
     return [kind.name for kind in _KINDS.values() if kind.needed_by_new_lead and kind.needed_by_new_lead(lead)]
 
 
+def _timeline(name: str) -> bool:
+    kind = _KINDS.get(name)
+    return kind is None or kind.timeline
+
+
 def _queue_of(name: str) -> str | None:
     kind = _KINDS.get(name)
     return kind.queue if kind else None
@@ -340,6 +345,9 @@ class _Results:
         if not buffer:
             return
         now = timezone.now()
+        if all(error is None and not _timeline(entry.kind) for entry, error in buffer):
+            self._flush_done(buffer, now)
+            return
         soon: dict[_Soon, list[tuple[int, str]]] = defaultdict(list)
         with transaction.atomic():
             ours = set(
@@ -376,6 +384,33 @@ class _Results:
             )
             for (_, delay), pairs in soon.items():
                 transaction.on_commit(functools.partial(dispatch, pairs, countdown=delay + 0.5))
+
+    def _flush_done(self, buffer: list[BatchResult], now: datetime) -> None:
+        """Entries that all ended well and write no timeline: one conditional UPDATE, which is its
+        own transaction, marks those still under this claim."""
+        ops, table = connection.ops, connection.ops.quote_name(OutboxEntry._meta.db_table)
+        ids = [entry.pk for entry, _ in buffer]
+        # Only names and placeholders are spliced in; every value is a parameter.
+        sql = (
+            f"UPDATE {table} SET status = %s, done_at = %s, claimed_until = NULL, last_error = '' "  # noqa: S608
+            f"WHERE id IN ({', '.join(['%s'] * len(ids))}) AND status = %s AND claimed_until = %s RETURNING id"
+        )
+        params = [
+            OutboxEntry.Status.DONE.value,
+            ops.adapt_datetimefield_value(now),
+            *ids,
+            OutboxEntry.Status.PROCESSING.value,
+            ops.adapt_datetimefield_value(self.token),
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            ours = {row[0] for row in cursor.fetchall()}
+        for entry, _ in buffer:
+            if entry.pk in ours:
+                self.outcomes[entry.pk] = "done"
+            else:
+                logger.warning("Outbox entry %s finished after its claim ran out; another worker owns it", entry.pk)
+                self.outcomes[entry.pk] = "claim lost"
 
     @staticmethod
     def _settle(

@@ -6,23 +6,25 @@ address bounced, suppresses it and takes it out of every flow.
 """
 
 import functools
+import json
 import re
 import smtplib
 import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import datetime
 from email.utils import make_msgid
 from html import unescape
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.template import Context, Template
 from django.utils import timezone
 from django.utils.html import escape
 
 from campaigns.models import Campaign, Offer
-from leadcrm.bulk import bulk_insert_rows, bulk_update_json, bulk_update_rows
+from leadcrm.bulk import bulk_update_rows
 from leadcrm.email_skeleton import SkeletonEmail
 from leads.models import LeadEvent, OutboxEntry
 from leads.services.calls import Mailer, smtp_error_is_permanent
@@ -139,27 +141,58 @@ def _record_sent(messages: list[NurtureMessage]) -> None:
     now = timezone.now()
     for message in messages:
         message.status, message.sent_at, message.error = NurtureMessage.Status.SENT, now, ""
+    if connection.vendor == "postgresql":
+        _record_sent_in_one_statement(messages, now)
+        return
     with transaction.atomic():
-        bulk_update_json(messages, ["status", "attempts", "sent_at", "error"])
-        bulk_insert_rows(
-            LeadEvent,
-            [
-                {
-                    "lead_id": message.lead_id,
-                    "kind": LeadEvent.Kind.NURTURE,
-                    "data": {"sent": message.step.subject[:100], "message": str(message.public_id)},
-                    "created_at": now,
-                }
-                for message in messages
-            ],
-            returning=("id",),
+        bulk_update_rows(messages, ["status", "attempts", "sent_at", "error"])
+        LeadEvent.objects.bulk_create(
+            LeadEvent(
+                lead_id=message.lead_id,
+                kind=LeadEvent.Kind.NURTURE,
+                data={"sent": message.step.subject[:100], "message": str(message.public_id)},
+                created_at=now,
+            )
+            for message in messages
         )
+
+
+def _record_sent_in_one_statement(messages: list[NurtureMessage], now: datetime) -> None:
+    """The sends and their timeline events in one statement (its own transaction): a batch records
+    every RECORD_EVERY_ROWS sends, and BEGIN and COMMIT would double its round trips."""
+    quote = connection.ops.quote_name
+    message_table, event_table = quote(NurtureMessage._meta.db_table), quote(LeadEvent._meta.db_table)
+    step_table = quote(FlowStep._meta.db_table)
+    sql = (
+        f"WITH sent AS (UPDATE {message_table} AS m SET status = %s, attempts = v.attempts, sent_at = %s, error = '' "  # noqa: S608
+        "FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, attempts integer) WHERE m.id = v.id "
+        "RETURNING m.lead_id, m.step_id, m.public_id) "
+        f"INSERT INTO {event_table} (lead_id, kind, created_at, actor_id, data) "
+        "SELECT sent.lead_id, %s, %s, NULL, jsonb_build_object('sent', left(step.subject, 100), 'message', "
+        f"sent.public_id::text) FROM sent JOIN {step_table} AS step ON step.id = sent.step_id"
+    )
+    sends = json.dumps([{"id": message.pk, "attempts": message.attempts} for message in messages])
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [NurtureMessage.Status.SENT.value, now, sends, LeadEvent.Kind.NURTURE.value, now])
+
+
+# Lead fields no email shows, left unread (a template that names one still gets it, read when used).
+_UNMAILED_LEAD_FIELDS = (
+    "lead__raw_data",
+    "lead__score_breakdown",
+    "lead__validity_reasons",
+    "lead__qualification_reasons",
+    "lead__consent_text",
+    "lead__user_agent",
+)
 
 
 def _load(message_ids: list[int]) -> dict[int, NurtureMessage]:
     """The batch's messages with their leads and enrollments. Their steps, flows, campaigns and
     offers are read once each and shared: a batch's emails mostly come from one step."""
-    messages = NurtureMessage.objects.select_related("lead", "enrollment").in_bulk(message_ids)
+    messages = (
+        NurtureMessage.objects.select_related("lead", "enrollment").defer(*_UNMAILED_LEAD_FIELDS).in_bulk(message_ids)
+    )
     found = messages.values()
     steps = FlowStep.objects.in_bulk({m.step_id for m in found})
     flows = Flow.objects.in_bulk({m.enrollment.flow_id for m in found})
