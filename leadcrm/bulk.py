@@ -80,7 +80,11 @@ def bulk_insert_rows(model: type[Model], rows: Sequence[dict[str, Any]], *, retu
     if connection.vendor != "postgresql" or not all(_json_safe(field) for field in fields):
         created = model._default_manager.bulk_create([model(**row) for row in rows])
         return [tuple(getattr(obj, name) for name in returning) for obj in created]
-    defaults = [(field.column, field) for field in fields if field.attname not in rows[0]]
+    missing = [field for field in fields if field.attname not in rows[0]]
+    # Fixed defaults once; callable ones (a UUID, the time) for every row, as model instances would.
+    per_row = [field for field in missing if field.has_default() and callable(field.default)]
+    fixed = {field.column: field.get_default() for field in missing if field not in per_row}
+    defaults = [(field.column, field) for field in per_row]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
     record = ", ".join(f"{quote(field.column)} {_json_type(field, connection)}" for field in fields)
@@ -97,12 +101,13 @@ def bulk_insert_rows(model: type[Model], rows: Sequence[dict[str, Any]], *, retu
         for start in range(0, len(rows), JSON_CHUNK_ROWS):
             document = [
                 {
+                    **fixed,
                     **{column: field.get_default() for column, field in defaults},
                     **{by_attname[name].column: value for name, value in row.items()},
                 }
                 for row in rows[start : start + JSON_CHUNK_ROWS]
             ]
-            cursor.execute(sql, [json.dumps(document, default=_json_default)])
+            cursor.execute(sql, [json.dumps(document, default=_json_default_memo())])
             result += cursor.fetchall()
     return result
 
@@ -134,7 +139,7 @@ def bulk_update_json(objects: Sequence[Model], fields: Sequence[str]) -> int:
                 {name: getattr(obj, attname) for name, attname in attnames}
                 for obj in objects[start : start + JSON_CHUNK_ROWS]
             ]
-            cursor.execute(sql, [json.dumps(document, default=_json_default)])
+            cursor.execute(sql, [json.dumps(document, default=_json_default_memo())])
             updated += cursor.rowcount
     return updated
 
@@ -177,6 +182,21 @@ def _json_safe(field: Field[Any, Any]) -> bool:
 
 def _json_type(field: Field[Any, Any], connection: Any) -> str:
     return "jsonb" if isinstance(field, JSONField) else _cast_type(field, connection)
+
+
+def _json_default_memo() -> Any:
+    """_json_default that writes each object once: a batch's rows share a few moments."""
+    written: dict[int, tuple[Any, str]] = {}
+
+    def default(value: Any) -> str:
+        known = written.get(id(value))
+        if known is not None and known[0] is value:
+            return known[1]
+        text = _json_default(value)
+        written[id(value)] = (value, text)
+        return text
+
+    return default
 
 
 def _json_default(value: Any) -> str:
