@@ -1,5 +1,6 @@
 """Nurture: one tick over N due enrollments, then their emails sent through the outbox as a worker
-does (outbox_drain, one batch of OUTBOX_BATCH_SIZE at a time, each over one SMTP connection), to a
+does (outbox_drain, one batch of the kind's batch size, NURTURE_EMAIL_BATCH_SIZE, at a time, each
+over one SMTP connection, as `dispatch` sends them to workers), to a
 local aiosmtpd (bench/sinks.py, a process of its own) through Django's SMTP backend; against a floor
 of a bare loop sending the same messages, rendered beforehand by the project, over one smtplib
 connection to the same server (run before and after the project; the better counts). And the cost of
@@ -15,7 +16,6 @@ import smtplib
 import time
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
@@ -24,7 +24,7 @@ from bench.figures import Figure
 from bench.servers import sink
 from campaigns.models import Advertiser, Campaign, Offer, TrafficSource
 from leads.models import Lead, OutboxEntry
-from leads.services.outbox import outbox_drain
+from leads.services.outbox import batch_size_of, outbox_drain
 from nurture.follow_ups import EMAIL as NURTURE_EMAIL
 from nurture.models import Enrollment, Flow, FlowStep, NurtureMessage
 from nurture.services.engine import nurture_tick
@@ -87,7 +87,7 @@ def _drain(entry_ids: list[int]) -> float:
     """Seconds to send the entries as a worker does, a batch at a time. The worker's top-up has no
     room in a full batch; it is off so a last short one takes no other benchmark's due entries."""
     started = time.perf_counter()
-    size = settings.OUTBOX_BATCH_SIZE
+    size = batch_size_of(NURTURE_EMAIL)
     for start in range(0, len(entry_ids), size):
         outcomes = outbox_drain(entry_ids=entry_ids[start : start + size])
         assert set(outcomes.values()) == {"done"}, outcomes

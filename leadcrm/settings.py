@@ -394,6 +394,9 @@ NURTURE_DEFAULT_TIME_ZONE = env.str("NURTURE_DEFAULT_TIME_ZONE", default=TIME_ZO
 NURTURE_QUIET_HOURS = env.str("NURTURE_QUIET_HOURS", default="21:00-08:00")
 NURTURE_EMAIL_MIN_HOURS = env.int("NURTURE_EMAIL_MIN_HOURS", default=24)
 NURTURE_TICK_BATCH = env.int("NURTURE_TICK_BATCH", default=500)
+# Nurture emails one outbox task sends over one SMTP connection: larger than OUTBOX_BATCH_SIZE, since
+# claiming, loading and recording cost per batch, and 500 emails take seconds, not minutes.
+NURTURE_EMAIL_BATCH_SIZE = env.int("NURTURE_EMAIL_BATCH_SIZE", default=500)
 # Domain of the Message-ID of nurture emails (bounces and replies refer to it).
 NURTURE_MESSAGE_ID_DOMAIN = env.str("NURTURE_MESSAGE_ID_DOMAIN", default="leadcrm.local")
 

@@ -37,6 +37,7 @@ def register_nurture_follow_ups() -> None:
             handle_batch=nurture_email_batch,
             timeline=False,
             sends_personal_data=True,
+            batch_size=settings.NURTURE_EMAIL_BATCH_SIZE,  # one SMTP connection, load and record per batch
         )
     )
     register_follow_up(

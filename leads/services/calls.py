@@ -24,8 +24,11 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.db import transaction
 from django.utils import timezone
+
+from leadcrm.email_skeleton import SkeletonEmail
 
 from ..models import DeliveryAttempt, OutboxEntry
 from .answers import Outcome, Verdict, excerpt, judge_answer, retry_delay
@@ -112,7 +115,13 @@ class Mailer:
                 self.connection.open()
             message.connection = self.connection
             try:
-                message.send()
+                wire = message.wire() if isinstance(message, SkeletonEmail) else None
+                smtp = self.connection.connection if isinstance(self.connection, SMTPBackend) else None
+                if wire is not None and smtp is not None:
+                    # The bytes Django would send, made from the shape's skeleton (leadcrm/email_skeleton.py).
+                    smtp.sendmail(*wire)
+                else:
+                    message.send()
             except smtplib.SMTPServerDisconnected:
                 self._drop()
                 raise

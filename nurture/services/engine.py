@@ -12,14 +12,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
-from leadcrm.bulk import bulk_update_rows
+from leadcrm.bulk import bulk_insert_rows, bulk_update_json
 from leadcrm.errors import ApplicationError
 from leads.models import Lead, LeadEvent, LeadStatus
 from leads.services import lead_set_status
-from leads.services.outbox import outbox_enqueue_many
+from leads.services.outbox import outbox_enqueue_bulk
 
 from ..follow_ups import EMAIL, WEBHOOK
 from ..models import AudienceMember, Enrollment, Flow, FlowStep, NurtureMessage, Suppression
@@ -36,18 +36,44 @@ class _Batch:
         self.now = now
         flow_ids = {e.flow_id for e in due}
         self.steps: dict[int, list[FlowStep]] = defaultdict(list)
-        for step in FlowStep.objects.filter(flow_id__in=flow_ids, is_retired=False).order_by("position", "id"):
-            self.steps[step.flow_id].append(step)
+        # Every step of the batch's flows with its flow, read once: enrollments share them.
+        steps_by_id: dict[int, FlowStep] = {}
+        flows: dict[int, Flow] = {}
+        for step in FlowStep.objects.filter(flow_id__in=flow_ids).select_related("flow").order_by("position", "id"):
+            step.flow = flows.setdefault(step.flow_id, step.flow)
+            steps_by_id[step.pk] = step
+            if not step.is_retired:
+                self.steps[step.flow_id].append(step)
+        if flow_ids - flows.keys():  # a flow without steps
+            flows.update(Flow.objects.in_bulk(flow_ids - flows.keys()))
+        elsewhere = {e.step_id for e in due if e.step_id} - steps_by_id.keys()  # never, unless moved by hand
+        if elsewhere:
+            steps_by_id.update(FlowStep.objects.in_bulk(elsewhere))
+        for enrollment in due:
+            enrollment.flow = flows[enrollment.flow_id]
+            enrollment.step = steps_by_id.get(enrollment.step_id) if enrollment.step_id else None
+        # The leads, each with its last email (for the frequency cap), in one query of their own:
+        # joined to the due query, every due lead would be read and sorted before the LIMIT.
+        leads = (
+            Lead.objects.only(*_LEAD_FIELDS)
+            .annotate(
+                last_sent=Max(
+                    "nurture_messages__created_at",
+                    filter=~Q(
+                        nurture_messages__status__in=(NurtureMessage.Status.FAILED, NurtureMessage.Status.SUPPRESSED)
+                    ),
+                )
+            )
+            .in_bulk(sorted({e.lead_id for e in due}))
+        )
+        self.last_sent: dict[int, datetime] = {}
+        for enrollment in due:
+            enrollment.lead = leads[enrollment.lead_id]
+            if enrollment.lead.last_sent is not None:
+                self.last_sent[enrollment.lead_id] = enrollment.lead.last_sent
         emails = {e.lead.email for e in due}
         self.suppressed = set(Suppression.objects.filter(email__in=emails).values_list("email", flat=True))
-        self.last_sent = dict(
-            NurtureMessage.objects.filter(lead_id__in={e.lead_id for e in due})
-            .exclude(status__in=(NurtureMessage.Status.FAILED, NurtureMessage.Status.SUPPRESSED))
-            .values("lead_id")
-            .annotate(last=Max("created_at"))
-            .values_list("lead_id", "last")
-        )
-        self.messages: list[NurtureMessage] = []
+        self.messages: list[dict[str, Any]] = []
         self.webhooks: list[tuple[int, dict[str, Any]]] = []
         self.entered: dict[int, int] = defaultdict(int)
         self.members: list[AudienceMember] = []
@@ -179,13 +205,13 @@ def _advance(enrollment: Enrollment, batch: _Batch) -> None:
                 enrollment.next_run_at = allowed  # quiet hours or the frequency cap: same step, later
                 return
             batch.messages.append(
-                NurtureMessage(
-                    enrollment=enrollment,
-                    lead=enrollment.lead,
-                    step=step,
-                    to_email=enrollment.lead.email,
-                    provider_id=make_msgid(domain=settings.NURTURE_MESSAGE_ID_DOMAIN),
-                )
+                {
+                    "enrollment_id": enrollment.pk,
+                    "lead_id": enrollment.lead_id,
+                    "step_id": step.pk,
+                    "to_email": enrollment.lead.email,
+                    "provider_id": make_msgid(domain=settings.NURTURE_MESSAGE_ID_DOMAIN),
+                }
             )
             batch.last_sent[enrollment.lead_id] = now
             enrollment.step = batch.next_step(step)
@@ -211,12 +237,15 @@ def nurture_tick(*, batch_size: int | None = None, now: datetime | None = None) 
             return done
 
 
+# What the tick reads of a lead: its exits, branches, time zone and address.
+_LEAD_FIELDS = ("id", "email", "status", "score", "country", "phone")
+
+
 @transaction.atomic
 def _tick_batch(batch_size: int, now: datetime) -> int:
     due = list(
         Enrollment.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(status=Enrollment.Status.ACTIVE, next_run_at__lte=now, flow__status=Flow.Status.ACTIVE)
-        .select_related("lead__traffic_source", "flow", "step")
         .order_by("next_run_at")[:batch_size]
     )
     if not due:
@@ -224,11 +253,11 @@ def _tick_batch(batch_size: int, now: datetime) -> int:
     batch = _Batch(due, now)
     for enrollment in due:
         _advance(enrollment, batch)
-    bulk_update_rows(due, ["step", "status", "next_run_at", "waiting", "left_at", "exit_reason"])
-    messages = NurtureMessage.objects.bulk_create(batch.messages)
-    outbox_enqueue_many(
+    bulk_update_json(due, ["step", "status", "next_run_at", "waiting", "left_at", "exit_reason"])
+    messages = bulk_insert_rows(NurtureMessage, batch.messages, returning=("id", "lead_id"))
+    outbox_enqueue_bulk(
         [
-            *((m.lead_id, EMAIL, {"message": m.pk}) for m in messages),
+            *((lead_id, EMAIL, {"message": message_id}) for message_id, lead_id in sorted(messages)),
             *((lead_id, WEBHOOK, payload) for lead_id, payload in batch.webhooks),
         ]
     )

@@ -6,26 +6,31 @@ address bounced, suppresses it and takes it out of every flow.
 """
 
 import functools
+import json
 import re
 import smtplib
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import datetime
 from email.utils import make_msgid
 from html import unescape
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
+from django.db import connection, transaction
 from django.template import Context, Template
 from django.utils import timezone
 from django.utils.html import escape
 
+from campaigns.models import Campaign, Offer
 from leadcrm.bulk import bulk_update_rows
+from leadcrm.email_skeleton import SkeletonEmail
 from leads.models import LeadEvent, OutboxEntry
 from leads.services.calls import Mailer, smtp_error_is_permanent
 from leads.services.outbox import RECORD_EVERY_ROWS, RECORD_EVERY_SECONDS, BatchResult, GiveUp, NotStarted, RetryLater
 
-from ..models import Enrollment, NurtureMessage, Suppression
+from ..models import Enrollment, Flow, FlowStep, NurtureMessage, Suppression
 from .engine import status_exit
 from .enrollment import suppress
 from .tracking import click_url, open_url, unsubscribe_url
@@ -50,8 +55,11 @@ def _context(message: NurtureMessage, unsubscribe: str) -> Context:
 
 def render_message(message: NurtureMessage) -> tuple[str, str, str]:
     """(subject, text, html) for the message's lead, with tracked links and the open pixel."""
+    return _render(message, unsubscribe_url(message.pk))
+
+
+def _render(message: NurtureMessage, unsubscribe: str) -> tuple[str, str, str]:
     step = message.step
-    unsubscribe = unsubscribe_url(message.pk)
     plain = _context(message, unsubscribe)
     plain.autoescape = False  # subject and text are not HTML: "Solar & Storage" stays as typed
     subject = " ".join(_template(step.subject).render(plain).split())
@@ -69,10 +77,12 @@ def render_message(message: NurtureMessage) -> tuple[str, str, str]:
     return subject, text, html
 
 
-def build_email(message: NurtureMessage) -> EmailMultiAlternatives:
-    subject, text, html = render_message(message)
+def build_email(message: NurtureMessage) -> SkeletonEmail:
+    """The email for the message's lead. A SkeletonEmail: a batch's emails of one step share one
+    MIME skeleton, and only their own parts (To, subject, bodies, links, ids) are put in."""
     unsubscribe = unsubscribe_url(message.pk)
-    email = EmailMultiAlternatives(
+    subject, text, html = _render(message, unsubscribe)
+    email = SkeletonEmail(
         subject,
         text,
         settings.DEFAULT_FROM_EMAIL,
@@ -99,38 +109,41 @@ def _stopped(message: NurtureMessage, suppressed: set[str]) -> bool:
     )
 
 
-def _send(message: NurtureMessage, mailer: Mailer) -> bool:
-    """Send over the batch's connection. True: sent (recorded with the batch). False: bounced for
-    good (recorded here). Raises RetryLater or GiveUp when the server failed for now."""
+def _settle(message: NurtureMessage, error: BaseException | None) -> bool:
+    """The send's outcome. True: sent (recorded with the batch). False: bounced for good (recorded
+    here). Raises RetryLater or GiveUp when the server failed for now."""
     attempts = message.attempts + 1
-    try:
-        mailer.send(build_email(message))
-    except (smtplib.SMTPException, OSError) as error:
-        reason = f"{type(error).__name__}: {error}"[:500]
-        if smtp_error_is_permanent(error):
-            with transaction.atomic():
-                NurtureMessage.objects.filter(pk=message.pk).update(
-                    status=NurtureMessage.Status.BOUNCED, attempts=attempts, error=reason
-                )
-                suppress(email=message.to_email, reason=Suppression.Reason.BOUNCED)
-            return False
-        final = attempts >= MAX_SEND_ATTEMPTS
-        NurtureMessage.objects.filter(pk=message.pk).update(
-            status=NurtureMessage.Status.FAILED if final else NurtureMessage.Status.QUEUED,
-            attempts=attempts,
-            error=reason,
-        )
-        if final:
-            raise GiveUp("the mail server kept failing") from error
-        raise RetryLater("the mail server did not take the message") from error
-    message.attempts = attempts
-    return True
+    if error is None:
+        message.attempts = attempts
+        return True
+    if not isinstance(error, smtplib.SMTPException | OSError):
+        raise error
+    reason = f"{type(error).__name__}: {error}"[:500]
+    if smtp_error_is_permanent(error):
+        with transaction.atomic():
+            NurtureMessage.objects.filter(pk=message.pk).update(
+                status=NurtureMessage.Status.BOUNCED, attempts=attempts, error=reason
+            )
+            suppress(email=message.to_email, reason=Suppression.Reason.BOUNCED)
+        return False
+    final = attempts >= MAX_SEND_ATTEMPTS
+    NurtureMessage.objects.filter(pk=message.pk).update(
+        status=NurtureMessage.Status.FAILED if final else NurtureMessage.Status.QUEUED,
+        attempts=attempts,
+        error=reason,
+    )
+    if final:
+        raise GiveUp("the mail server kept failing") from error
+    raise RetryLater("the mail server did not take the message") from error
 
 
 def _record_sent(messages: list[NurtureMessage]) -> None:
     now = timezone.now()
     for message in messages:
         message.status, message.sent_at, message.error = NurtureMessage.Status.SENT, now, ""
+    if connection.vendor == "postgresql":
+        _record_sent_in_one_statement(messages, now)
+        return
     with transaction.atomic():
         bulk_update_rows(messages, ["status", "attempts", "sent_at", "error"])
         LeadEvent.objects.bulk_create(
@@ -138,16 +151,70 @@ def _record_sent(messages: list[NurtureMessage]) -> None:
                 lead_id=message.lead_id,
                 kind=LeadEvent.Kind.NURTURE,
                 data={"sent": message.step.subject[:100], "message": str(message.public_id)},
+                created_at=now,
             )
             for message in messages
         )
 
 
+def _record_sent_in_one_statement(messages: list[NurtureMessage], now: datetime) -> None:
+    """The sends and their timeline events in one statement (its own transaction): a batch records
+    every RECORD_EVERY_ROWS sends, and BEGIN and COMMIT would double its round trips."""
+    quote = connection.ops.quote_name
+    message_table, event_table = quote(NurtureMessage._meta.db_table), quote(LeadEvent._meta.db_table)
+    step_table = quote(FlowStep._meta.db_table)
+    sql = (
+        f"WITH sent AS (UPDATE {message_table} AS m SET status = %s, attempts = v.attempts, sent_at = %s, error = '' "  # noqa: S608
+        "FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, attempts integer) WHERE m.id = v.id "
+        "RETURNING m.lead_id, m.step_id, m.public_id) "
+        f"INSERT INTO {event_table} (lead_id, kind, created_at, actor_id, data) "
+        "SELECT sent.lead_id, %s, %s, NULL, jsonb_build_object('sent', left(step.subject, 100), 'message', "
+        f"sent.public_id::text) FROM sent JOIN {step_table} AS step ON step.id = sent.step_id"
+    )
+    sends = json.dumps([{"id": message.pk, "attempts": message.attempts} for message in messages])
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [NurtureMessage.Status.SENT.value, now, sends, LeadEvent.Kind.NURTURE.value, now])
+
+
+# Lead fields no email shows, left unread (a template that names one still gets it, read when used).
+_UNMAILED_LEAD_FIELDS = (
+    "lead__raw_data",
+    "lead__score_breakdown",
+    "lead__validity_reasons",
+    "lead__qualification_reasons",
+    "lead__consent_text",
+    "lead__user_agent",
+)
+
+
+def _load(message_ids: list[int]) -> dict[int, NurtureMessage]:
+    """The batch's messages with their leads and enrollments. Their steps, flows, campaigns and
+    offers are read once each and shared: a batch's emails mostly come from one step."""
+    messages = (
+        NurtureMessage.objects.select_related("lead", "enrollment").defer(*_UNMAILED_LEAD_FIELDS).in_bulk(message_ids)
+    )
+    found = messages.values()
+    steps = FlowStep.objects.in_bulk({m.step_id for m in found})
+    flows = Flow.objects.in_bulk({m.enrollment.flow_id for m in found})
+    campaigns = Campaign.objects.in_bulk({m.lead.campaign_id for m in found if m.lead.campaign_id})
+    offers = Offer.objects.in_bulk({m.lead.offer_id for m in found if m.lead.offer_id})
+    for message in found:
+        message.step = steps[message.step_id]
+        message.enrollment.flow = flows[message.enrollment.flow_id]
+        lead = message.lead
+        if lead.campaign_id:
+            lead.campaign = campaigns[lead.campaign_id]
+        if lead.offer_id:
+            lead.offer = offers[lead.offer_id]
+    return messages
+
+
 def nurture_email_batch(entries: list[OutboxEntry], deadline: float) -> Iterator[BatchResult | None]:
-    """Send a batch of queued emails over one SMTP connection; sends are recorded in bulk."""
-    messages = NurtureMessage.objects.select_related(
-        "lead__campaign", "lead__offer", "step", "enrollment__flow"
-    ).in_bulk([entry.payload["message"] for entry in entries])
+    """Send a batch of queued emails over one SMTP connection; sends are recorded in bulk.
+
+    A thread of the batch's own talks to the mail server while this one builds the next emails and
+    records the last ones: each send waits on the server for most of its time."""
+    messages = _load([entry.payload["message"] for entry in entries])
     suppressed = set(
         Suppression.objects.filter(email__in={m.to_email.lower() for m in messages.values()}).values_list(
             "email", flat=True
@@ -159,43 +226,64 @@ def nurture_email_batch(entries: list[OutboxEntry], deadline: float) -> Iterator
     bulk_update_rows(without_id, ["provider_id"])  # before sending: a resend keeps it
     mailer = Mailer()
     sent: list[tuple[OutboxEntry, NurtureMessage]] = []
+    sending: deque[tuple[OutboxEntry, NurtureMessage, Future[None]]] = deque()
     flushed_at = time.monotonic()
 
-    def record() -> Iterator[BatchResult | None]:
+    def settle_next() -> Iterator[BatchResult | None]:
+        entry, message, future = sending.popleft()
+        try:
+            if _settle(message, future.exception()):
+                sent.append((entry, message))
+            else:
+                yield entry, None
+        except Exception as error:
+            yield entry, error
+
+    def record(*, due: bool = True) -> Iterator[BatchResult | None]:
         nonlocal sent, flushed_at
-        _record_sent([message for _, message in sent])
-        for entry, _ in sent:
-            yield entry, None
+        if not due and len(sent) < RECORD_EVERY_ROWS and time.monotonic() - flushed_at < RECORD_EVERY_SECONDS:
+            return
+        if sent:
+            _record_sent([message for _, message in sent])
+            for entry, _ in sent:
+                yield entry, None
         sent, flushed_at = [], time.monotonic()
 
-    try:
-        for entry in entries:
-            found = messages.get(entry.payload["message"])
-            if found is None or found.status != NurtureMessage.Status.QUEUED:
-                yield entry, None
-                continue
-            message = found
-            if time.monotonic() > deadline:
-                yield entry, NotStarted()
-                continue
-            if _stopped(message, suppressed):
-                NurtureMessage.objects.filter(pk=message.pk).update(
-                    status=NurtureMessage.Status.SUPPRESSED, error="suppressed or left the flow before sending"
-                )
-                yield entry, None
-                continue
-            try:
-                if _send(message, mailer):
-                    sent.append((entry, message))
-                else:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nurture-smtp") as sender:
+        try:
+            for entry in entries:
+                found = messages.get(entry.payload["message"])
+                if found is None or found.status != NurtureMessage.Status.QUEUED:
                     yield entry, None
-            except Exception as error:
-                yield entry, error
-            if len(sent) >= RECORD_EVERY_ROWS or time.monotonic() - flushed_at >= RECORD_EVERY_SECONDS:
-                yield from record()
-        yield from record()
-    finally:
-        mailer.close()
+                    continue
+                message = found
+                if time.monotonic() > deadline:
+                    yield entry, NotStarted()
+                    continue
+                if _stopped(message, suppressed):
+                    NurtureMessage.objects.filter(pk=message.pk).update(
+                        status=NurtureMessage.Status.SUPPRESSED, error="suppressed or left the flow before sending"
+                    )
+                    yield entry, None
+                    continue
+                try:
+                    email = build_email(message)
+                except Exception as error:
+                    yield entry, error
+                    continue
+                sending.append((entry, message, sender.submit(mailer.send, email)))
+                while sending and sending[0][2].done():
+                    yield from settle_next()
+                yield from record(due=False)
+            while sending:
+                yield from settle_next()
+                yield from record(due=False)
+            yield from record()
+        finally:
+            # Stopped early: the sends under way end before the connection closes; theirs are
+            # not recorded, so their entries run again (at least once).
+            wait([future for _, _, future in sending])
+            mailer.close()
 
 
 def nurture_email_handler(entry: OutboxEntry) -> None:

@@ -1,5 +1,6 @@
 """Sending over a real SMTP server that fails: bounces suppress and exit, temporary failures retry."""
 
+import html
 from datetime import timedelta
 
 import pytest
@@ -13,8 +14,9 @@ from nurture import follow_ups
 from nurture.models import Enrollment, NurtureMessage, Suppression
 from nurture.services.enrollment import lead_enroll
 from nurture.services.sending import MAX_SEND_ATTEMPTS
+from nurture.services.tracking import read_token
 
-from .conftest import _free_port, email_step, wait_step
+from .conftest import _free_port, email_step, link_path, open_pixel, parts, tracked_links, unsubscribe_link, wait_step
 
 pytestmark = pytest.mark.django_db
 
@@ -140,3 +142,34 @@ def test_a_ticks_emails_go_over_one_smtp_connection_and_are_recorded_together(sm
     assert all(
         lead.events.filter(kind="nurture", data__sent="Email 1 for {{ lead.first_name }}").exists() for lead in leads
     )
+
+
+def test_two_readers_of_one_step_each_get_their_own_address_name_and_links(smtp, make_flow, tick, start):
+    # Emails of one step share a MIME skeleton: each must still carry only its own reader's parts.
+    flow = make_flow(email_step(1))
+    readers = {"ann@example.com": "Ann", "bob@example.com": "Bob"}
+    for email, first_name in readers.items():
+        lead_enroll(flow=flow, lead=LeadFactory(email=email, first_name=first_name))
+
+    tick(start)
+
+    assert len(smtp.envelopes) == 2
+    for envelope, received in zip(smtp.envelopes, smtp.messages, strict=True):
+        message = NurtureMessage.objects.get(to_email=received["To"])
+        name = readers[message.to_email]
+        assert envelope.rcpt_tos == [message.to_email] and received["Message-ID"] == message.provider_id
+        assert received["Subject"] == f"Email 1 for {name}"
+        text, body = parts(received)
+        assert f"Hello {name}," in text and f"Hello {name}," in body
+        assert not any(other in text + body for other in readers.values() if other != name)
+        unsubscribe = unsubscribe_link(received)
+        assert received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert f"Unsubscribe: {unsubscribe}" in text and html.escape(unsubscribe) in body
+        assert read_token("unsubscribe", _token(unsubscribe)) == message.pk
+        assert read_token("open", _token(open_pixel(body))) == message.pk
+        [link] = tracked_links(body)
+        assert read_token("click", _token(link)) == [message.pk, "https://example.com/solar/1"]
+
+
+def _token(url: str) -> str:
+    return link_path(url).rstrip("/").rsplit("/", 1)[1]
