@@ -1,21 +1,27 @@
 """Writing many rows, each with values of its own, in one statement per chunk.
 
 Django's `bulk_update` builds a `CASE WHEN pk = ... THEN ...` expression per field and row, which
-costs more in Python than the UPDATE costs PostgreSQL (half of a nurture tick's time at 1,000 rows).
-On PostgreSQL `bulk_update_rows` sends `UPDATE ... FROM (VALUES ...)` instead; elsewhere it falls
-back to `bulk_update`.
+costs more in Python than the UPDATE costs PostgreSQL (half of a nurture tick's time at 1,000 rows);
+its `bulk_create` adapts every value of every row as a parameter of its own, escaping a JSON
+document's quotes one by one. On PostgreSQL these functions send the rows as ONE JSON document that
+the database unpacks (`jsonb_to_recordset`): one C-encoded parameter, whatever the rows. Elsewhere
+they fall back to Django's `bulk_update` and `bulk_create`.
 """
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import json
 import re
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from django.db import connections, router
 from django.db.models import Field, Model
 
-CHUNK_ROWS = 1000  # rows per statement: keeps one statement's parameters and text moderate
+CHUNK_ROWS = 1000  # rows per statement: keeps one statement's document moderate
 
 
 def bulk_update_rows(objects: Sequence[Model], fields: Sequence[str]) -> int:
@@ -26,7 +32,7 @@ def bulk_update_rows(objects: Sequence[Model], fields: Sequence[str]) -> int:
     connection = connections[router.db_for_write(model)]
     if connection.vendor != "postgresql":
         return model._default_manager.bulk_update(objects, fields)
-    return len(_update_from_values(connection, objects, fields, {}))
+    return len(_update_from_rows(connection, objects, fields, {}))
 
 
 def bulk_update_rows_if(objects: Sequence[Model], fields: Sequence[str], only_if: dict[str, Any]) -> set[Any]:
@@ -45,21 +51,57 @@ def bulk_update_rows_if(objects: Sequence[Model], fields: Sequence[str], only_if
         )
         model._default_manager.bulk_update([obj for obj in objects if obj.pk in matching], fields)
         return matching
-    return _update_from_values(connection, objects, fields, only_if)
+    return _update_from_rows(connection, objects, fields, only_if)
 
 
-def _update_from_values(
+def bulk_insert_rows(objects: Sequence[Model]) -> list[Model]:
+    """Insert the objects (as `bulk_create` does: defaults already on them, `auto_now` fields set now)
+    and give each its primary key; returns them."""
+    if not objects:
+        return list(objects)
+    model = type(objects[0])
+    connection = connections[router.db_for_write(model)]
+    meta = model._meta
+    if connection.vendor != "postgresql" or any(field.has_db_default() for field in meta.concrete_fields):
+        return model._default_manager.bulk_create(objects)
+    pk = meta.pk
+    columns = [
+        field for field in meta.concrete_fields if field is not pk or getattr(objects[0], field.attname) is not None
+    ]
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(field.column) for field in columns)
+    with connection.cursor() as cursor:
+        for start in range(0, len(objects), CHUNK_ROWS):
+            chunk = objects[start : start + CHUNK_ROWS]
+            for field in columns:
+                if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+                    for obj in chunk:
+                        field.pre_save(obj, add=True)
+            # Only names and types are spliced in; the rows are one parameter. They are read, inserted
+            # and returned in the document's order (as Django's bulk_create relies on for UNNEST).
+            sql = (
+                f"INSERT INTO {quote(meta.db_table)} ({names}) SELECT {names} "  # noqa: S608
+                f"FROM jsonb_to_recordset(%s::jsonb) AS r({_record_columns(columns, connection)}) "
+                f"RETURNING {quote(pk.column)}"  # type: ignore[union-attr]
+            )
+            cursor.execute(sql, [_document(chunk, columns)])
+            for obj, (key,) in zip(chunk, cursor.fetchall(), strict=True):
+                setattr(obj, pk.attname, key)  # type: ignore[union-attr]
+                obj._state.adding, obj._state.db = False, connection.alias
+    return list(objects)
+
+
+def _update_from_rows(
     connection: Any, objects: Sequence[Model], fields: Sequence[str], only_if: dict[str, Any]
 ) -> set[Any]:
     meta = type(objects[0])._meta
     columns: list[Field[Any, Any]] = [meta.pk, *(meta.get_field(name) for name in fields)]  # type: ignore[list-item]
-    conditions: list[tuple[Field[Any, Any], Any]] = [(meta.get_field(name), value) for name, value in only_if.items()]  # type: ignore[misc]
+    conditions: list[tuple[Field[Any, Any], Any]] = [
+        (meta.get_field(name), value)  # type: ignore[misc]
+        for name, value in only_if.items()
+    ]
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
-    # Every placeholder is cast: VALUES has no column types of its own, and a NULL or a JSON
-    # document in its first row would otherwise be read as text.
-    row_sql = "(" + ", ".join(f"%s::{_cast_type(column, connection)}" for column in columns) + ")"
-    names = ", ".join(quote(column.column) for column in columns)
     assignments = ", ".join(f"{quote(column.column)} = v.{quote(column.column)}" for column in columns[1:])
     pk_column = quote(columns[0].column)
     where = "".join(f" AND {table}.{quote(field.column)} = %s" for field, _ in conditions)
@@ -68,17 +110,50 @@ def _update_from_values(
     with connection.cursor() as cursor:
         for start in range(0, len(objects), CHUNK_ROWS):
             chunk = objects[start : start + CHUNK_ROWS]
-            params = [
-                column.get_db_prep_save(getattr(obj, column.attname), connection) for obj in chunk for column in columns
-            ]
-            # Only names and placeholders are spliced in; every value is a parameter.
+            # Only names and types are spliced in; the rows are one parameter.
             sql = (
-                f"UPDATE {table} SET {assignments} FROM (VALUES {', '.join([row_sql] * len(chunk))}) "  # noqa: S608
-                f"AS v({names}) WHERE {table}.{pk_column} = v.{pk_column}{where} RETURNING {table}.{pk_column}"
+                f"UPDATE {table} SET {assignments} FROM jsonb_to_recordset(%s::jsonb) "  # noqa: S608
+                f"AS v({_record_columns(columns, connection)}) "
+                f"WHERE {table}.{pk_column} = v.{pk_column}{where} RETURNING {table}.{pk_column}"
             )
-            cursor.execute(sql, params + condition_params)
+            cursor.execute(sql, [_document(chunk, columns), *condition_params])
             updated.update(row[0] for row in cursor.fetchall())
     return updated
+
+
+def _record_columns(columns: Sequence[Field[Any, Any]], connection: Any) -> str:
+    return ", ".join(
+        f"{connection.ops.quote_name(column.column)} {_cast_type(column, connection)}" for column in columns
+    )
+
+
+def _document(objects: Sequence[Model], columns: Sequence[Field[Any, Any]]) -> str:
+    """The rows as a JSON array of objects keyed by column; a JSON field's value is nested as is."""
+    prepared = [(column.column, column.attname, _prepare_of(column)) for column in columns]
+    rows = [{name: prepare(getattr(obj, attname)) for name, attname, prepare in prepared} for obj in objects]
+    return json.dumps(rows, default=_json_value, separators=(",", ":"))
+
+
+def _prepare_of(column: Field[Any, Any]) -> Any:
+    if column.get_internal_type() == "JSONField":
+        return _same
+    return column.get_prep_value
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _json_value(value: Any) -> Any:
+    """What JSON cannot say itself, in the text PostgreSQL reads into the column's type (a time to the
+    microsecond, unlike DjangoJSONEncoder's milliseconds)."""
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime.timedelta):
+        return f"{value.total_seconds()} seconds"
+    raise TypeError(f"{type(value).__name__} is not a column value")
 
 
 def _cast_type(column: Field[Any, Any], connection: Any) -> str:

@@ -22,13 +22,12 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from campaigns.models import Campaign, Offer, TrafficSource
-from leadcrm.bulk import bulk_update_rows, bulk_update_rows_if
+from leadcrm.bulk import bulk_insert_rows, bulk_update_rows, bulk_update_rows_if
 from leadcrm.encryption import decrypt, encrypt
 
 from ..models import (
     BuyerAccount,
     Delivery,
-    DeliveryAttempt,
     DeliveryDestination,
     DeliveryRoute,
     Lead,
@@ -345,7 +344,7 @@ def _route_batch(entries: list[OutboxEntry]) -> tuple[dict[int, Routed], set[int
                 price=choice.price,
                 currency=lead.offer.currency,
             )
-        Delivery.objects.bulk_create(created.values())
+        bulk_insert_rows(list(created.values()))
         for entry_pk, delivery in routed.items():
             if isinstance(delivery, Delivery):
                 payloads[entry_pk] = {"delivery": delivery.pk}
@@ -547,7 +546,7 @@ def _record_many(sends: list[tuple[Delivery, SentRequest, Lead | None]]) -> list
             )
             if verdict.disable_destination:
                 disabled[delivery.destination_id] = f"The buyer answered 410 Gone on {now:%Y-%m-%d %H:%M} UTC."
-        DeliveryAttempt.objects.bulk_create(attempts)
+        bulk_insert_rows(attempts)
         sold = [
             (delivery, lead)
             for delivery, lead in changed.values()
@@ -558,7 +557,7 @@ def _record_many(sends: list[tuple[Delivery, SentRequest, Lead | None]]) -> list
         ledger_post_sales(sales=[(delivery, lead or loaded[delivery.lead_id]) for delivery, lead in sold])
         for destination_id, reason in disabled.items():
             DeliveryDestination.objects.filter(pk=destination_id).update(is_active=False, disabled_reason=reason)
-        LeadEvent.objects.bulk_create(events)
+        bulk_insert_rows(events)
     return settled
 
 

@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from leadcrm.bulk import bulk_update_rows
+from leadcrm.bulk import bulk_insert_rows, bulk_update_rows
 
 from ..models import Lead, LeadEvent, OutboxEntry
 
@@ -296,11 +296,24 @@ def _claim(entry_ids: list[int], kinds: list[str], limit: int) -> tuple[list[Out
         limit,
     ]
     with transaction.atomic():
+        _commit_without_waiting_for_the_disk()
         claimed = list(OutboxEntry.objects.raw(sql, params))
     # The claim is the token results are recorded under: if it ran out and another worker took an
     # entry over, this worker's late result must not overwrite that worker's.
     asked = set(entry_ids)
     return sorted(claimed, key=lambda entry: (entry.pk not in asked, entry.pk)), until
+
+
+def _commit_without_waiting_for_the_disk() -> None:
+    """This transaction's COMMIT returns before its WAL is flushed to disk (PostgreSQL's asynchronous
+    commit, about a disk flush saved per batch). Only for what the outbox survives losing in a
+    database crash, as it survives a worker killed before writing it: a claim, or a batch's results
+    (its rows are run again under their ids: at least once). Never for a transaction after which
+    something is sent (a delivery's routing): the webhook id must outlive the call. Any later
+    ordinary commit flushes it too, so the database stays consistent."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 _Soon = tuple[str | None, int]  # (queue, seconds): retries sent to the broker together
@@ -326,6 +339,7 @@ class _Results:
         buffered = self.buffer
         try:
             with transaction.atomic():
+                _commit_without_waiting_for_the_disk()
                 self.buffer = buffered + recording.write()
                 self._write()
         except Exception as error:  # nothing of it was written: every entry goes again (same webhook id)
@@ -335,6 +349,7 @@ class _Results:
     def flush(self) -> None:
         if self.buffer:
             with transaction.atomic():
+                _commit_without_waiting_for_the_disk()
                 self._write()
         self.flushed_at = time.monotonic()
 
@@ -356,10 +371,12 @@ class _Results:
                 .filter(pk__in=ended, status=OutboxEntry.Status.PROCESSING, claimed_until=self.token)
                 .values_list("pk", flat=True)
             )
-        LeadEvent.objects.bulk_create(
-            LeadEvent(lead_id=entry.lead_id, kind=LeadEvent.Kind.FOLLOW_UP_DONE, data={"follow_up": entry.kind})
-            for entry, error in buffer
-            if error is None and entry.pk in ours and ((kind := _KINDS.get(entry.kind)) is None or kind.timeline)
+        bulk_insert_rows(
+            [
+                LeadEvent(lead_id=entry.lead_id, kind=LeadEvent.Kind.FOLLOW_UP_DONE, data={"follow_up": entry.kind})
+                for entry, error in buffer
+                if error is None and entry.pk in ours and ((kind := _KINDS.get(entry.kind)) is None or kind.timeline)
+            ]
         )
         changed = []
         for entry, error in buffer:
