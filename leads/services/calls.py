@@ -33,10 +33,12 @@ from ..models import DeliveryAttempt, OutboxEntry
 from .answers import Outcome, Verdict, excerpt, judge_answer, retry_delay
 from .outbound_http import TransportError, UnsafeDestination, http_request
 from .outbox import (
+    READY_TO_SEND,
     RECORD_EVERY_ROWS,
     RECORD_EVERY_SECONDS,
     BatchHandler,
     BatchResult,
+    BatchStep,
     GiveUp,
     NotStarted,
     Recording,
@@ -293,7 +295,7 @@ def partner_calls_batch(call: PartnerCall) -> BatchHandler:
     """The batch handler of a PartnerCall kind: prepare all, call in parallel, record as they end (in
     groups: every RECORD_EVERY_ROWS calls or RECORD_EVERY_SECONDS)."""
 
-    def run(entries: list[OutboxEntry], deadline: float) -> Iterator[BatchResult | Recording | None]:
+    def run(entries: list[OutboxEntry], deadline: float) -> Iterator[BatchStep]:
         prepared = []
         for entry, ready in _prepare_all(call, entries):
             if isinstance(ready, Exception):
@@ -304,6 +306,7 @@ def partner_calls_batch(call: PartnerCall) -> BatchHandler:
                 prepared.append((entry, *ready))
         if not prepared:
             return
+        yield READY_TO_SEND
         yield from _call_all(call, prepared, deadline)
 
     return run
@@ -311,7 +314,7 @@ def partner_calls_batch(call: PartnerCall) -> BatchHandler:
 
 def _call_all(
     call: PartnerCall, prepared: list[tuple[OutboxEntry, Any, PartnerRequest]], deadline: float
-) -> Iterator[BatchResult | Recording | None]:
+) -> Iterator[BatchStep]:
     mailer = Mailer()
 
     def limited(request: PartnerRequest) -> CallResult | None:
@@ -333,6 +336,7 @@ def _call_all(
         future.add_done_callback(ended.put)
     left = len(futures)
     try:
+        yield None  # the calls are under way: the drain may take its next batch meanwhile
         while left:
             finished = []
             with contextlib.suppress(queue.Empty):

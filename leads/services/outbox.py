@@ -34,9 +34,20 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[OutboxEntry], None]
 # Runs claimed entries of one kind and yields each with None (done) or the error it ended with, as
 # each finishes, or a Recording of several; it may yield None while it waits, so finished results
-# are written (and a draining worker's next batch is prepared) meanwhile. It starts no new work
-# after `deadline` (time.monotonic()): those entries yield NotStarted.
+# are written (and a draining worker's next batch is prepared) meanwhile. One that sends to partners
+# yields READY_TO_SEND when it has read what it needs and before it sends anything: a draining
+# worker goes on with it once the batch before has written every result, so the sends a killed
+# worker leaves unwritten are one batch's. It starts no new work after `deadline`
+# (time.monotonic()): those entries yield NotStarted.
 BatchResult = tuple[OutboxEntry, Exception | None]
+
+
+class _ReadyToSend:
+    def __repr__(self) -> str:
+        return "READY_TO_SEND"
+
+
+READY_TO_SEND = _ReadyToSend()
 
 
 @dataclass
@@ -49,7 +60,8 @@ class Recording:
     write: Callable[[], list[BatchResult]]
 
 
-BatchHandler = Callable[[list[OutboxEntry], float], Iterator[BatchResult | Recording | None]]
+BatchStep = BatchResult | Recording | _ReadyToSend | None
+BatchHandler = Callable[[list[OutboxEntry], float], Iterator[BatchStep]]
 
 MAX_ATTEMPTS = 12  # for unexpected errors; handlers that raise RetryLater keep their own schedule
 SWEEP_BATCH = 500
@@ -66,8 +78,9 @@ BROKER_PAUSE_SECONDS = 5.0
 RECORD_EVERY_SECONDS = 0.25
 RECORD_EVERY_ROWS = 50
 # Batches a draining task holds at once: the next is claimed and prepared while the calls of the one
-# before are in flight, so the calls never wait on the database. A worker killed mid-drain leaves at
-# most these batches' unfinished rows.
+# before are in flight, so the calls seldom wait on the database; it sends once that one has written
+# its results. A worker killed mid-drain leaves these batches' unfinished rows, of which one batch's
+# were sent.
 DRAIN_BATCHES_AT_ONCE = 2
 _broker_paused_until = 0.0
 
@@ -101,7 +114,7 @@ class FollowUpKind:
     timeline: bool = True  # False for kinds that write their own, more telling, timeline event
     sends_personal_data: bool = False  # cancelled, unsent, when the person's data is erased
 
-    def run_batch(self, entries: list[OutboxEntry], deadline: float) -> Iterator[BatchResult | Recording | None]:
+    def run_batch(self, entries: list[OutboxEntry], deadline: float) -> Iterator[BatchStep]:
         if self.handle_batch is not None:
             yield from self.handle_batch(entries, deadline)
             return
@@ -456,10 +469,9 @@ class _Batch:
         self.results = _Results(token)
         self.steps = self._run(claimed, token, deadline)
         self.waiting = False  # its last step found nothing to write: its work goes on elsewhere
+        self.ready_to_send = False  # prepared; sends once the batches before it have ended
 
-    def _run(
-        self, claimed: list[OutboxEntry], token: datetime, deadline: float
-    ) -> Generator[BatchResult | Recording | None, None, None]:
+    def _run(self, claimed: list[OutboxEntry], token: datetime, deadline: float) -> Generator[BatchStep, None, None]:
         by_kind: dict[str, list[OutboxEntry]] = defaultdict(list)
         for entry in claimed:
             by_kind[entry.kind].append(entry)
@@ -480,10 +492,11 @@ class _Batch:
         except StopIteration:
             self.results.flush()
             return False
-        self.waiting = step is None
+        self.ready_to_send = step is READY_TO_SEND
+        self.waiting = step is None or self.ready_to_send
         if isinstance(step, Recording):
             self.results.record(step)
-        else:
+        elif not isinstance(step, _ReadyToSend):
             self.results.add(step)
         return True
 
@@ -513,6 +526,8 @@ def outbox_drain(
     try:
         while running:
             for batch in list(running):
+                if batch.ready_to_send and batch is not running[0]:
+                    continue  # its sends wait until the batch before has written all of its results
                 if not batch.step():
                     running.remove(batch)
                     outcomes.update(batch.results.outcomes)
