@@ -484,7 +484,8 @@ STATUS_OF_OUTCOME = {
     Outcome.FAILED: Delivery.Status.FAILED,
     Outcome.RETRY: Delivery.Status.PENDING,
 }
-RECORDED_FIELDS = ["status", "attempts", "last_status_code", "reason", "buyer_reference", "finished_at"]
+ANSWER_FIELDS = ["last_status_code", "reason", "buyer_reference", "finished_at"]  # from a delivery's first answer
+RECORDED_FIELDS = ["status", "attempts", *ANSWER_FIELDS]
 
 
 def _record(delivery: Delivery, sent: SentRequest, lead: Lead | None = None) -> tuple[str, float | None]:
@@ -498,35 +499,35 @@ def _record_many(sends: list[tuple[Delivery, SentRequest, Lead | None]]) -> list
     now = timezone.now()
     tries = [delivery.attempts + 1 for delivery, _, _ in sends]
     settled = [settle(sent.verdict, tried) for (_, sent, _), tried in zip(sends, tries, strict=True)]
-    # Each delivery's new state (two entries may have sent one delivery: its first answer is kept).
-    rows: dict[int, Delivery] = {}
-    for (delivery, sent, _lead), (outcome, _delay), tried in zip(sends, settled, tries, strict=True):
-        status, row = STATUS_OF_OUTCOME[outcome], rows.get(delivery.pk)
-        if row is None:
-            row = rows[delivery.pk] = Delivery(
-                pk=delivery.pk,
-                last_status_code=sent.status_code,
-                reason=sent.verdict.reason,
-                buyer_reference=sent.verdict.reference or delivery.buyer_reference,
-                finished_at=None if status == Delivery.Status.PENDING else now,
-            )
-        row.status, row.attempts = status, tried
-    changed: dict[int, tuple[Delivery, Lead | None]] = {}
-    with transaction.atomic():
+    # Each delivery's new state, set on it (two entries may have sent one delivery: its first answer
+    # is kept), and put back where the row turned out not to be pending any more.
+    first: dict[int, tuple[Delivery, Lead | None, tuple[Any, ...]]] = {}
+    for (delivery, sent, lead), (outcome, _delay), tried in zip(sends, settled, tries, strict=True):
+        status = STATUS_OF_OUTCOME[outcome]
+        if delivery.pk not in first:
+            first[delivery.pk] = (delivery, lead, tuple(getattr(delivery, name) for name in ANSWER_FIELDS))
+            delivery.last_status_code, delivery.reason = sent.status_code, sent.verdict.reason
+            delivery.buyer_reference = sent.verdict.reference or delivery.buyer_reference
+            delivery.finished_at = None if status == Delivery.Status.PENDING else now
+        delivery.status, delivery.attempts = status, tried
+    # No savepoint of its own: it is all or nothing, within a caller's transaction too.
+    with transaction.atomic(savepoint=False):
         # Only from pending: a result recorded twice (a retried task, or two entries that sent one
         # delivery) never sells the lead twice. A concurrent recorder's row lock is waited for, and
         # the row's new status seen.
-        updated = bulk_update_rows_if(list(rows.values()), RECORDED_FIELDS, {"status": Delivery.Status.PENDING})
-        for delivery, _sent, lead in sends:
-            if delivery.pk in updated and delivery.pk not in changed:
-                changed[delivery.pk] = (delivery, lead)
-                row = rows[delivery.pk]
-                delivery.last_status_code, delivery.reason = row.last_status_code, row.reason
-                delivery.buyer_reference, delivery.finished_at = row.buyer_reference, row.finished_at
+        updated = bulk_update_rows_if(
+            [delivery for delivery, _, _ in first.values()], RECORDED_FIELDS, {"status": Delivery.Status.PENDING}
+        )
+        changed: dict[int, tuple[Delivery, Lead | None]] = {}
+        for pk, (delivery, lead, before) in first.items():
+            if pk in updated:
+                changed[pk] = (delivery, lead)
+            else:
+                for name, value in zip(ANSWER_FIELDS, before, strict=True):
+                    setattr(delivery, name, value)
         attempts, events, disabled = [], [], {}
-        for (delivery, sent, _lead), (outcome, _delay), tried in zip(sends, settled, tries, strict=True):
+        for (delivery, sent, _lead), (outcome, _delay) in zip(sends, settled, strict=True):
             verdict, status = sent.verdict, STATUS_OF_OUTCOME[outcome]
-            delivery.status, delivery.attempts = status, tried
             if status != Delivery.Status.PENDING:
                 event = {"buyer": delivery.destination.name, "outcome": status, "reason": verdict.reason}
                 events.append(
