@@ -1,14 +1,16 @@
 """bulk_update_rows writes each row's own values (JSON, NULL, times, text) and refuses, rather than cuts
-short, a value too long for its column."""
+short, a value too long for its column; bulk_update_rows_if writes only the rows that still match;
+bulk_insert_rows stores each object's values as save() would and gives each its own id."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import DataError, connection, transaction
 from django.utils import timezone
 
-from leadcrm.bulk import bulk_update_rows
-from leads.models import Delivery, DeliveryDestination, OutboxEntry
+from leadcrm.bulk import bulk_insert_rows, bulk_update_rows, bulk_update_rows_if
+from leads.models import Delivery, DeliveryDestination, LeadEvent, OutboxEntry
 from leads.tests.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
@@ -54,3 +56,47 @@ def test_a_value_too_long_for_its_column_is_refused_not_cut_short():
 
 def _destination(lead) -> DeliveryDestination:
     return DeliveryDestination.objects.create(advertiser=lead.offer.advertiser, name="Inbox", url="https://b.example")
+
+
+def test_only_rows_that_still_match_are_updated_and_their_ids_returned():
+    lead, other = LeadFactory(), LeadFactory()
+    destination = _destination(lead)
+    pending, accepted = Delivery.objects.bulk_create(
+        Delivery(lead=each, destination=destination, status=status)
+        for each, status in ((lead, "pending"), (other, "accepted"))
+    )
+    for delivery in (pending, accepted):
+        delivery.status, delivery.reason = "rejected", "no thanks"
+
+    assert bulk_update_rows_if([pending, accepted], ["status", "reason"], {"status": "pending"}) == {pending.pk}
+
+    assert dict(Delivery.objects.values_list("pk", "status")) == {pending.pk: "rejected", accepted.pk: "accepted"}
+    assert Delivery.objects.get(pk=accepted.pk).reason == ""
+    assert bulk_update_rows_if([], ["status"], {"status": "pending"}) == set()
+
+
+def test_inserted_rows_keep_every_value_and_get_their_ids_in_order():
+    lead, other = LeadFactory(), LeadFactory()
+    destination = _destination(lead)
+    moment = timezone.now().replace(microsecond=123456)
+    deliveries = [
+        Delivery(lead=lead, destination=destination, price=Decimal("12.34"), reason='it\'s "quoted" Ünïcode'),
+        Delivery(lead=other, destination=destination, price=None, finished_at=moment, last_status_code=200),
+    ]
+    events = [
+        LeadEvent(lead=lead, kind=LeadEvent.Kind.DELIVERY, data={"buyer": "A", "nested": [1, None, {"x": "y"}]}),
+        LeadEvent(lead=lead, kind=LeadEvent.Kind.DELIVERY, data={}),
+    ]
+
+    assert bulk_insert_rows(deliveries) == deliveries
+    bulk_insert_rows(events)
+
+    stored = [Delivery.objects.get(pk=delivery.pk) for delivery in deliveries]
+    assert [delivery.pk for delivery in deliveries] == sorted(delivery.pk for delivery in deliveries)
+    assert [(d.public_id, d.price, d.reason, d.finished_at, d.last_status_code) for d in stored] == [
+        (deliveries[0].public_id, Decimal("12.34"), 'it\'s "quoted" Ünïcode', None, None),
+        (deliveries[1].public_id, None, "", moment, 200),
+    ]
+    assert [LeadEvent.objects.get(pk=event.pk).data for event in events] == [event.data for event in events]
+    assert not deliveries[0]._state.adding
+    assert bulk_insert_rows([]) == []
