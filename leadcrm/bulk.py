@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import connections, router
-from django.db.models import Field, Model
+from django.db.models import NOT_PROVIDED, Field, Model
 
 CHUNK_ROWS = 1000  # rows per statement: keeps one statement's document moderate
 
@@ -62,7 +62,8 @@ def bulk_insert_rows(objects: Sequence[Model]) -> list[Model]:
     model = type(objects[0])
     connection = connections[router.db_for_write(model)]
     meta = model._meta
-    if connection.vendor != "postgresql" or any(field.has_db_default() for field in meta.concrete_fields):
+    # A column whose default the database sets is left to bulk_create, which knows to leave it out.
+    if connection.vendor != "postgresql" or any(field.db_default is not NOT_PROVIDED for field in meta.concrete_fields):
         return model._default_manager.bulk_create(objects)
     pk = meta.pk
     columns = [
@@ -82,11 +83,11 @@ def bulk_insert_rows(objects: Sequence[Model]) -> list[Model]:
             sql = (
                 f"INSERT INTO {quote(meta.db_table)} ({names}) SELECT {names} "  # noqa: S608
                 f"FROM jsonb_to_recordset(%s::jsonb) AS r({_record_columns(columns, connection)}) "
-                f"RETURNING {quote(pk.column)}"  # type: ignore[union-attr]
+                f"RETURNING {quote(pk.column)}"
             )
             cursor.execute(sql, [_document(chunk, columns)])
             for obj, (key,) in zip(chunk, cursor.fetchall(), strict=True):
-                setattr(obj, pk.attname, key)  # type: ignore[union-attr]
+                setattr(obj, pk.attname, key)
                 obj._state.adding, obj._state.db = False, connection.alias
     return list(objects)
 

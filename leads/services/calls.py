@@ -6,9 +6,11 @@ builds the request (or says there is nothing to send), `record` writes the attem
 state once and ends the entry (done, `RetryLater` on the retry schedule, or `GiveUp`). Between them,
 `partner_calls_batch` makes a batch's calls in parallel, outside any transaction, over pooled
 connections, with at most PARTNER_CALLS_CONCURRENCY calls at once and PARTNER_CALLS_PER_DESTINATION
-to one host; emails to buyers' inboxes go over one SMTP connection per batch. A kind that can read
-and write a batch as a set (`BatchPartnerCall`) prepares it in one go and records its answers in
-groups, so a batch costs a fixed number of queries whatever its size.
+to one host (shared by the batches a worker has in flight); emails to buyers' inboxes go over one
+SMTP connection per batch. A kind that can read and write a batch as a set (`BatchPartnerCall`)
+prepares it in one go and records its answers in groups, so a batch costs a fixed number of queries
+whatever its size. Answers are recorded in the transaction where the outbox ends their entries
+(`Recording`), so both commit together.
 """
 
 import contextlib

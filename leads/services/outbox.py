@@ -7,7 +7,9 @@ A kind without a handler waits, pending, until one is registered: nothing is dro
 A worker claims a batch of due rows in one statement (`FOR UPDATE SKIP LOCKED ... RETURNING` on
 PostgreSQL), runs them outside any transaction, and records the results in bulk as they come in, so
 a worker killed mid-batch leaves only that batch's unfinished rows to be run again when their claim
-runs out. Work is at least once: handlers make a repeat harmless (a webhook keeps its id).
+runs out. Work is at least once: handlers make a repeat harmless (a webhook keeps its id). A task
+goes on with its queue's next due batches while it has time, claiming the next while the calls of
+the one before are in flight (`outbox_drain(keep_going=True)`).
 """
 
 import functools
