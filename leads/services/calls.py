@@ -45,6 +45,7 @@ from .outbox import (
     NotStarted,
     Recording,
     RetryLater,
+    sends_when_ready,
 )
 
 
@@ -311,7 +312,7 @@ def partner_calls_batch(call: PartnerCall) -> BatchHandler:
         yield READY_TO_SEND
         yield from _call_all(call, prepared, deadline)
 
-    return run
+    return sends_when_ready(run)
 
 
 def _call_all(

@@ -52,6 +52,14 @@ class _ReadyToSend:
 READY_TO_SEND = _ReadyToSend()
 
 
+def sends_when_ready(handler: "BatchHandler") -> "BatchHandler":
+    """Mark a batch handler that yields READY_TO_SEND before it sends anything: a draining worker may
+    prepare such a batch while the one before it is in flight. Any other batch starts only once the
+    one before has ended (an auction starts its pings in its first step)."""
+    handler.sends_when_ready = True  # type: ignore[attr-defined]
+    return handler
+
+
 @dataclass
 class Recording:
     """Finished work that a batch handler writes in the transaction where the outbox records these
@@ -472,6 +480,12 @@ class _Batch:
         self.steps = self._run(claimed, token, deadline)
         self.waiting = False  # its last step found nothing to write: its work goes on elsewhere
         self.ready_to_send = False  # prepared; sends once the batches before it have ended
+        # Every kind in it prepares before it sends: it may be prepared while another batch runs.
+        self.prepares_first = all(
+            getattr(kind.handle_batch, "sends_when_ready", False)
+            for kind in (_KINDS.get(name) for name in {entry.kind for entry in claimed})
+            if kind is not None
+        )
 
     def _run(self, claimed: list[OutboxEntry], token: datetime, deadline: float) -> Generator[BatchStep, None, None]:
         by_kind: dict[str, list[OutboxEntry]] = defaultdict(list)
@@ -528,12 +542,12 @@ def outbox_drain(
     try:
         while running:
             for batch in list(running):
-                if batch.ready_to_send and batch is not running[0]:
-                    continue  # its sends wait until the batch before has written all of its results
+                if batch is not running[0] and (batch.ready_to_send or not batch.prepares_first):
+                    continue  # it sends once the batch before has written all of its results
                 if not batch.step():
                     running.remove(batch)
                     outcomes.update(batch.results.outcomes)
-            idle = all(batch.waiting for batch in running)
+            idle = all(batch.waiting and batch.prepares_first for batch in running)
             if more and idle and len(running) < DRAIN_BATCHES_AT_ONCE and time.monotonic() < deadline:
                 claimed, token = _claim([], kinds, settings.OUTBOX_BATCH_SIZE)
                 more = len(claimed) >= settings.OUTBOX_BATCH_SIZE

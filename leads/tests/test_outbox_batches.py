@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,7 +20,7 @@ from django.db import connection
 
 from campaigns.tests.factories import CampaignFactory
 from leads.models import Delivery, DeliveryAttempt, DeliveryDestination, DeliveryRoute, Lead, OutboxEntry, Postback
-from leads.services.outbox import outbox_drain
+from leads.services.outbox import follow_up_kind, outbox_drain, register_follow_up
 from leads.services.signing import destination_rotate_secret
 from leads.tasks import process_outbox_batch_task
 from leads.tests.factories import LeadFactory
@@ -127,7 +128,7 @@ DRAIN = """
 import django
 django.setup()
 from django.conf import settings
-from leads.services.outbox import outbox_drain
+from leads.services.outbox import follow_up_kind, outbox_drain, register_follow_up
 import os
 keep_going = os.environ.get("DRAIN_KEEP_GOING") == "1"  # as the Celery task drains
 ran, idle = 0, 0
@@ -280,6 +281,34 @@ def test_a_draining_task_goes_on_with_the_next_batches_within_the_per_destinatio
         assert set(OutboxEntry.objects.values_list("status", "attempts")) == {("done", 1)}
     finally:
         slow.close()
+
+
+@pytest.mark.django_db
+def test_a_draining_task_runs_batches_that_do_not_prepare_first_one_after_another(settings):
+    settings.OUTBOX_BATCH_SIZE = 2
+    at_once, most = [0], [0]
+
+    def auctions_waiting_on_their_pings(entries, deadline):
+        at_once[0] += 1
+        most[0] = max(most[0], at_once[0])
+        try:
+            yield from [None] * 3  # an auction waits on its pings, started in its first step
+            yield from ((entry, None) for entry in entries)
+        finally:
+            at_once[0] -= 1
+
+    previous = follow_up_kind("auction")
+    register_follow_up(replace(previous, handle_batch=auctions_waiting_on_their_pings))
+    try:
+        lead = LeadFactory()
+        OutboxEntry.objects.bulk_create(OutboxEntry(lead=lead, kind="auction") for _ in range(5))
+
+        outcomes = outbox_drain(queue=settings.PARTNER_CALLS_QUEUE, top_up=True, keep_going=True)
+    finally:
+        register_follow_up(previous)
+
+    assert list(outcomes.values()) == ["done"] * 5  # three batches, in one call
+    assert most == [1]  # never two batches' auctions at once
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
