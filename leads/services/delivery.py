@@ -21,13 +21,13 @@ from django.db import transaction
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
-from leadcrm.bulk import bulk_update_rows
+from campaigns.models import Campaign, Offer, TrafficSource
+from leadcrm.bulk import bulk_insert_rows, bulk_update_rows, bulk_update_rows_if
 from leadcrm.encryption import decrypt, encrypt
 
 from ..models import (
     BuyerAccount,
     Delivery,
-    DeliveryAttempt,
     DeliveryDestination,
     DeliveryRoute,
     Lead,
@@ -238,6 +238,24 @@ class _Router:
         return choice
 
 
+def _attach_configuration(leads: Iterable[Lead]) -> None:
+    """Give the leads their campaign, offer and traffic source, each read once: a batch's leads share
+    a few, and joining them to every lead's row cost more to load than the lead itself. One query,
+    unless a lead's offer or source is no longer its campaign's."""
+    leads = list(leads)
+    campaigns = Campaign.objects.select_related("offer", "traffic_source").in_bulk({lead.campaign_id for lead in leads})
+    offers = {campaign.offer_id: campaign.offer for campaign in campaigns.values()}
+    sources = {campaign.traffic_source_id: campaign.traffic_source for campaign in campaigns.values()}
+    if missing := {lead.offer_id for lead in leads} - offers.keys():
+        offers.update(Offer.objects.in_bulk(missing))
+    if missing := {lead.traffic_source_id for lead in leads} - sources.keys():
+        sources.update(TrafficSource.objects.in_bulk(missing))
+    for lead in leads:
+        lead.campaign = campaigns[lead.campaign_id]
+        lead.offer = offers[lead.offer_id]
+        lead.traffic_source = sources[lead.traffic_source_id]
+
+
 def _set_payloads(entries: Iterable[OutboxEntry], payloads: dict[int, dict[str, Any]]) -> None:
     """Give entries new payloads (by entry id) in one statement."""
     changed = []
@@ -254,6 +272,12 @@ Routed = Delivery | None | Exception  # the delivery to send, nothing to deliver
 def _route_many(entries: list[OutboxEntry]) -> dict[int, Routed]:
     """Choose a buyer for each entry's lead and create the deliveries, or say why a lead waits, in one
     transaction for the batch: {entry id: the delivery, None (nothing to deliver) or RetryLater}."""
+    return _route_batch(entries)[0]
+
+
+def _route_batch(entries: list[OutboxEntry]) -> tuple[dict[int, Routed], set[int]]:
+    """`_route_many`, and the ids of the deliveries it made: checked under the leads' locks just now,
+    they are sent without asking again why not (a send taken over from an earlier entry is asked)."""
     now = timezone.now()
     routed: dict[int, Routed] = {}
     payloads: dict[int, dict[str, Any]] = {}
@@ -264,11 +288,11 @@ def _route_many(entries: list[OutboxEntry]) -> dict[int, Routed]:
         # or one credit limit past its limit.
         leads = {
             lead.pk: lead
-            for lead in Lead.objects.select_for_update(of=("self",))
-            .select_related("campaign", "offer", "traffic_source")
+            for lead in Lead.objects.select_for_update()
             .filter(pk__in={entry.lead_id for entry in entries})
             .order_by("pk")
         }
+        _attach_configuration(leads.values())
         earlier: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
         for lead_id, pk, destination_id, status in Delivery.objects.filter(lead_id__in=list(leads)).values_list(
             "lead_id", "pk", "destination_id", "status"
@@ -320,7 +344,7 @@ def _route_many(entries: list[OutboxEntry]) -> dict[int, Routed]:
                 price=choice.price,
                 currency=lead.offer.currency,
             )
-        Delivery.objects.bulk_create(created.values())
+        bulk_insert_rows(list(created.values()))
         for entry_pk, delivery in routed.items():
             if isinstance(delivery, Delivery):
                 payloads[entry_pk] = {"delivery": delivery.pk}
@@ -331,7 +355,7 @@ def _route_many(entries: list[OutboxEntry]) -> dict[int, Routed]:
                 pending_ones[pk].lead = leads[pending_ones[pk].lead_id]  # sent with the locked lead
         LeadEvent.objects.bulk_create(events)
         _set_payloads(entries, payloads)
-    return routed
+    return routed, {delivery.pk for delivery in created.values()}
 
 
 def _route(entry: OutboxEntry) -> Delivery | None:
@@ -460,7 +484,8 @@ STATUS_OF_OUTCOME = {
     Outcome.FAILED: Delivery.Status.FAILED,
     Outcome.RETRY: Delivery.Status.PENDING,
 }
-RECORDED_FIELDS = ["status", "attempts", "last_status_code", "reason", "buyer_reference", "finished_at"]
+ANSWER_FIELDS = ["last_status_code", "reason", "buyer_reference", "finished_at"]  # from a delivery's first answer
+RECORDED_FIELDS = ["status", "attempts", *ANSWER_FIELDS]
 
 
 def _record(delivery: Delivery, sent: SentRequest, lead: Lead | None = None) -> tuple[str, float | None]:
@@ -474,25 +499,35 @@ def _record_many(sends: list[tuple[Delivery, SentRequest, Lead | None]]) -> list
     now = timezone.now()
     tries = [delivery.attempts + 1 for delivery, _, _ in sends]
     settled = [settle(sent.verdict, tried) for (_, sent, _), tried in zip(sends, tries, strict=True)]
-    changed: dict[int, tuple[Delivery, Lead | None]] = {}
-    with transaction.atomic():
+    # Each delivery's new state, set on it (two entries may have sent one delivery: its first answer
+    # is kept), and put back where the row turned out not to be pending any more.
+    first: dict[int, tuple[Delivery, Lead | None, tuple[Any, ...]]] = {}
+    for (delivery, sent, lead), (outcome, _delay), tried in zip(sends, settled, tries, strict=True):
+        status = STATUS_OF_OUTCOME[outcome]
+        if delivery.pk not in first:
+            first[delivery.pk] = (delivery, lead, tuple(getattr(delivery, name) for name in ANSWER_FIELDS))
+            delivery.last_status_code, delivery.reason = sent.status_code, sent.verdict.reason
+            delivery.buyer_reference = sent.verdict.reference or delivery.buyer_reference
+            delivery.finished_at = None if status == Delivery.Status.PENDING else now
+        delivery.status, delivery.attempts = status, tried
+    # No savepoint of its own: it is all or nothing, within a caller's transaction too.
+    with transaction.atomic(savepoint=False):
         # Only from pending: a result recorded twice (a retried task, or two entries that sent one
-        # delivery) never sells the lead twice. The lock makes a concurrent recorder wait and
-        # see the row's new status.
-        pending = set(
-            Delivery.objects.select_for_update()
-            .filter(pk__in=[delivery.pk for delivery, _, _ in sends], status=Delivery.Status.PENDING)
-            .values_list("pk", flat=True)
+        # delivery) never sells the lead twice. A concurrent recorder's row lock is waited for, and
+        # the row's new status seen.
+        updated = bulk_update_rows_if(
+            [delivery for delivery, _, _ in first.values()], RECORDED_FIELDS, {"status": Delivery.Status.PENDING}
         )
+        changed: dict[int, tuple[Delivery, Lead | None]] = {}
+        for pk, (delivery, lead, before) in first.items():
+            if pk in updated:
+                changed[pk] = (delivery, lead)
+            else:
+                for name, value in zip(ANSWER_FIELDS, before, strict=True):
+                    setattr(delivery, name, value)
         attempts, events, disabled = [], [], {}
-        for (delivery, sent, lead), (outcome, _delay), tried in zip(sends, settled, tries, strict=True):
+        for (delivery, sent, _lead), (outcome, _delay) in zip(sends, settled, strict=True):
             verdict, status = sent.verdict, STATUS_OF_OUTCOME[outcome]
-            if delivery.pk in pending and delivery.pk not in changed:
-                changed[delivery.pk] = (delivery, lead)
-                delivery.last_status_code, delivery.reason = sent.status_code, verdict.reason
-                delivery.buyer_reference = verdict.reference or delivery.buyer_reference
-                delivery.finished_at = None if status == Delivery.Status.PENDING else now
-            delivery.status, delivery.attempts = status, tried
             if status != Delivery.Status.PENDING:
                 event = {"buyer": delivery.destination.name, "outcome": status, "reason": verdict.reason}
                 events.append(
@@ -512,8 +547,7 @@ def _record_many(sends: list[tuple[Delivery, SentRequest, Lead | None]]) -> list
             )
             if verdict.disable_destination:
                 disabled[delivery.destination_id] = f"The buyer answered 410 Gone on {now:%Y-%m-%d %H:%M} UTC."
-        bulk_update_rows([delivery for delivery, _ in changed.values()], RECORDED_FIELDS)
-        DeliveryAttempt.objects.bulk_create(attempts)
+        bulk_insert_rows(attempts)
         sold = [
             (delivery, lead)
             for delivery, lead in changed.values()
@@ -524,7 +558,7 @@ def _record_many(sends: list[tuple[Delivery, SentRequest, Lead | None]]) -> list
         ledger_post_sales(sales=[(delivery, lead or loaded[delivery.lead_id]) for delivery, lead in sold])
         for destination_id, reason in disabled.items():
             DeliveryDestination.objects.filter(pk=destination_id).update(is_active=False, disabled_reason=reason)
-        LeadEvent.objects.bulk_create(events)
+        bulk_insert_rows(events)
     return settled
 
 
@@ -593,7 +627,8 @@ class DeliveryCall:
             else:
                 deliveries[entry.pk] = delivery
         _set_payloads(entries, cleared)
-        for entry_pk, routed in (_route_many(unrouted) if unrouted else {}).items():
+        routed_now, fresh = _route_batch(unrouted) if unrouted else ({}, set())
+        for entry_pk, routed in routed_now.items():
             if isinstance(routed, Delivery):
                 deliveries[entry_pk] = routed
             else:
@@ -610,17 +645,20 @@ class DeliveryCall:
             else:
                 to_send.append((entry, delivery))
         if to_send:
-            ready.update(self._requests(to_send))
+            ready.update(self._requests(to_send, fresh))
         return [(entry, ready[entry.pk]) for entry in entries]
 
-    def _requests(self, to_send: list[tuple[OutboxEntry, Delivery]]) -> dict[int, Prepared | None | Exception]:
+    def _requests(
+        self, to_send: list[tuple[OutboxEntry, Delivery]], fresh: set[int]
+    ) -> dict[int, Prepared | None | Exception]:
         ready: dict[int, Prepared | None | Exception] = {}
         unloaded = {delivery.lead_id for _, delivery in to_send if not Delivery.lead.is_cached(delivery)}
         leads = Lead.objects.select_related("campaign", "offer", "traffic_source").in_bulk(unloaded) if unloaded else {}
         for _, delivery in to_send:
             if not Delivery.lead.is_cached(delivery):
                 delivery.lead = leads[delivery.lead_id]
-        blocked = _why_not_send([delivery for _, delivery in to_send])
+        earlier = [delivery for _, delivery in to_send if delivery.pk not in fresh]
+        blocked = _why_not_send(earlier) if earlier else {}
         by_reason: dict[str, list[int]] = defaultdict(list)
         for pk, reason in blocked.items():
             by_reason[reason].append(pk)

@@ -17,6 +17,7 @@ from django.db.models import Case, Count, DecimalField, F, Q, QuerySet, Sum, Whe
 from django.utils import timezone
 
 from campaigns.models import Advertiser, DailyStat
+from leadcrm.bulk import bulk_insert_rows
 from leadcrm.config_cache import cached
 from leadcrm.errors import InvalidInput
 
@@ -44,7 +45,7 @@ def ledger_post(entries: list[LedgerEntry]) -> list[LedgerEntry]:
         return []
     try:
         with transaction.atomic():
-            LedgerEntry.objects.bulk_create(entries)
+            bulk_insert_rows(entries)
         posted = entries
     except IntegrityError:
         # Some were posted before (a job or task that ran twice): keep only the new ones.

@@ -7,7 +7,9 @@ A kind without a handler waits, pending, until one is registered: nothing is dro
 A worker claims a batch of due rows in one statement (`FOR UPDATE SKIP LOCKED ... RETURNING` on
 PostgreSQL), runs them outside any transaction, and records the results in bulk as they come in, so
 a worker killed mid-batch leaves only that batch's unfinished rows to be run again when their claim
-runs out. Work is at least once: handlers make a repeat harmless (a webhook keeps its id).
+runs out. Work is at least once: handlers make a repeat harmless (a webhook keeps its id). A task
+goes on with its queue's next due batches while it has time, claiming the next while the calls of
+the one before are in flight (`outbox_drain(keep_going=True)`).
 """
 
 import functools
@@ -15,7 +17,7 @@ import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,7 +27,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from leadcrm.bulk import bulk_insert_rows, bulk_update_rows
+from leadcrm.bulk import bulk_insert_rows, bulk_update_rows, insert_values
 
 from ..models import Lead, LeadEvent, OutboxEntry
 
@@ -33,10 +35,43 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[OutboxEntry], None]
 # Runs claimed entries of one kind and yields each with None (done) or the error it ended with, as
-# each finishes; it may yield None while it waits, so finished results are written meanwhile. It
-# starts no new work after `deadline` (time.monotonic()): those entries yield NotStarted.
+# each finishes, or a Recording of several; it may yield None while it waits, so finished results
+# are written (and a draining worker's next batch is prepared) meanwhile. One that sends to partners
+# yields READY_TO_SEND when it has read what it needs and before it sends anything: a draining
+# worker goes on with it once the batch before has written every result, so the sends a killed
+# worker leaves unwritten are one batch's. It starts no new work after `deadline`
+# (time.monotonic()): those entries yield NotStarted.
 BatchResult = tuple[OutboxEntry, Exception | None]
-BatchHandler = Callable[[list[OutboxEntry], float], Iterator[BatchResult | None]]
+
+
+class _ReadyToSend:
+    def __repr__(self) -> str:
+        return "READY_TO_SEND"
+
+
+READY_TO_SEND = _ReadyToSend()
+
+
+def sends_when_ready(handler: "BatchHandler") -> "BatchHandler":
+    """Mark a batch handler that yields READY_TO_SEND before it sends anything: a draining worker may
+    prepare such a batch while the one before it is in flight. Any other batch starts only once the
+    one before has ended (an auction starts its pings in its first step)."""
+    handler.sends_when_ready = True  # type: ignore[attr-defined]
+    return handler
+
+
+@dataclass
+class Recording:
+    """Finished work that a batch handler writes in the transaction where the outbox records these
+    entries' ends, so both commit together: `write()` returns each entry's result. If it raises,
+    nothing of it is written and every entry ends with the error (to go again)."""
+
+    entries: list[OutboxEntry]
+    write: Callable[[], list[BatchResult]]
+
+
+BatchStep = BatchResult | Recording | _ReadyToSend | None
+BatchHandler = Callable[[list[OutboxEntry], float], Iterator[BatchStep]]
 
 MAX_ATTEMPTS = 12  # for unexpected errors; handlers that raise RetryLater keep their own schedule
 SWEEP_BATCH = 500
@@ -52,6 +87,11 @@ BROKER_PAUSE_SECONDS = 5.0
 # Results are written at least this often while a batch runs: a killed worker loses no more.
 RECORD_EVERY_SECONDS = 0.25
 RECORD_EVERY_ROWS = 50
+# Batches a draining task holds at once: the next is claimed and prepared while the calls of the one
+# before are in flight, so the calls seldom wait on the database; it sends once that one has written
+# its results. A worker killed mid-drain leaves these batches' unfinished rows, of which one batch's
+# were sent.
+DRAIN_BATCHES_AT_ONCE = 2
 _broker_paused_until = 0.0
 
 
@@ -87,7 +127,7 @@ class FollowUpKind:
     # as one SMTP connection, takes more.
     batch_size: int | None = None
 
-    def run_batch(self, entries: list[OutboxEntry], deadline: float) -> Iterator[BatchResult | None]:
+    def run_batch(self, entries: list[OutboxEntry], deadline: float) -> Iterator[BatchStep]:
         if self.handle_batch is not None:
             yield from self.handle_batch(entries, deadline)
             return
@@ -245,7 +285,7 @@ def outbox_enqueue_bulk(items: Sequence[tuple[int, str, dict[str, Any]]]) -> int
     """`outbox_enqueue_many` for batches of thousands: one statement per few thousand rows and no
     entries built in Python; returns how many were written."""
     now = timezone.now()
-    created = bulk_insert_rows(
+    created = insert_values(
         OutboxEntry,
         [
             {
@@ -315,11 +355,24 @@ def _claim(entry_ids: list[int], kinds: list[str], limit: int) -> tuple[list[Out
         limit,
     ]
     with transaction.atomic():
+        _commit_without_waiting_for_the_disk()
         claimed = list(OutboxEntry.objects.raw(sql, params))
     # The claim is the token results are recorded under: if it ran out and another worker took an
     # entry over, this worker's late result must not overwrite that worker's.
     asked = set(entry_ids)
     return sorted(claimed, key=lambda entry: (entry.pk not in asked, entry.pk)), until
+
+
+def _commit_without_waiting_for_the_disk() -> None:
+    """This transaction's COMMIT returns before its WAL is flushed to disk (PostgreSQL's asynchronous
+    commit, about a disk flush saved per batch). Only for what the outbox survives losing in a
+    database crash, as it survives a worker killed before writing it: a claim, or a batch's results
+    (its rows are run again under their ids: at least once). Never for a transaction after which
+    something is sent (a delivery's routing): the webhook id must outlive the call. Any later
+    ordinary commit flushes it too, so the database stays consistent."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 _Soon = tuple[str | None, int]  # (queue, seconds): retries sent to the broker together
@@ -340,7 +393,26 @@ class _Results:
         if len(self.buffer) >= RECORD_EVERY_ROWS or time.monotonic() - self.flushed_at >= RECORD_EVERY_SECONDS:
             self.flush()
 
+    def record(self, recording: Recording) -> None:
+        """The handler's writes and these entries' ends (with what is buffered) in one transaction."""
+        buffered = self.buffer
+        try:
+            with transaction.atomic():
+                _commit_without_waiting_for_the_disk()
+                self.buffer = buffered + recording.write()
+                self._write()
+        except Exception as error:  # nothing of it was written: every entry goes again (same webhook id)
+            self.buffer = buffered + [(entry, error) for entry in recording.entries]
+            self.flush()
+
     def flush(self) -> None:
+        if self.buffer:
+            with transaction.atomic():
+                _commit_without_waiting_for_the_disk()
+                self._write()
+        self.flushed_at = time.monotonic()
+
+    def _write(self) -> None:
         buffer, self.buffer, self.flushed_at = self.buffer, [], time.monotonic()
         if not buffer:
             return
@@ -349,62 +421,66 @@ class _Results:
             self._flush_done(buffer, now)
             return
         soon: dict[_Soon, list[tuple[int, str]]] = defaultdict(list)
-        with transaction.atomic():
-            ours = set(
+        # Each end is written under this batch's claim: a row whose claim ran out and that another
+        # worker took over is left to that worker. A conditional UPDATE (row locks, then a re-check)
+        # for the done ones; the others, rarer, are locked and read first.
+        done_ids = [entry.pk for entry, error in buffer if error is None]
+        ours = self._finish(done_ids, now) if done_ids else set()
+        ended = [entry.pk for entry, error in buffer if error is not None]
+        if ended:
+            ours |= set(
                 OutboxEntry.objects.select_for_update()
-                .filter(
-                    pk__in=[entry.pk for entry, _ in buffer],
-                    status=OutboxEntry.Status.PROCESSING,
-                    claimed_until=self.token,
-                )
+                .filter(pk__in=ended, status=OutboxEntry.Status.PROCESSING, claimed_until=self.token)
                 .values_list("pk", flat=True)
             )
-            done = [entry for entry, error in buffer if error is None and entry.pk in ours]
-            OutboxEntry.objects.filter(pk__in=[entry.pk for entry in done]).update(
-                status=OutboxEntry.Status.DONE, done_at=now, claimed_until=None, last_error=""
-            )
-            LeadEvent.objects.bulk_create(
+        bulk_insert_rows(
+            [
                 LeadEvent(lead_id=entry.lead_id, kind=LeadEvent.Kind.FOLLOW_UP_DONE, data={"follow_up": entry.kind})
-                for entry in done
-                if (kind := _KINDS.get(entry.kind)) is None or kind.timeline
-            )
-            changed = []
-            for entry, error in buffer:
-                if entry.pk not in ours:
-                    logger.warning("Outbox entry %s finished after its claim ran out; another worker owns it", entry.pk)
-                    self.outcomes[entry.pk] = "claim lost"
-                    continue
-                if error is None:
-                    self.outcomes[entry.pk] = "done"
-                    continue
-                self.outcomes[entry.pk] = self._settle(entry, error, now, soon)
-                changed.append(entry)
-            bulk_update_rows(
-                changed, ["status", "attempts", "next_attempt_at", "claimed_until", "dispatched_at", "last_error"]
-            )
-            for (_, delay), pairs in soon.items():
-                transaction.on_commit(functools.partial(dispatch, pairs, countdown=delay + 0.5))
+                for entry, error in buffer
+                if error is None and entry.pk in ours and ((kind := _KINDS.get(entry.kind)) is None or kind.timeline)
+            ]
+        )
+        changed = []
+        for entry, error in buffer:
+            if entry.pk not in ours:
+                logger.warning("Outbox entry %s finished after its claim ran out; another worker owns it", entry.pk)
+                self.outcomes[entry.pk] = "claim lost"
+                continue
+            if error is None:
+                self.outcomes[entry.pk] = "done"
+                continue
+            self.outcomes[entry.pk] = self._settle(entry, error, now, soon)
+            changed.append(entry)
+        bulk_update_rows(
+            changed, ["status", "attempts", "next_attempt_at", "claimed_until", "dispatched_at", "last_error"]
+        )
+        for (_, delay), pairs in soon.items():
+            transaction.on_commit(functools.partial(dispatch, pairs, countdown=delay + 0.5))
 
-    def _flush_done(self, buffer: list[BatchResult], now: datetime) -> None:
-        """Entries that all ended well and write no timeline: one conditional UPDATE, which is its
-        own transaction, marks those still under this claim."""
-        ops, table = connection.ops, connection.ops.quote_name(OutboxEntry._meta.db_table)
-        ids = [entry.pk for entry, _ in buffer]
+    def _finish(self, entry_ids: list[int], now: datetime) -> set[int]:
+        """Mark these entries done if this batch still holds them; returns those it did."""
+        ops, quote = connection.ops, connection.ops.quote_name
+        table = quote(OutboxEntry._meta.db_table)
         # Only names and placeholders are spliced in; every value is a parameter.
         sql = (
             f"UPDATE {table} SET status = %s, done_at = %s, claimed_until = NULL, last_error = '' "  # noqa: S608
-            f"WHERE id IN ({', '.join(['%s'] * len(ids))}) AND status = %s AND claimed_until = %s RETURNING id"
+            f"WHERE id IN ({', '.join(['%s'] * len(entry_ids))}) AND status = %s AND claimed_until = %s RETURNING id"
         )
         params = [
             OutboxEntry.Status.DONE.value,
             ops.adapt_datetimefield_value(now),
-            *ids,
+            *entry_ids,
             OutboxEntry.Status.PROCESSING.value,
             ops.adapt_datetimefield_value(self.token),
         ]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            ours = {row[0] for row in cursor.fetchall()}
+            return {row[0] for row in cursor.fetchall()}
+
+    def _flush_done(self, buffer: list[BatchResult], now: datetime) -> None:
+        """Entries that all ended well and write no timeline: one conditional UPDATE marks those still
+        under this claim."""
+        ours = self._finish([entry.pk for entry, _ in buffer], now)
         for entry, _ in buffer:
             if entry.pk in ours:
                 self.outcomes[entry.pk] = "done"
@@ -445,33 +521,93 @@ class _Results:
         return "failed" if final else "retry"
 
 
-def outbox_drain(*, entry_ids: Iterable[int] = (), queue: str | None = None, top_up: bool = False) -> dict[int, str]:
-    """Claim the given entries (and, with `top_up`, other due ones of the queue's kinds, up to a
-    batch), run each kind's batch, record. Returns {entry id: outcome}."""
-    entry_ids = list(entry_ids)
-    kinds = [kind.name for kind in _KINDS.values() if kind.queue == queue] if top_up else []
-    limit = max(settings.OUTBOX_BATCH_SIZE, len(entry_ids))
-    claimed, token = _claim(entry_ids, kinds, limit)
-    results = _Results(token)
-    # The task's hard time limit is shorter than the claim; new work stops well before it.
-    deadline = time.monotonic() + settings.OUTBOX_TASK_TIME_LIMIT * 0.5
-    by_kind: dict[str, list[OutboxEntry]] = defaultdict(list)
-    for entry in claimed:
-        by_kind[entry.kind].append(entry)
-    try:
+class _Batch:
+    """A claimed batch being run: its kinds' batch handlers, one step at a time, and its results."""
+
+    def __init__(self, claimed: list[OutboxEntry], token: datetime, deadline: float):
+        self.size = len(claimed)
+        self.results = _Results(token)
+        self.steps = self._run(claimed, token, deadline)
+        self.waiting = False  # its last step found nothing to write: its work goes on elsewhere
+        self.ready_to_send = False  # prepared; sends once the batches before it have ended
+        # Every kind in it prepares before it sends: it may be prepared while another batch runs.
+        self.prepares_first = all(
+            getattr(kind.handle_batch, "sends_when_ready", False)
+            for kind in (_KINDS.get(name) for name in {entry.kind for entry in claimed})
+            if kind is not None
+        )
+
+    def _run(self, claimed: list[OutboxEntry], token: datetime, deadline: float) -> Generator[BatchStep, None, None]:
+        by_kind: dict[str, list[OutboxEntry]] = defaultdict(list)
+        for entry in claimed:
+            by_kind[entry.kind].append(entry)
         for name, entries in by_kind.items():
             kind = _KINDS.get(name)
             if kind is None:
                 OutboxEntry.objects.filter(
                     pk__in=[entry.pk for entry in entries], claimed_until=token, status=OutboxEntry.Status.PROCESSING
                 ).update(status=OutboxEntry.Status.PENDING, claimed_until=None, attempts=F("attempts") - 1)
-                results.outcomes.update(dict.fromkeys((entry.pk for entry in entries), "no handler"))
+                self.results.outcomes.update(dict.fromkeys((entry.pk for entry in entries), "no handler"))
                 continue
-            for result in kind.run_batch(entries, deadline):
-                results.add(result)
+            yield from kind.run_batch(entries, deadline)
+
+    def step(self) -> bool:
+        """Run until the next result (or wait) and write what is due; False once the batch is over."""
+        try:
+            step = next(self.steps)
+        except StopIteration:
+            self.results.flush()
+            return False
+        self.ready_to_send = step is READY_TO_SEND
+        self.waiting = step is None or self.ready_to_send
+        if isinstance(step, Recording):
+            self.results.record(step)
+        elif not isinstance(step, _ReadyToSend):
+            self.results.add(step)
+        return True
+
+    def stop(self) -> None:
+        """Start nothing more (calls under way end), and write what has finished."""
+        self.steps.close()
+        self.results.flush()
+
+
+def outbox_drain(
+    *, entry_ids: Iterable[int] = (), queue: str | None = None, top_up: bool = False, keep_going: bool = False
+) -> dict[int, str]:
+    """Claim the given entries (and, with `top_up`, other due ones of the queue's kinds, up to a
+    batch), run each kind's batch, record. With `keep_going` (and `top_up`), go on with the queue's
+    next due batch while there is one and time is left, claiming it while the calls of the one before
+    are in flight (DRAIN_BATCHES_AT_ONCE). Returns {entry id: outcome}."""
+    entry_ids = list(entry_ids)
+    kinds = [kind.name for kind in _KINDS.values() if kind.queue == queue] if top_up else []
+    limit = max(settings.OUTBOX_BATCH_SIZE, len(entry_ids))
+    # The task's hard time limit is shorter than the claim; new work stops well before it.
+    deadline = time.monotonic() + settings.OUTBOX_TASK_TIME_LIMIT * 0.5
+    claimed, token = _claim(entry_ids, kinds, limit)
+    running = [_Batch(claimed, token, deadline)]
+    # A claim that found fewer rows than it asked for left nothing due behind it.
+    more = keep_going and bool(kinds) and len(claimed) >= limit
+    outcomes: dict[int, str] = {}
+    try:
+        while running:
+            for batch in list(running):
+                if batch is not running[0] and (batch.ready_to_send or not batch.prepares_first):
+                    continue  # it sends once the batch before has written all of its results
+                if not batch.step():
+                    running.remove(batch)
+                    outcomes.update(batch.results.outcomes)
+            idle = all(batch.waiting and batch.prepares_first for batch in running)
+            if more and idle and len(running) < DRAIN_BATCHES_AT_ONCE and time.monotonic() < deadline:
+                claimed, token = _claim([], kinds, settings.OUTBOX_BATCH_SIZE)
+                more = len(claimed) >= settings.OUTBOX_BATCH_SIZE
+                if claimed:
+                    running.append(_Batch(claimed, token, deadline))
     finally:
-        results.flush()
-    return results.outcomes
+        for batch in running:
+            batch.stop()
+            outcomes.update(batch.results.outcomes)
+    return outcomes
 
 
 def outbox_process(*, entry_id: int) -> str:

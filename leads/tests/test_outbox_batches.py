@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,7 +20,7 @@ from django.db import connection
 
 from campaigns.tests.factories import CampaignFactory
 from leads.models import Delivery, DeliveryAttempt, DeliveryDestination, DeliveryRoute, Lead, OutboxEntry, Postback
-from leads.services.outbox import outbox_drain
+from leads.services.outbox import follow_up_kind, outbox_drain, register_follow_up
 from leads.services.signing import destination_rotate_secret
 from leads.tasks import process_outbox_batch_task
 from leads.tests.factories import LeadFactory
@@ -127,10 +128,15 @@ DRAIN = """
 import django
 django.setup()
 from django.conf import settings
-from leads.services.outbox import outbox_drain
+from leads.services.outbox import follow_up_kind, outbox_drain, register_follow_up
+import os
+keep_going = os.environ.get("DRAIN_KEEP_GOING") == "1"  # as the Celery task drains
 ran, idle = 0, 0
 while idle < 3:
-    done = sum(len(outbox_drain(queue=queue, top_up=True)) for queue in (None, settings.PARTNER_CALLS_QUEUE))
+    done = sum(
+        len(outbox_drain(queue=queue, top_up=True, keep_going=keep_going))
+        for queue in (None, settings.PARTNER_CALLS_QUEUE)
+    )
     ran, idle = ran + done, (0 if done else idle + 1)
 print(ran, flush=True)
 """
@@ -221,6 +227,88 @@ def test_a_worker_killed_mid_batch_leaves_only_its_unfinished_rows_which_go_agai
     assert {d.webhook_id: received[d.webhook_id] for d in held} == {d.webhook_id: 2 for d in held}
     assert Delivery.objects.filter(status="accepted").count() == 10
     assert set(OutboxEntry.objects.values_list("status", flat=True)) == {"done"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="FOR UPDATE SKIP LOCKED is PostgreSQL's")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_draining_worker_killed_mid_drain_sent_one_batch_and_the_next_goes_out_once_under_its_ids(buyer, settings):
+    held = sold_leads(buyer, 5, email="hold{n}@example.com")  # the first batch: the buyer keeps them waiting
+    queued = sold_leads(buyer, 5, email="next{n}@example.com")  # the next batch: claimed while they wait
+    process = worker(
+        OUTBOX_CLAIM_SECONDS="3", OUTBOX_BATCH_SIZE="5", PARTNER_CALLS_PER_DESTINATION="10", DRAIN_KEEP_GOING="1"
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while OutboxEntry.objects.filter(status="processing").count() < 10:  # both batches claimed
+            assert time.monotonic() < deadline and process.poll() is None, process.stderr.read()
+            time.sleep(0.05)
+        time.sleep(1.5)  # were the next batch to send before the first is written, it would now
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+
+    sent = Counter(webhook_id for kind, webhook_id in buyer.received if kind == "lead")
+    assert sent == {d.webhook_id: 1 for d in held}  # only the batch whose results were not written yet
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"pending"}
+    buyer.release.set()
+    time.sleep(3.2)  # the dead worker's claims run out
+
+    outcomes = outbox_drain(queue=settings.PARTNER_CALLS_QUEUE, top_up=True, keep_going=True)
+
+    assert sorted(outcomes.values()) == ["done"] * 10
+    sent = Counter(webhook_id for kind, webhook_id in buyer.received if kind == "lead")
+    assert sent == {**{d.webhook_id: 2 for d in held}, **{d.webhook_id: 1 for d in queued}}
+    assert Delivery.objects.filter(status="accepted").count() == 10
+    assert DeliveryAttempt.objects.count() == 10  # each answer recorded once
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_draining_task_goes_on_with_the_next_batches_within_the_per_destination_bound(settings):
+    settings.DELIVERY_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.OUTBOX_BATCH_SIZE, settings.PARTNER_CALLS_PER_DESTINATION = 4, 3
+    slow = LocalBuyer(delay=0.05)
+    try:
+        deliveries = sold_leads(slow, 11)
+
+        one_batch = outbox_drain(queue=settings.PARTNER_CALLS_QUEUE, top_up=True)
+        the_rest = outbox_drain(queue=settings.PARTNER_CALLS_QUEUE, top_up=True, keep_going=True)
+
+        assert list(one_batch.values()) == ["done"] * 4
+        assert sorted(the_rest.values()) == ["done"] * 7  # two more batches, in one call
+        assert slow.max_in_flight == 3  # batches in flight together share the bound to one buyer
+        assert Counter(webhook_id for _, webhook_id in slow.received) == {d.webhook_id: 1 for d in deliveries}
+        assert set(OutboxEntry.objects.values_list("status", "attempts")) == {("done", 1)}
+    finally:
+        slow.close()
+
+
+@pytest.mark.django_db
+def test_a_draining_task_runs_batches_that_do_not_prepare_first_one_after_another(settings):
+    settings.OUTBOX_BATCH_SIZE = 2
+    at_once, most = [0], [0]
+
+    def auctions_waiting_on_their_pings(entries, deadline):
+        at_once[0] += 1
+        most[0] = max(most[0], at_once[0])
+        try:
+            yield from [None] * 3  # an auction waits on its pings, started in its first step
+            yield from ((entry, None) for entry in entries)
+        finally:
+            at_once[0] -= 1
+
+    previous = follow_up_kind("auction")
+    register_follow_up(replace(previous, handle_batch=auctions_waiting_on_their_pings))
+    try:
+        lead = LeadFactory()
+        OutboxEntry.objects.bulk_create(OutboxEntry(lead=lead, kind="auction") for _ in range(5))
+
+        outcomes = outbox_drain(queue=settings.PARTNER_CALLS_QUEUE, top_up=True, keep_going=True)
+    finally:
+        register_follow_up(previous)
+
+    assert list(outcomes.values()) == ["done"] * 5  # three batches, in one call
+    assert most == [1]  # never two batches' auctions at once
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)

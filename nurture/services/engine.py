@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
-from leadcrm.bulk import bulk_insert_rows, bulk_update_json
+from leadcrm.bulk import bulk_update_rows, insert_values
 from leadcrm.errors import ApplicationError
 from leads.models import Lead, LeadEvent, LeadStatus
 from leads.services import lead_set_status
@@ -253,8 +253,8 @@ def _tick_batch(batch_size: int, now: datetime) -> int:
     batch = _Batch(due, now)
     for enrollment in due:
         _advance(enrollment, batch)
-    bulk_update_json(due, ["step", "status", "next_run_at", "waiting", "left_at", "exit_reason"])
-    messages = bulk_insert_rows(NurtureMessage, batch.messages, returning=("id", "lead_id"))
+    bulk_update_rows(due, ["step", "status", "next_run_at", "waiting", "left_at", "exit_reason"])
+    messages = insert_values(NurtureMessage, batch.messages, returning=("id", "lead_id"))
     outbox_enqueue_bulk(
         [
             *((lead_id, EMAIL, {"message": message_id}) for message_id, lead_id in sorted(messages)),
