@@ -34,7 +34,7 @@ def _original_query(lead: Lead) -> tuple[str, list[Any]]:
     since = timezone.now() - timedelta(days=settings.LEAD_DEDUPE_WINDOW_DAYS)
     # Only names and placeholders are spliced in; every value is a parameter.
     sql = (
-        f"SELECT {column('id')}, {column('public_id')} FROM {quote(meta.db_table)} "  # noqa: S608
+        f"SELECT {column('id')}, {column('public_id')}, {column('partner')} FROM {quote(meta.db_table)} "  # noqa: S608
         f"WHERE ({' OR '.join(contacts)}) AND {column('offer')} = %s AND {column('created_at')} >= %s "
         f"AND {column('is_duplicate')} = %s AND {column('is_test')} = %s AND {column('validity')} <> %s "
         f"ORDER BY {column('created_at')}, {column('id')} LIMIT 1"
@@ -85,4 +85,5 @@ def lock_and_find_original(*, lead: Lead) -> Lead | None:
     if row is None:
         return None
     public_id = Lead._meta.get_field("public_id").to_python(row[1])
-    return Lead.from_db(connection.alias, ["id", "public_id"], [row[0], public_id])
+    # What the lead's answer and timeline tell of its original (the API shows a partner its own).
+    return Lead.from_db(connection.alias, ["id", "public_id", "partner_id"], [row[0], public_id, row[2]])
