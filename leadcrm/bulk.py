@@ -57,40 +57,84 @@ def bulk_update_rows(objects: Sequence[Model], fields: Sequence[str]) -> int:
     return updated
 
 
-def insert_rows(model: type[Model], fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[int]:
-    """Insert one row per item of `rows` (values in the order of `fields`, attribute names: `lead_id`
-    for a foreign key), one statement per CHUNK_ROWS rows; every other column gets what Django would
-    write (its default, else "" or NULL). Returns the new rows' primary keys, in order. No signals
-    are sent, as with `bulk_create`."""
-    if not rows:
-        return []
+Statement = tuple[str, list[Any]]  # SQL with %s placeholders, and its parameters
+
+
+def insert_statement(model: type[Model], fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> Statement:
+    """One INSERT of `rows` (values in the order of `fields`, attribute names: `lead_id` for a foreign
+    key; at most CHUNK_ROWS of them); every other column gets what Django would write (its default,
+    else "" or NULL). For a caller that sends it with other statements (`insert_rows(before=...)`)."""
     connection = connections[router.db_for_write(model)]
-    if not connection.features.can_return_rows_from_bulk_insert:
-        objects = [model(**dict(zip(fields, row, strict=True))) for row in rows]
-        return [obj.pk for obj in model._default_manager.bulk_create(objects)]
     meta = model._meta
     columns = [meta.get_field(name) for name in fields]
     defaults = [field for field in meta.concrete_fields if field not in columns and field is not meta.auto_field]
     default_values = [field.get_default() for field in defaults]
     all_columns = [*columns, *defaults]
+    params = [
+        column.get_db_prep_save(value, connection)
+        for row in rows
+        for column, value in zip(all_columns, [*row, *default_values], strict=True)
+    ]
     quote = connection.ops.quote_name
     row_sql = "(" + ", ".join(["%s"] * len(all_columns)) + ")"
     # Only names and placeholders are spliced in; every value is a parameter.
-    insert = f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(column.column) for column in all_columns)}) "
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(column.column) for column in all_columns)}) "  # noqa: S608
+        f"VALUES {', '.join([row_sql] * len(rows))}"
+    )
+    return sql, params
+
+
+def insert_rows(
+    model: type[Model], fields: Sequence[str], rows: Sequence[Sequence[Any]], *, before: Sequence[Statement] = ()
+) -> list[int]:
+    """Insert one row per item of `rows` (as `insert_statement`), one statement per CHUNK_ROWS rows,
+    without a model instance per row; returns the new rows' primary keys, in order. No signals are
+    sent, as with `bulk_create`. `before`: statements (other inserts of the same transaction) to run
+    first, in the same round trip where the driver can (`sends_several_statements`)."""
+    connection = connections[router.db_for_write(model)]
+    if not connection.features.can_return_rows_from_bulk_insert:
+        _execute_each(connection, before)
+        objects = [model(**dict(zip(fields, row, strict=True))) for row in rows]
+        return [obj.pk for obj in model._default_manager.bulk_create(objects)]
+    returning = f" RETURNING {connection.ops.quote_name(model._meta.pk.column)}"
     ids: list[int] = []
     with connection.cursor() as cursor:
         for start in range(0, len(rows), CHUNK_ROWS):
-            chunk = rows[start : start + CHUNK_ROWS]
-            params = [
-                column.get_db_prep_save(value, connection)
-                for row in chunk
-                for column, value in zip(all_columns, [*row, *default_values], strict=True)
-            ]
-            cursor.execute(
-                f"{insert}VALUES {', '.join([row_sql] * len(chunk))} RETURNING {quote(meta.pk.column)}", params
-            )
-            ids += [row[0] for row in cursor.fetchall()]
-    return ids
+            sql, params = insert_statement(model, fields, rows[start : start + CHUNK_ROWS])
+            ids += _rows_after(cursor, [*before, (sql + returning, params)])
+            before = ()
+        _execute_each(connection, before)  # no rows to insert: the statements before still run
+    return [row[0] for row in ids]
+
+
+def sends_several_statements(cursor: Any) -> bool:
+    """Whether one execute on this (Django) cursor may hold several statements, sent in one round trip:
+    psycopg binding parameters on the client (Django's default) sends them as one simple query."""
+    try:
+        import psycopg
+    except ImportError:  # psycopg2, SQLite or another driver: one statement per execute
+        return False
+    return isinstance(cursor.cursor, psycopg.ClientCursor)
+
+
+def _rows_after(cursor: Any, statements: Sequence[Statement]) -> list[Any]:
+    """Run the statements in order; the rows the last one returns."""
+    if len(statements) > 1 and sends_several_statements(cursor):
+        cursor.execute("; ".join(sql for sql, _ in statements), [param for _, params in statements for param in params])
+        for _ in statements[1:]:
+            cursor.nextset()
+        return list(cursor.fetchall())
+    for sql, params in statements:
+        cursor.execute(sql, params)
+    return list(cursor.fetchall())
+
+
+def _execute_each(connection: Any, statements: Sequence[Statement]) -> None:
+    if statements:
+        with connection.cursor() as cursor:
+            for sql, params in statements:
+                cursor.execute(sql, params)
 
 
 def _cast_type(column: Field[Any, Any], connection: Any) -> str:

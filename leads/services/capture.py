@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, Click, LandingPage, PostbackEvent
 from campaigns.visitor import parse_user_agent
-from leadcrm.bulk import insert_rows
+from leadcrm.bulk import insert_statement
 
 from ..models import Door, Lead, LeadEvent, Partner, Qualification, SupplierPing
 from .classification import classify_lead_type
@@ -211,12 +211,12 @@ def _capture(campaign: Campaign, submission: Submission, context: CaptureContext
         (LeadEvent.Kind.FOLLOW_UP_QUEUED, {"follow_ups": follow_ups}),
     ]
     actor_id = context.actor.pk if context.actor else None
-    insert_rows(
+    timeline = insert_statement(
         LeadEvent,
         ["lead_id", "kind", "data", "actor_id", "created_at"],
         [(lead.pk, kind, data, actor_id, now) for kind, data in steps],
     )
-    outbox_enqueue(lead=lead, kinds=follow_ups)
+    outbox_enqueue(lead=lead, kinds=follow_ups, before=[timeline])  # one round trip for both
     ledger_post_capture(lead=lead, ping=context.ping)
     postback_enqueue(lead=lead, event=PostbackEvent.VALID)
     if lead.qualification == Qualification.QUALIFIED:

@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from leadcrm.bulk import sends_several_statements
+
 from ..models import Lead, Validity
 from .locking import lock_statement
 
@@ -50,16 +52,6 @@ def _original_query(lead: Lead) -> tuple[str, list[Any]]:
     return sql, params
 
 
-def _sends_several_statements(cursor: Any) -> bool:
-    """psycopg binds parameters on the client (Django's default), so one execute may hold several
-    statements, sent in one round trip."""
-    try:
-        import psycopg
-    except ImportError:  # psycopg2 or another driver: one statement per execute
-        return False
-    return isinstance(cursor.cursor, psycopg.ClientCursor)
-
-
 def lock_and_find_original(*, lead: Lead) -> Lead | None:
     """Lock the lead's contacts for its offer until the transaction ends, then find the original it
     duplicates, if any. The locks serialise captures of the same contact: two identical submissions
@@ -74,7 +66,7 @@ def lock_and_find_original(*, lead: Lead) -> Lead | None:
     locks, keys = _contact_locks(offer_id=lead.offer_id, email=lead.email, phone=lead.phone)
     select, params = _original_query(lead)
     with connection.cursor() as cursor:
-        if locks and _sends_several_statements(cursor):
+        if locks and sends_several_statements(cursor):
             cursor.execute(f"{locks}; {select}", [*keys, *params])
             cursor.nextset()
         else:
