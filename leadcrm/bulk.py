@@ -118,16 +118,40 @@ def sends_several_statements(cursor: Any) -> bool:
     return isinstance(cursor.cursor, psycopg.ClientCursor)
 
 
+def first_rows(statements: Sequence[Statement], *, using: str = "default") -> list[Any]:
+    """Run the statements in order, in one round trip where the driver can; each one's first row
+    (None when it returns none, or returns no rows at all, like an INSERT without RETURNING)."""
+    rows: list[Any] = []
+    with connections[using].cursor() as cursor:
+        if len(statements) > 1 and sends_several_statements(cursor):
+            cursor.execute(
+                "; ".join(sql for sql, _ in statements), [param for _, params in statements for param in params]
+            )
+            for index in range(len(statements)):
+                if index:
+                    cursor.nextset()
+                rows.append(cursor.fetchone() if cursor.description else None)
+            return rows
+        for sql, params in statements:
+            cursor.execute(sql, params)
+            rows.append(cursor.fetchone() if cursor.description else None)
+    return rows
+
+
 def _rows_after(cursor: Any, statements: Sequence[Statement]) -> list[Any]:
     """Run the statements in order; the rows the last one returns."""
     if len(statements) > 1 and sends_several_statements(cursor):
-        cursor.execute("; ".join(sql for sql, _ in statements), [param for _, params in statements for param in params])
+        cursor.execute(*_joined(statements))
         for _ in statements[1:]:
             cursor.nextset()
         return list(cursor.fetchall())
     for sql, params in statements:
         cursor.execute(sql, params)
     return list(cursor.fetchall())
+
+
+def _joined(statements: Sequence[Statement]) -> Statement:
+    return "; ".join(sql for sql, _ in statements), [param for _, params in statements for param in params]
 
 
 def _execute_each(connection: Any, statements: Sequence[Statement]) -> None:

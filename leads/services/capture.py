@@ -14,7 +14,7 @@ from leadcrm.bulk import insert_statement
 from ..models import Door, Lead, LeadEvent, Partner, Qualification, SupplierPing
 from .classification import classify_lead_type
 from .consent import ConsentShown, consent_certificate_create
-from .dedupe import lock_and_find_original
+from .dedupe import contact_lookups
 from .inbound_ping import ping_claim
 from .ledger import ledger_post_capture
 from .normalisation import country_code, normalise_email, normalise_name, normalise_phone
@@ -160,6 +160,7 @@ def _capture(campaign: Campaign, submission: Submission, context: CaptureContext
     page = context.landing_page
 
     required = list(dict.fromkeys([*(page.required_fields if page else []), *offer.required_fields]))
+    lookups = contact_lookups(lead=lead)
     reasons = validate_lead(
         lead=lead,
         phone_ok=phone_ok,
@@ -167,10 +168,10 @@ def _capture(campaign: Campaign, submission: Submission, context: CaptureContext
         honeypot=context.honeypot,
         form_seconds=context.form_seconds,
         consent_required=bool(page and page.consent_required),
+        leads_from_ip=lookups.leads_from_ip,
     )
     lead.validity, lead.validity_reasons = validity_from(reasons), reasons
-
-    original = lock_and_find_original(lead=lead)
+    original = lookups.original
     lead.is_duplicate, lead.duplicate_of = original is not None, original
 
     lead.lead_type, type_reason = classify_lead_type(action=lead.action, offer=offer)

@@ -1,5 +1,7 @@
-"""Step 4 of the pipeline: the same person for the same offer within the window is a duplicate."""
+"""Step 4 of the pipeline: the same person for the same offer within the window is a duplicate. The
+same round trip counts the recent leads from the lead's IP address, for step 3 (validation)."""
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -7,7 +9,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from leadcrm.bulk import sends_several_statements
+from leadcrm.bulk import first_rows
 
 from ..models import Lead, Validity
 from .locking import lock_statement
@@ -52,30 +54,53 @@ def _original_query(lead: Lead) -> tuple[str, list[Any]]:
     return sql, params
 
 
-def lock_and_find_original(*, lead: Lead) -> Lead | None:
-    """Lock the lead's contacts for its offer until the transaction ends, then find the original it
-    duplicates, if any. The locks serialise captures of the same contact: two identical submissions
-    racing would otherwise both see no original and both be stored as originals.
+def _leads_from_ip_query(lead: Lead) -> tuple[str, list[Any]]:
+    """How many leads came from the lead's IP address in the last hour (validation's velocity check)."""
+    meta = Lead._meta
+    quote = connection.ops.quote_name
+    ip, created_at, is_test = (meta.get_field(name) for name in ("ip", "created_at", "is_test"))
+    since = timezone.now() - timedelta(hours=1)
+    sql = (
+        f"SELECT COUNT(*) FROM {quote(meta.db_table)} WHERE {quote(ip.column)} = %s "  # noqa: S608
+        f"AND {quote(created_at.column)} >= %s AND {quote(is_test.column)} = %s"
+    )
+    return sql, [
+        ip.get_db_prep_value(lead.ip, connection),
+        created_at.get_db_prep_value(since, connection),
+        lead.is_test,
+    ]
 
-    On PostgreSQL both go in one round trip: the statements run one after the other, and the SELECT
-    takes its snapshot after the locks are held (READ COMMITTED gives each statement its own), so it
-    sees a racing capture of the same contact that committed while this one waited.
+
+@dataclass(frozen=True)
+class ContactLookups:
+    original: Lead | None  # the lead this one duplicates
+    leads_from_ip: int  # leads stored from the lead's IP address in the last hour (0 without one)
+
+
+def contact_lookups(*, lead: Lead) -> ContactLookups:
+    """Lock the lead's contacts for its offer until the transaction ends, then find the original it
+    duplicates, if any, and count the recent leads from its IP address. The locks serialise captures of
+    the same contact: two identical submissions racing would otherwise both see no original and both be
+    stored as originals.
+
+    On PostgreSQL it is one round trip: the statements run one after the other, and the SELECT takes
+    its snapshot after the locks are held (READ COMMITTED gives each statement its own), so it sees a
+    racing capture of the same contact that committed while this one waited.
     """
-    if not lead.email and not lead.phone:  # nothing to lock, nobody to be a duplicate of
-        return None
-    locks, keys = _contact_locks(offer_id=lead.offer_id, email=lead.email, phone=lead.phone)
-    select, params = _original_query(lead)
-    with connection.cursor() as cursor:
-        if locks and sends_several_statements(cursor):
-            cursor.execute(f"{locks}; {select}", [*keys, *params])
-            cursor.nextset()
-        else:
-            if locks:
-                cursor.execute(locks, keys)
-            cursor.execute(select, params)
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    public_id = Lead._meta.get_field("public_id").to_python(row[1])
-    # What the lead's answer and timeline tell of its original (the API shows a partner its own).
-    return Lead.from_db(connection.alias, ["id", "public_id", "partner_id"], [row[0], public_id, row[2]])
+    statements, original_at, ip_at = [], None, None
+    if lead.email or lead.phone:  # else nothing to lock, nobody to be a duplicate of
+        locks, keys = _contact_locks(offer_id=lead.offer_id, email=lead.email, phone=lead.phone)
+        if locks:
+            statements.append((locks, keys))
+        original_at = len(statements)
+        statements.append(_original_query(lead))
+    if lead.ip:
+        ip_at = len(statements)
+        statements.append(_leads_from_ip_query(lead))
+    rows = first_rows(statements)
+    original = None
+    if original_at is not None and (row := rows[original_at]) is not None:
+        public_id = Lead._meta.get_field("public_id").to_python(row[1])
+        # What the lead's answer and timeline tell of its original (the API shows a partner its own).
+        original = Lead.from_db(connection.alias, ["id", "public_id", "partner_id"], [row[0], public_id, row[2]])
+    return ContactLookups(original=original, leads_from_ip=int(rows[ip_at][0]) if ip_at is not None else 0)

@@ -6,14 +6,11 @@ reasons make it doubtful (throw-away inbox, too fast, too many from one IP, off-
 
 import re
 import unicodedata
-from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
 import regex  # Unicode script properties, which the re module lacks
 from django.conf import settings
-from django.db import connection
-from django.utils import timezone
 from email_validator import EmailNotValidError, ValidatedEmail, validate_email
 
 from campaigns.visitor import parse_user_agent
@@ -155,21 +152,6 @@ def is_automation_agent(user_agent: str) -> bool:
     return bool(user_agent) and (parse_user_agent(user_agent).is_bot or bool(_AUTOMATION_AGENTS.search(user_agent)))
 
 
-def _leads_from_ip_in_the_last_hour(lead: Lead) -> int:
-    # Written out: the ORM took longer to build this count than PostgreSQL took to run it.
-    meta = Lead._meta
-    quote = connection.ops.quote_name
-    ip, created_at, is_test = (meta.get_field(name) for name in ("ip", "created_at", "is_test"))
-    since = timezone.now() - timedelta(hours=1)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT COUNT(*) FROM {quote(meta.db_table)} WHERE {quote(ip.column)} = %s "  # noqa: S608
-            f"AND {quote(created_at.column)} >= %s AND {quote(is_test.column)} = %s",
-            [ip.get_db_prep_value(lead.ip, connection), created_at.get_db_prep_value(since, connection), lead.is_test],
-        )
-        return int(cursor.fetchone()[0])
-
-
 def validity_from(reasons: list[str]) -> str:
     if any(reason.split(":")[0] in INVALID_REASONS for reason in reasons):
         return Validity.INVALID
@@ -184,8 +166,10 @@ def validate_lead(
     honeypot: str,
     form_seconds: float | None,
     consent_required: bool,
+    leads_from_ip: int = 0,
 ) -> list[str]:
-    """Reasons, in a stable order, that the lead is invalid or suspect; empty when valid."""
+    """Reasons, in a stable order, that the lead is invalid or suspect; empty when valid.
+    `leads_from_ip`: leads stored from the lead's IP address in the last hour (dedupe.contact_lookups)."""
     reasons = []
     if not lead.email and not lead.phone:
         reasons.append("no_contact: neither email nor phone")
@@ -205,9 +189,7 @@ def validate_lead(
         reasons.append("consent: required consent was not given")
     if form_seconds is not None and form_seconds < settings.LEAD_MIN_FORM_SECONDS:
         reasons.append(f"too_fast: sent {max(form_seconds, 0):.1f}s after the form opened")
-    if lead.ip:
-        recent = _leads_from_ip_in_the_last_hour(lead)
-        if recent >= settings.LEAD_MAX_PER_IP_PER_HOUR:
-            reasons.append(f"ip_velocity: {recent} leads from this IP in the last hour")
+    if lead.ip and leads_from_ip >= settings.LEAD_MAX_PER_IP_PER_HOUR:
+        reasons.append(f"ip_velocity: {leads_from_ip} leads from this IP in the last hour")
     reasons.extend(lead.campaign.targeting_mismatches(country=lead.country, device_type=lead.device_type, os=lead.os))
     return reasons
