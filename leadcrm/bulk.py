@@ -12,7 +12,11 @@ INSERT itself.
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import json
 import re
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,26 +67,51 @@ Statement = tuple[str, list[Any]]  # SQL with %s placeholders, and its parameter
 def insert_statement(model: type[Model], fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> Statement:
     """One INSERT of `rows` (values in the order of `fields`, attribute names: `lead_id` for a foreign
     key; at most CHUNK_ROWS of them); every other column gets what Django would write (its default,
-    else "" or NULL). For a caller that sends it with other statements (`insert_rows(before=...)`)."""
+    else "" or NULL). For a caller that sends it with other statements (`insert_rows(before=...)`).
+
+    On PostgreSQL the rows travel as one JSON document (`jsonb_to_recordset`): psycopg then quotes one
+    parameter instead of one per value, which cost more than the INSERT on the intake's path."""
     connection = connections[router.db_for_write(model)]
     meta = model._meta
     columns = [meta.get_field(name) for name in fields]
     defaults = [field for field in meta.concrete_fields if field not in columns and field is not meta.auto_field]
     default_values = [field.get_default() for field in defaults]
     all_columns = [*columns, *defaults]
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(column.column) for column in all_columns)
+    if connection.vendor == "postgresql":
+        typed = ", ".join(f"{quote(column.column)} {_cast_type(column, connection)}" for column in all_columns)
+        document = [
+            {
+                column.column: column.get_prep_value(value)
+                for column, value in zip(all_columns, [*row, *default_values], strict=True)
+            }
+            for row in rows
+        ]
+        # Only names and types are spliced in; the rows are one parameter.
+        sql = (
+            f"INSERT INTO {quote(meta.db_table)} ({names}) SELECT {names} "  # noqa: S608
+            f"FROM jsonb_to_recordset(%s::jsonb) AS row_values({typed})"
+        )
+        return sql, [json.dumps(document, default=_json_value)]
     params = [
         column.get_db_prep_save(value, connection)
         for row in rows
         for column, value in zip(all_columns, [*row, *default_values], strict=True)
     ]
-    quote = connection.ops.quote_name
     row_sql = "(" + ", ".join(["%s"] * len(all_columns)) + ")"
     # Only names and placeholders are spliced in; every value is a parameter.
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(column.column) for column in all_columns)}) "  # noqa: S608
-        f"VALUES {', '.join([row_sql] * len(rows))}"
-    )
+    sql = f"INSERT INTO {quote(meta.db_table)} ({names}) VALUES {', '.join([row_sql] * len(rows))}"  # noqa: S608
     return sql, params
+
+
+def _json_value(value: Any) -> str:
+    """A value JSON has no type for, as PostgreSQL reads it into its column."""
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()  # full precision, unlike DjangoJSONEncoder's milliseconds
+    if isinstance(value, uuid.UUID | decimal.Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} cannot be written as JSON")
 
 
 def insert_rows(
