@@ -84,10 +84,9 @@ def email_error(email: str, *, checked: ValidatedEmail | None = None) -> str:
     (U+0430) in "paypal": an address that looks like someone else's.
     """
     if checked is None:
-        try:
-            checked = validate_email(email, check_deliverability=False)
-        except EmailNotValidError as error:
-            return str(error)
+        checked = _checked_email(email)
+        if isinstance(checked, str):
+            return checked
     for word in checked.local_part.split("."):
         if problem := _mixed_scripts_error("part before the @-sign", word):
             return problem
@@ -104,11 +103,18 @@ def _email_as_sent(lead: Lead) -> str:
     return normalise_email(sent) if isinstance(sent, str) else lead.email
 
 
-def _email_reasons(lead: Lead) -> list[str]:
+def _checked_email(email: str) -> ValidatedEmail | str:
+    """What validate_email makes of the address (no DNS lookups), or why it refuses it."""
     try:
-        checked = validate_email(lead.email, check_deliverability=False)
+        return validate_email(email, check_deliverability=False)
     except EmailNotValidError as error:
-        return [f"invalid_email: {error}"]
+        return str(error)
+
+
+def _email_reasons(lead: Lead) -> list[str]:
+    checked = _checked_email(lead.email)
+    if isinstance(checked, str):
+        return [f"invalid_email: {checked}"]
     sent = _email_as_sent(lead)
     # Usually sent as stored: the check above is the one email_error would repeat.
     if disguise := email_error(sent, checked=checked if sent == lead.email else None):
