@@ -64,6 +64,14 @@ def bulk_update_rows(objects: Sequence[Model], fields: Sequence[str]) -> int:
 Statement = tuple[str, list[Any]]  # SQL with %s placeholders, and its parameters
 
 
+def model_field(model: type[Model], name: str) -> Field[Any, Any]:
+    """The model's concrete field (or foreign key) of this name or attribute name (`lead_id`)."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, Field):
+        raise TypeError(f"{model.__name__}.{name} is no column")
+    return field
+
+
 def insert_statement(model: type[Model], fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> Statement:
     """One INSERT of `rows` (values in the order of `fields`, attribute names: `lead_id` for a foreign
     key; at most CHUNK_ROWS of them); every other column gets what Django would write (its default,
@@ -73,8 +81,10 @@ def insert_statement(model: type[Model], fields: Sequence[str], rows: Sequence[S
     parameter instead of one per value, which cost more than the INSERT on the intake's path."""
     connection = connections[router.db_for_write(model)]
     meta = model._meta
-    columns = [meta.get_field(name) for name in fields]
-    defaults = [field for field in meta.concrete_fields if field not in columns and field is not meta.auto_field]
+    columns = [model_field(model, name) for name in fields]
+    defaults: list[Field[Any, Any]] = [
+        field for field in meta.concrete_fields if field not in columns and field is not meta.auto_field
+    ]
     default_values = [field.get_default() for field in defaults]
     all_columns = [*columns, *defaults]
     quote = connection.ops.quote_name
@@ -127,14 +137,14 @@ def insert_rows(
         objects = [model(**dict(zip(fields, row, strict=True))) for row in rows]
         return [obj.pk for obj in model._default_manager.bulk_create(objects)]
     returning = f" RETURNING {connection.ops.quote_name(model._meta.pk.column)}"
-    ids: list[int] = []
+    returned: list[Any] = []
     with connection.cursor() as cursor:
         for start in range(0, len(rows), CHUNK_ROWS):
             sql, params = insert_statement(model, fields, rows[start : start + CHUNK_ROWS])
-            ids += _rows_after(cursor, [*before, (sql + returning, params)])
+            returned += _rows_after(cursor, [*before, (sql + returning, params)])
             before = ()
         _execute_each(connection, before)  # no rows to insert: the statements before still run
-    return [row[0] for row in ids]
+    return [row[0] for row in returned]
 
 
 def sends_several_statements(cursor: Any) -> bool:

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from leadcrm.bulk import first_rows
+from leadcrm.bulk import first_rows, model_field
 
 from ..models import Lead, Validity
 from .locking import lock_statement
@@ -28,7 +28,7 @@ def _original_query(lead: Lead) -> tuple[str, list[Any]]:
     quote = connection.ops.quote_name
 
     def column(name: str) -> str:
-        return quote(meta.get_field(name).column)
+        return quote(model_field(Lead, name).column)
 
     contacts, params = [], []
     for name in ("email", "phone"):
@@ -43,7 +43,7 @@ def _original_query(lead: Lead) -> tuple[str, list[Any]]:
         f"AND {column('is_duplicate')} = %s AND {column('is_test')} = %s AND {column('validity')} <> %s "
         f"ORDER BY {column('created_at')}, {column('id')} LIMIT 1"
     )
-    date_field = meta.get_field("created_at")
+    date_field = model_field(Lead, "created_at")
     params += [
         lead.offer_id,
         date_field.get_db_prep_value(since, connection),
@@ -58,7 +58,7 @@ def _leads_from_ip_query(lead: Lead) -> tuple[str, list[Any]]:
     """How many leads came from the lead's IP address in the last hour (validation's velocity check)."""
     meta = Lead._meta
     quote = connection.ops.quote_name
-    ip, created_at, is_test = (meta.get_field(name) for name in ("ip", "created_at", "is_test"))
+    ip, created_at, is_test = (model_field(Lead, name) for name in ("ip", "created_at", "is_test"))
     since = timezone.now() - timedelta(hours=1)
     sql = (
         f"SELECT COUNT(*) FROM {quote(meta.db_table)} WHERE {quote(ip.column)} = %s "  # noqa: S608

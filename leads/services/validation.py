@@ -84,9 +84,10 @@ def email_error(email: str, *, checked: ValidatedEmail | None = None) -> str:
     (U+0430) in "paypal": an address that looks like someone else's.
     """
     if checked is None:
-        checked = _checked_email(email)
-        if isinstance(checked, str):
-            return checked
+        result = _checked_email(email)
+        if isinstance(result, str):
+            return result
+        checked = result
     for word in checked.local_part.split("."):
         if problem := _mixed_scripts_error("part before the @-sign", word):
             return problem
