@@ -3,8 +3,10 @@ blocked email domains, a supplier's payout), kept in each process and reloaded e
 change any of it.
 
 A version number in the shared cache (Redis in production) says when: saving configuration bumps it
-after the transaction commits, and each process compares it (one cache read) before using what it
-holds. TTL bounds how stale a process can be if a bump is lost (the cache was down).
+after the transaction commits, and each process compares it before using what it holds, reading it
+once per request (a lead's post reads four or five kinds of configuration; each read of the version
+is a round trip to Redis) and on every use outside a request. TTL bounds how stale a process can be
+if a bump is lost (the cache was down).
 """
 
 import threading
@@ -13,6 +15,7 @@ from collections.abc import Callable, Hashable
 from typing import TypeVar
 
 from django.core.cache import cache
+from django.core.signals import request_finished, request_started
 from django.db import transaction
 
 VERSION_KEY = "config:version"
@@ -21,9 +24,18 @@ TTL_SECONDS = 60.0
 T = TypeVar("T")
 _entries: dict[tuple[str, Hashable], tuple[int, float, object]] = {}
 _lock = threading.Lock()
+_request = threading.local()  # .version: what this thread's current request read, if it read it
 
 
 def _version() -> int:
+    if getattr(_request, "active", False):
+        if _request.version is None:
+            _request.version = _read_version()
+        return int(_request.version)
+    return _read_version()
+
+
+def _read_version() -> int:
     version = cache.get(VERSION_KEY)
     if version is None:
         cache.add(VERSION_KEY, 1, None)
@@ -63,3 +75,15 @@ def _bump() -> None:
         cache.incr(VERSION_KEY)
     except ValueError:  # no version yet (a new or flushed cache): any new number will do
         cache.set(VERSION_KEY, int(time.time()), None)
+
+
+def _request_begins(**_signal_arguments) -> None:
+    _request.active, _request.version = True, None
+
+
+def _request_ends(**_signal_arguments) -> None:
+    _request.active, _request.version = False, None
+
+
+request_started.connect(_request_begins, dispatch_uid="config_cache_request_begins")
+request_finished.connect(_request_ends, dispatch_uid="config_cache_request_ends")

@@ -186,6 +186,25 @@ class LeadResultSerializer(serializers.Serializer[Lead]):
         return _duplicate_of(lead, self.context.get("partner"))
 
 
+def lead_result(lead: Lead, *, partner: Partner | None) -> dict[str, Any]:
+    """What LeadResultSerializer answers for a lead, built directly: the serializer copies its
+    fields for every instance, which cost a lead's post more than the answer is worth. The
+    serializer still describes the answer (the schema); a test holds the two to the same output."""
+    return {
+        "id": str(lead.public_id),
+        "status": lead.status,
+        "lead_type": lead.lead_type,
+        "validity": lead.validity,
+        "validity_reasons": [str(reason) for reason in lead.validity_reasons],
+        "qualification": lead.qualification,
+        "qualification_reasons": [str(reason) for reason in lead.qualification_reasons],
+        "score": int(lead.score),
+        "duplicate": bool(lead.is_duplicate),
+        "duplicate_of": _duplicate_of(lead, partner),
+        "test": bool(lead.is_test),
+    }
+
+
 class LeadSerializer(LeadResultSerializer):
     campaign = serializers.CharField(source="campaign.slug")
     created_at = serializers.DateTimeField()

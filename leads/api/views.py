@@ -60,6 +60,7 @@ from .serializers import (
     SuppressionCountSerializer,
     SuppressionHashesSerializer,
     SuppressionRemovedSerializer,
+    lead_result,
 )
 from .throttling import PostbackIpThrottle
 
@@ -109,8 +110,8 @@ def _lead_answer(request: Request, data: object, idempotency_key: str = "") -> t
         actor=_staff_user(request),
         idempotency_key=idempotency_key,
     )
-    body = LeadResultSerializer(result.lead, context={"partner": _partner(request)}).data
-    return (status.HTTP_201_CREATED if result.created else status.HTTP_200_OK), dict(body)
+    body = lead_result(result.lead, partner=_partner(request))
+    return (status.HTTP_201_CREATED if result.created else status.HTTP_200_OK), body
 
 
 class LeadPagination(CursorPagination):

@@ -9,11 +9,12 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, Click, LandingPage, PostbackEvent
 from campaigns.visitor import parse_user_agent
+from leadcrm.bulk import insert_statement
 
 from ..models import Door, Lead, LeadEvent, Partner, Qualification, SupplierPing
 from .classification import classify_lead_type
 from .consent import ConsentShown, consent_certificate_create
-from .dedupe import find_original, lock_contacts
+from .dedupe import contact_lookups
 from .inbound_ping import ping_claim
 from .ledger import ledger_post_capture
 from .normalisation import country_code, normalise_email, normalise_name, normalise_phone
@@ -159,6 +160,7 @@ def _capture(campaign: Campaign, submission: Submission, context: CaptureContext
     page = context.landing_page
 
     required = list(dict.fromkeys([*(page.required_fields if page else []), *offer.required_fields]))
+    lookups = contact_lookups(lead=lead)
     reasons = validate_lead(
         lead=lead,
         phone_ok=phone_ok,
@@ -166,11 +168,10 @@ def _capture(campaign: Campaign, submission: Submission, context: CaptureContext
         honeypot=context.honeypot,
         form_seconds=context.form_seconds,
         consent_required=bool(page and page.consent_required),
+        leads_from_ip=lookups.leads_from_ip,
     )
     lead.validity, lead.validity_reasons = validity_from(reasons), reasons
-
-    lock_contacts(offer_id=offer.pk, email=lead.email, phone=lead.phone)
-    original = find_original(lead=lead)
+    original = lookups.original
     lead.is_duplicate, lead.duplicate_of = original is not None, original
 
     lead.lead_type, type_reason = classify_lead_type(action=lead.action, offer=offer)
@@ -210,10 +211,13 @@ def _capture(campaign: Campaign, submission: Submission, context: CaptureContext
         (LeadEvent.Kind.SCORED, {"score": lead.score, "breakdown": lead.score_breakdown}),
         (LeadEvent.Kind.FOLLOW_UP_QUEUED, {"follow_ups": follow_ups}),
     ]
-    LeadEvent.objects.bulk_create(
-        LeadEvent(lead=lead, kind=kind, data=data, actor=context.actor, created_at=now) for kind, data in steps
+    actor_id = context.actor.pk if context.actor else None
+    timeline = insert_statement(
+        LeadEvent,
+        ["lead_id", "kind", "data", "actor_id", "created_at"],
+        [(lead.pk, kind, data, actor_id, now) for kind, data in steps],
     )
-    outbox_enqueue(lead=lead, kinds=follow_ups)
+    outbox_enqueue(lead=lead, kinds=follow_ups, before=[timeline])  # one round trip for both
     ledger_post_capture(lead=lead, ping=context.ping)
     postback_enqueue(lead=lead, event=PostbackEvent.VALID)
     if lead.qualification == Qualification.QUALIFIED:

@@ -1,5 +1,7 @@
 """Step 1 of the pipeline: one spelling for every value, so dedupe and reports compare like with like."""
 
+from functools import lru_cache
+
 import phonenumbers
 import pycountry
 
@@ -10,6 +12,8 @@ def normalise_email(value: str) -> str:
     return value.strip().lower()
 
 
+# A landing form checks the number and the pipeline then normalises it: the second parse is a lookup.
+@lru_cache(maxsize=256)
 def normalise_phone(value: str, country: str) -> tuple[str, bool]:
     """(E.164, True) for a valid number in the lead's country (or with a +prefix); else (raw, False)."""
     raw = value.strip()

@@ -27,7 +27,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from leadcrm.bulk import bulk_insert_rows, bulk_update_rows, insert_values
+from leadcrm.bulk import Statement, bulk_insert_rows, bulk_update_rows, insert_rows, insert_values
 
 from ..models import Lead, LeadEvent, OutboxEntry
 
@@ -265,20 +265,24 @@ class _Pending(list[tuple[int, str]]):
     sent = False
 
 
-def outbox_enqueue(*, lead: Lead, kinds: Iterable[str], payload: dict[str, Any] | None = None) -> list[OutboxEntry]:
-    """Record follow-ups in the caller's transaction; tasks are sent only after it commits."""
-    return outbox_enqueue_many((lead.pk, kind, payload or {}) for kind in kinds)
+def outbox_enqueue(
+    *, lead: Lead, kinds: Iterable[str], payload: dict[str, Any] | None = None, before: Sequence[Statement] = ()
+) -> list[int]:
+    """Record follow-ups in the caller's transaction; tasks are sent only after it commits. Returns
+    the entries' ids. `before`: other inserts of the transaction to send in the same round trip."""
+    return outbox_enqueue_many([(lead.pk, kind, payload or {}) for kind in kinds], before=before)
 
 
-def outbox_enqueue_many(items: Iterable[tuple[int, str, dict[str, Any]]]) -> list[OutboxEntry]:
-    """Many follow-ups (lead id, kind, payload) in one insert, in the caller's transaction."""
+def outbox_enqueue_many(
+    items: Iterable[tuple[int, str, dict[str, Any]]], *, before: Sequence[Statement] = ()
+) -> list[int]:
+    """Many follow-ups (lead id, kind, payload) in one insert, in the caller's transaction. Returns
+    the entries' ids."""
     now = timezone.now()
-    entries = OutboxEntry.objects.bulk_create(
-        OutboxEntry(lead_id=lead_id, kind=kind, payload=payload, dispatched_at=now if kind in _KINDS else None)
-        for lead_id, kind, payload in items
-    )
-    _dispatch_after_commit([(entry.pk, entry.kind) for entry in entries if entry.kind in _KINDS])
-    return entries
+    rows = [(lead_id, kind, payload, now if kind in _KINDS else None) for lead_id, kind, payload in items]
+    ids = insert_rows(OutboxEntry, ["lead_id", "kind", "payload", "dispatched_at"], rows, before=before)
+    _dispatch_after_commit([(entry_id, row[1]) for entry_id, row in zip(ids, rows, strict=True) if row[1] in _KINDS])
+    return ids
 
 
 def outbox_enqueue_bulk(items: Sequence[tuple[int, str, dict[str, Any]]]) -> int:

@@ -6,14 +6,12 @@ reasons make it doubtful (throw-away inbox, too fast, too many from one IP, off-
 
 import re
 import unicodedata
-from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
 import regex  # Unicode script properties, which the re module lacks
 from django.conf import settings
-from django.utils import timezone
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError, ValidatedEmail, validate_email
 
 from campaigns.visitor import parse_user_agent
 from leadcrm.config_cache import cached
@@ -77,17 +75,19 @@ def _mixed_scripts_error(part: str, label: str) -> str:
     )
 
 
-def email_error(email: str) -> str:
-    """Why an email cannot be right, or "". No DNS lookups.
+def email_error(email: str, *, checked: ValidatedEmail | None = None) -> str:
+    """Why an email cannot be right, or "". No DNS lookups. `checked`: what validate_email already
+    made of this very address, if the caller has it.
 
     Syntax, special-use domains and invisible characters (zero-width and bidi controls: the email
     validator's "unsafe characters"), and words mixing the letters of scripts, like a Cyrillic "a"
     (U+0430) in "paypal": an address that looks like someone else's.
     """
-    try:
-        checked = validate_email(email, check_deliverability=False)
-    except EmailNotValidError as error:
-        return str(error)
+    if checked is None:
+        result = _checked_email(email)
+        if isinstance(result, str):
+            return result
+        checked = result
     for word in checked.local_part.split("."):
         if problem := _mixed_scripts_error("part before the @-sign", word):
             return problem
@@ -97,19 +97,34 @@ def email_error(email: str) -> str:
     return ""
 
 
-def _syntax_error(email: str) -> str:
-    try:
-        validate_email(email, check_deliverability=False)
-    except EmailNotValidError as error:
-        return str(error)
-    return ""
-
-
 def _email_as_sent(lead: Lead) -> str:
     """The address before parse_submission dropped what does not print (a zero-width space, a bidi
     control), so such characters are judged rather than hidden; lead.email keeps the cleaned one."""
     sent = lead.raw_data.get("email") if isinstance(lead.raw_data, dict) else None
     return normalise_email(sent) if isinstance(sent, str) else lead.email
+
+
+def _checked_email(email: str) -> ValidatedEmail | str:
+    """What validate_email makes of the address (no DNS lookups), or why it refuses it."""
+    try:
+        return validate_email(email, check_deliverability=False)
+    except EmailNotValidError as error:
+        return str(error)
+
+
+def _email_reasons(lead: Lead) -> list[str]:
+    checked = _checked_email(lead.email)
+    if isinstance(checked, str):
+        return [f"invalid_email: {checked}"]
+    sent = _email_as_sent(lead)
+    # Usually sent as stored: the check above is the one email_error would repeat.
+    if disguise := email_error(sent, checked=checked if sent == lead.email else None):
+        # Well formed once cleaned, but sent with invisible characters or look-alike letters:
+        # it may be someone else's address in disguise. Suspect: kept, not sold or emailed blind.
+        return [f"disguised_email: {disguise}"]
+    if is_disposable_email(lead.email):
+        return ["disposable_email: a throw-away inbox domain"]
+    return []
 
 
 @lru_cache(maxsize=1)
@@ -158,20 +173,15 @@ def validate_lead(
     honeypot: str,
     form_seconds: float | None,
     consent_required: bool,
+    leads_from_ip: int = 0,
 ) -> list[str]:
-    """Reasons, in a stable order, that the lead is invalid or suspect; empty when valid."""
+    """Reasons, in a stable order, that the lead is invalid or suspect; empty when valid.
+    `leads_from_ip`: leads stored from the lead's IP address in the last hour (dedupe.contact_lookups)."""
     reasons = []
     if not lead.email and not lead.phone:
         reasons.append("no_contact: neither email nor phone")
     if lead.email:
-        if error := _syntax_error(lead.email):
-            reasons.append(f"invalid_email: {error}")
-        elif disguise := email_error(_email_as_sent(lead)):
-            # Well formed once cleaned, but sent with invisible characters or look-alike letters:
-            # it may be someone else's address in disguise. Suspect: kept, not sold or emailed blind.
-            reasons.append(f"disguised_email: {disguise}")
-        elif is_disposable_email(lead.email):
-            reasons.append("disposable_email: a throw-away inbox domain")
+        reasons += _email_reasons(lead)
     if lead.phone and not phone_ok:
         reasons.append(f"invalid_phone: not a valid number for {lead.country or 'an unknown country'}")
     for name in required_fields:
@@ -186,10 +196,7 @@ def validate_lead(
         reasons.append("consent: required consent was not given")
     if form_seconds is not None and form_seconds < settings.LEAD_MIN_FORM_SECONDS:
         reasons.append(f"too_fast: sent {max(form_seconds, 0):.1f}s after the form opened")
-    if lead.ip:
-        since = timezone.now() - timedelta(hours=1)
-        recent = Lead.objects.filter(ip=lead.ip, created_at__gte=since, is_test=lead.is_test).count()
-        if recent >= settings.LEAD_MAX_PER_IP_PER_HOUR:
-            reasons.append(f"ip_velocity: {recent} leads from this IP in the last hour")
+    if lead.ip and leads_from_ip >= settings.LEAD_MAX_PER_IP_PER_HOUR:
+        reasons.append(f"ip_velocity: {leads_from_ip} leads from this IP in the last hour")
     reasons.extend(lead.campaign.targeting_mismatches(country=lead.country, device_type=lead.device_type, os=lead.os))
     return reasons

@@ -22,6 +22,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from campaigns.tests.factories import AdvertiserFactory, CampaignFactory, LandingPageFactory, UserFactory
+from leads.api.serializers import LeadResultSerializer, lead_result
 from leads.models import ApiScope, IdempotencyRecord, Lead, LeadOutcome, OutboxEntry, Partner
 from leads.services.partners import api_key_create, api_key_revoke
 from leads.tests.factories import LeadFactory, delivered
@@ -412,6 +413,22 @@ def test_a_duplicate_names_its_original_only_when_the_original_is_the_partners_o
     assert (same_from_b.json()["duplicate"], same_from_b.json()["duplicate_of"]) == (True, None)
     original = Lead.objects.get(public_id=first["id"])
     assert set(Lead.objects.filter(is_duplicate=True).values_list("duplicate_of", flat=True)) == {original.pk}
+
+
+def test_the_answer_is_what_the_documented_serializer_says(partner_a, partner_b, campaign):
+    """The view builds its answer directly (lead_result); LeadResultSerializer documents it."""
+    client_a, client_b = client_with(make_key(partner_a)), client_with(make_key(partner_b))
+    client_a.post(LEADS, lead_body(campaign), format="json")
+    client_a.post(LEADS, lead_body(campaign, email="Ann.Smith@Example.com", consent=True), format="json")
+    client_b.post(LEADS, lead_body(campaign), format="json")
+    client_b.post(LEADS, lead_body(campaign, email="not-an-email", user_agent="curl/8"), format="json")
+
+    leads = list(Lead.objects.select_related("duplicate_of"))
+    assert len(leads) == 4 and any(lead.validity_reasons for lead in leads)
+    for lead in leads:
+        for partner in (partner_a, partner_b, None):
+            documented = dict(LeadResultSerializer(lead, context={"partner": partner}).data)
+            assert lead_result(lead, partner=partner) == documented
 
 
 # --- 3. structurally bad requests ------------------------------------------------------------

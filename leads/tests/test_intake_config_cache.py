@@ -9,6 +9,7 @@ from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from leadcrm import config_cache
 from leads.models import BlockedEmailDomain, Lead, Partner
 from leads.services.partners import api_key_create, api_key_revoke
 
@@ -44,6 +45,33 @@ def test_a_new_api_lead_costs_at_most_six_queries_once_the_process_is_warm(campa
     assert response.status_code == 201
     assert len(statements) <= 6, statements
     assert not any("campaigns_campaign" in sql or "leads_apikey" in sql for sql in statements)
+
+
+class _CountingCache:
+    """The configured cache, counting the reads of the configuration's version (a Redis round trip each)."""
+
+    def __init__(self, cache):
+        self.cache, self.version_reads = cache, 0
+
+    def get(self, key, *args, **kwargs):
+        self.version_reads += key == config_cache.VERSION_KEY
+        return self.cache.get(key, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.cache, name)
+
+
+@pytest.mark.django_db
+def test_a_post_reads_the_configuration_version_once(campaign, monkeypatch):
+    client, _ = supplier_client(campaign)
+    assert post(client, campaign, 0).status_code == 201  # loads the key, campaign, domains, payouts
+    counting = _CountingCache(config_cache.cache)
+    monkeypatch.setattr(config_cache, "cache", counting)
+
+    assert post(client, campaign, 1).status_code == 201
+    assert counting.version_reads == 1
+    assert post(client, campaign, 2).status_code == 201
+    assert counting.version_reads == 2  # and again on the next request, which sees any change
 
 
 def _serve(commands, answers, slug, raw_key):
