@@ -5,13 +5,15 @@ change any of it.
 A version number in the shared cache (Redis in production) says when: saving configuration bumps it
 after the transaction commits, and each process compares it before using what it holds, reading it
 once per request (a lead's post reads four or five kinds of configuration; each read of the version
-is a round trip to Redis) and on every use outside a request. TTL bounds how stale a process can be
+is a round trip to Redis), once per step of a worker's outbox batch (`one_version`), and on every
+other use. TTL bounds how stale a process can be
 if a bump is lost (the cache was down).
 """
 
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from django.core.cache import cache
@@ -75,6 +77,20 @@ def _bump() -> None:
         cache.incr(VERSION_KEY)
     except ValueError:  # no version yet (a new or flushed cache): any new number will do
         cache.set(VERSION_KEY, int(time.time()), None)
+
+
+@contextmanager
+def one_version() -> Iterator[None]:
+    """Read the version at most once inside, as a request does (a worker's batch prepares a hundred
+    rows, each asking for its campaign and payout); nested in a request, the request's read serves."""
+    if getattr(_request, "active", False):
+        yield
+        return
+    _request_begins()
+    try:
+        yield
+    finally:
+        _request_ends()
 
 
 def _request_begins(**_signal_arguments) -> None:

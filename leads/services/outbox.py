@@ -27,6 +27,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from leadcrm import config_cache
 from leadcrm.bulk import Statement, bulk_insert_rows, bulk_update_rows, insert_rows, insert_values
 
 from ..models import Lead, LeadEvent, OutboxEntry
@@ -557,6 +558,10 @@ class _Batch:
 
     def step(self) -> bool:
         """Run until the next result (or wait) and write what is due; False once the batch is over."""
+        with config_cache.one_version():
+            return self._step()
+
+    def _step(self) -> bool:
         try:
             step = next(self.steps)
         except StopIteration:

@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from standardwebhooks.webhooks import Webhook
 
 from campaigns.tests.factories import CampaignFactory
+from leadcrm import config_cache
 from leads.models import (
     BuyerAccount,
     Delivery,
@@ -20,6 +21,7 @@ from leads.models import (
     LeadEvent,
     LedgerEntry,
     OutboxEntry,
+    Partner,
 )
 from leads.services.accounts import buyer_account_save
 from leads.services.calls import perform
@@ -28,6 +30,7 @@ from leads.services.ledger import buyer_balance
 from leads.services.outbox import outbox_drain
 from leads.services.signing import destination_rotate_secret
 from leads.tests.factories import LeadFactory
+from leads.tests.test_intake_config_cache import _CountingCache
 
 pytestmark = pytest.mark.django_db
 
@@ -152,3 +155,22 @@ def test_a_rejection_in_a_batch_sends_each_rejected_lead_to_the_next_buyer(setti
 
     outcomes = Counter(Delivery.objects.values_list("destination_id", "status"))
     assert outcomes == {(picky.pk, "rejected"): 5, (other.pk, "accepted"): 5}
+
+
+@pytest.mark.parametrize("size", [3, 40])
+def test_a_workers_batch_reads_the_configuration_version_the_same_few_times_small_or_large(buyer, size, monkeypatch):
+    """Each supplier's lead asks for its payout (kept per process until configuration changes): a step
+    of a batch reads the version once, as a request does, not once per lead (a Redis round trip each)."""
+    campaign = CampaignFactory(offer__currency="USD")
+    add_buyer(campaign.offer, buyer, "/leads", price_per_lead=Decimal("25.00"))
+    partner = Partner.objects.create(name="Supplier")
+    for lead in [LeadFactory(campaign=campaign, partner=partner) for _ in range(size)]:
+        OutboxEntry.objects.create(lead=lead, kind=OutboxEntry.Kind.DELIVERY)
+    counting = _CountingCache(config_cache.cache)
+    monkeypatch.setattr(config_cache, "cache", counting)
+
+    outcomes = drain()
+
+    assert list(outcomes.values()) == ["done"] * size
+    assert Delivery.objects.filter(lead__partner=partner, status="accepted").count() == size
+    assert 1 <= counting.version_reads <= 4
