@@ -284,8 +284,11 @@ def _update_from_rows(
     table = quote(meta.db_table)
     assignments = ", ".join(f"{quote(column.column)} = v.{quote(column.column)}" for column in columns[1:])
     pk_column = quote(columns[0].column)
-    where = "".join(f" AND {table}.{quote(field.column)} = %s" for field, _ in conditions)
-    condition_params = [field.get_db_prep_save(value, connection) for field, value in conditions]
+    # `= NULL` matches nothing; IS NULL is what the ORM (and the fallback elsewhere) means by None.
+    where = "".join(
+        f" AND {table}.{quote(field.column)} {'IS NULL' if value is None else '= %s'}" for field, value in conditions
+    )
+    condition_params = [field.get_db_prep_save(value, connection) for field, value in conditions if value is not None]
     updated: set[Any] = set()
     with connection.cursor() as cursor:
         for start in range(0, len(objects), CHUNK_ROWS):

@@ -110,7 +110,10 @@ def _fits(body: str) -> bool:
         except UnicodeEncodeError:
             return False
     limit = RFC5322_EMAIL_LINE_LENGTH_LIMIT
-    return len(body) <= limit or not any(len(line.encode()) > limit for line in body.splitlines())
+    # A short body fits by its length only if every character is one byte: "é" * 600 is 1,200 bytes.
+    if body.isascii() and len(body) <= limit:
+        return True
+    return not any(len(line.encode()) > limit for line in body.splitlines())
 
 
 @dataclass(frozen=True)

@@ -117,12 +117,16 @@ class Template:
 
 def _kept_sqlite_template(connection) -> Path | None:
     """Where a migrated SQLite template is kept between runs (var/test-template-<hash>.sqlite3), named
-    by everything migrating depends on: every installed app's migration files and Django's version.
-    A run on other migrations (a new one, an edit, another branch) misses it and migrates afresh.
-    PostgreSQL migrates once per run, as before."""
+        by everything migrating depends on: every installed app's migration files, the project modules
+    the data migrations import, and Django's version.
+        A run on other migrations (a new one, an edit, another branch) misses it and migrates afresh.
+        PostgreSQL migrates once per run, as before."""
     if connection.vendor != "sqlite":
         return None
     digest = hashlib.sha256(django.get_version().encode())
+    # The data migrations call the project's own code: the roles they create and the fields they use.
+    for imported in (settings.BASE_DIR / "leadcrm" / "roles.py", settings.BASE_DIR / "leadcrm" / "fields.py"):
+        digest.update(imported.read_bytes())
     for app in apps.get_app_configs():
         for migration in sorted(Path(app.path, "migrations").glob("*.py")):
             digest.update(f"{app.label}/{migration.name}\0".encode())

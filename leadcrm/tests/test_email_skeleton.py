@@ -75,6 +75,7 @@ def test_two_emails_of_one_shape_each_carry_their_own_values():
     "change",
     [
         lambda email: setattr(email, "body", "x" * 999),  # Django sends it quoted-printable
+        lambda email: setattr(email, "body", "é" * 600),  # 600 characters, but a 1,200-byte line
         lambda email: email.attachments.append(("a.txt", "a", "text/plain")),
         lambda email: setattr(email, "cc", ["c@example.com"]),
         lambda email: setattr(email, "body", ""),  # Django leaves the text part out

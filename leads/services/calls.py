@@ -267,6 +267,9 @@ class BatchPartnerCall(PartnerCall, Protocol):
     def record_batch(self, finished: list[tuple[OutboxEntry, Any, PartnerRequest, CallResult]]) -> list[BatchResult]:
         """Record finished calls at once; for each entry None (done) or the exception that ends it."""
 
+    # Optional: still_to_send(subjects) -> the subjects still to be sent, asked once a prepared batch's
+    # turn to send has come (it may have waited for the batch before).
+
 
 def _prepare_all(call: PartnerCall, entries: list[OutboxEntry]) -> list[tuple[OutboxEntry, Any]]:
     prepare_batch = getattr(call, "prepare_batch", None)
@@ -319,6 +322,15 @@ def partner_calls_batch(call: PartnerCall) -> BatchHandler:
         if not prepared:
             return
         yield READY_TO_SEND
+        # A batch prepared while the one before was calling waited for it: what it checked (the lead
+        # not erased or returned, the buyer active, the send still pending) may have changed since.
+        recheck = getattr(call, "still_to_send", None)
+        if recheck is not None:
+            still = recheck([subject for _, subject, _ in prepared])
+            for entry, subject, _ in prepared:
+                if subject not in still:
+                    yield entry, RetryLater("changed while waiting to be sent; checked again", delay=0)
+            prepared = [(entry, subject, request) for entry, subject, request in prepared if subject in still]
         yield from _call_all(call, prepared, deadline)
 
     return sends_when_ready(run)

@@ -611,6 +611,21 @@ class DeliveryCall:
         if error is not None:
             raise error
 
+    def still_to_send(self, deliveries: list[Delivery]) -> set[Delivery]:
+        """Of the prepared deliveries, those still pending, to an active buyer, of a lead neither erased
+        nor returned (one query); the others go back to be prepared, and so checked, again."""
+        pending = set(
+            Delivery.objects.filter(
+                pk__in=[delivery.pk for delivery in deliveries],
+                status=Delivery.Status.PENDING,
+                destination__is_active=True,
+                lead__erased_at__isnull=True,
+            )
+            .exclude(lead__status=LeadStatus.RETURNED)
+            .values_list("pk", flat=True)
+        )
+        return {delivery for delivery in deliveries if delivery.pk in pending}
+
     def prepare_batch(self, entries: list[OutboxEntry]) -> list[tuple[OutboxEntry, Prepared | None | Exception]]:
         ready: dict[int, Prepared | None | Exception] = {}
         wanted = {entry.payload["delivery"] for entry in entries if entry.payload.get("delivery")}

@@ -374,8 +374,9 @@ def _commit_without_waiting_for_the_disk() -> None:
     database crash, as it survives a worker killed before writing it: a claim, or a batch's results
     (its rows are run again under their ids: at least once). Never for a transaction after which
     something is sent (a delivery's routing): the webhook id must outlive the call. Any later
-    ordinary commit flushes it too, so the database stays consistent."""
-    if connection.vendor == "postgresql":
+    ordinary commit flushes it too, so the database stays consistent. SET LOCAL holds for the whole
+    transaction, so only an outermost one is changed (not a caller's that wraps a drain)."""
+    if connection.vendor == "postgresql" and not connection.savepoint_ids:
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 

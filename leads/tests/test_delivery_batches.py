@@ -8,6 +8,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from campaigns.tests.factories import CampaignFactory
@@ -18,6 +19,7 @@ from leads.models import (
     DeliveryAttempt,
     DeliveryDestination,
     DeliveryRoute,
+    Lead,
     LeadEvent,
     LedgerEntry,
     OutboxEntry,
@@ -25,9 +27,9 @@ from leads.models import (
 )
 from leads.services.accounts import buyer_account_save
 from leads.services.calls import perform
-from leads.services.delivery import delivery_call
+from leads.services.delivery import delivery_call, delivery_outbox_batch
 from leads.services.ledger import buyer_balance
-from leads.services.outbox import outbox_drain
+from leads.services.outbox import READY_TO_SEND, RetryLater, outbox_drain
 from leads.services.signing import destination_rotate_secret
 from leads.tests.factories import LeadFactory
 from leads.tests.test_intake_config_cache import _CountingCache
@@ -174,3 +176,22 @@ def test_a_workers_batch_reads_the_configuration_version_the_same_few_times_smal
     assert list(outcomes.values()) == ["done"] * size
     assert Delivery.objects.filter(lead__partner=partner, status="accepted").count() == size
     assert 1 <= counting.version_reads <= 4
+
+
+def test_a_prepared_batch_whose_leads_changed_while_it_waited_to_send_sends_only_the_unchanged(buyer):
+    """A batch prepared while the one before was still calling sends later: a lead erased or returned in
+    between is not sent on the strength of the earlier checks: it goes back to be checked again."""
+    campaign = CampaignFactory(offer__currency="USD")
+    add_buyer(campaign.offer, buyer, "/leads", price_per_lead=Decimal("25.00"))
+    entries = leads_waiting(campaign, 3)
+    steps = delivery_outbox_batch(entries, deadline=float("inf"))
+    assert next(steps) is READY_TO_SEND  # routed and signed; its turn to send comes later
+
+    erased, returned, kept = (entry.lead for entry in entries)
+    Lead.objects.filter(pk=erased.pk).update(erased_at=timezone.now())
+    Lead.objects.filter(pk=returned.pk).update(status="returned")
+    results = [step for step in steps if isinstance(step, tuple)]
+
+    retried = {entry.lead_id: error for entry, error in results if isinstance(error, RetryLater)}
+    assert set(retried) == {erased.pk, returned.pk}
+    assert len(buyer.log) == 1 and Delivery.objects.get(lead=kept).webhook_id == buyer.log[0][0].headers["webhook-id"]

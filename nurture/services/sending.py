@@ -36,6 +36,7 @@ from .enrollment import suppress
 from .tracking import click_url, open_url, unsubscribe_url
 
 MAX_SEND_ATTEMPTS = 8
+SEND_AHEAD = 4  # emails built and waiting for the mail server, besides the one it is sending
 _LINK = re.compile(r'href="(https?://[^"]+)"', re.IGNORECASE)
 
 
@@ -272,7 +273,9 @@ def nurture_email_batch(entries: list[OutboxEntry], deadline: float) -> Iterator
                     yield entry, error
                     continue
                 sending.append((entry, message, sender.submit(mailer.send, email)))
-                while sending and sending[0][2].done():
+                # Build only a few ahead of the mail server: the deadline then still stops the batch,
+                # and a batch stopped early has few emails in flight that it cannot record.
+                while sending and (len(sending) > SEND_AHEAD or sending[0][2].done()):
                     yield from settle_next()
                 yield from record(due=False)
             while sending:
@@ -280,9 +283,9 @@ def nurture_email_batch(entries: list[OutboxEntry], deadline: float) -> Iterator
                 yield from record(due=False)
             yield from record()
         finally:
-            # Stopped early: the sends under way end before the connection closes; theirs are
-            # not recorded, so their entries run again (at least once).
-            wait([future for _, _, future in sending])
+            # Stopped early: emails not yet handed to the server are not sent; the sends under way
+            # end before the connection closes, unrecorded, so their entries run again (at least once).
+            wait([future for _, _, future in sending if not future.cancel()])
             mailer.close()
 
 
