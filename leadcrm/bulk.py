@@ -165,7 +165,12 @@ def insert_statement(model: type[Model], fields: Sequence[str], rows: Sequence[S
     defaults: list[Field[Any, Any]] = [
         field for field in meta.concrete_fields if field not in columns and field is not meta.auto_field
     ]
-    default_values = [field.get_default() for field in defaults]
+    fixed = {field: field.get_default() for field in defaults if not callable(field.default)}
+
+    def defaults_of_a_row() -> list[Any]:
+        # A callable default (a UUID, a moment) is called for every row, as a model instance would.
+        return [fixed[field] if field in fixed else field.get_default() for field in defaults]
+
     all_columns = [*columns, *defaults]
     quote = connection.ops.quote_name
     names = ", ".join(quote(column.column) for column in all_columns)
@@ -174,7 +179,7 @@ def insert_statement(model: type[Model], fields: Sequence[str], rows: Sequence[S
         document = [
             {
                 column.column: column.get_prep_value(value)
-                for column, value in zip(all_columns, [*row, *default_values], strict=True)
+                for column, value in zip(all_columns, [*row, *defaults_of_a_row()], strict=True)
             }
             for row in rows
         ]
@@ -187,7 +192,7 @@ def insert_statement(model: type[Model], fields: Sequence[str], rows: Sequence[S
     params = [
         column.get_db_prep_save(value, connection)
         for row in rows
-        for column, value in zip(all_columns, [*row, *default_values], strict=True)
+        for column, value in zip(all_columns, [*row, *defaults_of_a_row()], strict=True)
     ]
     row_sql = "(" + ", ".join(["%s"] * len(all_columns)) + ")"
     # Only names and placeholders are spliced in; every value is a parameter.

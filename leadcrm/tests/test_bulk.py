@@ -10,7 +10,7 @@ import pytest
 from django.db import DataError, connection, transaction
 from django.utils import timezone
 
-from leadcrm.bulk import bulk_insert_rows, bulk_update_rows, bulk_update_rows_if, insert_values
+from leadcrm.bulk import bulk_insert_rows, bulk_update_rows, bulk_update_rows_if, insert_rows, insert_values
 from leads.models import Delivery, DeliveryDestination, LeadEvent, OutboxEntry
 from leads.tests.factories import LeadFactory
 
@@ -138,3 +138,15 @@ def test_inserted_rows_keep_every_value_and_get_their_ids_in_order():
     assert [LeadEvent.objects.get(pk=event.pk).data for event in events] == [event.data for event in events]
     assert not deliveries[0]._state.adding
     assert bulk_insert_rows([]) == []
+
+
+def test_rows_inserted_from_plain_values_each_get_their_own_callable_default():
+    lead = LeadFactory()
+    first, second = (
+        DeliveryDestination.objects.create(advertiser=lead.offer.advertiser, name=name, url="https://b.example")
+        for name in ("First", "Second")
+    )
+
+    insert_rows(Delivery, ["lead_id", "destination_id"], [(lead.pk, first.pk), (lead.pk, second.pk)])
+
+    assert len({delivery.public_id for delivery in Delivery.objects.filter(lead=lead)}) == 2
