@@ -312,13 +312,6 @@ def outbox_enqueue_bulk(items: Sequence[tuple[int, str, dict[str, Any]]]) -> int
 # --- Claiming and running ------------------------------------------------------------------------
 
 
-def _due(now: datetime) -> Q:
-    """Waiting and due, or claimed by a worker whose claim has run out (it died or hung)."""
-    return Q(status=OutboxEntry.Status.PENDING, next_attempt_at__lte=now) | Q(
-        status=OutboxEntry.Status.PROCESSING, claimed_until__lt=now
-    )
-
-
 def _claim(entry_ids: list[int], kinds: list[str], limit: int) -> tuple[list[OutboxEntry], datetime]:
     """Claim up to `limit` due rows in one statement: the given ids first, then (if kinds are given)
     other due rows of those kinds. Rows another worker holds are skipped, not waited for."""
