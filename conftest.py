@@ -62,11 +62,14 @@ def superuser(staff_user_in):
 
 @pytest.fixture(autouse=True)
 def _broker_not_paused():
-    """A test that took the broker down must not leave later tests' dispatches paused."""
+    """A test that took the broker down must not leave later tests' dispatches paused, nor a test's
+    publishes hold back the next one's (leads.services.publish_window)."""
     from leads.services import outbox
 
     outbox._broker_paused_until = 0.0
+    outbox._publish_window.reset()
     yield
+    outbox._publish_window.reset()
     outbox._broker_paused_until = 0.0
 
 

@@ -10,7 +10,7 @@ import logging
 import time
 
 from django.core.cache.backends.locmem import LocMemCache
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -34,9 +34,27 @@ OPERATIONS = (
 )
 
 
+class KeptClientRedisCacheClient(RedisCacheClient):
+    """Django's client builds a new redis.Redis for every operation, and each one builds its table of
+    some 80 reply callbacks: a quarter of a millisecond per cache read, more than the read itself.
+    A redis.Redis over a connection pool is thread-safe, so one per pool is kept."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._clients: dict[int, object] = {}
+
+    def get_client(self, key=None, *, write=False):
+        pool = self._get_connection_pool(write)  # type: ignore[attr-defined]  # Django's choice of server
+        client = self._clients.get(id(pool))
+        if client is None:
+            client = self._clients[id(pool)] = self._client(connection_pool=pool)  # type: ignore[attr-defined]
+        return client
+
+
 class ResilientRedisCache(RedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
+        self._class = KeptClientRedisCacheClient
         self._fallback = LocMemCache(f"redis-fallback-{id(self)}", {"TIMEOUT": params.get("TIMEOUT", 300)})
         self._retry_at = 0.0
 

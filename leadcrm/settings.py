@@ -380,6 +380,9 @@ PARTNER_CALLS_QUEUE = env.str("PARTNER_CALLS_QUEUE", default="deliveries")
 # fixed costs (its statements and commits) are shared by its rows: a delivery in a batch of 100 costs
 # a quarter less worker time than in one of 50. Results are still written every 50 rows or 0.25 s.
 OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=100)
+# A web process wakes a queue's workers at most once in this many seconds: the follow-ups committed
+# meanwhile go as one task, sent when the window ends (a lone lead's at once). 0 sends every commit's.
+OUTBOX_PUBLISH_WINDOW_SECONDS = env.float("OUTBOX_PUBLISH_WINDOW_SECONDS", default=0.05)
 # Partner calls of a batch run in parallel over pooled keep-alive connections: at most this many
 # at once in a worker process, and at most this many at once to one destination (host and port).
 PARTNER_CALLS_CONCURRENCY = env.int("PARTNER_CALLS_CONCURRENCY", default=16)

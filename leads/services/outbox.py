@@ -31,6 +31,7 @@ from leadcrm import config_cache
 from leadcrm.bulk import Statement, bulk_insert_rows, bulk_update_rows, insert_rows, insert_values
 
 from ..models import Lead, LeadEvent, OutboxEntry
+from .publish_window import Batch, PublishWindow
 
 logger = logging.getLogger(__name__)
 
@@ -206,32 +207,50 @@ def _backoff_seconds(attempts: int) -> float:
 
 
 def dispatch(entries: Iterable[tuple[int, str]], *, sweeping: bool = False, countdown: float | None = None) -> None:
-    """Send tasks for (entry id, kind) pairs: one per queue and batch of ids. A broker that is down
-    loses nothing: the entries not sent are marked so, and the sweeper sends them when it is back."""
-    global _broker_paused_until
-    from ..tasks import process_outbox_batch_task
-
+    """Send tasks for (entry id, kind) pairs: one per queue and batch of ids, at most one per queue
+    and OUTBOX_PUBLISH_WINDOW_SECONDS in a process for new entries (`publish_window`). A broker that is
+    down loses nothing: the entries not sent are marked so, and the sweeper sends them when it is back."""
     by_queue: dict[tuple[str | None, int], list[int]] = defaultdict(list)
     for entry_id, kind in entries:
         by_queue[(_queue_of(kind), batch_size_of(kind))].append(entry_id)
-    batches = [
-        (queue, ids[start : start + size])
-        for (queue, size), ids in by_queue.items()
-        for start in range(0, len(ids), size)
-    ]
+    batches = [(queue, size, ids) for (queue, size), ids in by_queue.items()]
     if not sweeping and time.monotonic() < _broker_paused_until:
-        _not_queued([entry_id for _, ids in batches for entry_id in ids])
+        _not_queued([entry_id for _, _, ids in batches for entry_id in ids])
         return
-    for index, (queue, ids) in enumerate(batches):
+    if sweeping or countdown is not None or _runs_in_this_thread():
+        _publish(batches, sweeping=sweeping, countdown=countdown)
+    else:
+        _publish_window.send(batches)
+
+
+def _runs_in_this_thread() -> bool:
+    # An eager task runs inside apply_async, in the caller's transaction and thread: never held.
+    from ..tasks import process_outbox_batch_task
+
+    return bool(process_outbox_batch_task.app.conf.task_always_eager)
+
+
+def _publish(batches: list[Batch], *, sweeping: bool = False, countdown: float | None = None) -> None:
+    global _broker_paused_until
+    from ..tasks import process_outbox_batch_task
+
+    tasks = [(queue, ids[start : start + size]) for queue, size, ids in batches for start in range(0, len(ids), size)]
+    if not sweeping and time.monotonic() < _broker_paused_until:
+        _not_queued([entry_id for _, ids in tasks for entry_id in ids])
+        return
+    for index, (queue, ids) in enumerate(tasks):
         try:
             process_outbox_batch_task.apply_async((ids, queue), queue=queue, countdown=countdown)  # type: ignore[arg-type]
         except Exception:  # the broker's errors vary by transport; the row is the truth
             _broker_paused_until = time.monotonic() + BROKER_PAUSE_SECONDS
             logger.warning("Could not send %s outbox entries to the broker; the sweeper will retry", len(ids))
-            _not_queued([entry_id for _, pending in batches[index:] for entry_id in pending])
+            _not_queued([entry_id for _, pending in tasks[index:] for entry_id in pending])
             return
     if sweeping:
         _broker_paused_until = 0.0  # the broker took tasks again
+
+
+_publish_window = PublishWindow(_publish, lambda: settings.OUTBOX_PUBLISH_WINDOW_SECONDS)
 
 
 def _not_queued(entry_ids: list[int]) -> None:

@@ -20,10 +20,13 @@ from django.db import connection
 
 from campaigns.tests.factories import CampaignFactory
 from leads.models import Delivery, DeliveryAttempt, DeliveryDestination, DeliveryRoute, Lead, OutboxEntry, Postback
+from leads.services import outbox as outbox_module
 from leads.services.outbox import follow_up_kind, outbox_drain, register_follow_up
+from leads.services.publish_window import PublishWindow
 from leads.services.signing import destination_rotate_secret
 from leads.tasks import process_outbox_batch_task
 from leads.tests.factories import LeadFactory
+from leads.tests.test_outbox import configure_celery, wait_for
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -128,7 +131,9 @@ DRAIN = """
 import django
 django.setup()
 from django.conf import settings
+from leads.services import outbox as outbox_module
 from leads.services.outbox import follow_up_kind, outbox_drain, register_follow_up
+from leads.services.publish_window import PublishWindow
 import os
 keep_going = os.environ.get("DRAIN_KEEP_GOING") == "1"  # as the Celery task drains
 ran, idle = 0, 0
@@ -368,6 +373,61 @@ def test_a_captured_lead_costs_one_publish_per_queue(
     assert sorted((sorted(kinds[pk] for pk in ids), queue or "") for (ids, queue), _ in published) == sorted(
         [(["assignment", "nurture_enrollment"], ""), (["delivery"], "deliveries")]
     )
+
+
+def test_a_queue_published_within_the_window_has_its_next_ids_sent_as_one_task_when_it_ends():
+    sent: list[tuple[float, list]] = []
+    window = PublishWindow(lambda batches: sent.append((time.monotonic(), batches)), lambda: 0.3)
+
+    window.send([("deliveries", 100, [1])])  # a lone lead: at once
+    window.send([("deliveries", 100, [2]), (None, 500, [3])])  # deliveries held; the other queue at once
+    window.send([("deliveries", 100, [4])])
+
+    assert [batches for _, batches in sent] == [[("deliveries", 100, [1])], [(None, 500, [3])]]
+    assert wait_for(lambda: len(sent) == 3, seconds=5)
+    assert sent[2][1] == [("deliveries", 100, [2, 4])]  # both held ids, one task
+    assert sent[2][0] - sent[0][0] >= 0.3  # not before the window ended
+    window.send([("deliveries", 100, [5])])
+    assert len(sent) == 3  # published 0.3 s ago or less: held again
+    window.flush()
+    assert sent[3][1] == [("deliveries", 100, [5])]
+
+
+@pytest.mark.django_db
+def test_leads_captured_within_the_window_wake_each_queue_once_more_and_lose_no_entry(
+    capture, campaign, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    settings.OUTBOX_PUBLISH_WINDOW_SECONDS = 5.0  # longer than the test: what is held is flushed below
+    from leads.models import DeliveryRoute as Route
+
+    destination = DeliveryDestination.objects.create(
+        advertiser=campaign.offer.advertiser, name="Buyer", url="https://buyer.example/leads"
+    )
+    Route.objects.create(offer=campaign.offer, destination=destination)
+    published = []
+    monkeypatch.setattr(
+        process_outbox_batch_task,
+        "apply_async",
+        lambda args, queue=None, countdown=None: published.append((args, queue)),
+    )
+    eager = process_outbox_batch_task.app.conf.task_always_eager
+    configure_celery(task_always_eager=False)  # an eager task runs in apply_async: never held
+    try:
+        leads = []
+        for index in range(5):
+            with django_capture_on_commit_callbacks(execute=True):
+                leads.append(capture(email=f"lead{index}@example.com", phone=f"+1650555121{index}", country="US"))
+        first_publishes = list(published)
+        outbox_module._publish_window.flush()
+    finally:
+        configure_celery(task_always_eager=eager)
+
+    # The first lead woke both queues at once; the next four went as one task per queue.
+    assert len(first_publishes) == 2
+    assert sorted(queue or "" for _, queue in published) == ["", "", "deliveries", "deliveries"]
+    entries = OutboxEntry.objects.filter(lead__in=leads)
+    assert sorted(pk for (ids, _), _ in published for pk in ids) == sorted(entries.values_list("pk", flat=True))
+    assert entries.count() == 15  # assignment, delivery and enrollment of each lead
 
 
 def _refusing_smtp(code: str):
