@@ -8,13 +8,17 @@ per outage, and Redis is tried again every few seconds.
 
 import logging
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
+from django.core.cache.backends.base import BaseCache
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RETRY_SECONDS = 5.0  # after an error, this process uses its own memory before trying Redis again
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -59,10 +63,31 @@ class ResilientRedisCache(RedisCache):
         self._retry_at = 0.0
 
     def _run(self, operation: str, *args, **kwargs):
+        return self._either(
+            lambda: getattr(RedisCache, operation)(self, *args, **kwargs),
+            lambda: getattr(self._fallback, operation)(*args, **kwargs),
+        )
+
+    def count_in_windows(self, key: str, window: int, seconds: int) -> tuple[int, int]:
+        """`count_in_windows` in one round trip: the last window's count and this one's increment."""
+
+        def in_redis() -> tuple[int, int]:
+            client = self._cache.get_client(key, write=True)  # type: ignore[attr-defined]
+            pipeline = client.pipeline(transaction=False)
+            this_window = self.make_and_validate_key(f"{key}:{window}")
+            pipeline.get(self.make_and_validate_key(f"{key}:{window - 1}"))
+            pipeline.incr(this_window)
+            pipeline.expire(this_window, 2 * seconds)  # read as the last window during the next one
+            last, this, _ = pipeline.execute()
+            return int(last or 0), int(this)
+
+        return self._either(in_redis, lambda: count_in_windows(self._fallback, key, window, seconds))
+
+    def _either(self, in_redis: Callable[[], T], in_memory: Callable[[], T]) -> T:
         if self._retry_at and time.monotonic() < self._retry_at:
-            return getattr(self._fallback, operation)(*args, **kwargs)
+            return in_memory()
         try:
-            result = getattr(RedisCache, operation)(self, *args, **kwargs)
+            result = in_redis()
         except UNREACHABLE as error:
             if not self._retry_at:
                 logger.warning(
@@ -71,7 +96,7 @@ class ResilientRedisCache(RedisCache):
                     type(error).__name__,
                 )
             self._retry_at = time.monotonic() + RETRY_SECONDS
-            return getattr(self._fallback, operation)(*args, **kwargs)
+            return in_memory()
         if self._retry_at:
             logger.warning("Redis cache reachable again")
             self._retry_at = 0.0
@@ -89,3 +114,19 @@ def _delegate(operation: str):
 
 for _operation in OPERATIONS:
     setattr(ResilientRedisCache, _operation, _delegate(_operation))
+
+
+def count_in_windows(cache: BaseCache, key: str, window: int, seconds: int) -> tuple[int, int]:
+    """Count one hit of `key` in fixed window number `window` (of `seconds` each): how many hits the
+    window before had, and how many this one has now. Counted atomically (an increment), so processes
+    counting at once lose none; on Redis in one round trip."""
+    if isinstance(cache, ResilientRedisCache):
+        return cache.count_in_windows(key, window, seconds)
+    last = cache.get(f"{key}:{window - 1}", 0)
+    if cache.add(f"{key}:{window}", 1, 2 * seconds):
+        return last, 1
+    try:
+        return last, cache.incr(f"{key}:{window}")
+    except ValueError:  # expired in between
+        cache.set(f"{key}:{window}", 1, 2 * seconds)
+        return last, 1
