@@ -1,6 +1,6 @@
 """Configuration every request reads (a campaign with its offer, source and rules, an API key, the
 blocked email domains, a supplier's payout), kept in each process and reloaded everywhere once staff
-change any of it.
+change any of it; and figures a minute old will do for (a traffic source's recent validity).
 
 A version number in the shared cache (Redis in production) says when: saving configuration bumps it
 after the transaction commits, and each process compares it before using what it holds, reading it
@@ -45,16 +45,18 @@ def _read_version() -> int:
     return int(version)
 
 
-def cached(namespace: str, key: Hashable, load: Callable[[], T]) -> T:
+def cached(namespace: str, key: Hashable, load: Callable[[], T], *, keep: Callable[[T], bool] | None = None) -> T:
     """load() once per process until configuration changes (or TTL passes); its value is shared by
-    every request of the process, so callers must not change it."""
+    every request of the process, so callers must not change it. A value `keep` refuses is loaded
+    again next time."""
     version, now = _version(), time.monotonic()
     entry = _entries.get((namespace, key))
     if entry is not None and entry[0] == version and now - entry[1] < TTL_SECONDS:
         return entry[2]  # type: ignore[return-value]
     value = load()
-    with _lock:
-        _entries[(namespace, key)] = (version, now, value)
+    if keep is None or keep(value):
+        with _lock:
+            _entries[(namespace, key)] = (version, now, value)
     return value
 
 

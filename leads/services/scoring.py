@@ -7,9 +7,8 @@ how good its source has been lately) tells the worthwhile leads apart, so a rep'
 
 from typing import TypedDict
 
-from django.core.cache import cache
-
 from campaigns.models import LeadType
+from leadcrm.config_cache import cached
 
 from ..models import Door, Lead, Qualification, Validity
 
@@ -23,7 +22,6 @@ ENGAGEMENT_MAX = 15
 RECENCY_MAX = 10
 SOURCE_QUALITY_MAX = 15
 SOURCE_SAMPLE = 500  # the source's latest leads its validity rate is judged on
-SOURCE_QUALITY_SECONDS = 600  # how long a source's rate is reused before it is read again
 
 
 class Factor(TypedDict):
@@ -99,18 +97,19 @@ def _duration(minutes: float) -> str:
 
 
 def _source_quality(lead: Lead) -> Factor:
-    """How many of the traffic source's latest leads were valid, read at most every ten minutes."""
-    key = f"leads:source-validity:{lead.traffic_source_id}"
-    rate = cache.get(key)
-    if rate is None:
+    """How many of the traffic source's latest leads were valid, read by each process at most once a
+    minute (config_cache's TTL): one query a minute instead of a cache round trip per lead."""
+
+    def load() -> float | None:
         latest = list(
             Lead.objects.filter(traffic_source_id=lead.traffic_source_id, is_test=False)
             .order_by("-created_at")
             .values_list("validity", flat=True)[:SOURCE_SAMPLE]
         )
-        rate = sum(1 for validity in latest if validity == Validity.VALID) / len(latest) if latest else None
-        if rate is not None:  # a new source is read again next time: its first leads are its history
-            cache.set(key, rate, SOURCE_QUALITY_SECONDS)
+        return sum(1 for validity in latest if validity == Validity.VALID) / len(latest) if latest else None
+
+    # A new source is read again next time: its first leads are its history.
+    rate = cached("source-validity", lead.traffic_source_id, load, keep=lambda rate: rate is not None)
     if rate is None:
         return {"factor": "source quality", "points": SOURCE_QUALITY_MAX // 2, "detail": "new source, no history"}
     return {
