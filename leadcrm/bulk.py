@@ -19,14 +19,17 @@ import datetime
 import decimal
 import json
 import re
+import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import connections, router
 from django.db.models import NOT_PROVIDED, Field, JSONField, Model
 
 CHUNK_ROWS = 1000  # rows per statement: keeps one statement's document moderate
+_deferred = threading.local()  # .statements: what execute_soon keeps for the caller's next round trip
 
 
 def bulk_update_rows(objects: Sequence[Model], fields: Sequence[str]) -> int:
@@ -221,6 +224,55 @@ def insert_rows(
             before = ()
         _execute_each(connection, before)  # no rows to insert: the statements before still run
     return [row[0] for row in returned]
+
+
+def rows_source(model: type[Model], fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> Statement:
+    """Rows of plain values (in the order of `fields`, attribute names) as what follows
+    `INSERT INTO table (columns)`: on PostgreSQL a SELECT from one JSON document (one parameter,
+    whatever the rows), elsewhere VALUES with a parameter per value."""
+    connection = connections[router.db_for_write(model)]
+    columns = [model_field(model, name) for name in fields]
+    if connection.vendor == "postgresql":
+        names = ", ".join(connection.ops.quote_name(column.column) for column in columns)
+        document = [
+            {column.column: column.get_prep_value(value) for column, value in zip(columns, row, strict=True)}
+            for row in rows
+        ]
+        # Only names and types are spliced in; the rows are one parameter.
+        record = _record_columns(columns, connection)
+        sql = f"SELECT {names} FROM jsonb_to_recordset(%s::jsonb) AS row_values({record})"  # noqa: S608
+        return sql, [json.dumps(document, default=_json_value)]
+    row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    params = [
+        column.get_db_prep_save(value, connection) for row in rows for column, value in zip(columns, row, strict=False)
+    ]
+    return "VALUES " + ", ".join([row_sql] * len(rows)), params
+
+
+@contextmanager
+def deferred_statements(*, using: str = "default") -> Iterator[list[Statement]]:
+    """Within the block, `execute_soon` keeps its statements, in order, in the list it yields, for the
+    caller to send with its next round trip (`before=` of `insert_rows`), emptying the list; those it
+    did not send run when the block ends. Only for writes nothing reads before then (a rollup's
+    increment)."""
+    kept: list[Statement] = []
+    outer = getattr(_deferred, "statements", None)
+    _deferred.statements = kept
+    try:
+        yield kept
+    finally:
+        _deferred.statements = outer
+    _execute_each(connections[using], kept)
+
+
+def execute_soon(sql: str, params: Sequence[Any], *, using: str = "default") -> None:
+    """Run the statement now, or, inside `deferred_statements`, with the caller's next round trip."""
+    kept = getattr(_deferred, "statements", None)
+    if kept is not None:
+        kept.append((sql, list(params)))
+        return
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def sends_several_statements(cursor: Any) -> bool:

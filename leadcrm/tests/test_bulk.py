@@ -1,7 +1,8 @@
 """bulk_update_rows writes each row's own values (JSON, NULL, times, text) and refuses, rather than cuts
 short, a value too long for its column; bulk_update_rows_if writes only the rows that still match;
 bulk_insert_rows stores each object's values as save() would and gives each its own id; insert_values
-does the same from plain values with the model's defaults."""
+does the same from plain values with the model's defaults; deferred statements wait for the caller's
+next round trip."""
 
 from datetime import timedelta
 from decimal import Decimal
@@ -10,7 +11,16 @@ import pytest
 from django.db import DataError, connection, transaction
 from django.utils import timezone
 
-from leadcrm.bulk import bulk_insert_rows, bulk_update_rows, bulk_update_rows_if, insert_rows, insert_values
+from leadcrm.bulk import (
+    bulk_insert_rows,
+    bulk_update_rows,
+    bulk_update_rows_if,
+    deferred_statements,
+    execute_soon,
+    insert_rows,
+    insert_values,
+    rows_source,
+)
 from leads.models import Delivery, DeliveryDestination, LeadEvent, OutboxEntry
 from leads.tests.factories import LeadFactory
 
@@ -150,3 +160,30 @@ def test_rows_inserted_from_plain_values_each_get_their_own_callable_default():
     insert_rows(Delivery, ["lead_id", "destination_id"], [(lead.pk, first.pk), (lead.pk, second.pk)])
 
     assert len({delivery.public_id for delivery in Delivery.objects.filter(lead=lead)}) == 2
+
+
+def test_deferred_statements_go_with_the_callers_round_trip_and_the_unsent_run_when_the_block_ends():
+    lead = LeadFactory()
+    insert = "INSERT INTO leads_leadevent (lead_id, kind, data, created_at) "
+
+    def note(text: str) -> None:
+        source, params = rows_source(
+            LeadEvent, ["lead_id", "kind", "data", "created_at"], [(lead.pk, "note", {"text": text}, timezone.now())]
+        )
+        execute_soon(insert + source, params)
+
+    def notes() -> list[str]:
+        return sorted(
+            data["text"] for data in LeadEvent.objects.filter(lead=lead, kind="note").values_list("data", flat=True)
+        )
+
+    with deferred_statements() as deferred:
+        note("sent along")
+        assert notes() == []  # kept, not run
+        insert_rows(OutboxEntry, ["lead_id", "kind", "payload"], [(lead.pk, "delivery", {})], before=deferred)
+        deferred.clear()
+        note("left over")
+        assert notes() == ["sent along"]
+    assert notes() == ["left over", "sent along"]
+    note("outside")  # no block: at once
+    assert notes() == ["left over", "outside", "sent along"]

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, Click, LandingPage, PostbackEvent
 from campaigns.visitor import parse_user_agent
-from leadcrm.bulk import insert_statement
+from leadcrm.bulk import deferred_statements, insert_statement
 
 from ..models import Door, Lead, LeadEvent, Partner, Qualification, SupplierPing
 from .classification import classify_lead_type
@@ -188,36 +188,40 @@ def _capture(campaign: Campaign, submission: Submission, context: CaptureContext
             ip=context.ip,
             user_agent=context.user_agent,
         )
-    lead.save()
-    if context.ping is not None:
-        ping_claim(ping=context.ping, lead=lead)
+    # What saving the lead sets off (its share of the daily rollups) goes with its timeline and
+    # follow-ups: one round trip for the three.
+    with deferred_statements() as deferred:
+        lead.save()
+        if context.ping is not None:
+            ping_claim(ping=context.ping, lead=lead)
 
-    follow_ups = new_lead_follow_ups(lead)
-    now = timezone.now()
-    captured = {"door": lead.door, "campaign": campaign.slug, "test": lead.is_test}
-    if context.ping is not None:
-        captured["ping"] = str(context.ping.public_id)
-    steps = [
-        (LeadEvent.Kind.CAPTURED, captured),
-        (LeadEvent.Kind.NORMALISED, step_data["normalised"]),
-        (LeadEvent.Kind.ENRICHED, step_data["enriched"]),
-        (LeadEvent.Kind.VALIDATED, {"validity": lead.validity, "reasons": lead.validity_reasons}),
-        (
-            LeadEvent.Kind.DEDUPLICATED,
-            {"duplicate": lead.is_duplicate, "original": str(original.public_id) if original else None},
-        ),
-        (LeadEvent.Kind.CLASSIFIED, {"lead_type": lead.lead_type, "why": type_reason}),
-        (LeadEvent.Kind.QUALIFIED, {"qualification": lead.qualification, "reasons": lead.qualification_reasons}),
-        (LeadEvent.Kind.SCORED, {"score": lead.score, "breakdown": lead.score_breakdown}),
-        (LeadEvent.Kind.FOLLOW_UP_QUEUED, {"follow_ups": follow_ups}),
-    ]
-    actor_id = context.actor.pk if context.actor else None
-    timeline = insert_statement(
-        LeadEvent,
-        ["lead_id", "kind", "data", "actor_id", "created_at"],
-        [(lead.pk, kind, data, actor_id, now) for kind, data in steps],
-    )
-    outbox_enqueue(lead=lead, kinds=follow_ups, before=[timeline])  # one round trip for both
+        follow_ups = new_lead_follow_ups(lead)
+        now = timezone.now()
+        captured = {"door": lead.door, "campaign": campaign.slug, "test": lead.is_test}
+        if context.ping is not None:
+            captured["ping"] = str(context.ping.public_id)
+        steps = [
+            (LeadEvent.Kind.CAPTURED, captured),
+            (LeadEvent.Kind.NORMALISED, step_data["normalised"]),
+            (LeadEvent.Kind.ENRICHED, step_data["enriched"]),
+            (LeadEvent.Kind.VALIDATED, {"validity": lead.validity, "reasons": lead.validity_reasons}),
+            (
+                LeadEvent.Kind.DEDUPLICATED,
+                {"duplicate": lead.is_duplicate, "original": str(original.public_id) if original else None},
+            ),
+            (LeadEvent.Kind.CLASSIFIED, {"lead_type": lead.lead_type, "why": type_reason}),
+            (LeadEvent.Kind.QUALIFIED, {"qualification": lead.qualification, "reasons": lead.qualification_reasons}),
+            (LeadEvent.Kind.SCORED, {"score": lead.score, "breakdown": lead.score_breakdown}),
+            (LeadEvent.Kind.FOLLOW_UP_QUEUED, {"follow_ups": follow_ups}),
+        ]
+        actor_id = context.actor.pk if context.actor else None
+        timeline = insert_statement(
+            LeadEvent,
+            ["lead_id", "kind", "data", "actor_id", "created_at"],
+            [(lead.pk, kind, data, actor_id, now) for kind, data in steps],
+        )
+        outbox_enqueue(lead=lead, kinds=follow_ups, before=[*deferred, timeline])
+        deferred.clear()
     ledger_post_capture(lead=lead, ping=context.ping)
     postback_enqueue(lead=lead, event=PostbackEvent.VALID)
     if lead.qualification == Qualification.QUALIFIED:

@@ -22,6 +22,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from campaigns.models import Click, DailyStat
+from leadcrm.bulk import execute_soon, rows_source
 from leads.models import Lead, LedgerEntry, Validity
 
 from ..models import ClickFold, DailyRollup
@@ -101,17 +102,17 @@ def _upsert(buckets: AnyBuckets, fields: tuple[str, ...], *, add: bool) -> None:
         changes = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in fields)
     else:
         changes = ", ".join(f"{name} = excluded.{name}" for name in fields)
-    values, params = [], []
-    for key, figures in sorted(buckets.items(), key=lambda item: str(item[0])):  # one lock order for all
-        values.append("(" + ", ".join(["%s"] * len(columns)) + ")")
-        params += [*key, *(figures.get(name, 0) for name in (*ADDED, *STATS))]
-    # Table and column names are this module's constants; every value is a parameter.
-    sql = (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join(values)} "  # noqa: S608
-        f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {changes}"
+    rows = [
+        [*key, *(figures.get(name, 0) for name in (*ADDED, *STATS))]
+        for key, figures in sorted(buckets.items(), key=lambda item: str(item[0]))  # one lock order for all
+    ]
+    source, params = rows_source(DailyRollup, columns, rows)
+    # Table and column names are this module's constants; every value is a parameter. A new lead's
+    # share goes with the capture's next round trip (leads.services.capture defers it).
+    execute_soon(
+        f"INSERT INTO {table} ({', '.join(columns)}) {source} ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {changes}",
+        params,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 def with_totals(buckets: AnyBuckets) -> Buckets:
