@@ -11,7 +11,7 @@ import re
 import smtplib
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from email.utils import make_msgid
@@ -26,7 +26,7 @@ from django.utils.html import escape
 from campaigns.models import Campaign, Offer
 from leadcrm.bulk import bulk_update_rows
 from leadcrm.email_skeleton import SkeletonEmail
-from leads.models import LeadEvent, OutboxEntry
+from leads.models import Lead, LeadEvent, OutboxEntry
 from leads.services.calls import Mailer, smtp_error_is_permanent
 from leads.services.outbox import RECORD_EVERY_ROWS, RECORD_EVERY_SECONDS, BatchResult, GiveUp, NotStarted, RetryLater
 
@@ -177,32 +177,45 @@ def _record_sent_in_one_statement(messages: list[NurtureMessage], now: datetime)
         cursor.execute(sql, [NurtureMessage.Status.SENT.value, now, sends, LeadEvent.Kind.NURTURE.value, now])
 
 
-# Lead fields no email shows, left unread (a template that names one still gets it, read when used).
-_UNMAILED_LEAD_FIELDS = (
-    "lead__raw_data",
-    "lead__score_breakdown",
-    "lead__validity_reasons",
-    "lead__qualification_reasons",
-    "lead__consent_text",
-    "lead__user_agent",
-)
+# What a batch reads of its messages, their enrollments and leads: what sending, the checks at send
+# time and the record need. A lead's other fields are read only when a step's template names them
+# (`lead.<field>` in its text); one named some other way is still read, on first use.
+_MESSAGE_FIELDS = ("public_id", "enrollment", "lead", "step", "to_email", "status", "provider_id", "attempts")
+_ENROLLMENT_FIELDS = ("enrollment__status", "enrollment__flow")
+_LEAD_FIELDS = ("status", "erased_at", "campaign", "offer")
+_LEAD_NAMED = re.compile(r"\blead\.(\w+)")
+
+
+def _named_lead_fields(steps: Iterable[FlowStep]) -> set[str]:
+    names = {field.name for field in Lead._meta.concrete_fields}
+    named = {
+        match.group(1)
+        for step in steps
+        for source in (step.subject, step.body_text, step.body_html)
+        for match in _LEAD_NAMED.finditer(source)
+    }
+    return named & names
 
 
 def _load(message_ids: list[int]) -> dict[int, NurtureMessage]:
-    """The batch's messages with their leads and enrollments. Their steps, flows, campaigns and
-    offers are read once each and shared: a batch's emails mostly come from one step."""
+    """The batch's messages with their enrollments and leads (the fields their templates name). Their
+    steps, flows, campaigns and offers are read once each and shared: a batch's emails mostly come
+    from one step."""
     messages = (
-        NurtureMessage.objects.select_related("lead", "enrollment").defer(*_UNMAILED_LEAD_FIELDS).in_bulk(message_ids)
+        NurtureMessage.objects.select_related("enrollment")
+        .only(*_MESSAGE_FIELDS, *_ENROLLMENT_FIELDS)
+        .in_bulk(message_ids)
     )
     found = messages.values()
     steps = FlowStep.objects.in_bulk({m.step_id for m in found})
+    leads = Lead.objects.only(*_LEAD_FIELDS, *_named_lead_fields(steps.values())).in_bulk({m.lead_id for m in found})
     flows = Flow.objects.in_bulk({m.enrollment.flow_id for m in found})
-    campaigns = Campaign.objects.in_bulk({m.lead.campaign_id for m in found if m.lead.campaign_id})
-    offers = Offer.objects.in_bulk({m.lead.offer_id for m in found if m.lead.offer_id})
+    campaigns = Campaign.objects.in_bulk({lead.campaign_id for lead in leads.values() if lead.campaign_id})
+    offers = Offer.objects.in_bulk({lead.offer_id for lead in leads.values() if lead.offer_id})
     for message in found:
         message.step = steps[message.step_id]
         message.enrollment.flow = flows[message.enrollment.flow_id]
-        lead = message.lead
+        message.lead = lead = leads[message.lead_id]
         if lead.campaign_id:
             lead.campaign = campaigns[lead.campaign_id]
         if lead.offer_id:

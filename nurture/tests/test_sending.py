@@ -4,6 +4,8 @@ import html
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from campaigns.tests.factories import CampaignFactory
@@ -173,3 +175,21 @@ def test_two_readers_of_one_step_each_get_their_own_address_name_and_links(smtp,
 
 def _token(url: str) -> str:
     return link_path(url).rstrip("/").rsplit("/", 1)[1]
+
+
+def test_a_batch_reads_the_lead_fields_its_templates_name_in_queries_that_do_not_grow_with_it(
+    smtp, make_flow, tick, start
+):
+    # A batch reads only some lead fields; the ones a step names must come with them, not one query a lead.
+    step = email_step(1, subject="For {{ lead.first_name }} {{ lead.last_name }} at {{ lead.company }}")
+    queries = []
+    for size in (1, 6):
+        flow = make_flow(step)
+        for n in range(size):
+            lead_enroll(flow=flow, lead=LeadFactory(first_name="Ann", last_name=f"Lee{n}", company=f"Firm {n}"))
+        with CaptureQueriesContext(connection) as captured:
+            tick(start)
+        queries.append(len(captured))
+
+    assert queries[0] == queries[1]
+    assert sorted(m["Subject"] for m in smtp.messages[1:]) == [f"For Ann Lee{n} at Firm {n}" for n in range(6)]
