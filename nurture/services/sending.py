@@ -33,7 +33,7 @@ from leads.services.outbox import RECORD_EVERY_ROWS, RECORD_EVERY_SECONDS, Batch
 from ..models import Enrollment, Flow, FlowStep, NurtureMessage, Suppression
 from .engine import status_exit
 from .enrollment import suppress
-from .tracking import click_url, open_url, unsubscribe_url
+from .tracking import MessageLinks
 
 MAX_SEND_ATTEMPTS = 8
 SEND_AHEAD = 4  # emails built and waiting for the mail server, besides the one it is sending
@@ -56,10 +56,11 @@ def _context(message: NurtureMessage, unsubscribe: str) -> Context:
 
 def render_message(message: NurtureMessage) -> tuple[str, str, str]:
     """(subject, text, html) for the message's lead, with tracked links and the open pixel."""
-    return _render(message, unsubscribe_url(message.pk))
+    links = MessageLinks(message.pk)
+    return _render(message, links, links.unsubscribe())
 
 
-def _render(message: NurtureMessage, unsubscribe: str) -> tuple[str, str, str]:
+def _render(message: NurtureMessage, links: MessageLinks, unsubscribe: str) -> tuple[str, str, str]:
     step = message.step
     plain = _context(message, unsubscribe)
     plain.autoescape = False  # subject and text are not HTML: "Solar & Storage" stays as typed
@@ -70,10 +71,10 @@ def _render(message: NurtureMessage, unsubscribe: str) -> tuple[str, str, str]:
     if step.body_html:
         html = _template(step.body_html).render(_context(message, unsubscribe))
         # An href in HTML has &amp; for &: the link signs the URL the reader meant.
-        html = _LINK.sub(lambda match: f'href="{escape(click_url(message.pk, unescape(match.group(1))))}"', html)
+        html = _LINK.sub(lambda match: f'href="{escape(links.click(unescape(match.group(1))))}"', html)
         html += (
             f'<p style="font-size:12px"><a href="{escape(unsubscribe)}">Unsubscribe</a></p>'
-            f'<img src="{escape(open_url(message.pk))}" width="1" height="1" alt="">'
+            f'<img src="{escape(links.open())}" width="1" height="1" alt="">'
         )
     return subject, text, html
 
@@ -81,8 +82,9 @@ def _render(message: NurtureMessage, unsubscribe: str) -> tuple[str, str, str]:
 def build_email(message: NurtureMessage) -> SkeletonEmail:
     """The email for the message's lead. A SkeletonEmail: a batch's emails of one step share one
     MIME skeleton, and only their own parts (To, subject, bodies, links, ids) are put in."""
-    unsubscribe = unsubscribe_url(message.pk)
-    subject, text, html = _render(message, unsubscribe)
+    links = MessageLinks(message.pk)
+    unsubscribe = links.unsubscribe()
+    subject, text, html = _render(message, links, unsubscribe)
     email = SkeletonEmail(
         subject,
         text,

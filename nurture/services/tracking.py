@@ -43,7 +43,8 @@ class _Signer:
         self._mac = hmac.new(key, digestmod=hashlib.sha256)
 
     def sign_object(self, value: Any, *, compress: bool = False) -> str:
-        data = json.dumps(value, separators=(",", ":")).encode("latin-1")  # signing.JSONSerializer
+        # signing.JSONSerializer's bytes; an id's JSON is its digits.
+        data = str(value).encode() if type(value) is int else json.dumps(value, separators=(",", ":")).encode("latin-1")
         prefix = ""
         if compress:
             compressed = zlib.compress(data)
@@ -70,11 +71,6 @@ def _signer_for(salt: str, secret_key: str | bytes) -> _Signer:
     return _Signer(salt, secret_key)
 
 
-def _link(name: str, token: str) -> str:
-    before, after = _around_token(name, get_script_prefix(), get_urlconf() or settings.ROOT_URLCONF)
-    return f"{_absolute(before)}{token}{after}"
-
-
 @functools.lru_cache(maxsize=32)
 def _around_token(name: str, script_prefix: str, urlconf: str) -> tuple[str, str]:
     """The link's text before and after its token: every email has a few links, and reversing the
@@ -83,17 +79,39 @@ def _around_token(name: str, script_prefix: str, urlconf: str) -> tuple[str, str
     return before, after
 
 
-# A message id is too short for zlib to shorten (Django keeps the shorter form): no compressing.
+class MessageLinks:
+    """The signed links of one message. The URL configuration they are reversed in is read once for
+    them all: reading it (thread- and task-local) cost more than signing a link."""
+
+    def __init__(self, message_id: int):
+        self.message_id = message_id
+        self._place = (get_script_prefix(), get_urlconf() or settings.ROOT_URLCONF)
+
+    def _link(self, name: str, token: str) -> str:
+        before, after = _around_token(name, *self._place)
+        return f"{_absolute(before)}{token}{after}"
+
+    # A message id is too short for zlib to shorten (Django keeps the shorter form): no compressing.
+    def open(self) -> str:
+        return self._link("nurture-open", _signer("open").sign_object(self.message_id))
+
+    def click(self, target: str) -> str:
+        return self._link("nurture-click", _signer("click").sign_object([self.message_id, target], compress=True))
+
+    def unsubscribe(self) -> str:
+        return self._link("nurture-unsubscribe", _signer("unsubscribe").sign_object(self.message_id))
+
+
 def open_url(message_id: int) -> str:
-    return _link("nurture-open", _signer("open").sign_object(message_id))
+    return MessageLinks(message_id).open()
 
 
 def click_url(message_id: int, target: str) -> str:
-    return _link("nurture-click", _signer("click").sign_object([message_id, target], compress=True))
+    return MessageLinks(message_id).click(target)
 
 
 def unsubscribe_url(message_id: int) -> str:
-    return _link("nurture-unsubscribe", _signer("unsubscribe").sign_object(message_id))
+    return MessageLinks(message_id).unsubscribe()
 
 
 def read_token(kind: str, token: str) -> Any:
