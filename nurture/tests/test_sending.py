@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.template import Context, Template
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -15,7 +16,7 @@ from leads.tests.factories import LeadFactory
 from nurture import follow_ups
 from nurture.models import Enrollment, NurtureMessage, Suppression
 from nurture.services.enrollment import lead_enroll
-from nurture.services.sending import MAX_SEND_ATTEMPTS
+from nurture.services.sending import MAX_SEND_ATTEMPTS, _template
 from nurture.services.tracking import read_token
 
 from .conftest import _free_port, email_step, link_path, open_pixel, parts, tracked_links, unsubscribe_link, wait_step
@@ -193,3 +194,23 @@ def test_a_batch_reads_the_lead_fields_its_templates_name_in_queries_that_do_not
 
     assert queries[0] == queries[1]
     assert sorted(m["Subject"] for m in smtp.messages[1:]) == [f"For Ann Lee{n} at Firm {n}" for n in range(6)]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "Hello {{ lead.first_name }}, {{ offer.name }} & more",
+        "{{ lead.first_name|upper }} {{ lead.missing }} {{ nobody.at_all }}{{ lead.score }}",
+        "{% if lead.first_name %}Hi {{ lead.first_name }}{% endif %}",  # a tag: Django renders it whole
+        "plain text only",
+    ],
+)
+@pytest.mark.parametrize("autoescape", [True, False])
+def test_a_steps_template_renders_as_django_renders_it(source, autoescape):
+    lead = LeadFactory.build(first_name="<Jo & Ann>", score=7)
+    values = {"lead": lead, "offer": {"name": "Solar & Storage"}, "unsubscribe_url": "https://x/?a=1&b=2"}
+
+    ours = _template(source).render(Context(values, autoescape=autoescape))
+
+    assert ours == Template(source).render(Context(values, autoescape=autoescape))
+    assert ("&amp;" in ours) == (autoescape and "lead.first_name" in source)
