@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, Click, LandingPage, PostbackEvent
 from campaigns.visitor import parse_user_agent
-from leadcrm.bulk import deferred_statements, insert_statement
+from leadcrm.bulk import Statement, deferred_statements, insert_statement
 
 from ..models import Door, Lead, LeadEvent, Partner, Qualification, SupplierPing
 from .classification import classify_lead_type
@@ -141,8 +141,8 @@ def lead_capture(*, campaign: Campaign, submission: Submission, context: Capture
     Invalid, suspect and duplicate leads are stored too; they are flagged, never dropped.
     """
     try:
-        with transaction.atomic():
-            return CaptureResult(lead=_capture(campaign, submission, context), created=True)
+        with transaction.atomic(), deferred_statements() as deferred:
+            return CaptureResult(lead=_capture(campaign, submission, context, deferred), created=True)
     except IntegrityError:
         # The lead's idempotency key is unique: a repeat (a CSV row imported again, an API answer
         # that was lost, two racing requests) finds the lead stored the first time. Looked up only
@@ -154,7 +154,7 @@ def lead_capture(*, campaign: Campaign, submission: Submission, context: Capture
         raise
 
 
-def _capture(campaign: Campaign, submission: Submission, context: CaptureContext) -> Lead:
+def _capture(campaign: Campaign, submission: Submission, context: CaptureContext, deferred: list[Statement]) -> Lead:
     lead, step_data, phone_ok = _build_lead(campaign=campaign, submission=submission, context=context)
     offer = lead.offer
     page = context.landing_page
@@ -188,40 +188,39 @@ def _capture(campaign: Campaign, submission: Submission, context: CaptureContext
             ip=context.ip,
             user_agent=context.user_agent,
         )
-    # What saving the lead sets off (its share of the daily rollups) goes with its timeline and
-    # follow-ups: one round trip for the three.
-    with deferred_statements() as deferred:
-        lead.save()
-        if context.ping is not None:
-            ping_claim(ping=context.ping, lead=lead)
+    lead.save()
+    if context.ping is not None:
+        ping_claim(ping=context.ping, lead=lead)
 
-        follow_ups = new_lead_follow_ups(lead)
-        now = timezone.now()
-        captured = {"door": lead.door, "campaign": campaign.slug, "test": lead.is_test}
-        if context.ping is not None:
-            captured["ping"] = str(context.ping.public_id)
-        steps = [
-            (LeadEvent.Kind.CAPTURED, captured),
-            (LeadEvent.Kind.NORMALISED, step_data["normalised"]),
-            (LeadEvent.Kind.ENRICHED, step_data["enriched"]),
-            (LeadEvent.Kind.VALIDATED, {"validity": lead.validity, "reasons": lead.validity_reasons}),
-            (
-                LeadEvent.Kind.DEDUPLICATED,
-                {"duplicate": lead.is_duplicate, "original": str(original.public_id) if original else None},
-            ),
-            (LeadEvent.Kind.CLASSIFIED, {"lead_type": lead.lead_type, "why": type_reason}),
-            (LeadEvent.Kind.QUALIFIED, {"qualification": lead.qualification, "reasons": lead.qualification_reasons}),
-            (LeadEvent.Kind.SCORED, {"score": lead.score, "breakdown": lead.score_breakdown}),
-            (LeadEvent.Kind.FOLLOW_UP_QUEUED, {"follow_ups": follow_ups}),
-        ]
-        actor_id = context.actor.pk if context.actor else None
-        timeline = insert_statement(
-            LeadEvent,
-            ["lead_id", "kind", "data", "actor_id", "created_at"],
-            [(lead.pk, kind, data, actor_id, now) for kind, data in steps],
-        )
-        outbox_enqueue(lead=lead, kinds=follow_ups, before=[*deferred, timeline])
-        deferred.clear()
+    follow_ups = new_lead_follow_ups(lead)
+    now = timezone.now()
+    captured = {"door": lead.door, "campaign": campaign.slug, "test": lead.is_test}
+    if context.ping is not None:
+        captured["ping"] = str(context.ping.public_id)
+    steps = [
+        (LeadEvent.Kind.CAPTURED, captured),
+        (LeadEvent.Kind.NORMALISED, step_data["normalised"]),
+        (LeadEvent.Kind.ENRICHED, step_data["enriched"]),
+        (LeadEvent.Kind.VALIDATED, {"validity": lead.validity, "reasons": lead.validity_reasons}),
+        (
+            LeadEvent.Kind.DEDUPLICATED,
+            {"duplicate": lead.is_duplicate, "original": str(original.public_id) if original else None},
+        ),
+        (LeadEvent.Kind.CLASSIFIED, {"lead_type": lead.lead_type, "why": type_reason}),
+        (LeadEvent.Kind.QUALIFIED, {"qualification": lead.qualification, "reasons": lead.qualification_reasons}),
+        (LeadEvent.Kind.SCORED, {"score": lead.score, "breakdown": lead.score_breakdown}),
+        (LeadEvent.Kind.FOLLOW_UP_QUEUED, {"follow_ups": follow_ups}),
+    ]
+    actor_id = context.actor.pk if context.actor else None
+    timeline = insert_statement(
+        LeadEvent,
+        ["lead_id", "kind", "data", "actor_id", "created_at"],
+        [(lead.pk, kind, data, actor_id, now) for kind, data in steps],
+    )
+    # With what saving the lead set off (its consent certificate, its share of the daily rollups):
+    # one round trip.
+    outbox_enqueue(lead=lead, kinds=follow_ups, before=[*deferred, timeline])
+    deferred.clear()
     ledger_post_capture(lead=lead, ping=context.ping)
     postback_enqueue(lead=lead, event=PostbackEvent.VALID)
     if lead.qualification == Qualification.QUALIFIED:

@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from campaigns.links import absolute
 from campaigns.models import LandingPage
+from leadcrm.bulk import execute_soon, insert_statement
 
 from ..models import ConsentCertificate, Lead
 
@@ -99,8 +100,9 @@ def consent_certificate_create(
     ip: str | None,
     user_agent: str,
 ) -> ConsentCertificate:
-    """Write the certificate for a lead about to be saved (in its capture transaction) and point the
-    lead at it. Without what the form showed, the page's current consent text stands in, undated."""
+    """Write the certificate for a lead about to be saved (in its capture transaction, with its next
+    round trip: see `leadcrm.bulk.deferred_statements`) and point the lead at it. Without what the
+    form showed, the page's current consent text stands in, undated."""
     shown = shown or ConsentShown(text=page.consent_text, version=page.consent_version, shown_at=None)
     now = timezone.now()
     # As the column stores it (IPv6 compressed), so the digest is taken over what verification reads.
@@ -125,9 +127,14 @@ def consent_certificate_create(
         user_agent_digest=_keyed_digest(visitor_key, user_agent),
     )
     certificate.sha256 = hashlib.sha256(canonical_form(certificate, lead_public_id=lead.public_id)).hexdigest()
-    certificate.save()
-    lead.consent_certificate = certificate
+    # Inserted with the capture's next round trip: the lead names it by its public id, made here, and
+    # a foreign key is checked when the transaction commits.
+    execute_soon(*insert_statement(ConsentCertificate, _COLUMNS, [[getattr(certificate, name) for name in _COLUMNS]]))
+    lead.consent_certificate_id = certificate.public_id
     return certificate
+
+
+_COLUMNS = [field.attname for field in ConsentCertificate._meta.concrete_fields if not field.primary_key]
 
 
 def consent_certificate_verify(certificate: ConsentCertificate) -> Verification:
