@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import functools
 import json
 import re
 import threading
@@ -164,21 +165,15 @@ def insert_statement(model: type[Model], fields: Sequence[str], rows: Sequence[S
     parameter instead of one per value, which cost more than the INSERT on the intake's path."""
     connection = connections[router.db_for_write(model)]
     meta = model._meta
-    columns = [model_field(model, name) for name in fields]
-    defaults: list[Field[Any, Any]] = [
-        field for field in meta.concrete_fields if field not in columns and field is not meta.auto_field
-    ]
-    fixed = {field: field.get_default() for field in defaults if not callable(field.default)}
+    all_columns, defaults, fixed = _insert_shape(model, tuple(fields))
 
     def defaults_of_a_row() -> list[Any]:
         # A callable default (a UUID, a moment) is called for every row, as a model instance would.
         return [fixed[field] if field in fixed else field.get_default() for field in defaults]
 
-    all_columns = [*columns, *defaults]
     quote = connection.ops.quote_name
     names = ", ".join(quote(column.column) for column in all_columns)
     if connection.vendor == "postgresql":
-        typed = ", ".join(f"{quote(column.column)} {_cast_type(column, connection)}" for column in all_columns)
         document = [
             {
                 column.column: column.get_prep_value(value)
@@ -189,7 +184,7 @@ def insert_statement(model: type[Model], fields: Sequence[str], rows: Sequence[S
         # Only names and types are spliced in; the rows are one parameter.
         sql = (
             f"INSERT INTO {quote(meta.db_table)} ({names}) SELECT {names} "  # noqa: S608
-            f"FROM jsonb_to_recordset(%s::jsonb) AS row_values({typed})"
+            f"FROM jsonb_to_recordset(%s::jsonb) AS row_values({_record_columns(all_columns, connection)})"
         )
         return sql, [json.dumps(document, default=_json_value)]
     params = [
@@ -201,6 +196,21 @@ def insert_statement(model: type[Model], fields: Sequence[str], rows: Sequence[S
     # Only names and placeholders are spliced in; every value is a parameter.
     sql = f"INSERT INTO {quote(meta.db_table)} ({names}) VALUES {', '.join([row_sql] * len(rows))}"  # noqa: S608
     return sql, params
+
+
+@functools.lru_cache(maxsize=128)
+def _insert_shape(
+    model: type[Model], fields: tuple[str, ...]
+) -> tuple[list[Field[Any, Any]], list[Field[Any, Any]], dict[Field[Any, Any], Any]]:
+    """The columns an insert of `fields` writes (theirs, then the defaults' of the rest), the fields
+    left to their defaults, and the defaults that are fixed values: the same for every insert."""
+    meta = model._meta
+    columns = [model_field(model, name) for name in fields]
+    defaults: list[Field[Any, Any]] = [
+        field for field in meta.concrete_fields if field not in columns and field is not meta.auto_field
+    ]
+    fixed = {field: field.get_default() for field in defaults if not callable(field.default)}
+    return [*columns, *defaults], defaults, fixed
 
 
 def insert_rows(
@@ -362,6 +372,14 @@ def _update_from_rows(
 
 
 def _record_columns(columns: Sequence[Field[Any, Any]], connection: Any) -> str:
+    """The `name type` list of a jsonb_to_recordset row; worked out once per set of columns (the
+    types cost more than the rest of an intake's statement)."""
+    return _record_columns_of(tuple(columns), connection.alias)
+
+
+@functools.lru_cache(maxsize=256)
+def _record_columns_of(columns: tuple[Field[Any, Any], ...], alias: str) -> str:
+    connection = connections[alias]
     return ", ".join(
         f"{connection.ops.quote_name(column.column)} {_cast_type(column, connection)}" for column in columns
     )
