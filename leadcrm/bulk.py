@@ -28,6 +28,7 @@ from typing import Any
 
 from django.db import connections, router
 from django.db.models import NOT_PROVIDED, Field, JSONField, Model
+from django.db.models.signals import post_save, pre_save
 
 CHUNK_ROWS = 1000  # rows per statement: keeps one statement's document moderate
 _deferred = threading.local()  # .statements: what execute_soon keeps for the caller's next round trip
@@ -273,6 +274,31 @@ def deferred_statements(*, using: str = "default") -> Iterator[list[Statement]]:
     finally:
         _deferred.statements = outer
     _execute_each(connections[using], kept)
+
+
+def next_id_statement(model: type[Model]) -> Statement | None:
+    """A statement whose first row holds an id for a new row of `model`, taken from its sequence (to
+    send with other statements: `first_rows`); None where ids are known only once a row is inserted."""
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor != "postgresql":
+        return None
+    return "SELECT nextval(pg_get_serial_sequence(%s, %s))", [model._meta.db_table, model._meta.pk.column]
+
+
+def insert_soon(obj: Model) -> None:
+    """`obj.save()` for a new object whose id is already set (`next_id_statement`), its INSERT sent
+    with the caller's next round trip (`deferred_statements`): the same values (auto_now fields set
+    now), the same pre_save and post_save signals, sent now. A receiver finds the row in the database
+    only after that round trip; what it writes with `execute_soon` follows the INSERT."""
+    model = type(obj)
+    meta = model._meta
+    using = router.db_for_write(model, instance=obj)
+    pre_save.send(sender=model, instance=obj, raw=False, using=using, update_fields=None)
+    fields = [field for field in meta.concrete_fields]
+    values = [field.pre_save(obj, add=True) for field in fields]
+    execute_soon(*insert_statement(model, [field.attname for field in fields], [values]), using=using)
+    obj._state.adding, obj._state.db = False, using
+    post_save.send(sender=model, instance=obj, created=True, update_fields=None, raw=False, using=using)
 
 
 def execute_soon(sql: str, params: Sequence[Any], *, using: str = "default") -> None:

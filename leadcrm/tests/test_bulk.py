@@ -17,8 +17,11 @@ from leadcrm.bulk import (
     bulk_update_rows_if,
     deferred_statements,
     execute_soon,
+    first_rows,
     insert_rows,
+    insert_soon,
     insert_values,
+    next_id_statement,
     rows_source,
 )
 from leads.models import Delivery, DeliveryDestination, LeadEvent, OutboxEntry
@@ -187,3 +190,36 @@ def test_deferred_statements_go_with_the_callers_round_trip_and_the_unsent_run_w
     assert notes() == ["left over", "sent along"]
     note("outside")  # no block: at once
     assert notes() == ["left over", "outside", "sent along"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="ids come before the insert from PostgreSQL's sequences")
+def test_an_object_inserted_soon_is_stored_as_save_stores_it_with_its_signals_when_the_round_trip_goes():
+    from campaigns.tests.factories import CampaignFactory
+    from leads.models import Lead
+    from reporting.models import DailyRollup
+
+    campaign = CampaignFactory()
+    fields = {"campaign": campaign, "offer": campaign.offer, "traffic_source": campaign.traffic_source}
+    saved = Lead(**fields, email="saved@example.com", answers={"roof": "flat"}, budget=Decimal("1500.50"))
+    saved.save()
+    soon = Lead(**fields, email="soon@example.com", answers={"roof": "flat"}, budget=Decimal("1500.50"))
+
+    with transaction.atomic(), deferred_statements() as deferred:
+        (soon.pk,) = first_rows([next_id_statement(Lead)])[0]
+        insert_soon(soon)
+        assert not Lead.objects.filter(pk=soon.pk).exists()  # kept for the round trip
+        assert not soon._state.adding
+        insert_rows(LeadEvent, ["lead_id", "kind", "data"], [(soon.pk, "note", {})], before=deferred)
+        deferred.clear()
+
+    columns = [
+        field.attname for field in Lead._meta.concrete_fields if field.attname not in ("id", "public_id", "email")
+    ]
+    stored_saved, stored_soon = (Lead.objects.filter(pk=pk).values(*columns).get() for pk in (saved.pk, soon.pk))
+    moments = {"created_at", "updated_at"}
+    assert {k: v for k, v in stored_soon.items() if k not in moments} == {
+        k: v for k, v in stored_saved.items() if k not in moments
+    }
+    assert stored_soon["updated_at"] >= stored_saved["updated_at"]  # auto_now set, as save() sets it
+    # post_save's receivers ran: the rollup counts both leads.
+    assert sum(DailyRollup.objects.filter(grain="detail").values_list("leads", flat=True)) == 2

@@ -1,6 +1,7 @@
 """Step 4 of the pipeline: the same person for the same offer within the window is a duplicate. The
 same round trip counts the recent leads from the lead's IP address, for step 3 (validation)."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -9,7 +10,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from leadcrm.bulk import first_rows, model_field
+from leadcrm.bulk import Statement, first_rows, model_field
 
 from ..models import Lead, Validity
 from .locking import lock_statement
@@ -75,9 +76,10 @@ def _leads_from_ip_query(lead: Lead) -> tuple[str, list[Any]]:
 class ContactLookups:
     original: Lead | None  # the lead this one duplicates
     leads_from_ip: int  # leads stored from the lead's IP address in the last hour (0 without one)
+    also: list[Any]  # the first row of each statement the caller sent along
 
 
-def contact_lookups(*, lead: Lead) -> ContactLookups:
+def contact_lookups(*, lead: Lead, also: Sequence[Statement] = ()) -> ContactLookups:
     """Lock the lead's contacts for its offer until the transaction ends, then find the original it
     duplicates, if any, and count the recent leads from its IP address. The locks serialise captures of
     the same contact: two identical submissions racing would otherwise both see no original and both be
@@ -85,7 +87,8 @@ def contact_lookups(*, lead: Lead) -> ContactLookups:
 
     On PostgreSQL it is one round trip: the statements run one after the other, and the SELECT takes
     its snapshot after the locks are held (READ COMMITTED gives each statement its own), so it sees a
-    racing capture of the same contact that committed while this one waited.
+    racing capture of the same contact that committed while this one waited. `also`: the caller's
+    statements to send in the same round trip, after these.
     """
     statements, original_at, ip_at = [], None, None
     if lead.email or lead.phone:  # else nothing to lock, nobody to be a duplicate of
@@ -97,10 +100,13 @@ def contact_lookups(*, lead: Lead) -> ContactLookups:
     if lead.ip:
         ip_at = len(statements)
         statements.append(_leads_from_ip_query(lead))
-    rows = first_rows(statements)
+    also_at = len(statements)
+    rows = first_rows([*statements, *also])
     original = None
     if original_at is not None and (row := rows[original_at]) is not None:
         public_id = Lead._meta.get_field("public_id").to_python(row[1])
         # What the lead's answer and timeline tell of its original (the API shows a partner its own).
         original = Lead.from_db(connection.alias, ["id", "public_id", "partner_id"], [row[0], public_id, row[2]])
-    return ContactLookups(original=original, leads_from_ip=int(rows[ip_at][0]) if ip_at is not None else 0)
+    return ContactLookups(
+        original=original, leads_from_ip=int(rows[ip_at][0]) if ip_at is not None else 0, also=rows[also_at:]
+    )
