@@ -176,10 +176,11 @@ def insert_statement(model: type[Model], fields: Sequence[str], rows: Sequence[S
     names = ", ".join(quote(column.column) for column in all_columns)
     if connection.vendor == "postgresql":
         typed = ", ".join(f"{quote(column.column)} {_cast_type(column, connection)}" for column in all_columns)
+        prepared = [(column.column, *_prepare_of(column)) for column in all_columns]
         document = [
             {
-                column.column: column.get_prep_value(value)
-                for column, value in zip(all_columns, [*row, *defaults_of_a_row()], strict=True)
+                name: value if type(value) in unchanged else prepare(value)
+                for (name, unchanged, prepare), value in zip(prepared, [*row, *defaults_of_a_row()], strict=True)
             }
             for row in rows
         ]
@@ -317,15 +318,50 @@ def _record_columns(columns: Sequence[Field[Any, Any]], connection: Any) -> str:
 
 def _document(objects: Sequence[Model], columns: Sequence[Field[Any, Any]]) -> str:
     """The rows as a JSON array of objects keyed by column; a JSON field's value is nested as is."""
-    prepared = [(column.column, column.attname, _prepare_of(column)) for column in columns]
-    rows = [{name: prepare(getattr(obj, attname)) for name, attname, prepare in prepared} for obj in objects]
+    prepared = [(column.column, column.attname, *_prepare_of(column)) for column in columns]
+    rows = []
+    for obj in objects:
+        row = {}
+        for name, attname, unchanged, prepare in prepared:
+            value = getattr(obj, attname)
+            # A value already of the column's own type is what get_prep_value would return: skipping
+            # its calls halves the cost of a batch's document.
+            row[name] = value if type(value) in unchanged else prepare(value)
+        rows.append(row)
     return json.dumps(rows, default=_json_value, separators=(",", ":"))
 
 
-def _prepare_of(column: Field[Any, Any]) -> Any:
+_NONE = type(None)
+# Python types each column type's get_prep_value returns unchanged (exact types: a str enum member,
+# a bool for an integer, go through get_prep_value as before).
+_UNCHANGED_TYPES: dict[str, frozenset[type]] = {
+    **dict.fromkeys(
+        (
+            "AutoField",
+            "BigAutoField",
+            "BigIntegerField",
+            "IntegerField",
+            "PositiveBigIntegerField",
+            "PositiveIntegerField",
+            "PositiveSmallIntegerField",
+            "SmallAutoField",
+            "SmallIntegerField",
+        ),
+        frozenset({int, _NONE}),
+    ),
+    **dict.fromkeys(("CharField", "EmailField", "SlugField", "TextField", "URLField"), frozenset({str, _NONE})),
+    "BooleanField": frozenset({bool, _NONE}),
+}
+
+
+def _prepare_of(column: Field[Any, Any]) -> tuple[frozenset[type], Any]:
+    """(types whose values go into the document as they are, the preparation of any other value)."""
     if column.get_internal_type() == "JSONField":
-        return _same
-    return column.get_prep_value
+        return frozenset(), _same
+    target = column.target_field if column.is_relation else column  # type: ignore[attr-defined]
+    # Django's own field classes only: a subclass may prepare even a str or an int its own way.
+    plain = type(target).__module__.startswith("django.db.models.fields")
+    return (_UNCHANGED_TYPES.get(type(target).__name__, frozenset()) if plain else frozenset()), column.get_prep_value
 
 
 def _same(value: Any) -> Any:
