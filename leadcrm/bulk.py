@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import functools
 import json
 import re
 import uuid
@@ -351,6 +352,7 @@ _UNCHANGED_TYPES: dict[str, frozenset[type]] = {
     ),
     **dict.fromkeys(("CharField", "EmailField", "SlugField", "TextField", "URLField"), frozenset({str, _NONE})),
     "BooleanField": frozenset({bool, _NONE}),
+    "UUIDField": frozenset({uuid.UUID, _NONE}),
 }
 
 
@@ -361,7 +363,17 @@ def _prepare_of(column: Field[Any, Any]) -> tuple[frozenset[type], Any]:
     target = column.target_field if column.is_relation else column  # type: ignore[attr-defined]
     # Django's own field classes only: a subclass may prepare even a str or an int its own way.
     plain = type(target).__module__.startswith("django.db.models.fields")
+    if plain and type(target).__name__ == "DateTimeField":
+        return frozenset({_NONE}), functools.partial(_aware_or_prepared, column.get_prep_value)
     return (_UNCHANGED_TYPES.get(type(target).__name__, frozenset()) if plain else frozenset()), column.get_prep_value
+
+
+def _aware_or_prepared(prepare: Any, value: Any) -> Any:
+    """An aware datetime as it is (what DateTimeField.get_prep_value returns for one); anything else
+    (a naive one, which it warns about and makes aware; a date; a string) through it."""
+    if type(value) is datetime.datetime and value.utcoffset() is not None:
+        return value
+    return prepare(value)
 
 
 def _same(value: Any) -> Any:
