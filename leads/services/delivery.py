@@ -18,16 +18,19 @@ from typing import Any
 
 from django.core.mail import EmailMessage
 from django.db import transaction
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from campaigns.models import Campaign, Offer, TrafficSource
-from leadcrm.bulk import bulk_insert_rows, bulk_update_rows, bulk_update_rows_if
+from leadcrm.bulk import bulk_insert_rows, bulk_update_rows, bulk_update_rows_if, insert_rows, insert_statement
+from leadcrm.config_cache import cached
 from leadcrm.encryption import decrypt, encrypt
 
 from ..models import (
     BuyerAccount,
+    BuyerSuppression,
     Delivery,
+    DeliveryAttempt,
     DeliveryDestination,
     DeliveryRoute,
     Lead,
@@ -41,7 +44,6 @@ from .answers import Outcome, Verdict
 from .calls import (
     CallResult,
     PartnerRequest,
-    attempt_row,
     end_entry,
     partner_calls_batch,
     perform,
@@ -195,6 +197,13 @@ class _Router:
             .exclude(destination__kind=DeliveryDestination.Kind.PING_POST)  # they buy by auction only
             .select_related("destination")
             .prefetch_related("prices")
+            # Whether the buyer keeps a suppression list at all (an index probe): hashing every lead's
+            # email and phone costs more than the rest of its routing, and most buyers keep none.
+            .annotate(
+                buyer_has_list=Exists(
+                    BuyerSuppression.objects.filter(advertiser_id=OuterRef("destination__advertiser_id"))
+                )
+            )
             .order_by("priority", "id")
         ):
             route.offer = offers[route.offer_id]  # priced with the leads' offer already loaded
@@ -204,7 +213,7 @@ class _Router:
         self.usage = route_usage(capped, now) if capped else {}
         # Buyers that keep a lead out with their suppression list, for the whole batch in one query.
         self.suppressed = suppressed_advertisers_by_lead(
-            leads, {route.destination.advertiser_id for route in every_route}
+            leads, {route.destination.advertiser_id for route in every_route if route.buyer_has_list}
         )
         self.credit = (
             credit_left(
@@ -238,12 +247,22 @@ class _Router:
         return choice
 
 
+def _campaign(campaign_id: int) -> Campaign:
+    """The campaign with its offer and traffic source, kept per process until configuration changes
+    (leadcrm.config_cache), as the intake keeps them: shared, so never changed by a caller."""
+    return cached(
+        "campaign-with-offer",
+        campaign_id,
+        lambda: Campaign.objects.select_related("offer", "traffic_source").get(pk=campaign_id),
+    )
+
+
 def _attach_configuration(leads: Iterable[Lead]) -> None:
     """Give the leads their campaign, offer and traffic source, each read once: a batch's leads share
-    a few, and joining them to every lead's row cost more to load than the lead itself. One query,
-    unless a lead's offer or source is no longer its campaign's."""
+    a few, and joining them to every lead's row cost more to load than the lead itself. No query once
+    this process holds the campaigns, unless a lead's offer or source is no longer its campaign's."""
     leads = list(leads)
-    campaigns = Campaign.objects.select_related("offer", "traffic_source").in_bulk({lead.campaign_id for lead in leads})
+    campaigns = {campaign_id: _campaign(campaign_id) for campaign_id in {lead.campaign_id for lead in leads}}
     offers = {campaign.offer_id: campaign.offer for campaign in campaigns.values()}
     sources = {campaign.traffic_source_id: campaign.traffic_source for campaign in campaigns.values()}
     if missing := {lead.offer_id for lead in leads} - offers.keys():
@@ -265,6 +284,10 @@ def _set_payloads(entries: Iterable[OutboxEntry], payloads: dict[int, dict[str, 
             changed.append(entry)
     bulk_update_rows(changed, ["payload"])
 
+
+# A lead's documents that routing, the payload, the ledger and the timeline never read: left unloaded,
+# as decoding them cost more than the rest of the lead's row.
+UNSENT_LEAD_FIELDS = ("raw_data", "score_breakdown", "validity_reasons", "qualification_reasons")
 
 Routed = Delivery | None | Exception  # the delivery to send, nothing to deliver, or why the entry ends now
 
@@ -290,6 +313,7 @@ def _route_batch(entries: list[OutboxEntry]) -> tuple[dict[int, Routed], set[int
             lead.pk: lead
             for lead in Lead.objects.select_for_update()
             .filter(pk__in={entry.lead_id for entry in entries})
+            .defer(*UNSENT_LEAD_FIELDS)
             .order_by("pk")
         }
         _attach_configuration(leads.values())
@@ -486,6 +510,9 @@ STATUS_OF_OUTCOME = {
 }
 ANSWER_FIELDS = ["last_status_code", "reason", "buyer_reference", "finished_at"]  # from a delivery's first answer
 RECORDED_FIELDS = ["status", "attempts", *ANSWER_FIELDS]
+# The columns of the rows _record_many writes (as calls.attempt_row and a LeadEvent would).
+ATTEMPT_FIELDS = ["delivery_id", "url", "status_code", "latency_ms", "outcome", "error", "response_excerpt"]
+EVENT_FIELDS = ["lead_id", "kind", "data"]
 
 
 def _record(delivery: Delivery, sent: SentRequest, lead: Lead | None = None) -> tuple[str, float | None]:
@@ -525,29 +552,30 @@ def _record_many(sends: list[tuple[Delivery, SentRequest, Lead | None]]) -> list
             else:
                 for name, value in zip(ANSWER_FIELDS, before, strict=True):
                     setattr(delivery, name, value)
-        attempts, events, disabled = [], [], {}
+        # The attempt log and the timeline as plain rows (no model instance each), in one round trip.
+        attempts: list[tuple[Any, ...]] = []
+        events: list[tuple[Any, ...]] = []
+        disabled = {}
         for (delivery, sent, _lead), (outcome, _delay) in zip(sends, settled, strict=True):
             verdict, status = sent.verdict, STATUS_OF_OUTCOME[outcome]
             if status != Delivery.Status.PENDING:
                 event = {"buyer": delivery.destination.name, "outcome": status, "reason": verdict.reason}
-                events.append(
-                    LeadEvent(
-                        lead_id=delivery.lead_id,
-                        kind=LeadEvent.Kind.DELIVERY,
-                        data={**event, "webhook_id": delivery.webhook_id},
-                    )
-                )
+                events.append((delivery.lead_id, LeadEvent.Kind.DELIVERY, {**event, "webhook_id": delivery.webhook_id}))
             attempts.append(
-                attempt_row(
-                    url=sent.url,
-                    result=CallResult(verdict, sent.status_code, sent.latency_ms, sent.response, sent.error),
-                    outcome=outcome,
-                    delivery=delivery,
+                (
+                    delivery.pk,
+                    sent.url[:2000],
+                    sent.status_code,
+                    sent.latency_ms,
+                    outcome,
+                    sent.error[:500],
+                    sent.response,
                 )
             )
             if verdict.disable_destination:
                 disabled[delivery.destination_id] = f"The buyer answered 410 Gone on {now:%Y-%m-%d %H:%M} UTC."
-        bulk_insert_rows(attempts)
+        timeline = [insert_statement(LeadEvent, EVENT_FIELDS, events)] if events else []
+        insert_rows(DeliveryAttempt, ATTEMPT_FIELDS, attempts, before=timeline)
         sold = [
             (delivery, lead)
             for delivery, lead in changed.values()
@@ -558,7 +586,6 @@ def _record_many(sends: list[tuple[Delivery, SentRequest, Lead | None]]) -> list
         ledger_post_sales(sales=[(delivery, lead or loaded[delivery.lead_id]) for delivery, lead in sold])
         for destination_id, reason in disabled.items():
             DeliveryDestination.objects.filter(pk=destination_id).update(is_active=False, disabled_reason=reason)
-        bulk_insert_rows(events)
     return settled
 
 
