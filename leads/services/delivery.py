@@ -285,10 +285,6 @@ def _set_payloads(entries: Iterable[OutboxEntry], payloads: dict[int, dict[str, 
     bulk_update_rows(changed, ["payload"])
 
 
-# A lead's documents that routing, the payload, the ledger and the timeline never read: left unloaded,
-# as decoding them cost more than the rest of the lead's row.
-UNSENT_LEAD_FIELDS = ("raw_data", "score_breakdown", "validity_reasons", "qualification_reasons")
-
 Routed = Delivery | None | Exception  # the delivery to send, nothing to deliver, or why the entry ends now
 
 
@@ -313,7 +309,6 @@ def _route_batch(entries: list[OutboxEntry]) -> tuple[dict[int, Routed], set[int
             lead.pk: lead
             for lead in Lead.objects.select_for_update()
             .filter(pk__in={entry.lead_id for entry in entries})
-            .defer(*UNSENT_LEAD_FIELDS)
             .order_by("pk")
         }
         _attach_configuration(leads.values())
