@@ -21,11 +21,13 @@ import functools
 import json
 import re
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from django.db import connections, router
 from django.db.models import NOT_PROVIDED, Field, JSONField, Model
+
+M = TypeVar("M", bound=Model)
 
 CHUNK_ROWS = 1000  # rows per statement: keeps one statement's document moderate
 
@@ -140,6 +142,29 @@ def insert_values(model: type[Model], rows: Sequence[dict[str, Any]], *, returni
             cursor.execute(sql, [json.dumps(document, default=_json_value_memo())])
             result += cursor.fetchall()
     return result
+
+
+def instance_builder(model: type[M]) -> Callable[..., M]:
+    """A function making an instance of `model` from keyword values (attribute names: `lead_id`, not
+    `lead`), every other field at its default as keyword arguments would give it (a callable one
+    called for each instance), passed on as positional values: a third of the cost of keyword
+    arguments, for a batch that builds hundreds."""
+    fields = model._meta.concrete_fields
+    index = {field.attname: position for position, field in enumerate(fields)}
+    called = [field.has_default() and callable(field.default) for field in fields]
+    per_instance = [(position, field) for position, field in enumerate(fields) if called[position]]
+    fixed = [None if called[position] else field.get_default() for position, field in enumerate(fields)]
+
+    def build(**values: Any) -> M:
+        row = fixed.copy()
+        for position, field in per_instance:
+            if field.attname not in values:
+                row[position] = field.get_default()
+        for name, value in values.items():
+            row[index[name]] = value
+        return model(*row)
+
+    return build
 
 
 Statement = tuple[str, list[Any]]  # SQL with %s placeholders, and its parameters
