@@ -6,10 +6,11 @@ answer; a rejection moves on to the next buyer, a temporary failure waits for th
 """
 
 import base64
+import functools
 import random
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -22,7 +23,14 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from campaigns.models import Campaign, Offer, TrafficSource
-from leadcrm.bulk import bulk_insert_rows, bulk_update_rows, bulk_update_rows_if, insert_rows, insert_statement
+from leadcrm.bulk import (
+    bulk_insert_rows,
+    bulk_update_rows,
+    bulk_update_rows_if,
+    insert_rows,
+    insert_statement,
+    instance_builder,
+)
 from leadcrm.config_cache import cached
 from leadcrm.encryption import decrypt, encrypt
 
@@ -117,14 +125,16 @@ def choose_route(
     if usage is None:
         capped = [route.pk for route in accepting if _is_capped(route)]
         usage = route_usage(capped, now) if capped else {}
-    hour, day = period_starts(now)
     resets = []
     with_room = []
     for route in accepting:
         this_hour, today = usage.get(route.pk, (0, 0))
+        # The periods' starts (a time zone conversion) only for a buyer at its cap: most have room.
         if route.daily_cap is not None and today >= route.daily_cap:
+            day = period_starts(now)[1]
             resets.append(timezone.localtime(day + timedelta(hours=26)).replace(hour=0))
         elif route.hourly_cap is not None and this_hour >= route.hourly_cap:
+            hour = period_starts(now)[0]
             resets.append(hour + timedelta(hours=1))
         else:
             with_room.append(route)
@@ -294,6 +304,16 @@ def _route_many(entries: list[OutboxEntry]) -> dict[int, Routed]:
     return _route_batch(entries)[0]
 
 
+@functools.cache
+def _delivery_builder() -> Callable[..., Delivery]:
+    return instance_builder(Delivery)
+
+
+def new_delivery(**values: Any) -> Delivery:
+    """A Delivery from attribute values (`lead_id`), built positionally: a batch makes one a lead."""
+    return _delivery_builder()(**values)
+
+
 def _route_batch(entries: list[OutboxEntry]) -> tuple[dict[int, Routed], set[int]]:
     """`_route_many`, and the ids of the deliveries it made: checked under the leads' locks just now,
     they are sent without asking again why not (a send taken over from an earlier entry is asked)."""
@@ -356,13 +376,15 @@ def _route_batch(entries: list[OutboxEntry]) -> tuple[dict[int, Routed], set[int
                 delay = max((recheck_at - now).total_seconds(), 1)
                 routed[entry_pk] = RetryLater(f"held: {choice.held_reason}", delay=delay)
                 continue
-            created[lead.pk] = routed[entry_pk] = Delivery(
-                lead=lead,  # sent with the lead already loaded
-                destination=choice.route.destination,
-                route=choice.route,
+            delivery = new_delivery(
+                lead_id=lead.pk,
+                destination_id=choice.route.destination_id,
+                route_id=choice.route.pk,
                 price=choice.price,
                 currency=lead.offer.currency,
             )
+            delivery.lead, delivery.destination = lead, choice.route.destination  # sent with them loaded
+            created[lead.pk] = routed[entry_pk] = delivery
         bulk_insert_rows(list(created.values()))
         for entry_pk, delivery in routed.items():
             if isinstance(delivery, Delivery):
