@@ -223,7 +223,8 @@ class _Router:
         self.usage = route_usage(capped, now) if capped else {}
         # Buyers that keep a lead out with their suppression list, for the whole batch in one query.
         self.suppressed = suppressed_advertisers_by_lead(
-            leads, {route.destination.advertiser_id for route in every_route if route.buyer_has_list}
+            leads,
+            {route.destination.advertiser_id for route in every_route if route.buyer_has_list},  # type: ignore[attr-defined]
         )
         self.credit = (
             credit_left(
@@ -376,15 +377,15 @@ def _route_batch(entries: list[OutboxEntry]) -> tuple[dict[int, Routed], set[int
                 delay = max((recheck_at - now).total_seconds(), 1)
                 routed[entry_pk] = RetryLater(f"held: {choice.held_reason}", delay=delay)
                 continue
-            delivery = new_delivery(
+            made = new_delivery(
                 lead_id=lead.pk,
                 destination_id=choice.route.destination_id,
                 route_id=choice.route.pk,
                 price=choice.price,
                 currency=lead.offer.currency,
             )
-            delivery.lead, delivery.destination = lead, choice.route.destination  # sent with them loaded
-            created[lead.pk] = routed[entry_pk] = delivery
+            made.lead, made.destination = lead, choice.route.destination  # sent with them loaded
+            created[lead.pk] = routed[entry_pk] = made
         bulk_insert_rows(list(created.values()))
         for entry_pk, delivery in routed.items():
             if isinstance(delivery, Delivery):
