@@ -22,13 +22,15 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import connections, router
 from django.db.models import NOT_PROVIDED, Field, JSONField, Model
 from django.db.models.signals import post_save, pre_save
+
+M = TypeVar("M", bound=Model)
 
 CHUNK_ROWS = 1000  # rows per statement: keeps one statement's document moderate
 _deferred = threading.local()  # .statements: what execute_soon keeps for the caller's next round trip
@@ -146,6 +148,29 @@ def insert_values(model: type[Model], rows: Sequence[dict[str, Any]], *, returni
     return result
 
 
+def instance_builder(model: type[M]) -> Callable[..., M]:
+    """A function making an instance of `model` from keyword values (attribute names: `lead_id`, not
+    `lead`), every other field at its default as keyword arguments would give it (a callable one
+    called for each instance), passed on as positional values: a third of the cost of keyword
+    arguments, for a batch that builds hundreds."""
+    fields = model._meta.concrete_fields
+    index = {field.attname: position for position, field in enumerate(fields)}
+    called = [field.has_default() and callable(field.default) for field in fields]
+    per_instance = [(position, field) for position, field in enumerate(fields) if called[position]]
+    fixed = [None if called[position] else field.get_default() for position, field in enumerate(fields)]
+
+    def build(**values: Any) -> M:
+        row = fixed.copy()
+        for position, field in per_instance:
+            if field.attname not in values:
+                row[position] = field.get_default()
+        for name, value in values.items():
+            row[index[name]] = value
+        return model(*row)
+
+    return build
+
+
 Statement = tuple[str, list[Any]]  # SQL with %s placeholders, and its parameters
 
 
@@ -175,10 +200,11 @@ def insert_statement(model: type[Model], fields: Sequence[str], rows: Sequence[S
     quote = connection.ops.quote_name
     names = ", ".join(quote(column.column) for column in all_columns)
     if connection.vendor == "postgresql":
+        prepared = [(column.column, *_prepare_of(column)) for column in all_columns]
         document = [
             {
-                column.column: column.get_prep_value(value)
-                for column, value in zip(all_columns, [*row, *defaults_of_a_row()], strict=True)
+                name: value if type(value) in unchanged else prepare(value)
+                for (name, unchanged, prepare), value in zip(prepared, [*row, *defaults_of_a_row()], strict=True)
             }
             for row in rows
         ]
@@ -413,15 +439,61 @@ def _record_columns_of(columns: tuple[Field[Any, Any], ...], alias: str) -> str:
 
 def _document(objects: Sequence[Model], columns: Sequence[Field[Any, Any]]) -> str:
     """The rows as a JSON array of objects keyed by column; a JSON field's value is nested as is."""
-    prepared = [(column.column, column.attname, _prepare_of(column)) for column in columns]
-    rows = [{name: prepare(getattr(obj, attname)) for name, attname, prepare in prepared} for obj in objects]
+    prepared = [(column.column, column.attname, *_prepare_of(column)) for column in columns]
+    rows = []
+    for obj in objects:
+        row = {}
+        for name, attname, unchanged, prepare in prepared:
+            value = getattr(obj, attname)
+            # A value already of the column's own type is what get_prep_value would return: skipping
+            # its calls halves the cost of a batch's document.
+            row[name] = value if type(value) in unchanged else prepare(value)
+        rows.append(row)
     return json.dumps(rows, default=_json_value, separators=(",", ":"))
 
 
-def _prepare_of(column: Field[Any, Any]) -> Any:
+_NONE = type(None)
+# Python types each column type's get_prep_value returns unchanged (exact types: a str enum member,
+# a bool for an integer, go through get_prep_value as before).
+_UNCHANGED_TYPES: dict[str, frozenset[type]] = {
+    **dict.fromkeys(
+        (
+            "AutoField",
+            "BigAutoField",
+            "BigIntegerField",
+            "IntegerField",
+            "PositiveBigIntegerField",
+            "PositiveIntegerField",
+            "PositiveSmallIntegerField",
+            "SmallAutoField",
+            "SmallIntegerField",
+        ),
+        frozenset({int, _NONE}),
+    ),
+    **dict.fromkeys(("CharField", "EmailField", "SlugField", "TextField", "URLField"), frozenset({str, _NONE})),
+    "BooleanField": frozenset({bool, _NONE}),
+    "UUIDField": frozenset({uuid.UUID, _NONE}),
+}
+
+
+def _prepare_of(column: Field[Any, Any]) -> tuple[frozenset[type], Any]:
+    """(types whose values go into the document as they are, the preparation of any other value)."""
     if column.get_internal_type() == "JSONField":
-        return _same
-    return column.get_prep_value
+        return frozenset(), _same
+    target = column.target_field if column.is_relation else column  # type: ignore[attr-defined]
+    # Django's own field classes only: a subclass may prepare even a str or an int its own way.
+    plain = type(target).__module__.startswith("django.db.models.fields")
+    if plain and type(target).__name__ == "DateTimeField":
+        return frozenset({_NONE}), functools.partial(_aware_or_prepared, column.get_prep_value)
+    return (_UNCHANGED_TYPES.get(type(target).__name__, frozenset()) if plain else frozenset()), column.get_prep_value
+
+
+def _aware_or_prepared(prepare: Any, value: Any) -> Any:
+    """An aware datetime as it is (what DateTimeField.get_prep_value returns for one); anything else
+    (a naive one, which it warns about and makes aware; a date; a string) through it."""
+    if type(value) is datetime.datetime and value.utcoffset() is not None:
+        return value
+    return prepare(value)
 
 
 def _same(value: Any) -> Any:

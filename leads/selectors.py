@@ -241,10 +241,12 @@ def suppressed_advertisers_by_lead(leads: Iterable[Lead], advertiser_ids: Iterab
     One query on the list's unique (buyer, kind, hash) index for the whole batch, a probe per buyer
     and contact, so it costs the same at a million hashes per buyer as at ten."""
     wanted = list(set(advertiser_ids))
+    if not wanted:
+        return {}
     hashes_by_lead = {lead.pk: lead_contact_hashes(lead) for lead in leads}
     kinds = {kind for hashes in hashes_by_lead.values() for kind in hashes}
     values = {value for hashes in hashes_by_lead.values() for value in hashes.values()}
-    if not wanted or not values:
+    if not values:
         return {}
     # IN lists on all three columns of the index (rather than an OR per kind), which every database
     # answers with index probes; a row of one kind matching another kind's hash is left out below.

@@ -6,10 +6,11 @@ answer; a rejection moves on to the next buyer, a temporary failure waits for th
 """
 
 import base64
+import functools
 import random
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -18,16 +19,26 @@ from typing import Any
 
 from django.core.mail import EmailMessage
 from django.db import transaction
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from campaigns.models import Campaign, Offer, TrafficSource
-from leadcrm.bulk import bulk_insert_rows, bulk_update_rows, bulk_update_rows_if
+from leadcrm.bulk import (
+    bulk_insert_rows,
+    bulk_update_rows,
+    bulk_update_rows_if,
+    insert_rows,
+    insert_statement,
+    instance_builder,
+)
+from leadcrm.config_cache import cached
 from leadcrm.encryption import decrypt, encrypt
 
 from ..models import (
     BuyerAccount,
+    BuyerSuppression,
     Delivery,
+    DeliveryAttempt,
     DeliveryDestination,
     DeliveryRoute,
     Lead,
@@ -41,7 +52,6 @@ from .answers import Outcome, Verdict
 from .calls import (
     CallResult,
     PartnerRequest,
-    attempt_row,
     end_entry,
     partner_calls_batch,
     perform,
@@ -115,14 +125,16 @@ def choose_route(
     if usage is None:
         capped = [route.pk for route in accepting if _is_capped(route)]
         usage = route_usage(capped, now) if capped else {}
-    hour, day = period_starts(now)
     resets = []
     with_room = []
     for route in accepting:
         this_hour, today = usage.get(route.pk, (0, 0))
+        # The periods' starts (a time zone conversion) only for a buyer at its cap: most have room.
         if route.daily_cap is not None and today >= route.daily_cap:
+            day = period_starts(now)[1]
             resets.append(timezone.localtime(day + timedelta(hours=26)).replace(hour=0))
         elif route.hourly_cap is not None and this_hour >= route.hourly_cap:
+            hour = period_starts(now)[0]
             resets.append(hour + timedelta(hours=1))
         else:
             with_room.append(route)
@@ -195,6 +207,13 @@ class _Router:
             .exclude(destination__kind=DeliveryDestination.Kind.PING_POST)  # they buy by auction only
             .select_related("destination")
             .prefetch_related("prices")
+            # Whether the buyer keeps a suppression list at all (an index probe): hashing every lead's
+            # email and phone costs more than the rest of its routing, and most buyers keep none.
+            .annotate(
+                buyer_has_list=Exists(
+                    BuyerSuppression.objects.filter(advertiser_id=OuterRef("destination__advertiser_id"))
+                )
+            )
             .order_by("priority", "id")
         ):
             route.offer = offers[route.offer_id]  # priced with the leads' offer already loaded
@@ -204,7 +223,8 @@ class _Router:
         self.usage = route_usage(capped, now) if capped else {}
         # Buyers that keep a lead out with their suppression list, for the whole batch in one query.
         self.suppressed = suppressed_advertisers_by_lead(
-            leads, {route.destination.advertiser_id for route in every_route}
+            leads,
+            {route.destination.advertiser_id for route in every_route if route.buyer_has_list},  # type: ignore[attr-defined]
         )
         self.credit = (
             credit_left(
@@ -238,12 +258,22 @@ class _Router:
         return choice
 
 
+def _campaign(campaign_id: int) -> Campaign:
+    """The campaign with its offer and traffic source, kept per process until configuration changes
+    (leadcrm.config_cache), as the intake keeps them: shared, so never changed by a caller."""
+    return cached(
+        "campaign-with-offer",
+        campaign_id,
+        lambda: Campaign.objects.select_related("offer", "traffic_source").get(pk=campaign_id),
+    )
+
+
 def _attach_configuration(leads: Iterable[Lead]) -> None:
     """Give the leads their campaign, offer and traffic source, each read once: a batch's leads share
-    a few, and joining them to every lead's row cost more to load than the lead itself. One query,
-    unless a lead's offer or source is no longer its campaign's."""
+    a few, and joining them to every lead's row cost more to load than the lead itself. No query once
+    this process holds the campaigns, unless a lead's offer or source is no longer its campaign's."""
     leads = list(leads)
-    campaigns = Campaign.objects.select_related("offer", "traffic_source").in_bulk({lead.campaign_id for lead in leads})
+    campaigns = {campaign_id: _campaign(campaign_id) for campaign_id in {lead.campaign_id for lead in leads}}
     offers = {campaign.offer_id: campaign.offer for campaign in campaigns.values()}
     sources = {campaign.traffic_source_id: campaign.traffic_source for campaign in campaigns.values()}
     if missing := {lead.offer_id for lead in leads} - offers.keys():
@@ -273,6 +303,16 @@ def _route_many(entries: list[OutboxEntry]) -> dict[int, Routed]:
     """Choose a buyer for each entry's lead and create the deliveries, or say why a lead waits, in one
     transaction for the batch: {entry id: the delivery, None (nothing to deliver) or RetryLater}."""
     return _route_batch(entries)[0]
+
+
+@functools.cache
+def _delivery_builder() -> Callable[..., Delivery]:
+    return instance_builder(Delivery)
+
+
+def new_delivery(**values: Any) -> Delivery:
+    """A Delivery from attribute values (`lead_id`), built positionally: a batch makes one a lead."""
+    return _delivery_builder()(**values)
 
 
 def _route_batch(entries: list[OutboxEntry]) -> tuple[dict[int, Routed], set[int]]:
@@ -337,13 +377,15 @@ def _route_batch(entries: list[OutboxEntry]) -> tuple[dict[int, Routed], set[int
                 delay = max((recheck_at - now).total_seconds(), 1)
                 routed[entry_pk] = RetryLater(f"held: {choice.held_reason}", delay=delay)
                 continue
-            created[lead.pk] = routed[entry_pk] = Delivery(
-                lead=lead,  # sent with the lead already loaded
-                destination=choice.route.destination,
-                route=choice.route,
+            made = new_delivery(
+                lead_id=lead.pk,
+                destination_id=choice.route.destination_id,
+                route_id=choice.route.pk,
                 price=choice.price,
                 currency=lead.offer.currency,
             )
+            made.lead, made.destination = lead, choice.route.destination  # sent with them loaded
+            created[lead.pk] = routed[entry_pk] = made
         bulk_insert_rows(list(created.values()))
         for entry_pk, delivery in routed.items():
             if isinstance(delivery, Delivery):
@@ -486,6 +528,9 @@ STATUS_OF_OUTCOME = {
 }
 ANSWER_FIELDS = ["last_status_code", "reason", "buyer_reference", "finished_at"]  # from a delivery's first answer
 RECORDED_FIELDS = ["status", "attempts", *ANSWER_FIELDS]
+# The columns of the rows _record_many writes (as calls.attempt_row and a LeadEvent would).
+ATTEMPT_FIELDS = ["delivery_id", "url", "status_code", "latency_ms", "outcome", "error", "response_excerpt"]
+EVENT_FIELDS = ["lead_id", "kind", "data"]
 
 
 def _record(delivery: Delivery, sent: SentRequest, lead: Lead | None = None) -> tuple[str, float | None]:
@@ -525,29 +570,30 @@ def _record_many(sends: list[tuple[Delivery, SentRequest, Lead | None]]) -> list
             else:
                 for name, value in zip(ANSWER_FIELDS, before, strict=True):
                     setattr(delivery, name, value)
-        attempts, events, disabled = [], [], {}
+        # The attempt log and the timeline as plain rows (no model instance each), in one round trip.
+        attempts: list[tuple[Any, ...]] = []
+        events: list[tuple[Any, ...]] = []
+        disabled = {}
         for (delivery, sent, _lead), (outcome, _delay) in zip(sends, settled, strict=True):
             verdict, status = sent.verdict, STATUS_OF_OUTCOME[outcome]
             if status != Delivery.Status.PENDING:
                 event = {"buyer": delivery.destination.name, "outcome": status, "reason": verdict.reason}
-                events.append(
-                    LeadEvent(
-                        lead_id=delivery.lead_id,
-                        kind=LeadEvent.Kind.DELIVERY,
-                        data={**event, "webhook_id": delivery.webhook_id},
-                    )
-                )
+                events.append((delivery.lead_id, LeadEvent.Kind.DELIVERY, {**event, "webhook_id": delivery.webhook_id}))
             attempts.append(
-                attempt_row(
-                    url=sent.url,
-                    result=CallResult(verdict, sent.status_code, sent.latency_ms, sent.response, sent.error),
-                    outcome=outcome,
-                    delivery=delivery,
+                (
+                    delivery.pk,
+                    sent.url[:2000],
+                    sent.status_code,
+                    sent.latency_ms,
+                    outcome,
+                    sent.error[:500],
+                    sent.response,
                 )
             )
             if verdict.disable_destination:
                 disabled[delivery.destination_id] = f"The buyer answered 410 Gone on {now:%Y-%m-%d %H:%M} UTC."
-        bulk_insert_rows(attempts)
+        timeline = [insert_statement(LeadEvent, EVENT_FIELDS, events)] if events else []
+        insert_rows(DeliveryAttempt, ATTEMPT_FIELDS, attempts, before=timeline)
         sold = [
             (delivery, lead)
             for delivery, lead in changed.values()
@@ -558,7 +604,6 @@ def _record_many(sends: list[tuple[Delivery, SentRequest, Lead | None]]) -> list
         ledger_post_sales(sales=[(delivery, lead or loaded[delivery.lead_id]) for delivery, lead in sold])
         for destination_id, reason in disabled.items():
             DeliveryDestination.objects.filter(pk=destination_id).update(is_active=False, disabled_reason=reason)
-        bulk_insert_rows(events)
     return settled
 
 

@@ -6,8 +6,9 @@ adds nothing. Corrections are new entries: a re-imported day of spend posts the 
 """
 
 import datetime
+import functools
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +18,7 @@ from django.db.models import Case, Count, DecimalField, F, Q, QuerySet, Sum, Whe
 from django.utils import timezone
 
 from campaigns.models import Advertiser, DailyStat
-from leadcrm.bulk import bulk_insert_rows
+from leadcrm.bulk import bulk_insert_rows, instance_builder
 from leadcrm.config_cache import cached
 from leadcrm.errors import InvalidInput
 
@@ -68,15 +69,24 @@ def money_day(lead: Lead) -> datetime.date:
     return timezone.localdate(lead.created_at)
 
 
+@functools.cache
+def _new_entry() -> Callable[..., LedgerEntry]:
+    return instance_builder(LedgerEntry)
+
+
 def _lead_entry(lead: Lead, **fields: Any) -> LedgerEntry:
-    return LedgerEntry(
-        lead=lead,
+    """An entry of the lead's money (`fields` by attribute name: `delivery_id`), built positionally: a
+    delivery batch posts one a lead."""
+    entry = _new_entry()(
+        lead_id=lead.pk,
         day=money_day(lead),
         campaign_id=lead.campaign_id,
         offer_id=lead.offer_id,
         traffic_source_id=lead.traffic_source_id,
         **fields,
     )
+    entry.lead = lead  # what receivers of ledger_posted read the lead's place from
+    return entry
 
 
 def return_deadline(lead: Lead) -> datetime.datetime:
@@ -148,7 +158,7 @@ def ledger_post_sales(*, sales: Iterable[tuple[Delivery, Lead]]) -> list[LedgerE
                 kind=K.LEAD_SOLD,
                 amount=delivery.price,
                 currency=delivery.currency,
-                delivery=delivery,
+                delivery_id=delivery.pk,
                 advertiser_id=delivery.destination.advertiser_id,
             )
         )
