@@ -34,7 +34,7 @@ from leads.services.outbox import RECORD_EVERY_ROWS, RECORD_EVERY_SECONDS, Batch
 from ..models import Enrollment, Flow, FlowStep, NurtureMessage, Suppression
 from .engine import status_exit
 from .enrollment import suppress
-from .tracking import MessageLinks
+from .tracking import LinkPlace, MessageLinks, link_place
 
 MAX_SEND_ATTEMPTS = 8
 SEND_AHEAD = 4  # emails built and waiting for the mail server, besides the one it is sending
@@ -100,10 +100,11 @@ def _render(message: NurtureMessage, links: MessageLinks, unsubscribe: str) -> t
     return subject, text, html
 
 
-def build_email(message: NurtureMessage) -> SkeletonEmail:
+def build_email(message: NurtureMessage, place: LinkPlace | None = None) -> SkeletonEmail:
     """The email for the message's lead. A SkeletonEmail: a batch's emails of one step share one
-    MIME skeleton, and only their own parts (To, subject, bodies, links, ids) are put in."""
-    links = MessageLinks(message.pk)
+    MIME skeleton, and only their own parts (To, subject, bodies, links, ids) are put in. `place`:
+    where its links are reversed, read once for a batch (`link_place`)."""
+    links = MessageLinks(message.pk, place)
     unsubscribe = links.unsubscribe()
     subject, text, html = _render(message, links, unsubscribe)
     email = SkeletonEmail(
@@ -252,6 +253,7 @@ def nurture_email_batch(entries: list[OutboxEntry], deadline: float) -> Iterator
     A thread of the batch's own talks to the mail server while this one builds the next emails and
     records the last ones: each send waits on the server for most of its time."""
     messages = _load([entry.payload["message"] for entry in entries])
+    place = link_place()
     suppressed = set(
         Suppression.objects.filter(email__in={m.to_email.lower() for m in messages.values()}).values_list(
             "email", flat=True
@@ -304,7 +306,7 @@ def nurture_email_batch(entries: list[OutboxEntry], deadline: float) -> Iterator
                     yield entry, None
                     continue
                 try:
-                    email = build_email(message)
+                    email = build_email(message, place)
                 except Exception as error:
                     yield entry, error
                     continue

@@ -79,13 +79,21 @@ def _around_token(name: str, script_prefix: str, urlconf: str) -> tuple[str, str
     return before, after
 
 
-class MessageLinks:
-    """The signed links of one message. The URL configuration they are reversed in is read once for
-    them all: reading it (thread- and task-local) cost more than signing a link."""
+LinkPlace = tuple[str, str]  # the script prefix and URL configuration links are reversed in
 
-    def __init__(self, message_id: int):
+
+def link_place() -> LinkPlace:
+    """Where links are reversed now: read once for a batch's emails, since reading it (thread- and
+    task-local) cost more than signing a link."""
+    return get_script_prefix(), get_urlconf() or settings.ROOT_URLCONF
+
+
+class MessageLinks:
+    """The signed links of one message, reversed in `place` (`link_place()` when not given)."""
+
+    def __init__(self, message_id: int, place: LinkPlace | None = None):
         self.message_id = message_id
-        self._place = (get_script_prefix(), get_urlconf() or settings.ROOT_URLCONF)
+        self._place = place or link_place()
 
     def _link(self, name: str, token: str) -> str:
         before, after = _around_token(name, *self._place)
