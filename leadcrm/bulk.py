@@ -200,7 +200,7 @@ def insert_statement(model: type[Model], fields: Sequence[str], rows: Sequence[S
     quote = connection.ops.quote_name
     names = ", ".join(quote(column.column) for column in all_columns)
     if connection.vendor == "postgresql":
-        prepared = [(column.column, *_prepare_of(column)) for column in all_columns]
+        prepared = _prepared_columns(tuple(all_columns))
         document = [
             {
                 name: value if type(value) in unchanged else prepare(value)
@@ -271,8 +271,12 @@ def rows_source(model: type[Model], fields: Sequence[str], rows: Sequence[Sequen
     columns = [model_field(model, name) for name in fields]
     if connection.vendor == "postgresql":
         names = ", ".join(connection.ops.quote_name(column.column) for column in columns)
+        prepared = _prepared_columns(tuple(columns))
         document = [
-            {column.column: column.get_prep_value(value) for column, value in zip(columns, row, strict=True)}
+            {
+                name: value if type(value) in unchanged else prepare(value)
+                for (name, unchanged, prepare), value in zip(prepared, row, strict=True)
+            }
             for row in rows
         ]
         # Only names and types are spliced in; the rows are one parameter.
@@ -474,6 +478,12 @@ _UNCHANGED_TYPES: dict[str, frozenset[type]] = {
     "BooleanField": frozenset({bool, _NONE}),
     "UUIDField": frozenset({uuid.UUID, _NONE}),
 }
+
+
+@functools.lru_cache(maxsize=256)
+def _prepared_columns(columns: tuple[Field[Any, Any], ...]) -> list[tuple[str, frozenset[type], Any]]:
+    """(column name, `_prepare_of`) of each column: the same for every statement of these columns."""
+    return [(column.column, *_prepare_of(column)) for column in columns]
 
 
 def _prepare_of(column: Field[Any, Any]) -> tuple[frozenset[type], Any]:
