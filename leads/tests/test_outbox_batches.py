@@ -348,23 +348,24 @@ def test_a_batch_past_its_time_puts_back_what_it_did_not_start(buyer, settings):
     assert set(OutboxEntry.objects.values_list("status", "attempts")) == {("pending", 0)}
 
 
-@pytest.mark.django_db
-def test_a_captured_lead_costs_one_publish_per_queue(
-    capture, campaign, monkeypatch, django_capture_on_commit_callbacks
-):
-    from leads.models import DeliveryRoute as Route
-
+@pytest.fixture
+def published(campaign, monkeypatch) -> list:
+    """The tasks sent to the broker, as (arguments, queue), for leads of a campaign sold to a buyer."""
     destination = DeliveryDestination.objects.create(
         advertiser=campaign.offer.advertiser, name="Buyer", url="https://buyer.example/leads"
     )
-    Route.objects.create(offer=campaign.offer, destination=destination)
-    published = []
+    DeliveryRoute.objects.create(offer=campaign.offer, destination=destination)
+    sent: list = []
     monkeypatch.setattr(
         process_outbox_batch_task,
         "apply_async",
-        lambda args, queue=None, countdown=None: published.append((args, queue)),
+        lambda args, queue=None, countdown=None: sent.append((args, queue)),
     )
+    return sent
 
+
+@pytest.mark.django_db
+def test_a_captured_lead_costs_one_publish_per_queue(capture, published, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         lead = capture(email="one@example.com", phone="+16505551212", country="US")
 
@@ -395,21 +396,9 @@ def test_a_queue_published_within_the_window_has_its_next_ids_sent_as_one_task_w
 
 @pytest.mark.django_db
 def test_leads_captured_within_the_window_wake_each_queue_once_more_and_lose_no_entry(
-    capture, campaign, monkeypatch, settings, django_capture_on_commit_callbacks
+    capture, published, settings, django_capture_on_commit_callbacks
 ):
     settings.OUTBOX_PUBLISH_WINDOW_SECONDS = 5.0  # longer than the test: what is held is flushed below
-    from leads.models import DeliveryRoute as Route
-
-    destination = DeliveryDestination.objects.create(
-        advertiser=campaign.offer.advertiser, name="Buyer", url="https://buyer.example/leads"
-    )
-    Route.objects.create(offer=campaign.offer, destination=destination)
-    published = []
-    monkeypatch.setattr(
-        process_outbox_batch_task,
-        "apply_async",
-        lambda args, queue=None, countdown=None: published.append((args, queue)),
-    )
     eager = process_outbox_batch_task.app.conf.task_always_eager
     configure_celery(task_always_eager=False)  # an eager task runs in apply_async: never held
     try:
