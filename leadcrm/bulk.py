@@ -285,7 +285,7 @@ def rows_source(model: type[Model], fields: Sequence[str], rows: Sequence[Sequen
         return sql, [json.dumps(document, default=_json_value)]
     row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
     params = [
-        column.get_db_prep_save(value, connection) for row in rows for column, value in zip(columns, row, strict=False)
+        column.get_db_prep_save(value, connection) for row in rows for column, value in zip(columns, row, strict=True)
     ]
     return "VALUES " + ", ".join([row_sql] * len(rows)), params
 
@@ -324,7 +324,7 @@ def insert_soon(obj: Model) -> None:
     meta = model._meta
     using = router.db_for_write(model, instance=obj)
     pre_save.send(sender=model, instance=obj, raw=False, using=using, update_fields=None)
-    fields = [field for field in meta.concrete_fields]
+    fields = list(meta.concrete_fields)
     values = [field.pre_save(obj, add=True) for field in fields]
     execute_soon(*insert_statement(model, [field.attname for field in fields], [values]), using=using)
     obj._state.adding, obj._state.db = False, using
