@@ -1,6 +1,6 @@
 """Configuration every request reads (a campaign with its offer, source and rules, an API key, the
 blocked email domains, a supplier's payout), kept in each process and reloaded everywhere once staff
-change any of it; and figures a minute old will do for (a traffic source's recent validity).
+change any of it; and figures that may be a minute old (a traffic source's recent validity).
 
 A version number in the shared cache (Redis in production) says when: saving configuration bumps it
 after the transaction commits, and each process compares it before using what it holds, reading it

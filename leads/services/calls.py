@@ -207,17 +207,29 @@ def end_entry(outcome: str, delay: float | None, reason: str) -> None:
         raise GiveUp(reason or "the call failed")
 
 
+# The attempt log's columns of one call, in the order of `attempt_values`.
+ATTEMPT_COLUMNS = ["url", "status_code", "latency_ms", "outcome", "error", "response_excerpt"]
+
+
+class Answered(Protocol):
+    """What the attempt log keeps of a call's result (a CallResult, or a delivery's SentRequest)."""
+
+    status_code: int | None
+    latency_ms: int
+    response: str
+    error: str
+
+
+def attempt_values(*, url: str, result: Answered, outcome: str) -> tuple[Any, ...]:
+    """The attempt log's values of one call, as plain values (a batch writes hundreds of rows): the URL
+    and the error cut to their columns."""
+    return (url[:2000], result.status_code, result.latency_ms, outcome, result.error[:500], result.response)
+
+
 def attempt_row(*, url: str, result: CallResult, outcome: str, **row: Any) -> DeliveryAttempt:
     """The attempt log's row of one call (`row`: the delivery, postback or notification it was for)."""
-    return DeliveryAttempt(
-        **row,
-        url=url[:2000],
-        status_code=result.status_code,
-        latency_ms=result.latency_ms,
-        outcome=outcome,
-        error=result.error[:500],
-        response_excerpt=result.response,
-    )
+    values = attempt_values(url=url, result=result, outcome=outcome)
+    return DeliveryAttempt(**row, **dict(zip(ATTEMPT_COLUMNS, values, strict=True)))
 
 
 def record_call(row: Any, *, url: str, result: CallResult, attempt_of: str) -> tuple[str, float | None]:

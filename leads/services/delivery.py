@@ -50,8 +50,10 @@ from ..models import (
 from ..selectors import suppressed_advertisers_by_lead
 from .answers import Outcome, Verdict
 from .calls import (
+    ATTEMPT_COLUMNS,
     CallResult,
     PartnerRequest,
+    attempt_values,
     end_entry,
     partner_calls_batch,
     perform,
@@ -529,7 +531,7 @@ STATUS_OF_OUTCOME = {
 ANSWER_FIELDS = ["last_status_code", "reason", "buyer_reference", "finished_at"]  # from a delivery's first answer
 RECORDED_FIELDS = ["status", "attempts", *ANSWER_FIELDS]
 # The columns of the rows _record_many writes (as calls.attempt_row and a LeadEvent would).
-ATTEMPT_FIELDS = ["delivery_id", "url", "status_code", "latency_ms", "outcome", "error", "response_excerpt"]
+ATTEMPT_FIELDS = ["delivery_id", *ATTEMPT_COLUMNS]
 EVENT_FIELDS = ["lead_id", "kind", "data"]
 
 
@@ -579,17 +581,7 @@ def _record_many(sends: list[tuple[Delivery, SentRequest, Lead | None]]) -> list
             if status != Delivery.Status.PENDING:
                 event = {"buyer": delivery.destination.name, "outcome": status, "reason": verdict.reason}
                 events.append((delivery.lead_id, LeadEvent.Kind.DELIVERY, {**event, "webhook_id": delivery.webhook_id}))
-            attempts.append(
-                (
-                    delivery.pk,
-                    sent.url[:2000],
-                    sent.status_code,
-                    sent.latency_ms,
-                    outcome,
-                    sent.error[:500],
-                    sent.response,
-                )
-            )
+            attempts.append((delivery.pk, *attempt_values(url=sent.url, result=sent, outcome=outcome)))
             if verdict.disable_destination:
                 disabled[delivery.destination_id] = f"The buyer answered 410 Gone on {now:%Y-%m-%d %H:%M} UTC."
         timeline = [insert_statement(LeadEvent, EVENT_FIELDS, events)] if events else []
