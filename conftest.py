@@ -1,6 +1,9 @@
 import gc
+import shutil
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Group
 
 from campaigns.tests.factories import UserFactory
@@ -40,6 +43,16 @@ def pytest_unconfigure(config):
     """Exit without the interpreter's last garbage collection, a walk over every object of a process
     that imported the project and its test tools: about 1.5 s for each xdist worker and the controller."""
     gc.freeze()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_media_removed_at_the_end():
+    """The process's uploads and exports (var/test-media-<pid>, leadcrm/settings_test.py) hold the
+    tests' made-up leads: gone when the process ends, not left to pile up run after run."""
+    yield
+    media = Path(settings.MEDIA_ROOT)
+    if media.name.startswith("test-media-"):
+        shutil.rmtree(media, ignore_errors=True)
 
 
 @pytest.fixture
