@@ -173,7 +173,7 @@ def validate_lead(
     honeypot: str,
     form_seconds: float | None,
     consent_required: bool,
-    leads_from_ip: int = 0,
+    leads_from_ip: int,
 ) -> list[str]:
     """Reasons, in a stable order, that the lead is invalid or suspect; empty when valid.
     `leads_from_ip`: leads stored from the lead's IP address in the last hour (dedupe.contact_lookups)."""
