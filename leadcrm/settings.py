@@ -355,6 +355,11 @@ CLICK_RETENTION_DAYS = env.int("CLICK_RETENTION_DAYS", default=90)
 LEAD_IMPORT_FILE_RETENTION_DAYS = env.int("LEAD_IMPORT_FILE_RETENTION_DAYS", default=30)
 AUDIENCE_EXPORT_RETENTION_DAYS = env.int("AUDIENCE_EXPORT_RETENTION_DAYS", default=30)
 MAIL_FILE_RETENTION_DAYS = env.int("MAIL_FILE_RETENTION_DAYS", default=30)
+# Records about staff name them and where they worked from. The personal data access log and the login
+# records (each login and failed attempt, with its IP address and browser) are deleted after
+# STAFF_LOG_RETENTION_DAYS; the change history (who changed what) after AUDIT_TRAIL_RETENTION_DAYS.
+STAFF_LOG_RETENTION_DAYS = env.int("STAFF_LOG_RETENTION_DAYS", default=365)
+AUDIT_TRAIL_RETENTION_DAYS = env.int("AUDIT_TRAIL_RETENTION_DAYS", default=730)
 # Rows a retention batch changes in one transaction, so a long backlog never holds locks for long.
 RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=1000)
 

@@ -8,7 +8,8 @@ job (`retention_task`) or by hand (`manage.py run_retention`).
 - Lead import files are deleted after `LEAD_IMPORT_FILE_RETENTION_DAYS`, and the import's report
   keeps its reason codes without the values they quoted; mail files the file backend wrote go
   after `MAIL_FILE_RETENTION_DAYS`.
-- Other apps register what they keep (`register_retention_job`): nurture's audience export files.
+- Other apps register what they keep (`register_retention_job`): nurture's audience export files, and
+  the audit app's records about staff (the access log, login records and change history).
 
 Work goes in batches of `RETENTION_BATCH_SIZE` rows per transaction. Each step picks only what is
 still due and skips rows another run holds (SKIP LOCKED), so a second run, or two at once, changes
