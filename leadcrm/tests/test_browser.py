@@ -225,10 +225,18 @@ class Browser:
         return " ".join(self.driver.execute_script("return document.body.textContent").split())
 
     def add_inline_row(self, prefix: str) -> None:
-        """Click the inline's "Add another ..." link (Unfold adds the empty form with JavaScript)."""
+        """Click the inline's "Add another ..." link (Unfold adds the empty form with JavaScript), and wait
+        until the new row shows: on a busy machine it can still be hidden when the next step types in it."""
+        row = self.driver.find_element(By.ID, f"id_{prefix}-TOTAL_FORMS").get_attribute("value")
         link = self.driver.find_element(By.CSS_SELECTOR, f"#{prefix}-group a.add-row")
         self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", link)
         link.click()
+        self.wait(10).until(
+            lambda driver: driver.execute_script(
+                "return [...document.querySelectorAll(arguments[0])].some(field => field.checkVisibility())",
+                f"[name^='{prefix}-{row}-']",
+            )
+        )
 
     def screenshot(self, name: str) -> None:
         self.driver.save_screenshot(str(self.screenshots / f"{name}.png"))
