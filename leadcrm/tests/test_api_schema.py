@@ -41,7 +41,7 @@ ROLE_SCOPES = {
 }
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def wsgi_app():
     # As Django's test client does: the end of a request must not close the connection that holds
     # the test's transaction (close_old_connections drops a connection left outside autocommit).
@@ -53,11 +53,11 @@ def wsgi_app():
 
 
 @pytest.fixture(scope="module")
-def loaded_schema(django_db_setup, django_db_blocker):
+def loaded_schema(django_db_setup, django_db_blocker, wsgi_app):
     """The schema as the API serves it, fetched once for the module's three roles (it names no rows);
     whatever the request wrote is rolled back, as in a test."""
     with django_db_blocker.unblock(), transaction.atomic():
-        schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
+        schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", wsgi_app)
         transaction.set_rollback(True)
     return schema
 
