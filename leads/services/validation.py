@@ -176,7 +176,8 @@ def validate_lead(
     leads_from_ip: int,
 ) -> list[str]:
     """Reasons, in a stable order, that the lead is invalid or suspect; empty when valid.
-    `leads_from_ip`: leads stored from the lead's IP address in the last hour (dedupe.contact_lookups)."""
+    `leads_from_ip`: leads stored from the lead's IP address in the last hour, counted up to
+    LEAD_MAX_PER_IP_PER_HOUR (dedupe.contact_lookups)."""
     reasons = []
     if not lead.email and not lead.phone:
         reasons.append("no_contact: neither email nor phone")
@@ -197,6 +198,6 @@ def validate_lead(
     if form_seconds is not None and form_seconds < settings.LEAD_MIN_FORM_SECONDS:
         reasons.append(f"too_fast: sent {max(form_seconds, 0):.1f}s after the form opened")
     if lead.ip and leads_from_ip >= settings.LEAD_MAX_PER_IP_PER_HOUR:
-        reasons.append(f"ip_velocity: {leads_from_ip} leads from this IP in the last hour")
+        reasons.append(f"ip_velocity: {settings.LEAD_MAX_PER_IP_PER_HOUR} or more leads from this IP in the last hour")
     reasons.extend(lead.campaign.targeting_mismatches(country=lead.country, device_type=lead.device_type, os=lead.os))
     return reasons

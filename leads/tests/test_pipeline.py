@@ -199,10 +199,13 @@ def test_form_time_at_the_minimum_is_fine(capture, settings):
 def test_more_than_n_leads_from_one_ip_in_an_hour_are_suspect(capture, settings):
     settings.LEAD_MAX_PER_IP_PER_HOUR = 3
     LeadFactory(ip="198.51.100.9", created_at=timezone.now() - datetime.timedelta(minutes=61))
-    leads = [capture(email=f"p{n}@example.com", context={"ip": "198.51.100.9"}) for n in range(4)]
+    LeadFactory(ip="198.51.100.9", is_test=True)  # test leads count only among test leads
+    leads = [capture(email=f"p{n}@example.com", context={"ip": "198.51.100.9"}) for n in range(6)]
 
-    assert [lead.validity for lead in leads] == ["valid", "valid", "valid", "suspect"]
-    assert leads[3].validity_reasons == ["ip_velocity: 3 leads from this IP in the last hour"]
+    assert [lead.validity for lead in leads] == ["valid", "valid", "valid", "suspect", "suspect", "suspect"]
+    assert leads[3].validity_reasons == ["ip_velocity: 3 or more leads from this IP in the last hour"]
+    # Counted only as far as the limit: the fifth and sixth say the same.
+    assert leads[5].validity_reasons == leads[3].validity_reasons
 
 
 def test_required_fields_of_landing_page_and_offer(capture, campaign):
