@@ -411,7 +411,9 @@ def _execute_together(cursor: Any, statements: Sequence[Statement]) -> None:
     """
     prepared = None
     if not cursor.db.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"):
-        prepared = _prepared_inserts.setdefault(cursor.db.connection, _PreparedInserts())
+        prepared = _prepared_inserts.get(cursor.db.connection)
+        if prepared is None:
+            prepared = _prepared_inserts[cursor.db.connection] = _PreparedInserts()
     setup: list[str] = []  # sent first, so the cursor skips their results to reach the statements'
     if prepared is not None and prepared.unsure:
         setup.append("DEALLOCATE ALL")
@@ -422,13 +424,11 @@ def _execute_together(cursor: Any, statements: Sequence[Statement]) -> None:
     params: list[Any] = []
     for sql, values in statements:
         if prepared is not None and sql.startswith("INSERT "):
-            name = "leadcrm_" + hashlib.blake2b(sql.encode(), digest_size=8).hexdigest()
+            name, preparation, execution = _prepared_form(sql, len(values))
             if name not in prepared.names and name not in preparing:
-                setup.append(f"PREPARE {name} AS {_numbered_parameters(sql)}")
+                setup.append(preparation)
                 preparing.add(name)
-            # Logs and pg_stat_activity still say what runs: the statement's head, up to its columns.
-            head = re.sub(r'[^\w". ]', "", sql.partition("(")[0]).strip()
-            sql = f"/* {head} */ EXECUTE {name}" + (f"({', '.join(['%s'] * len(values))})" if values else "")
+            sql = execution
         parts.append(sql)
         params += values
     try:
@@ -443,10 +443,17 @@ def _execute_together(cursor: Any, statements: Sequence[Statement]) -> None:
         cursor.nextset()
 
 
-def _numbered_parameters(sql: str) -> str:
-    """The statement with PREPARE's `$1`, `$2` ... for its `%s`; `%%` stays (the execute reads it as `%`)."""
-    numbers = iter(range(1, sql.count("%s") + 1))
-    return _PLACEHOLDER.sub(lambda match: match[0] if match[0] == "%%" else f"${next(numbers)}", sql)
+@functools.lru_cache(maxsize=256)
+def _prepared_form(sql: str, parameters: int) -> tuple[str, str, str]:
+    """(name, PREPARE, EXECUTE) of an INSERT: the same for every call of the statement."""
+    name = "leadcrm_" + hashlib.blake2b(sql.encode(), digest_size=8).hexdigest()
+    numbers = iter(range(1, parameters + 1))
+    # PREPARE's $1, $2 ... for the statement's %s; %% stays (the execute reads it as %).
+    body = _PLACEHOLDER.sub(lambda match: match[0] if match[0] == "%%" else f"${next(numbers)}", sql)
+    # Logs and pg_stat_activity still say what runs: the statement's head, up to its columns.
+    head = re.sub(r'[^\w". ]', "", sql.partition("(")[0]).strip()
+    arguments = f"({', '.join(['%s'] * parameters)})" if parameters else ""
+    return name, f"PREPARE {name} AS {body}", f"/* {head} */ EXECUTE {name}{arguments}"
 
 
 def _execute_each(connection: Any, statements: Sequence[Statement]) -> None:
