@@ -276,3 +276,21 @@ def test_a_round_trip_that_failed_after_preparing_leaves_the_next_ones_working()
         "kept",
     ]
     assert OutboxEntry.objects.filter(lead=lead).count() == 2
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="several statements share one execute on PostgreSQL")
+def test_behind_a_transaction_pooler_inserts_sent_together_are_not_prepared(monkeypatch):
+    from django.test.utils import CaptureQueriesContext
+
+    lead = LeadFactory()
+    # Django's setting for a pooler (PgBouncer's transaction mode) that hands a transaction any session.
+    monkeypatch.setitem(connection.settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
+    timeline = insert_statement(LeadEvent, ["lead_id", "kind", "data"], [(lead.pk, "note", {"text": "pooled"})])
+
+    with CaptureQueriesContext(connection) as queries:
+        insert_rows(OutboxEntry, ["lead_id", "kind", "payload"], [(lead.pk, "delivery", {})], before=[timeline])
+
+    (query,) = queries.captured_queries
+    assert "PREPARE " not in query["sql"] and "EXECUTE " not in query["sql"]
+    assert 'INSERT INTO "leads_leadevent"' in query["sql"] and 'INSERT INTO "leads_outboxentry"' in query["sql"]
+    assert OutboxEntry.objects.filter(lead=lead).count() == 1
