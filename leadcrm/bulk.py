@@ -10,7 +10,8 @@ instead of model instances, for inserts of thousands of rows.
 
 `insert_rows` writes a few rows from plain values on the intake's path (a lead's timeline and
 follow-ups), where building instances and the statement cost more than the INSERT itself; with
-`before=` and `first_rows` a transaction's statements share one round trip where the driver can.
+`before=` and `first_rows` a transaction's statements share one round trip where the driver can, and
+their INSERTs run as statements prepared once per database session (`_execute_together`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from __future__ import annotations
 import datetime
 import decimal
 import functools
+import hashlib
 import json
 import re
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -357,9 +360,7 @@ def first_rows(statements: Sequence[Statement], *, using: str = "default") -> li
     rows: list[Any] = []
     with connections[using].cursor() as cursor:
         if len(statements) > 1 and sends_several_statements(cursor):
-            cursor.execute(
-                "; ".join(sql for sql, _ in statements), [param for _, params in statements for param in params]
-            )
+            _execute_together(cursor, statements)
             for index in range(len(statements)):
                 if index:
                     cursor.nextset()
@@ -374,7 +375,7 @@ def first_rows(statements: Sequence[Statement], *, using: str = "default") -> li
 def _rows_after(cursor: Any, statements: Sequence[Statement]) -> list[Any]:
     """Run the statements in order; the rows the last one returns."""
     if len(statements) > 1 and sends_several_statements(cursor):
-        cursor.execute(*_joined(statements))
+        _execute_together(cursor, statements)
         for _ in statements[1:]:
             cursor.nextset()
         return list(cursor.fetchall())
@@ -383,8 +384,76 @@ def _rows_after(cursor: Any, statements: Sequence[Statement]) -> list[Any]:
     return list(cursor.fetchall())
 
 
-def _joined(statements: Sequence[Statement]) -> Statement:
-    return "; ".join(sql for sql, _ in statements), [param for _, params in statements for param in params]
+class _PreparedInserts:
+    """The INSERTs prepared on one database session (PostgreSQL keeps them until it ends)."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+        # A round trip with a PREPARE failed: which of its statements ran is unknown, so the next
+        # round trip deallocates them all and prepares again (PREPARE is not undone by a rollback).
+        self.unsure = False
+
+
+_prepared_inserts: weakref.WeakKeyDictionary[Any, _PreparedInserts] = weakref.WeakKeyDictionary()
+_PLACEHOLDER = re.compile(r"%[s%]")
+
+
+def _execute_together(cursor: Any, statements: Sequence[Statement]) -> None:
+    """Send the statements in one execute (one round trip, `sends_several_statements`), the cursor
+    left at the first one's result.
+
+    Each INSERT runs as a statement prepared on the session, its PREPARE sent with its first use:
+    PostgreSQL parsed and planned the intake's inserts (jsonb_to_recordset of dozens of typed columns)
+    on every call, about half of their time in the database. An INSERT's plan is the same whatever its
+    rows, so a prepared one loses nothing; other statements (a lookup) are planned for their values as
+    before. Not behind a pooler that hands each transaction another session (its setting,
+    DISABLE_SERVER_SIDE_CURSORS).
+    """
+    prepared = None
+    if not cursor.db.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"):
+        prepared = _prepared_inserts.get(cursor.db.connection)
+        if prepared is None:
+            prepared = _prepared_inserts[cursor.db.connection] = _PreparedInserts()
+    setup: list[str] = []  # sent first, so the cursor skips their results to reach the statements'
+    if prepared is not None and prepared.unsure:
+        setup.append("DEALLOCATE ALL")
+        prepared.names.clear()
+        prepared.unsure = False
+    preparing: set[str] = set()
+    parts: list[str] = []
+    params: list[Any] = []
+    for sql, values in statements:
+        if prepared is not None and sql.startswith("INSERT "):
+            name, preparation, execution = _prepared_form(sql, len(values))
+            if name not in prepared.names and name not in preparing:
+                setup.append(preparation)
+                preparing.add(name)
+            sql = execution
+        parts.append(sql)
+        params += values
+    try:
+        cursor.execute("; ".join([*setup, *parts]), params)
+    except Exception:
+        if preparing and prepared is not None:
+            prepared.unsure = True
+        raise
+    if prepared is not None:
+        prepared.names |= preparing
+    for _ in setup:
+        cursor.nextset()
+
+
+@functools.lru_cache(maxsize=256)
+def _prepared_form(sql: str, parameters: int) -> tuple[str, str, str]:
+    """(name, PREPARE, EXECUTE) of an INSERT: the same for every call of the statement."""
+    name = "leadcrm_" + hashlib.blake2b(sql.encode(), digest_size=8).hexdigest()
+    numbers = iter(range(1, parameters + 1))
+    # PREPARE's $1, $2 ... for the statement's %s; %% stays (the execute reads it as %).
+    body = _PLACEHOLDER.sub(lambda match: match[0] if match[0] == "%%" else f"${next(numbers)}", sql)
+    # Logs and pg_stat_activity still say what runs: the statement's head, up to its columns.
+    head = re.sub(r'[^\w". ]', "", sql.partition("(")[0]).strip()
+    arguments = f"({', '.join(['%s'] * parameters)})" if parameters else ""
+    return name, f"PREPARE {name} AS {body}", f"/* {head} */ EXECUTE {name}{arguments}"
 
 
 def _execute_each(connection: Any, statements: Sequence[Statement]) -> None:

@@ -20,6 +20,7 @@ from leadcrm.bulk import (
     first_rows,
     insert_rows,
     insert_soon,
+    insert_statement,
     insert_values,
     next_id_statement,
     rows_source,
@@ -223,3 +224,73 @@ def test_an_object_inserted_soon_is_stored_as_save_stores_it_with_its_signals_wh
     assert stored_soon["updated_at"] >= stored_saved["updated_at"]  # auto_now set, as save() sets it
     # post_save's receivers ran: the rollup counts both leads.
     assert sum(DailyRollup.objects.filter(grain="detail").values_list("leads", flat=True)) == 2
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="several statements share one execute on PostgreSQL")
+def test_inserts_sent_together_are_prepared_once_a_session_and_store_each_round_trips_rows():
+    from django.test.utils import CaptureQueriesContext
+
+    lead = LeadFactory()
+
+    def send(text: str) -> str:
+        timeline = insert_statement(LeadEvent, ["lead_id", "kind", "data"], [(lead.pk, "note", {"text": text})])
+        with CaptureQueriesContext(connection) as queries:
+            insert_rows(
+                OutboxEntry, ["lead_id", "kind", "payload"], [(lead.pk, "delivery", {"n": text})], before=[timeline]
+            )
+        (query,) = queries.captured_queries
+        return query["sql"]
+
+    first, second = send("50% off"), send("second")
+
+    assert first.count("EXECUTE ") == 2  # prepared by this round trip, or by an earlier one of the session
+    assert "PREPARE " not in second and second.count("EXECUTE ") == 2
+    assert '/* INSERT INTO "leads_leadevent" */' in second and '/* INSERT INTO "leads_outboxentry" */' in second
+    texts = LeadEvent.objects.filter(lead=lead, kind="note").values_list("data", flat=True)
+    assert sorted(data["text"] for data in texts) == ["50% off", "second"]
+    assert sorted(entry.payload["n"] for entry in OutboxEntry.objects.filter(lead=lead)) == ["50% off", "second"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="several statements share one execute on PostgreSQL")
+def test_a_round_trip_that_failed_after_preparing_leaves_the_next_ones_working():
+    from django.db import IntegrityError
+
+    lead = LeadFactory()
+    # A statement of its own shape, so this round trip is the one that prepares it, whatever ran before.
+    fields = ["lead_id", "kind", "data", "actor_id"]
+    event = insert_statement(LeadEvent, fields, [(lead.pk, "note", {"text": "kept"}, None)])
+    broken = insert_statement(LeadEvent, fields, [(lead.pk, "note", {"text": "lost"}, 2_000_000_000)])  # no such user
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the foreign key fails within the round trip
+        insert_rows(OutboxEntry, ["lead_id", "kind", "payload"], [(lead.pk, "delivery", {})], before=[broken])
+    # Its PREPAREs ran before the failure and outlived the rollback; the next round trips still work.
+    for _ in range(2):
+        insert_rows(OutboxEntry, ["lead_id", "kind", "payload"], [(lead.pk, "delivery", {})], before=[event])
+
+    assert [
+        data["text"] for data in LeadEvent.objects.filter(lead=lead, kind="note").values_list("data", flat=True)
+    ] == [
+        "kept",
+        "kept",
+    ]
+    assert OutboxEntry.objects.filter(lead=lead).count() == 2
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="several statements share one execute on PostgreSQL")
+def test_behind_a_transaction_pooler_inserts_sent_together_are_not_prepared(monkeypatch):
+    from django.test.utils import CaptureQueriesContext
+
+    lead = LeadFactory()
+    # Django's setting for a pooler (PgBouncer's transaction mode) that hands a transaction any session.
+    monkeypatch.setitem(connection.settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
+    timeline = insert_statement(LeadEvent, ["lead_id", "kind", "data"], [(lead.pk, "note", {"text": "pooled"})])
+
+    with CaptureQueriesContext(connection) as queries:
+        insert_rows(OutboxEntry, ["lead_id", "kind", "payload"], [(lead.pk, "delivery", {})], before=[timeline])
+
+    (query,) = queries.captured_queries
+    assert "PREPARE " not in query["sql"] and "EXECUTE " not in query["sql"]
+    assert 'INSERT INTO "leads_leadevent"' in query["sql"] and 'INSERT INTO "leads_outboxentry"' in query["sql"]
+    assert OutboxEntry.objects.filter(lead=lead).count() == 1

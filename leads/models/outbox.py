@@ -27,7 +27,8 @@ class OutboxEntry(models.Model):
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
 
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="outbox_entries")
+    # No index of its own: outbox_lead_kind (lead, kind) serves every lookup by lead.
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="outbox_entries", db_index=False)
     kind = models.CharField(max_length=20, help_text="A follow-up kind registered by the app that does it.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     payload = models.JSONField(default=dict, blank=True)
