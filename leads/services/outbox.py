@@ -28,7 +28,16 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from leadcrm import config_cache
-from leadcrm.bulk import Statement, bulk_update_rows, insert_rows, insert_values
+from leadcrm.bulk import (
+    Statement,
+    bulk_update_rows,
+    deferred_statements,
+    execute_soon,
+    insert_rows,
+    insert_values,
+    last_rows,
+    take_deferred,
+)
 
 from ..models import Lead, LeadEvent, OutboxEntry
 from .publish_window import Batch, PublishWindow
@@ -389,8 +398,7 @@ def _commit_without_waiting_for_the_disk() -> None:
     ordinary commit flushes it too, so the database stays consistent. SET LOCAL holds for the whole
     transaction, so only an outermost one is changed (not a caller's that wraps a drain)."""
     if connection.vendor == "postgresql" and not connection.savepoint_ids:
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        execute_soon("SET LOCAL synchronous_commit TO OFF", [])  # it may go with the next statement
 
 
 _Soon = tuple[str | None, int]  # (queue, seconds): retries sent to the broker together
@@ -415,7 +423,8 @@ class _Results:
         """The handler's writes and these entries' ends (with what is buffered) in one transaction."""
         buffered = self.buffer
         try:
-            with transaction.atomic():
+            # What the handler's writes keep back (SET LOCAL, a rollup) goes with a later round trip.
+            with transaction.atomic(), deferred_statements():
                 _commit_without_waiting_for_the_disk()
                 self.buffer = buffered + recording.write()
                 self._write()
@@ -425,7 +434,7 @@ class _Results:
 
     def flush(self) -> None:
         if self.buffer:
-            with transaction.atomic():
+            with transaction.atomic(), deferred_statements():
                 _commit_without_waiting_for_the_disk()
                 self._write()
         self.flushed_at = time.monotonic()
@@ -491,9 +500,8 @@ class _Results:
             OutboxEntry.Status.PROCESSING.value,
             ops.adapt_datetimefield_value(self.token),
         ]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return {row[0] for row in cursor.fetchall()}
+        # What the transaction kept back so far (its SET LOCAL, the handler's rollups) goes first.
+        return {row[0] for row in last_rows([*take_deferred(), (sql, params)])}
 
     def _flush_done(self, buffer: list[BatchResult], now: datetime) -> None:
         """Entries that all ended well and write no timeline: one conditional UPDATE marks those still
