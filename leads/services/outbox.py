@@ -365,12 +365,17 @@ def _claim(entry_ids: list[int], kinds: list[str], limit: int) -> tuple[list[Out
         order, order_params = f"CASE WHEN {ids_sql} THEN 0 ELSE 1 END, next_attempt_at", entry_ids
     lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     columns = ", ".join(quote(field.column) for field in OutboxEntry._meta.concrete_fields)
+    # Outside a transaction the UPDATE is one of its own, committed without waiting for the disk as
+    # _commit_without_waiting_for_the_disk does (set_config(..., true) is its SET LOCAL as an
+    # expression, run once a row is claimed): one round trip instead of four.
+    alone = connection.vendor == "postgresql" and connection.get_autocommit()
+    without_waiting = " AND set_config('synchronous_commit', 'off', true) = 'off'" if alone else ""
     # Only names and placeholders are spliced in; every value is a parameter.
     sql = (
         f"UPDATE {table} SET status = %s, claimed_until = %s, attempts = attempts + 1, dispatched_at = NULL "  # noqa: S608
         f"WHERE id IN (SELECT id FROM {table} WHERE ({' OR '.join(wanted)}) AND "
         "((status = %s AND next_attempt_at <= %s) OR (status = %s AND claimed_until < %s)) "
-        f"ORDER BY {order} LIMIT %s{lock}) RETURNING {columns}"
+        f"ORDER BY {order} LIMIT %s{lock}){without_waiting} RETURNING {columns}"
     )
     params = [
         processing,
@@ -380,9 +385,12 @@ def _claim(entry_ids: list[int], kinds: list[str], limit: int) -> tuple[list[Out
         *order_params,
         limit,
     ]
-    with transaction.atomic():
-        _commit_without_waiting_for_the_disk()
+    if alone:
         claimed = list(OutboxEntry.objects.raw(sql, params))
+    else:
+        with transaction.atomic():
+            _commit_without_waiting_for_the_disk()
+            claimed = list(OutboxEntry.objects.raw(sql, params))
     # The claim is the token results are recorded under: if it ran out and another worker took an
     # entry over, this worker's late result must not overwrite that worker's.
     asked = set(entry_ids)
