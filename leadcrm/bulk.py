@@ -50,15 +50,21 @@ def bulk_update_rows(objects: Sequence[Model], fields: Sequence[str]) -> int:
     return len(_update_from_rows(connection, objects, fields, {}))
 
 
-def bulk_update_rows_if(objects: Sequence[Model], fields: Sequence[str], only_if: dict[str, Any]) -> set[Any]:
+def bulk_update_rows_if(
+    objects: Sequence[Model], fields: Sequence[str], only_if: dict[str, Any], *, before: Sequence[Statement] = ()
+) -> set[Any]:
     """`bulk_update_rows` for the rows that still have the values of `only_if` (attribute: value);
     returns the primary keys of those updated. On PostgreSQL a conditional UPDATE: a row another
-    transaction holds is waited for and checked again; elsewhere the rows are locked and read first."""
+    transaction holds is waited for and checked again; elsewhere the rows are locked and read first.
+    `before`: statements (other writes of the same transaction) to run first, in the same round trip
+    where the driver can."""
     if not objects:
+        _execute_each(connections["default"], before)
         return set()
     model = type(objects[0])
     connection = connections[router.db_for_write(model)]
     if connection.vendor != "postgresql":
+        _execute_each(connection, before)
         matching = set(
             model._default_manager.select_for_update()
             .filter(pk__in=[obj.pk for obj in objects], **only_if)
@@ -66,26 +72,37 @@ def bulk_update_rows_if(objects: Sequence[Model], fields: Sequence[str], only_if
         )
         model._default_manager.bulk_update([obj for obj in objects if obj.pk in matching], fields)
         return matching
-    return _update_from_rows(connection, objects, fields, only_if)
+    return _update_from_rows(connection, objects, fields, only_if, before)
 
 
-def bulk_insert_rows(objects: Sequence[Model]) -> list[Model]:
+def bulk_insert_rows(objects: Sequence[Model], *, skip_conflicts_on: str = "") -> list[Model]:
     """Insert the objects (as `bulk_create` does: defaults already on them, `auto_now` fields set now)
-    and give each its primary key; returns them."""
+    and give each its primary key; returns them. `skip_conflicts_on` (PostgreSQL only): a unique
+    field; an object whose value of it a row has already (or an object before it) is left out, with no
+    primary key, and only the objects inserted are returned."""
     if not objects:
         return list(objects)
     model = type(objects[0])
     connection = connections[router.db_for_write(model)]
     meta = model._meta
+    if skip_conflicts_on and connection.vendor != "postgresql":
+        raise NotImplementedError("skip_conflicts_on is for PostgreSQL")
     # A column whose default the database sets is left to bulk_create, which knows to leave it out.
     if connection.vendor != "postgresql" or any(field.db_default is not NOT_PROVIDED for field in meta.concrete_fields):
         return model._default_manager.bulk_create(objects)
     pk = meta.pk
+    unique = meta.get_field(skip_conflicts_on) if skip_conflicts_on else None
     columns = [
         field for field in meta.concrete_fields if field is not pk or getattr(objects[0], field.attname) is not None
     ]
     quote = connection.ops.quote_name
     names = ", ".join(quote(field.column) for field in columns)
+    returning = f"RETURNING {quote(pk.column)}"
+    if unique is not None:
+        returning = (
+            f"ON CONFLICT ({quote(unique.column)}) DO NOTHING RETURNING {quote(pk.column)}, {quote(unique.column)}"
+        )
+    inserted: list[Model] = []
     with connection.cursor() as cursor:
         for start in range(0, len(objects), CHUNK_ROWS):
             chunk = objects[start : start + CHUNK_ROWS]
@@ -97,14 +114,22 @@ def bulk_insert_rows(objects: Sequence[Model]) -> list[Model]:
             # and returned in the document's order (as Django's bulk_create relies on for UNNEST).
             sql = (
                 f"INSERT INTO {quote(meta.db_table)} ({names}) SELECT {names} "  # noqa: S608
-                f"FROM jsonb_to_recordset(%s::jsonb) AS r({_record_columns(columns, connection)}) "
-                f"RETURNING {quote(pk.column)}"
+                f"FROM jsonb_to_recordset(%s::jsonb) AS r({_record_columns(columns, connection)}) {returning}"
             )
             cursor.execute(sql, [_document(chunk, columns)])
-            for obj, (key,) in zip(chunk, cursor.fetchall(), strict=True):
+            if unique is None:
+                new = list(zip(chunk, cursor.fetchall(), strict=True))
+            else:
+                # Rows left out return nothing: the others are told apart by their unique value.
+                new_pks = {value: pk_value for pk_value, value in cursor.fetchall()}
+                new = [
+                    (obj, (new_pks.pop(value),)) for obj in chunk if (value := getattr(obj, unique.attname)) in new_pks
+                ]
+            for obj, (key,) in new:
                 setattr(obj, pk.attname, key)
                 obj._state.adding, obj._state.db = False, connection.alias
-    return list(objects)
+                inserted.append(obj)
+    return inserted
 
 
 def insert_values(model: type[Model], rows: Sequence[dict[str, Any]], *, returning: Sequence[str]) -> list[tuple]:
@@ -309,6 +334,23 @@ def deferred_statements(*, using: str = "default") -> Iterator[list[Statement]]:
     _execute_each(connections[using], kept)
 
 
+def take_deferred() -> list[Statement]:
+    """The statements `execute_soon` has kept so far in this `deferred_statements` block, for the
+    caller to send with its next round trip (`before=`); they are no longer kept. None outside one."""
+    kept = getattr(_deferred, "statements", None)
+    if not kept:
+        return []
+    taken = list(kept)
+    kept.clear()
+    return taken
+
+
+def last_rows(statements: Sequence[Statement], *, using: str = "default") -> list[Any]:
+    """Run the statements in order, in one round trip where the driver can; the rows the last returns."""
+    with connections[using].cursor() as cursor:
+        return _rows_after(cursor, statements)
+
+
 def next_id_statement(model: type[Model]) -> Statement | None:
     """A statement whose first row holds an id for a new row of `model`, taken from its sequence (to
     send with other statements: `first_rows`); None where ids are known only once a row is inserted."""
@@ -464,7 +506,11 @@ def _execute_each(connection: Any, statements: Sequence[Statement]) -> None:
 
 
 def _update_from_rows(
-    connection: Any, objects: Sequence[Model], fields: Sequence[str], only_if: dict[str, Any]
+    connection: Any,
+    objects: Sequence[Model],
+    fields: Sequence[str],
+    only_if: dict[str, Any],
+    before: Sequence[Statement] = (),
 ) -> set[Any]:
     meta = type(objects[0])._meta
     columns: list[Field[Any, Any]] = [meta.pk, *(meta.get_field(name) for name in fields)]  # type: ignore[list-item]
@@ -491,8 +537,10 @@ def _update_from_rows(
                 f"AS v({_record_columns(columns, connection)}) "
                 f"WHERE {table}.{pk_column} = v.{pk_column}{where} RETURNING {table}.{pk_column}"
             )
-            cursor.execute(sql, [_document(chunk, columns), *condition_params])
-            updated.update(row[0] for row in cursor.fetchall())
+            updated.update(
+                row[0] for row in _rows_after(cursor, [*before, (sql, [_document(chunk, columns), *condition_params])])
+            )
+            before = ()
     return updated
 
 

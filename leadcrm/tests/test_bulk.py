@@ -22,10 +22,12 @@ from leadcrm.bulk import (
     insert_soon,
     insert_statement,
     insert_values,
+    last_rows,
     next_id_statement,
     rows_source,
+    take_deferred,
 )
-from leads.models import Delivery, DeliveryDestination, LeadEvent, OutboxEntry
+from leads.models import Delivery, DeliveryDestination, LeadEvent, LedgerEntry, OutboxEntry
 from leads.tests.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
@@ -191,6 +193,50 @@ def test_deferred_statements_go_with_the_callers_round_trip_and_the_unsent_run_w
     assert notes() == ["left over", "sent along"]
     note("outside")  # no block: at once
     assert notes() == ["left over", "outside", "sent along"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="ON CONFLICT DO NOTHING RETURNING: PostgreSQL's path")
+def test_objects_whose_unique_value_is_taken_are_left_out_and_the_others_inserted_with_their_ids():
+    def entry(key: str, amount: str) -> LedgerEntry:
+        return LedgerEntry(
+            key=key, kind="media_spend", amount=Decimal(amount), currency="USD", day=timezone.localdate()
+        )
+
+    taken = bulk_insert_rows([entry("spend:taken", "1.00")])[0]
+    fresh, again, twice, repeated = (
+        entry("spend:new", "2.00"),
+        entry("spend:taken", "3.00"),
+        *(entry("spend:twice", amount) for amount in ("4.00", "5.00")),
+    )
+
+    inserted = bulk_insert_rows([fresh, again, twice, repeated], skip_conflicts_on="key")
+
+    assert inserted == [fresh, twice]
+    assert again.pk is None and repeated.pk is None
+    assert dict(LedgerEntry.objects.values_list("key", "amount")) == {
+        "spend:taken": Decimal("1.00"),
+        "spend:new": Decimal("2.00"),
+        "spend:twice": Decimal("4.00"),
+    }
+    assert LedgerEntry.objects.get(pk=fresh.pk).key == "spend:new" and taken.pk != fresh.pk
+
+
+def test_statements_kept_back_are_taken_by_a_caller_and_sent_before_its_own():
+    lead, other = LeadFactory(), LeadFactory()
+    destination = _destination(lead)
+    delivery = Delivery.objects.create(lead=lead, destination=destination)
+    delivery.status = "accepted"
+    note = rows_source(LeadEvent, ["lead_id", "kind", "data", "created_at"], [(other.pk, "note", {}, timezone.now())])
+
+    with deferred_statements():
+        execute_soon("INSERT INTO leads_leadevent (lead_id, kind, data, created_at) " + note[0], note[1])
+        updated = bulk_update_rows_if([delivery], ["status"], {"status": "pending"}, before=take_deferred())
+        assert LeadEvent.objects.filter(lead=other, kind="note").count() == 1  # sent with the update
+        assert take_deferred() == []  # taken once
+        [(pk,)] = last_rows([("SELECT id FROM leads_delivery WHERE status = %s", ["accepted"])])
+
+    assert updated == {delivery.pk} == {pk}
+    assert take_deferred() == []  # outside a block nothing is kept
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="ids come before the insert from PostgreSQL's sequences")

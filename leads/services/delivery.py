@@ -24,12 +24,13 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, Offer, TrafficSource
 from leadcrm.bulk import (
+    CHUNK_ROWS,
     bulk_insert_rows,
     bulk_update_rows,
     bulk_update_rows_if,
-    insert_rows,
     insert_statement,
     instance_builder,
+    take_deferred,
 )
 from leadcrm.config_cache import cached
 from leadcrm.encryption import decrypt, encrypt
@@ -557,13 +558,33 @@ def _record_many(sends: list[tuple[Delivery, SentRequest, Lead | None]]) -> list
             delivery.buyer_reference = sent.verdict.reference or delivery.buyer_reference
             delivery.finished_at = None if status == Delivery.Status.PENDING else now
         delivery.status, delivery.attempts = status, tried
+    # The attempt log and the timeline as plain rows (no model instance each).
+    attempts: list[tuple[Any, ...]] = []
+    events: list[tuple[Any, ...]] = []
+    disabled = {}
+    for (delivery, sent, _lead), (outcome, _delay) in zip(sends, settled, strict=True):
+        verdict, status = sent.verdict, STATUS_OF_OUTCOME[outcome]
+        if status != Delivery.Status.PENDING:
+            event = {"buyer": delivery.destination.name, "outcome": status, "reason": verdict.reason}
+            events.append((delivery.lead_id, LeadEvent.Kind.DELIVERY, {**event, "webhook_id": delivery.webhook_id}))
+        attempts.append((delivery.pk, *attempt_values(url=sent.url, result=sent, outcome=outcome)))
+        if verdict.disable_destination:
+            disabled[delivery.destination_id] = f"The buyer answered 410 Gone on {now:%Y-%m-%d %H:%M} UTC."
+    inserts = [insert_statement(LeadEvent, EVENT_FIELDS, events)] if events else []
+    inserts += [
+        insert_statement(DeliveryAttempt, ATTEMPT_FIELDS, attempts[start : start + CHUNK_ROWS])
+        for start in range(0, len(attempts), CHUNK_ROWS)
+    ]
     # No savepoint of its own: it is all or nothing, within a caller's transaction too.
     with transaction.atomic(savepoint=False):
         # Only from pending: a result recorded twice (a retried task, or two entries that sent one
         # delivery) never sells the lead twice. A concurrent recorder's row lock is waited for, and
-        # the row's new status seen.
+        # the row's new status seen. The inserts (and what the caller kept back) go in its round trip.
         updated = bulk_update_rows_if(
-            [delivery for delivery, _, _ in first.values()], RECORDED_FIELDS, {"status": Delivery.Status.PENDING}
+            [delivery for delivery, _, _ in first.values()],
+            RECORDED_FIELDS,
+            {"status": Delivery.Status.PENDING},
+            before=[*take_deferred(), *inserts],
         )
         changed: dict[int, tuple[Delivery, Lead | None]] = {}
         for pk, (delivery, lead, before) in first.items():
@@ -572,20 +593,6 @@ def _record_many(sends: list[tuple[Delivery, SentRequest, Lead | None]]) -> list
             else:
                 for name, value in zip(ANSWER_FIELDS, before, strict=True):
                     setattr(delivery, name, value)
-        # The attempt log and the timeline as plain rows (no model instance each), in one round trip.
-        attempts: list[tuple[Any, ...]] = []
-        events: list[tuple[Any, ...]] = []
-        disabled = {}
-        for (delivery, sent, _lead), (outcome, _delay) in zip(sends, settled, strict=True):
-            verdict, status = sent.verdict, STATUS_OF_OUTCOME[outcome]
-            if status != Delivery.Status.PENDING:
-                event = {"buyer": delivery.destination.name, "outcome": status, "reason": verdict.reason}
-                events.append((delivery.lead_id, LeadEvent.Kind.DELIVERY, {**event, "webhook_id": delivery.webhook_id}))
-            attempts.append((delivery.pk, *attempt_values(url=sent.url, result=sent, outcome=outcome)))
-            if verdict.disable_destination:
-                disabled[delivery.destination_id] = f"The buyer answered 410 Gone on {now:%Y-%m-%d %H:%M} UTC."
-        timeline = [insert_statement(LeadEvent, EVENT_FIELDS, events)] if events else []
-        insert_rows(DeliveryAttempt, ATTEMPT_FIELDS, attempts, before=timeline)
         sold = [
             (delivery, lead)
             for delivery, lead in changed.values()
@@ -651,16 +658,19 @@ class DeliveryCall:
     def still_to_send(self, deliveries: list[Delivery]) -> set[Delivery]:
         """Of the prepared deliveries, those still pending, to an active buyer, of a lead neither erased
         nor returned (one query); the others go back to be prepared, and so checked, again."""
-        pending = set(
-            Delivery.objects.filter(
-                pk__in=[delivery.pk for delivery in deliveries],
-                status=Delivery.Status.PENDING,
-                destination__is_active=True,
-                lead__erased_at__isnull=True,
-            )
-            .exclude(lead__status=LeadStatus.RETURNED)
-            .values_list("pk", flat=True)
+        # Read by the deliveries' ids alone and judged here: a filter on the status or on the lead let
+        # the planner, with a new table's statistics, scan every pending delivery or lead instead.
+        states = Delivery.objects.filter(pk__in=[delivery.pk for delivery in deliveries]).values_list(
+            "pk", "status", "destination__is_active", "lead__erased_at", "lead__status"
         )
+        pending = {
+            pk
+            for pk, status, buyer_is_active, erased_at, lead_status in states.order_by()
+            if status == Delivery.Status.PENDING
+            and buyer_is_active
+            and erased_at is None
+            and lead_status != LeadStatus.RETURNED
+        }
         return {delivery for delivery in deliveries if delivery.pk in pending}
 
     def prepare_batch(self, entries: list[OutboxEntry]) -> list[tuple[OutboxEntry, Prepared | None | Exception]]:

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Count, DecimalField, F, Q, QuerySet, Sum, When
 from django.utils import timezone
 
@@ -44,6 +44,19 @@ def ledger_post(entries: list[LedgerEntry]) -> list[LedgerEntry]:
     posted. Balances are added up from the entries when needed, never kept beside them."""
     if not entries:
         return []
+    if connection.vendor == "postgresql":
+        # ON CONFLICT DO NOTHING: no savepoint to roll back to, one statement whatever was posted before.
+        posted = bulk_insert_rows(entries, skip_conflicts_on="key")
+    else:
+        posted = _post_each_new(entries)
+    if posted:
+        ledger_posted.send(sender=LedgerEntry, entries=posted)
+    return posted
+
+
+def _post_each_new(entries: list[LedgerEntry]) -> list[LedgerEntry]:
+    """`ledger_post`'s insert where a conflict cannot be skipped in the statement: all at once, else
+    one at a time, each in a savepoint."""
     try:
         with transaction.atomic():
             bulk_insert_rows(entries)
@@ -58,8 +71,6 @@ def ledger_post(entries: list[LedgerEntry]) -> list[LedgerEntry]:
             except IntegrityError:
                 continue
             posted.append(entry)
-    if posted:
-        ledger_posted.send(sender=LedgerEntry, entries=posted)
     return posted
 
 

@@ -352,3 +352,30 @@ def test_a_retry_due_within_minutes_is_scheduled_now_and_a_later_one_is_left_to_
     assert 4 <= (soon.next_attempt_at - timezone.now()).total_seconds() <= 5
     assert later.dispatched_at is None  # the sweeper sends it when due
     assert outbox_sweep() == 0
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's asynchronous commit")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_worker_claims_its_rows_in_one_statement_committed_at_once_and_its_session_commits_as_before():
+    from django.test.utils import CaptureQueriesContext
+
+    entries = [OutboxEntry.objects.create(lead=LeadFactory(), kind="delivery") for _ in range(3)]
+
+    with CaptureQueriesContext(connection) as queries:
+        claimed, token = outbox_module._claim([entries[0].pk], ["delivery"], limit=2)
+
+    assert [query["sql"].split()[0] for query in queries.captured_queries] == ["UPDATE"]
+    assert [entry.pk for entry in claimed] == [entries[0].pk, entries[1].pk]
+    # Seen by every other connection: the claim is committed, under its token.
+    other = connection.copy()
+    try:
+        with other.cursor() as cursor:
+            cursor.execute(
+                "SELECT id FROM leads_outboxentry WHERE status = 'processing' AND claimed_until = %s", [token]
+            )
+            assert sorted(row[0] for row in cursor.fetchall()) == [entries[0].pk, entries[1].pk]
+    finally:
+        other.close()
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)  # the claim's own setting ended with it
