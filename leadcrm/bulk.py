@@ -75,7 +75,7 @@ def bulk_update_rows_if(
     return _update_from_rows(connection, objects, fields, only_if, before)
 
 
-def bulk_insert_rows(objects: Sequence[Model], *, skip_conflicts_on: str = "") -> list[Model]:
+def bulk_insert_rows(objects: Sequence[M], *, skip_conflicts_on: str = "") -> list[M]:
     """Insert the objects (as `bulk_create` does: defaults already on them, `auto_now` fields set now)
     and give each its primary key; returns them. `skip_conflicts_on` (PostgreSQL only): a unique
     field; an object whose value of it a row has already (or an object before it) is left out, with no
@@ -91,7 +91,7 @@ def bulk_insert_rows(objects: Sequence[Model], *, skip_conflicts_on: str = "") -
     if connection.vendor != "postgresql" or any(field.db_default is not NOT_PROVIDED for field in meta.concrete_fields):
         return model._default_manager.bulk_create(objects)
     pk = meta.pk
-    unique = meta.get_field(skip_conflicts_on) if skip_conflicts_on else None
+    unique = model_field(model, skip_conflicts_on) if skip_conflicts_on else None
     columns = [
         field for field in meta.concrete_fields if field is not pk or getattr(objects[0], field.attname) is not None
     ]
@@ -102,7 +102,7 @@ def bulk_insert_rows(objects: Sequence[Model], *, skip_conflicts_on: str = "") -
         returning = (
             f"ON CONFLICT ({quote(unique.column)}) DO NOTHING RETURNING {quote(pk.column)}, {quote(unique.column)}"
         )
-    inserted: list[Model] = []
+    inserted: list[M] = []
     with connection.cursor() as cursor:
         for start in range(0, len(objects), CHUNK_ROWS):
             chunk = objects[start : start + CHUNK_ROWS]
