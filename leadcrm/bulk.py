@@ -85,10 +85,10 @@ def bulk_insert_rows(objects: Sequence[M], *, skip_conflicts_on: str = "") -> li
     model = type(objects[0])
     connection = connections[router.db_for_write(model)]
     meta = model._meta
-    if skip_conflicts_on and connection.vendor != "postgresql":
-        raise NotImplementedError("skip_conflicts_on is for PostgreSQL")
     # A column whose default the database sets is left to bulk_create, which knows to leave it out.
     if connection.vendor != "postgresql" or any(field.db_default is not NOT_PROVIDED for field in meta.concrete_fields):
+        if skip_conflicts_on:  # bulk_create would raise on the first conflict, or not say which rows went in
+            raise NotImplementedError(f"skip_conflicts_on needs PostgreSQL and {model.__name__} without db_default")
         return model._default_manager.bulk_create(objects)
     pk = meta.pk
     unique = model_field(model, skip_conflicts_on) if skip_conflicts_on else None

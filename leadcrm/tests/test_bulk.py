@@ -221,6 +221,18 @@ def test_objects_whose_unique_value_is_taken_are_left_out_and_the_others_inserte
     assert LedgerEntry.objects.get(pk=fresh.pk).key == "spend:new" and taken.pk != fresh.pk
 
 
+@pytest.mark.skipif(connection.vendor == "postgresql", reason="the path without ON CONFLICT")
+def test_skipping_conflicts_where_the_statement_cannot_is_refused_and_inserts_nothing():
+    entry = LedgerEntry(
+        key="spend:one", kind="media_spend", amount=Decimal("1.00"), currency="USD", day=timezone.localdate()
+    )
+
+    with pytest.raises(NotImplementedError, match="skip_conflicts_on needs PostgreSQL"):
+        bulk_insert_rows([entry], skip_conflicts_on="key")
+
+    assert not LedgerEntry.objects.exists() and entry.pk is None
+
+
 def test_statements_kept_back_are_taken_by_a_caller_and_sent_before_its_own():
     lead, other = LeadFactory(), LeadFactory()
     destination = _destination(lead)
