@@ -6,6 +6,7 @@ address bounced, suppresses it and takes it out of every flow.
 """
 
 import functools
+import itertools
 import json
 import re
 import smtplib
@@ -37,7 +38,11 @@ from .enrollment import suppress
 from .tracking import LinkPlace, MessageLinks, link_place
 
 MAX_SEND_ATTEMPTS = 8
-SEND_AHEAD = 4  # emails built and waiting for the mail server, besides the one it is sending
+# Emails built and waiting for the mail server, besides the one it is sending: enough for its
+# thread to keep sending (about 20 ms) while this one writes what was sent or reads the next chunk.
+SEND_AHEAD = 32
+FIRST_READ_CHUNK = 25
+READ_CHUNK = 100
 _LINK = re.compile(r'href="(https?://[^"]+)"', re.IGNORECASE)
 
 
@@ -221,30 +226,64 @@ def _named_lead_fields(steps: Iterable[FlowStep]) -> set[str]:
     return named & names
 
 
-def _load(message_ids: list[int]) -> dict[int, NurtureMessage]:
-    """The batch's messages with their enrollments and leads (the fields their templates name). Their
-    steps, flows, campaigns and offers are read once each and shared: a batch's emails mostly come
-    from one step."""
-    messages = (
-        NurtureMessage.objects.select_related("enrollment")
-        .only(*_MESSAGE_FIELDS, *_ENROLLMENT_FIELDS)
-        .in_bulk(message_ids)
-    )
-    found = messages.values()
-    steps = FlowStep.objects.in_bulk({m.step_id for m in found})
-    leads = Lead.objects.only(*_LEAD_FIELDS, *_named_lead_fields(steps.values())).in_bulk({m.lead_id for m in found})
-    flows = Flow.objects.in_bulk({m.enrollment.flow_id for m in found})
-    campaigns = Campaign.objects.in_bulk({lead.campaign_id for lead in leads.values() if lead.campaign_id})
-    offers = Offer.objects.in_bulk({lead.offer_id for lead in leads.values() if lead.offer_id})
-    for message in found:
-        message.step = steps[message.step_id]
-        message.enrollment.flow = flows[message.enrollment.flow_id]
-        message.lead = lead = leads[message.lead_id]
-        if lead.campaign_id:
-            lead.campaign = campaigns[lead.campaign_id]
-        if lead.offer_id:
-            lead.offer = offers[lead.offer_id]
-    return messages
+class _Reader:
+    """A batch's messages with their enrollments and leads (the fields their templates name), read a
+    chunk at a time as sending reaches them: the mail server starts on the first emails while the
+    rest are read. Steps, flows, campaigns and offers are read once each and shared across chunks: a
+    batch's emails mostly come from one step."""
+
+    def __init__(self) -> None:
+        self.steps: dict[int, FlowStep] = {}
+        self.flows: dict[int, Flow] = {}
+        self.campaigns: dict[int, Campaign] = {}
+        self.offers: dict[int, Offer] = {}
+
+    def read(self, message_ids: list[int]) -> tuple[dict[int, NurtureMessage], set[str]]:
+        """The messages by id, and which of their addresses are suppressed now."""
+        messages = (
+            NurtureMessage.objects.select_related("enrollment")
+            .only(*_MESSAGE_FIELDS, *_ENROLLMENT_FIELDS)
+            .in_bulk(message_ids)
+        )
+        found = messages.values()
+        self.steps.update(FlowStep.objects.in_bulk({m.step_id for m in found} - self.steps.keys()))
+        steps = [self.steps[m.step_id] for m in found]
+        leads = Lead.objects.only(*_LEAD_FIELDS, *_named_lead_fields(steps)).in_bulk({m.lead_id for m in found})
+        self.flows.update(Flow.objects.in_bulk({m.enrollment.flow_id for m in found} - self.flows.keys()))
+        self.campaigns.update(
+            Campaign.objects.in_bulk(
+                {lead.campaign_id for lead in leads.values() if lead.campaign_id} - self.campaigns.keys()
+            )
+        )
+        self.offers.update(
+            Offer.objects.in_bulk({lead.offer_id for lead in leads.values() if lead.offer_id} - self.offers.keys())
+        )
+        for message in found:
+            message.step = self.steps[message.step_id]
+            message.enrollment.flow = self.flows[message.enrollment.flow_id]
+            message.lead = lead = leads[message.lead_id]
+            if lead.campaign_id:
+                lead.campaign = self.campaigns[lead.campaign_id]
+            if lead.offer_id:
+                lead.offer = self.offers[lead.offer_id]
+        suppressed = set(
+            Suppression.objects.filter(email__in={m.to_email.lower() for m in found}).values_list("email", flat=True)
+        )
+        without_id = [m for m in found if m.status == NurtureMessage.Status.QUEUED and not m.provider_id]
+        for message in without_id:
+            message.provider_id = make_msgid(domain=settings.NURTURE_MESSAGE_ID_DOMAIN)
+        bulk_update_rows(without_id, ["provider_id"])  # before sending: a resend keeps it
+        return messages, suppressed
+
+
+def _chunks(entries: list[OutboxEntry]) -> Iterator[list[OutboxEntry]]:
+    """A small first chunk, so the first email goes out soon; then READ_CHUNK at a time."""
+    start = 0
+    for size in itertools.chain([FIRST_READ_CHUNK], itertools.repeat(READ_CHUNK)):
+        if start >= len(entries):
+            return
+        yield entries[start : start + size]
+        start += size
 
 
 def nurture_email_batch(entries: list[OutboxEntry], deadline: float) -> Iterator[BatchResult | None]:
@@ -252,17 +291,8 @@ def nurture_email_batch(entries: list[OutboxEntry], deadline: float) -> Iterator
 
     A thread of the batch's own talks to the mail server while this one builds the next emails and
     records the last ones: each send waits on the server for most of its time."""
-    messages = _load([entry.payload["message"] for entry in entries])
+    reader = _Reader()
     place = link_place()
-    suppressed = set(
-        Suppression.objects.filter(email__in={m.to_email.lower() for m in messages.values()}).values_list(
-            "email", flat=True
-        )
-    )
-    without_id = [m for m in messages.values() if m.status == NurtureMessage.Status.QUEUED and not m.provider_id]
-    for message in without_id:
-        message.provider_id = make_msgid(domain=settings.NURTURE_MESSAGE_ID_DOMAIN)
-    bulk_update_rows(without_id, ["provider_id"])  # before sending: a resend keeps it
     mailer = Mailer()
     sent: list[tuple[OutboxEntry, NurtureMessage]] = []
     sending: deque[tuple[OutboxEntry, NurtureMessage, Future[None]]] = deque()
@@ -290,32 +320,38 @@ def nurture_email_batch(entries: list[OutboxEntry], deadline: float) -> Iterator
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nurture-smtp") as sender:
         try:
-            for entry in entries:
-                found = messages.get(entry.payload["message"])
-                if found is None or found.status != NurtureMessage.Status.QUEUED:
-                    yield entry, None
-                    continue
-                message = found
+            for chunk in _chunks(entries):
                 if time.monotonic() > deadline:
-                    yield entry, NotStarted()
+                    for entry in chunk:
+                        yield entry, NotStarted()
                     continue
-                if _stopped(message, suppressed):
-                    NurtureMessage.objects.filter(pk=message.pk).update(
-                        status=NurtureMessage.Status.SUPPRESSED, error="suppressed or left the flow before sending"
-                    )
-                    yield entry, None
-                    continue
-                try:
-                    email = build_email(message, place)
-                except Exception as error:
-                    yield entry, error
-                    continue
-                sending.append((entry, message, sender.submit(mailer.send, email)))
-                # Build only a few ahead of the mail server: the deadline then still stops the batch,
-                # and a batch stopped early has few emails in flight that it cannot record.
-                while sending and (len(sending) > SEND_AHEAD or sending[0][2].done()):
-                    yield from settle_next()
-                yield from record(due=False)
+                messages, suppressed = reader.read([entry.payload["message"] for entry in chunk])
+                for entry in chunk:
+                    found = messages.get(entry.payload["message"])
+                    if found is None or found.status != NurtureMessage.Status.QUEUED:
+                        yield entry, None
+                        continue
+                    message = found
+                    if time.monotonic() > deadline:
+                        yield entry, NotStarted()
+                        continue
+                    if _stopped(message, suppressed):
+                        NurtureMessage.objects.filter(pk=message.pk).update(
+                            status=NurtureMessage.Status.SUPPRESSED, error="suppressed or left the flow before sending"
+                        )
+                        yield entry, None
+                        continue
+                    try:
+                        email = build_email(message, place)
+                    except Exception as error:
+                        yield entry, error
+                        continue
+                    sending.append((entry, message, sender.submit(mailer.send, email)))
+                    # Build only so far ahead of the mail server that the deadline still stops the
+                    # batch and one stopped early has few emails in flight that it cannot record.
+                    while sending and (len(sending) > SEND_AHEAD or sending[0][2].done()):
+                        yield from settle_next()
+                    yield from record(due=False)
             while sending:
                 yield from settle_next()
                 yield from record(due=False)

@@ -12,10 +12,13 @@ from django.utils import timezone
 from campaigns.tests.factories import CampaignFactory
 from leads.models import OutboxEntry
 from leads.services import outbox_process
+from leads.services.outbox import outbox_drain
 from leads.tests.factories import LeadFactory
 from nurture import follow_ups
 from nurture.models import Enrollment, NurtureMessage, Suppression
-from nurture.services.enrollment import lead_enroll
+from nurture.services import sending
+from nurture.services.engine import nurture_tick
+from nurture.services.enrollment import lead_enroll, suppress
 from nurture.services.sending import MAX_SEND_ATTEMPTS, _template
 from nurture.services.tracking import read_token
 
@@ -214,3 +217,29 @@ def test_a_steps_template_renders_as_django_renders_it(source, autoescape):
 
     assert ours == Template(source).render(Context(values, autoescape=autoescape))
     assert ("&amp;" in ours) == (autoescape and "lead.first_name" in source)
+
+
+def test_a_batch_read_a_chunk_at_a_time_sends_each_email_once_and_none_to_an_address_suppressed_since(
+    smtp, make_flow, start, monkeypatch
+):
+    # A batch reads its messages as sending reaches them: here 2, then 3 at a time.
+    monkeypatch.setattr(sending, "FIRST_READ_CHUNK", 2)
+    monkeypatch.setattr(sending, "READ_CHUNK", 3)
+    flow = make_flow(email_step(1))
+    for n in range(7):
+        lead_enroll(flow=flow, lead=LeadFactory(first_name=f"Reader{n}", email=f"reader{n}@example.com"))
+    assert nurture_tick(now=start) == 7  # queued; the outbox sends them below
+    suppress(email="reader5@example.com", reason=Suppression.Reason.UNSUBSCRIBED)  # after the tick queued it
+
+    entries = OutboxEntry.objects.filter(kind=follow_ups.EMAIL).order_by("pk")
+    outcomes = outbox_drain(entry_ids=[entry.pk for entry in entries])
+
+    assert sorted(outcomes.values()) == ["done"] * 7
+    assert smtp.connections == 1
+    assert sorted(envelope.rcpt_tos[0] for envelope in smtp.envelopes) == [
+        f"reader{n}@example.com" for n in range(7) if n != 5
+    ]
+    assert sorted(m["Subject"] for m in smtp.messages) == [f"Email 1 for Reader{n}" for n in range(7) if n != 5]
+    statuses = dict(NurtureMessage.objects.values_list("to_email", "status"))
+    assert statuses.pop("reader5@example.com") == NurtureMessage.Status.SUPPRESSED
+    assert set(statuses.values()) == {NurtureMessage.Status.SENT}
