@@ -3,8 +3,10 @@ does (outbox_drain, one batch of the kind's batch size, NURTURE_EMAIL_BATCH_SIZE
 over one SMTP connection, as `dispatch` sends them to workers), to a
 local aiosmtpd (bench/sinks.py, a process of its own) through Django's SMTP backend; against a floor
 of a bare loop sending the same messages, rendered beforehand by the project, over one smtplib
-connection to the same server (run before and after the project; the better counts). And the cost of
-a tick when a million enrollments exist and none is due.
+connection to the same server (run before and after the project; the better counts). The issue's
+targets are the sending's ratio (the drain against that loop) and the tick's own rate; tick and drain
+one after the other are reported too. And the cost of a tick when a million enrollments exist and
+none is due.
 
 Sizes come from BENCH_NURTURE_DUE (default 10,000; the issue's figure, and `make bench`'s, is
 100,000), BENCH_NURTURE_FLOOR (messages the floor sends, default 20,000) and BENCH_NURTURE_IDLE
@@ -150,20 +152,21 @@ def run(timed) -> list[Figure]:
         f"nurture: one tick over {DUE:,} due enrollments in {ticked:.1f} s ({DUE / ticked:,.0f}/s), their emails "
         f"sent through the outbox in {drained:.1f} s ({drain_rate:,.0f}/s): {rate:,.0f} emails/s from tick to "
         f"sent vs {floor:,.0f}/s bare loop over one SMTP connection ({len(rendered):,} pre-rendered messages; "
-        f"{floor_before:,.0f}/s before, {floor_after:,.0f}/s after) (ratio {rate / floor:.2f}; sending alone "
-        f"{drain_rate / floor:.2f})"
+        f"{floor_before:,.0f}/s before, {floor_after:,.0f}/s after) (sending's ratio {drain_rate / floor:.2f}; "
+        f"tick then sending {rate / floor:.2f})"
     )
+    # The issue's two targets: sending against the bare sending loop, and the tick on its own.
     figures = [
         Figure(
-            f"Nurture emails, tick and outbox drain ({DUE:,} due)",
-            rate,
+            f"Nurture emails, outbox drain ({DUE:,})",
+            drain_rate,
             "emails/s",
             floor,
             "bare loop, one SMTP connection, pre-rendered",
             0.5,
         ),
-        Figure(f"Nurture emails, outbox drain alone ({DUE:,})", drain_rate, "emails/s", floor, "the same loop"),
         Figure(f"Nurture tick ({DUE:,} due)", DUE / ticked, "enrollments/s", target=2000),
+        Figure(f"Nurture emails, tick then drain ({DUE:,} due)", rate, "emails/s", floor, "the same loop"),
     ]
     if IDLE:
         figures.append(_idle(campaign))
