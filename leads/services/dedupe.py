@@ -24,34 +24,46 @@ def _contact_locks(*, offer_id: int, email: str, phone: str) -> tuple[str, list[
 
 def _original_query(lead: Lead) -> tuple[str, list[Any]]:
     """The earliest non-duplicate, not invalid lead with the same email or phone for the offer
-    (written out: the ORM took longer to build this query than PostgreSQL took to run it)."""
+    (written out: the ORM took longer to build this query than PostgreSQL took to run it).
+
+    One branch per contact, each the earliest match on its own (offer, contact, created_at) index,
+    then the earlier of the two. With `email = %s OR phone = %s` the plan hung on the table's
+    statistics: a young table (no ANALYZE yet) had PostgreSQL walk every lead of the offer in one
+    index, 3 ms at 4,500 leads; each branch's index finds its rows whatever the statistics say."""
     meta = Lead._meta
     quote = connection.ops.quote_name
 
     def column(name: str) -> str:
         return quote(model_field(Lead, name).column)
 
-    contacts, params = [], []
-    for name in ("email", "phone"):
-        if value := getattr(lead, name):
-            contacts.append(f"{column(name)} = %s")
-            params.append(value)
     since = timezone.now() - timedelta(days=settings.LEAD_DEDUPE_WINDOW_DAYS)
-    # Only names and placeholders are spliced in; every value is a parameter.
-    sql = (
-        f"SELECT {column('id')}, {column('public_id')}, {column('partner')} FROM {quote(meta.db_table)} "  # noqa: S608
-        f"WHERE ({' OR '.join(contacts)}) AND {column('offer')} = %s AND {column('created_at')} >= %s "
-        f"AND {column('is_duplicate')} = %s AND {column('is_test')} = %s AND {column('validity')} <> %s "
-        f"ORDER BY {column('created_at')}, {column('id')} LIMIT 1"
+    conditions = (
+        f"{column('offer')} = %s AND {column('created_at')} >= %s AND {column('is_duplicate')} = %s "
+        f"AND {column('is_test')} = %s AND {column('validity')} <> %s"
     )
-    date_field = model_field(Lead, "created_at")
-    params += [
+    condition_params = [
         lead.offer_id,
-        date_field.get_db_prep_value(since, connection),
+        model_field(Lead, "created_at").get_db_prep_value(since, connection),
         False,
         lead.is_test,
         Validity.INVALID.value,
     ]
+    selected = f"{column('id')}, {column('public_id')}, {column('partner')}, {column('created_at')}"
+    order = f"ORDER BY {column('created_at')}, {column('id')} LIMIT 1"
+    branches, params = [], []
+    for name in ("email", "phone"):
+        if value := getattr(lead, name):
+            # Only names and placeholders are spliced in; every value is a parameter. A branch is a
+            # subquery of its own, as SQLite allows no ORDER BY or LIMIT on a member of a UNION.
+            branches.append(
+                f"SELECT * FROM (SELECT {selected} FROM {quote(meta.db_table)} "  # noqa: S608
+                f"WHERE {column(name)} = %s AND {conditions} {order}) AS by_{name}"
+            )
+            params += [value, *condition_params]
+    sql = (
+        f"SELECT {column('id')}, {column('public_id')}, {column('partner')} "  # noqa: S608
+        f"FROM ({' UNION ALL '.join(branches)}) AS found {order}"
+    )
     return sql, params
 
 
