@@ -11,7 +11,7 @@ from django.utils.choices import BaseChoiceIterator
 
 from campaigns.models import LandingPage, LeadField, QuizQuestion
 
-from .services.normalisation import normalise_phone
+from .services.normalisation import normalise_email, normalise_phone
 from .services.submission import TEXT_FIELDS
 from .services.validation import email_error
 
@@ -96,7 +96,8 @@ class LeadForm(forms.Form):
 
     def clean_email(self) -> str:
         email = self.cleaned_data.get("email", "")
-        if email and email_error(email):
+        # Judged as the pipeline stores and judges it (trimmed, lower case), so it checks it once.
+        if email and email_error(normalise_email(email)):
             raise forms.ValidationError("Enter a valid email address, like name@example.com.")
         return email
 
