@@ -226,7 +226,7 @@ def insert_statement(model: type[Model], fields: Sequence[str], rows: Sequence[S
         return [fixed[field] if field in fixed else field.get_default() for field in defaults]
 
     quote = connection.ops.quote_name
-    names = ", ".join(quote(column.column) for column in all_columns)
+    names = _column_names(tuple(all_columns), connection.alias)
     if connection.vendor == "postgresql":
         prepared = _prepared_columns(tuple(all_columns))
         document = [
@@ -542,6 +542,12 @@ def _update_from_rows(
             )
             before = ()
     return updated
+
+
+@functools.lru_cache(maxsize=256)
+def _column_names(columns: tuple[Field[Any, Any], ...], alias: str) -> str:
+    """The columns' quoted names, comma-separated: the same for every statement of these columns."""
+    return ", ".join(connections[alias].ops.quote_name(column.column) for column in columns)
 
 
 def _record_columns(columns: Sequence[Field[Any, Any]], connection: Any) -> str:
