@@ -159,9 +159,10 @@ class Lead(models.Model):
             ("export_person_data", "Can export everything held about a person (access requests)"),
         ]
         indexes = [
-            # Dedupe and velocity lookups: per offer and contact, per IP, within a time window.
-            models.Index(fields=["offer", "email", "created_at"], name="lead_dedupe_email"),
-            models.Index(fields=["offer", "phone", "created_at"], name="lead_dedupe_phone"),
+            # Dedupe and velocity lookups: per offer and contact, per IP, within a time window. The
+            # dedupe ones in the lookup's order (created_at, id), so they serve it whatever its values.
+            models.Index(fields=["offer", "email", "created_at", "id"], name="lead_dedupe_email"),
+            models.Index(fields=["offer", "phone", "created_at", "id"], name="lead_dedupe_phone"),
             models.Index(fields=["ip", "created_at"], name="lead_ip_time"),
             # The lead list: its default ordering and every filter it offers, newest first.
             models.Index(fields=["-created_at", "-id"], name="lead_newest_first"),

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from leadcrm.bulk import Statement, first_rows, model_field
+from leadcrm.bulk import Statement, first_rows, model_field, planned_once
 
 from ..models import Lead, Validity
 from .locking import lock_statement
@@ -118,10 +118,10 @@ def contact_lookups(*, lead: Lead, also: Sequence[Statement] = ()) -> ContactLoo
         if locks:
             statements.append((locks, keys))
         original_at = len(statements)
-        statements.append(_original_query(lead))
+        statements.append(planned_once(_original_query(lead)))
     if lead.ip:
         ip_at = len(statements)
-        statements.append(_leads_from_ip_query(lead))
+        statements.append(planned_once(_leads_from_ip_query(lead)))
     also_at = len(statements)
     rows = first_rows([*statements, *also])
     original = None
