@@ -201,6 +201,18 @@ def instance_builder(model: type[M]) -> Callable[..., M]:
 
 Statement = tuple[str, list[Any]]  # SQL with %s placeholders, and its parameters
 
+_PLANNED_ONCE = "/* planned once */ "
+
+
+def planned_once(statement: Statement) -> Statement:
+    """A lookup whose best plan is the same whatever its values, to run like the INSERTs in
+    `_execute_together`: prepared once per database session, so PostgreSQL does not plan it for every
+    call (a lookup on a table of dozens of indexes weighs each: 0.2-0.4 ms). Only for a lookup one
+    index serves whatever the values: its conditions on the index's leading columns, its ORDER BY the
+    index's order, so no plan made without the values (or without statistics) can do better."""
+    sql, params = statement
+    return _PLANNED_ONCE + sql, params
+
 
 def model_field(model: type[Model], name: str) -> Field[Any, Any]:
     """The model's concrete field (or foreign key) of this name or attribute name (`lead_id`)."""
@@ -226,7 +238,7 @@ def insert_statement(model: type[Model], fields: Sequence[str], rows: Sequence[S
         return [fixed[field] if field in fixed else field.get_default() for field in defaults]
 
     quote = connection.ops.quote_name
-    names = ", ".join(quote(column.column) for column in all_columns)
+    names = _column_names(tuple(all_columns), connection.alias)
     if connection.vendor == "postgresql":
         prepared = _prepared_columns(tuple(all_columns))
         document = [
@@ -447,8 +459,8 @@ def _execute_together(cursor: Any, statements: Sequence[Statement]) -> None:
     Each INSERT runs as a statement prepared on the session, its PREPARE sent with its first use:
     PostgreSQL parsed and planned the intake's inserts (jsonb_to_recordset of dozens of typed columns)
     on every call, about half of their time in the database. An INSERT's plan is the same whatever its
-    rows, so a prepared one loses nothing; other statements (a lookup) are planned for their values as
-    before. Not behind a pooler that hands each transaction another session (its setting,
+    rows, so a prepared one loses nothing; so are lookups marked `planned_once`. Other statements are
+    planned for their values as before. Not behind a pooler that hands each transaction another session (its setting,
     DISABLE_SERVER_SIDE_CURSORS).
     """
     prepared = None
@@ -465,7 +477,7 @@ def _execute_together(cursor: Any, statements: Sequence[Statement]) -> None:
     parts: list[str] = []
     params: list[Any] = []
     for sql, values in statements:
-        if prepared is not None and sql.startswith("INSERT "):
+        if prepared is not None and sql.startswith(("INSERT ", _PLANNED_ONCE)):
             name, preparation, execution = _prepared_form(sql, len(values))
             if name not in prepared.names and name not in preparing:
                 setup.append(preparation)
@@ -542,6 +554,12 @@ def _update_from_rows(
             )
             before = ()
     return updated
+
+
+@functools.lru_cache(maxsize=256)
+def _column_names(columns: tuple[Field[Any, Any], ...], alias: str) -> str:
+    """The columns' quoted names, comma-separated: the same for every statement of these columns."""
+    return ", ".join(connections[alias].ops.quote_name(column.column) for column in columns)
 
 
 def _record_columns(columns: Sequence[Field[Any, Any]], connection: Any) -> str:

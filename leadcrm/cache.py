@@ -120,8 +120,12 @@ def count_in_windows(cache: BaseCache, key: str, window: int, seconds: int) -> t
     """Count one hit of `key` in fixed window number `window` (of `seconds` each): how many hits the
     window before had, and how many this one has now. Counted atomically (an increment), so processes
     counting at once lose none; on Redis in one round trip."""
-    if isinstance(cache, ResilientRedisCache):
-        return cache.count_in_windows(key, window, seconds)
+    # Asked by attribute, not by class: DRF's throttles hold `django.core.cache.cache`, a proxy that
+    # passes attributes on to this thread's cache but is no ResilientRedisCache itself (by class, the
+    # throttle fell back to four round trips: get, add, exists, incr).
+    in_one_round_trip = getattr(cache, "count_in_windows", None)
+    if in_one_round_trip is not None:
+        return in_one_round_trip(key, window, seconds)
     last = cache.get(f"{key}:{window - 1}", 0)
     if cache.add(f"{key}:{window}", 1, 2 * seconds):
         return last, 1

@@ -24,6 +24,7 @@ from leadcrm.bulk import (
     insert_values,
     last_rows,
     next_id_statement,
+    planned_once,
     rows_source,
     take_deferred,
 )
@@ -307,6 +308,25 @@ def test_inserts_sent_together_are_prepared_once_a_session_and_store_each_round_
     texts = LeadEvent.objects.filter(lead=lead, kind="note").values_list("data", flat=True)
     assert sorted(data["text"] for data in texts) == ["50% off", "second"]
     assert sorted(entry.payload["n"] for entry in OutboxEntry.objects.filter(lead=lead)) == ["50% off", "second"]
+
+
+def test_a_lookup_planned_once_answers_for_each_call_s_own_values():
+    from django.test.utils import CaptureQueriesContext
+
+    leads = LeadFactory.create_batch(2)
+    lookup = "SELECT id FROM leads_lead WHERE id = %s"
+
+    def find(pk: int) -> tuple[list, str]:
+        with CaptureQueriesContext(connection) as queries:
+            rows = first_rows([("SELECT 1", []), planned_once((lookup, [pk]))])
+        return rows, queries.captured_queries[-1]["sql"]
+
+    (first, _), (second, second_sql) = find(leads[0].pk), find(leads[1].pk)
+
+    assert first == [(1,), (leads[0].pk,)] and second == [(1,), (leads[1].pk,)]
+    assert find(0)[0] == [(1,), None]
+    if connection.vendor == "postgresql":  # prepared by the session's first call, then only executed
+        assert "PREPARE " not in second_sql and "EXECUTE " in second_sql
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="several statements share one execute on PostgreSQL")

@@ -47,8 +47,9 @@ class Lead(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     door = models.CharField(max_length=20, choices=Door.choices)
-    idempotency_key = models.CharField(
-        max_length=200, null=True, blank=True, unique=True, help_text="Makes re-sent submissions safe."
+    # Unique where set (Meta.constraints): most leads have none (NULL), and their rows stay out of its index.
+    idempotency_key = models.CharField(  # noqa: DJ001
+        max_length=200, null=True, blank=True, help_text="Makes re-sent submissions safe."
     )
     is_test = models.BooleanField(default=False, help_text="Sandbox lead: never delivered, billed or counted.")
 
@@ -56,9 +57,10 @@ class Lead(models.Model):
         Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="leads", help_text="The supplier."
     )
     # Where it came from; offer and source are copied at capture so later edits do not rewrite history.
-    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="leads")
-    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="leads")
-    traffic_source = models.ForeignKey(TrafficSource, on_delete=models.PROTECT, related_name="leads")
+    # No index of their own: lead_campaign_time, lead_dedupe_email and lead_source_time start with them.
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="leads", db_index=False)
+    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="leads", db_index=False)
+    traffic_source = models.ForeignKey(TrafficSource, on_delete=models.PROTECT, related_name="leads", db_index=False)
     landing_page = models.ForeignKey(
         LandingPage, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads"
     )
@@ -131,8 +133,13 @@ class Lead(models.Model):
     sale_currency = models.CharField(max_length=3, blank=True)
     converted_at = models.DateTimeField(null=True, blank=True)
     returned_at = models.DateTimeField(null=True, blank=True)
-    assigned_to = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_leads"
+    assigned_to = models.ForeignKey(  # no index of its own: lead_rep_status starts with it
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_leads",
+        db_index=False,
     )
     assigned_at = models.DateTimeField(null=True, blank=True)
     first_contacted_at = models.DateTimeField(null=True, blank=True)
@@ -152,9 +159,10 @@ class Lead(models.Model):
             ("export_person_data", "Can export everything held about a person (access requests)"),
         ]
         indexes = [
-            # Dedupe and velocity lookups: per offer and contact, per IP, within a time window.
-            models.Index(fields=["offer", "email", "created_at"], name="lead_dedupe_email"),
-            models.Index(fields=["offer", "phone", "created_at"], name="lead_dedupe_phone"),
+            # Dedupe and velocity lookups: per offer and contact, per IP, within a time window. The
+            # dedupe ones in the lookup's order (created_at, id), so they serve it whatever its values.
+            models.Index(fields=["offer", "email", "created_at", "id"], name="lead_dedupe_email"),
+            models.Index(fields=["offer", "phone", "created_at", "id"], name="lead_dedupe_phone"),
             models.Index(fields=["ip", "created_at"], name="lead_ip_time"),
             # The lead list: its default ordering and every filter it offers, newest first.
             models.Index(fields=["-created_at", "-id"], name="lead_newest_first"),
@@ -186,6 +194,11 @@ class Lead(models.Model):
         ]
         constraints = [
             models.CheckConstraint(condition=Q(score__gte=0, score__lte=100), name="lead_score_0_100"),
+            models.UniqueConstraint(
+                fields=["idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="lead_idempotency_key_unique",
+            ),
         ]
 
     def __str__(self) -> str:

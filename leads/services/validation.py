@@ -104,6 +104,9 @@ def _email_as_sent(lead: Lead) -> str:
     return normalise_email(sent) if isinstance(sent, str) else lead.email
 
 
+# A landing form checks the address as it will be stored, and the pipeline then judges that same
+# address: the second check is a lookup. Kept small, as it holds the addresses of the last few posts.
+@lru_cache(maxsize=16)
 def _checked_email(email: str) -> ValidatedEmail | str:
     """What validate_email makes of the address (no DNS lookups), or why it refuses it."""
     try:

@@ -5,6 +5,8 @@ two processes would overwrite."""
 import threading
 
 import pytest
+import redis
+from django.core.cache import cache as default_cache
 from django.core.cache import caches
 from django.test import RequestFactory
 
@@ -35,6 +37,25 @@ def test_hits_counted_from_many_threads_at_once_on_redis_lose_none(private_redis
     assert sorted(counts) == list(range(1, 401))  # each hit saw its own count: none lost or repeated
     assert count_in_windows(cache, "throttle:partner:7", 1001, 60) == (400, 1)  # the next window
     assert count_in_windows(cache, "throttle:partner:7", 1003, 60) == (0, 1)  # two windows on: forgotten
+
+
+def test_a_throttle_counts_through_django_s_cache_proxy_in_one_round_trip(private_redis, settings):
+    """DRF's throttles hold `django.core.cache.cache`, a proxy of the configured cache: on Redis they
+    count with one pipelined GET, INCR and EXPIRE, like the cache itself, not a command per step."""
+    _, port = private_redis
+    settings.CACHES = {
+        "default": {"BACKEND": "leadcrm.cache.ResilientRedisCache", "LOCATION": f"redis://127.0.0.1:{port}/0"}
+    }
+    server = redis.Redis(port=port)
+    server.config_resetstat()
+
+    assert count_in_windows(default_cache, "throttle:partner:7", 1000, 60) == (0, 1)
+    assert count_in_windows(default_cache, "throttle:partner:7", 1000, 60) == (0, 2)
+
+    stats = server.info("commandstats")
+    commands = {name.removeprefix("cmdstat_"): figures["calls"] for name, figures in stats.items()}
+    commands.pop("config|resetstat")
+    assert commands == {"get": 2, "incrby": 2, "expire": 2}  # not also SET (add) and EXISTS
 
 
 @pytest.mark.parametrize("backend", ["redis", "memory"])
