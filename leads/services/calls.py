@@ -32,7 +32,7 @@ from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.db import transaction
 from django.utils import timezone
 
-from leadcrm.email_skeleton import SkeletonEmail
+from leadcrm.email_skeleton import SkeletonEmail, Wire
 
 from ..models import DeliveryAttempt, OutboxEntry
 from .answers import Outcome, Verdict, excerpt, judge_answer, retry_delay
@@ -124,14 +124,18 @@ class Mailer:
         self.connection: Any = None
         self.lock = threading.Lock()
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: EmailMessage, wire: Wire | None = None) -> None:
+        """`wire`: the message's bytes (`SkeletonEmail.wire()`), if the caller made them already. A
+        caller sending from a thread of its own makes them on its own thread: everything this one does
+        lies on the path of every send."""
         with self.lock:
             if self.connection is None:
                 self.connection = get_connection()
                 self.connection.open()
             message.connection = self.connection
             try:
-                wire = message.wire() if isinstance(message, SkeletonEmail) else None
+                if wire is None and isinstance(message, SkeletonEmail):
+                    wire = message.wire()
                 smtp = self.connection.connection if isinstance(self.connection, SMTPBackend) else None
                 if wire is not None and smtp is not None:
                     # The bytes Django would send, made from the shape's skeleton (leadcrm/email_skeleton.py).

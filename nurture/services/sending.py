@@ -343,10 +343,11 @@ def nurture_email_batch(entries: list[OutboxEntry], deadline: float) -> Iterator
                         continue
                     try:
                         email = build_email(message, place)
+                        wire = email.wire()  # made here: the mail server's thread only sends
                     except Exception as error:
                         yield entry, error
                         continue
-                    sending.append((entry, message, sender.submit(mailer.send, email)))
+                    sending.append((entry, message, sender.submit(mailer.send, email, wire)))
                     # Build only so far ahead of the mail server that the deadline still stops the
                     # batch and one stopped early has few emails in flight that it cannot record.
                     while sending and (len(sending) > SEND_AHEAD or sending[0][2].done()):
