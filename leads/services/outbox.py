@@ -48,25 +48,31 @@ Handler = Callable[[OutboxEntry], None]
 # Runs claimed entries of one kind and yields each with None (done) or the error it ended with, as
 # each finishes, or a Recording of several; it may yield None while it waits, so finished results
 # are written (and a draining worker's next batch is prepared) meanwhile. One that sends to partners
-# yields READY_TO_SEND when it has read what it needs and before it sends anything: a draining
-# worker goes on with it once the batch before has written every result, so the sends a killed
-# worker leaves unwritten are one batch's. It starts no new work after `deadline`
-# (time.monotonic()): those entries yield NotStarted.
+# yields READY_TO_SEND when it has read what it needs and before it sends anything, and CALLS_ENDED
+# once its last call has answered, before it writes the last results: a draining worker goes on with
+# the next batch once the one before has no call in flight, so the sends a killed worker leaves
+# unwritten are at most one batch's in flight and the answers of the one before not yet written.
+# It starts no new work after `deadline` (time.monotonic()): those entries yield NotStarted.
 BatchResult = tuple[OutboxEntry, Exception | None]
 
 
-class _ReadyToSend:
+class _Marker:
+    def __init__(self, name: str):
+        self.name = name
+
     def __repr__(self) -> str:
-        return "READY_TO_SEND"
+        return self.name
 
 
-READY_TO_SEND = _ReadyToSend()
+READY_TO_SEND = _Marker("READY_TO_SEND")
+CALLS_ENDED = _Marker("CALLS_ENDED")
 
 
 def sends_when_ready(handler: "BatchHandler") -> "BatchHandler":
-    """Mark a batch handler that yields READY_TO_SEND before it sends anything: a draining worker may
-    prepare such a batch while the one before it is in flight. Any other batch starts only once the
-    one before has ended (an auction starts its pings in its first step)."""
+    """Mark a batch handler that yields READY_TO_SEND before it sends anything (and CALLS_ENDED once
+    its calls have answered): a draining worker may prepare such a batch while the one before it is
+    in flight, and send it once the one before yielded CALLS_ENDED. Any other batch starts only once
+    the one before has ended (an auction starts its pings in its first step)."""
     handler.sends_when_ready = True  # type: ignore[attr-defined]
     return handler
 
@@ -81,7 +87,7 @@ class Recording:
     write: Callable[[], list[BatchResult]]
 
 
-BatchStep = BatchResult | Recording | _ReadyToSend | None
+BatchStep = BatchResult | Recording | _Marker | None
 BatchHandler = Callable[[list[OutboxEntry], float], Iterator[BatchStep]]
 
 MAX_ATTEMPTS = 12  # for unexpected errors; handlers that raise RetryLater keep their own schedule
@@ -99,9 +105,10 @@ BROKER_PAUSE_SECONDS = 5.0
 RECORD_EVERY_SECONDS = 0.25
 RECORD_EVERY_ROWS = 50
 # Batches a draining task holds at once: the next is claimed and prepared while the calls of the one
-# before are in flight, so the calls seldom wait on the database; it sends once that one has written
-# its results. A worker killed mid-drain leaves these batches' unfinished rows, of which one batch's
-# were sent.
+# before are in flight, so the calls seldom wait on the database; it sends once that one's calls have
+# all answered, while their last results are written, so the buyer seldom waits on the database
+# either. A worker killed mid-drain leaves these batches' unfinished rows, of which at most one
+# batch's were in flight and the other's last answers unwritten.
 DRAIN_BATCHES_AT_ONCE = 2
 _broker_paused_until = 0.0
 
@@ -563,7 +570,8 @@ class _Batch:
         self.results = _Results(token)
         self.steps = self._run(claimed, token, deadline)
         self.waiting = False  # its last step found nothing to write: its work goes on elsewhere
-        self.ready_to_send = False  # prepared; sends once the batches before it have ended
+        self.ready_to_send = False  # prepared; sends once the batches before it have no call in flight
+        self.calls_ended = False  # its calls have all answered; it only writes what is left
         # Every kind in it prepares before it sends: it may be prepared while another batch runs.
         self.prepares_first = all(
             getattr(kind.handle_batch, "sends_when_ready", False)
@@ -575,6 +583,7 @@ class _Batch:
         by_kind: dict[str, list[OutboxEntry]] = defaultdict(list)
         for entry in claimed:
             by_kind[entry.kind].append(entry)
+        last = next(reversed(by_kind), None)
         for name, entries in by_kind.items():
             kind = _KINDS.get(name)
             if kind is None:
@@ -583,7 +592,10 @@ class _Batch:
                 ).update(status=OutboxEntry.Status.PENDING, claimed_until=None, attempts=F("attempts") - 1)
                 self.results.outcomes.update(dict.fromkeys((entry.pk for entry in entries), "no handler"))
                 continue
-            yield from kind.run_batch(entries, deadline)
+            for step in kind.run_batch(entries, deadline):
+                # The batch's calls have ended only when its last kind's have: another kind may call next.
+                if step is not CALLS_ENDED or name == last:
+                    yield step
 
     def step(self) -> bool:
         """Run until the next result (or wait) and write what is due; False once the batch is over."""
@@ -597,10 +609,11 @@ class _Batch:
             self.results.flush()
             return False
         self.ready_to_send = step is READY_TO_SEND
+        self.calls_ended = self.calls_ended or step is CALLS_ENDED
         self.waiting = step is None or self.ready_to_send
         if isinstance(step, Recording):
             self.results.record(step)
-        elif not isinstance(step, _ReadyToSend):
+        elif not isinstance(step, _Marker):
             self.results.add(step)
         return True
 
@@ -629,9 +642,11 @@ def outbox_drain(
     outcomes: dict[int, str] = {}
     try:
         while running:
-            for batch in list(running):
-                if batch is not running[0] and (batch.ready_to_send or not batch.prepares_first):
-                    continue  # it sends once the batch before has written all of its results
+            for index, batch in enumerate(list(running)):
+                if index and not batch.prepares_first:
+                    continue  # it starts once the batches before it have ended
+                if index and batch.ready_to_send and not all(before.calls_ended for before in running[:index]):
+                    continue  # it sends once the batches before it have no call in flight
                 if not batch.step():
                     running.remove(batch)
                     outcomes.update(batch.results.outcomes)
