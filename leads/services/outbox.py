@@ -104,11 +104,12 @@ BROKER_PAUSE_SECONDS = 5.0
 # Results are written at least this often while a batch runs: a killed worker loses no more.
 RECORD_EVERY_SECONDS = 0.25
 RECORD_EVERY_ROWS = 50
-# Batches a draining task holds at once: the next is claimed and prepared while the calls of the one
-# before are in flight, so the calls seldom wait on the database; it sends once that one's calls have
-# all answered, while their last results are written, so the buyer seldom waits on the database
-# either. A worker killed mid-drain leaves these batches' unfinished rows, of which at most one
-# batch's were in flight and the other's last answers unwritten.
+# Batches a draining task holds at once, besides one whose calls have all answered and that writes
+# its last results: the next is claimed and prepared while the calls of the one before are in flight,
+# so the calls seldom wait on the database; it sends once that one's calls have all answered, while
+# their last results are written, so the buyer seldom waits on the database either. A worker killed
+# mid-drain leaves these batches' unfinished rows, of which at most one batch's were in flight and
+# another's last answers unwritten.
 DRAIN_BATCHES_AT_ONCE = 2
 _broker_paused_until = 0.0
 
@@ -642,16 +643,21 @@ def outbox_drain(
     outcomes: dict[int, str] = {}
     try:
         while running:
-            for index, batch in enumerate(list(running)):
-                if index and not batch.prepares_first:
+            # Batches still to call go first: the next batch is ready to send when the calls in flight
+            # end, and the last results of one whose calls have ended are written after.
+            for batch in sorted(running, key=lambda batch: batch.calls_ended):
+                before = running[: running.index(batch)]
+                if before and not batch.prepares_first:
                     continue  # it starts once the batches before it have ended
-                if index and batch.ready_to_send and not all(before.calls_ended for before in running[:index]):
+                if batch.ready_to_send and not all(earlier.calls_ended for earlier in before):
                     continue  # it sends once the batches before it have no call in flight
                 if not batch.step():
                     running.remove(batch)
                     outcomes.update(batch.results.outcomes)
-            idle = all(batch.waiting and batch.prepares_first for batch in running)
-            if more and idle and len(running) < DRAIN_BATCHES_AT_ONCE and time.monotonic() < deadline:
+            # A batch whose calls have all answered only writes its last results: it holds no call.
+            idle = all((batch.waiting and batch.prepares_first) or batch.calls_ended for batch in running)
+            calling = sum(1 for batch in running if not batch.calls_ended)
+            if more and idle and calling < DRAIN_BATCHES_AT_ONCE and time.monotonic() < deadline:
                 claimed, token = _claim([], kinds, settings.OUTBOX_BATCH_SIZE)
                 more = len(claimed) >= settings.OUTBOX_BATCH_SIZE
                 if claimed:
