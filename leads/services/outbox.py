@@ -468,7 +468,9 @@ class _Results:
         # worker took over is left to that worker. A conditional UPDATE (row locks, then a re-check)
         # for the done ones; the others, rarer, are locked and read first.
         done_ids = [entry.pk for entry, error in buffer if error is None]
-        ours = self._finish(done_ids, now) if done_ids else set()
+        # On PostgreSQL the "follow-up done" events go with the UPDATE that marks their entries done.
+        timeline_with_finish = connection.vendor == "postgresql"
+        ours = self._finish(done_ids, now, with_timeline=timeline_with_finish) if done_ids else set()
         ended = [entry.pk for entry, error in buffer if error is not None]
         if ended:
             ours |= set(
@@ -481,7 +483,7 @@ class _Results:
             for entry, error in buffer
             if error is None and entry.pk in ours and ((kind := _KINDS.get(entry.kind)) is None or kind.timeline)
         ]
-        if timeline:  # plain rows: a model instance each cost more than the insert
+        if timeline and not timeline_with_finish:  # plain rows: a model instance each cost more than the insert
             insert_rows(LeadEvent, ["lead_id", "kind", "data"], timeline)
         changed = []
         for entry, error in buffer:
@@ -500,8 +502,10 @@ class _Results:
         for (_, delay), pairs in soon.items():
             transaction.on_commit(functools.partial(dispatch, pairs, countdown=delay + 0.5))
 
-    def _finish(self, entry_ids: list[int], now: datetime) -> set[int]:
-        """Mark these entries done if this batch still holds them; returns those it did."""
+    def _finish(self, entry_ids: list[int], now: datetime, *, with_timeline: bool = False) -> set[int]:
+        """Mark these entries done if this batch still holds them; returns those it did. `with_timeline`
+        (PostgreSQL): the same statement writes the timeline's "follow-up done" event of each of them
+        whose kind keeps one, saving the round trip of an INSERT of their own."""
         ops, quote = connection.ops, connection.ops.quote_name
         table = quote(OutboxEntry._meta.db_table)
         # Only names and placeholders are spliced in; every value is a parameter.
@@ -516,6 +520,18 @@ class _Results:
             OutboxEntry.Status.PROCESSING.value,
             ops.adapt_datetimefield_value(self.token),
         ]
+        if with_timeline:
+            untold = [name for name, kind in _KINDS.items() if not kind.timeline]
+            told = f" WHERE kind NOT IN ({', '.join(['%s'] * len(untold))})" if untold else ""
+            event = {field.name: quote(field.column) for field in LeadEvent._meta.concrete_fields}
+            # The event's columns: each follow-up's lead and kind, its moment, no actor (as insert_rows writes).
+            sql = (
+                f"WITH done AS ({sql}, lead_id, kind), timeline AS (INSERT INTO {quote(LeadEvent._meta.db_table)} "  # noqa: S608
+                f"({event['lead']}, {event['kind']}, {event['data']}, {event['created_at']}, {event['actor']}) "
+                f"SELECT lead_id, %s, jsonb_build_object('follow_up', kind), %s, NULL FROM done{told}) "
+                "SELECT id FROM done"
+            )
+            params += [LeadEvent.Kind.FOLLOW_UP_DONE.value, ops.adapt_datetimefield_value(now), *untold]
         # What the transaction kept back so far (its SET LOCAL, the handler's rollups) goes first.
         return {row[0] for row in last_rows([*take_deferred(), (sql, params)])}
 
