@@ -20,6 +20,7 @@ import queue
 import smtplib
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from ..models import DeliveryAttempt, OutboxEntry
 from .answers import Outcome, Verdict, excerpt, judge_answer, retry_delay
 from .outbound_http import TransportError, UnsafeDestination, http_request
 from .outbox import (
+    CALLS_ENDED,
     READY_TO_SEND,
     RECORD_EVERY_ROWS,
     RECORD_EVERY_SECONDS,
@@ -325,6 +327,9 @@ def _record_all(
 def partner_calls_batch(call: PartnerCall) -> BatchHandler:
     """The batch handler of a PartnerCall kind: prepare all, call in parallel, record as they end (in
     groups: every RECORD_EVERY_ROWS calls or RECORD_EVERY_SECONDS)."""
+    # What a draining worker's batches are sending, or have sent without writing the answer yet: the
+    # next batch may send while the last answers of the one before are written, never the same again.
+    unwritten: Counter[Any] = Counter()
 
     def run(entries: list[OutboxEntry], deadline: float) -> Iterator[BatchStep]:
         prepared = []
@@ -342,12 +347,20 @@ def partner_calls_batch(call: PartnerCall) -> BatchHandler:
         # not erased or returned, the buyer active, the send still pending) may have changed since.
         recheck = getattr(call, "still_to_send", None)
         if recheck is not None:
-            still = recheck([subject for _, subject, _ in prepared])
+            still = recheck([subject for _, subject, _ in prepared]) - unwritten.keys()
             for entry, subject, _ in prepared:
                 if subject not in still:
                     yield entry, RetryLater("changed while waiting to be sent; checked again", delay=0)
             prepared = [(entry, subject, request) for entry, subject, request in prepared if subject in still]
-        yield from _call_all(call, prepared, deadline)
+        subjects = [subject for _, subject, _ in prepared] if recheck is not None else []
+        unwritten.update(subjects)
+        try:
+            yield from _call_all(call, prepared, deadline)
+        finally:
+            unwritten.subtract(subjects)
+            for subject in subjects:
+                if unwritten[subject] <= 0:
+                    del unwritten[subject]
 
     return sends_when_ready(run)
 
@@ -384,6 +397,8 @@ def _call_all(
                 while True:
                     finished.append(ended.get_nowait())
             left -= len(finished)
+            if not left:
+                yield CALLS_ENDED  # the drain's next batch may send while these last answers are written
             for future in finished:
                 entry, subject, request = futures[future]
                 try:

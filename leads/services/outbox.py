@@ -48,25 +48,31 @@ Handler = Callable[[OutboxEntry], None]
 # Runs claimed entries of one kind and yields each with None (done) or the error it ended with, as
 # each finishes, or a Recording of several; it may yield None while it waits, so finished results
 # are written (and a draining worker's next batch is prepared) meanwhile. One that sends to partners
-# yields READY_TO_SEND when it has read what it needs and before it sends anything: a draining
-# worker goes on with it once the batch before has written every result, so the sends a killed
-# worker leaves unwritten are one batch's. It starts no new work after `deadline`
-# (time.monotonic()): those entries yield NotStarted.
+# yields READY_TO_SEND when it has read what it needs and before it sends anything, and CALLS_ENDED
+# once its last call has answered, before it writes the last results: a draining worker goes on with
+# the next batch once the one before has no call in flight, so the sends a killed worker leaves
+# unwritten are at most one batch's in flight and the answers of the one before not yet written.
+# It starts no new work after `deadline` (time.monotonic()): those entries yield NotStarted.
 BatchResult = tuple[OutboxEntry, Exception | None]
 
 
-class _ReadyToSend:
+class _Marker:
+    def __init__(self, name: str):
+        self.name = name
+
     def __repr__(self) -> str:
-        return "READY_TO_SEND"
+        return self.name
 
 
-READY_TO_SEND = _ReadyToSend()
+READY_TO_SEND = _Marker("READY_TO_SEND")
+CALLS_ENDED = _Marker("CALLS_ENDED")
 
 
 def sends_when_ready(handler: "BatchHandler") -> "BatchHandler":
-    """Mark a batch handler that yields READY_TO_SEND before it sends anything: a draining worker may
-    prepare such a batch while the one before it is in flight. Any other batch starts only once the
-    one before has ended (an auction starts its pings in its first step)."""
+    """Mark a batch handler that yields READY_TO_SEND before it sends anything (and CALLS_ENDED once
+    its calls have answered): a draining worker may prepare such a batch while the one before it is
+    in flight, and send it once the one before yielded CALLS_ENDED. Any other batch starts only once
+    the one before has ended (an auction starts its pings in its first step)."""
     handler.sends_when_ready = True  # type: ignore[attr-defined]
     return handler
 
@@ -81,7 +87,7 @@ class Recording:
     write: Callable[[], list[BatchResult]]
 
 
-BatchStep = BatchResult | Recording | _ReadyToSend | None
+BatchStep = BatchResult | Recording | _Marker | None
 BatchHandler = Callable[[list[OutboxEntry], float], Iterator[BatchStep]]
 
 MAX_ATTEMPTS = 12  # for unexpected errors; handlers that raise RetryLater keep their own schedule
@@ -98,10 +104,12 @@ BROKER_PAUSE_SECONDS = 5.0
 # Results are written at least this often while a batch runs: a killed worker loses no more.
 RECORD_EVERY_SECONDS = 0.25
 RECORD_EVERY_ROWS = 50
-# Batches a draining task holds at once: the next is claimed and prepared while the calls of the one
-# before are in flight, so the calls seldom wait on the database; it sends once that one has written
-# its results. A worker killed mid-drain leaves these batches' unfinished rows, of which one batch's
-# were sent.
+# Batches a draining task holds at once, besides one whose calls have all answered and that writes
+# its last results: the next is claimed and prepared while the calls of the one before are in flight,
+# so the calls seldom wait on the database; it sends once that one's calls have all answered, while
+# their last results are written, so the buyer seldom waits on the database either. A worker killed
+# mid-drain leaves these batches' unfinished rows, of which at most one batch's were in flight and
+# another's last answers unwritten.
 DRAIN_BATCHES_AT_ONCE = 2
 _broker_paused_until = 0.0
 
@@ -460,7 +468,9 @@ class _Results:
         # worker took over is left to that worker. A conditional UPDATE (row locks, then a re-check)
         # for the done ones; the others, rarer, are locked and read first.
         done_ids = [entry.pk for entry, error in buffer if error is None]
-        ours = self._finish(done_ids, now) if done_ids else set()
+        # On PostgreSQL the "follow-up done" events go with the UPDATE that marks their entries done.
+        timeline_with_finish = connection.vendor == "postgresql"
+        ours = self._finish(done_ids, now, with_timeline=timeline_with_finish) if done_ids else set()
         ended = [entry.pk for entry, error in buffer if error is not None]
         if ended:
             ours |= set(
@@ -473,7 +483,7 @@ class _Results:
             for entry, error in buffer
             if error is None and entry.pk in ours and ((kind := _KINDS.get(entry.kind)) is None or kind.timeline)
         ]
-        if timeline:  # plain rows: a model instance each cost more than the insert
+        if timeline and not timeline_with_finish:  # plain rows: a model instance each cost more than the insert
             insert_rows(LeadEvent, ["lead_id", "kind", "data"], timeline)
         changed = []
         for entry, error in buffer:
@@ -492,8 +502,10 @@ class _Results:
         for (_, delay), pairs in soon.items():
             transaction.on_commit(functools.partial(dispatch, pairs, countdown=delay + 0.5))
 
-    def _finish(self, entry_ids: list[int], now: datetime) -> set[int]:
-        """Mark these entries done if this batch still holds them; returns those it did."""
+    def _finish(self, entry_ids: list[int], now: datetime, *, with_timeline: bool = False) -> set[int]:
+        """Mark these entries done if this batch still holds them; returns those it did. `with_timeline`
+        (PostgreSQL): the same statement writes the timeline's "follow-up done" event of each of them
+        whose kind keeps one, saving the round trip of an INSERT of their own."""
         ops, quote = connection.ops, connection.ops.quote_name
         table = quote(OutboxEntry._meta.db_table)
         # Only names and placeholders are spliced in; every value is a parameter.
@@ -508,6 +520,18 @@ class _Results:
             OutboxEntry.Status.PROCESSING.value,
             ops.adapt_datetimefield_value(self.token),
         ]
+        if with_timeline:
+            untold = [name for name, kind in _KINDS.items() if not kind.timeline]
+            told = f" WHERE kind NOT IN ({', '.join(['%s'] * len(untold))})" if untold else ""
+            event = {field.name: quote(field.column) for field in LeadEvent._meta.concrete_fields}
+            # The event's columns: each follow-up's lead and kind, its moment, no actor (as insert_rows writes).
+            sql = (
+                f"WITH done AS ({sql}, lead_id, kind), timeline AS (INSERT INTO {quote(LeadEvent._meta.db_table)} "  # noqa: S608
+                f"({event['lead']}, {event['kind']}, {event['data']}, {event['created_at']}, {event['actor']}) "
+                f"SELECT lead_id, %s, jsonb_build_object('follow_up', kind), %s, NULL FROM done{told}) "
+                "SELECT id FROM done"
+            )
+            params += [LeadEvent.Kind.FOLLOW_UP_DONE.value, ops.adapt_datetimefield_value(now), *untold]
         # What the transaction kept back so far (its SET LOCAL, the handler's rollups) goes first.
         return {row[0] for row in last_rows([*take_deferred(), (sql, params)])}
 
@@ -563,7 +587,8 @@ class _Batch:
         self.results = _Results(token)
         self.steps = self._run(claimed, token, deadline)
         self.waiting = False  # its last step found nothing to write: its work goes on elsewhere
-        self.ready_to_send = False  # prepared; sends once the batches before it have ended
+        self.ready_to_send = False  # prepared; sends once the batches before it have no call in flight
+        self.calls_ended = False  # its calls have all answered; it only writes what is left
         # Every kind in it prepares before it sends: it may be prepared while another batch runs.
         self.prepares_first = all(
             getattr(kind.handle_batch, "sends_when_ready", False)
@@ -575,6 +600,7 @@ class _Batch:
         by_kind: dict[str, list[OutboxEntry]] = defaultdict(list)
         for entry in claimed:
             by_kind[entry.kind].append(entry)
+        last = next(reversed(by_kind), None)
         for name, entries in by_kind.items():
             kind = _KINDS.get(name)
             if kind is None:
@@ -583,7 +609,10 @@ class _Batch:
                 ).update(status=OutboxEntry.Status.PENDING, claimed_until=None, attempts=F("attempts") - 1)
                 self.results.outcomes.update(dict.fromkeys((entry.pk for entry in entries), "no handler"))
                 continue
-            yield from kind.run_batch(entries, deadline)
+            for step in kind.run_batch(entries, deadline):
+                # The batch's calls have ended only when its last kind's have: another kind may call next.
+                if step is not CALLS_ENDED or name == last:
+                    yield step
 
     def step(self) -> bool:
         """Run until the next result (or wait) and write what is due; False once the batch is over."""
@@ -597,10 +626,11 @@ class _Batch:
             self.results.flush()
             return False
         self.ready_to_send = step is READY_TO_SEND
+        self.calls_ended = self.calls_ended or step is CALLS_ENDED
         self.waiting = step is None or self.ready_to_send
         if isinstance(step, Recording):
             self.results.record(step)
-        elif not isinstance(step, _ReadyToSend):
+        elif not isinstance(step, _Marker):
             self.results.add(step)
         return True
 
@@ -629,14 +659,21 @@ def outbox_drain(
     outcomes: dict[int, str] = {}
     try:
         while running:
-            for batch in list(running):
-                if batch is not running[0] and (batch.ready_to_send or not batch.prepares_first):
-                    continue  # it sends once the batch before has written all of its results
+            # Batches still to call go first: the next batch is ready to send when the calls in flight
+            # end, and the last results of one whose calls have ended are written after.
+            for batch in sorted(running, key=lambda batch: batch.calls_ended):
+                before = running[: running.index(batch)]
+                if before and not batch.prepares_first:
+                    continue  # it starts once the batches before it have ended
+                if batch.ready_to_send and not all(earlier.calls_ended for earlier in before):
+                    continue  # it sends once the batches before it have no call in flight
                 if not batch.step():
                     running.remove(batch)
                     outcomes.update(batch.results.outcomes)
-            idle = all(batch.waiting and batch.prepares_first for batch in running)
-            if more and idle and len(running) < DRAIN_BATCHES_AT_ONCE and time.monotonic() < deadline:
+            # A batch whose calls have all answered only writes its last results: it holds no call.
+            idle = all((batch.waiting and batch.prepares_first) or batch.calls_ended for batch in running)
+            calling = sum(1 for batch in running if not batch.calls_ended)
+            if more and idle and calling < DRAIN_BATCHES_AT_ONCE and time.monotonic() < deadline:
                 claimed, token = _claim([], kinds, settings.OUTBOX_BATCH_SIZE)
                 more = len(claimed) >= settings.OUTBOX_BATCH_SIZE
                 if claimed:

@@ -1,12 +1,13 @@
 """A batch of deliveries is routed, sent and recorded as a set: a fixed number of queries whatever the
 batch's size, with caps, credit limits and the ledger kept as when leads were routed one at a time."""
 
+import itertools
 from collections import Counter
 from decimal import Decimal
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
@@ -29,7 +30,7 @@ from leads.services.accounts import buyer_account_save
 from leads.services.calls import perform
 from leads.services.delivery import delivery_call, delivery_outbox_batch
 from leads.services.ledger import buyer_balance
-from leads.services.outbox import READY_TO_SEND, RetryLater, outbox_drain
+from leads.services.outbox import CALLS_ENDED, READY_TO_SEND, Recording, RetryLater, outbox_drain
 from leads.services.signing import destination_rotate_secret
 from leads.tests.factories import LeadFactory
 from leads.tests.test_intake_config_cache import _CountingCache
@@ -197,3 +198,32 @@ def test_a_prepared_batch_whose_leads_changed_while_it_waited_to_send_sends_only
     retried = {entry.lead_id: error for entry, error in results if isinstance(error, RetryLater)}
     assert set(retried) == {erased.pk, returned.pk}
     assert len(buyer.log) == 1 and Delivery.objects.get(lead=kept).webhook_id == buyer.log[0][0].headers["webhook-id"]
+
+
+def test_the_next_batch_sends_while_the_answers_before_are_written_but_never_the_same_delivery_again(buyer):
+    """A draining worker sends its next batch once the calls of the one before have answered, while
+    their answers are being written: a delivery both batches hold (a redelivery's entry beside the
+    lead's own) is not sent again on the strength of a status not written yet; it is checked again."""
+    campaign = CampaignFactory(offer__currency="USD")
+    add_buyer(campaign.offer, buyer, "/leads", price_per_lead=Decimal("25.00"))
+    [first] = leads_waiting(campaign, 1)
+    sending = delivery_outbox_batch([first], deadline=float("inf"))
+    assert next(sending) is READY_TO_SEND
+    list(itertools.takewhile(lambda step: step is not CALLS_ENDED, sending))  # answered, not written
+    delivery = Delivery.objects.get(lead=first.lead)
+    again = OutboxEntry.objects.create(
+        lead=first.lead, kind=OutboxEntry.Kind.DELIVERY, payload={"delivery": delivery.pk}
+    )
+
+    next_batch = delivery_outbox_batch([again], deadline=float("inf"))
+    assert next(next_batch) is READY_TO_SEND
+    [(entry, error)] = [step for step in next_batch if isinstance(step, tuple)]
+
+    assert entry == again and isinstance(error, RetryLater)
+    assert len(buyer.log) == 1 and Delivery.objects.get(pk=delivery.pk).status == "pending"
+    [recording] = [step for step in sending if isinstance(step, Recording)]
+    with transaction.atomic():
+        assert recording.write() == [(first, None)]
+    assert Delivery.objects.get(pk=delivery.pk).status == "accepted"
+    assert [step for step in delivery_outbox_batch([again], deadline=float("inf"))] == [(again, None)]
+    assert len(buyer.log) == 1  # sold: nothing more to send
