@@ -46,9 +46,11 @@ class OutboxEntry(models.Model):
         ordering = ["-created_at"]
         verbose_name_plural = "outbox entries"
         indexes = [
+            # By kind first: a worker claims its queue's kinds, and a backlog of another queue's
+            # (a tick's 100,000 nurture emails) must not be read by every claim of deliveries.
             models.Index(
-                fields=["next_attempt_at"],
-                name="outbox_due",
+                fields=["kind", "next_attempt_at"],
+                name="outbox_due_by_kind",
                 condition=Q(status__in=["pending", "processing"]),
             ),
             models.Index(fields=["lead", "kind"], name="outbox_lead_kind"),
