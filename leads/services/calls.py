@@ -41,7 +41,6 @@ from .outbound_http import TransportError, UnsafeDestination, http_request
 from .outbox import (
     CALLS_ENDED,
     READY_TO_SEND,
-    RECORD_EVERY_ROWS,
     RECORD_EVERY_SECONDS,
     BatchHandler,
     BatchResult,
@@ -326,7 +325,7 @@ def _record_all(
 
 def partner_calls_batch(call: PartnerCall) -> BatchHandler:
     """The batch handler of a PartnerCall kind: prepare all, call in parallel, record as they end (in
-    groups: every RECORD_EVERY_ROWS calls or RECORD_EVERY_SECONDS)."""
+    groups: once all have answered, or every RECORD_EVERY_SECONDS before)."""
     # What a draining worker's batches are sending, or have sent without writing the answer yet: the
     # next batch may send while the last answers of the one before are written, never the same again.
     unwritten: Counter[Any] = Counter()
@@ -410,7 +409,9 @@ def _call_all(
                     yield entry, NotStarted()
                 else:
                     answered.append((entry, subject, request, result))
-            due = len(answered) >= RECORD_EVERY_ROWS or time.monotonic() - recorded_at >= RECORD_EVERY_SECONDS
+            # Written when the batch's calls have all answered, or every RECORD_EVERY_SECONDS before: each
+            # write is a transaction of a few round trips on the thread that also prepares the next batch.
+            due = time.monotonic() - recorded_at >= RECORD_EVERY_SECONDS
             if answered and (due or not left):
                 yield Recording([entry for entry, *_ in answered], functools.partial(_record_all, call, answered))
                 answered, recorded_at = [], time.monotonic()
