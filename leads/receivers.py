@@ -7,12 +7,13 @@ from campaigns.models import DailyStat
 from campaigns.signals import daily_stats_changed
 from leadcrm.config_cache import config_changed
 
-from .models import ApiKey, BlockedEmailDomain, Partner, QualificationRule, SupplierPayout
+from .models import ApiKey, BlockedEmailDomain, Partner, QualificationRule, SupplierPayout, WebhookSecret
 from .services.ledger import ledger_sync_media_spend
 
-# What the intake caches per process (leadcrm.config_cache) of leads' own models; campaigns' are in
-# campaigns/receivers.py. Saving or deleting any of it makes every process read it again.
-CACHED_CONFIGURATION = (ApiKey, Partner, BlockedEmailDomain, QualificationRule, SupplierPayout)
+# What the intake and the delivery workers cache per process (leadcrm.config_cache) of leads' own
+# models; campaigns' are in campaigns/receivers.py. Saving or deleting any of it makes every process
+# read it again.
+CACHED_CONFIGURATION = (ApiKey, Partner, BlockedEmailDomain, QualificationRule, SupplierPayout, WebhookSecret)
 for model in CACHED_CONFIGURATION:
     post_save.connect(config_changed, sender=model, dispatch_uid=f"config_changed_save_{model._meta.label_lower}")
     post_delete.connect(config_changed, sender=model, dispatch_uid=f"config_changed_delete_{model._meta.label_lower}")

@@ -476,15 +476,25 @@ class Signer:
 
 
 def destination_signers(destinations: Iterable[DeliveryDestination]) -> dict[int, Signer]:
-    """{destination id: its signer} for many destinations, in one query."""
+    """{destination id: its signer} for many destinations: their secrets in one query, or none while
+    this process holds them (configuration: a batch of deliveries to the same buyers reads them once
+    per process, not once per batch, until a secret is made, revoked or deleted)."""
     destinations = list(destinations)
-    ids = {destination.pk for destination in destinations}
+    ids = tuple(sorted({destination.pk for destination in destinations}))
+    keys = cached("destination-signing-keys", ids, lambda: _signing_keys(ids))
+    return {
+        destination.pk: Signer(keys.get(destination.pk, []), _auth_header(destination)) for destination in destinations
+    }
+
+
+def _signing_keys(destination_ids: Iterable[int]) -> dict[int, list[str]]:
+    """{destination id: its active secrets, decrypted, newest first}."""
     keys: dict[int, list[str]] = defaultdict(list)
-    for secret in WebhookSecret.objects.filter(destination_id__in=ids, revoked_at__isnull=True).order_by(
+    for secret in WebhookSecret.objects.filter(destination_id__in=destination_ids, revoked_at__isnull=True).order_by(
         "-created_at", "-id"
     ):
         keys[secret.destination_id or 0].append(decrypt(secret.secret_encrypted))
-    return {destination.pk: Signer(keys[destination.pk], _auth_header(destination)) for destination in destinations}
+    return dict(keys)
 
 
 def lead_request(

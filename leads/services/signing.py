@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from leadcrm.config_cache import config_changed
 from leadcrm.encryption import decrypt, encrypt
 
 from ..models import DeliveryDestination, Partner, WebhookSecret
@@ -55,6 +56,7 @@ def _rotate(owner: dict[str, Any]) -> str:
         .order_by("-created_at", "-id")
     )
     WebhookSecret.objects.filter(pk__in=[s.pk for s in active[1:]]).update(revoked_at=timezone.now())
+    # Its post_save tells the workers that keep a destination's secrets (leads/receivers.py).
     WebhookSecret.objects.create(**owner, prefix=raw[:12], secret_encrypted=encrypt(raw))
     return raw
 
@@ -71,7 +73,9 @@ def _retire_old(secrets_of: QuerySet[WebhookSecret]) -> int:
     newest = secrets_of.filter(revoked_at__isnull=True).order_by("-created_at", "-id").first()
     if newest is None:
         return 0
-    return secrets_of.filter(revoked_at__isnull=True).exclude(pk=newest.pk).update(revoked_at=timezone.now())
+    retired = secrets_of.filter(revoked_at__isnull=True).exclude(pk=newest.pk).update(revoked_at=timezone.now())
+    config_changed()  # workers keep a destination's secrets (an UPDATE sends no post_save)
+    return retired
 
 
 def destination_retire_old_secrets(*, destination: DeliveryDestination) -> int:

@@ -27,7 +27,7 @@ from leads.services.delivery import (
     destination_set_auth_secret,
     held_deliveries,
 )
-from leads.services.signing import destination_rotate_secret
+from leads.services.signing import destination_retire_old_secrets, destination_rotate_secret
 from leads.services.workflow import lead_set_status
 
 
@@ -154,6 +154,29 @@ def test_after_a_second_rotation_the_oldest_secret_no_longer_verifies(destinatio
         Webhook(oldest).verify(body, headers)
     Webhook(previous).verify(body, headers)
     Webhook(newest).verify(body, headers)
+
+
+def test_a_worker_that_keeps_the_secrets_signs_with_each_rotation_and_retirement_at_once(
+    destination, buyer_host, deliver
+):
+    """A worker keeps a destination's secrets between batches (leadcrm.config_cache): a new secret, or
+    an old one retired, counts from the next delivery on."""
+    first = destination_rotate_secret(destination=destination)
+    buyer_host.expect_request("/leads").respond_with_json({"ok": True})
+    deliver()
+    second = destination_rotate_secret(destination=destination)
+    deliver()
+    destination_retire_old_secrets(destination=destination)
+    deliver()
+
+    signatures = [request.headers["Webhook-Signature"].split(" ") for request, _ in buyer_host.log]
+    assert [len(each) for each in signatures] == [2, 2, 1]
+    after_rotation, after_retirement = buyer_host.log[1][0], buyer_host.log[2][0]
+    Webhook(second).verify(after_rotation.get_data(), dict(after_rotation.headers))
+    Webhook(first).verify(after_rotation.get_data(), dict(after_rotation.headers))
+    Webhook(second).verify(after_retirement.get_data(), dict(after_retirement.headers))
+    with pytest.raises(WebhookVerificationError):
+        Webhook(first).verify(after_retirement.get_data(), dict(after_retirement.headers))
 
 
 def test_a_retry_is_sent_under_the_same_webhook_id_and_signed_again(destination, buyer_host, deliver):
