@@ -20,8 +20,8 @@ import queue
 import smtplib
 import threading
 import time
-from collections import Counter
-from collections.abc import Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -369,21 +369,19 @@ def _call_all(
 ) -> Iterator[BatchStep]:
     mailer = Mailer()
 
-    def limited(request: PartnerRequest) -> CallResult | None:
-        with _destination_slots(request.destination):
-            if time.monotonic() > deadline:
-                return None  # the batch's time is up: put back, not attempted
-            return perform(request, mailer)
+    def attempt(request: PartnerRequest) -> CallResult | None:
+        if time.monotonic() > deadline:
+            return None  # the batch's time is up: put back, not attempted
+        return perform(request, mailer)
 
     answered: list[tuple[OutboxEntry, Any, PartnerRequest, CallResult]] = []
     recorded_at = time.monotonic()
-    pool = _call_threads()
     # Calls report their end on a queue: waiting on the set of futures again after each end would
     # cost the batch's size in Python work per call.
     ended: queue.SimpleQueue[Future[CallResult | None]] = queue.SimpleQueue()
     futures: dict[Future[CallResult | None], tuple[OutboxEntry, Any, PartnerRequest]] = {}
     for entry, subject, request in prepared:
-        future = pool.submit(limited, request)
+        future = _lane(request.destination).submit(functools.partial(attempt, request))
         futures[future] = (entry, subject, request)
         future.add_done_callback(ended.put)
     left = len(futures)
@@ -424,19 +422,61 @@ def _call_all(
         mailer.close()
 
 
-_slots: dict[tuple[int, str, int], threading.Semaphore] = {}  # (process id, destination, limit): its slots
-_slots_lock = threading.Lock()
+class _Lane:
+    """The calls to one destination: at most PARTNER_CALLS_PER_DESTINATION at once on the process's call
+    threads, shared by the batches a worker has in flight. The others wait in the lane, not on a thread:
+    a thread whose call ends goes on with the lane's next, so no thread sits blocked on a busy buyer
+    while another destination's calls queue behind it, and none is woken only to wait again (16 threads
+    taking turns at 4 connections cost about a tenth more CPU a call)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.running = 0
+        self.waiting: deque[tuple[Future[Any], Callable[[], Any]]] = deque()
+        self.lock = threading.Lock()
+
+    def submit(self, work: Callable[[], Any]) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self.lock:
+            if self.running >= self.limit:
+                self.waiting.append((future, work))
+                return future
+            self.running += 1
+        try:
+            _call_threads().submit(self._run, future, work)
+        except BaseException:  # no thread to run it (the interpreter is exiting): the slot is not taken
+            with self.lock:
+                self.running -= 1
+            raise
+        return future
+
+    def _run(self, future: Future[Any], work: Callable[[], Any]) -> None:
+        while True:
+            if future.set_running_or_notify_cancel():  # False: cancelled while it waited
+                try:
+                    result = work()
+                except BaseException as error:
+                    future.set_exception(error)
+                else:
+                    future.set_result(result)
+            with self.lock:
+                if not self.waiting:
+                    self.running -= 1
+                    return
+                future, work = self.waiting.popleft()
 
 
-def _destination_slots(destination: str) -> threading.Semaphore:
-    """The process's PARTNER_CALLS_PER_DESTINATION slots for calls to one destination, shared by the
-    batches a worker has in flight at once."""
+_lanes: dict[tuple[int, str, int], _Lane] = {}  # (process id, destination, limit): its lane
+_lanes_lock = threading.Lock()
+
+
+def _lane(destination: str) -> _Lane:
     key = (os.getpid(), destination, settings.PARTNER_CALLS_PER_DESTINATION)
-    with _slots_lock:
-        slots = _slots.get(key)
-        if slots is None:
-            slots = _slots[key] = threading.Semaphore(settings.PARTNER_CALLS_PER_DESTINATION)
-        return slots
+    with _lanes_lock:
+        lane = _lanes.get(key)
+        if lane is None:
+            lane = _lanes[key] = _Lane(settings.PARTNER_CALLS_PER_DESTINATION)
+        return lane
 
 
 _threads: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, size, pool)

@@ -335,6 +335,41 @@ def test_a_batch_calls_in_parallel_within_the_per_destination_bound(settings):
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_calls_waiting_for_a_busy_buyer_hold_no_thread_another_buyer_s_calls_need(settings):
+    """With 3 call threads and at most 2 calls at once to a buyer, a buyer that holds its answers
+    leaves the third thread to the next buyer's calls: they are answered while the first buyer's
+    are still held (the next buyer then lets those go)."""
+    settings.DELIVERY_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.PARTNER_CALLS_CONCURRENCY, settings.PARTNER_CALLS_PER_DESTINATION = 3, 2
+    holding, quick = LocalBuyer(), LocalBuyer()
+    serve = quick._serve
+
+    def serve_then_release_the_other(handler, seen, *, hold):
+        serve(handler, seen, hold=hold)
+        if len(quick.received) == 2:
+            holding.release.set()
+
+    quick._serve = serve_then_release_the_other
+    gave_up = []
+    # Were the third thread waiting on the holding buyer, the quick buyer's calls would never start.
+    give_up = threading.Timer(10, lambda: (gave_up.append(True), holding.release.set()))
+    give_up.start()
+    try:
+        sold_leads(holding, 6, email="hold{n}@example.com")  # first in the batch (the claim is in id order)
+        sold_leads(quick, 2)
+
+        outcomes = outbox_drain(queue=settings.PARTNER_CALLS_QUEUE, top_up=True)
+    finally:
+        give_up.cancel()
+        holding.close()
+        quick.close()
+
+    assert list(outcomes.values()) == ["done"] * 8
+    assert gave_up == []  # the quick buyer's answers let the holding buyer go, not the timer
+    assert (len(holding.received), holding.max_in_flight) == (6, 2)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_batch_past_its_time_puts_back_what_it_did_not_start(buyer, settings):
     settings.PARTNER_CALLS_PER_DESTINATION = 1
     settings.OUTBOX_TASK_TIME_LIMIT = 0  # no time: the batch starts nothing
