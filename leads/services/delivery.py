@@ -469,32 +469,29 @@ class SentRequest:
 
 @dataclass
 class Signer:
-    """A destination's decrypted signing secrets and authorization header, read once per batch."""
+    """A destination's decrypted signing secrets and authorization header."""
 
     keys: list[str]
     auth: dict[str, str]
 
 
 def destination_signers(destinations: Iterable[DeliveryDestination]) -> dict[int, Signer]:
-    """{destination id: its signer} for many destinations: their secrets in one query, or none while
-    this process holds them (configuration: a batch of deliveries to the same buyers reads them once
-    per process, not once per batch, until a secret is made, revoked or deleted)."""
-    destinations = list(destinations)
-    ids = tuple(sorted({destination.pk for destination in destinations}))
-    keys = cached("destination-signing-keys", ids, lambda: _signing_keys(ids))
+    """{destination id: its signer}. A destination's secrets are configuration: a worker reads them
+    once (a query, and their decryption), not once per batch, until a secret is made, revoked or
+    deleted. Kept per destination, so a worker selling to many buyers keeps one entry each."""
     return {
-        destination.pk: Signer(keys.get(destination.pk, []), _auth_header(destination)) for destination in destinations
+        destination.pk: Signer(
+            cached("destination-signing-keys", destination.pk, functools.partial(_signing_keys, destination.pk)),
+            _auth_header(destination),
+        )
+        for destination in destinations
     }
 
 
-def _signing_keys(destination_ids: Iterable[int]) -> dict[int, list[str]]:
-    """{destination id: its active secrets, decrypted, newest first}."""
-    keys: dict[int, list[str]] = defaultdict(list)
-    for secret in WebhookSecret.objects.filter(destination_id__in=destination_ids, revoked_at__isnull=True).order_by(
-        "-created_at", "-id"
-    ):
-        keys[secret.destination_id or 0].append(decrypt(secret.secret_encrypted))
-    return dict(keys)
+def _signing_keys(destination_id: int) -> list[str]:
+    """The destination's active secrets, decrypted, newest first."""
+    secrets = WebhookSecret.objects.filter(destination_id=destination_id, revoked_at__isnull=True)
+    return [decrypt(secret.secret_encrypted) for secret in secrets.order_by("-created_at", "-id")]
 
 
 def lead_request(
