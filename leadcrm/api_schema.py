@@ -45,6 +45,12 @@ class ApiSchema(AutoSchema):
                 response.setdefault("headers", RETRY_AFTER)
         return operation
 
+    def _get_request_for_media_type(self, serializer: Any, direction: str = "request") -> tuple[Any, bool]:
+        """drf-spectacular requires a body when its serializer has a required field; a serializer whose
+        fields are each optional but which refuses an empty body says so with `body_required = True`."""
+        schema, required = super()._get_request_for_media_type(serializer, direction)
+        return schema, required or bool(getattr(serializer, "body_required", False))
+
     def _possible_errors(self, operation: dict[str, Any]) -> list[int]:
         """The error statuses the view's machinery can answer this operation with."""
         parameters = operation.get("parameters", [])

@@ -292,7 +292,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES + 1024
 API_BATCH_MAX_LEADS = 1000
 # How long a supplier's inbound ping price holds for the lead it posts with that ping id.
 INBOUND_PING_SECONDS = env.int("INBOUND_PING_SECONDS", default=60)
-# Hashes a buyer may add to or remove from its suppression list in one API call (about 70 bytes each).
+# Hashes a buyer may add to or remove from its suppression list in one API call, in each of its two
+# lists (emails, phones): about 70 bytes a hash, so both full fit in API_MAX_BODY_BYTES.
 BUYER_SUPPRESSION_MAX_HASHES = 10000
 # Advertiser postbacks (no API key): requests per minute from one address.
 POSTBACK_REQUESTS_PER_MINUTE = env.int("POSTBACK_REQUESTS_PER_MINUTE", default=300)

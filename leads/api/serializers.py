@@ -19,6 +19,7 @@ from leadcrm.api_schema import currency_schema, days_schema, shown_as
 
 from ..models import Lead, LeadOutcome, LeadStatus, Partner, Qualification, SupplierPing, Validity
 from ..services.consent import consent_certificate_url
+from ..services.contact_hashes import SHA256_HEX_LENGTH
 from ..services.inbound_ping import PING_FIELDS
 from ..services.intake import CAMPAIGN_HELP
 from ..services.submission import (
@@ -508,33 +509,47 @@ class PingResultSerializer(serializers.Serializer[SupplierPing]):
 
 _HASH_LIST_HELP = (
     f"Lowercase hex SHA-256 of the normalised {{}} (as our hashed audience exports: {{}}); "
-    f"at most {settings.BUYER_SUPPRESSION_MAX_HASHES} hashes per call in all."
+    f"at most {settings.BUYER_SUPPRESSION_MAX_HASHES} per call."
 )
+# What the list takes as a hash (leads.services.suppression, which trims and lowercases it); anything
+# else refuses the whole call, naming each item.
+_SHA256_HEX_SCHEMA = {"type": "string", "pattern": f"^\\s*[0-9a-fA-F]{{{SHA256_HEX_LENGTH}}}\\s*$"}
+
+
+def _hash_list(kind: str, normalised: str) -> serializers.ListField:
+    return serializers.ListField(
+        child=shown_as(serializers.CharField, _SHA256_HEX_SCHEMA)(),
+        required=False,
+        max_length=settings.BUYER_SUPPRESSION_MAX_HASHES,
+        help_text=_HASH_LIST_HELP.format(kind, normalised),
+    )
 
 
 class SuppressionHashesSerializer(serializers.Serializer[Any]):
-    email_hashes = serializers.ListField(
-        child=serializers.CharField(max_length=64),
-        required=False,
-        max_length=settings.BUYER_SUPPRESSION_MAX_HASHES,
-        help_text=_HASH_LIST_HELP.format("email", "trimmed and lowercased"),
-    )
-    phone_hashes = serializers.ListField(
-        child=serializers.CharField(max_length=64),
-        required=False,
-        max_length=settings.BUYER_SUPPRESSION_MAX_HASHES,
-        help_text=_HASH_LIST_HELP.format("phone", 'E.164 with its "+", e.g. +16505551212'),
-    )
+    body_required = True  # one list or both (leadcrm.api_schema)
+    email_hashes = _hash_list("email", "trimmed and lowercased")
+    phone_hashes = _hash_list("phone", 'E.164 with its "+", e.g. +16505551212')
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        total = len(attrs.get("email_hashes", [])) + len(attrs.get("phone_hashes", []))
-        if not total:
+        if not attrs.get("email_hashes") and not attrs.get("phone_hashes"):
             raise serializers.ValidationError({"non_field_errors": ["Send email_hashes, phone_hashes or both."]})
-        if total > settings.BUYER_SUPPRESSION_MAX_HASHES:
-            raise serializers.ValidationError(
-                {"non_field_errors": [f"At most {settings.BUYER_SUPPRESSION_MAX_HASHES} hashes per call; split it."]}
-            )
         return attrs
+
+
+class SuppressionHashesScheme(OpenApiSerializerExtension):  # type: ignore[no-untyped-call]
+    """What SuppressionHashesSerializer.validate asks beside the fields: at least one hash."""
+
+    target_class = SuppressionHashesSerializer
+
+    def map_serializer(self, auto_schema: "AutoSchema", direction: Any) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_serializer(  # type: ignore[no-untyped-call]
+            self.target, direction, bypass_extensions=True
+        )
+        schema["anyOf"] = [
+            {"required": [name], "properties": {name: {"type": "array", "minItems": 1}}}
+            for name in ("email_hashes", "phone_hashes")
+        ]
+        return schema
 
 
 class SuppressionAddedSerializer(serializers.Serializer[Any]):

@@ -229,15 +229,28 @@ def test_a_bad_hash_refuses_the_whole_call_naming_it_and_adds_nothing(buyer_a):
 
 
 def test_more_hashes_than_one_call_takes_are_refused(buyer_a, settings):
-    hashes = [sha(f"p{n}@example.com") for n in range(settings.BUYER_SUPPRESSION_MAX_HASHES // 2 + 1)]
+    hashes = [sha(f"p{n}@example.com") for n in range(settings.BUYER_SUPPRESSION_MAX_HASHES + 1)]
 
-    response = buyer_client(buyer_a).post(API, {"email_hashes": hashes, "phone_hashes": hashes}, format="json")
+    response = buyer_client(buyer_a).post(
+        API, {"email_hashes": hashes, "phone_hashes": [sha("+16505551212")]}, format="json"
+    )
 
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {
-        "non_field_errors": [f"At most {settings.BUYER_SUPPRESSION_MAX_HASHES} hashes per call; split it."]
+        "email_hashes": [f"Ensure this field has no more than {settings.BUYER_SUPPRESSION_MAX_HASHES} elements."]
     }
     assert not BuyerSuppression.objects.exists()
+
+
+def test_a_call_may_fill_both_lists_to_their_limit(buyer_a, settings):
+    limit = settings.BUYER_SUPPRESSION_MAX_HASHES
+    emails = [sha(f"p{n}@example.com") for n in range(limit)]
+    phones = [sha(f"+1650555{n:04d}") for n in range(limit)]
+
+    response = buyer_client(buyer_a).post(API, {"email_hashes": emails, "phone_hashes": phones}, format="json")
+
+    assert response.json() == {"added": 2 * limit}
+    assert suppression_counts(advertiser_id=buyer_a.advertiser_id) == {"email": limit, "phone": limit}
 
 
 def test_only_a_buyer_with_the_scope_keeps_a_list(buyer_a, campaign, staff_client):
