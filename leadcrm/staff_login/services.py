@@ -1,7 +1,8 @@
 """Who needs a second factor after the password, and the writes that set one up, check it and turn it off.
 
-A staff user's second factor is one authenticator app (a TOTP device) plus ten single-use backup
-codes (one static device). Both are replaced together whenever a new app is confirmed.
+A staff user's second factor is one authenticator app (a TOTP device, its key sealed:
+`SealedAuthenticator`) plus ten single-use backup codes (one static device, each code stored as a
+keyed digest). Both are replaced together whenever a new app is confirmed.
 """
 
 import base64
@@ -14,9 +15,11 @@ from django.db import transaction
 from django.utils import timezone
 from django_otp import user_has_device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from leadcrm.errors import Conflict, InvalidInput
+
+from .models import SealedAuthenticator
+from .secrets import backup_code_digest
 
 BACKUP_CODE_COUNT = 10
 MANAGERS_GROUP = "Managers"  # leadcrm.roles
@@ -35,7 +38,7 @@ class NextStep(StrEnum):
 
 @dataclass(frozen=True)
 class Checked:
-    device: TOTPDevice | StaticDevice
+    device: SealedAuthenticator | StaticDevice
     backup_codes_left: int | None  # None when the code came from the app
 
 
@@ -54,9 +57,12 @@ def next_step(user: User) -> NextStep:
     return NextStep.NONE
 
 
-def authenticator(user: User) -> TOTPDevice | None:
+def authenticator(user: User) -> SealedAuthenticator | None:
     """The user's confirmed authenticator app, if they have set one up."""
-    return TOTPDevice.objects.filter(user=user, confirmed=True).order_by("-pk").first()
+    device: SealedAuthenticator | None = (
+        SealedAuthenticator.objects.filter(user=user, confirmed=True).order_by("-pk").first()
+    )
+    return device
 
 
 def backup_codes_left(user: User) -> int:
@@ -64,33 +70,37 @@ def backup_codes_left(user: User) -> int:
     return count
 
 
-def authenticator_key_text(device: TOTPDevice) -> str:
+def authenticator_key_text(device: SealedAuthenticator) -> str:
     """The key as authenticator apps take it when typed in: base32, in groups of four."""
     key = base64.b32encode(device.bin_key).decode().rstrip("=")
     return " ".join(key[i : i + 4] for i in range(0, len(key), 4))
 
 
 @transaction.atomic
-def authenticator_start(*, user: User) -> TOTPDevice:
+def authenticator_start(*, user: User) -> SealedAuthenticator:
     """The app being set up: the same key on every visit of the set-up page until it is confirmed."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("pk").first()
+    device: SealedAuthenticator | None = (
+        SealedAuthenticator.objects.filter(user=user, confirmed=False).order_by("pk").first()
+    )
     if device is None:
-        device = TOTPDevice.objects.create(user=user, name=AUTHENTICATOR_NAME, confirmed=False)
+        device = SealedAuthenticator.objects.create(user=user, name=AUTHENTICATOR_NAME, confirmed=False)
     return device
 
 
-def authenticator_confirm(*, user: User, code: str) -> tuple[TOTPDevice, list[str]]:
+def authenticator_confirm(*, user: User, code: str) -> tuple[SealedAuthenticator, list[str]]:
     """Confirm the app being set up with a code it shows. It replaces the user's earlier app and backup
     codes; the new backup codes are returned so the page can show them, once."""
     codes: list[str] = []
     with transaction.atomic():
-        device = TOTPDevice.objects.select_for_update().filter(user=user, confirmed=False).order_by("pk").first()
+        device = (
+            SealedAuthenticator.objects.select_for_update().filter(user=user, confirmed=False).order_by("pk").first()
+        )
         if device is None:
             raise Conflict("This set-up has already been finished or replaced. Start again.")
         _check_allowed(device)
         # A wrong code is not an exception here: the failure count that throttles guessing must be kept.
         if device.verify_token(_digits(code)):
-            TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
+            SealedAuthenticator.objects.filter(user=user).exclude(pk=device.pk).delete()
             device.confirmed = True
             device.save(update_fields=["confirmed"])
             codes = _new_backup_codes(user)
@@ -103,13 +113,18 @@ def second_factor_check(*, user: User, code: str) -> Checked:
     """Check a code from the user's app (six digits) or one of their backup codes (used up)."""
     digits = _digits(code)
     with transaction.atomic():
-        device: TOTPDevice | StaticDevice | None
+        device: SealedAuthenticator | StaticDevice | None
         if digits.isdigit() and len(digits) == TOTP_DIGITS:
-            device = TOTPDevice.objects.select_for_update().filter(user=user, confirmed=True).order_by("-pk").first()
+            device = (
+                SealedAuthenticator.objects.select_for_update()
+                .filter(user=user, confirmed=True)
+                .order_by("-pk")
+                .first()
+            )
             code = digits
         else:
             device = StaticDevice.objects.select_for_update().filter(user=user, confirmed=True).first()
-            code = "".join(code.split()).replace("-", "").lower()
+            code = backup_code_digest("".join(code.split()).replace("-", "").lower())
         if device is None:
             raise InvalidInput(WRONG_CODE)
         _check_allowed(device)
@@ -140,7 +155,7 @@ def second_factor_turn_off(*, user: User, code: str) -> None:
 def second_factor_reset(*, user: User) -> None:
     """An administrator removes someone's app and backup codes (a lost phone); at their next login they
     set up a new app if their role requires one."""
-    TOTPDevice.objects.filter(user=user).delete()
+    SealedAuthenticator.objects.filter(user=user).delete()
     StaticDevice.objects.filter(user=user).delete()
 
 
@@ -151,7 +166,7 @@ def _digits(code: str) -> str:
     return "".join(code.split())
 
 
-def _check_allowed(device: TOTPDevice | StaticDevice) -> None:
+def _check_allowed(device: SealedAuthenticator | StaticDevice) -> None:
     """django-otp doubles the wait after each wrong code; say how long instead of failing silently."""
     allowed, details = device.verify_is_allowed()
     if not allowed:
@@ -164,5 +179,5 @@ def _new_backup_codes(user: User) -> list[str]:
     StaticDevice.objects.filter(user=user).delete()
     device = StaticDevice.objects.create(user=user, name=BACKUP_CODES_NAME, confirmed=True)
     codes = [StaticToken.random_token() for _ in range(BACKUP_CODE_COUNT)]
-    StaticToken.objects.bulk_create(StaticToken(device=device, token=code) for code in codes)
+    StaticToken.objects.bulk_create(StaticToken(device=device, token=backup_code_digest(code)) for code in codes)
     return codes

@@ -5,6 +5,7 @@ Codes are computed as the phone would, with RFC 6238 from django_otp.oath, from 
 
 import base64
 import datetime
+import importlib
 import re
 
 import pytest
@@ -17,7 +18,10 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from leadcrm.staff_login.services import authenticator_confirm, authenticator_start
+from leadcrm.encryption import UndecryptableSecret
+from leadcrm.staff_login.models import SealedAuthenticator
+from leadcrm.staff_login.secrets import backup_code_digest
+from leadcrm.staff_login.services import authenticator_confirm, authenticator_start, second_factor_check
 from leadcrm.tests.test_settings import GOOD_KEY, settings_of
 
 pytestmark = pytest.mark.django_db
@@ -87,13 +91,14 @@ def test_a_staff_user_sets_up_an_app_from_the_user_menu_and_sees_the_backup_code
 
     confirmed = client.post(SETUP, {"code": code_from_key(key_text)})
     assert confirmed.status_code == 302 and confirmed["Location"] == "/admin/two-factor/backup-codes/"
-    device = TOTPDevice.objects.get(user=marketer)
+    device = SealedAuthenticator.objects.get(user=marketer)
     assert device.confirmed and base64.b32encode(device.bin_key).decode() == key_text.replace(" ", "")
 
     shown = client.get(confirmed["Location"]).content.decode()
     codes = re.findall(r"<li><code>([a-z2-7]{8})</code></li>", shown)
     assert len(set(codes)) == 10
-    assert set(codes) == set(StaticToken.objects.filter(device__user=marketer).values_list("token", flat=True))
+    stored = set(StaticToken.objects.filter(device__user=marketer).values_list("token", flat=True))
+    assert stored == {backup_code_digest(code) for code in codes}
     again = client.get(confirmed["Location"]).content.decode()
     assert re.findall(r"<li><code>", again) == [] and "You have 10 unused backup codes" in again
     assert "is on" in client.get("/admin/two-factor/").content.decode()
@@ -261,3 +266,54 @@ def test_what_follows_the_password_is_decided_at_login_so_pages_ask_nothing_more
     with CaptureQueriesContext(connection) as queries:
         assert client.get("/admin/").status_code == 200
     assert [query["sql"] for query in queries if "otp_" in query["sql"]] == []
+
+
+def test_a_copy_of_the_database_holds_neither_the_app_s_key_nor_a_backup_code(marketer):
+    key_text, codes = with_app(marketer)
+    key_hex = base64.b32decode(key_text).hex()
+
+    stored_key = TOTPDevice.objects.values_list("key", flat=True).get(user=marketer)
+    stored_codes = list(StaticToken.objects.filter(device__user=marketer).values_list("token", flat=True))
+    assert key_hex not in stored_key.lower() and key_text not in stored_key.upper()
+    assert len(stored_codes) == 10 and not set(stored_codes) & set(codes)
+    # django-otp's own model cannot read the stored key, so it can check no code against it.
+    with pytest.raises(ValueError):
+        TOTPDevice.objects.get(user=marketer).verify_token(code_from_key(key_text, drift=1))
+    assert second_factor_check(user=marketer, code=code_from_key(key_text, drift=1)).backup_codes_left is None
+    assert second_factor_check(user=marketer, code=codes[3]).backup_codes_left == 9
+
+
+def test_keys_sealed_under_another_encryption_key_fail_with_a_clear_error(marketer, settings):
+    key_text, _ = with_app(marketer)
+    settings.FIELD_ENCRYPTION_KEY = "another-key-than-the-one-that-sealed-it"
+
+    with pytest.raises(UndecryptableSecret, match="FIELD_ENCRYPTION_KEY"):
+        second_factor_check(user=marketer, code=code_from_key(key_text, drift=1))
+
+
+def test_the_migration_seals_keys_and_digests_backup_codes_stored_in_the_clear_and_they_still_work(marketer):
+    """What django-otp had stored before leadcrm.staff_login's migration 0001: both in the clear."""
+    from django.apps import apps
+
+    migration = importlib.import_module("leadcrm.staff_login.migrations.0001_sealed_authenticator_keys")
+
+    key_hex = "3132333435363738393031323334353637383930"  # RFC 6238's test key
+    TOTPDevice.objects.create(user=marketer, name="Authenticator app", key=key_hex, confirmed=True)
+    backup = StaticDevice.objects.create(user=marketer, name="Backup codes", confirmed=True)
+    StaticToken.objects.bulk_create(StaticToken(device=backup, token=code) for code in ("abcd2345", "wxyz6789"))
+
+    migration.seal_secrets(apps, None)
+    migration.seal_secrets(apps, None)  # a second run changes nothing
+
+    assert TOTPDevice.objects.get(user=marketer).key.startswith("aesgcm1$")
+    assert set(StaticToken.objects.values_list("token", flat=True)) == {
+        backup_code_digest("abcd2345"),
+        backup_code_digest("wxyz6789"),
+    }
+    key_text = base64.b32encode(bytes.fromhex(key_hex)).decode()
+    assert second_factor_check(user=marketer, code=code_from_key(key_text)).backup_codes_left is None
+    assert second_factor_check(user=marketer, code="ABCD-2345").backup_codes_left == 1
+
+    migration.unseal_secrets(apps, None)
+    assert TOTPDevice.objects.get(user=marketer).key == key_hex
+    assert not StaticToken.objects.exists()  # digests cannot be turned back: renewed from the two-factor page
