@@ -10,6 +10,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from campaigns.tests.factories import CampaignFactory
 from leads.models import Delivery, DeliveryAttempt, DeliveryDestination, DeliveryRoute, Lead, OutboxEntry, Postback
@@ -505,3 +507,41 @@ def test_a_buyers_inbox_tells_a_permanent_refusal_from_a_temporary_one(settings,
     assert (delivery.status, entry.status) == (delivery_status, entry_status)
     assert reply.split(" ", 1)[0] in delivery.reason
     assert Lead.objects.get(pk=lead.pk).validity == "valid"  # nothing about the lead changed
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the production database's plan")
+@pytest.mark.parametrize("backlog", [0, 20_000], ids=["no backlog", "another queue's backlog"])
+def test_a_claim_reads_only_its_own_kinds_due_rows_whatever_another_queues_backlog(db, backlog):
+    """A worker claims its queue's kinds through outbox_due_by_kind (kind first): a tick's backlog of
+    another queue's rows (100,000 nurture emails in production) is not read by every claim."""
+    from django.test.utils import CaptureQueriesContext
+
+    leads = LeadFactory.create_batch(10)
+    past = timezone.now() - timedelta(minutes=1)
+    rows = [OutboxEntry(lead=leads[n % 10], kind="delivery", next_attempt_at=past) for n in range(50)]
+    # The other queue's rows came due first, as a tick's backlog does.
+    earlier = past - timedelta(hours=1)
+    rows += [OutboxEntry(lead=leads[n % 10], kind="postback", next_attempt_at=earlier) for n in range(backlog)]
+    OutboxEntry.objects.bulk_create(rows, batch_size=5000)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {OutboxEntry._meta.db_table}")  # as autovacuum would, for the planner
+    with CaptureQueriesContext(connection) as queries:
+        claimed, _ = outbox_module._claim([], ["delivery"], 20)
+    claim = next(query["sql"] for query in queries if query["sql"].startswith("UPDATE"))
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {claim}")
+        plan = cursor.fetchone()[0][0]["Plan"]
+    # The scan that looks for due rows of the claimed kinds (the UPDATE then finds each row by its id).
+    (search,) = (node for node in _plan_nodes(plan) if "kind" in node.get("Index Cond", "") + node.get("Filter", ""))
+    read = search["Actual Rows"] * search["Actual Loops"] + search.get("Rows Removed by Filter", 0)
+    assert len(claimed) == 20 and {entry.kind for entry in claimed} == {"delivery"}
+    assert read <= 50, search  # the due deliveries at most, none of the other queue's rows
+    if backlog:
+        assert search.get("Index Name") == "outbox_due_by_kind", search
+
+
+def _plan_nodes(node):
+    yield node
+    for child in node.get("Plans", []):
+        yield from _plan_nodes(child)
