@@ -15,6 +15,7 @@ import contextlib
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -246,11 +247,17 @@ class Browser:
 
 
 @pytest.fixture(scope="session")
-def chromium():
-    """One Chromium for every browser test of the process (starting one takes about a second)."""
+def chromium(django_db_setup, live_server):
+    """One Chromium for every browser test of the process (starting one takes about a second). It quits
+    before the live server stops and the test database is dropped: its keep-alive connections hold the
+    server's request threads open, and with them their database sessions (CONN_MAX_AGE), which on
+    PostgreSQL kept the test database from being dropped."""
     chromium = Browser()
     yield chromium
     chromium.quit()
+    for thread in threading.enumerate():
+        if "process_request_thread" in thread.name:  # each closes its database connections as it ends
+            thread.join(timeout=5)
 
 
 class DemoSnapshot:
