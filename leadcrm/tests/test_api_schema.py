@@ -24,7 +24,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from hypothesis.strategies._internal import regex as hypothesis_regex
 from rest_framework.authtoken.models import Token
-from schemathesis.config._operations import OperationConfig
+from schemathesis.config import OperationConfig
 
 from campaigns.tests.factories import CampaignFactory, OfferFactory
 from leadcrm.wsgi import application
