@@ -255,8 +255,11 @@ def chromium(django_db_setup, live_server):
     chromium = Browser()
     yield chromium
     chromium.quit()
+    server = live_server.thread.httpd
     for thread in threading.enumerate():
-        if "process_request_thread" in thread.name:  # each closes its database connections as it ends
+        # The live server's request threads (not other tests' servers'): each closes its database
+        # connections as it ends. Thread keeps its target only while it runs, as here.
+        if getattr(getattr(thread, "_target", None), "__self__", None) is server:
             thread.join(timeout=5)
 
 
