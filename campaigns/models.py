@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import BaseValidator, MaxValueValidator, MinValueValidator, RegexValidator, URLValidator
 from django.db import models
 from django.db.models import Q
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from leadcrm.fields import StringListField
@@ -305,6 +306,7 @@ class Offer(TimestampedModel):
     def clean(self) -> None:
         if self.currency:
             self.currency = self.currency.upper()
+        self._refuse_relabelling_booked_spend()
         overrides = self.lead_type_overrides
         if not isinstance(overrides, dict) or any(
             not isinstance(action, str) or value not in LeadType.values for action, value in overrides.items()
@@ -313,6 +315,22 @@ class Offer(TimestampedModel):
                 {"lead_type_overrides": 'Use {"action": "soft" or "hard", ...}, e.g. {"webinar": "hard"}.'}
             )
         self.lead_type_overrides = {action.strip().lower(): value for action, value in overrides.items()}
+
+    def _refuse_relabelling_booked_spend(self) -> None:
+        """Spend is booked in the offer's currency, and each correction of a day in the currency it
+        has then: a changed currency would turn the days already booked into the new one, unconverted."""
+        booked = Offer.objects.filter(pk=self.pk).values_list("currency", flat=True).first() if self.pk else None
+        if not booked or booked == self.currency:
+            return
+        days = self.daily_stats.exclude(spend=0).count()
+        if days:
+            raise ValidationError(
+                {
+                    "currency": f"This offer's spend is booked in {booked} on {days} day{pluralize(days)}. "
+                    f"Create a new offer in {self.currency}, or delete those days' stats (their spend is "
+                    f"reversed in {booked}), change the currency and import them again."
+                }
+            )
 
 
 class Campaign(TimestampedModel):

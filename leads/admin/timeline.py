@@ -107,7 +107,12 @@ def _postback(data: dict) -> str:
 
 def _outcome(data: dict) -> str:
     reference = f", reference {data['reference']}" if data.get("reference") else ""
-    return f"{str(data.get('outcome')).capitalize()}, reported by {data.get('by')}{reference}."
+    kept = (
+        "; other buyers keep the lead, so only this buyer's purchase was refunded"
+        if data.get("kept_by_other_buyers")
+        else ""
+    )
+    return f"{str(data.get('outcome')).capitalize()}, reported by {data.get('by')}{reference}{kept}."
 
 
 def _nurture(data: dict) -> str:

@@ -62,7 +62,7 @@ from .calls import (
     settle,
 )
 from .delivery_payload import email_text, mapped_payload, request_body
-from .ledger import buyer_balances, ledger_post_sales
+from .ledger import buyer_balances, ledger_post_return, ledger_post_sales
 from .outbox import GiveUp, RetryLater, dispatch, outbox_enqueue
 from .signing import signed_headers
 
@@ -635,10 +635,30 @@ def _record_many(sends: list[tuple[Delivery, SentRequest, Lead | None]]) -> list
         ]
         unloaded = [delivery.lead_id for delivery, lead in sold if lead is None]
         loaded = Lead.objects.select_related("offer").in_bulk(unloaded) if unloaded else {}
-        ledger_post_sales(sales=[(delivery, lead or loaded[delivery.lead_id]) for delivery, lead in sold])
+        sales = [(delivery, lead or loaded[delivery.lead_id]) for delivery, lead in sold]
+        returned = _returned_while_sent([lead for _, lead in sales])
+        ledger_post_sales(sales=sales)
+        for lead in returned:
+            # The buyer has the lead and its sale is booked, but the lead was returned while the post
+            # was under way: reversed as the return reversed the rest (inside the offer's window).
+            ledger_post_return(lead=lead)
         for destination_id, reason in disabled.items():
             DeliveryDestination.objects.filter(pk=destination_id).update(is_active=False, disabled_reason=reason)
     return settled
+
+
+def _returned_while_sent(leads: list[Lead]) -> list[Lead]:
+    """Of the leads just sold, those returned meanwhile. Their rows are locked until the sales commit, so
+    a return under way is waited for and seen here, and a later one sees the sales and reverses them."""
+    if not leads:
+        return []
+    statuses = dict(
+        Lead.objects.select_for_update(of=("self",))
+        .filter(pk__in={lead.pk for lead in leads})
+        .order_by("pk")
+        .values_list("pk", "status")
+    )
+    return list({lead.pk: lead for lead in leads if statuses.get(lead.pk) == LeadStatus.RETURNED}.values())
 
 
 def _why_not_send(deliveries: list[Delivery]) -> dict[int, str]:

@@ -187,7 +187,9 @@ def sale_commission(lead: Lead) -> tuple[Decimal, str]:
     return lead.offer.payout_per_sale, lead.offer.currency
 
 
-def ledger_post_sale_commission(*, lead: Lead) -> list[LedgerEntry]:
+def ledger_post_sale_commission(*, lead: Lead, advertiser_id: int | None = None) -> list[LedgerEntry]:
+    """The commission of a won lead, owed by the advertiser that reported the sale (a buyer's, or the
+    one whose postback it was), else by the offer's."""
     if lead.is_test:
         return []
     amount, currency = sale_commission(lead)
@@ -199,18 +201,23 @@ def ledger_post_sale_commission(*, lead: Lead) -> list[LedgerEntry]:
         kind=K.SALE_COMMISSION,
         amount=amount,
         currency=currency,
-        advertiser_id=lead.offer.advertiser_id,
+        advertiser_id=advertiser_id or lead.offer.advertiser_id,
     )
     return ledger_post([entry])
 
 
-def ledger_post_return(*, lead: Lead) -> list[LedgerEntry]:
+def ledger_post_return(*, lead: Lead, advertiser_id: int | None = None) -> list[LedgerEntry]:
     """A return inside the offer's window reverses the sale, the commission and the supplier's payout.
+    With `advertiser_id`, one buyer's return of a lead other buyers keep (kept_by_other_buyers): only
+    what that advertiser was charged for it, its purchase and a commission it owed, is reversed.
 
-    Outside the window nothing is refunded (buyers are refused then; staff may still mark it)."""
+    Outside the window nothing is refunded (buyers are refused then; staff may still mark it). Each
+    entry is reversed once, however many returns name it."""
     if timezone.now() > return_deadline(lead):
         return []
     earlier = LedgerEntry.objects.filter(lead=lead, kind__in=list(REVERSALS)).order_by("id")
+    if advertiser_id is not None:
+        earlier = earlier.filter(kind__in=[K.LEAD_SOLD, K.SALE_COMMISSION], advertiser_id=advertiser_id)
     reversals = [
         LedgerEntry(
             key=f"reversal:{entry.pk}",
@@ -230,6 +237,14 @@ def ledger_post_return(*, lead: Lead) -> list[LedgerEntry]:
         for entry in earlier
     ]
     return ledger_post(reversals)
+
+
+def kept_by_other_buyers(*, lead: Lead, advertiser_id: int) -> bool:
+    """Whether another advertiser bought the lead (a shared offer sells it to several) and has not
+    returned it: then one buyer's return is its own, and the lead, its payout and the others' sales stand."""
+    sales = LedgerEntry.objects.filter(lead=lead, kind=K.LEAD_SOLD).exclude(advertiser_id=advertiser_id)
+    reversed_keys = set(LedgerEntry.objects.filter(lead=lead, kind=K.LEAD_RETURNED).values_list("key", flat=True))
+    return any(f"reversal:{pk}" not in reversed_keys for pk in sales.values_list("pk", flat=True))
 
 
 def ledger_sync_media_spend(*, days: Iterable[tuple[int, datetime.date]]) -> list[LedgerEntry]:

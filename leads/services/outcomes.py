@@ -12,7 +12,7 @@ from campaigns.models import Advertiser
 from leadcrm.errors import Conflict, InvalidInput, NotFound
 
 from ..models import Lead, LeadEvent, LeadOutcome, LeadStatus, Partner
-from .ledger import return_deadline
+from .ledger import kept_by_other_buyers, ledger_post_return, return_deadline
 from .workflow import lead_set_status
 
 
@@ -73,6 +73,10 @@ def _apply(
 ) -> LeadOutcome:
     lead = Lead.objects.select_for_update(of=("self",)).select_related("offer").get(pk=lead.pk)
     reported_by, by = _reporter(partner, user, advertiser)
+    # The advertiser a buyer's key or a postback speaks for: its sale's commission is its own to pay,
+    # and on a lead sold to several buyers its return is its own.
+    reporter_advertiser_id = partner.advertiser_id if partner is not None else advertiser.pk if advertiser else None
+    kept_by_others = False
     actor_note, actor = f"reported by {by}", user  # a staff user's report is theirs on the timeline too
     if kind == LeadOutcome.Kind.CONTACTED:
         if lead.status == LeadStatus.NEW:
@@ -86,6 +90,7 @@ def _apply(
                 reason=actor_note,
                 sale_amount=sale_amount,
                 sale_currency=currency,
+                sale_reported_by=reporter_advertiser_id,
             )
     elif kind == LeadOutcome.Kind.RETURNED:
         if return_reason not in LeadOutcome.ReturnReason.values:
@@ -99,7 +104,13 @@ def _apply(
                 f"{timezone.localtime(deadline):%Y-%m-%d %H:%M %Z}; the lead can no longer be returned.",
                 extra={"reason": ["Outside the return window."]},
             )
-        if lead.status != LeadStatus.RETURNED:
+        kept_by_others = reporter_advertiser_id is not None and kept_by_other_buyers(
+            lead=lead, advertiser_id=reporter_advertiser_id
+        )
+        if kept_by_others:
+            # Only this buyer's purchase is undone: the lead stays with the others, as does its payout.
+            ledger_post_return(lead=lead, advertiser_id=reporter_advertiser_id)
+        elif lead.status != LeadStatus.RETURNED:
             lead_set_status(
                 lead=lead, status=LeadStatus.RETURNED, actor=actor, reason=f"{return_reason}: {note}".strip(": ")
             )
@@ -123,7 +134,12 @@ def _apply(
         lead=lead,
         kind=LeadEvent.Kind.OUTCOME,
         actor=actor,
-        data={"outcome": kind, "by": by, "reference": external_reference},
+        data={
+            "outcome": kind,
+            "by": by,
+            "reference": external_reference,
+            **({"kept_by_other_buyers": True} if kept_by_others else {}),
+        },
     )
     return outcome
 

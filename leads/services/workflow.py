@@ -48,7 +48,10 @@ def lead_set_status(
     reason: str = "",
     sale_amount: Decimal | None = None,
     sale_currency: str = "",
+    sale_reported_by: int | None = None,
 ) -> Lead:
+    """`sale_reported_by`: the advertiser whose report won the lead, who owes the sale's commission
+    (the offer's advertiser when no advertiser reported it)."""
     lead = Lead.objects.select_for_update(of=("self",)).select_related("offer").get(pk=lead.pk)
     validate_status_change(lead=lead, status=status, reason=reason, sale_amount=sale_amount)
     reason = reason.strip()
@@ -70,7 +73,7 @@ def lead_set_status(
     LeadEvent.objects.create(lead=lead, kind=LeadEvent.Kind.STATUS, actor=actor, data=data)
     lead_status_changed.send(sender=Lead, lead=lead, previous=previous)
     if status == S.WON:
-        ledger_post_sale_commission(lead=lead)
+        ledger_post_sale_commission(lead=lead, advertiser_id=sale_reported_by)
     elif status == S.RETURNED:
         ledger_post_return(lead=lead)
     if status in POSTBACK_ON_STATUS:

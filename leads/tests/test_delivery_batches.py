@@ -43,10 +43,10 @@ pytestmark = pytest.mark.django_db
 # so no lead is looked up in one) and their prices, cap usage, accounts, promised prices and
 # balances, insert the deliveries, set the entries' payloads, the signing secrets; sends routed in
 # the batch are not checked again) and to record its answers (a conditional update, attempts with
-# the timeline, ledger, rollups). The same for 3 leads as for 40.
+# the timeline, the sold leads' row locks, ledger, rollups). The same for 3 leads as for 40.
 PREPARE_QUERIES = 12
 # Elsewhere the rows are read before the update, and the attempts and the timeline take two round trips.
-RECORD_QUERIES = 4 if connection.vendor == "postgresql" else 6
+RECORD_QUERIES = 5 if connection.vendor == "postgresql" else 7
 
 
 @pytest.fixture

@@ -110,9 +110,10 @@ def test_an_accepted_delivery_books_its_price_once_and_keeps_it(offer, route):
     assert money(lead) == [(K.LEAD_SOLD, Decimal("25.00"), "USD")]
 
 
-def test_booking_a_sale_adds_two_statements_to_the_delivery(offer, route):
-    """The ledger entry and the day's rollup: one statement each, whatever the lead (a buyer's balance is
-    its entries added up, not a second figure to update)."""
+def test_booking_a_sale_adds_three_statements_to_the_delivery(offer, route):
+    """The ledger entry and the day's rollup, one statement each, whatever the lead (a buyer's balance is
+    its entries added up, not a second figure to update); and the lead's row lock, so that a return under
+    way is waited for and its lead's sale reversed."""
     from django.test.utils import CaptureQueriesContext
 
     def statements(context) -> list[str]:
@@ -129,9 +130,15 @@ def test_booking_a_sale_adds_two_statements_to_the_delivery(offer, route):
     with CaptureQueriesContext(connection) as with_money:
         _record(delivery, SentRequest(Verdict(Outcome.ACCEPTED)), lead)
 
-    assert len(statements(with_money)) - len(statements(without_money)) == 2
+    assert len(statements(with_money)) - len(statements(without_money)) == 3
     booked = [sql.split()[:3] for sql in statements(with_money) if "ledgerentry" in sql or "dailyrollup" in sql]
     assert booked == [["INSERT", "INTO", '"leads_ledgerentry"'], ["INSERT", "INTO", "reporting_dailyrollup"]]
+    locked = [
+        sql
+        for sql in statements(with_money)
+        if sql.startswith('SELECT "leads_lead"."id" AS "pk", "leads_lead"."status"')
+    ]
+    assert len(locked) == 1 and (connection.vendor == "sqlite" or locked[0].endswith('FOR UPDATE OF "leads_lead"'))
     assert not any("ledgerentry" in sql or "dailyrollup" in sql for sql in statements(without_money))
     assert money(lead) == [(K.LEAD_SOLD, Decimal("25.00"), "USD")]
 
@@ -237,6 +244,34 @@ def test_a_reimported_day_books_the_difference_and_a_deleted_day_reverses_it(off
     spend = LedgerEntry.objects.filter(kind=K.MEDIA_SPEND, campaign=campaign).order_by("id")
     assert [entry.amount for entry in spend] == [Decimal("-10.50"), Decimal("-1.75"), Decimal("12.25")]
     assert {entry.day for entry in spend} == {datetime.date(2026, 11, 2)}
+
+
+def test_an_offers_currency_cannot_change_under_booked_spend_and_can_once_it_is_reversed(offer, client, superuser):
+    from campaigns.tests.test_offer_retention import posted
+
+    campaign = CampaignFactory(offer=offer, slug="solar-us")
+    assert daily_stats_import(data=b"date,campaign,spend\n2026-11-02,solar-us,100.00\n").imported
+    client.force_login(superuser)
+
+    refused = posted(client, offer, currency="EUR")
+
+    assert "This offer&#x27;s spend is booked in USD on 1 day. Create a new offer in EUR" in refused.content.decode()
+    offer.refresh_from_db()
+    assert offer.currency == "USD"
+    # The day re-reported later is still booked as it was, in dollars.
+    assert daily_stats_import(data=b"date,campaign,spend,impressions\n2026-11-02,solar-us,100.00,5000\n").imported
+    assert list(LedgerEntry.objects.filter(kind=K.MEDIA_SPEND).values_list("amount", "currency")) == [
+        (Decimal("-100.00"), "USD")
+    ]
+    # As the error says: the day deleted (reversed in USD), the currency changed, the day imported again.
+    campaign.daily_stats.get().delete()
+    assert posted(client, offer, currency="EUR").redirect_chain
+    assert daily_stats_import(data=b"date,campaign,spend\n2026-11-02,solar-us,100.00\n").imported
+    assert list(LedgerEntry.objects.filter(kind=K.MEDIA_SPEND).order_by("id").values_list("amount", "currency")) == [
+        (Decimal("-100.00"), "USD"),
+        (Decimal("100.00"), "USD"),
+        (Decimal("-100.00"), "EUR"),
+    ]
 
 
 # --- Buyer accounts -------------------------------------------------------------------------------
@@ -460,3 +495,117 @@ def test_staff_record_a_buyer_payment_and_its_held_leads_are_released(offer, rou
     assert any("1 held lead(s)" in str(m) for m in done.context["messages"])
     assert buyer_balance(offer.advertiser_id, "USD") == Decimal("100.00")
     assert "100.00" in client.get(reverse("admin:leads_buyeraccount_changelist")).content.decode()
+
+
+# --- A lead sold to several buyers (a shared offer) -------------------------------------------------
+
+
+def buyer_client(partner: Partner):
+    from rest_framework.test import APIClient
+
+    from leads.services.partners import api_key_create
+
+    _, raw_key = api_key_create(partner=partner, scopes=["outcomes:write", "reports:read"])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+    return client
+
+
+@pytest.fixture
+def shared_lead(offer, supplier):
+    """A lead its supplier earns 8.00 on once sold, sold to two advertisers: A for 30.00, B for 40.00,
+    each with a buyer's API key."""
+    from campaigns.tests.factories import AdvertiserFactory
+
+    campaign = CampaignFactory(offer=offer)
+    SupplierPayout.objects.create(partner=supplier, campaign=campaign, amount=Decimal("8.00"), basis="sold")
+    lead = LeadFactory(campaign=campaign, partner=supplier, country="CA")
+    buyers = {}
+    for name, price in (("A", "30.00"), ("B", "40.00")):
+        advertiser = AdvertiserFactory(name=f"Advertiser {name}")
+        destination = DeliveryDestination.objects.create(
+            advertiser=advertiser, name=f"Inbox {name}", kind="email", email_to=["sales@buyer.example"]
+        )
+        delivery = Delivery.objects.create(lead=lead, destination=destination, price=Decimal(price), currency="USD")
+        _record(delivery, SentRequest(Verdict(Outcome.ACCEPTED)), lead)
+        buyers[name] = Partner.objects.create(name=f"Buyer {name}", role=Partner.Role.BUYER, advertiser=advertiser)
+    return lead, buyers
+
+
+def report(partner: Partner, lead, **body):
+    return buyer_client(partner).post(reverse("api-lead-outcome", args=[lead.public_id]), body, format="json")
+
+
+def test_one_buyers_return_of_a_shared_lead_refunds_that_buyer_alone(shared_lead):
+    lead, buyers = shared_lead
+    a, b = buyers["A"].advertiser, buyers["B"].advertiser
+
+    answer = report(buyers["A"], lead, outcome="returned", reason="invalid_contact", note="wrong number")
+
+    assert answer.status_code == 201, answer.json()
+    assert (buyer_balance(a.pk, "USD"), buyer_balance(b.pk, "USD")) == (Decimal("0.00"), Decimal("-40.00"))
+    assert money(lead) == [
+        (K.LEAD_SOLD, Decimal("30.00"), "USD"),
+        (K.PAYOUT_EARNED, Decimal("-8.00"), "USD"),
+        (K.LEAD_SOLD, Decimal("40.00"), "USD"),
+        (K.LEAD_RETURNED, Decimal("-30.00"), "USD"),
+    ]
+    lead.refresh_from_db()
+    # B keeps the lead: it is not returned, its supplier keeps the payout, and B can still report on it.
+    assert (lead.status, lead.returned_at) == ("new", None)
+    assert report(buyers["A"], lead, outcome="returned", reason="invalid_contact").status_code == 201
+    assert len(money(lead)) == 4  # A's second report refunds nothing twice
+    from leads.admin.timeline import timeline_html
+
+    assert "other buyers keep the lead, so only this buyer" in timeline_html(lead.events.order_by("id"))
+
+    # When B returns it too, no one keeps it: the lead is returned and the payout reversed.
+    assert report(buyers["B"], lead, outcome="returned", reason="invalid_contact").status_code == 201
+    lead.refresh_from_db()
+    assert lead.status == "returned"
+    assert money(lead)[4:] == [(K.PAYOUT_REVERSED, Decimal("8.00"), "USD"), (K.LEAD_RETURNED, Decimal("-40.00"), "USD")]
+    assert (buyer_balance(a.pk, "USD"), buyer_balance(b.pk, "USD")) == (Decimal("0.00"), Decimal("0.00"))
+
+
+def test_a_buyers_reported_sale_is_its_own_commission_and_its_return_reverses_only_its_money(shared_lead, offer):
+    lead, buyers = shared_lead
+    b = buyers["B"].advertiser
+
+    answer = report(buyers["B"], lead, outcome="converted", sale_amount="99.00")
+
+    assert answer.status_code == 201, answer.json()
+    commission = LedgerEntry.objects.get(lead=lead, kind=K.SALE_COMMISSION)
+    # Owed by B, who reported it, not by the offer's advertiser, who bought nothing.
+    assert (commission.advertiser_id, commission.amount) == (b.pk, Decimal("99.00"))
+    assert not LedgerEntry.objects.filter(advertiser=offer.advertiser).exists()
+    # A returns its copy: B's purchase and B's commission stand.
+    assert report(buyers["A"], lead, outcome="returned", reason="duplicate").status_code == 201
+    lead.refresh_from_db()
+    assert lead.status == "won"
+    assert buyer_balance(b.pk, "USD") == Decimal("-139.00")  # its purchase and the commission it owes
+    assert LedgerEntry.objects.filter(lead=lead, kind=K.SALE_REVERSED).count() == 0
+    # B's return, the last, reverses its purchase and its commission.
+    assert report(buyers["B"], lead, outcome="returned", reason="duplicate").status_code == 201
+    assert LedgerEntry.objects.get(lead=lead, kind=K.SALE_REVERSED).amount == Decimal("-99.00")
+
+
+def test_a_lead_returned_while_its_post_was_under_way_has_its_sale_reversed(offer, route, supplier):
+    campaign = CampaignFactory(offer=offer)
+    SupplierPayout.objects.create(partner=supplier, campaign=campaign, amount=Decimal("8.00"), basis="sold")
+    lead = LeadFactory(campaign=campaign, partner=supplier, country="CA")
+    delivery = _route(entry_for(lead))
+    assert delivery is not None
+    # The worker has posted the lead; before the buyer's answer is recorded, staff return it (fraud).
+    lead_set_status(lead=lead, status="returned", actor=None, reason="fraud")
+
+    _record(delivery, SentRequest(Verdict(Outcome.ACCEPTED)))
+
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.ACCEPTED  # what the buyer answered, as it happened
+    assert money(lead) == [
+        (K.LEAD_SOLD, Decimal("25.00"), "USD"),
+        (K.PAYOUT_EARNED, Decimal("-8.00"), "USD"),
+        (K.LEAD_RETURNED, Decimal("-25.00"), "USD"),
+        (K.PAYOUT_REVERSED, Decimal("8.00"), "USD"),
+    ]
+    assert buyer_balance(offer.advertiser_id, "USD") == Decimal("0.00")
