@@ -30,6 +30,7 @@ from leadcrm.admin_logs import ReadOnlyLogAdmin
 from leadcrm.csv_upload import CsvUploadError, control_character_problem, read_csv_upload
 from leadcrm.errors import ApplicationError
 from leadcrm.progress import progress_html
+from leadcrm.spreadsheets import spreadsheet_safe
 from leads.admin.extensions import register_lead_action, register_lead_section
 from leads.models import Lead
 from leads.services.samples import sample_lead
@@ -394,7 +395,7 @@ class SuppressionAdmin(ModelAdmin):
             sender=Suppression, user=request.user, kind="suppression_export", path=request.path, rows=queryset.count()
         )
         for row in queryset.values_list("email", "reason", "created_at").iterator():
-            writer.writerow([row[0], row[1], row[2].isoformat()])
+            writer.writerow([spreadsheet_safe(row[0]), row[1], row[2].isoformat()])
         return response
 
     def get_urls(self):

@@ -8,6 +8,8 @@ email trimmed and lowercased; phone in E.164 with "+"; names lowercased; country
 from collections.abc import Mapping
 from typing import Any
 
+from leadcrm.spreadsheets import spreadsheet_safe
+
 # Shared with buyers' suppression lists (leads), so a list uploaded from an export matches leads.
 from leads.services.contact_hashes import e164 as _e164
 from leads.services.contact_hashes import normalised_email as _email
@@ -38,7 +40,7 @@ def google_row(lead: Mapping[str, Any]) -> list[str]:
         sha256(_name(lead["first_name"])),
         sha256(_name(lead["last_name"])),
         (lead["country"] or "").upper(),  # Google takes country and zip unhashed
-        (lead["zip_code"] or "").strip(),
+        spreadsheet_safe((lead["zip_code"] or "").strip()),
     ]
 
 
@@ -47,7 +49,8 @@ def generic_row(lead: Mapping[str, Any]) -> list[str]:
 
 
 def plain_row(lead: Mapping[str, Any]) -> list[str]:
-    return [
+    """Text as visitors and partners typed it, which a spreadsheet would run if it began like a formula."""
+    row = [
         _email(lead["email"]),
         _e164(lead["phone"], lead["country"]) or lead["phone"],
         lead["first_name"],
@@ -55,6 +58,7 @@ def plain_row(lead: Mapping[str, Any]) -> list[str]:
         lead["country"],
         lead["zip_code"],
     ]
+    return [spreadsheet_safe(value) for value in row]
 
 
 FORMATS = {

@@ -96,13 +96,13 @@ def test_enrollment_actions_pause_resume_move_and_remove(marketer, make_flow, ca
 def test_the_suppression_list_imports_and_exports(marketer, make_flow, capture):
     make_flow(email_step(1), wait_step(days=2))
     capture(email="ann@example.com", first_name="Ann")
-    upload = io.BytesIO(b"email,name\nANN@example.com,Ann\nnot-an-address,X\ncarl@example.com,Carl\n")
+    upload = io.BytesIO(b"email,name\nANN@example.com,Ann\nnot-an-address,X\n=carl@example.com,Carl\n")
     upload.name = "suppress.csv"
 
     response = marketer.post(reverse("admin:nurture_suppression_import"), {"file": upload}, follow=True)
 
     assert "2 address(es) suppressed. Lines without an address: 3." in response.content.decode()
-    assert set(Suppression.objects.values_list("email", flat=True)) == {"ann@example.com", "carl@example.com"}
+    assert set(Suppression.objects.values_list("email", flat=True)) == {"ann@example.com", "=carl@example.com"}
     assert Enrollment.objects.get().status == "exited"  # suppressed addresses leave their flows
     export = marketer.post(
         reverse("admin:nurture_suppression_changelist"),
@@ -110,6 +110,8 @@ def test_the_suppression_list_imports_and_exports(marketer, make_flow, capture):
     )
     lines = export.content.decode().splitlines()
     assert lines[0] == "email,reason,created_at" and len(lines) == 3
+    # An address may begin like a formula: quoted, so a spreadsheet shows it rather than runs it.
+    assert sorted(line.split(",")[0] for line in lines[1:]) == ["'=carl@example.com", "ann@example.com"]
 
 
 def test_a_suppression_upload_names_lines_with_control_characters_and_stores_the_others(marketer):

