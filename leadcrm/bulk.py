@@ -525,9 +525,10 @@ def _update_from_rows(
     before: Sequence[Statement] = (),
 ) -> set[Any]:
     meta = type(objects[0])._meta
+    # get_field() may return a reverse relation to the stubs; `fields` name concrete columns only.
     columns: list[Field[Any, Any]] = [meta.pk, *(meta.get_field(name) for name in fields)]  # type: ignore[list-item]
     conditions: list[tuple[Field[Any, Any], Any]] = [
-        (meta.get_field(name), value)  # type: ignore[misc]
+        (meta.get_field(name), value)  # type: ignore[misc]  # as above: concrete fields by name
         for name, value in only_if.items()
     ]
     quote = connection.ops.quote_name
@@ -625,6 +626,7 @@ def _prepare_of(column: Field[Any, Any]) -> tuple[frozenset[type], Any]:
     """(types whose values go into the document as they are, the preparation of any other value)."""
     if column.get_internal_type() == "JSONField":
         return frozenset(), _same
+    # A relation's column is a ForeignKey, whose target_field the base Field type does not declare.
     target = column.target_field if column.is_relation else column  # type: ignore[attr-defined]
     # Django's own field classes only: a subclass may prepare even a str or an int its own way.
     plain = type(target).__module__.startswith("django.db.models.fields")
@@ -660,6 +662,7 @@ def _json_value(value: Any) -> Any:
 def _cast_type(column: Field[Any, Any], connection: Any) -> str:
     """The column's type for a cast, without a length: casting to varchar(n) cuts a longer value
     short without a word, where assigning it to the column refuses it."""
+    # Field.cast_db_type() is Django's (since 2.0) but missing from django-stubs.
     cast: str = column.cast_db_type(connection)  # type: ignore[attr-defined]
     return re.sub(r"^(varchar|character varying)\(\d+\)$", "varchar", cast)
 

@@ -51,6 +51,7 @@ class KeptClientRedisCacheClient(RedisCacheClient):
         pool = self._get_connection_pool(write)  # type: ignore[attr-defined]  # Django's choice of server
         client = self._clients.get(id(pool))
         if client is None:
+            # Django's RedisCacheClient attributes, private and absent from django-stubs.
             client = self._clients[id(pool)] = self._client(connection_pool=pool)  # type: ignore[attr-defined]
         return client
 
@@ -72,6 +73,7 @@ class ResilientRedisCache(RedisCache):
         """`count_in_windows` in one round trip: the last window's count and this one's increment."""
 
         def in_redis() -> tuple[int, int]:
+            # The Redis backend's client method, which BaseCache (the stubs' type of _cache) lacks.
             client = self._cache.get_client(key, write=True)  # type: ignore[attr-defined]
             pipeline = client.pipeline(transaction=False)
             this_window = self.make_and_validate_key(f"{key}:{window}")

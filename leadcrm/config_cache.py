@@ -52,6 +52,7 @@ def cached(namespace: str, key: Hashable, load: Callable[[], T], *, keep: Callab
     version, now = _version(), time.monotonic()
     entry = _entries.get((namespace, key))
     if entry is not None and entry[0] == version and now - entry[1] < TTL_SECONDS:
+        # Every namespace's values share one dict (of object); this key's load() made this one a T.
         return entry[2]  # type: ignore[return-value]
     value = load()
     if keep is None or keep(value):

@@ -1,5 +1,5 @@
-"""The dependency rules between apps (DESIGN.md): campaigns is the base, leads never names nurture or
-reporting, and reporting sits on top. Production code and tests alike."""
+"""The dependency rules between apps (docs/ARCHITECTURE.md, "The rules between apps"): campaigns is the base,
+leads never names nurture or reporting, and reporting sits on top. Production code and tests alike."""
 
 import ast
 from pathlib import Path

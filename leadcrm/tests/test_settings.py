@@ -10,6 +10,8 @@ import pytest
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 GOOD_KEY = "k3y-for-settings-tests-only-9f8e7d6c5b4a3928170615243342516aa"
+# Each starts Python afresh and imports Django and the settings (a second or two): marked slow.
+FRESH_PROCESS = pytest.mark.slow
 
 
 def run_manage(*args: str, **env_vars: str) -> subprocess.CompletedProcess:
@@ -45,6 +47,7 @@ def settings_of(*names: str, **env_vars: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@FRESH_PROCESS
 def test_production_settings_pass_the_deploy_check_with_only_secret_key_and_hosts():
     result = run_manage(
         "check", "--deploy", "--fail-level", "WARNING", SECRET_KEY=GOOD_KEY, ALLOWED_HOSTS="crm.example.com"
@@ -53,17 +56,20 @@ def test_production_settings_pass_the_deploy_check_with_only_secret_key_and_host
     assert "no issues" in result.stdout
 
 
+@FRESH_PROCESS
 def test_missing_secret_key_in_production_stops_start_up_with_a_clear_message():
     result = run_manage("check", ALLOWED_HOSTS="crm.example.com")
     assert result.returncode != 0
     assert "SECRET_KEY is not set" in result.stderr
 
 
+@FRESH_PROCESS
 def test_debug_mode_runs_without_a_secret_key():
     values = settings_of("DEBUG", "SECURE_SSL_REDIRECT", DEBUG="true")
     assert values == {"DEBUG": "True", "SECURE_SSL_REDIRECT": "False"}
 
 
+@FRESH_PROCESS
 def test_plain_http_deployment_can_turn_https_only_off_explicitly():
     secure = settings_of("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "SECURE_HSTS_SECONDS", SECRET_KEY=GOOD_KEY)
     assert secure == {"SECURE_SSL_REDIRECT": "True", "SESSION_COOKIE_SECURE": "True", "SECURE_HSTS_SECONDS": "31536000"}
@@ -73,6 +79,7 @@ def test_plain_http_deployment_can_turn_https_only_off_explicitly():
     assert plain == {"SECURE_SSL_REDIRECT": "False", "SESSION_COOKIE_SECURE": "False", "SECURE_HSTS_SECONDS": "0"}
 
 
+@FRESH_PROCESS
 def test_database_broker_email_and_time_zone_come_from_the_environment():
     values = settings_of(
         "DATABASES",
@@ -97,6 +104,7 @@ def test_database_broker_email_and_time_zone_come_from_the_environment():
     assert values["ALLOWED_HOSTS"] == "['a.example', 'b.example']"
 
 
+@FRESH_PROCESS
 def test_defaults_need_no_server_sqlite_file_and_filesystem_broker():
     values = settings_of("DATABASES", "CELERY_BROKER_URL", "CELERY_BROKER_TRANSPORT_OPTIONS", DEBUG="true")
     assert "sqlite3" in values["DATABASES"] and "db.sqlite3" in values["DATABASES"]
@@ -111,6 +119,7 @@ def test_health_endpoint_answers_ok(client):
     assert response.content == b"ok"
 
 
+@FRESH_PROCESS
 def test_makemigrations_runs_on_a_checkout_without_a_secret_but_serving_still_needs_one():
     assert run_manage("makemigrations", "--check", "--dry-run").returncode == 0
     assert "SECRET_KEY is not set" in run_manage("check").stderr
@@ -126,6 +135,7 @@ def env_example() -> dict[str, str]:
     return values
 
 
+@FRESH_PROCESS
 def test_the_documented_production_settings_as_docker_compose_wires_them_pass_the_deploy_check():
     production = env_example() | {
         "SECRET_KEY": GOOD_KEY,
@@ -143,6 +153,7 @@ def test_the_documented_production_settings_as_docker_compose_wires_them_pass_th
     assert values["CONTENT_SECURITY_POLICY_REPORT_ONLY"] == "None"
 
 
+@FRESH_PROCESS
 def test_the_content_security_policy_only_reports_when_asked_to_and_names_the_report_address():
     values = settings_of(
         "CONTENT_SECURITY_POLICY",

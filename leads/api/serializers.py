@@ -142,6 +142,8 @@ def _some_text() -> str:
     return "[" + "".join(spans) + "]"
 
 
+# drf-spectacular ships no types: subclassing its extension base runs its untyped __init_subclass__,
+# and AutoSchema._map_serializer (the documented way for an extension to map a serializer) is untyped.
 class LeadInputScheme(OpenApiSerializerExtension):  # type: ignore[no-untyped-call]
     """The contract as a whole: unknown fields are refused, and an email or a phone is required."""
 
@@ -310,6 +312,7 @@ class OutcomeInputSerializer(serializers.Serializer[Any]):
         return attrs
 
 
+# Untyped drf-spectacular, as for LeadInputScheme above.
 class OutcomeInputScheme(OpenApiSerializerExtension):  # type: ignore[no-untyped-call]
     """What OutcomeInputSerializer.validate asks beside the fields: a sale's amount, a return's reason."""
 
@@ -460,6 +463,7 @@ class PingInputSerializer(serializers.Serializer[Any]):
         return {**super().get_fields(), **{spec.name: _described(spec) for spec in PING_FIELDS}}
 
 
+# Untyped drf-spectacular, as for LeadInputScheme above.
 class PingInputScheme(OpenApiSerializerExtension):  # type: ignore[no-untyped-call]
     """A ping names its fields exactly: any other (a contact above all) is refused."""
 
@@ -536,6 +540,7 @@ class SuppressionHashesSerializer(serializers.Serializer[Any]):
         return attrs
 
 
+# Untyped drf-spectacular, as for LeadInputScheme above.
 class SuppressionHashesScheme(OpenApiSerializerExtension):  # type: ignore[no-untyped-call]
     """What SuppressionHashesSerializer.validate asks beside the fields: at least one hash."""
 

@@ -251,7 +251,8 @@ class _Router:
         every_route = [route for routes in self.routes.values() for route in routes]
         capped = [route.pk for route in every_route if _is_capped(route)]
         self.usage = route_usage(capped, now) if capped else {}
-        # Buyers that keep a lead out with their suppression list, for the whole batch in one query.
+        # Buyers that keep a lead out with their suppression list, for the whole batch in one query
+        # (buyer_has_list is an annotation of the routes' query, unknown to the model's type).
         self.suppressed = suppressed_advertisers_by_lead(
             leads,
             {route.destination.advertiser_id for route in every_route if route.buyer_has_list},  # type: ignore[attr-defined]

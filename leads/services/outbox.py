@@ -73,6 +73,7 @@ def sends_when_ready(handler: "BatchHandler") -> "BatchHandler":
     its calls have answered): a draining worker may prepare such a batch while the one before it is
     in flight, and send it once the one before yielded CALLS_ENDED. Any other batch starts only once
     the one before has ended (an auction starts its pings in its first step)."""
+    # A mark on the function object, read with getattr(): a callable's type has no such attribute.
     handler.sends_when_ready = True  # type: ignore[attr-defined]
     return handler
 
@@ -257,6 +258,7 @@ def _publish(batches: list[Batch], *, sweeping: bool = False, countdown: float |
         return
     for index, (queue, ids) in enumerate(tasks):
         try:
+            # Celery's stub types a shared task's args from its signature, which is (ids, queue) here.
             process_outbox_batch_task.apply_async((ids, queue), queue=queue, countdown=countdown)  # type: ignore[arg-type]
         except Exception:  # the broker's errors vary by transport; the row is the truth
             _broker_paused_until = time.monotonic() + BROKER_PAUSE_SECONDS
@@ -292,6 +294,7 @@ def _dispatch_after_commit(due: list[tuple[int, str]]) -> None:
         pending.sent = True
         dispatch(pending)
 
+    # Tests find what an on-commit callback will dispatch through this attribute of the function.
     send.outbox_pending = pending  # type: ignore[attr-defined]
     transaction.on_commit(send)
 
