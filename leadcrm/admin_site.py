@@ -144,6 +144,7 @@ NAVIGATION: list[tuple[str, str | None, list[Link]]] = [
             _model("Sales reps", "support_agent", "leads.salesrepprofile"),
             _model("Login lockouts", "lock_person", "axes.accessattempt"),
             _model("Two-factor apps", "phonelink_lock", "otp_totp.totpdevice"),
+            _model("API tokens", "key", "authtoken.tokenproxy"),
         ],
     ),
     (

@@ -23,10 +23,10 @@ from django.urls import resolve
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from hypothesis.strategies._internal import regex as hypothesis_regex
-from rest_framework.authtoken.models import Token
 from schemathesis.config import OperationConfig
 
 from campaigns.tests.factories import CampaignFactory, OfferFactory
+from leadcrm.staff_login.tokens import staff_token_create
 from leadcrm.wsgi import application
 from leads.models import ApiScope, Partner
 from leads.services.idempotency import MAX_KEY_LENGTH
@@ -146,8 +146,8 @@ def world(db):
 def _caller(world, role: str, *, staff_user=None) -> SimpleNamespace:
     """The Authorization header of one role, and the lead its cases aim at."""
     if staff_user is not None:
-        token = Token.objects.create(user=staff_user)
-        return SimpleNamespace(headers={"Authorization": f"Token {token.key}"}, lead=world.sold, world=world)
+        _, token = staff_token_create(user=staff_user)
+        return SimpleNamespace(headers={"Authorization": f"Token {token}"}, lead=world.sold, world=world)
     partner = getattr(world, role)
     _, raw_key = api_key_create(partner=partner, scopes=list(ROLE_SCOPES[partner.role]))
     lead = world.own if role == "supplier" else world.sold

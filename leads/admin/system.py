@@ -7,12 +7,15 @@ from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin as StockGroupAdmin
 from django.contrib.auth.admin import UserAdmin as StockUserAdmin
 from django.contrib.auth.models import Group, User
+from django.template.response import TemplateResponse
 from django_celery_beat import admin as beat_admin
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 from unfold.admin import ModelAdmin
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
+
+from leadcrm.staff_login.tokens import staff_token_create
 
 
 class UserAdmin(StockUserAdmin, ModelAdmin):
@@ -26,6 +29,35 @@ class GroupAdmin(StockGroupAdmin, ModelAdmin):
     pass
 
 
+class StaffTokenAdmin(TokenAdmin, ModelAdmin):
+    """DRF's token page, for tokens stored as digests: a new one is shown once, on the page after it is
+    made, and the list shows whose they are, not the digests."""
+
+    list_display = ("user", "created")
+    empty_hint = "No API tokens. Add one for a staff member whose scripts call the API; it is shown once."
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        token, raw_token = staff_token_create(user=form.cleaned_data["user"])
+        obj.key = token.key
+        request._new_staff_token = (token, raw_token)  # shown by response_add, never stored
+
+    def response_add(self, request, obj, post_url_continue=None):
+        token, raw_token = request._new_staff_token
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "New API token",
+            "opts": self.model._meta,
+            "token": token,
+            "raw_token": raw_token,
+        }
+        response = TemplateResponse(request, "admin/authtoken/tokenproxy/created.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
 STOCK_ADMINS = {
     User: UserAdmin,
     Group: GroupAdmin,
@@ -34,7 +66,7 @@ STOCK_ADMINS = {
     CrontabSchedule: type("CrontabScheduleAdmin", (beat_admin.CrontabScheduleAdmin, ModelAdmin), {}),
     SolarSchedule: type("SolarScheduleAdmin", (beat_admin.SolarScheduleAdmin, ModelAdmin), {}),
     IntervalSchedule: type("IntervalScheduleAdmin", (beat_admin.IntervalScheduleAdmin, ModelAdmin), {}),
-    TokenProxy: type("TokenAdmin", (TokenAdmin, ModelAdmin), {}),
+    TokenProxy: StaffTokenAdmin,
 }
 
 for model, model_admin in STOCK_ADMINS.items():

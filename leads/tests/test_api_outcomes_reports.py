@@ -11,7 +11,6 @@ from django.core.management import call_command
 from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from campaigns.services import advertiser_postback_token_rotate
@@ -19,6 +18,7 @@ from campaigns.tests.factories import (
     AdvertiserFactory,
     OfferFactory,
 )
+from leadcrm.staff_login.tokens import staff_token_create
 from leads.models import ApiScope, Lead, LeadEvent, LeadOutcome, LedgerEntry, Partner
 from leads.services.partners import api_key_create
 from leads.tests.factories import LeadFactory, delivered
@@ -416,7 +416,7 @@ def test_a_managers_sale_over_the_api_is_recorded_as_theirs_not_as_a_postback(st
     if auth == "session":
         client.force_login(manager)
     else:
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=manager).key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {staff_token_create(user=manager)[1]}")
 
     response = client.post(outcome_url(lead), {"outcome": "converted", "sale_amount": "640.00"}, format="json")
 

@@ -9,11 +9,11 @@ from auditlog.models import LogEntry
 from django.contrib.auth.models import AnonymousUser
 from django.core.files.base import ContentFile
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from leadcrm.audit.models import AccessLogEntry
 from leadcrm.audit.services import access_log_record
+from leadcrm.staff_login.tokens import staff_token_create
 from leads.models import ApiScope, Partner
 from leads.services.partners import api_key_create
 from leads.tests.factories import LeadFactory
@@ -116,7 +116,7 @@ def test_exporting_the_suppression_list_is_logged(client, staff_user_in):
 def test_a_staff_tokens_api_reads_of_leads_are_logged_a_partners_are_not(manager):
     leads = LeadFactory.create_batch(3)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=manager).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {staff_token_create(user=manager)[1]}")
 
     listed = client.get("/api/v1/leads/", {"page_size": 2})
     read = client.get(f"/api/v1/leads/{leads[0].public_id}/")

@@ -11,10 +11,10 @@ from auditlog.registry import auditlog
 from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from campaigns.tests.factories import AdvertiserFactory, CampaignFactory
+from leadcrm.staff_login.tokens import staff_token_create
 from leads.models import (
     ApiKey,
     ApiScope,
@@ -245,7 +245,7 @@ def test_a_managers_sale_reported_with_a_staff_token_is_recorded_as_theirs(staff
     manager = staff_user_in("Managers")
     lead = LeadFactory(**PERSON)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=manager).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {staff_token_create(user=manager)[1]}")
 
     response = client.post(
         f"/api/v1/leads/{lead.public_id}/outcome/", {"outcome": "converted", "sale_amount": "640.00"}, format="json"

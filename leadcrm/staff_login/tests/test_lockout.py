@@ -8,9 +8,9 @@ from axes.models import AccessAttempt
 from axes.utils import reset
 from django.db.models import F
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 
 from campaigns.tests.factories import CampaignFactory
+from leadcrm.staff_login.tokens import staff_token_create
 from leads.models import ApiScope, Partner
 from leads.services.partners import api_key_create
 
@@ -129,7 +129,7 @@ def test_api_keys_and_staff_tokens_are_neither_locked_nor_counted(client, staff_
     for _ in range(10):
         assert api.get("/api/v1/leads/", HTTP_AUTHORIZATION="Api-Key lck_wrong-key").status_code == 401
     assert api.get("/api/v1/leads/", HTTP_AUTHORIZATION=f"Api-Key {raw_key}").status_code == 200
-    token = Token.objects.create(user=manager)
-    assert api.get("/api/v1/leads/", HTTP_AUTHORIZATION=f"Token {token.key}").status_code == 200
+    _, token = staff_token_create(user=manager)
+    assert api.get("/api/v1/leads/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 200
 
     assert list(AccessAttempt.objects.values_list("failures_since_start", flat=True)) == attempts

@@ -15,13 +15,13 @@ from django.urls import reverse
 from django_otp.oath import totp
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from leadcrm.encryption import UndecryptableSecret
 from leadcrm.staff_login.models import SealedAuthenticator
 from leadcrm.staff_login.secrets import backup_code_digest
 from leadcrm.staff_login.services import authenticator_confirm, authenticator_start, second_factor_check
+from leadcrm.staff_login.tokens import staff_token_create
 from leadcrm.tests.test_settings import GOOD_KEY, settings_of
 
 pytestmark = pytest.mark.django_db
@@ -168,8 +168,8 @@ def test_a_password_only_session_is_anonymous_to_the_api_while_staff_tokens_stil
     log_in(client, superuser)
 
     assert client.get("/api/v1/leads/").status_code in (401, 403)
-    token = Token.objects.create(user=superuser)
-    assert APIClient().get("/api/v1/leads/", HTTP_AUTHORIZATION=f"Token {token.key}").status_code == 200
+    _, token = staff_token_create(user=superuser)
+    assert APIClient().get("/api/v1/leads/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 200
 
 
 @pytest.mark.parametrize("group", [None, "Managers"], ids=["superuser", "manager"])
