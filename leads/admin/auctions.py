@@ -7,6 +7,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from unfold.admin import TabularInline
 
+from campaigns.admin import OfferListFilter
 from leadcrm.admin_logs import ReadOnlyLogAdmin
 
 from ..models import Auction, AuctionBid, Lead
@@ -62,7 +63,7 @@ class AuctionAdmin(ReadOnlyLogAdmin):
         "sold_count",
         "duration_ms",
     )
-    list_filter = ("status", "offer", ("started_at", admin.DateFieldListFilter))
+    list_filter = ("status", ("offer", OfferListFilter), ("started_at", admin.DateFieldListFilter))
     list_select_related = ("lead", "offer", "winner")
     show_full_result_count = False
     search_fields = ("public_id", "lead__public_id")

@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import ShowFacets
 from unfold.admin import ModelAdmin, TabularInline
 
-from campaigns.admin import OfferAdmin
+from campaigns.admin import OfferAdmin, OfferListFilter
 from campaigns.models import Offer
 
 from ..models import (
@@ -36,7 +36,7 @@ class QualificationRuleAdmin(ModelAdmin):
         "No qualification rules. Add them on an offer's page to qualify its leads (country, budget, answers...)."
     )
     list_display = ("__str__", "offer", "position", "is_active")
-    list_filter = ("offer", "is_active")
+    list_filter = (("offer", OfferListFilter), "is_active")
     list_select_related = ("offer__advertiser",)
     autocomplete_fields = ("offer",)
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin, TabularInline
 
+from campaigns.admin import OfferListFilter
 from leadcrm.admin_logs import ReadOnlyLogAdmin
 
 from ..models import (
@@ -301,7 +302,7 @@ class DeliveryRouteAdmin(ModelAdmin):
         "is_active",
     )
     inlines = [RoutePriceInline]
-    list_filter = ("is_active", "offer", "destination__advertiser")
+    list_filter = ("is_active", ("offer", OfferListFilter), "destination__advertiser")
     list_select_related = ("offer", "destination")
     autocomplete_fields = ("offer",)
     ordering = ("offer", "priority", "id")
