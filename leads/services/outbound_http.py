@@ -48,6 +48,7 @@ class HttpAnswer:
 NAT64 = ipaddress.ip_network("64:ff9b::/96")  # 64:ff9b::a00:1 reaches 10.0.0.1 through a NAT64 gateway
 LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::7f00:1 form of 127.0.0.1
+IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT: ::ffff:0:7f00:1 is 127.0.0.1 through a translator
 
 
 def _refused_address(address: str) -> bool:
@@ -60,7 +61,7 @@ def _refused_address(address: str) -> bool:
             ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
         elif ip.sixtofour:
             ip = ip.sixtofour  # 2002:7f00:1:: is 6to4 for 127.0.0.1
-        elif ip in NAT64 or ip in IPV4_COMPATIBLE:
+        elif ip in NAT64 or ip in IPV4_COMPATIBLE or ip in IPV4_TRANSLATED:
             ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return not ip.is_global or ip.is_multicast
 

@@ -363,8 +363,28 @@ def test_a_307_to_another_host_is_refused_rather_than_re_posting_the_lead(settin
 
 @pytest.mark.parametrize(
     "address",
-    ["64:ff9b::a00:1", "64:ff9b::7f00:1", "64:ff9b:1::1", "2002:a00:1::", "2002:7f00:1::1", "::7f00:1", "::a00:1"],
-    ids=["nat64-10", "nat64-loopback", "local-nat64", "6to4-10", "6to4-loopback", "v4compat-loopback", "v4compat-10"],
+    [
+        "64:ff9b::a00:1",
+        "64:ff9b::7f00:1",
+        "64:ff9b:1::1",
+        "2002:a00:1::",
+        "2002:7f00:1::1",
+        "::7f00:1",
+        "::a00:1",
+        "::ffff:0:7f00:1",
+        "::ffff:0:a9fe:a9fe",
+    ],
+    ids=[
+        "nat64-10",
+        "nat64-loopback",
+        "local-nat64",
+        "6to4-10",
+        "6to4-loopback",
+        "v4compat-loopback",
+        "v4compat-10",
+        "siit-loopback",
+        "siit-metadata",
+    ],
 )
 def test_ipv6_forms_that_carry_a_private_ipv4_address_are_refused(address):
     with pytest.raises(UnsafeDestination):
