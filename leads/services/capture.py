@@ -63,6 +63,25 @@ def _find_click(campaign: Campaign, click_id: str) -> Click | None:
     return Click.objects.filter(campaign=campaign, click_id=click_id).order_by("-created_at").first()
 
 
+# Text columns a lead's values are normalised into, with their limits.
+_LIMITED_TEXT = [
+    (field.attname, field.max_length)
+    for field in Lead._meta.concrete_fields
+    if field.get_internal_type() == "CharField" and field.max_length
+]
+
+
+def _fit_columns(lead: Lead, sent: dict[str, Any]) -> None:
+    """A value the submission's checks passed may outgrow its column once normalised ("ß" upper-cased
+    is "SS", "İ" lower-cased two characters): it is kept as sent, else cut to the column, so the lead
+    is stored rather than refused by the database (which SQLite would not have done)."""
+    for name, limit in _LIMITED_TEXT:
+        value = getattr(lead, name)
+        if isinstance(value, str) and len(value) > limit:
+            original = sent.get(name)
+            setattr(lead, name, original if isinstance(original, str) and len(original) <= limit else value[:limit])
+
+
 def _build_lead(
     *, campaign: Campaign, submission: Submission, context: CaptureContext
 ) -> tuple[Lead, dict[str, Any], bool]:
@@ -107,6 +126,7 @@ def _build_lead(
         consent=submission.consent,
         third_party_consent_id=values["third_party_consent_id"],
     )
+    _fit_columns(lead, values)
     if lead.consent:
         page = context.landing_page
         shown = context.consent_shown

@@ -148,6 +148,18 @@ def _text(value: object, limit: int | None, name: str, errors: FieldErrors) -> s
     return text
 
 
+def _storable(value: Any) -> Any:
+    """The value as sent, as a JSON column can hold it: the checks read only part of a map (its first
+    list items, an object as its text), and PostgreSQL refuses a NUL or a lone surrogate anywhere in it."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd").encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if isinstance(value, Mapping):
+        return {_storable(str(key)): _storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(item) for item in value]
+    return value
+
+
 def _whole_number(value: object, name: str, errors: FieldErrors) -> int | None:
     if value in (None, ""):
         return None
@@ -275,7 +287,9 @@ def parse_submission(data: Mapping[str, Any], *, door_fields: Collection[str] | 
         errors["non_field_errors"] = ["Give an email or a phone number."]
     if errors:
         raise SubmissionError(errors)
-    submission.raw = {key: value for key, value in data.items() if isinstance(key, str) and key in FIELD_NAMES}
+    submission.raw = {
+        key: _storable(value) for key, value in data.items() if isinstance(key, str) and key in FIELD_NAMES
+    }
     submission.raw["company_size"] = values["company_size"]
     submission.raw["budget"] = str(values["budget"]) if values["budget"] is not None else None
     return submission

@@ -1,6 +1,7 @@
 """One lead contract: what the API's schema publishes is what parse_submission checks, field by field
 and limit by limit, and the API answers a bad lead with parse_submission's own messages."""
 
+import json
 import re
 import uuid
 
@@ -136,3 +137,36 @@ def test_an_over_long_first_name_is_refused_in_the_words_of_the_limit(staff_clie
     )
 
     assert response.json()["error"]["fields"] == {"first_name": ["Ensure this field has no more than 100 characters."]}
+
+
+def test_values_that_outgrow_their_columns_when_normalised_are_stored_as_sent(staff_client, campaign):
+    """Upper-casing "ß" gives "SS" and lower-casing "İ" two characters: a zip of 20 characters and an
+    email near its 254 that the checks passed grew past their columns, and PostgreSQL refused the lead."""
+    zip_code = "Großgörschenstraße 1"  # 20 characters, 22 once upper-cased
+    email = "İ" * 60 + "@" + "b" * 60 + "." + "c" * 60 + "." + "d" * 60 + ".com"  # 245, longer lower-cased
+
+    response = staff_client.post(
+        "/api/v1/leads/",
+        {"campaign": campaign.slug, "email": email, "zip_code": zip_code, "first_name": "ß" * 100},
+        format="json",
+    )
+
+    assert response.status_code == 201, response.json()
+    lead = Lead.objects.get()
+    assert (lead.zip_code, lead.email) == (zip_code, email)
+    assert lead.first_name == "ß" * 100  # "Ss" * 100 would not fit its 100 characters
+
+
+def test_a_nul_in_an_answer_list_past_the_items_read_is_stored_without_it(staff_client, campaign):
+    """Only the first items of an answer's list are read and checked; the submission as sent is kept
+    too (raw_data), where PostgreSQL refuses a NUL or a lone surrogate."""
+    answers = {"rooms": [f"room {number}" for number in range(20)] + ["bad\x00item", "\ud800"]}
+
+    body = json.dumps({"campaign": campaign.slug, **CONTACT, "answers": answers})  # "\ud800" as JSON escapes it
+
+    response = staff_client.post("/api/v1/leads/", body, content_type="application/json")
+
+    assert response.status_code == 201, response.json()
+    lead = Lead.objects.get()
+    assert lead.raw_data["answers"]["rooms"][20:] == ["bad\ufffditem", "\ufffd" * 3]
+    assert lead.answers["rooms"] == [f"room {number}" for number in range(20)]
