@@ -1,10 +1,11 @@
 """Partner API views: check the request's shape, call one service or selector, shape the answer."""
 
+import logging
 from typing import Any
 from uuid import UUID
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import DataError, IntegrityError, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -189,6 +190,10 @@ class LeadListCreateView(generics.ListAPIView[Lead]):
         return Response(body, status=code, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
 
+logger = logging.getLogger(__name__)
+REFUSED_BY_DATABASE = "The database refused this lead, so it was not stored (the others were); we have it in our log."
+
+
 class LeadBatchView(APIView):
     permission_classes = [HasScope]
     parser_classes = [JSONParser]
@@ -204,8 +209,13 @@ class LeadBatchView(APIView):
         for index, item in enumerate(batch.validated_data["leads"]):
             try:
                 _, body = _lead_answer(request, item)  # its field errors as POST /leads/ reports them
-            except ApplicationError as error:
+            except (ApplicationError, DataError, IntegrityError) as error:
                 counts["rejected"] += 1
+                if not isinstance(error, ApplicationError):
+                    # A lead the database refused (its transaction rolled back) must not lose the others'
+                    # answers: the partner learns which one, and we read why in the log (no values in it).
+                    logger.error("Batch item %s not stored: the database refused it (%s)", index, type(error).__name__)
+                    error = ApplicationError(REFUSED_BY_DATABASE, code="unprocessable")
                 results.append(
                     {
                         "index": index,

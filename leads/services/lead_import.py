@@ -15,7 +15,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import DataError, IntegrityError, transaction
 
 from campaigns.models import Campaign
 from leadcrm.csv_upload import CsvUploadError, control_character_problem, read_csv_upload
@@ -169,15 +169,21 @@ def _run(
                             door=Door.CSV, idempotency_key=f"csv:{checksum}:{line}", actor=created_by
                         ),
                     )
+                except (DataError, IntegrityError) as error:
+                    # The database refused this row's values (its transaction rolled back): the report says
+                    # so and the file goes on, rather than stopping at the same row however often it is run.
+                    outcome, lead, reasons = "rejected", None, f"the database refused it ({type(error).__name__})"
                 except Exception as error:
-                    # A row the database refuses stops the file. The rows before it are stored (each in its own
-                    # transaction), so the import says where it stopped instead of staying "running" for ever.
+                    # Anything else (the database gone, a bug) stops the file. The rows before it are stored
+                    # (each in its own transaction), so the import says where it stopped instead of staying
+                    # "running" for ever.
                     writer.writerow([line, "failed", "", "", "", f"{type(error).__name__}: {error}"])
                     _finish(lead_import, counts, report, LeadImport.Status.FAILED)
                     raise
-                lead = result.lead
-                outcome = "created" if result.created else "already imported"
-                reasons = "; ".join(lead.validity_reasons)
+                else:
+                    lead = result.lead
+                    outcome = "created" if result.created else "already imported"
+                    reasons = "; ".join(lead.validity_reasons)
         counts[outcome] += 1
         writer.writerow(
             [

@@ -56,3 +56,32 @@ def private_redis():
     yield server, port
     server.kill()
     server.wait()
+
+
+@pytest.fixture
+def database_refuses_first_name(db):
+    """A trigger that makes the database itself refuse a lead with this first name, as it refuses a
+    value that does not fit (on PostgreSQL a DataError, on SQLite a constraint error); rolled back
+    with the test."""
+    from django.db import connection
+
+    def install(first_name: str) -> None:
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    "CREATE FUNCTION refuse_first_name() RETURNS trigger AS $$ BEGIN "
+                    f"IF NEW.first_name = '{first_name}' THEN "
+                    "RAISE EXCEPTION 'refused by the test' USING ERRCODE = '22001'; END IF; "
+                    "RETURN NEW; END $$ LANGUAGE plpgsql"
+                )
+                cursor.execute(
+                    "CREATE TRIGGER refuse_first_name BEFORE INSERT ON leads_lead "
+                    "FOR EACH ROW EXECUTE FUNCTION refuse_first_name()"
+                )
+            else:
+                cursor.execute(
+                    "CREATE TRIGGER refuse_first_name BEFORE INSERT ON leads_lead "
+                    f"WHEN NEW.first_name = '{first_name}' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+                )
+
+    return install

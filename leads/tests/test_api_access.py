@@ -762,6 +762,30 @@ def test_a_batch_answers_every_item_in_order_and_stores_only_the_good_ones(suppl
     assert stored == {results[index]["lead"]["id"] for index in (0, 1, 6)}
 
 
+def test_a_batch_item_the_database_refuses_is_rejected_alone_and_the_others_are_stored(
+    supplier_client, campaign, database_refuses_first_name, caplog
+):
+    database_refuses_first_name("Refused")
+    items = [
+        {"campaign": campaign.slug, "email": "before@example.com"},
+        {"campaign": campaign.slug, "email": "refused@example.com", "first_name": "Refused"},
+        {"campaign": campaign.slug, "email": "after@example.com"},
+    ]
+
+    with caplog.at_level(logging.ERROR, logger="leads.api.views"):
+        response = supplier_client.post(BATCH, {"leads": items}, format="json")
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["created"], body["rejected"]) == (2, 1)
+    refused = body["results"][1]
+    assert (refused["outcome"], refused["lead"], refused["error"]["code"]) == ("rejected", None, "unprocessable")
+    assert "The database refused this lead, so it was not stored (the others were)" in refused["error"]["message"]
+    assert set(Lead.objects.values_list("email", flat=True)) == {"before@example.com", "after@example.com"}
+    # The log says which item and why, without the person's data.
+    assert "Batch item 1 not stored" in caplog.text and "refused@example.com" not in caplog.text
+
+
 def test_a_null_batch_item_is_rejected_alone_as_any_other_bad_item(supplier_client, campaign):
     # The schema lets an item be any JSON value, each checked as POST /leads/ checks one; null was once
     # refused for the whole batch, with errors nested where the error shape promises a list of messages.

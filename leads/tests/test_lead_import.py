@@ -67,6 +67,28 @@ def test_mixed_file_counts_every_row_and_reports_each_outcome(campaign, superuse
     assert Lead.objects.count() == 3
 
 
+def test_a_row_the_database_refuses_is_reported_and_the_rows_after_it_are_imported(
+    campaign, database_refuses_first_name
+):
+    database_refuses_first_name("Refused")
+    data = csv_file(
+        HEADER,
+        "solar-us,before@example.com,,Ann,,US,,quote,,",
+        "solar-us,refused@example.com,,Refused,,US,,quote,,",
+        "solar-us,after@example.com,,Cleo,,US,,quote,,",
+    )
+
+    first = leads_import(data=data, file_name="leads.csv")
+    again = leads_import(data=data, file_name="leads.csv")
+
+    assert (first.status, first.created_leads, first.rejected) == (LeadImport.Status.DONE, 2, 1)
+    assert report_rows(first)[3]["outcome"] == "rejected"
+    assert report_rows(first)[3]["reasons"].startswith("the database refused it (")
+    # Run again, the same row is refused and the others are found already imported: nothing is stuck.
+    assert (again.status, again.already_imported, again.rejected) == (LeadImport.Status.DONE, 2, 1)
+    assert set(Lead.objects.values_list("email", flat=True)) == {"before@example.com", "after@example.com"}
+
+
 def test_good_rows_become_normalised_leads_of_the_csv_door(campaign, superuser):
     lead_import = leads_import(data=MIXED, file_name="partner-leads.csv", created_by=superuser)
 
