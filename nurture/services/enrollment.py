@@ -70,15 +70,20 @@ def enrollments_exit(*, enrollments: QuerySet[Enrollment], reason: str) -> int:
     return len(leaving)
 
 
+ERASED_BEFORE_SENDING = "personal data erased before sending"
+
+
 def leads_erased_everywhere(*, lead_ids: list[int], **_signal: Any) -> None:
     """Erased leads leave their flows, and the messages sent to them forget the address (the leads'
     erasure transaction is still open: both happen or neither), a few statements for a whole batch."""
     erased = one_of("lead_id", lead_ids)
     enrollments_exit(enrollments=Enrollment.objects.filter(erased), reason="personal data erased")
     NurtureMessage.objects.filter(erased, status=NurtureMessage.Status.QUEUED).update(
-        status=NurtureMessage.Status.SUPPRESSED, error="personal data erased before sending"
+        status=NurtureMessage.Status.SUPPRESSED, error=ERASED_BEFORE_SENDING
     )
     NurtureMessage.objects.filter(erased).exclude(to_email="").update(to_email="")
+    # A server's refusal may quote the address (errors kept before they were written without it).
+    NurtureMessage.objects.filter(erased).exclude(error="").exclude(error=ERASED_BEFORE_SENDING).update(error="")
 
 
 def email_exit_everywhere(*, email: str, reason: str) -> int:

@@ -139,6 +139,14 @@ def _stopped(message: NurtureMessage, suppressed: set[str]) -> bool:
     )
 
 
+def _without_address(reason: str, address: str) -> str:
+    """The server's words without the recipient's address, which a refusal quotes (smtplib keys its
+    refusals by it): the message's error is kept, and shown, where the address is not."""
+    if not address:
+        return reason
+    return re.sub(re.escape(address), "the recipient", reason, flags=re.IGNORECASE)
+
+
 def _settle(message: NurtureMessage, error: BaseException | None) -> bool:
     """The send's outcome. True: sent (recorded with the batch). False: bounced for good (recorded
     here). Raises RetryLater or GiveUp when the server failed for now."""
@@ -148,7 +156,7 @@ def _settle(message: NurtureMessage, error: BaseException | None) -> bool:
         return True
     if not isinstance(error, smtplib.SMTPException | OSError):
         raise error
-    reason = f"{type(error).__name__}: {error}"[:500]
+    reason = _without_address(f"{type(error).__name__}: {error}", message.to_email)[:500]
     if smtp_error_is_permanent(error):
         with transaction.atomic():
             NurtureMessage.objects.filter(pk=message.pk).update(

@@ -34,6 +34,26 @@ def test_an_erased_lead_leaves_its_flows_and_its_messages_forget_the_address(smt
     assert len(smtp.envelopes) == 1
 
 
+def test_a_bounce_keeps_the_servers_words_but_not_the_address_and_erasure_clears_them(
+    smtp, capture, make_flow, tick, start
+):
+    smtp.refuse_rcpt = "550 5.1.1 <Ann@Example.com>: Recipient address rejected: User unknown"
+    make_flow(email_step(1))
+    lead = capture(email="ann@example.com", first_name="Ann")
+    tick(start)
+    message = NurtureMessage.objects.get(lead=lead)
+    assert message.status == NurtureMessage.Status.BOUNCED
+    assert "550" in message.error and "User unknown" in message.error
+    assert "ann@example.com" not in message.error.lower() and "the recipient" in message.error
+    # A message from before the address was left out of its error still had it: erasure clears it.
+    NurtureMessage.objects.filter(pk=message.pk).update(error="SMTPRecipientsRefused: {'ann@example.com': (550,)}")
+
+    lead_erase(lead=lead)
+
+    message.refresh_from_db()
+    assert (message.status, message.to_email, message.error) == (NurtureMessage.Status.BOUNCED, "", "")
+
+
 def test_an_erased_lead_is_never_in_an_audience_and_the_size_says_why(campaign):
     audience = Audience.objects.create(name="Everyone")
     kept = LeadFactory(campaign=campaign, consent=True)
