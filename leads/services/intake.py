@@ -7,9 +7,9 @@ from django.contrib.auth.models import User
 
 from leadcrm.errors import InvalidInput
 
-from ..models import Door, Partner
+from ..models import Door, Lead, Partner
 from .capture import CaptureContext, CaptureResult, lead_capture
-from .inbound_ping import ping_for_post
+from .inbound_ping import PingRefused, ping_for_post
 from .intake_campaigns import CAMPAIGN_ERROR, campaign_for_intake, partner_campaign_ids
 from .submission import SubmissionError, parse_submission
 
@@ -47,26 +47,30 @@ def api_lead_submit(
         errors.update(error.errors)
     if errors or campaign is None:  # a missing campaign is in errors already; said again for its type
         raise InvalidInput("The lead has invalid fields; nothing was stored.", extra=errors)
+    # Hashed: the lead's column holds 200 characters, and so may the partner's key alone.
+    lead_key = (
+        f"api:{partner.pk}:{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
+        if partner and idempotency_key
+        else None
+    )
     ping = None
     if submission.values["ping_id"]:
-        ping = ping_for_post(
-            ping_id=submission.values["ping_id"],
-            partner=partner,
-            campaign=campaign,
-            submission=submission,
-            sandbox=sandbox,
-        )
+        try:
+            ping = ping_for_post(
+                ping_id=submission.values["ping_id"],
+                partner=partner,
+                campaign=campaign,
+                submission=submission,
+                sandbox=sandbox,
+            )
+        except PingRefused:
+            # The same request sent again after its answer was lost (or forgotten after a day): its lead
+            # used the ping, and is the answer, not a refusal that says nothing was stored.
+            earlier = Lead.objects.filter(idempotency_key=lead_key).first() if lead_key else None
+            if earlier is None:
+                raise
+            return CaptureResult(lead=earlier, created=False)
     context = CaptureContext(
-        door=Door.API,
-        partner=partner,
-        is_test=sandbox,
-        actor=actor,
-        # Hashed: the lead's column holds 200 characters, and so may the partner's key alone.
-        idempotency_key=(
-            f"api:{partner.pk}:{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
-            if partner and idempotency_key
-            else None
-        ),
-        ping=ping,
+        door=Door.API, partner=partner, is_test=sandbox, actor=actor, idempotency_key=lead_key, ping=ping
     )
     return lead_capture(campaign=campaign, submission=submission, context=context)

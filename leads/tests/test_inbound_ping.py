@@ -20,6 +20,7 @@ from leads.models import (
     Delivery,
     DeliveryDestination,
     DeliveryRoute,
+    IdempotencyRecord,
     Lead,
     LeadEvent,
     LedgerEntry,
@@ -275,6 +276,23 @@ def test_a_repeat_with_the_same_idempotency_key_replays_the_first_answer_not_a_r
     assert (first.status_code, again.status_code) == (201, 201)
     assert again["Idempotent-Replayed"] == "true" and again.json() == first.json()
     assert Lead.objects.count() == 1
+
+
+def test_a_repeat_whose_stored_answer_is_gone_gets_its_lead_back_not_a_refusal_that_says_nothing_was_stored(
+    client, campaign
+):
+    quote = ping(client, campaign)
+    body = lead_body(campaign, quote["ping_id"])
+    first = client.post(LEADS, body, format="json", HTTP_IDEMPOTENCY_KEY="lead-1")
+    IdempotencyRecord.objects.all().delete()  # its answer lost as the process died, or forgotten after a day
+
+    again = client.post(LEADS, body, format="json", HTTP_IDEMPOTENCY_KEY="lead-1")
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
+    assert Lead.objects.count() == 1 and LedgerEntry.objects.count() == 1
+    # Another key with the used ping is still refused.
+    assert refused(client.post(LEADS, body, format="json", HTTP_IDEMPOTENCY_KEY="lead-2"), "ping_used")
 
 
 def test_another_suppliers_ping_id_is_unknown_to_this_one(client, campaign):
