@@ -16,7 +16,17 @@ from leadcrm.admin_actions import run_for_each
 
 from .links import landing_page_urls, tracking_url
 from .metrics import campaign_metrics
-from .models import Advertiser, Campaign, Click, DailyStat, LandingPage, Offer, QuizQuestion, TrafficSource
+from .models import (
+    QUIZ_MAX_QUESTIONS,
+    Advertiser,
+    Campaign,
+    Click,
+    DailyStat,
+    LandingPage,
+    Offer,
+    QuizQuestion,
+    TrafficSource,
+)
 from .services import (
     advertiser_postback_token_rotate,
     campaign_activate,
@@ -335,6 +345,10 @@ class QuizQuestionInline(TabularInline):
     model = QuizQuestion
     extra = 0
     fields = ("position", "key", "text", "kind", "options", "is_required")
+    max_num = QUIZ_MAX_QUESTIONS  # the answers of more could not be stored with the lead
+
+    def get_formset(self, request, obj=None, **kwargs):
+        return super().get_formset(request, obj, validate_max=True, **kwargs)
 
 
 @admin.register(LandingPage)

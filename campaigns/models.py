@@ -565,6 +565,10 @@ class LandingPage(TimestampedModel):
             raise ValidationError(errors)
 
 
+# Questions a quiz may ask: its answers arrive as one map, which the pipeline reads up to this many.
+QUIZ_MAX_QUESTIONS = 50
+
+
 class QuizQuestion(models.Model):
     class Kind(models.TextChoices):
         SINGLE = "single", "One answer"

@@ -352,3 +352,38 @@ def test_a_daily_stat_keeps_the_campaign_offer_and_source_it_was_entered_with(cl
     stat.refresh_from_db()
     assert (stat.campaign, stat.offer, stat.traffic_source) == (campaign, campaign.offer, campaign.traffic_source)
     assert (stat.clicks, stat.spend) == (6, Decimal("3.0000"))
+
+
+def test_a_quiz_takes_at_most_the_questions_whose_answers_a_lead_can_hold(client, superuser):
+    from campaigns.models import QUIZ_MAX_QUESTIONS, LandingPage
+    from campaigns.tests.factories import LandingPageFactory
+
+    page = LandingPageFactory(kind=LandingPage.Kind.QUIZ)
+    url = reverse("admin:campaigns_landingpage_change", args=[page.pk])
+    client.force_login(superuser)
+    shown = client.get(url).context
+    form = shown["adminform"].form
+    data = {name: form[name].value() for name in form.fields}
+    data = {name: "" if value is None else value for name, value in data.items()}
+    for inline in shown["inline_admin_formsets"]:
+        data |= {f"{inline.formset.prefix}-TOTAL_FORMS": "0", f"{inline.formset.prefix}-INITIAL_FORMS": "0"}
+
+    def with_questions(count: int) -> dict:
+        rows = {"questions-TOTAL_FORMS": str(count)}
+        for number in range(count):
+            rows |= {
+                f"questions-{number}-position": str(number),
+                f"questions-{number}-key": f"q{number}",
+                f"questions-{number}-text": f"Question {number}?",
+                f"questions-{number}-kind": "text",
+                f"questions-{number}-options": "",
+            }
+        return data | rows
+
+    refused = client.post(url, with_questions(QUIZ_MAX_QUESTIONS + 1))
+
+    assert refused.status_code == 200
+    assert f"Please submit at most {QUIZ_MAX_QUESTIONS} forms." in refused.content.decode()
+    assert not page.questions.exists()
+    assert client.post(url, with_questions(QUIZ_MAX_QUESTIONS)).status_code == 302
+    assert page.questions.count() == QUIZ_MAX_QUESTIONS

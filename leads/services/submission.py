@@ -12,6 +12,8 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, cast
 
+from campaigns.models import QUIZ_MAX_QUESTIONS
+
 MAX_WHOLE_NUMBER = 2_000_000_000  # fits the database's integer column
 AMOUNT_DIGITS, AMOUNT_PLACES = 12, 2  # below a trillion, in cents: fits the lead's money column
 MAX_TEXT = 1000  # one form field; a 10 kB "name" is an attack or a mistake, not a lead
@@ -64,7 +66,7 @@ SUBMISSION_FIELDS = (
         "answers",
         FieldKind.MAP,
         MAX_TEXT,
-        max_entries=50,
+        max_entries=QUIZ_MAX_QUESTIONS,
         lists=True,
         help_text=f"Quiz answers by question: a text, or a list of texts (the first {MAP_LIST_ITEMS} are kept).",
     ),
