@@ -13,7 +13,7 @@ from django.utils import timezone
 from leadcrm.errors import InvalidInput
 from leads.models import Lead
 from leads.tests.factories import LeadFactory
-from nurture.models import Audience, AudienceExport, FlowStep, Suppression
+from nurture.models import Audience, AudienceExport, AudienceMember, FlowStep, Suppression
 from nurture.services.audience_formats import generic_row, google_row, meta_row
 from nurture.services.audiences import audience_export_request, audience_leads
 
@@ -83,7 +83,10 @@ def test_an_export_writes_the_file_with_its_rows_checksum_and_size_once_per_peri
 
 def test_an_incremental_export_has_only_the_leads_new_since_the_last_one(campaign, django_capture_on_commit_callbacks):
     audience = Audience.objects.create(name="All")
-    LeadFactory.create_batch(3, campaign=campaign, consent=True)
+    # Captured an hour before: outside the look-back (INCREMENTAL_OVERLAP) of the next export.
+    LeadFactory.create_batch(
+        3, campaign=campaign, consent=True, created_at=timezone.now() - timezone.timedelta(hours=1)
+    )
     with django_capture_on_commit_callbacks(execute=True):
         first = audience_export_request(audience=audience, format="generic", mode="incremental", period="p1")
     newer = LeadFactory(campaign=campaign, consent=True, created_at=timezone.now() + timezone.timedelta(seconds=5))
@@ -95,6 +98,47 @@ def test_an_incremental_export_has_only_the_leads_new_since_the_last_one(campaig
     second.refresh_from_db()
     assert (first.rows, second.rows) == (3, 1)
     assert read(second)[1][0] == hashlib.sha256(newer.email.encode()).hexdigest()
+
+
+def test_an_incremental_export_of_a_static_list_has_the_leads_added_since_whenever_they_were_captured(
+    campaign, django_capture_on_commit_callbacks
+):
+    audience = Audience.objects.create(name="Engaged", kind=Audience.Kind.STATIC)
+    days_ago = timezone.now() - timezone.timedelta(days=3)
+    first = LeadFactory(campaign=campaign, consent=True, created_at=days_ago)
+    AudienceMember.objects.create(audience=audience, lead=first, added_at=days_ago)
+    with django_capture_on_commit_callbacks(execute=True):
+        earlier = audience_export_request(audience=audience, format="generic", mode="incremental", period="p1")
+    # A flow adds a lead captured days ago (its wait steps passed) after that export.
+    added = LeadFactory(campaign=campaign, consent=True, created_at=days_ago + timezone.timedelta(days=1))
+    AudienceMember.objects.create(audience=audience, lead=added)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        later = audience_export_request(audience=audience, format="generic", mode="incremental", period="p2")
+
+    earlier.refresh_from_db()
+    later.refresh_from_db()
+    assert (earlier.rows, later.rows) == (1, 1)
+    assert read(later)[1][0] == hashlib.sha256(added.email.encode()).hexdigest()
+
+
+def test_an_incremental_export_looks_back_over_leads_written_while_the_last_one_ran(
+    campaign, django_capture_on_commit_callbacks
+):
+    """A lead stamped just before the last export began, but committed after its query ran, was in no
+    file: the next one looks back INCREMENTAL_OVERLAP before that export's start."""
+    audience = Audience.objects.create(name="All")
+    with django_capture_on_commit_callbacks(execute=True):
+        earlier = audience_export_request(audience=audience, format="generic", mode="incremental", period="p1")
+    earlier.refresh_from_db()
+    late = LeadFactory(campaign=campaign, consent=True, created_at=earlier.started_at - timezone.timedelta(seconds=2))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        later = audience_export_request(audience=audience, format="generic", mode="incremental", period="p2")
+
+    later.refresh_from_db()
+    assert (earlier.rows, later.rows) == (0, 1)
+    assert read(later)[1][0] == hashlib.sha256(late.email.encode()).hexdigest()
 
 
 def test_unhashed_exports_need_their_own_permission(campaign, staff_user_in):
