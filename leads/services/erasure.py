@@ -1,10 +1,14 @@
 """Erasing a person's data from a lead on their request (right to erasure)."""
 
+import datetime
+import functools
 import json
+import operator
 import re
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import BooleanField, Case, F, Func, JSONField, Q, QuerySet, Value, When
@@ -18,6 +22,7 @@ from ..models import (
     CallLog,
     Delivery,
     DeliveryAttempt,
+    IdempotencyRecord,
     Lead,
     LeadEvent,
     LeadNote,
@@ -122,7 +127,15 @@ def leads_erase(
 
 # What erasing reads of each lead, with the lock: the reasons to rewrite, the click to blank and
 # whether it was erased already (last).
-_LOCKED_COLUMNS = ("pk", "validity_reasons", "qualification_reasons", "tracked_click_id", "erased_at")
+_LOCKED_COLUMNS = (
+    "pk",
+    "validity_reasons",
+    "qualification_reasons",
+    "tracked_click_id",
+    "public_id",
+    "created_at",
+    "erased_at",
+)
 
 
 def _reason_codes_update(rows: list[tuple[Any, ...]], index: int, field: str) -> dict[str, Any]:
@@ -212,7 +225,19 @@ def _erase_rows(rows: list[tuple[Any, ...]], *, actor: User | None, event_data: 
         claimed_until=None,
         last_error="not sent: the lead's personal data was erased",
     )
+    _forget_stored_answers(rows, now)
     LeadEvent.objects.bulk_create(
         LeadEvent(lead_id=row[0], kind=LeadEvent.Kind.ERASED, actor=actor, data=event_data) for row in rows
     )
     leads_erased.send(sender=Lead, lead_ids=ids, actor=actor)
+
+
+def _forget_stored_answers(rows: list[tuple[Any, ...]], now: datetime.datetime) -> None:
+    """The API's answers kept for replays (a day) quote a lead's judgement, values and all: those naming
+    an erased lead go. A repeat of its request then finds the (erased) lead by its key, as after a day.
+    Only a lead captured within that day can be named in one, so older leads cost nothing here."""
+    kept_since = now - datetime.timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS + 1)
+    public_ids = [str(row[4]) for row in rows if row[5] >= kept_since]
+    if public_ids:
+        naming = functools.reduce(operator.or_, (Q(response_body__icontains=public_id) for public_id in public_ids))
+        IdempotencyRecord.objects.filter(naming).delete()

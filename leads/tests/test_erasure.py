@@ -214,3 +214,29 @@ def test_erasure_reaches_an_auctions_post_reasons_and_the_suppliers_ping(person)
     bid.refresh_from_db()
     assert ping.fields == {"country": "US"}  # what its price was decided on stays
     assert "ann.lee" not in bid.post_reason and bid.post_reason
+
+
+def test_erasure_forgets_the_api_answers_kept_for_replays_that_quote_the_lead(campaign):
+    from rest_framework.test import APIClient
+
+    from leads.models import IdempotencyRecord, Partner
+    from leads.services.partners import api_key_create
+
+    supplier = Partner.objects.create(name="Affiliate", role=Partner.Role.SUPPLIER)
+    supplier.campaigns.add(campaign)
+    _, raw_key = api_key_create(partner=supplier, scopes=["leads:write"])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+    # A look-alike Cyrillic letter: the judgement's reason quotes the part of the address it is in.
+    body = {"campaign": campaign.slug, "email": "\u0430nnalee@example.com", "first_name": "Ann"}
+    first = client.post("/api/v1/leads/", body, format="json", HTTP_IDEMPOTENCY_KEY="lead-1")
+    assert first.status_code == 201
+    assert "\u0430nnalee" in str(IdempotencyRecord.objects.get().response_body)
+
+    lead_erase(lead=Lead.objects.get())
+
+    assert not IdempotencyRecord.objects.exists()
+    again = client.post("/api/v1/leads/", body, format="json", HTTP_IDEMPOTENCY_KEY="lead-1")
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    assert "nnalee" not in again.content.decode() and "Ann" not in again.content.decode()
+    assert Lead.objects.count() == 1

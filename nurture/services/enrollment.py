@@ -5,7 +5,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import F, QuerySet
+from django.db.models import Case, F, QuerySet, Value, When
 from django.utils import timezone
 
 from leads.models import Lead, LeadEvent, Validity
@@ -81,9 +81,11 @@ def leads_erased_everywhere(*, lead_ids: list[int], **_signal: Any) -> None:
     NurtureMessage.objects.filter(erased, status=NurtureMessage.Status.QUEUED).update(
         status=NurtureMessage.Status.SUPPRESSED, error=ERASED_BEFORE_SENDING
     )
-    NurtureMessage.objects.filter(erased).exclude(to_email="").update(to_email="")
-    # A server's refusal may quote the address (errors kept before they were written without it).
-    NurtureMessage.objects.filter(erased).exclude(error="").exclude(error=ERASED_BEFORE_SENDING).update(error="")
+    NurtureMessage.objects.filter(erased).exclude(to_email="", error="").update(
+        to_email="",
+        # A server's refusal may quote the address (errors kept before they were written without it).
+        error=Case(When(error=ERASED_BEFORE_SENDING, then=Value(ERASED_BEFORE_SENDING)), default=Value("")),
+    )
 
 
 def email_exit_everywhere(*, email: str, reason: str) -> int:
