@@ -109,6 +109,9 @@ def next_send_time(*, country: str, phone: str = "", now: datetime, last_sent_at
     return local.astimezone(ZoneInfo("UTC"))
 
 
+UTC = ZoneInfo("UTC")
+
+
 def wait_until(*, now: datetime, country: str, phone: str = "", weekday: int | None, at: time | None) -> datetime:
     """The next moment (after now) on that ISO weekday and/or at that local time."""
     zone = lead_zone(country, phone)
@@ -118,7 +121,14 @@ def wait_until(*, now: datetime, country: str, phone: str = "", weekday: int | N
         day = local.date() + timedelta(days=days)
         if weekday is not None and day.isoweekday() != weekday:
             continue
-        moment = datetime.combine(day, target_time, tzinfo=zone)
-        if moment > local:
-            return moment.astimezone(ZoneInfo("UTC"))
-    return (local + timedelta(days=7)).astimezone(ZoneInfo("UTC"))
+        # Compared as instants: two times in one zone compare by the clock, which on the night the
+        # clocks go back takes 01:45 (its first pass) for later than 01:30 (its second). That night
+        # the time comes twice (fold 0 and 1); the next of the two that is still ahead is taken.
+        ahead = [
+            moment
+            for fold in (0, 1)
+            if (moment := datetime.combine(day, target_time, tzinfo=zone).replace(fold=fold).astimezone(UTC)) > now
+        ]
+        if ahead:
+            return min(ahead)
+    return (local + timedelta(days=7)).astimezone(UTC)

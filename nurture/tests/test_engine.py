@@ -498,3 +498,25 @@ def test_a_tick_ends_even_when_a_branch_loops_back_without_a_wait(make_flow, sta
     nurture_tick(now=start, batch_size=2)  # a full batch of looping enrollments
 
     assert Enrollment.objects.filter(next_run_at__gt=start).count() == 2  # they go on at the next tick
+
+
+def test_a_wait_until_a_time_on_the_night_the_clocks_go_back_is_never_already_past():
+    """New York, 1 November 2026: 01:00-02:00 comes twice. At 01:30 of the second pass (EST), 01:45 is
+    next at 01:45 EST, not the 01:45 EDT an hour before now (which wall-clock comparison chose)."""
+    from datetime import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from nurture.services.timing import wait_until
+
+    zone = lead_zone("US", "+12125550123")
+    assert str(zone) == "America/New_York"
+    now = dt(2026, 11, 1, 1, 30, tzinfo=zone).replace(fold=1).astimezone(ZoneInfo("UTC"))  # 06:30 UTC
+
+    due = wait_until(now=now, country="US", phone="+12125550123", weekday=None, at=time(1, 45))
+
+    assert due == dt(2026, 11, 1, 6, 45, tzinfo=ZoneInfo("UTC"))
+    # Before the first pass, the first 01:45 (EDT) is the next one.
+    earlier = dt(2026, 11, 1, 1, 30, tzinfo=zone).astimezone(ZoneInfo("UTC"))  # 05:30 UTC
+    assert wait_until(now=earlier, country="US", phone="+12125550123", weekday=None, at=time(1, 45)) == dt(
+        2026, 11, 1, 5, 45, tzinfo=ZoneInfo("UTC")
+    )
