@@ -654,7 +654,8 @@ def _returned_while_sent(leads: list[Lead]) -> list[Lead]:
     if not leads:
         return []
     statuses = dict(
-        Lead.objects.select_for_update(of=("self",))
+        # NO KEY: a return's FOR UPDATE still waits for it, rows that only refer to the lead do not.
+        Lead.objects.select_for_update(of=("self",), no_key=True)
         .filter(pk__in={lead.pk for lead in leads})
         .order_by("pk")
         .values_list("pk", "status")

@@ -138,7 +138,9 @@ def test_booking_a_sale_adds_three_statements_to_the_delivery(offer, route):
         for sql in statements(with_money)
         if sql.startswith('SELECT "leads_lead"."id" AS "pk", "leads_lead"."status"')
     ]
-    assert len(locked) == 1 and (connection.vendor == "sqlite" or locked[0].endswith('FOR UPDATE OF "leads_lead"'))
+    assert len(locked) == 1 and (
+        connection.vendor == "sqlite" or locked[0].endswith('FOR NO KEY UPDATE OF "leads_lead"')
+    )
     assert not any("ledgerentry" in sql or "dailyrollup" in sql for sql in statements(without_money))
     assert money(lead) == [(K.LEAD_SOLD, Decimal("25.00"), "USD")]
 
