@@ -13,6 +13,7 @@ from django.utils.html import format_html, format_html_join
 from unfold.admin import ModelAdmin, StackedInline, TabularInline
 
 from leadcrm.admin_actions import run_for_each
+from leadcrm.admin_secrets import secret_shown_once
 
 from .links import landing_page_urls, tracking_url
 from .metrics import campaign_metrics
@@ -98,16 +99,14 @@ class AdvertiserAdmin(ModelAdmin):
     )
     def new_postback_token(self, request, queryset):
         tokens = [(advertiser, advertiser_postback_token_rotate(advertiser=advertiser)) for advertiser in queryset]
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "New postback tokens",
-            "opts": self.model._meta,
-            "tokens": tokens,
-            "postback_url": f"{settings.SITE_URL}{reverse('advertiser-postback')}",
-        }
-        response = TemplateResponse(request, "admin/campaigns/advertiser/postback_tokens.html", context)
-        response["Cache-Control"] = "no-store"
-        return response
+        return secret_shown_once(
+            self,
+            request,
+            "admin/campaigns/advertiser/postback_tokens.html",
+            title="New postback tokens",
+            tokens=tokens,
+            postback_url=f"{settings.SITE_URL}{reverse('advertiser-postback')}",
+        )
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(offer_count=Count("offers")).order_by("name")

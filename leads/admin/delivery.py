@@ -15,6 +15,7 @@ from unfold.admin import ModelAdmin, TabularInline
 
 from campaigns.admin import OfferListFilter
 from leadcrm.admin_logs import ReadOnlyLogAdmin
+from leadcrm.admin_secrets import secret_shown_once
 
 from ..models import (
     Delivery,
@@ -218,17 +219,15 @@ class DeliveryDestinationAdmin(ModelAdmin):
         return self._secret_page(request, obj, destination_rotate_secret(destination=obj))
 
     def _secret_page(self, request, destination, raw):
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "New signing secret",
-            "opts": self.model._meta,
-            "owner": destination,
-            "secret": raw,
-            "back_url": reverse("admin:leads_deliverydestination_change", args=[destination.pk]),
-        }
-        response = TemplateResponse(request, "admin/leads/secret_created.html", context)
-        response["Cache-Control"] = "no-store"
-        return response
+        return secret_shown_once(
+            self,
+            request,
+            "admin/leads/secret_created.html",
+            title="New signing secret",
+            owner=destination,
+            secret=raw,
+            back_url=reverse("admin:leads_deliverydestination_change", args=[destination.pk]),
+        )
 
     def get_urls(self):
         return [

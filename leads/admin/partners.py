@@ -4,12 +4,12 @@ from functools import partial
 
 from django.contrib import admin, messages
 from django.shortcuts import redirect
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from unfold.admin import ModelAdmin, TabularInline
 
 from leadcrm.admin_actions import run_for_each
 from leadcrm.admin_logs import ReadOnlyLogAdmin
+from leadcrm.admin_secrets import secret_shown_once
 
 from ..models import ApiKey, Partner, PartnerNotification, SupplierPayout
 from ..services.notifications import notifications_resend
@@ -87,17 +87,15 @@ class PartnerAdmin(ModelAdmin):
             self.message_user(request, "Select exactly one partner.", messages.WARNING)
             return None
         partner = queryset.get()
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "New webhook signing secret",
-            "opts": self.model._meta,
-            "owner": partner,
-            "secret": partner_rotate_webhook_secret(partner=partner),
-            "back_url": reverse("admin:leads_partner_change", args=[partner.pk]),
-        }
-        response = TemplateResponse(request, "admin/leads/secret_created.html", context)
-        response["Cache-Control"] = "no-store"
-        return response
+        return secret_shown_once(
+            self,
+            request,
+            "admin/leads/secret_created.html",
+            title="New webhook signing secret",
+            owner=partner,
+            secret=partner_rotate_webhook_secret(partner=partner),
+            back_url=reverse("admin:leads_partner_change", args=[partner.pk]),
+        )
 
     @admin.action(description="Retire older webhook secrets", permissions=["change"])
     def retire_old_webhook_secrets(self, request, queryset):
@@ -163,16 +161,9 @@ class ApiKeyAdmin(ModelAdmin):
 
     def response_add(self, request, obj, post_url_continue=None):
         key, raw_key = request._new_api_key
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "New API key",
-            "opts": self.model._meta,
-            "key": key,
-            "raw_key": raw_key,
-        }
-        response = TemplateResponse(request, "admin/leads/apikey/created.html", context)
-        response["Cache-Control"] = "no-store"
-        return response
+        return secret_shown_once(
+            self, request, "admin/leads/apikey/created.html", title="New API key", key=key, raw_key=raw_key
+        )
 
     @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke_keys(self, request, queryset):

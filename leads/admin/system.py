@@ -7,7 +7,6 @@ from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin as StockGroupAdmin
 from django.contrib.auth.admin import UserAdmin as StockUserAdmin
 from django.contrib.auth.models import Group, User
-from django.template.response import TemplateResponse
 from django_celery_beat import admin as beat_admin
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 from rest_framework.authtoken.admin import TokenAdmin
@@ -15,6 +14,7 @@ from rest_framework.authtoken.models import TokenProxy
 from unfold.admin import ModelAdmin
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
+from leadcrm.admin_secrets import secret_shown_once
 from leadcrm.staff_login.tokens import staff_token_create
 
 
@@ -46,16 +46,14 @@ class StaffTokenAdmin(TokenAdmin, ModelAdmin):
 
     def response_add(self, request, obj, post_url_continue=None):
         token, raw_token = request._new_staff_token
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "New API token",
-            "opts": self.model._meta,
-            "token": token,
-            "raw_token": raw_token,
-        }
-        response = TemplateResponse(request, "admin/authtoken/tokenproxy/created.html", context)
-        response["Cache-Control"] = "no-store"
-        return response
+        return secret_shown_once(
+            self,
+            request,
+            "admin/authtoken/tokenproxy/created.html",
+            title="New API token",
+            token=token,
+            raw_token=raw_token,
+        )
 
 
 STOCK_ADMINS = {
