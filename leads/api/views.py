@@ -65,6 +65,9 @@ from .serializers import (
 )
 from .throttling import PostbackIpThrottle
 
+logger = logging.getLogger(__name__)
+REFUSED_BY_DATABASE = "The database refused this lead, so it was not stored (the others were); we have it in our log."
+
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
     # An empty header is no key; a blank one is refused.
@@ -188,10 +191,6 @@ class LeadListCreateView(generics.ListAPIView[Lead]):
             handler=lambda request_key: _lead_answer(request, request.data, idempotency_key=request_key),
         )
         return Response(body, status=code, headers={"Idempotent-Replayed": "true"} if replayed else None)
-
-
-logger = logging.getLogger(__name__)
-REFUSED_BY_DATABASE = "The database refused this lead, so it was not stored (the others were); we have it in our log."
 
 
 class LeadBatchView(APIView):
