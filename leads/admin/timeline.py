@@ -112,7 +112,13 @@ def _outcome(data: dict) -> str:
         if data.get("kept_by_other_buyers")
         else ""
     )
-    return f"{str(data.get('outcome')).capitalize()}, reported by {data.get('by')}{reference}{kept}."
+    # Another buyer's sale of a lead already won: its commission, booked apart from the lead's sale.
+    commission = (
+        f"; this buyer's own sale, a commission of {data['sale_amount']} {data.get('currency', '')}".rstrip()
+        if data.get("sale_amount")
+        else ""
+    )
+    return f"{str(data.get('outcome')).capitalize()}, reported by {data.get('by')}{reference}{kept}{commission}."
 
 
 def _nurture(data: dict) -> str:

@@ -206,6 +206,40 @@ def ledger_post_sale_commission(*, lead: Lead, advertiser_id: int | None = None)
     return ledger_post([entry])
 
 
+def ledger_post_buyer_commission(
+    *, lead: Lead, advertiser_id: int, amount: Decimal | None, currency: str = ""
+) -> list[LedgerEntry]:
+    """The commission of another sale of a won lead that several advertisers bought (a shared offer):
+    owed by the buyer that reports it, at the amount it reports, else the offer's payout per sale.
+
+    Booked only for a buyer that bought the lead, has not returned its copy and owes no commission on
+    it yet: the lead's first sale (ledger_post_sale_commission) keeps its own entry."""
+    if lead.is_test:
+        return []
+    entries = LedgerEntry.objects.filter(lead=lead, advertiser_id=advertiser_id)
+    if entries.filter(kind=K.SALE_COMMISSION).exists():
+        return []
+    purchases = set(entries.filter(kind=K.LEAD_SOLD).values_list("pk", flat=True))
+    returned = {
+        int(key.removeprefix("reversal:")) for key in entries.filter(kind=K.LEAD_RETURNED).values_list("key", flat=True)
+    }
+    if not purchases - returned:
+        return []
+    if not amount:
+        amount, currency = lead.offer.payout_per_sale, lead.offer.currency
+    if not amount:
+        return []
+    entry = _lead_entry(
+        lead,
+        key=f"commission:{lead.pk}:{advertiser_id}",
+        kind=K.SALE_COMMISSION,
+        amount=amount,
+        currency=(currency or lead.offer.currency).upper(),
+        advertiser_id=advertiser_id,
+    )
+    return ledger_post([entry])
+
+
 def ledger_post_return(*, lead: Lead, advertiser_id: int | None = None) -> list[LedgerEntry]:
     """A return inside the offer's window reverses the sale, the commission and the supplier's payout.
     With `advertiser_id`, one buyer's return of a lead other buyers keep (kept_by_other_buyers): only

@@ -11,8 +11,8 @@ from django.utils import timezone
 from campaigns.models import Advertiser
 from leadcrm.errors import Conflict, InvalidInput, NotFound
 
-from ..models import Lead, LeadEvent, LeadOutcome, LeadStatus, Partner
-from .ledger import kept_by_other_buyers, ledger_post_return, return_deadline
+from ..models import Lead, LeadEvent, LeadOutcome, LeadStatus, LedgerEntry, Partner
+from .ledger import kept_by_other_buyers, ledger_post_buyer_commission, ledger_post_return, return_deadline
 from .workflow import lead_set_status
 
 
@@ -77,12 +77,18 @@ def _apply(
     # and on a lead sold to several buyers its return is its own.
     reporter_advertiser_id = partner.advertiser_id if partner is not None else advertiser.pk if advertiser else None
     kept_by_others = False
+    other_sale: list[LedgerEntry] = []
     actor_note, actor = f"reported by {by}", user  # a staff user's report is theirs on the timeline too
     if kind == LeadOutcome.Kind.CONTACTED:
         if lead.status == LeadStatus.NEW:
             lead_set_status(lead=lead, status=LeadStatus.CONTACTED, actor=actor, reason=actor_note)
     elif kind == LeadOutcome.Kind.CONVERTED:
-        if lead.status != LeadStatus.WON:
+        if lead.status == LeadStatus.WON and reporter_advertiser_id is not None:
+            # A lead several advertisers bought is won once; each buyer's sale is its own commission.
+            other_sale = ledger_post_buyer_commission(
+                lead=lead, advertiser_id=reporter_advertiser_id, amount=sale_amount, currency=currency
+            )
+        elif lead.status != LeadStatus.WON:
             lead_set_status(
                 lead=lead,
                 status=LeadStatus.WON,
@@ -139,6 +145,9 @@ def _apply(
             "by": by,
             "reference": external_reference,
             **({"kept_by_other_buyers": True} if kept_by_others else {}),
+            **(
+                {"sale_amount": f"{other_sale[0].amount:.2f}", "currency": other_sale[0].currency} if other_sale else {}
+            ),
         },
     )
     return outcome

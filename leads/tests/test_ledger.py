@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.services import daily_stats_import
-from campaigns.tests.factories import CampaignFactory, DailyStatFactory, OfferFactory
+from campaigns.tests.factories import AdvertiserFactory, CampaignFactory, DailyStatFactory, OfferFactory
 from leads.models import (
     AppendOnly,
     BuyerAccount,
@@ -517,7 +517,6 @@ def buyer_client(partner: Partner):
 def shared_lead(offer, supplier):
     """A lead its supplier earns 8.00 on once sold, sold to two advertisers: A for 30.00, B for 40.00,
     each with a buyer's API key."""
-    from campaigns.tests.factories import AdvertiserFactory
 
     campaign = CampaignFactory(offer=offer)
     SupplierPayout.objects.create(partner=supplier, campaign=campaign, amount=Decimal("8.00"), basis="sold")
@@ -589,6 +588,60 @@ def test_a_buyers_reported_sale_is_its_own_commission_and_its_return_reverses_on
     # B's return, the last, reverses its purchase and its commission.
     assert report(buyers["B"], lead, outcome="returned", reason="duplicate").status_code == 201
     assert LedgerEntry.objects.get(lead=lead, kind=K.SALE_REVERSED).amount == Decimal("-99.00")
+
+
+def commissions(lead) -> list[tuple[str, Decimal, str]]:
+    return [
+        (entry.advertiser.name, entry.amount, entry.currency)
+        for entry in LedgerEntry.objects.filter(lead=lead, kind=K.SALE_COMMISSION).order_by("id")
+    ]
+
+
+def test_each_buyer_that_sells_a_shared_lead_owes_its_own_commission(shared_lead, offer):
+    lead, buyers = shared_lead
+    offer.payout_per_sale = Decimal("15.00")
+    offer.save()
+
+    assert report(buyers["A"], lead, outcome="converted", sale_amount="99.00").status_code == 201
+    answer = report(buyers["B"], lead, outcome="converted", sale_amount="50.00", currency="eur", reference="b-1")
+
+    assert answer.status_code == 201, answer.json()
+    # The lead is won once, with A's sale; B's sale is a commission of its own, at the amount B reported.
+    lead.refresh_from_db()
+    assert (lead.status, lead.sale_amount) == ("won", Decimal("99.00"))
+    assert commissions(lead) == [("Advertiser A", Decimal("99.00"), "USD"), ("Advertiser B", Decimal("50.00"), "EUR")]
+    from leads.admin.timeline import timeline_html
+
+    assert "this buyer&#x27;s own sale, a commission of 50.00 EUR" in timeline_html(lead.events.order_by("id"))
+    # Reported again under another reference, or by A again: nothing is owed twice.
+    assert report(buyers["B"], lead, outcome="converted", sale_amount="50.00", reference="b-2").status_code == 201
+    assert report(buyers["A"], lead, outcome="converted", sale_amount="10.00").status_code == 201
+    assert len(commissions(lead)) == 2
+
+    # A returns its copy: its purchase and commission are refunded; B's stand.
+    assert report(buyers["A"], lead, outcome="returned", reason="duplicate").status_code == 201
+    assert buyer_balance(buyers["A"].advertiser_id, "USD") == Decimal("0.00")
+    assert buyer_balance(buyers["B"].advertiser_id, "USD") == Decimal("-40.00")
+    assert buyer_balance(buyers["B"].advertiser_id, "EUR") == Decimal("-50.00")
+    # B returns it too: the lead is returned and every commission on it reversed.
+    assert report(buyers["B"], lead, outcome="returned", reason="duplicate").status_code == 201
+    assert buyer_balance(buyers["B"].advertiser_id, "EUR") == Decimal("0.00")
+    assert LedgerEntry.objects.filter(lead=lead, kind=K.SALE_REVERSED).count() == 2
+
+
+def test_a_buyer_that_returned_its_copy_or_reports_no_amount_owes_what_it_bought(shared_lead, offer):
+    lead, buyers = shared_lead
+    offer.payout_per_sale = Decimal("15.00")
+    offer.save()
+    third = AdvertiserFactory(name="Advertiser C")
+    stranger = Partner.objects.create(name="Buyer C", role=Partner.Role.BUYER, advertiser=third)
+    assert report(buyers["A"], lead, outcome="returned", reason="duplicate").status_code == 201
+    assert report(buyers["B"], lead, outcome="converted", sale_amount="70.00").status_code == 201
+
+    # A gave its copy back: its report owes nothing. C never bought the lead: it is not C's to report on.
+    assert report(buyers["A"], lead, outcome="converted", sale_amount="80.00").status_code == 201
+    assert report(stranger, lead, outcome="converted", sale_amount="80.00").status_code == 404
+    assert commissions(lead) == [("Advertiser B", Decimal("70.00"), "USD")]
 
 
 def test_a_lead_returned_while_its_post_was_under_way_has_its_sale_reversed(offer, route, supplier):
