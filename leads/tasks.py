@@ -24,8 +24,10 @@ def process_outbox_batch_task(entry_ids: list[int], queue: str | None = None) ->
 
 @shared_task(acks_late=True, ignore_result=True, time_limit=settings.OUTBOX_TASK_TIME_LIMIT)
 def process_outbox_entry_task(entry_id: int) -> int:
-    """Tasks queued by an earlier release, one per entry."""
-    return len(outbox_drain(entry_ids=[entry_id]))
+    """One entry alone: one whose worker stopped while running it, which the sweeper sends one per
+    task (one that kills its worker then takes no other entry with it), or one queued by an earlier
+    release, when every entry had its own task."""
+    return len(outbox_drain(entry_ids=[entry_id], take_back=True))
 
 
 @shared_task(ignore_result=True)

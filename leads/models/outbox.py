@@ -39,6 +39,12 @@ class OutboxEntry(models.Model):
         null=True, blank=True, help_text="When its task was last sent to the broker; empty while none is queued."
     )
     last_error = models.TextField(blank=True)
+    # Apart from `attempts`: a handler's own retry schedule (RetryLater) may pass MAX_ATTEMPTS rightly.
+    lost_claims = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Times it was taken back after its worker stopped while running it (killed, out of memory, "
+        "past its time limit). One that stops its worker each time fails instead of stopping workers for ever.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     done_at = models.DateTimeField(null=True, blank=True)
 

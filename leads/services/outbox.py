@@ -92,6 +92,10 @@ BatchStep = BatchResult | Recording | _Marker | None
 BatchHandler = Callable[[list[OutboxEntry], float], Iterator[BatchStep]]
 
 MAX_ATTEMPTS = 12  # for unexpected errors; handlers that raise RetryLater keep their own schedule
+# An entry whose worker stopped while running it (its claim ran out) is taken back alone, by the
+# sweeper, so one that kills its worker takes no other entry down with it; taken back this many times
+# and stopped again, it fails and waits for staff instead of stopping a worker every few minutes.
+MAX_LOST_CLAIMS = 3
 SWEEP_BATCH = 500
 # A task sent this recently is presumed still queued: the sweeper leaves it alone, so a backlog
 # longer than the beat interval is not sent again every minute.
@@ -224,10 +228,13 @@ def _backoff_seconds(attempts: int) -> float:
 # --- Sending tasks to the broker --------------------------------------------------------------------
 
 
-def dispatch(entries: Iterable[tuple[int, str]], *, sweeping: bool = False, countdown: float | None = None) -> None:
+def dispatch(
+    entries: Iterable[tuple[int, str]], *, sweeping: bool = False, countdown: float | None = None, alone: bool = False
+) -> None:
     """Send tasks for (entry id, kind) pairs: one per queue and batch of ids, at most one per queue
     and OUTBOX_PUBLISH_WINDOW_SECONDS in a process for new entries (`publish_window`). A broker that is
-    down loses nothing: the entries not sent are marked so, and the sweeper sends them when it is back."""
+    down loses nothing: the entries not sent are marked so, and the sweeper sends them when it is back.
+    `alone`: one task per entry, which runs it by itself and may take it back from a stopped worker."""
     by_queue: dict[tuple[str | None, int], list[int]] = defaultdict(list)
     for entry_id, kind in entries:
         by_queue[(_queue_of(kind), batch_size_of(kind))].append(entry_id)
@@ -235,8 +242,8 @@ def dispatch(entries: Iterable[tuple[int, str]], *, sweeping: bool = False, coun
     if not sweeping and time.monotonic() < _broker_paused_until:
         _not_queued([entry_id for _, _, ids in batches for entry_id in ids])
         return
-    if sweeping or countdown is not None or _runs_in_this_thread():
-        _publish(batches, sweeping=sweeping, countdown=countdown)
+    if sweeping or countdown is not None or alone or _runs_in_this_thread():
+        _publish(batches, sweeping=sweeping, countdown=countdown, alone=alone)
     else:
         _publish_window.send(batches)
 
@@ -248,18 +255,29 @@ def _runs_in_this_thread() -> bool:
     return bool(process_outbox_batch_task.app.conf.task_always_eager)
 
 
-def _publish(batches: list[Batch], *, sweeping: bool = False, countdown: float | None = None) -> None:
+def _publish(
+    batches: list[Batch], *, sweeping: bool = False, countdown: float | None = None, alone: bool = False
+) -> None:
     global _broker_paused_until
-    from ..tasks import process_outbox_batch_task
+    from ..tasks import process_outbox_batch_task, process_outbox_entry_task
 
-    tasks = [(queue, ids[start : start + size]) for queue, size, ids in batches for start in range(0, len(ids), size)]
+    tasks = [
+        (queue, ids[start : start + step])
+        for queue, size, ids in batches
+        for step in [1 if alone else size]
+        for start in range(0, len(ids), step)
+    ]
     if not sweeping and time.monotonic() < _broker_paused_until:
         _not_queued([entry_id for _, ids in tasks for entry_id in ids])
         return
     for index, (queue, ids) in enumerate(tasks):
+        # Celery takes None for both (the default queue, at once); its stub does not.
+        options: dict[str, Any] = {"queue": queue, "countdown": countdown}
         try:
-            # Celery's stub types a shared task's args from its signature, which is (ids, queue) here.
-            process_outbox_batch_task.apply_async((ids, queue), queue=queue, countdown=countdown)  # type: ignore[arg-type]
+            if alone:
+                process_outbox_entry_task.apply_async((ids[0],), **options)
+            else:
+                process_outbox_batch_task.apply_async((ids, queue), **options)
         except Exception:  # the broker's errors vary by transport; the row is the truth
             _broker_paused_until = time.monotonic() + BROKER_PAUSE_SECONDS
             logger.warning("Could not send %s outbox entries to the broker; the sweeper will retry", len(ids))
@@ -351,9 +369,13 @@ def outbox_enqueue_bulk(items: Sequence[tuple[int, str, dict[str, Any]]]) -> int
 # --- Claiming and running ------------------------------------------------------------------------
 
 
-def _claim(entry_ids: list[int], kinds: list[str], limit: int) -> tuple[list[OutboxEntry], datetime]:
+def _claim(
+    entry_ids: list[int], kinds: list[str], limit: int, *, take_back: bool = False
+) -> tuple[list[OutboxEntry], datetime]:
     """Claim up to `limit` due rows in one statement: the given ids first, then (if kinds are given)
-    other due rows of those kinds. Rows another worker holds are skipped, not waited for."""
+    other due rows of those kinds. Rows another worker holds are skipped, not waited for. A row whose
+    worker stopped while running it (its claim ran out) is taken only with `take_back`, by the task
+    that runs one entry alone, and counted as a lost claim."""
     now = timezone.now()
     until = now + timedelta(seconds=settings.OUTBOX_CLAIM_SECONDS)
     if not entry_ids and not kinds:
@@ -382,17 +404,23 @@ def _claim(entry_ids: list[int], kinds: list[str], limit: int) -> tuple[list[Out
     alone = connection.vendor == "postgresql" and connection.get_autocommit()
     without_waiting = " AND set_config('synchronous_commit', 'off', true) = 'off'" if alone else ""
     # Only names and placeholders are spliced in; every value is a parameter.
+    due, due_params = "(status = %s AND next_attempt_at <= %s)", [pending, moment]
+    lost, lost_params = "", list[str]()
+    if take_back:
+        due, due_params = f"({due} OR (status = %s AND claimed_until < %s))", [*due_params, processing, moment]
+        # The right side reads the row as it was: a row still processing is one taken back.
+        lost, lost_params = ", lost_claims = lost_claims + CASE WHEN status = %s THEN 1 ELSE 0 END", [processing]
     sql = (
-        f"UPDATE {table} SET status = %s, claimed_until = %s, attempts = attempts + 1, dispatched_at = NULL "  # noqa: S608
-        f"WHERE id IN (SELECT id FROM {table} WHERE ({' OR '.join(wanted)}) AND "
-        "((status = %s AND next_attempt_at <= %s) OR (status = %s AND claimed_until < %s)) "
+        f"UPDATE {table} SET status = %s, claimed_until = %s, attempts = attempts + 1, dispatched_at = NULL{lost} "  # noqa: S608
+        f"WHERE id IN (SELECT id FROM {table} WHERE ({' OR '.join(wanted)}) AND {due} "
         f"ORDER BY {order} LIMIT %s{lock}){without_waiting} RETURNING {columns}"
     )
     params = [
         processing,
         ops.adapt_datetimefield_value(until),
+        *lost_params,
         *wanted_params,
-        *(pending, moment, processing, moment),
+        *due_params,
         *order_params,
         limit,
     ]
@@ -644,18 +672,24 @@ class _Batch:
 
 
 def outbox_drain(
-    *, entry_ids: Iterable[int] = (), queue: str | None = None, top_up: bool = False, keep_going: bool = False
+    *,
+    entry_ids: Iterable[int] = (),
+    queue: str | None = None,
+    top_up: bool = False,
+    keep_going: bool = False,
+    take_back: bool = False,
 ) -> dict[int, str]:
     """Claim the given entries (and, with `top_up`, other due ones of the queue's kinds, up to a
     batch), run each kind's batch, record. With `keep_going` (and `top_up`), go on with the queue's
     next due batch while there is one and time is left, claiming it while the calls of the one before
-    are in flight (DRAIN_BATCHES_AT_ONCE). Returns {entry id: outcome}."""
+    are in flight (DRAIN_BATCHES_AT_ONCE). `take_back`: the given entries may be ones whose worker
+    stopped while running them (see _claim). Returns {entry id: outcome}."""
     entry_ids = list(entry_ids)
     kinds = [kind.name for kind in _KINDS.values() if kind.queue == queue] if top_up else []
     limit = max(settings.OUTBOX_BATCH_SIZE, len(entry_ids))
     # The task's hard time limit is shorter than the claim; new work stops well before it.
     deadline = time.monotonic() + settings.OUTBOX_TASK_TIME_LIMIT * 0.5
-    claimed, token = _claim(entry_ids, kinds, limit)
+    claimed, token = _claim(entry_ids, kinds, limit, take_back=take_back)
     running = [_Batch(claimed, token, deadline)]
     # A claim that found fewer rows than it asked for left nothing due behind it.
     more = keep_going and bool(kinds) and len(claimed) >= limit
@@ -689,25 +723,47 @@ def outbox_drain(
 
 
 def outbox_process(*, entry_id: int) -> str:
-    """Run one entry now if it is due: "done", "retry", "failed", "not due", "claim lost"..."""
-    return outbox_drain(entry_ids=[entry_id]).get(entry_id, "not due")
+    """Run one entry now, alone, if it is due or its worker stopped while running it: "done", "retry",
+    "failed", "not due", "claim lost"..."""
+    return outbox_drain(entry_ids=[entry_id], take_back=True).get(entry_id, "not due")
 
 
 def outbox_sweep(*, limit: int = SWEEP_BATCH) -> int:
-    """Send every entry that is due, has a handler and has no task queued; returns how many."""
+    """Send every entry that is due, has a handler and has no task queued; returns how many. Those
+    whose worker stopped while running them go one per task (`dispatch(alone=True)`), after the ones
+    that stopped workers too often are failed (MAX_LOST_CLAIMS)."""
     now = timezone.now()
+    stopped = Q(status=OutboxEntry.Status.PROCESSING, claimed_until__lt=now)
+    _fail_the_ones_that_stop_their_workers(stopped)
     not_queued = Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - SWEEP_GRACE)
-    sweepable = (Q(status=OutboxEntry.Status.PENDING, next_attempt_at__lte=now) & not_queued) | Q(
-        status=OutboxEntry.Status.PROCESSING, claimed_until__lt=now
-    )
+    sweepable = (Q(status=OutboxEntry.Status.PENDING, next_attempt_at__lte=now) & not_queued) | stopped
     due = list(
         OutboxEntry.objects.filter(sweepable, kind__in=handled_kinds())
         .order_by("next_attempt_at")
-        .values_list("pk", "kind")[:limit]
+        .values_list("pk", "kind", "status")[:limit]
     )
-    OutboxEntry.objects.filter(pk__in=[pk for pk, _ in due]).update(dispatched_at=now)
-    dispatch(due, sweeping=True)
+    OutboxEntry.objects.filter(pk__in=[pk for pk, _, _ in due]).update(dispatched_at=now)
+    dispatch([(pk, kind) for pk, kind, status in due if status != OutboxEntry.Status.PROCESSING], sweeping=True)
+    dispatch(
+        [(pk, kind) for pk, kind, status in due if status == OutboxEntry.Status.PROCESSING], sweeping=True, alone=True
+    )
     return len(due)
+
+
+def _fail_the_ones_that_stop_their_workers(stopped: Q) -> None:
+    poison = OutboxEntry.objects.filter(stopped, lost_claims__gte=MAX_LOST_CLAIMS)
+    failed = list(poison.values_list("pk", "kind", "lost_claims"))
+    if not failed:
+        return
+    OutboxEntry.objects.filter(stopped, pk__in=[pk for pk, _, _ in failed]).update(
+        status=OutboxEntry.Status.FAILED,
+        claimed_until=None,
+        dispatched_at=None,
+        last_error=f"WorkerStopped: its worker stopped each of the {MAX_LOST_CLAIMS + 1} times it ran (killed, "
+        "out of memory or past its time limit); it runs again when staff retry it.",
+    )
+    for pk, kind, lost_claims in failed:
+        logger.error("Outbox entry %s (%s) stopped its worker %s times; failed", pk, kind, lost_claims + 1)
 
 
 def outbox_retry(*, entry_ids: list[int]) -> int:
@@ -723,6 +779,7 @@ def outbox_retry(*, entry_ids: list[int]) -> int:
             next_attempt_at=timezone.now(),
             claimed_until=None,
             dispatched_at=timezone.now(),
+            lost_claims=0,
         )
     )
     retryable = list(

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import kombu.pools
@@ -110,6 +111,74 @@ def test_a_worker_that_died_mid_task_frees_its_entry_after_the_claim_expires(rec
     OutboxEntry.objects.filter(pk=entry.pk).update(claimed_until=timezone.now() - datetime.timedelta(seconds=1))
     assert outbox_process(entry_id=entry.pk) == "done"
     assert calls == [entry.pk]
+
+
+class WorkerStopped(BaseException):
+    """A worker killed while it runs an entry (out of memory, a hard time limit): it records nothing,
+    and its claim stays on the entry until it runs out."""
+
+
+@pytest.fixture
+def batches_run(settings):
+    """The delivery kind's batches as they run, by entry id; an entry whose payload says "poison"
+    stops its worker. Claims run out at once, as a stopped worker's claim does in the end."""
+    settings.OUTBOX_CLAIM_SECONDS = 0
+    runs: list[list[int]] = []
+
+    def handle_batch(entries, deadline):
+        runs.append([entry.pk for entry in entries])
+        for entry in entries:
+            if entry.payload.get("poison"):
+                raise WorkerStopped
+            yield entry, None
+
+    previous = outbox_module.follow_up_kind("delivery")
+    outbox_module.register_follow_up(replace(previous, handle_batch=handle_batch))
+    yield runs
+    outbox_module.register_follow_up(previous)
+
+
+@pytest.mark.django_db
+def test_entries_a_stopped_worker_left_go_again_one_by_one_never_in_another_batch(batches_run):
+    lead = LeadFactory()
+    entries = OutboxEntry.objects.bulk_create(OutboxEntry(lead=lead, kind="delivery") for _ in range(3))
+    assert outbox_module._claim([entry.pk for entry in entries], [], 3)[0]  # a worker took them, then stopped
+
+    # Had one of them stopped it, a draining worker taking them into its batch would stop too.
+    assert outbox_module.outbox_drain(queue=None, top_up=True) == {}
+    assert outbox_sweep() == 3
+
+    assert sorted(batches_run) == [[entry.pk] for entry in entries]  # each alone, in a task of its own
+    assert set(OutboxEntry.objects.values_list("status", "lost_claims")) == {("done", 1)}
+
+
+@pytest.mark.django_db
+def test_an_entry_that_stops_its_worker_every_time_fails_for_staff_to_retry(batches_run, caplog):
+    entry = OutboxEntry.objects.create(
+        lead=LeadFactory(email="ada@example.com"), kind="delivery", payload={"poison": 1}
+    )
+    with pytest.raises(WorkerStopped):
+        outbox_process(entry_id=entry.pk)
+
+    for lost_claims in (1, 2, 3):  # taken back alone, it stops a worker again
+        with pytest.raises(WorkerStopped):
+            outbox_sweep()
+        entry.refresh_from_db()
+        assert (entry.status, entry.lost_claims) == ("processing", lost_claims)
+
+    assert outbox_sweep() == 0  # the fourth time its worker stopped, it is failed, not run again
+    entry.refresh_from_db()
+    assert entry.status == "failed"
+    assert entry.last_error.startswith("WorkerStopped: its worker stopped each of the 4 times it ran")
+    assert len(batches_run) == 4
+    assert f"Outbox entry {entry.pk} (delivery) stopped its worker 4 times; failed" in caplog.text
+    assert "ada@" not in caplog.text
+    assert outbox_sweep() == 0
+
+    # Staff retry it (once its cause is fixed): it has its tries again.
+    assert outbox_module.outbox_retry(entry_ids=[entry.pk]) == 1
+    entry.refresh_from_db()
+    assert (entry.status, entry.lost_claims) == ("pending", 0)
 
 
 @pytest.mark.django_db
