@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='outboxentry',
             name='lost_claims',
-            field=models.PositiveSmallIntegerField(default=0, help_text='Times it was taken back after its worker stopped while running it (killed, out of memory, past its time limit). One that stops its worker each time fails instead of stopping workers for ever.'),
+            field=models.PositiveSmallIntegerField(default=0, help_text='Times in a row it was taken back after its worker stopped while running it (killed, out of memory, past its time limit). One that stops its worker each time fails instead of stopping workers for ever.'),
         ),
     ]

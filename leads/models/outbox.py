@@ -42,8 +42,8 @@ class OutboxEntry(models.Model):
     # Apart from `attempts`: a handler's own retry schedule (RetryLater) may pass MAX_ATTEMPTS rightly.
     lost_claims = models.PositiveSmallIntegerField(
         default=0,
-        help_text="Times it was taken back after its worker stopped while running it (killed, out of memory, "
-        "past its time limit). One that stops its worker each time fails instead of stopping workers for ever.",
+        help_text="Times in a row it was taken back after its worker stopped while running it (killed, out of "
+        "memory, past its time limit). One that stops its worker each time fails instead of stopping workers for ever.",
     )
     created_at = models.DateTimeField(default=timezone.now)
     done_at = models.DateTimeField(null=True, blank=True)

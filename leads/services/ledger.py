@@ -213,8 +213,10 @@ def ledger_post_buyer_commission(
     owed by the buyer that reports it, at the amount it reports, else the offer's payout per sale.
 
     Booked only for a buyer that bought the lead, has not returned its copy and owes no commission on
-    it yet: the lead's first sale (ledger_post_sale_commission) keeps its own entry."""
-    if lead.is_test:
+    it yet, and once the lead's first sale is booked (ledger_post_sale_commission): a lead won before
+    the ledger has its sale booked by `ledger_backfill`, to the offer's advertiser, which may be the
+    buyer reporting now."""
+    if lead.is_test or not LedgerEntry.objects.filter(key=f"commission:{lead.pk}").exists():
         return []
     entries = LedgerEntry.objects.filter(lead=lead, advertiser_id=advertiser_id)
     if entries.filter(kind=K.SALE_COMMISSION).exists():

@@ -404,10 +404,12 @@ def _claim(
     alone = connection.vendor == "postgresql" and connection.get_autocommit()
     without_waiting = " AND set_config('synchronous_commit', 'off', true) = 'off'" if alone else ""
     # Only names and placeholders are spliced in; every value is a parameter.
-    due, due_params = "(status = %s AND next_attempt_at <= %s)", [pending, moment]
+    due, due_params = "(status = %s AND next_attempt_at <= %s)", list[str | int | None]([pending, moment])
     lost, lost_params = "", list[str]()
     if take_back:
-        due, due_params = f"({due} OR (status = %s AND claimed_until < %s))", [*due_params, processing, moment]
+        # One past the limit is the sweeper's to fail, whichever task (a duplicate, a redelivery) comes.
+        stopped = "(status = %s AND claimed_until < %s AND lost_claims < %s)"
+        due, due_params = f"({due} OR {stopped})", [*due_params, processing, moment, MAX_LOST_CLAIMS]
         # The right side reads the row as it was: a row still processing is one taken back.
         lost, lost_params = ", lost_claims = lost_claims + CASE WHEN status = %s THEN 1 ELSE 0 END", [processing]
     sql = (
@@ -528,7 +530,8 @@ class _Results:
             self.outcomes[entry.pk] = self._settle(entry, error, now, soon)
             changed.append(entry)
         bulk_update_rows(
-            changed, ["status", "attempts", "next_attempt_at", "claimed_until", "dispatched_at", "last_error"]
+            changed,
+            ["status", "attempts", "next_attempt_at", "claimed_until", "dispatched_at", "last_error", "lost_claims"],
         )
         for (_, delay), pairs in soon.items():
             transaction.on_commit(functools.partial(dispatch, pairs, countdown=delay + 0.5))
@@ -582,6 +585,7 @@ class _Results:
         entry: OutboxEntry, error: BaseException, now: datetime, soon: dict[_Soon, list[tuple[int, str]]]
     ) -> str:
         entry.claimed_until = None
+        entry.lost_claims = 0  # it ran to an end: stops counted before were other entries' doing
         if isinstance(error, NotStarted):
             # Due now, left to the sweeper: a batch that ran out of time had a slow partner or a
             # backlog, and sending its rest straight back would only queue it behind itself.
@@ -736,18 +740,21 @@ def outbox_sweep(*, limit: int = SWEEP_BATCH) -> int:
     stopped = Q(status=OutboxEntry.Status.PROCESSING, claimed_until__lt=now)
     _fail_the_ones_that_stop_their_workers(stopped)
     not_queued = Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - SWEEP_GRACE)
-    sweepable = (Q(status=OutboxEntry.Status.PENDING, next_attempt_at__lte=now) & not_queued) | stopped
-    due = list(
-        OutboxEntry.objects.filter(sweepable, kind__in=handled_kinds())
-        .order_by("next_attempt_at")
-        .values_list("pk", "kind", "status")[:limit]
+    handled = handled_kinds()
+    # Each query has its own limit: a backlog of due rows (a queue without a worker) must not starve
+    # the few a stopped worker left, nor they it.
+    alone, due = (
+        list(
+            OutboxEntry.objects.filter(condition, not_queued, kind__in=handled)
+            .order_by("next_attempt_at")
+            .values_list("pk", "kind")[:limit]
+        )
+        for condition in (stopped, Q(status=OutboxEntry.Status.PENDING, next_attempt_at__lte=now))
     )
-    OutboxEntry.objects.filter(pk__in=[pk for pk, _, _ in due]).update(dispatched_at=now)
-    dispatch([(pk, kind) for pk, kind, status in due if status != OutboxEntry.Status.PROCESSING], sweeping=True)
-    dispatch(
-        [(pk, kind) for pk, kind, status in due if status == OutboxEntry.Status.PROCESSING], sweeping=True, alone=True
-    )
-    return len(due)
+    OutboxEntry.objects.filter(pk__in=[pk for pk, _ in alone + due]).update(dispatched_at=now)
+    dispatch(alone, sweeping=True, alone=True)
+    dispatch(due, sweeping=True)
+    return len(alone) + len(due)
 
 
 def _fail_the_ones_that_stop_their_workers(stopped: Q) -> None:

@@ -644,6 +644,22 @@ def test_a_buyer_that_returned_its_copy_or_reports_no_amount_owes_what_it_bought
     assert commissions(lead) == [("Advertiser B", Decimal("70.00"), "USD")]
 
 
+def test_a_buyers_report_on_a_lead_won_before_the_ledger_leaves_its_sale_to_the_backfill(shared_lead, offer):
+    from django.core.management import call_command
+
+    lead, buyers = shared_lead
+    # Won before the ledger existed: nothing of the sale is booked.
+    type(lead).objects.filter(pk=lead.pk).update(status="won", sale_amount=Decimal("45.00"), sale_currency="USD")
+    offer.advertiser = buyers["B"].advertiser
+    offer.save()
+
+    assert report(buyers["B"], lead, outcome="converted", sale_amount="45.00").status_code == 201
+    call_command("ledger_backfill", verbosity=0)
+
+    # One sale, one commission, whichever came first: B is the offer's advertiser.
+    assert commissions(lead) == [("Advertiser B", Decimal("45.00"), "USD")]
+
+
 def test_a_lead_returned_while_its_post_was_under_way_has_its_sale_reversed(offer, route, supplier):
     campaign = CampaignFactory(offer=offer)
     SupplierPayout.objects.create(partner=supplier, campaign=campaign, amount=Decimal("8.00"), basis="sold")

@@ -130,7 +130,7 @@ def batches_run(settings):
         for entry in entries:
             if entry.payload.get("poison"):
                 raise WorkerStopped
-            yield entry, None
+            yield entry, RetryLater("the buyer is busy") if entry.payload.get("busy") else None
 
     previous = outbox_module.follow_up_kind("delivery")
     outbox_module.register_follow_up(replace(previous, handle_batch=handle_batch))
@@ -179,6 +179,57 @@ def test_an_entry_that_stops_its_worker_every_time_fails_for_staff_to_retry(batc
     assert outbox_module.outbox_retry(entry_ids=[entry.pk]) == 1
     entry.refresh_from_db()
     assert (entry.status, entry.lost_claims) == ("pending", 0)
+
+
+def stopped_entry(lead, *, lost_claims=0, **fields):
+    """What a worker that stopped while running the entry left: its claim, run out."""
+    return OutboxEntry.objects.create(
+        lead=lead,
+        kind="delivery",
+        status="processing",
+        attempts=1,
+        claimed_until=timezone.now() - datetime.timedelta(seconds=1),
+        lost_claims=lost_claims,
+        **fields,
+    )
+
+
+@pytest.mark.django_db
+def test_a_backlog_of_due_entries_does_not_hold_back_the_ones_a_stopped_worker_left(batches_run):
+    lead = LeadFactory()
+    old = timezone.now() - datetime.timedelta(hours=1)
+    OutboxEntry.objects.bulk_create(OutboxEntry(lead=lead, kind="delivery", next_attempt_at=old) for _ in range(3))
+    stopped = stopped_entry(lead)
+
+    assert outbox_sweep(limit=2) == 3  # two of the backlog, and the stopped one besides
+
+    assert [stopped.pk] in batches_run
+
+
+@pytest.mark.django_db
+def test_an_entry_at_its_limit_of_stopped_workers_runs_no_more_whichever_task_comes(batches_run):
+    lead = LeadFactory()
+    spent = stopped_entry(lead, lost_claims=outbox_module.MAX_LOST_CLAIMS)
+    queued = stopped_entry(lead, dispatched_at=timezone.now())
+
+    # A duplicate task, or its batch's message back from a stopped worker, does not run it again.
+    assert outbox_process(entry_id=spent.pk) == "not due"
+    assert outbox_sweep() == 0  # failed; and the other's task, sent a moment ago, is left to run
+
+    assert batches_run == []
+    assert OutboxEntry.objects.get(pk=spent.pk).status == "failed"
+    assert OutboxEntry.objects.get(pk=queued.pk).status == "processing"
+
+
+@pytest.mark.django_db
+def test_an_entry_that_ran_to_an_end_starts_counting_stopped_workers_again(batches_run):
+    # Stopped twice with the batches it was in, it then ran and asked to wait.
+    entry = stopped_entry(LeadFactory(), lost_claims=2, payload={"busy": 1})
+
+    assert outbox_sweep() == 1
+
+    entry.refresh_from_db()
+    assert (entry.status, entry.lost_claims) == ("pending", 0)  # another batch's crash cannot fail it
 
 
 @pytest.mark.django_db
