@@ -766,11 +766,11 @@ def _fail_the_ones_that_stop_their_workers(stopped: Q) -> None:
         status=OutboxEntry.Status.FAILED,
         claimed_until=None,
         dispatched_at=None,
-        last_error=f"WorkerStopped: its worker stopped each of the {MAX_LOST_CLAIMS + 1} times it ran (killed, "
+        last_error=f"WorkerStopped: its worker stopped the last {MAX_LOST_CLAIMS + 1} times it ran (killed, "
         "out of memory or past its time limit); it runs again when staff retry it.",
     )
     for pk, kind, lost_claims in failed:
-        logger.error("Outbox entry %s (%s) stopped its worker %s times; failed", pk, kind, lost_claims + 1)
+        logger.error("Outbox entry %s (%s) stopped its worker %s times in a row; failed", pk, kind, lost_claims + 1)
 
 
 def outbox_retry(*, entry_ids: list[int]) -> int:

@@ -169,9 +169,9 @@ def test_an_entry_that_stops_its_worker_every_time_fails_for_staff_to_retry(batc
     assert outbox_sweep() == 0  # the fourth time its worker stopped, it is failed, not run again
     entry.refresh_from_db()
     assert entry.status == "failed"
-    assert entry.last_error.startswith("WorkerStopped: its worker stopped each of the 4 times it ran")
+    assert entry.last_error.startswith("WorkerStopped: its worker stopped the last 4 times it ran")
     assert len(batches_run) == 4
-    assert f"Outbox entry {entry.pk} (delivery) stopped its worker 4 times; failed" in caplog.text
+    assert f"Outbox entry {entry.pk} (delivery) stopped its worker 4 times in a row; failed" in caplog.text
     assert "ada@" not in caplog.text
     assert outbox_sweep() == 0
 
