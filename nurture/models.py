@@ -358,7 +358,12 @@ class AudienceExport(models.Model):
     file = models.FileField(upload_to="audience-exports/", blank=True)
     file_size = models.PositiveBigIntegerField(default=0)
     checksum = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the file.")
-    since = models.DateTimeField(null=True, blank=True, help_text="Incremental: leads captured after this.")
+    since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Incremental: what is new since then (in a segment, leads captured or changed; in a list, "
+        "leads added).",
+    )
     error = models.CharField(max_length=500, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -149,11 +149,12 @@ INCREMENTAL_OVERLAP = timedelta(minutes=10)
 
 def _new_since(audience: Audience, since: datetime) -> Q:
     """What is new in the audience since then: on a static list, the leads added to it (a flow adds them
-    days after capture); in a segment, the leads captured (one that comes to match later, by a status
-    or a score, is in the next full export)."""
+    days after capture); in a segment, the leads captured or changed since (a status, a score, a first
+    open or click: what makes a lead come to match one later). A changed lead that matched before is
+    uploaded again, which the platforms take as one."""
     if audience.kind == Audience.Kind.STATIC:
         return Q(Exists(AudienceMember.objects.filter(audience=audience, lead=OuterRef("pk"), added_at__gt=since)))
-    return Q(created_at__gt=since)
+    return Q(created_at__gt=since) | Q(updated_at__gt=since)
 
 
 def audience_export_run(*, export_id: int) -> AudienceExport:

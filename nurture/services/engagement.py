@@ -21,9 +21,11 @@ def _engaged(message_id: int, field: str, points: int, event: str) -> None:
             return
         first_time = getattr(message, field) is None
         if first_time:
-            NurtureMessage.objects.filter(pk=message.pk).update(**{field: timezone.now()})
-            # Engagement raises the score once per message, never past 100.
-            Lead.objects.filter(pk=message.lead_id).update(score=Least(F("score") + points, 100))
+            now = timezone.now()
+            NurtureMessage.objects.filter(pk=message.pk).update(**{field: now})
+            # Engagement raises the score once per message, never past 100. The lead has changed: an
+            # incremental audience export (engaged, or by score) takes it in.
+            Lead.objects.filter(pk=message.lead_id).update(score=Least(F("score") + points, 100), updated_at=now)
         LeadEvent.objects.create(
             lead_id=message.lead_id,
             kind=LeadEvent.Kind.NURTURE,

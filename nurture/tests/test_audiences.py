@@ -83,9 +83,9 @@ def test_an_export_writes_the_file_with_its_rows_checksum_and_size_once_per_peri
 
 def test_an_incremental_export_has_only_the_leads_new_since_the_last_one(campaign, django_capture_on_commit_callbacks):
     audience = Audience.objects.create(name="All")
-    # Captured an hour before: outside the look-back (INCREMENTAL_OVERLAP) of the next export.
-    LeadFactory.create_batch(
-        3, campaign=campaign, consent=True, created_at=timezone.now() - timezone.timedelta(hours=1)
+    # Captured (and last changed) an hour before: outside the look-back (INCREMENTAL_OVERLAP) of the next export.
+    captured_before(
+        timezone.now() - timezone.timedelta(hours=1), LeadFactory.create_batch(3, campaign=campaign, consent=True)
     )
     with django_capture_on_commit_callbacks(execute=True):
         first = audience_export_request(audience=audience, format="generic", mode="incremental", period="p1")
@@ -98,6 +98,51 @@ def test_an_incremental_export_has_only_the_leads_new_since_the_last_one(campaig
     second.refresh_from_db()
     assert (first.rows, second.rows) == (3, 1)
     assert read(second)[1][0] == hashlib.sha256(newer.email.encode()).hexdigest()
+
+
+def captured_before(moment, leads):
+    """Leads captured, and last changed, at `moment` (a lead's updated_at is always its last save)."""
+    Lead.objects.filter(pk__in=[lead.pk for lead in leads]).update(created_at=moment, updated_at=moment)
+    return leads
+
+
+def test_an_incremental_export_of_a_segment_has_the_leads_that_came_to_match_it_since(
+    campaign, django_capture_on_commit_callbacks
+):
+    from leads.services import lead_set_status
+    from nurture.models import Enrollment, Flow, NurtureMessage
+    from nurture.services.engagement import message_opened
+
+    won = Audience.objects.create(name="Buyers", statuses=["won"])
+    engaged = Audience.objects.create(name="Engaged", engaged_not_converted=True)
+    hour_ago = timezone.now() - timezone.timedelta(hours=1)
+    buyer, reader, idle = captured_before(hour_ago, LeadFactory.create_batch(3, campaign=campaign, consent=True))
+    step = FlowStep.objects.create(flow=Flow.objects.create(name="Welcome"), kind="email", subject="Hi", body_text="Hi")
+    enrollment = Enrollment.objects.create(flow=step.flow, lead=reader, step=step)
+    message = NurtureMessage.objects.create(enrollment=enrollment, lead=reader, step=step, to_email=reader.email)
+    with django_capture_on_commit_callbacks(execute=True):
+        firsts = [
+            audience_export_request(audience=a, format="generic", mode="incremental", period="p1")
+            for a in (won, engaged)
+        ]
+
+    # After those exports, one lead buys and another opens an email: each now matches a segment.
+    lead_set_status(lead=buyer, status="won", actor=None, sale_amount=100)
+    message_opened(message_id=message.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        seconds = [
+            audience_export_request(audience=a, format="generic", mode="incremental", period="p2")
+            for a in (won, engaged)
+        ]
+
+    for export in [*firsts, *seconds]:
+        export.refresh_from_db()
+    assert [export.rows for export in firsts] == [0, 0]
+    assert [read(export)[1:] for export in seconds] == [
+        [[hashlib.sha256(buyer.email.encode()).hexdigest(), ""]],
+        [[hashlib.sha256(reader.email.encode()).hexdigest(), ""]],
+    ]
+    assert idle.pk not in audience_leads(engaged).values_list("pk", flat=True)
 
 
 def test_an_incremental_export_of_a_static_list_has_the_leads_added_since_whenever_they_were_captured(
