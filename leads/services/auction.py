@@ -103,10 +103,12 @@ class _Opened:
             self.bids_written = True
 
 
-def _close_interrupted(lead: Lead, now: Any) -> None:
-    """An auction its worker never finished (killed mid-way): its reserved, unanswered post is
-    failed, so it holds no cap or credit, and the auction is marked interrupted."""
-    running = list(Auction.objects.filter(lead=lead, status=Auction.Status.RUNNING).values_list("pk", flat=True))
+def _close_interrupted(lead_ids: list[int], now: Any) -> None:
+    """Auctions of these leads their worker never finished (killed mid-way): each reserved, unanswered
+    post is failed, so it holds no cap or credit, and the auction is marked interrupted."""
+    running = list(
+        Auction.objects.filter(lead_id__in=lead_ids, status=Auction.Status.RUNNING).values_list("pk", flat=True)
+    )
     if not running:
         return
     reserved = AuctionBid.objects.filter(auction_id__in=running, delivery__isnull=False).values("delivery_id")
@@ -146,7 +148,7 @@ def _open(entry: OutboxEntry) -> _Opened | None:
             _set_payload(entry, skipped="the offer sells by fixed routes now")
             return None
         if entry.payload.get("auction"):
-            _close_interrupted(lead, now)  # this entry ran before and its worker stopped mid-way
+            _close_interrupted([lead.pk], now)  # this entry ran before and its worker stopped mid-way
         accepted = Delivery.objects.filter(lead=lead, status=Delivery.Status.ACCEPTED).count()
         wanted = offer.auction_buyers_per_lead - accepted
         if wanted <= 0:
@@ -587,10 +589,13 @@ def auctions_rerun(*, leads: QuerySet[Lead], user: Any = None) -> int:
         .annotate(total=Count("id"))
         .order_by()
     )
-    count = 0
+    again = []
     for lead in candidates:
         if sold.get(lead.pk, 0) >= lead.offer.auction_buyers_per_lead:
             continue
         outbox_enqueue(lead=lead, kinds=[OutboxEntry.Kind.AUCTION], payload={"requested_by": user.pk if user else None})
-        count += 1
-    return count
+        again.append(lead.pk)
+    # No entry runs these leads' auctions: one still running was left by a worker that stopped (its
+    # entry since failed), and its reserved post would hold the buyer's cap and credit for ever.
+    _close_interrupted(again, timezone.now())
+    return len(again)

@@ -14,6 +14,8 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
+from campaigns.models import MONEY
+
 from ..models import DeliveryDestination, Lead, WebhookSecret
 from .answers import json_path
 from .delivery import _auth_header  # the destination's credentials, sent as its deliveries send them
@@ -107,15 +109,23 @@ def ping_request(*, lead: Lead, destination: DeliveryDestination, ping_id: str, 
     )
 
 
+# The largest amount a money column holds (campaigns.models.MONEY: 14 digits, 2 after the point).
+_LARGEST_AMOUNT = Decimal(10) ** (MONEY["max_digits"] - MONEY["decimal_places"]) - Decimal("0.01")
+
+
 def _amount(value: Any) -> Decimal | None:
-    """A bid as money: a number or a numeric text; None when it is neither."""
+    """A bid as money: a number or a numeric text that fits the money columns; None otherwise (a bid
+    that could not be stored would fail the auction's every run, and with it the lead's sale)."""
     if isinstance(value, bool) or value is None:
         return None
     try:
         amount = Decimal(str(value).strip())
+        if not amount.is_finite():
+            return None
+        amount = amount.quantize(Decimal("0.01"))
     except InvalidOperation:
         return None
-    return amount.quantize(Decimal("0.01")) if amount.is_finite() else None
+    return amount if abs(amount) <= _LARGEST_AMOUNT else None
 
 
 def read_ping_answer(status: int, body: bytes, ping: Ping) -> PingAnswer:

@@ -295,6 +295,23 @@ def test_malformed_declining_and_failing_answers_are_logged_and_lose(buyers, off
     assert (bid_of(auction, broken).outcome, bid_of(auction, broken).status_code) == ("error", 503)
 
 
+def test_a_bid_too_large_to_be_money_is_an_error_and_the_next_bid_wins(buyers, offer, sellable):
+    huge = ping_buyer(offer, buyers, answer=(200, b'{"bid": 1e13}', 0.0))  # past the money columns' 12 digits
+    absurd = ping_buyer(offer, buyers, answer=(200, b'{"bid": 1e30}', 0.0))
+    bidder = ping_buyer(offer, buyers, bid=6)
+    lead = sellable()
+
+    auction = run_auction(lead)
+
+    assert (auction.status, auction.winner, auction.price) == (Auction.Status.SOLD, bidder, Decimal("6.00"))
+    for destination, raw in ((huge, "10000000000000.0"), (absurd, "1e+30")):
+        bid = bid_of(auction, destination)
+        assert (bid.outcome, bid.amount, bid.reason) == ("error", None, f"the bid {raw!r} is not an amount")
+    assert list(LedgerEntry.objects.filter(lead=lead, kind="lead_sold").values_list("amount", flat=True)) == [
+        Decimal("6.00")
+    ]
+
+
 def test_no_bid_at_the_floor_leaves_the_lead_unsold_and_books_nothing(buyers, offer, sellable):
     ping_buyer(offer, buyers, bid="4.00")
     lead = sellable()
@@ -510,6 +527,27 @@ def test_an_auction_interrupted_mid_way_frees_its_reserved_buyer(buyers, offer, 
     assert reserved.status == Delivery.Status.FAILED
     # The buyer already had the lead (its post unanswered): it is not asked again.
     assert auction.status == Auction.Status.UNSOLD and auction.buyers_pinged == 0
+
+
+def test_running_again_a_failed_auction_frees_the_post_its_stopped_worker_reserved(buyers, offer, sellable):
+    bidder = ping_buyer(offer, buyers, bid=9)
+    other = ping_buyer(offer, buyers, bid=7)
+    lead = sellable()
+    stuck = Auction.objects.create(lead=lead, offer=offer, floor_price=5, currency="USD")
+    reserved = Delivery.objects.create(lead=lead, destination=bidder, price=9, currency="USD")
+    AuctionBid.objects.create(auction=stuck, destination=bidder, outcome="bid", amount=9, delivery=reserved)
+    # Its worker stopped mid-way, again and again, until the outbox failed the entry: staff run it again.
+    lead.outbox_entries.filter(kind=OutboxEntry.Kind.AUCTION).update(status="failed", payload={"auction": stuck.pk})
+
+    assert auctions_rerun(leads=Lead.objects.filter(pk=lead.pk)) == 1
+    auction = run_auction(lead)
+
+    stuck.refresh_from_db()
+    reserved.refresh_from_db()
+    assert (stuck.status, reserved.status) == (Auction.Status.INTERRUPTED, Delivery.Status.FAILED)
+    # Sold once: the buyer whose post went unanswered had the lead, and is not asked again.
+    assert (auction.status, auction.winner) == (Auction.Status.SOLD, other)
+    assert Delivery.objects.filter(lead=lead, status__in=["pending", "accepted"]).count() == 1
 
 
 def test_a_captured_lead_is_auctioned_after_commit(buyers, offer, capture, django_capture_on_commit_callbacks):
