@@ -391,8 +391,9 @@ class DailyStatAdmin(ModelAdmin):
     change_list_template = "admin/campaigns/dailystat/change_list.html"
 
     def get_readonly_fields(self, request, obj=None):
-        # A stored day keeps its campaign (and so its offer and source); a wrong one is deleted and re-entered.
-        return ("campaign", "offer", "traffic_source") if obj else ("offer", "traffic_source")
+        # A stored day keeps its campaign (and so its offer and source) and its date, under which its
+        # spend is booked and rolled up; a wrong one is deleted (its spend reversed) and entered again.
+        return ("campaign", "date", "offer", "traffic_source") if obj else ("offer", "traffic_source")
 
     def get_fields(self, request, obj=None):
         fields = ["campaign", "date", "impressions", "clicks", "spend"]

@@ -3,6 +3,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone
 
@@ -333,25 +334,31 @@ def test_new_postback_token_is_shown_once_and_only_its_hash_is_stored(client, su
     assert advertiser_for_postback_token(token) == advertiser
 
 
-def test_a_daily_stat_keeps_the_campaign_offer_and_source_it_was_entered_with(client, superuser):
+def test_a_daily_stat_keeps_the_campaign_offer_source_and_date_it_was_entered_with(client, superuser):
+    from leads.models import LedgerEntry
+
     campaign, other = CampaignFactory(), CampaignFactory()
     client = logged_in(client, superuser)
-    day = timezone.localdate().isoformat()
+    day = timezone.localdate()
 
     added = client.post(
         reverse("admin:campaigns_dailystat_add"),
-        {"campaign": campaign.pk, "date": day, "impressions": "100", "clicks": "5", "spend": "2.50"},
+        {"campaign": campaign.pk, "date": day.isoformat(), "impressions": "100", "clicks": "5", "spend": "2.50"},
     )
     stat = DailyStat.objects.get()
+    moved = (day - timezone.timedelta(days=1)).isoformat()
     changed = client.post(
         reverse("admin:campaigns_dailystat_change", args=[stat.pk]),
-        {"campaign": other.pk, "date": day, "impressions": "100", "clicks": "6", "spend": "3.00"},
+        {"campaign": other.pk, "date": moved, "impressions": "100", "clicks": "6", "spend": "3.00"},
     )
 
     assert (added.status_code, changed.status_code) == (302, 302)
     stat.refresh_from_db()
     assert (stat.campaign, stat.offer, stat.traffic_source) == (campaign, campaign.offer, campaign.traffic_source)
-    assert (stat.clicks, stat.spend) == (6, Decimal("3.0000"))
+    assert (stat.date, stat.clicks, stat.spend) == (day, 6, Decimal("3.0000"))
+    # Its spend is booked on its one day: moved, it was counted on both (the old day never reversed).
+    spend = LedgerEntry.objects.filter(kind="media_spend").values_list("day").annotate(total=Sum("amount"))
+    assert list(spend) == [(day, Decimal("-3.0000"))]
 
 
 def test_a_quiz_takes_at_most_the_questions_whose_answers_a_lead_can_hold(client, superuser):
