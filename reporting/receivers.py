@@ -4,7 +4,7 @@ a new click is folded in later (reporting.services.rollups.rollups_fold_clicks).
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from campaigns.models import Click, DailyStat
+from campaigns.models import Campaign, Click, DailyStat, TrafficSource
 from campaigns.signals import daily_stats_changed
 from leads.models import Lead
 from leads.signals import lead_status_changed, ledger_posted
@@ -16,6 +16,7 @@ from .services.rollups import (
     rollup_lead_status_changed,
     rollup_ledger_posted,
     rollup_stats_changed,
+    rollups_forget,
 )
 
 
@@ -61,3 +62,13 @@ def stat_saved(sender, instance: DailyStat, raw: bool = False, **kwargs) -> None
 @receiver(post_delete, sender=DailyStat, dispatch_uid="rollup_stat_deleted")
 def stat_deleted(sender, instance: DailyStat, **kwargs) -> None:
     rollup_stats_changed(days=[], deleted=instance)
+
+
+@receiver(post_delete, sender=Campaign, dispatch_uid="rollups_of_a_deleted_campaign")
+def campaign_deleted(sender, instance: Campaign, **kwargs) -> None:
+    rollups_forget(campaign_id=instance.pk)
+
+
+@receiver(post_delete, sender=TrafficSource, dispatch_uid="rollups_of_a_deleted_traffic_source")
+def traffic_source_deleted(sender, instance: TrafficSource, **kwargs) -> None:
+    rollups_forget(traffic_source_id=instance.pk)

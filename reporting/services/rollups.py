@@ -267,6 +267,16 @@ def rollup_stats_changed(*, days: Iterable[tuple[int, datetime.date]], deleted: 
     _upsert(buckets, STATS, add=False)
 
 
+def rollups_forget(*, campaign_id: int | None = None, traffic_source_id: int | None = None) -> None:
+    """A campaign or traffic source deleted: its buckets go, after the deletes of its clicks and days
+    (whose receivers wrote them again, once the cascade had deleted them) and before the commit
+    checks the foreign keys."""
+    if campaign_id is not None:
+        DailyRollup.objects.filter(campaign_id=campaign_id).delete()
+    if traffic_source_id is not None:
+        DailyRollup.objects.filter(traffic_source_id=traffic_source_id).delete()
+
+
 def _stat_key(stat: DailyStat) -> Key:
     return (stat.date, stat.campaign_id, stat.offer_id, stat.traffic_source_id, "", "", "", CAMPAIGN)
 

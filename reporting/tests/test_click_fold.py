@@ -126,3 +126,24 @@ def test_two_folds_at_once_add_every_click_exactly_once():
     assert errors == []
     assert sum(folded) == 40
     assert stored_clicks() == stored_clicks(DailyRollup.Grain.TOTAL) == 40
+
+
+def test_a_campaign_with_folded_clicks_and_days_of_traffic_can_be_deleted_and_leaves_no_rollup(
+    client, tracked, superuser
+):
+    from campaigns.tests.factories import DailyStatFactory
+
+    other = CampaignFactory(slug="pop-solar")
+    for campaign in (tracked, other):
+        ClickFactory(campaign=campaign)
+        DailyStatFactory(campaign=campaign, impressions=100, clicks=10, spend=0)
+    assert rollups_fold_clicks(settle=SETTLED) == 2
+    kept = list(DailyRollup.objects.filter(campaign=other).order_by("pk").values())
+    client.force_login(superuser)
+
+    deleted = client.post(f"/admin/campaigns/campaign/{tracked.pk}/delete/", {"post": "yes"})
+
+    assert deleted.status_code == 302
+    connection.check_constraints()  # what the commit checks: no rollup names the deleted campaign
+    assert not DailyRollup.objects.filter(campaign_id=tracked.pk).exists()
+    assert list(DailyRollup.objects.filter(campaign=other).order_by("pk").values()) == kept
