@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from campaigns.models import TrafficSource
 
-from .reports import COUNT_METRICS, MONEY_SUMS, TRAFFIC_METRICS, Row, report, report_totals
+from .reports import COUNT_METRICS, MONEY_SUMS, TRAFFIC_METRICS, Row, counted_clicks, report, report_totals
 
 PERIOD_DAYS = (7, 30, 90)
 DEFAULT_PERIOD_DAYS = 30
@@ -152,7 +152,7 @@ def _by_kind(rows: list[Row]) -> list[Row]:
 
 
 def _funnel(total: Row) -> list[Row]:
-    clicks = total["clicks"] or total["tracked_clicks"] or 0
+    clicks = counted_clicks(total)
     steps = [
         ("Clicks", clicks),
         ("Leads", total["leads"]),

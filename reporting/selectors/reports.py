@@ -585,6 +585,14 @@ def _sort_key(key: Key) -> Key:
     )
 
 
+def counted_clicks(row: Row) -> int:
+    """The clicks a row's EPC and funnel count: the source's, ours where it reported none (no stats
+    for the group, or a grouping without them); a total's, each of its rows' added up."""
+    if "counted_clicks" in row:
+        return int(row["counted_clicks"])
+    return int(row.get("clicks") or row.get("tracked_clicks") or 0)
+
+
 def _add_ratios(row: Row) -> None:
     """Revenue, cost, margin, rates and money ratios of a row from its counts and sums (None where they
     divide by zero or a part is unknown)."""
@@ -595,8 +603,7 @@ def _add_ratios(row: Row) -> None:
     revenue = row["lead_revenue"] + row["sale_revenue"]
     cost = None if row["media_spend"] is None else row["media_spend"] + row["supplier_cost"]
     margin = None if cost is None else revenue - cost
-    # The source's clicks; ours where it reported none (no stats for the group, or a grouping without them).
-    clicks = row["clicks"] or row["tracked_clicks"]
+    clicks = counted_clicks(row)
     row.update(
         revenue=revenue,
         cost=cost,
@@ -633,6 +640,8 @@ def report_totals(rows: list[Row]) -> list[Row]:
             for other_currency, amount in row.get("money_other_currencies", {}).items():
                 other = total.setdefault("money_other_currencies", {})
                 other[other_currency] = other.get(other_currency, Decimal("0")) + amount
+        # Row by row: a total of the source's clicks where some rows had none would leave ours out.
+        total["counted_clicks"] = sum(counted_clicks(row) for row in group)
         _add_ratios(total)
         totals.append(total)
     return totals

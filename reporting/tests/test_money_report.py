@@ -157,3 +157,24 @@ def test_the_dashboard_shows_the_last_seven_days_of_it(business, client, staff_u
     )
     assert (values["Revenue"], values["Cost"], values["Margin"]) == ("180.00", "65.00", "115.00")
     assert values["ROI"] == "176.9%"  # 115 / 65
+
+
+def test_total_epc_and_the_funnel_count_our_clicks_where_a_campaign_has_no_source_stats(db):
+    from campaigns.tests.factories import ClickFactory
+    from reporting.selectors import report_totals
+    from reporting.selectors.dashboard import marketing_dashboard
+
+    offer = OfferFactory(currency="USD", payout_per_lead=Decimal("0"), payout_per_sale=Decimal("0"))
+    reported, tracked = (CampaignFactory(offer=offer) for _ in range(2))
+    DailyStatFactory(campaign=reported, date=TODAY, clicks=10, spend=Decimal("0"))  # 10 clicks, no revenue
+    for _ in range(10):  # no stats from the source: our 10 clicks, and a sale of 100.00
+        ClickFactory(campaign=tracked)
+    lead_set_status(lead=LeadFactory(campaign=tracked), status="won", actor=None, sale_amount=Decimal("100.00"))
+
+    rows = report(date_from=TODAY, date_to=TODAY, group_by=["campaign"])
+    [total] = report_totals(rows)
+
+    assert sorted(row["epc"] for row in rows) == [Decimal("0"), Decimal("10.0000")]
+    assert total["epc"] == Decimal("5.0000")  # 100.00 over 20 clicks, not over the source's 10 alone
+    funnel = marketing_dashboard(today=TODAY)["funnel"]
+    assert funnel[0] == {"label": "Clicks", "count": 20, "of_previous": None}
