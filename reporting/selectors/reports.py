@@ -640,8 +640,9 @@ def report_totals(rows: list[Row]) -> list[Row]:
             for other_currency, amount in row.get("money_other_currencies", {}).items():
                 other = total.setdefault("money_other_currencies", {})
                 other[other_currency] = other.get(other_currency, Decimal("0")) + amount
-        # Row by row: a total of the source's clicks where some rows had none would leave ours out.
-        total["counted_clicks"] = sum(counted_clicks(row) for row in group)
+        if any("clicks" in row or "tracked_clicks" in row for row in group):
+            # Row by row: a total of the source's clicks where some rows had none would leave ours out.
+            total["counted_clicks"] = sum(counted_clicks(row) for row in group)
         _add_ratios(total)
         totals.append(total)
     return totals
