@@ -105,7 +105,7 @@ def marketing_dashboard(
         "today": today,
         "daily": _daily(by_day, currency, date_from, today),
         "by_kind": _by_kind(by_campaign),
-        "funnel": _funnel(total),
+        "funnel": _funnel(total, counted_clicks(by_campaign)),
         **_ranked_campaigns(by_campaign),
     }
 
@@ -151,8 +151,7 @@ def _by_kind(rows: list[Row]) -> list[Row]:
     return result
 
 
-def _funnel(total: Row) -> list[Row]:
-    clicks = counted_clicks(total)
+def _funnel(total: Row, clicks: int) -> list[Row]:
     steps = [
         ("Clicks", clicks),
         ("Leads", total["leads"]),

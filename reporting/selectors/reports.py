@@ -585,17 +585,15 @@ def _sort_key(key: Key) -> Key:
     )
 
 
-def counted_clicks(row: Row) -> int:
-    """The clicks a row's EPC and funnel count: the source's, ours where it reported none (no stats
-    for the group, or a grouping without them); a total's, each of its rows' added up."""
-    if "counted_clicks" in row:
-        return int(row["counted_clicks"])
-    return int(row.get("clicks") or row.get("tracked_clicks") or 0)
+def counted_clicks(rows: Iterable[Row]) -> int:
+    """The clicks EPC and the funnel count: each row's source's clicks, ours where it reported none
+    (no stats for the group, or a grouping without them), added up row by row."""
+    return sum(int(row.get("clicks") or row.get("tracked_clicks") or 0) for row in rows)
 
 
-def _add_ratios(row: Row) -> None:
+def _add_ratios(row: Row, *, clicks: int | None = None) -> None:
     """Revenue, cost, margin, rates and money ratios of a row from its counts and sums (None where they
-    divide by zero or a part is unknown)."""
+    divide by zero or a part is unknown). `clicks`: a total's, counted over its rows."""
     row["conversion_rate"] = _ratio(row["converted"], row["valid_leads"])
     row["validity_rate"] = _ratio(row["valid_leads"], row["leads"])
     if "lead_revenue" not in row:
@@ -603,7 +601,7 @@ def _add_ratios(row: Row) -> None:
     revenue = row["lead_revenue"] + row["sale_revenue"]
     cost = None if row["media_spend"] is None else row["media_spend"] + row["supplier_cost"]
     margin = None if cost is None else revenue - cost
-    clicks = counted_clicks(row)
+    clicks = counted_clicks([row]) if clicks is None else clicks
     row.update(
         revenue=revenue,
         cost=cost,
@@ -640,9 +638,7 @@ def report_totals(rows: list[Row]) -> list[Row]:
             for other_currency, amount in row.get("money_other_currencies", {}).items():
                 other = total.setdefault("money_other_currencies", {})
                 other[other_currency] = other.get(other_currency, Decimal("0")) + amount
-        if any("clicks" in row or "tracked_clicks" in row for row in group):
-            # Row by row: a total of the source's clicks where some rows had none would leave ours out.
-            total["counted_clicks"] = sum(counted_clicks(row) for row in group)
-        _add_ratios(total)
+        # Row by row: the total of the source's clicks, where some rows had none, would leave ours out.
+        _add_ratios(total, clicks=counted_clicks(group))
         totals.append(total)
     return totals
