@@ -6,6 +6,7 @@ from urllib.parse import urlsplit, urlunsplit
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q
+from django.db.models.constants import LOOKUP_SEP
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -128,6 +129,16 @@ class DestinationForm(forms.ModelForm):
         return DeliveryDestination._meta.get_field("ping_timeout_ms").default if timeout is None else timeout
 
 
+def without_query(url: str) -> str:
+    """A partner's URL as a viewer sees it: its query, which may hold a key, left out."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(query="…")) if parts.query else url
+
+
+# A destination's fields that may hold a buyer's credentials: a viewer sees none of them.
+CREDENTIAL_FIELDS = {"url", "ping_url", "headers", "auth_username"}
+
+
 @admin.register(DeliveryDestination)
 class DeliveryDestinationAdmin(ModelAdmin):
     empty_hint = (
@@ -188,12 +199,25 @@ class DeliveryDestinationAdmin(ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return (*self.readonly_fields, "target")
 
+    def get_search_fields(self, request):
+        if self.has_change_permission(request):
+            return self.search_fields
+        # A search matches the URL's query: a viewer could read a key in it back, a character at a time.
+        return tuple(field for field in self.search_fields if field != "url")
+
+    def lookup_allowed(self, lookup, value, request):
+        # Filters typed into the address are lookups too: none on what may hold a buyer's credentials,
+        # for a viewer (who is not shown them), nor on the encrypted secret, for anyone.
+        field = lookup.split(LOOKUP_SEP, 1)[0]
+        if field == "auth_secret_encrypted" or (field in CREDENTIAL_FIELDS and not self.has_change_permission(request)):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
     @admin.display(description="URL or inbox")
     def target(self, obj):
         if obj.kind == DeliveryDestination.Kind.EMAIL:
             return ", ".join(obj.email_to)
-        parts = urlsplit(obj.url)
-        return urlunsplit(parts._replace(query="…" if parts.query else "")) if parts.query else obj.url
+        return without_query(obj.url)
 
     @admin.display(description="Active secrets")
     def active_secrets(self, obj):

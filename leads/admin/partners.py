@@ -15,7 +15,7 @@ from ..models import ApiKey, Partner, PartnerNotification, SupplierPayout
 from ..services.notifications import notifications_resend
 from ..services.partners import api_key_create, api_key_revoke
 from ..services.signing import partner_retire_old_webhook_secrets, partner_rotate_webhook_secret
-from .delivery import AttemptInline, SecretInline
+from .delivery import AttemptInline, SecretInline, without_query
 from .money import supplier_payment_view
 
 
@@ -50,12 +50,34 @@ class PartnerAdmin(ModelAdmin):
         "No partners yet. Add the suppliers who post leads to you and the buyers who take them, then give"
         " them API keys."
     )
-    list_display = ("name", "role", "advertiser", "rate_limit_per_minute", "webhook_url", "is_active")
+    list_display = ("name", "role", "advertiser", "rate_limit_per_minute", "webhook_target", "is_active")
     list_filter = ("role", "is_active")
     search_fields = ("name",)
     filter_horizontal = ("campaigns",)
     inlines = [SupplierPayoutInline, ApiKeyInline, PartnerSecretInline]
     actions = ("new_webhook_secret", "retire_old_webhook_secrets", "record_supplier_payment")
+
+    @admin.display(description="Webhook URL")
+    def webhook_target(self, partner: Partner) -> str:
+        return without_query(partner.webhook_url)
+
+    # Viewers (marketing) do not see the webhook URL's query, which may hold the partner's key, nor
+    # filter by it to read it back.
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if obj is None or self.has_change_permission(request, obj):
+            return fields
+        return ["webhook_target" if field == "webhook_url" else field for field in fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None or self.has_change_permission(request, obj):
+            return super().get_readonly_fields(request, obj)
+        return (*super().get_readonly_fields(request, obj), "webhook_target")
+
+    def lookup_allowed(self, lookup, value, request):
+        if lookup.startswith("webhook_url") and not self.has_change_permission(request):
+            return False
+        return super().lookup_allowed(lookup, value, request)
 
     def get_urls(self):
         payment = self.admin_site.admin_view(partial(supplier_payment_view, self))

@@ -297,3 +297,32 @@ def test_marketing_does_not_see_buyer_credentials_in_headers_or_the_url_query(cl
     for response in (page, listing):
         assert b"SECRETQS" not in response.content and b"SECRETHDR" not in response.content
     assert destination.name.encode() in page.content
+
+
+def test_marketing_cannot_read_buyer_credentials_back_through_searches_or_filters(client, staff_user_in, buyer):
+    destination, _, _ = buyer
+    DeliveryDestination.objects.filter(pk=destination.pk).update(
+        url=destination.url + "?token=SECRETQS", headers={"X-Api-Key": "SECRETHDR"}, auth_username="acme-user"
+    )
+    listing = reverse("admin:leads_deliverydestination_changelist")
+
+    def listed(user, query) -> bool:
+        client.force_login(user)
+        response = client.get(listing, query)
+        # Django refuses a lookup it does not allow (400), listing nothing.
+        return response.status_code == 200 and destination.name.encode() in response.content
+
+    guesses = [
+        {"q": "token=SECRETQ"},
+        {"headers__X-Api-Key__startswith": "SECRETH"},
+        {"url__contains": "SECRETQ"},
+        {"auth_username__startswith": "acme"},
+        {"ping_url__isnull": "False"},
+    ]
+    marketing, manager = staff_user_in("Marketing"), staff_user_in("Managers")
+    assert [listed(marketing, guess) for guess in guesses] == [False] * len(guesses)
+    # Those who may change destinations see these fields anyway, and may still search and filter by them.
+    assert [listed(manager, guess) for guess in guesses] == [True] * len(guesses)
+    assert listed(marketing, {"q": destination.name}) and not listed(
+        manager, {"auth_secret_encrypted__isnull": "False"}
+    )

@@ -49,3 +49,21 @@ def test_revoked_keys_stop_working(client, staff_user_in):
 def test_sales_and_marketing_cannot_create_keys(client, staff_user_in, group):
     client.force_login(staff_user_in(group))
     assert client.get(reverse("admin:leads_apikey_add")).status_code == 403
+
+
+def test_marketing_sees_a_partners_webhook_url_without_its_query_nor_reads_it_back_by_filter(client, staff_user_in):
+    partner = Partner.objects.create(
+        name="Acme", role=Partner.Role.SUPPLIER, webhook_url="https://acme.example/hook?key=SECRETKEY"
+    )
+    listing = reverse("admin:leads_partner_changelist")
+    page = reverse("admin:leads_partner_change", args=[partner.pk])
+
+    client.force_login(staff_user_in("Marketing"))
+    seen = [client.get(listing), client.get(page), client.get(listing, {"webhook_url__contains": "SECRETK"})]
+    assert [response.status_code for response in seen] == [200, 200, 400]  # the filter refused
+    for response in seen[:2]:
+        assert b"https://acme.example/hook?" in response.content and b"SECRETKEY" not in response.content
+
+    client.force_login(staff_user_in("Managers"))  # who may change it sees it whole, to change it
+    assert b"SECRETKEY" in client.get(page).content
+    assert b"SECRETKEY" not in client.get(listing).content
