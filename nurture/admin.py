@@ -26,6 +26,7 @@ from unfold.widgets import UnfoldAdminTextareaWidget
 
 from campaigns.models import Offer
 from leadcrm.admin_actions import run_for_each
+from leadcrm.admin_history import HistoryNamesById
 from leadcrm.admin_logs import ReadOnlyLogAdmin
 from leadcrm.csv_upload import CsvUploadError, control_character_problem, read_csv_upload
 from leadcrm.errors import ApplicationError
@@ -367,7 +368,7 @@ class SuppressionImportForm(forms.Form):
 
 
 @admin.register(Suppression)
-class SuppressionAdmin(ModelAdmin):
+class SuppressionAdmin(HistoryNamesById, ModelAdmin):
     empty_hint = (
         "Nobody is suppressed. Unsubscribes and bounces land here; import a list of addresses never to "
         "email with Import."

@@ -227,7 +227,8 @@ class Enrollment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.lead} in {self.flow}"
+        # The lead by its id, not the person's name: the admin's history names objects by this.
+        return f"Lead {self.lead_id} in {self.flow}"
 
 
 class Suppression(models.Model):

@@ -1,6 +1,6 @@
 """Retention of the records about staff, which name them and where they worked from: the personal data
 access log (who read which lead), the login records django-axes keeps (each login and failed attempt,
-with its IP address and browser) and the change history django-auditlog keeps. Registered with the
+with its IP address and browser) and the change history django-auditlog and the admin keep. Registered with the
 daily retention job (leads.services.retention) by the audit app."""
 
 from datetime import datetime, timedelta
@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from auditlog.models import LogEntry
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.conf import settings
+from django.contrib.admin.models import LogEntry as AdminLogEntry
 from django.db import models, transaction
 
 from .models import AccessLogEntry
@@ -30,9 +31,12 @@ def login_records_expire(*, now: datetime, batch_size: int) -> int:
 
 
 def audit_trail_expire(*, now: datetime, batch_size: int) -> int:
-    """Delete the change history's entries older than AUDIT_TRAIL_RETENTION_DAYS; returns how many."""
+    """Delete the change history's entries older than AUDIT_TRAIL_RETENTION_DAYS, auditlog's and the
+    admin's own (each page's History, which names the staff who made each change); returns how many."""
     before = now - timedelta(days=settings.AUDIT_TRAIL_RETENTION_DAYS)
-    return _delete_before(LogEntry.objects.all(), "timestamp", before, batch_size)
+    return _delete_before(LogEntry.objects.all(), "timestamp", before, batch_size) + _delete_before(
+        AdminLogEntry.objects.all(), "action_time", before, batch_size
+    )
 
 
 def _delete_before(rows: models.QuerySet, field: str, before: datetime, batch_size: int) -> int:

@@ -24,6 +24,7 @@ from unfold.admin import ModelAdmin, TabularInline
 
 from campaigns.models import Offer
 from leadcrm.admin_actions import run_for_each
+from leadcrm.admin_history import HistoryNamesById
 from leadcrm.errors import ApplicationError, Conflict
 from leadcrm.spreadsheets import spreadsheet_safe
 
@@ -285,7 +286,7 @@ class AssignForm(forms.Form):
 
 
 @admin.register(Lead)
-class LeadAdmin(ModelAdmin):
+class LeadAdmin(HistoryNamesById, ModelAdmin):
     empty_hint = (
         "No leads here. Leads arrive from landing pages, the partner API and CSV imports; if you filtered"
         " the list, clear the filters."

@@ -274,7 +274,8 @@ class LeadNote(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return self.body[:60]
+        # Not its text, which may quote the person: the admin's history names objects by this.
+        return f"Note of {self.created_at:%Y-%m-%d %H:%M}"
 
 
 class CallLog(models.Model):

@@ -791,3 +791,65 @@ def test_the_outbox_list_names_each_kind_by_the_label_its_app_registered(client,
     assert "Delivery to buyer" in page and "Nurture email" in page  # in the rows and the kind filter
     assert "Notification to supplier" in page  # a kind with no rows yet is still offered in the filter
     assert filtered.count('class="field-kind_label') == 1
+
+
+def test_the_admins_history_keeps_no_personal_data_of_a_lead_or_a_suppressed_address(client, rep, superuser):
+    from django.contrib.admin.models import LogEntry as AdminLogEntry
+
+    from leads.services.erasure import lead_erase
+    from nurture.models import Suppression
+
+    lead = LeadFactory(assigned_to=rep, first_name="Jane", last_name="Doe", email="jane@example.com")
+    logged_in(client, rep).post(
+        change_url(lead),
+        change_form_data(lead, first_name="Janet", notes=[{"body": "Her husband Bob, cell +1 650 555 0199"}]),
+    )
+    now = timezone.localtime()
+    added = logged_in(client, superuser).post(
+        reverse("admin:nurture_suppression_add"),
+        {"email": "ann@example.com", "reason": "unsubscribed", "created_at_0": now.date(), "created_at_1": "12:00"},
+    )
+    assert added.status_code == 302
+    lead_erase(lead=lead, actor=superuser)
+
+    # The save's own "Janet Doe was changed" message is shown once, on the next page.
+    logged_in(client, rep).get(reverse("admin:index"))
+    history = client.get(reverse("admin:leads_lead_history", args=[lead.pk]))
+
+    assert history.status_code == 200
+    page = history.content.decode()
+    assert "Added lead note" in page and "Changed First name" in page
+    for personal in ("Jane", "Doe", "jane@", "Bob", "555 0199"):
+        assert personal not in page
+    assert sorted(AdminLogEntry.objects.values_list("object_repr", flat=True)) == [
+        f"Lead {lead.pk}",
+        f"Suppression {Suppression.objects.get().pk}",
+    ]
+    assert not AdminLogEntry.objects.filter(change_message__contains="Bob").exists()
+
+
+def test_the_admins_history_written_before_is_renamed_by_id_and_its_note_quotes_dropped(rep):
+    import importlib
+
+    from django.apps import apps
+    from django.contrib.admin.models import LogEntry as AdminLogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    lead = LeadFactory()
+    old = AdminLogEntry.objects.create(
+        user=rep,
+        content_type=ContentType.objects.get_for_model(Lead),
+        object_id=str(lead.pk),
+        object_repr="Janet Doe",
+        action_flag=2,
+        change_message='[{"changed": {"fields": ["First name"]}}, '
+        '{"added": {"name": "lead note", "object": "Her husband Bob, cell +1 650 555 0199"}}]',
+    )
+
+    importlib.import_module("leadcrm.audit.migrations.0002_admin_history_without_personal_data").rename(apps, None)
+
+    old.refresh_from_db()
+    assert (old.object_repr, old.get_change_message()) == (
+        f"Lead {lead.pk}",
+        "Changed First name. Added lead note “—”.",
+    )

@@ -7,6 +7,8 @@ from datetime import timedelta
 import pytest
 from auditlog.models import LogEntry
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+from django.contrib.admin.models import CHANGE
+from django.contrib.admin.models import LogEntry as AdminLogEntry
 from django.utils import timezone
 
 from campaigns.tests.factories import CampaignFactory
@@ -35,11 +37,14 @@ def _login_records(age: timedelta, username: str) -> None:
         model.objects.filter(pk=row.pk).update(attempt_time=NOW - age)
 
 
-def _change(age: timedelta, name: str) -> None:
-    """A change history entry `age` old: a campaign renamed."""
+def _change(age: timedelta, name: str, user=None) -> None:
+    """A change history entry `age` old: a campaign renamed; and the admin's own, when `user` made it there."""
     campaign = CampaignFactory(name=name)
     entry = LogEntry.objects.log_create(campaign, action=LogEntry.Action.UPDATE, changes={"name": ["Draft", name]})
     LogEntry.objects.filter(pk=entry.pk).update(timestamp=NOW - age)
+    if user is not None:
+        [admin_entry] = AdminLogEntry.objects.log_actions(user_id=user.pk, queryset=[campaign], action_flag=CHANGE)
+        AdminLogEntry.objects.filter(pk=admin_entry.pk).update(action_time=NOW - age)
 
 
 def test_staff_records_past_their_periods_are_deleted_and_a_day_younger_stay(superuser):
@@ -48,14 +53,15 @@ def test_staff_records_past_their_periods_are_deleted_and_a_day_younger_stay(sup
             user=superuser, username=name, kind="lead_page", path="/admin/", created_at=NOW - age
         )
         _login_records(age, name)
-    _change(731 * DAY, "Old campaign")
-    _change(729 * DAY, "Young campaign")
+    _change(731 * DAY, "Old campaign", superuser)
+    _change(729 * DAY, "Young campaign", superuser)
 
     done = retention_run(now=NOW, batch_size=2)
 
     assert done["access log entries deleted"] == 1
     assert done["login records deleted"] == 3
-    assert done["change history entries deleted"] == 1
+    assert done["change history entries deleted"] == 2  # the audit trail's and the admin's History's
+    assert [entry.object_repr for entry in AdminLogEntry.objects.all()] == ["Young campaign"]
     assert list(AccessLogEntry.objects.values_list("username", flat=True)) == ["young"]
     for model in (AccessLog, AccessFailureLog, AccessAttempt):
         assert list(model.objects.values_list("username", flat=True)) == ["young"]
