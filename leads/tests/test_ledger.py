@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone
 
@@ -389,6 +390,22 @@ def test_a_daily_stat_saved_in_the_admin_is_booked_as_spend(offer):
     assert list(LedgerEntry.objects.filter(kind=K.MEDIA_SPEND).values_list("amount", "day")) == [
         (Decimal("-7.0000"), stat.date)
     ]
+
+
+def test_a_day_of_spend_edited_in_the_admin_is_booked_on_its_one_day(offer, client, superuser):
+    stat = DailyStatFactory(campaign=CampaignFactory(offer=offer), spend=Decimal("2.50"))
+    client.force_login(superuser)
+    moved = (stat.date - datetime.timedelta(days=1)).isoformat()
+
+    changed = client.post(
+        reverse("admin:campaigns_dailystat_change", args=[stat.pk]),
+        {"date": moved, "impressions": "100", "clicks": "6", "spend": "3.00"},
+    )
+
+    assert changed.status_code == 302
+    # Moving its date booked its spend on both days, the old one never reversed: the date stays.
+    spend = LedgerEntry.objects.filter(kind=K.MEDIA_SPEND).values_list("day").annotate(total=Sum("amount"))
+    assert list(spend) == [(stat.date, Decimal("-3.0000"))]
 
 
 def test_the_backfill_books_older_won_leads_and_spend_once(offer):

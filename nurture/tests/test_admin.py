@@ -249,3 +249,20 @@ def test_moving_steps_keeps_each_branch_pointing_at_the_same_step(make_flow):
     # A branch whose target was typed in the same save keeps what was typed.
     FlowStep.objects.filter(pk=branch.pk).update(goto_position=3)
     assert flow_retarget_branches(flow=flow, old_positions={}, edited={branch.pk}) == 0
+
+
+def test_the_admins_history_names_a_suppressed_address_by_its_id(client, superuser):
+    from django.contrib.admin.models import LogEntry as AdminLogEntry
+
+    client.force_login(superuser)
+    now = timezone.localtime()
+    added = client.post(
+        reverse("admin:nurture_suppression_add"),
+        {"email": "ann@example.com", "reason": "unsubscribed", "created_at_0": now.date(), "created_at_1": "12:00"},
+    )
+    suppression = Suppression.objects.get()
+    deleted = client.post(reverse("admin:nurture_suppression_delete", args=[suppression.pk]), {"post": "yes"})
+
+    assert (added.status_code, deleted.status_code) == (302, 302)
+    # The suppression's own row is gone; its history does not keep the address instead.
+    assert list(AdminLogEntry.objects.values_list("object_repr", flat=True)) == [f"Suppression {suppression.pk}"] * 2
