@@ -1,5 +1,6 @@
 """Buyers' destinations and routes, the deliveries and postbacks logs, and the held queue."""
 
+import json
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -135,8 +136,9 @@ def without_query(url: str) -> str:
     return urlunsplit(parts._replace(query="…")) if parts.query else url
 
 
-# A destination's fields that may hold a buyer's credentials: a viewer sees none of them.
-CREDENTIAL_FIELDS = {"url", "ping_url", "headers", "auth_username"}
+# A destination's fields that may hold a buyer's credentials: a viewer is not shown them (nor the
+# mapping's constants), nor may filter by them.
+CREDENTIAL_FIELDS = {"url", "ping_url", "headers", "auth_username", "field_mapping"}
 
 
 @admin.register(DeliveryDestination)
@@ -191,13 +193,22 @@ class DeliveryDestinationAdmin(ModelAdmin):
         # Viewers (marketing) do not see what may hold a buyer's credentials: headers, the URL's query.
         return (
             (None, {"fields": ("advertiser", "name", "kind", "is_active", "disabled_reason")}),
-            ("HTTP", {"fields": ("target", "field_mapping", "timeout_seconds", "follow_redirects")}),
+            ("HTTP", {"fields": ("target", "mapping_without_constants", "timeout_seconds", "follow_redirects")}),
             ("The buyer's answer", {"fields": ("accept_json_path", "accept_json_value", "reason_json_path")}),
             ("Ping/post", {"fields": ("ping_fields", "ping_answer_keys", "bid_json_path", "ping_timeout_ms")}),
         )
 
     def get_readonly_fields(self, request, obj=None):
-        return (*self.readonly_fields, "target")
+        return (*self.readonly_fields, "target", "mapping_without_constants")
+
+    @admin.display(description="Field mapping")
+    def mapping_without_constants(self, obj):
+        # A constant sent with every lead may be the buyer's key: a viewer sees that there is one.
+        mapping = {
+            theirs: {**spec, "value": "…"} if isinstance(spec, dict) and "value" in spec else spec
+            for theirs, spec in (obj.field_mapping or {}).items()
+        }
+        return json.dumps(mapping, ensure_ascii=False) if mapping else "-"
 
     def get_search_fields(self, request):
         if self.has_change_permission(request):

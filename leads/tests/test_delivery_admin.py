@@ -286,7 +286,9 @@ def test_verifying_with_the_shown_secret_works(manager, buyer, httpserver):
 def test_marketing_does_not_see_buyer_credentials_in_headers_or_the_url_query(client, staff_user_in, buyer):
     destination, _, _ = buyer
     DeliveryDestination.objects.filter(pk=destination.pk).update(
-        url=destination.url + "?token=SECRETQS", headers={"X-Api-Key": "SECRETHDR"}
+        url=destination.url + "?token=SECRETQS",
+        headers={"X-Api-Key": "SECRETHDR"},
+        field_mapping={"mail": "email", "api_key": {"value": "SECRETBODY"}},
     )
     client.force_login(staff_user_in("Marketing"))
 
@@ -295,14 +297,22 @@ def test_marketing_does_not_see_buyer_credentials_in_headers_or_the_url_query(cl
 
     assert page.status_code == listing.status_code == 200
     for response in (page, listing):
-        assert b"SECRETQS" not in response.content and b"SECRETHDR" not in response.content
+        for secret in (b"SECRETQS", b"SECRETHDR", b"SECRETBODY"):
+            assert secret not in response.content
     assert destination.name.encode() in page.content
+    # The mapping shows, its constant (a key sent in the body) as a placeholder.
+    assert "{&quot;mail&quot;: &quot;email&quot;, &quot;api_key&quot;: {&quot;value&quot;: &quot;…&quot;}}" in (
+        page.content.decode()
+    )
 
 
 def test_marketing_cannot_read_buyer_credentials_back_through_searches_or_filters(client, staff_user_in, buyer):
     destination, _, _ = buyer
     DeliveryDestination.objects.filter(pk=destination.pk).update(
-        url=destination.url + "?token=SECRETQS", headers={"X-Api-Key": "SECRETHDR"}, auth_username="acme-user"
+        url=destination.url + "?token=SECRETQS",
+        headers={"X-Api-Key": "SECRETHDR"},
+        auth_username="acme-user",
+        field_mapping={"api_key": {"value": "SECRETBODY"}},
     )
     listing = reverse("admin:leads_deliverydestination_changelist")
 
@@ -318,6 +328,7 @@ def test_marketing_cannot_read_buyer_credentials_back_through_searches_or_filter
         {"url__contains": "SECRETQ"},
         {"auth_username__startswith": "acme"},
         {"ping_url__isnull": "False"},
+        {"field_mapping__api_key__value__startswith": "SECRETB"},
     ]
     marketing, manager = staff_user_in("Marketing"), staff_user_in("Managers")
     assert [listed(marketing, guess) for guess in guesses] == [False] * len(guesses)
