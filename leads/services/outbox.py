@@ -391,7 +391,8 @@ def _claim(
         wanted.append(ids_sql)
         wanted_params += entry_ids
     if kinds:
-        wanted.append(f"kind IN ({', '.join(['%s'] * len(kinds))})")
+        # Not one that has stopped a worker (retried by staff since): it runs alone, by its id.
+        wanted.append(f"(kind IN ({', '.join(['%s'] * len(kinds))}) AND lost_claims = 0)")
         wanted_params += kinds
     order, order_params = "next_attempt_at", list[int]()
     if entry_ids and kinds:
@@ -749,7 +750,11 @@ def outbox_sweep(*, limit: int = SWEEP_BATCH) -> int:
             .order_by("next_attempt_at")
             .values_list("pk", "kind")[:limit]
         )
-        for condition in (stopped, Q(status=OutboxEntry.Status.PENDING, next_attempt_at__lte=now))
+        for condition in (
+            # Those a stopped worker left, and those that stopped one that staff retried since.
+            stopped | Q(status=OutboxEntry.Status.PENDING, next_attempt_at__lte=now, lost_claims__gt=0),
+            Q(status=OutboxEntry.Status.PENDING, next_attempt_at__lte=now, lost_claims=0),
+        )
     )
     OutboxEntry.objects.filter(pk__in=[pk for pk, _ in alone + due]).update(dispatched_at=now)
     dispatch(alone, sweeping=True, alone=True)
@@ -774,7 +779,8 @@ def _fail_the_ones_that_stop_their_workers(stopped: Q) -> None:
 
 
 def outbox_retry(*, entry_ids: list[int]) -> int:
-    """Staff ask for failed or waiting follow-ups to run again now."""
+    """Staff ask for failed or waiting follow-ups to run again now. One that stopped its worker runs
+    alone, and is failed again if it stops one again."""
     now = timezone.now()
     updated = (
         OutboxEntry.objects.filter(pk__in=entry_ids)
@@ -786,13 +792,13 @@ def outbox_retry(*, entry_ids: list[int]) -> int:
             next_attempt_at=timezone.now(),
             claimed_until=None,
             dispatched_at=timezone.now(),
-            lost_claims=0,
         )
     )
     retryable = list(
         OutboxEntry.objects.filter(
             pk__in=entry_ids, status=OutboxEntry.Status.PENDING, kind__in=handled_kinds()
-        ).values_list("pk", "kind")
+        ).values_list("pk", "kind", "lost_claims")
     )
-    transaction.on_commit(lambda: dispatch(retryable))
+    transaction.on_commit(lambda: dispatch([(pk, kind) for pk, kind, lost in retryable if not lost]))
+    transaction.on_commit(lambda: dispatch([(pk, kind) for pk, kind, lost in retryable if lost], alone=True))
     return updated

@@ -153,7 +153,9 @@ def test_entries_a_stopped_worker_left_go_again_one_by_one_never_in_another_batc
 
 
 @pytest.mark.django_db
-def test_an_entry_that_stops_its_worker_every_time_fails_for_staff_to_retry(batches_run, caplog):
+def test_an_entry_that_stops_its_worker_every_time_fails_for_staff_to_retry(
+    batches_run, caplog, django_capture_on_commit_callbacks
+):
     entry = OutboxEntry.objects.create(
         lead=LeadFactory(email="ada@example.com"), kind="delivery", payload={"poison": 1}
     )
@@ -175,10 +177,25 @@ def test_an_entry_that_stops_its_worker_every_time_fails_for_staff_to_retry(batc
     assert "ada@" not in caplog.text
     assert outbox_sweep() == 0
 
-    # Staff retry it (once its cause is fixed): it has its tries again.
-    assert outbox_module.outbox_retry(entry_ids=[entry.pk]) == 1
+    # Staff retry it: it runs once more, alone (no draining batch takes it), and fails again if it stops
+    # its worker again; once its cause is fixed it ends, and counts from nought.
+    with django_capture_on_commit_callbacks() as sent_after_commit:
+        assert outbox_module.outbox_retry(entry_ids=[entry.pk]) == 1
+    assert (OutboxEntry.objects.get(pk=entry.pk).status, outbox_module.outbox_drain(queue=None, top_up=True)) == (
+        "pending",
+        {},
+    )
+    with pytest.raises(WorkerStopped):
+        for send in sent_after_commit:
+            send()
+    assert batches_run[-1] == [entry.pk] and outbox_sweep() == 0
     entry.refresh_from_db()
-    assert (entry.status, entry.lost_claims) == ("pending", 0)
+    assert entry.status == "failed"
+    OutboxEntry.objects.filter(pk=entry.pk).update(payload={})  # its cause fixed
+    with django_capture_on_commit_callbacks(execute=True):
+        assert outbox_module.outbox_retry(entry_ids=[entry.pk]) == 1
+    entry.refresh_from_db()
+    assert (entry.status, batches_run[-1]) == ("done", [entry.pk])
 
 
 def stopped_entry(lead, *, lost_claims=0, **fields):
