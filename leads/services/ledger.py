@@ -218,14 +218,8 @@ def ledger_post_buyer_commission(
     buyer reporting now."""
     if lead.is_test or not LedgerEntry.objects.filter(key=f"commission:{lead.pk}").exists():
         return []
-    entries = LedgerEntry.objects.filter(lead=lead, advertiser_id=advertiser_id)
-    if entries.filter(kind=K.SALE_COMMISSION).exists():
-        return []
-    purchases = set(entries.filter(kind=K.LEAD_SOLD).values_list("pk", flat=True))
-    returned = {
-        int(key.removeprefix("reversal:")) for key in entries.filter(kind=K.LEAD_RETURNED).values_list("key", flat=True)
-    }
-    if not purchases - returned:
+    owed = LedgerEntry.objects.filter(lead=lead, advertiser_id=advertiser_id, kind=K.SALE_COMMISSION)
+    if owed.exists() or not _bought_and_kept(lead, advertiser_id=advertiser_id):
         return []
     if not amount:
         amount, currency = lead.offer.payout_per_sale, lead.offer.currency
@@ -278,7 +272,15 @@ def ledger_post_return(*, lead: Lead, advertiser_id: int | None = None) -> list[
 def kept_by_other_buyers(*, lead: Lead, advertiser_id: int) -> bool:
     """Whether another advertiser bought the lead (a shared offer sells it to several) and has not
     returned it: then one buyer's return is its own, and the lead, its payout and the others' sales stand."""
-    sales = LedgerEntry.objects.filter(lead=lead, kind=K.LEAD_SOLD).exclude(advertiser_id=advertiser_id)
+    return _bought_and_kept(lead, other_than=advertiser_id)
+
+
+def _bought_and_kept(lead: Lead, *, advertiser_id: int | None = None, other_than: int | None = None) -> bool:
+    """Whether an advertiser (`advertiser_id`, or any but `other_than`) bought the lead and has not
+    returned its copy (the purchase's reversal not posted)."""
+    sales = LedgerEntry.objects.filter(lead=lead, kind=K.LEAD_SOLD)
+    sales = sales.filter(advertiser_id=advertiser_id) if advertiser_id is not None else sales
+    sales = sales.exclude(advertiser_id=other_than) if other_than is not None else sales
     reversed_keys = set(LedgerEntry.objects.filter(lead=lead, kind=K.LEAD_RETURNED).values_list("key", flat=True))
     return any(f"reversal:{pk}" not in reversed_keys for pk in sales.values_list("pk", flat=True))
 
