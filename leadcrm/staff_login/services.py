@@ -20,6 +20,7 @@ from leadcrm.errors import Conflict, InvalidInput
 
 from .models import SealedAuthenticator
 from .secrets import backup_code_digest
+from .sessions import password_only_sessions_end
 
 BACKUP_CODE_COUNT = 10
 MANAGERS_GROUP = "Managers"  # leadcrm.roles
@@ -87,9 +88,12 @@ def authenticator_start(*, user: User) -> SealedAuthenticator:
     return device
 
 
-def authenticator_confirm(*, user: User, code: str) -> tuple[SealedAuthenticator, list[str]]:
+def authenticator_confirm(
+    *, user: User, code: str, keep_session: str | None = None
+) -> tuple[SealedAuthenticator, list[str]]:
     """Confirm the app being set up with a code it shows. It replaces the user's earlier app and backup
-    codes; the new backup codes are returned so the page can show them, once."""
+    codes; the new backup codes are returned so the page can show them, once. The user's other sessions
+    that were opened with the password alone end: from now on their account asks for a code."""
     codes: list[str] = []
     with transaction.atomic():
         device = (
@@ -104,6 +108,7 @@ def authenticator_confirm(*, user: User, code: str) -> tuple[SealedAuthenticator
             device.confirmed = True
             device.save(update_fields=["confirmed"])
             codes = _new_backup_codes(user)
+            password_only_sessions_end([user.pk], keep=keep_session)
     if not codes:
         raise InvalidInput(WRONG_CODE)
     return device, codes

@@ -122,7 +122,9 @@ def two_factor_setup(request: HttpRequest) -> HttpResponse:
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            device, codes = authenticator_confirm(user=user, code=form.cleaned_data["code"])
+            device, codes = authenticator_confirm(
+                user=user, code=form.cleaned_data["code"], keep_session=request.session.session_key
+            )
         except ApplicationError as error:
             form.add_error("code", error.message)
         else:

@@ -9,9 +9,10 @@ import importlib
 import re
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.db.models import F
 from django.urls import reverse
+from django.utils import timezone
 from django_otp.oath import totp
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -222,8 +223,10 @@ def test_turning_it_off_takes_a_current_code_and_is_not_offered_to_those_who_mus
     settings.REQUIRE_STAFF_2FA = True
     marketer.groups.clear()
     marketer.is_superuser = True
-    marketer.save()
-    with_app(marketer)
+    marketer.save()  # this session, now without a second factor, ends: the new role needs one
+    _, codes = with_app(marketer)
+    log_in(client, marketer)
+    client.post(VERIFY, {"code": codes[0]})
     overview = client.get("/admin/two-factor/").content.decode()
     assert "cannot be turned off" in overview and "/admin/two-factor/turn-off/" not in overview
 
@@ -317,3 +320,88 @@ def test_the_migration_seals_keys_and_digests_backup_codes_stored_in_the_clear_a
     migration.unseal_secrets(apps, None)
     assert TOTPDevice.objects.get(user=marketer).key == key_hex
     assert not StaticToken.objects.exists()  # digests cannot be turned back: renewed from the two-factor page
+
+
+def user_form_data(user: User, **changes) -> dict:
+    """What the admin's user page posts back for this user, with the changes."""
+    joined = timezone.localtime(user.date_joined)
+    return {
+        "username": user.username,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "email": user.email,
+        "is_active": "on",
+        "is_staff": "on",
+        "groups": list(user.groups.values_list("pk", flat=True)),
+        "date_joined_0": joined.strftime("%Y-%m-%d"),
+        "date_joined_1": joined.strftime("%H:%M:%S"),
+        **changes,
+    }
+
+
+def test_making_a_user_a_manager_ends_the_sessions_they_opened_with_the_password_alone(
+    client, marketer, superuser, required
+):
+    log_in(client, marketer)  # marketing needs no second factor: the password alone lets them in
+    assert client.get("/admin/").status_code == 200
+    admin = type(client)()
+    admin.force_login(superuser)
+    admin.post(SETUP, {"code": code_from_key(shown_key(admin.get(SETUP)))})
+
+    managers = Group.objects.get(name="Managers")
+    changed = admin.post(
+        reverse("admin:auth_user_change", args=[marketer.pk]), user_form_data(marketer, groups=[managers.pk])
+    )
+
+    assert changed.status_code == 302 and list(marketer.groups.all()) == [managers]
+    assert client.get("/admin/")["Location"].startswith(reverse("admin:login"))
+    assert admin.get("/admin/").status_code == 200  # the admin's own session, verified by a code, goes on
+    log_in(client, marketer)
+    assert client.get("/admin/")["Location"] == SETUP
+
+
+def test_becoming_a_superuser_or_joining_the_managers_from_the_group_ends_password_only_sessions(
+    client, staff_user_in, required
+):
+    first, second = staff_user_in("Marketing", username="first"), staff_user_in("Sales", username="second")
+    sessions = {}
+    for user in (first, second):
+        sessions[user.username] = type(client)()
+        log_in(sessions[user.username], user)
+        assert sessions[user.username].get("/admin/").status_code == 200
+
+    first.last_name = "Renamed"
+    first.save()  # not a promotion: the session goes on
+    assert sessions["first"].get("/admin/").status_code == 200
+    first.is_superuser = True
+    first.save()
+    assert sessions["first"].get("/admin/")["Location"].startswith(reverse("admin:login"))
+    assert sessions["second"].get("/admin/").status_code == 200
+
+    Group.objects.get(name="Managers").user_set.add(second)
+    assert sessions["second"].get("/admin/")["Location"].startswith(reverse("admin:login"))
+
+
+def test_setting_up_an_app_ends_the_user_s_other_password_only_sessions_but_not_this_one(client, marketer):
+    other = type(client)()
+    log_in(other, marketer)
+    log_in(client, marketer)
+    page = client.get(SETUP)
+    assert client.post(SETUP, {"code": code_from_key(shown_key(page))}).status_code == 302
+
+    assert client.get("/admin/").status_code == 200
+    assert other.get("/admin/")["Location"].startswith(reverse("admin:login"))
+    log_in(other, marketer)
+    assert other.get("/admin/")["Location"].startswith(VERIFY)
+
+
+def test_a_session_decided_before_a_deployment_required_a_second_factor_is_decided_again(
+    client, staff_user_in, settings
+):
+    settings.REQUIRE_STAFF_2FA = False
+    manager = staff_user_in("Managers")
+    log_in(client, manager)
+    assert client.get("/admin/").status_code == 200
+
+    settings.REQUIRE_STAFF_2FA = True  # the deployment turns the rule on; the session is still open
+    assert client.get("/admin/")["Location"] == SETUP
