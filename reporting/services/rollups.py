@@ -382,7 +382,7 @@ def rollups_rebuild(
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(f"LOCK TABLE {DailyRollup._meta.db_table} IN EXCLUSIVE MODE")
-    first, last = date_from or _first_day(), date_to or timezone.localdate() + datetime.timedelta(days=1)
+    first, last = date_from or _first_day(), date_to or _last_day()
     stale = DailyRollup.objects.all()
     stale = stale.filter(day__gte=date_from) if date_from else stale
     stale = stale.filter(day__lte=date_to) if date_to else stale
@@ -406,17 +406,29 @@ def rollups_rebuild(
 
 def _first_day() -> datetime.date | None:
     """The earliest day anything was recorded on (None: nothing yet)."""
+    return min(_edge_days(latest=False), default=None)
+
+
+def _last_day() -> datetime.date:
+    """The latest day anything was recorded on, and at least tomorrow: a day of spend or a ledger entry
+    may be dated ahead (imported for a day to come), and its rollups are rebuilt like the others."""
+    return max([timezone.localdate() + datetime.timedelta(days=1), *_edge_days(latest=True)])
+
+
+def _edge_days(*, latest: bool) -> list[datetime.date]:
+    """The first (or last) day of leads, clicks, ledger entries and days of spend, where there are any."""
+    order = "-" if latest else ""
     moments = [
-        Lead.objects.order_by("created_at").values_list("created_at", flat=True).first(),
-        Click.objects.order_by("created_at").values_list("created_at", flat=True).first(),
+        Lead.objects.order_by(f"{order}created_at").values_list("created_at", flat=True).first(),
+        Click.objects.order_by(f"{order}created_at").values_list("created_at", flat=True).first(),
     ]
     days = [timezone.localdate(moment) for moment in moments if moment]
     days += [
         day
         for day in (
-            LedgerEntry.objects.order_by("day").values_list("day", flat=True).first(),
-            DailyStat.objects.order_by("date").values_list("date", flat=True).first(),
+            LedgerEntry.objects.order_by(f"{order}day").values_list("day", flat=True).first(),
+            DailyStat.objects.order_by(f"{order}date").values_list("date", flat=True).first(),
         )
         if day
     ]
-    return min(days, default=None)
+    return days

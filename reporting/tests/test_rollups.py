@@ -204,3 +204,18 @@ def test_a_rebuild_of_some_days_leaves_the_others_alone(world):
     rollups_rebuild(date_from=TODAY, date_to=TODAY)
 
     assert normalised(rollups_stored()) == normalised(rollups_from_raw())
+
+
+def test_a_rebuild_without_bounds_keeps_the_days_dated_ahead(world):
+    campaigns, _ = world
+    ahead = TODAY + datetime.timedelta(days=5)  # spend imported for a day to come
+    DailyStatFactory(campaign=campaigns[0], date=ahead, spend=Decimal("40.00"), clicks=12)
+    LeadFactory(campaign=campaigns[0])
+    stored = normalised(rollups_stored())
+    assert any(key for key in stored if ahead in key)
+
+    call_command("rebuild_rollups", verbosity=0)
+
+    assert normalised(rollups_stored()) == stored == normalised(rollups_from_raw())
+    [row] = report(date_from=ahead, date_to=ahead, group_by=["campaign"])
+    assert row["media_spend"] == Decimal("40.00") and row["clicks"] == 12
