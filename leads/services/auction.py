@@ -10,7 +10,8 @@ The outbox entry of kind "auction" is the unit of work; its worker runs the auct
 3. Rank: the highest amount first; equal amounts go to the route with the lower priority number,
    then to the older route (lower id), the order the routes list shows. Bids below the floor lose.
 4. Post down the ranking (a waterfall): reserve the lead for the bid (the buyer's cap and credit
-   checked under lock at the bid's price, a pending Delivery made), post the full lead with the
+   checked under lock at the bid's price, and that no other path has given the lead to as many
+   buyers as the offer sells it to; a pending Delivery made), post the full lead with the
    bid id, record the answer (an accepted post books the sale at the bid in the ledger). A
    rejection, or no answer in time, goes to the next bid while the lead is younger than the
    offer's maximum age. A shared offer sells to up to N different buyers (advertisers).
@@ -262,6 +263,18 @@ def _reserve(opened: _Opened, bid: AuctionBid, now: Any) -> Delivery | str:
         ).values_list("destination_id", flat=True)
         for destination_id in earlier:
             return "it already had this lead" if destination_id == destination.pk else "this buyer already has the lead"
+        # Any other path's hold counts too (a delivery staff sent, still being tried, or one made since
+        # the auction opened): an exclusive lead is never sold to a second buyer.
+        holders = (
+            Delivery.objects.filter(lead=lead, status__in=COUNTED)
+            .values("destination__advertiser_id")
+            .distinct()
+            .count()
+        )
+        limit = lead.offer.auction_buyers_per_lead
+        if holders >= limit:
+            buyers = f"{holders} buyer{'s' * (holders != 1)}"
+            return f"not sold: the lead is already held by {buyers} (the offer sells it to {limit})"
         if route.hourly_cap is not None or route.daily_cap is not None:
             this_hour, today = route_usage([route.pk], now).get(route.pk, (0, 0))
             if route.daily_cap is not None and today >= route.daily_cap:

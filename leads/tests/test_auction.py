@@ -607,3 +607,23 @@ def test_marketing_reads_the_auction_log_and_managers_run_auctions_again(client,
     page = client.get(reverse("admin:leads_auction_changelist"))
     assert page.status_code == 200 and "run_again" in page.content.decode()
     assert reverse("admin:leads_auction_changelist") in client.get(reverse("admin:index")).content.decode()
+
+
+def test_an_exclusive_lead_another_buyer_holds_is_not_sold_to_a_bidder_too(buyers, offer, sellable):
+    bidder = ping_buyer(offer, buyers, bid=10)
+    lead = sellable()
+    # Staff sent the lead to another buyer outside the auction; that delivery is still being tried.
+    elsewhere = DeliveryDestination.objects.create(
+        advertiser=AdvertiserFactory(), name="Sent by staff", url=buyers.url("/elsewhere/leads")
+    )
+    Delivery.objects.create(lead=lead, destination=elsewhere, price=Decimal("8.00"), currency="USD")
+
+    auction = run_auction(lead)
+
+    assert auction.status == Auction.Status.UNSOLD and auction.sold_count == 0
+    skipped = bid_of(auction, bidder)
+    assert skipped.post_outcome == AuctionBid.Post.SKIPPED
+    assert skipped.post_reason == "not sold: the lead is already held by 1 buyer (the offer sells it to 1)"
+    assert buyers.bodies("/post") == []  # the full lead went to no bidder
+    assert not Delivery.objects.filter(lead=lead, destination=bidder).exists()
+    assert not LedgerEntry.objects.filter(lead=lead, kind=LedgerEntry.Kind.LEAD_SOLD).exists()
