@@ -180,6 +180,8 @@ class FlowStep(models.Model):
             raise ValidationError("An email needs a subject and a text or HTML body.")
         if self.kind == self.Kind.BRANCH and not (self.condition and self.goto_position is not None):
             raise ValidationError("A branch needs a condition and the position to jump to.")
+        if self.kind == self.Kind.BRANCH:
+            self._clean_condition_value()
         if self.kind == self.Kind.AUDIENCE and not self.audience_id:
             raise ValidationError({"audience": "Choose the static audience list."})
         if self.kind == self.Kind.WEBHOOK and not self.destination_id:
@@ -194,6 +196,31 @@ class FlowStep(models.Model):
                     Template(getattr(self, field))
                 except TemplateSyntaxError as error:
                     raise ValidationError({field: f"Template error: {error}"}) from None
+
+
+    def _clean_condition_value(self) -> None:
+        """The value the tick compares with: a whole score from 0 to 100, or one of the statuses."""
+        value = self.condition_value.strip()
+        if self.condition == self.Condition.SCORE_ABOVE:
+            if branch_score(value) is None:
+                raise ValidationError({"condition_value": "Enter the score as a whole number from 0 to 100, e.g. 50."})
+            self.condition_value = value
+        elif self.condition == self.Condition.STATUS_IS:
+            status = value.lower()
+            if status not in LeadStatus.values:
+                names = ", ".join(LeadStatus.values)
+                raise ValidationError({"condition_value": f"Enter one of the statuses: {names}."})
+            self.condition_value = status
+
+
+def branch_score(value: str) -> int | None:
+    """The score of a "score above N" branch, or None if it is not a whole number from 0 to 100 (a value
+    saved before the form checked it: such a branch never holds, rather than stopping every flow)."""
+    try:
+        score = int(value.strip())
+    except ValueError:
+        return None
+    return score if 0 <= score <= 100 else None
 
 
 class Enrollment(models.Model):

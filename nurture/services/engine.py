@@ -22,7 +22,7 @@ from leads.services import lead_set_status
 from leads.services.outbox import outbox_enqueue_bulk
 
 from ..follow_ups import EMAIL, WEBHOOK
-from ..models import AudienceMember, Enrollment, Flow, FlowStep, NurtureMessage, Suppression
+from ..models import AudienceMember, Enrollment, Flow, FlowStep, NurtureMessage, Suppression, branch_score
 from .timing import next_send_time, wait_until
 
 EXIT_ON_STATUS: dict[str, str] = {LeadStatus.WON: "converted", LeadStatus.LOST: "lost", LeadStatus.RETURNED: "returned"}
@@ -120,7 +120,8 @@ def _branch_holds(step: FlowStep, enrollment: Enrollment) -> bool:
             return False
         return bool(last.opened_at if step.condition == FlowStep.Condition.OPENED else last.clicked_at)
     if step.condition == FlowStep.Condition.SCORE_ABOVE:
-        return lead.score > int(step.condition_value or 0)
+        threshold = branch_score(step.condition_value or "0")
+        return threshold is not None and lead.score > threshold
     return lead.status == step.condition_value
 
 

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core import mail
+from django.core.exceptions import ValidationError
 from django.db.models import ProtectedError
 from django.utils import timezone
 
@@ -350,6 +351,53 @@ def test_a_branch_follows_what_the_lead_did(
     tick(start + timedelta(days=1, minutes=1))
 
     assert subjects() == ["Email 1 for Ida", expected]
+
+
+@pytest.mark.parametrize(
+    "condition, value, error",
+    [
+        ("score_above", "fifty", "Enter the score as a whole number from 0 to 100, e.g. 50."),
+        ("score_above", "50.5", "Enter the score as a whole number from 0 to 100, e.g. 50."),
+        ("score_above", "101", "Enter the score as a whole number from 0 to 100, e.g. 50."),
+        ("score_above", "", "Enter the score as a whole number from 0 to 100, e.g. 50."),
+        ("status_is", "sold", "Enter one of the statuses: new, contacted, working, won, lost, returned."),
+    ],
+)
+def test_a_branch_value_the_tick_cannot_compare_is_refused_with_what_to_enter(condition, value, error, make_flow):
+    flow = make_flow(email_step(1))
+    step = FlowStep(flow=flow, position=20, kind=FlowStep.Kind.BRANCH, condition=condition, condition_value=value)
+    step.goto_position = 0
+
+    with pytest.raises(ValidationError) as refused:
+        step.full_clean()
+
+    assert refused.value.message_dict == {"condition_value": [error]}
+    assert list(flow.steps.values_list("position", flat=True)) == [0]
+
+
+def test_a_branch_value_is_kept_tidy_a_status_in_lower_case(make_flow):
+    flow = make_flow(email_step(1))
+    step = FlowStep(flow=flow, position=20, kind=FlowStep.Kind.BRANCH, condition="status_is", condition_value=" Won ")
+    step.goto_position = 0
+    step.full_clean()
+    assert step.condition_value == "won"
+
+
+def test_a_score_branch_stored_before_it_was_checked_never_holds_and_stops_no_flow(
+    settings, capture, make_flow, tick, start, mailoutbox
+):
+    settings.NURTURE_EMAIL_MIN_HOURS = 0  # both flows' emails may go in one tick
+    broken = _branch_flow(make_flow, "score_above", "56")
+    FlowStep.objects.filter(flow=broken, kind=FlowStep.Kind.BRANCH).update(condition_value="fifty")
+    other = make_flow(wait_step(days=1), email_step(4, subject="Other flow"))
+    lead = capture(email="ida@example.com", first_name="Ida")
+    assert lead.enrollments.count() == 2
+    tick(start)
+
+    tick(start + timedelta(days=1, minutes=1))
+
+    assert subjects() == ["Email 1 for Ida", "Reminder", "Other flow"]
+    assert Enrollment.objects.get(lead=lead, flow=other).status == Enrollment.Status.COMPLETED
 
 
 def test_set_status_and_notify_rep_steps_do_what_they_say(make_flow, tick, start):
