@@ -197,7 +197,6 @@ class FlowStep(models.Model):
                 except TemplateSyntaxError as error:
                     raise ValidationError({field: f"Template error: {error}"}) from None
 
-
     def _clean_condition_value(self) -> None:
         """The value the tick compares with: a whole score from 0 to 100, or one of the statuses."""
         value = self.condition_value.strip()
