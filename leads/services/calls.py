@@ -351,6 +351,16 @@ def partner_calls_batch(call: PartnerCall) -> BatchHandler:
                 if subject not in still:
                     yield entry, RetryLater("changed while waiting to be sent; checked again", delay=0)
             prepared = [(entry, subject, request) for entry, subject, request in prepared if subject in still]
+            # Two entries of one send in this batch (a lead's "route to next buyer" pressed twice): one
+            # sends it; the other goes again once its answer is written, and finds it settled or pending.
+            unique, sending = [], set()
+            for entry, subject, request in prepared:
+                if subject in sending:
+                    yield entry, RetryLater("another entry of this batch sends it; checked again after", delay=0)
+                else:
+                    sending.add(subject)
+                    unique.append((entry, subject, request))
+            prepared = unique
         subjects = [subject for _, subject, _ in prepared] if recheck is not None else []
         unwritten.update(subjects)
         try:

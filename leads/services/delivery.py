@@ -593,7 +593,8 @@ def _record_many(sends: list[tuple[Delivery, SentRequest, Lead | None]]) -> list
             delivery.last_status_code, delivery.reason = sent.status_code, sent.verdict.reason
             delivery.buyer_reference = sent.verdict.reference or delivery.buyer_reference
             delivery.finished_at = None if status == Delivery.Status.PENDING else now
-        delivery.status, delivery.attempts = status, tried
+            delivery.status = status
+        delivery.attempts = tried
     # The attempt log and the timeline as plain rows (no model instance each).
     attempts: list[tuple[Any, ...]] = []
     events: list[tuple[Any, ...]] = []

@@ -2,6 +2,7 @@
 batch's size, with caps, credit limits and the ledger kept as when leads were routed one at a time."""
 
 import itertools
+import json
 from collections import Counter
 from decimal import Decimal
 
@@ -11,6 +12,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
+from werkzeug import Response
 
 from campaigns.tests.factories import CampaignFactory
 from leadcrm import config_cache
@@ -227,3 +229,38 @@ def test_the_next_batch_sends_while_the_answers_before_are_written_but_never_the
     assert Delivery.objects.get(pk=delivery.pk).status == "accepted"
     assert [step for step in delivery_outbox_batch([again], deadline=float("inf"))] == [(again, None)]
     assert len(buyer.log) == 1  # sold: nothing more to send
+
+
+def test_two_entries_of_one_lead_in_a_batch_send_it_once_and_the_buyer_that_took_it_pays(settings, httpserver):
+    settings.DELIVERY_ALLOWED_HOSTS = [httpserver.host]
+    posts = Counter()
+
+    def first_post_accepted(request):
+        # A buyer that takes a lead once and calls a repeat of the same webhook a duplicate.
+        webhook_id = request.headers["webhook-id"]
+        posts[webhook_id] += 1
+        answer = "accepted" if posts[webhook_id] == 1 else "duplicate"
+        return Response(json.dumps({"status": answer}), content_type="application/json")
+
+    httpserver.expect_request("/a", method="POST").respond_with_handler(first_post_accepted)
+    httpserver.expect_request("/b", method="POST").respond_with_json({"status": "accepted"})
+    campaign = CampaignFactory()
+    first, _ = add_buyer(campaign.offer, httpserver, "/a", priority=1)
+    first.accept_json_path, first.accept_json_value = "status", "accepted"
+    first.save()
+    add_buyer(campaign.offer, httpserver, "/b", priority=2)
+    lead = LeadFactory(campaign=campaign)
+    # Staff pressed "route to next buyer" twice: two entries of the lead, due together.
+    entries = OutboxEntry.objects.bulk_create(OutboxEntry(lead=lead, kind=OutboxEntry.Kind.DELIVERY) for _ in range(2))
+
+    outbox_drain(entry_ids=[entry.pk for entry in entries])
+    outbox_drain(entry_ids=[entry.pk for entry in entries])
+
+    assert [request.path for request, _ in httpserver.log] == ["/a"]
+    assert list(Delivery.objects.filter(lead=lead).values_list("destination", "status")) == [(first.pk, "accepted")]
+    sales = LedgerEntry.objects.filter(lead=lead, kind=LedgerEntry.Kind.LEAD_SOLD)
+    assert list(sales.values_list("advertiser_id", flat=True)) == [first.advertiser_id]
+    assert sorted(OutboxEntry.objects.filter(pk__in=[e.pk for e in entries]).values_list("status", flat=True)) == [
+        "done",
+        "done",
+    ]
