@@ -157,7 +157,9 @@ class DeliveryDestination(models.Model):
         default=10, validators=[MinValueValidator(1), MaxValueValidator(30)], help_text="Per request, 1-30 s."
     )
     follow_redirects = models.BooleanField(
-        default=False, help_text="Off: a redirect answer is a failure. On: up to 3, each checked like the URL."
+        default=False,
+        help_text="Off: a redirect answer is a failure. On: up to 3, each checked like the URL; a moved "
+        "address (301, 302, 307, 308) on the same site gets the lead posted again, a 303 is read with a GET.",
     )
     # Ping/post buyers: the ping (what they bid on) and how to read their bid. The post goes to `url`,
     # judged by the accepted/rejection rule above, with the bid id beside the lead.

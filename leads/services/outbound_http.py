@@ -201,10 +201,13 @@ def http_request(
         if (urlsplit(next_url).scheme, urlsplit(next_url).netloc) != (parts.scheme, parts.netloc):
             # Headers (credentials, signatures) are for the destination's own origin: never for
             # another host, nor in clear text after a downgrade; nor is the lead re-posted there.
-            if answer.status in (307, 308) and body:
+            if answer.status != 303 and body:
                 raise UnsafeDestination(f"Redirect to another origin ({next_url[:100]}) would re-send the body.")
             headers = {}
         url = next_url
-        if answer.status == 303 or (answer.status in (301, 302) and method == "POST"):
+        # Only a 303 ("received: see here") turns a post into a GET. A 301 or 302 to a post means the
+        # address moved (http to https, a trailing slash): a browser would GET it, dropping the lead,
+        # and a 2xx to that GET would book a sale the buyer never received. The lead is posted again.
+        if answer.status == 303:
             method, body = "GET", None
     raise TransportError(f"More than {MAX_REDIRECTS} redirects.")

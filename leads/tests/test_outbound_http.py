@@ -328,6 +328,36 @@ def test_a_307_keeps_the_method_and_body(local_partner):
     assert [(r.method, r.get_data()) for r, _ in local_partner.log] == [("POST", b"payload"), ("POST", b"payload")]
 
 
+@pytest.mark.parametrize("status", [301, 302])
+def test_a_moved_post_is_posted_again_to_the_new_address_not_turned_into_a_get(local_partner, status):
+    local_partner.expect_request("/leads", method="POST").respond_with_data(
+        "", status=status, headers={"Location": "/leads/"}
+    )
+    local_partner.expect_request("/leads/", method="POST").respond_with_json({"status": "accepted"})
+    local_partner.expect_request("/leads/", method="GET").respond_with_json({"ok": True})
+
+    answer = http_request("POST", local_partner.url_for("/leads"), body=b'{"email": "jo@example.com"}', timeout=2,
+                          follow_redirects=True)  # fmt: skip
+
+    assert (answer.status, json.loads(answer.body)) == (200, {"status": "accepted"})
+    assert [(r.method, r.path, r.get_data()) for r, _ in local_partner.log] == [
+        ("POST", "/leads", b'{"email": "jo@example.com"}'),
+        ("POST", "/leads/", b'{"email": "jo@example.com"}'),
+    ]
+
+
+@pytest.mark.parametrize("status", [301, 302])
+def test_a_moved_post_to_another_host_is_refused_rather_than_re_posting_the_lead(settings, httpserver, status):
+    settings.DELIVERY_ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
+    other_host = f"http://127.0.0.1:{httpserver.port}/elsewhere"
+    httpserver.expect_request("/start").respond_with_data("", status=status, headers={"Location": other_host})
+
+    with pytest.raises(UnsafeDestination, match="re-send the body"):
+        http_request("POST", f"http://localhost:{httpserver.port}/start", body=b"{}", timeout=2, follow_redirects=True)
+
+    assert [request.path for request, _ in httpserver.log] == ["/start"]
+
+
 def test_a_redirect_to_another_host_drops_every_header_we_set(settings, httpserver):
     settings.DELIVERY_ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
     other_host = f"http://127.0.0.1:{httpserver.port}/elsewhere"
