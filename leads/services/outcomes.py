@@ -194,7 +194,9 @@ def advertiser_postback_apply(
     lead = (
         leads.filter(public_id=lead_public_id).first()
         if lead_public_id
-        else leads.filter(click_id=click_id).order_by("-created_at").first()
+        # A person who sent the form twice has two leads with one click: the sale is the original's
+        # (the lead that was sold), not the duplicate's.
+        else leads.filter(click_id=click_id).order_by("is_duplicate", "-created_at").first()
     )
     if lead is None:
         raise NotFound("No lead of this advertiser has that click id or lead id.")

@@ -27,11 +27,14 @@ ALLOWED_TRANSITIONS: dict[str, set[str]] = {
 }
 
 
-def validate_status_change(*, lead: Lead, status: str, reason: str = "", sale_amount: Decimal | None = None) -> None:
-    """Raise if the change is not allowed or lacks what it needs (forms call this to show errors)."""
+def validate_status_change(
+    *, lead: Lead, status: str, reason: str = "", sale_amount: Decimal | None = None, amount_optional: bool = False
+) -> None:
+    """Raise if the change is not allowed or lacks what it needs (forms call this to show errors).
+    `amount_optional`: a sale an advertiser reports may come without its amount."""
     if status not in ALLOWED_TRANSITIONS.get(lead.status, set()):
         raise Conflict(f"A {lead.get_status_display().lower()} lead cannot become {LeadStatus(status).label.lower()}.")
-    if status == S.WON and (sale_amount is None or sale_amount <= 0):
+    if status == S.WON and not amount_optional and (sale_amount is None or sale_amount <= 0):
         raise InvalidInput("A won lead needs the sale amount.", extra={"sale_amount": ["Enter the sale amount."]})
     if status in (S.LOST, S.RETURNED) and not reason.strip():
         raise InvalidInput(
@@ -51,12 +54,16 @@ def lead_set_status(
     sale_reported_by: int | None = None,
 ) -> Lead:
     """`sale_reported_by`: the advertiser whose report won the lead, who owes the sale's commission
-    (the offer's advertiser when no advertiser reported it)."""
+    (the offer's advertiser when no advertiser reported it). An advertiser's report may leave out the
+    amount (a tracker that sends none, or 0): the commission is then the offer's payout per sale."""
     lead = Lead.objects.select_for_update(of=("self",)).select_related("offer").get(pk=lead.pk)
-    validate_status_change(lead=lead, status=status, reason=reason, sale_amount=sale_amount)
+    reported = sale_reported_by is not None
+    validate_status_change(lead=lead, status=status, reason=reason, sale_amount=sale_amount, amount_optional=reported)
     reason = reason.strip()
     fields = ["status", "status_reason", "updated_at"]
     if status == S.WON:
+        if reported and not sale_amount:
+            sale_amount, sale_currency = lead.offer.payout_per_sale, lead.offer.currency
         lead.sale_amount = sale_amount
         lead.sale_currency = (sale_currency or lead.offer.currency).upper()
         lead.converted_at = timezone.now()

@@ -289,6 +289,38 @@ def test_a_sale_postback_by_click_id_wins_the_lead_with_the_payout_as_sale_amoun
     assert booked_revenue(lead) == {"USD": Decimal("42.50")}
 
 
+@pytest.mark.parametrize("payout", [None, "0"])
+def test_a_sale_postback_without_a_payout_books_the_offers_payout_per_sale(client, offer, postback_token, payout):
+    offer.payout_per_sale = Decimal("30.00")
+    offer.save()
+    lead = LeadFactory(campaign__offer=offer, click_id="clk-1")
+    query = {"token": postback_token, "click_id": "clk-1", "status": "sale", **({"payout": payout} if payout else {})}
+
+    response = client.get("/postback/", query)
+
+    assert response.status_code == 201, response.json()
+    lead.refresh_from_db()
+    assert (lead.status, lead.sale_amount, lead.sale_currency) == ("won", Decimal("30.00"), "USD")
+    assert booked_revenue(lead) == {"USD": Decimal("30.00")}
+
+
+def test_a_sale_postback_by_a_click_id_two_leads_share_wins_the_original_not_its_duplicate(
+    client, offer, postback_token
+):
+    original = LeadFactory(campaign__offer=offer, click_id="clk-77", created_at=timezone.now() - timedelta(minutes=5))
+    duplicate = LeadFactory(campaign__offer=offer, click_id="clk-77", is_duplicate=True, duplicate_of=original)
+
+    response = client.get(
+        "/postback/", {"token": postback_token, "click_id": "clk-77", "status": "sale", "payout": "50"}
+    )
+
+    assert response.status_code == 201, response.json()
+    original.refresh_from_db()
+    duplicate.refresh_from_db()
+    assert (original.status, duplicate.status) == ("won", "new")
+    assert booked_revenue(original) == {"USD": Decimal("50.00")} and booked_revenue(duplicate) == {}
+
+
 def test_a_lead_postback_by_lead_id_is_recorded_as_accepted_and_leaves_the_status(client, offer, postback_token):
     lead = LeadFactory(campaign__offer=offer)
 
