@@ -442,10 +442,15 @@ class DeliveryAdmin(ReadOnlyLogAdmin):
 
     @admin.action(description="Redeliver to the same buyer (same webhook id)", permissions=["change"])
     def redeliver(self, request, queryset):
-        count = deliveries_redeliver(deliveries=queryset)
+        count, refused = deliveries_redeliver(deliveries=queryset)
         self.message_user(
             request, f"{count} delivery(ies) will be sent again; accepted and pending ones are left alone."
         )
+        if refused:
+            reasons = "; ".join(f"#{pk}: {why}" for pk, why in sorted(refused.items()))
+            self.message_user(
+                request, f"Not sent again, as the buyer would refuse them now: {reasons}.", messages.WARNING
+            )
 
     @admin.action(description="Route to the next buyer", permissions=["change"])
     def route_to_next_buyer(self, request, queryset):

@@ -876,29 +876,67 @@ def delivery_outbox_handler(entry: OutboxEntry) -> None:
 
 
 @transaction.atomic
-def deliveries_redeliver(*, deliveries: QuerySet[Delivery]) -> int:
-    """Send failed or rejected deliveries again to the same buyer, under the same webhook id.
+@transaction.atomic
+def deliveries_redeliver(*, deliveries: QuerySet[Delivery]) -> tuple[int, dict[int, str]]:
+    """Send failed or rejected deliveries again to the same buyer, under the same webhook id; returns
+    how many, and {delivery id: why not} for those the buyer's caps or credit refuse now.
 
     Not for a lead another buyer has (or is being sent), nor one returned or no longer sellable.
     """
     count = 0
     placed = Delivery.objects.filter(status__in=COUNTED).values("lead_id")
-    retryable = (
+    retryable = list(
         deliveries.exclude(status__in=COUNTED)
         .exclude(lead_id__in=placed)
         # A post to a ping/post buyer answered a bid that has lapsed: the lead goes back to auction.
         .exclude(destination__kind=DeliveryDestination.Kind.PING_POST)
         .filter(lead__validity="valid", lead__is_duplicate=False, lead__is_test=False)
         .exclude(lead__status=LeadStatus.RETURNED)
-        .select_related("lead")
+        .select_related("lead", "destination")
     )
+    refused = _redelivery_refusals(retryable, timezone.now())
     for delivery in retryable:
+        if delivery.pk in refused:
+            continue
         Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.PENDING, attempts=0, finished_at=None)
         outbox_enqueue(
             lead=delivery.lead, kinds=[OutboxEntry.Kind.DELIVERY], payload={"delivery": delivery.pk, "redeliver": True}
         )
         count += 1
-    return count
+    return count, refused
+
+
+def _redelivery_refusals(deliveries: list[Delivery], now: datetime) -> dict[int, str]:
+    """{delivery id: why not}: a buyer may have filled its route's cap or spent its credit since its
+    delivery failed, and a redelivery keeps to them as routing does (in order, each counted as sent)."""
+    routes = {
+        route.pk: route
+        for route in DeliveryRoute.objects.select_for_update().filter(
+            pk__in={delivery.route_id for delivery in deliveries if delivery.route_id}
+        )
+    }
+    usage = route_usage(routes, now)
+    left = credit_left(
+        {delivery.destination.advertiser_id for delivery in deliveries}, {delivery.currency for delivery in deliveries}
+    )
+    refused = {}
+    for delivery in deliveries:
+        route = routes.get(delivery.route_id or 0)
+        this_hour, today = usage.get(route.pk, (0, 0)) if route else (0, 0)
+        account = (delivery.destination.advertiser_id, delivery.currency)
+        available, price = left.get(account), delivery.price or Decimal(0)
+        if route and route.daily_cap is not None and today >= route.daily_cap:
+            refused[delivery.pk] = "at its daily cap"
+        elif route and route.hourly_cap is not None and this_hour >= route.hourly_cap:
+            refused[delivery.pk] = "at its hourly cap"
+        elif available is not None and price > available:
+            refused[delivery.pk] = f"at its credit limit ({available:.2f} {delivery.currency} left)"
+        else:
+            if route:
+                usage[route.pk] = (this_hour + 1, today + 1)
+            if available is not None:
+                left[account] = available - price
+    return refused
 
 
 @transaction.atomic

@@ -380,7 +380,7 @@ def test_staff_sending_an_auctioned_lead_to_the_next_buyer_auction_it_again(buye
     assert run_auction(lead).status != Auction.Status.SOLD
     failed = Delivery.objects.filter(lead=lead, destination=refusing)
 
-    assert deliveries_redeliver(deliveries=failed) == 0  # its bid has lapsed: no repost to it
+    assert deliveries_redeliver(deliveries=failed) == (0, {})  # its bid has lapsed: no repost to it
     assert deliveries_route_next(deliveries=failed) == 1
 
     assert lead.outbox_entries.filter(kind=OutboxEntry.Kind.AUCTION, status=OutboxEntry.Status.PENDING).exists()

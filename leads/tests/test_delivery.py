@@ -8,16 +8,19 @@ import socket
 import threading
 import time
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.core import mail
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from werkzeug import Response
 
-from leads.models import Delivery, DeliveryDestination, DeliveryRoute, Lead, OutboxEntry
+from leads.models import BuyerAccount, Delivery, DeliveryDestination, DeliveryRoute, Lead, OutboxEntry
 from leads.services import outbox_process
+from leads.services.accounts import buyer_account_save
 from leads.services.answers import EXCERPT_CHARS, RETRY_DELAYS
 from leads.services.delivery import (
     choose_route,
@@ -27,6 +30,7 @@ from leads.services.delivery import (
     destination_set_auth_secret,
     held_deliveries,
 )
+from leads.services.ledger import buyer_balance, ledger_record_payment
 from leads.services.signing import destination_retire_old_secrets, destination_rotate_secret
 from leads.services.workflow import lead_set_status
 
@@ -666,7 +670,7 @@ def test_redelivering_a_failed_delivery_resends_it_under_the_same_webhook_id(
     assert delivery.status == "failed"
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert deliveries_redeliver(deliveries=Delivery.objects.filter(pk=delivery.pk)) == 1
+        assert deliveries_redeliver(deliveries=Delivery.objects.filter(pk=delivery.pk)) == (1, {})
 
     delivery.refresh_from_db()
     (first, _), (second, _) = buyer_host.log
@@ -674,8 +678,48 @@ def test_redelivering_a_failed_delivery_resends_it_under_the_same_webhook_id(
     assert (delivery.status, delivery.buyer_reference) == ("accepted", "B-9")
     assert attempts_of(delivery) == [(404, "failed"), (200, "accepted")]
     with django_capture_on_commit_callbacks(execute=True):
-        assert deliveries_redeliver(deliveries=Delivery.objects.filter(pk=delivery.pk)) == 0  # accepted: left alone
+        assert deliveries_redeliver(deliveries=Delivery.objects.filter(pk=delivery.pk)) == (
+            0,
+            {},
+        )  # accepted: left alone
     assert len(buyer_host.log) == 2
+
+
+def test_staff_redelivery_keeps_to_the_buyers_credit_limit_and_cap_and_says_why_not(
+    campaign, buyer_host, deliver, client, superuser, django_capture_on_commit_callbacks
+):
+    buyer = add_buyer(campaign, buyer_host, "/leads", route={"price_per_lead": Decimal("25.00"), "daily_cap": 2})
+    buyer_host.expect_ordered_request("/leads").respond_with_data("down", status=404)
+    buyer_host.expect_request("/leads").respond_with_json({"ok": True})
+    buyer_account_save(account=BuyerAccount(advertiser=buyer.advertiser, currency="USD", credit_limit=Decimal("30")))
+    failed = Delivery.objects.get(lead=deliver())
+    assert failed.status == "failed"
+    sold = Delivery.objects.get(lead=deliver())  # 25.00 of the buyer's 30.00 credit spent since
+    assert sold.status == "accepted"
+    client.force_login(superuser)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        page = client.post(
+            reverse("admin:leads_delivery_changelist"),
+            {"action": "redeliver", "_selected_action": [failed.pk]},
+            follow=True,
+        )
+
+    text = page.content.decode()
+    assert "0 delivery(ies) will be sent again" in text
+    assert (
+        f"Not sent again, as the buyer would refuse them now: #{failed.pk}: at its credit limit (5.00 USD left)" in text
+    )
+    assert len(requests_to(buyer_host, "/leads")) == 2
+    failed.refresh_from_db()
+    assert failed.status == "failed" and buyer_balance(buyer.advertiser_id, "USD") == Decimal("-25.00")
+
+    ledger_record_payment(advertiser=buyer.advertiser, amount=Decimal("100.00"), currency="USD", reference="wire 1")
+    Delivery.objects.get(lead=deliver())  # the second lead of the day: the cap of 2 is full
+    assert deliveries_redeliver(deliveries=Delivery.objects.filter(pk=failed.pk)) == (
+        0,
+        {failed.pk: "at its daily cap"},
+    )
 
 
 def test_route_next_sends_a_failed_deliverys_lead_to_another_buyer(
@@ -732,7 +776,7 @@ def test_redelivering_a_rejection_does_not_sell_a_lead_another_buyer_took(
     assert rejected.get().status == "rejected"
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert deliveries_redeliver(deliveries=rejected) == 0
+        assert deliveries_redeliver(deliveries=rejected) == (0, {})
 
     assert len(requests_to(buyer_host, "/picky")) == 1
     (sold,) = lead.deliveries.filter(status="accepted")
