@@ -11,7 +11,7 @@ from leadcrm.errors import Conflict, InvalidInput
 
 from ..models import CallLog, Lead, LeadEvent, LeadNote, LeadStatus, PartnerNotification
 from ..signals import lead_status_changed
-from .ledger import ledger_post_return, ledger_post_sale_commission
+from .ledger import ledger_post_return, ledger_post_sale_commission, return_deadline
 from .notifications import partner_notify
 from .postbacks import postback_enqueue
 
@@ -83,9 +83,12 @@ def lead_set_status(
         ledger_post_sale_commission(lead=lead, advertiser_id=sale_reported_by)
     elif status == S.RETURNED:
         ledger_post_return(lead=lead)
-    if status in POSTBACK_ON_STATUS:
+    # Outside the offer's return window staff may still mark a lead returned, but nothing is reversed:
+    # the source's and the supplier's payouts stand, so neither is told of a reversal.
+    refunded = status != S.RETURNED or timezone.now() <= return_deadline(lead)
+    if status in POSTBACK_ON_STATUS and refunded:
         postback_enqueue(lead=lead, event=POSTBACK_ON_STATUS[status])
-    if status == S.RETURNED:
+    if status == S.RETURNED and refunded:
         # Reported back to the supplier that sent it, so its validity rate and billing follow.
         partner_notify(
             lead=lead,

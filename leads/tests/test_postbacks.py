@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from campaigns.tests.factories import ClickFactory
 from leadcrm.errors import Conflict
-from leads.models import LeadEvent, OutboxEntry, Postback
+from leads.models import Lead, LeadEvent, LedgerEntry, OutboxEntry, Partner, PartnerNotification, Postback
 from leads.services import lead_set_status, outbox_process
 from leads.services.answers import RETRY_DELAYS
 from leads.services.postbacks import postback_enqueue, postbacks_resend
@@ -242,6 +242,26 @@ def test_a_returned_lead_reverses_everything_reported(source_campaign, tracker_o
     returned = [args["payout"] for args in hits(tracker_ok, lead) if args["status"] == "returned"]
     assert returned == ["-175.00"]  # valid 20 + qualified 5 + converted 150
     assert lead.postbacks.get(event="returned").payout == Decimal("-175.00")
+
+
+def test_a_lead_staff_return_after_the_window_reverses_and_reports_nothing(
+    source_campaign, tracker_ok, capture_now, run_after_commit
+):
+    supplier = Partner.objects.create(name="Supplier", webhook_url="https://supplier.example/hooks")
+    late, in_time = (capture_now(email=f"{name}@example.com", click_id=f"clk-{name}") for name in ("late", "intime"))
+    Lead.objects.filter(pk__in=[late.pk, in_time.pk]).update(partner=supplier)
+    window = source_campaign.offer.return_window_days
+    Lead.objects.filter(pk=late.pk).update(created_at=timezone.now() - datetime.timedelta(days=window + 3))
+
+    for lead in (late, in_time):
+        set_status(run_after_commit, Lead.objects.get(pk=lead.pk), "returned")
+
+    assert Lead.objects.get(pk=late.pk).status == "returned"
+    reported = {lead.pk: sorted(args["status"] for args in hits(tracker_ok, lead)) for lead in (late, in_time)}
+    assert reported == {late.pk: ["qualified", "valid"], in_time.pk: ["qualified", "returned", "valid"]}
+    assert not LedgerEntry.objects.filter(lead=late, amount__lt=0).exists()
+    notified = PartnerNotification.objects.filter(event=PartnerNotification.Event.LEAD_RETURNED)
+    assert list(notified.values_list("lead", flat=True)) == [in_time.pk]
 
 
 def test_a_returned_lead_reports_zero_when_the_campaign_says_so(
