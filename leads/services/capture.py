@@ -191,6 +191,7 @@ def _capture(campaign: Campaign, submission: Submission, context: CaptureContext
         form_seconds=context.form_seconds,
         consent_required=bool(page and page.consent_required),
         leads_from_ip=lookups.leads_from_ip,
+        from_browser=context.door in CERTIFIED_DOORS,
     )
     lead.validity, lead.validity_reasons = validity_from(reasons), reasons
     original = lookups.original

@@ -177,10 +177,12 @@ def validate_lead(
     form_seconds: float | None,
     consent_required: bool,
     leads_from_ip: int,
+    from_browser: bool = False,
 ) -> list[str]:
     """Reasons, in a stable order, that the lead is invalid or suspect; empty when valid.
     `leads_from_ip`: leads stored from the lead's IP address in the last hour, counted up to
-    LEAD_MAX_PER_IP_PER_HOUR (dedupe.contact_lookups)."""
+    LEAD_MAX_PER_IP_PER_HOUR (dedupe.contact_lookups). `from_browser`: sent by our own form (a
+    landing page or quiz), where every browser names itself."""
     reasons = []
     if not lead.email and not lead.phone:
         reasons.append("no_contact: neither email nor phone")
@@ -196,6 +198,8 @@ def validate_lead(
         reasons.append("honeypot: the hidden field was filled")
     if is_automation_agent(lead.user_agent):
         reasons.append("bot: automated user agent")
+    elif from_browser and not lead.user_agent.strip():
+        reasons.append("no_user_agent: the form was sent without a user agent, as scripts do")
     if consent_required and not lead.consent:
         reasons.append("consent: required consent was not given")
     if form_seconds is not None and form_seconds < settings.LEAD_MIN_FORM_SECONDS:

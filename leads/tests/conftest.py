@@ -7,6 +7,11 @@ import pytest
 
 from campaigns.tests.factories import CampaignFactory, LandingPageFactory
 from leads.services import CaptureContext, lead_capture, parse_submission
+from leads.services.capture import CERTIFIED_DOORS
+
+DESKTOP_BROWSER = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
+)
 
 
 @pytest.fixture
@@ -22,6 +27,8 @@ def capture(campaign):
 
     def run(*, campaign_=None, door="api", context=None, **data):
         data.setdefault("action", "quote")
+        if door in CERTIFIED_DOORS:  # our own forms: sent by a browser, which names itself
+            context = {"user_agent": DESKTOP_BROWSER, **(context or {})}
         result = lead_capture(
             campaign=campaign_ or campaign,
             submission=parse_submission(data),

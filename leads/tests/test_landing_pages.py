@@ -323,6 +323,15 @@ def test_bot_user_agent_redirects_as_usual_but_stores_an_invalid_lead(client, pa
     assert "bot: automated user agent" in lead.validity_reasons
 
 
+def test_a_form_sent_without_a_user_agent_stores_a_suspect_lead(client, page, no_minimum_form_time):
+    response = send_contact(client, page, user_agent="")
+
+    assert response.status_code == 302
+    lead = Lead.objects.get()
+    assert lead.validity == "suspect"
+    assert lead.validity_reasons == ["no_user_agent: the form was sent without a user agent, as scripts do"]
+
+
 def test_huge_honeypot_value_still_redirects_as_usual_and_stores_an_invalid_lead(client, page, no_minimum_form_time):
     response = send_contact(client, page, website="https://cheap-pills.example/" + "x" * 10_000)
 
