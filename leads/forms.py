@@ -7,6 +7,7 @@ from functools import lru_cache
 import pycountry
 from django import forms
 from django.core import signing
+from django.core.cache import cache
 from django.utils.choices import BaseChoiceIterator
 
 from campaigns.models import LandingPage, LeadField, QuizQuestion
@@ -52,6 +53,15 @@ class CountryField(forms.ChoiceField):
 
 def dump_state(state: dict) -> str:
     return signing.dumps(state, salt=STATE_SALT, compress=True)
+
+
+def state_first_use(state: dict) -> bool:
+    """Whether no lead was sent with this form state before. A state holds when the form was shown,
+    so a script that reused one (waited out the least time once, then posted many) would pass the
+    too-fast check with every lead. Remembered in the cache for as long as a state is valid; a state
+    from before states had a nonce counts as a first use."""
+    nonce = state.get("nonce")
+    return not nonce or cache.add(f"landing-state:{nonce}", True, timeout=STATE_MAX_AGE)
 
 
 def load_state(token: str) -> dict | None:

@@ -1,6 +1,7 @@
 """Landing pages, quiz funnels and pre-landers: GET shows the step, POST moves on or captures the lead."""
 
 import datetime
+import secrets
 import time
 
 from django.conf import settings
@@ -14,7 +15,7 @@ from campaigns.visitor import client_ip, request_country
 from leadcrm.config_cache import cached
 from leadcrm.links import with_query
 
-from .forms import HONEYPOT_FIELD, LeadForm, QuizAnswerForm, dump_state, load_state
+from .forms import HONEYPOT_FIELD, LeadForm, QuizAnswerForm, dump_state, load_state, state_first_use
 from .models import Door
 from .services import CaptureContext, SubmissionError, lead_capture, parse_submission
 from .services.consent import ConsentShown
@@ -50,7 +51,12 @@ def privacy_policy(request):
 
 
 def _fresh_state(request) -> dict:
-    return {"started": time.time(), "click_id": request.GET.get("click_id", "")[:128], "answers": {}}
+    return {
+        "started": time.time(),
+        "nonce": secrets.token_urlsafe(12),  # each showing of the form is one lead's (state_first_use)
+        "click_id": request.GET.get("click_id", "")[:128],
+        "answers": {},
+    }
 
 
 def _default_country(request, campaign: Campaign) -> str:
@@ -162,6 +168,7 @@ def _capture(request, page, form, state, *, step: int, tampered: bool):
         request_country=request_country(request),
         # A missing or forged state token counts as instant: the form was never shown by us.
         form_seconds=0.0 if tampered or not started else time.time() - float(started),
+        replayed_form=not tampered and not state_first_use(state),
         honeypot=form.cleaned_data.get(HONEYPOT_FIELD, ""),
         consent_shown=None if tampered else _consent_shown(state, page),
         fields_submitted=tuple(

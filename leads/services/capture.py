@@ -36,6 +36,7 @@ class CaptureContext:
     user_agent: str = ""
     request_country: str = ""  # from the CDN/proxy header
     form_seconds: float | None = None  # time from showing the form to sending it, if known
+    replayed_form: bool = False  # the form's state was already sent with another lead
     honeypot: str = ""
     is_test: bool = False
     idempotency_key: str | None = None
@@ -189,6 +190,7 @@ def _capture(campaign: Campaign, submission: Submission, context: CaptureContext
         required_fields=required,
         honeypot=context.honeypot,
         form_seconds=context.form_seconds,
+        replayed_form=context.replayed_form,
         consent_required=bool(page and page.consent_required),
         leads_from_ip=lookups.leads_from_ip,
         from_browser=context.door in CERTIFIED_DOORS,

@@ -178,6 +178,7 @@ def validate_lead(
     consent_required: bool,
     leads_from_ip: int,
     from_browser: bool = False,
+    replayed_form: bool = False,
 ) -> list[str]:
     """Reasons, in a stable order, that the lead is invalid or suspect; empty when valid.
     `leads_from_ip`: leads stored from the lead's IP address in the last hour, counted up to
@@ -204,6 +205,8 @@ def validate_lead(
         reasons.append("consent: required consent was not given")
     if form_seconds is not None and form_seconds < settings.LEAD_MIN_FORM_SECONDS:
         reasons.append(f"too_fast: sent {max(form_seconds, 0):.1f}s after the form opened")
+    if replayed_form:
+        reasons.append("replayed_form: the form, as shown once, was already sent with another lead")
     if lead.ip and leads_from_ip >= settings.LEAD_MAX_PER_IP_PER_HOUR:
         reasons.append(f"ip_velocity: {settings.LEAD_MAX_PER_IP_PER_HOUR} or more leads from this IP in the last hour")
     reasons.extend(lead.campaign.targeting_mismatches(country=lead.country, device_type=lead.device_type, os=lead.os))

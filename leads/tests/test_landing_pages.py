@@ -384,6 +384,19 @@ def test_form_sent_after_the_minimum_time_is_valid(client, page):
     assert Lead.objects.get().validity == "valid"
 
 
+def test_one_showing_of_the_form_sent_again_with_other_leads_stores_them_as_suspect(client, page, no_minimum_form_time):
+    # A script opens the form once, waits out the least time, then posts many leads with that state.
+    state = hidden_value(open_page(client, page), "state")
+
+    for email in ("first@example.com", "second@example.com", "third@example.com"):
+        assert send(client, page, state=state, **{**GOOD_CONTACT, "email": email}).status_code == 302
+
+    reasons = dict(Lead.objects.values_list("email", "validity_reasons"))
+    replayed = ["replayed_form: the form, as shown once, was already sent with another lead"]
+    assert reasons == {"first@example.com": [], "second@example.com": replayed, "third@example.com": replayed}
+    assert Lead.objects.count() == 3  # stored all the same
+
+
 # --- which pages are open -----------------------------------------------------------------------
 
 
