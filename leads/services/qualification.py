@@ -14,9 +14,11 @@ def _lead_value(lead: Lead, field: str) -> Any:
 
 def _number(value: Any) -> Decimal | None:
     try:
-        return Decimal(str(value).replace(",", "").strip())
+        number = Decimal(str(value).replace(",", "").strip())
     except (InvalidOperation, ValueError):
         return None
+    # "NaN" and "Infinity" parse but are no one's budget, and comparing a NaN raises InvalidOperation.
+    return number if number.is_finite() else None
 
 
 def _fold(value: Any) -> str:

@@ -13,6 +13,7 @@ from campaigns.tests.factories import CampaignFactory, ClickFactory, LandingPage
 from leads.forms import dump_state, load_state
 from leads.models import Door, Lead, LeadEvent
 from leads.services.consent import consent_certificate_verify
+from leads.tests.factories import QualificationRuleFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -584,6 +585,18 @@ def test_quiz_number_answer_is_stored_as_a_plain_number(client, quiz, no_minimum
     send_quiz_contact(client, quiz, contact, email="pat@example.com")
 
     assert Lead.objects.get().answers["monthly_bill"] == "1000"
+
+
+def test_quiz_text_answer_nan_against_a_numeric_rule_is_stored_disqualified(client, quiz, no_minimum_form_time):
+    QuizQuestionFactory(landing_page=quiz, position=4, key="budget", text="Your budget?", kind="text")
+    QualificationRuleFactory(offer=quiz.campaign.offer, field="answers.budget", operator=">=", value="1000")
+    fourth = contact_step(client, quiz)
+    contact = answer(client, quiz, fourth, "nan")
+
+    done = send_quiz_contact(client, quiz, contact, email="pat@example.com")
+
+    assert done.status_code == 302
+    assert Lead.objects.get().qualification_reasons == ["answers.budget >= 1000 (was nan)"]
 
 
 def test_quiz_contact_step_with_an_error_keeps_the_answers(client, quiz, no_minimum_form_time):

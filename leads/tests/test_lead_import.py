@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from leads.models import Door, Lead, LeadEvent, LeadImport
 from leads.services.lead_import import LeadImportError, leads_import
+from leads.tests.factories import QualificationRuleFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -139,6 +140,17 @@ def test_rows_with_invisible_or_look_alike_letters_in_the_email_are_stored_suspe
         'disguised_email: The part before the @-sign "b\u043eb" mixes Latin and Cyrillic letters '
         "(U+043E CYRILLIC SMALL LETTER O), so it can pass for another address.",
     )
+
+
+def test_a_row_whose_numeric_answer_is_nan_is_imported_disqualified(campaign):
+    QualificationRuleFactory(offer=campaign.offer, field="answers.budget", operator=">=", value="1000")
+    data = csv_file("campaign,email,answers.budget", "solar-us,ann@example.com,NaN", "solar-us,bob@example.com,5000")
+
+    lead_import = leads_import(data=data, file_name="budgets.csv")
+
+    assert (lead_import.status, lead_import.created_leads, lead_import.rejected) == (LeadImport.Status.DONE, 2, 0)
+    assert Lead.objects.get(email="ann@example.com").qualification_reasons == ["answers.budget >= 1000 (was NaN)"]
+    assert Lead.objects.get(email="bob@example.com").qualification == "qualified"
 
 
 def test_importing_the_same_file_again_adds_no_leads(campaign):

@@ -358,6 +358,21 @@ def test_qualification_rules_of_the_offer(capture, campaign):
     ]
 
 
+@pytest.mark.parametrize("budget", ["NaN", "sNaN", "nan", "Infinity", "-inf"])
+def test_a_number_that_is_not_finite_fails_a_numeric_rule_and_the_lead_is_stored(capture, campaign, budget):
+    QualificationRuleFactory(offer=campaign.offer, field="answers.budget", operator=">=", value="1000")
+    QualificationRuleFactory(offer=campaign.offer, field="answers.budget", operator="==", value="1000", position=2)
+
+    lead = capture(email="a@example.com", answers={"budget": budget})
+
+    assert Lead.objects.get() == lead
+    assert lead.qualification == "disqualified"
+    assert lead.qualification_reasons == [
+        f"answers.budget >= 1000 (was {budget})",
+        f"answers.budget == 1000 (was {budget})",
+    ]
+
+
 def test_offer_accepted_countries_and_lead_types_disqualify(capture, campaign):
     campaign.offer.accepted_countries = ["US"]
     campaign.offer.accepted_lead_types = ["hard"]
