@@ -245,6 +245,27 @@ def test_quoted_quotes_late_in_a_long_file_are_read_as_one_cell(campaign):
     assert Lead.objects.get(email="ann@example.com").message == 'The "big" roof, facing south'
 
 
+def test_a_row_with_more_cells_than_the_header_is_rejected_and_the_others_are_imported(campaign):
+    data = csv_file(
+        "campaign,company,email,country",
+        "solar-us,Acme, Inc,ann@example.com,US",  # line 2: an unquoted comma
+        'solar-us,"Bolt, Ltd",bob@example.com,US',
+        "solar-us,Cleo Co,cleo@example.com,US,,",  # empty cells at the end are a spreadsheet's habit
+    )
+
+    lead_import = leads_import(data=data, file_name="companies.csv")
+
+    assert (lead_import.status, lead_import.created_leads, lead_import.rejected) == (LeadImport.Status.DONE, 2, 1)
+    assert report_rows(lead_import)[2]["outcome"] == "rejected"
+    assert report_rows(lead_import)[2]["reasons"] == (
+        "line 2 has 5 cells but the header has 4; quote values that contain the delimiter"
+    )
+    assert dict(Lead.objects.values_list("email", "company")) == {
+        "bob@example.com": "Bolt, Ltd",
+        "cleo@example.com": "Cleo Co",
+    }
+
+
 def test_blank_lines_are_not_rows(campaign):
     data = csv_file("campaign,email", "solar-us,ann@example.com", "", ",", "solar-us,bob@example.com")
 
