@@ -4,6 +4,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ..models import Lead, Qualification, QualificationRule
+from .submission import number_text
 
 
 def _lead_value(lead: Lead, field: str) -> Any:
@@ -14,7 +15,7 @@ def _lead_value(lead: Lead, field: str) -> Any:
 
 def _number(value: Any) -> Decimal | None:
     try:
-        number = Decimal(str(value).replace(",", "").strip())
+        number = Decimal(number_text(value))
     except (InvalidOperation, ValueError):
         return None
     # "NaN" and "Infinity" parse but are no one's budget, and comparing a NaN raises InvalidOperation.

@@ -5,6 +5,7 @@ reach the person): it gets field errors and creates nothing. Everything else is 
 """
 
 import ipaddress
+import re
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -162,13 +163,28 @@ def _storable(value: Any) -> Any:
     return value
 
 
+THOUSANDS_COMMAS = re.compile(r"-?\d{1,3}(,\d{3})+(\.\d+)?")  # 5,000 or 1,250,000.50
+DECIMAL_COMMA = re.compile(r"-?\d+,\d{1,2}")  # 5000,50 as European spreadsheets write it
+
+
+def number_text(value: object) -> str:
+    """The text of a number sent with commas, as Decimal() and int() read it: thousands separators
+    dropped, a decimal comma made a point. Any other comma ("1,234,56") is kept, so it is no number."""
+    text = str(value).strip()
+    if THOUSANDS_COMMAS.fullmatch(text):
+        return text.replace(",", "")
+    if DECIMAL_COMMA.fullmatch(text):
+        return text.replace(",", ".")
+    return text
+
+
 def _whole_number(value: object, name: str, errors: FieldErrors) -> int | None:
     if value in (None, ""):
         return None
     try:
         if isinstance(value, bool):
             raise ValueError
-        number = int(str(value).replace(",", "").strip())
+        number = int(number_text(value))
         if number < 0 or number > MAX_WHOLE_NUMBER:
             raise ValueError
         return number
@@ -183,7 +199,7 @@ def _amount(value: object, name: str, errors: FieldErrors) -> Decimal | None:
     try:
         if isinstance(value, bool):
             raise InvalidOperation
-        amount = Decimal(str(value).replace(",", "").lstrip("$€£").strip())
+        amount = Decimal(number_text(str(value).strip().lstrip("$€£")))
         if not amount.is_finite() or amount < 0 or amount >= 10**AMOUNT_DIGITS:
             raise InvalidOperation
         return amount.quantize(Decimal(1).scaleb(-AMOUNT_PLACES))

@@ -457,6 +457,7 @@ STRUCTURAL_ERRORS = {
     "company size many": (_body(company_size="many"), "invalid", {"company_size"}),
     "company size true": (_body(company_size=True), "invalid", {"company_size"}),
     "budget infinite": (_body(budget="Infinity"), "invalid", {"budget"}),
+    "budget with a comma that is no separator": (_body(budget="1,234,56"), "invalid", {"budget"}),
     "consent perhaps": (_body(consent="perhaps"), "invalid", {"consent"}),
     "answers nested": (_body(answers={"when": {"month": "May"}}), "invalid", {"answers"}),
     "missing campaign": (lambda slug: json.dumps({"email": "jo@example.com"}), "invalid", {"campaign"}),

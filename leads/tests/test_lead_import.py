@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import io
+from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -231,6 +232,16 @@ def test_spreadsheet_exports_with_a_byte_order_mark_and_semicolons_are_understoo
 
     assert lead_import.created_leads == 1
     assert Lead.objects.get().first_name == "Ann"
+
+
+def test_a_european_spreadsheets_decimal_comma_is_read_as_the_decimal_point(campaign):
+    data = csv_file("Campaign;Email;Budget", "solar-us;ann@example.com;5000,50", "solar-us;bob@example.com;1,234,56")
+
+    lead_import = leads_import(data=data, file_name="excel.csv")
+
+    assert (lead_import.created_leads, lead_import.rejected) == (1, 1)
+    assert Lead.objects.get().budget == Decimal("5000.50")
+    assert report_rows(lead_import)[3]["reasons"] == "budget: Enter an amount of 0 or more, like 5000 or 5000.00."
 
 
 def test_quoted_quotes_late_in_a_long_file_are_read_as_one_cell(campaign):

@@ -263,6 +263,38 @@ def test_structurally_bad_submissions_are_refused_with_field_errors():
     assert not Lead.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "budget, company_size, stored",
+    [
+        ("5,000.50", "1,200", (Decimal("5000.50"), 1200)),
+        ("5000,50", "1200", (Decimal("5000.50"), 1200)),  # a decimal comma, as European spreadsheets write it
+        ("€5000,5", "12", (Decimal("5000.50"), 12)),
+        ("1,250,000", "5,000", (Decimal("1250000.00"), 5000)),
+    ],
+)
+def test_commas_in_numbers_are_read_as_thousands_separators_or_a_decimal_comma(capture, budget, company_size, stored):
+    lead = capture(email="a@example.com", budget=budget, company_size=company_size)
+
+    assert (lead.budget, lead.company_size) == stored
+
+
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"budget": "1,234,56"}, "budget"),
+        ({"budget": "5000,505"}, "budget"),
+        ({"company_size": "12,5"}, "company_size"),
+        ({"company_size": "1,20"}, "company_size"),
+    ],
+)
+def test_a_number_whose_commas_are_no_separators_is_refused_and_nothing_is_stored(fields, field):
+    with pytest.raises(SubmissionError) as caught:
+        parse_submission({"email": "a@example.com", **fields})
+
+    assert set(caught.value.errors) == {field}
+    assert not Lead.objects.exists()
+
+
 # --- 4. dedupe ------------------------------------------------------------------------------
 def test_same_email_for_same_offer_is_a_duplicate_linked_to_the_original(capture):
     original = capture(email="Jo@Example.com")
@@ -371,6 +403,16 @@ def test_a_number_that_is_not_finite_fails_a_numeric_rule_and_the_lead_is_stored
         f"answers.budget >= 1000 (was {budget})",
         f"answers.budget == 1000 (was {budget})",
     ]
+
+
+def test_a_numeric_rule_reads_an_answers_decimal_comma_as_the_decimal_point(capture, campaign):
+    QualificationRuleFactory(offer=campaign.offer, field="answers.budget", operator=">=", value="1,000")
+
+    short = capture(email="a@example.com", answers={"budget": "999,99"})
+    enough = capture(email="b@example.com", answers={"budget": "1,000.00"})
+
+    assert short.qualification_reasons == ["answers.budget >= 1,000 (was 999,99)"]
+    assert enough.qualification == "qualified"
 
 
 def test_offer_accepted_countries_and_lead_types_disqualify(capture, campaign):
