@@ -244,6 +244,17 @@ def test_a_european_spreadsheets_decimal_comma_is_read_as_the_decimal_point(camp
     assert report_rows(lead_import)[3]["reasons"] == "budget: Enter an amount of 0 or more, like 5000 or 5000.00."
 
 
+def test_an_answer_columns_key_keeps_its_case_so_the_offers_rule_finds_it(campaign):
+    QualificationRuleFactory(offer=campaign.offer, field="answers.homeType", operator="==", value="house")
+    data = csv_file("Campaign,EMAIL,Answers.homeType", "solar-us,ann@example.com,House")
+
+    leads_import(data=data, file_name="answers.csv")
+
+    lead = Lead.objects.get()
+    assert lead.answers == {"homeType": "House"}
+    assert (lead.qualification, lead.qualification_reasons) == ("qualified", [])
+
+
 def test_quoted_quotes_late_in_a_long_file_are_read_as_one_cell(campaign):
     # The delimiter is guessed from the first 4 kB; the quoting rules are CSV's own for the whole file.
     plain_rows = [f'solar-us,person{number}@example.com,"South, flat roof"' for number in range(150)]
