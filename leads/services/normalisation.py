@@ -36,12 +36,19 @@ def normalise_name(value: str) -> str:
     return value
 
 
+# Names people give for the UK that pycountry does not know (it knows "United Kingdom").
+UK_NAMES = {"great britain", "britain", "england", "scotland", "wales", "northern ireland"}
+
+
 def country_code(value: str) -> str:
-    """ISO alpha-2 from a code (US, USA) or a country name (Germany); "" if unknown."""
-    code = normalise_country(value)
-    if code or len(value.strip()) <= 3:
+    """ISO alpha-2 from a code (US, USA, UK, U.S.) or a country name (Germany, England); "" if unknown."""
+    value = value.strip()
+    code = normalise_country(value) or normalise_country(value.replace(".", ""))
+    if code or len(value) <= 3:
         return code
+    if value.casefold() in UK_NAMES:
+        return "GB"
     try:
-        return str(pycountry.countries.lookup(value.strip()).alpha_2)
+        return str(pycountry.countries.lookup(value).alpha_2)
     except LookupError:
         return ""

@@ -41,6 +41,28 @@ def test_country_names_are_understood(capture):
     assert capture(email="b@example.com", country="Atlantis").country == ""
 
 
+@pytest.mark.parametrize(
+    "country, code",
+    [
+        ("UK", "GB"),
+        ("uk", "GB"),
+        ("U.K.", "GB"),
+        ("England", "GB"),
+        ("Great Britain", "GB"),
+        ("EL", "GR"),
+        ("U.S.", "US"),
+    ],
+)
+def test_country_codes_and_names_people_use_outside_iso_are_understood(capture, country, code):
+    assert capture(email="a@example.com", country=country).country == code
+
+
+def test_a_uk_leads_local_phone_number_is_valid(capture):
+    lead = capture(email="a@example.com", phone="020 7946 0958", country="UK")
+
+    assert (lead.country, lead.phone, lead.validity) == ("GB", "+442079460958", "valid")
+
+
 # --- 2. enrich ------------------------------------------------------------------------------
 def test_lead_with_a_click_id_inherits_the_click(capture, campaign):
     click = ClickFactory(campaign=campaign, click_id="clk-1", country="CA", sub_ids={"sub1": "zone7", "creative": "c3"})
