@@ -1,5 +1,6 @@
 """Step 1 of the pipeline: one spelling for every value, so dedupe and reports compare like with like."""
 
+import unicodedata
 from functools import lru_cache
 
 import phonenumbers
@@ -9,7 +10,9 @@ from campaigns.visitor import normalise_country
 
 
 def normalise_email(value: str) -> str:
-    return value.strip().lower()
+    # NFC first: "é" typed as "e" and a combining accent (as some keyboards and macOS send it) is the
+    # same address as the one-character "é", for duplicates and for buyers' and platforms' hashes alike.
+    return unicodedata.normalize("NFC", value.strip()).lower()
 
 
 # A landing form checks the number and the pipeline then normalises it: the second parse is a lookup.

@@ -336,6 +336,14 @@ def test_same_phone_is_a_duplicate_too(capture):
     assert capture(phone="(650) 555-1212", country="US").duplicate_of == original
 
 
+def test_an_accent_typed_as_a_combining_mark_is_the_same_address(capture):
+    original = capture(email="jos\u00e9@example.com")
+    again = capture(email="Jose\u0301@Example.com")  # "e" and a combining acute accent, as macOS may send it
+
+    assert again.email == original.email == "jos\u00e9@example.com"
+    assert (again.is_duplicate, again.duplicate_of) == (True, original)
+
+
 def test_other_offer_or_outside_the_window_is_not_a_duplicate(capture, settings):
     settings.LEAD_DEDUPE_WINDOW_DAYS = 30
     old = capture(email="jo@example.com")
