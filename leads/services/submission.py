@@ -129,6 +129,20 @@ def _short_whole_number(value: str | int) -> bool:
     return isinstance(value, str) or len(str(value)) <= NUMBER_AS_TEXT_DIGITS
 
 
+# Line breaks other than "\n": a lone carriage return, a line or paragraph separator (U+2028, U+2029).
+LINE_BREAKS = frozenset("\r\x0b\x0c\x85\u2028\u2029")
+
+
+def _printable(text: str) -> str:
+    """The text without what does not print (zero-width and bidi characters, control codes). Other spaces
+    (a no-break space, U+3000) and line breaks do not print either, but part words: they become a plain
+    space and a newline, rather than running "Mary Ann" together."""
+    return "".join(
+        ch if ch.isprintable() or ch in "\n\t" else "\n" if ch in LINE_BREAKS else " " if ch.isspace() else ""
+        for ch in text.replace("\r\n", "\n")
+    )
+
+
 def _text(value: object, limit: int | None, name: str, errors: FieldErrors) -> str:
     if value is None:
         return ""
@@ -144,7 +158,7 @@ def _text(value: object, limit: int | None, name: str, errors: FieldErrors) -> s
     except UnicodeEncodeError:  # lone surrogates arrive through JSON escapes; no database takes them
         errors.setdefault(name, []).append("Contains characters that are not valid Unicode text.")
         return ""
-    text = "".join(ch for ch in str(value) if ch.isprintable() or ch in "\n\t").strip()
+    text = _printable(str(value)).strip()
     if limit is not None and len(text) > limit:  # None: no limit, as the API schema shows it
         errors.setdefault(name, []).append(f"Ensure this field has no more than {limit} characters.")
         return ""

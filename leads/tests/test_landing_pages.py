@@ -156,6 +156,13 @@ def test_names_typed_in_mixed_case_are_kept_as_typed(client, page, no_minimum_fo
     assert (lead.first_name, lead.last_name) == ("John", "van Dijk")
 
 
+def test_a_name_typed_with_a_no_break_space_keeps_its_space(client, page, no_minimum_form_time):
+    response = send_contact(client, page, first_name="Mary\u00a0Ann", message="Roof\u2028Shed")
+
+    assert response.status_code == 302
+    assert (Lead.objects.get().first_name, Lead.objects.get().message) == ("Mary Ann", "Roof\nShed")
+
+
 def test_page_with_its_own_thank_you_url_sends_the_visitor_there(client, page, no_minimum_form_time):
     page.thank_you_url = "https://sunny-roofs.example/thanks?from=quote"
     page.save()

@@ -36,6 +36,19 @@ def test_contact_fields_are_normalised(capture):
     assert changed == ["email", "phone", "first_name", "country"]
 
 
+def test_spaces_and_line_breaks_that_do_not_print_part_words_and_lines(capture):
+    lead = capture(
+        email="a@example.com",
+        first_name="Mary\u00a0Ann",  # a no-break space
+        company="Sunny\u3000Roofs\u200b",  # an ideographic space; a zero-width space is dropped
+        message="South roof\u2028Flat roof\u2029Garage\r\nShed\rBarn",
+        zip_code="\u2007SW1A\u00a01AA\u00a0",
+    )
+
+    assert (lead.first_name, lead.company, lead.zip_code) == ("Mary Ann", "Sunny Roofs", "SW1A 1AA")
+    assert lead.message == "South roof\nFlat roof\nGarage\nShed\nBarn"
+
+
 def test_country_names_are_understood(capture):
     assert capture(email="a@example.com", country="Germany").country == "DE"
     assert capture(email="b@example.com", country="Atlantis").country == ""
