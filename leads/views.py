@@ -28,7 +28,8 @@ def _landing_page(slug: str, *, for_submission: bool) -> LandingPage:
         pages = pages.prefetch_related("campaign__offer__qualification_rules", "questions")
         return pages.filter(slug=slug, is_active=True).first()
 
-    page = cached("landing-page", slug, load)
+    # A slug that finds no page is not kept: anyone can ask for endless made-up ones.
+    page = cached("landing-page", slug, load, keep=lambda page: page is not None)
     if page is None:
         raise Http404("No such page.")
     campaign = page.campaign
