@@ -298,6 +298,63 @@ def test_local_phone_number_uses_the_country_from_the_proxy_header(client, page,
     assert (lead.phone, lead.country) == ("+16505551212", "US")
 
 
+def test_local_phone_number_without_a_known_country_is_read_and_stored_in_the_campaigns_target(
+    client, page, no_minimum_form_time
+):
+    page.fields = ["email", "phone"]
+    page.save()
+    page.campaign.target_countries = ["US"]
+    page.campaign.save()
+
+    response = send_contact(client, page, country=None)
+
+    assert response.status_code == 302
+    lead = Lead.objects.get()
+    assert (lead.country, lead.phone, lead.validity) == ("US", "+16505551212", "valid")
+
+
+def test_local_phone_number_is_read_and_stored_in_the_country_parameter_of_the_pages_link(
+    client, page, no_minimum_form_time
+):
+    page.fields = ["email", "phone"]
+    page.save()
+    state = hidden_value(open_page(client, page, country="gb"), "state")
+
+    response = client.post(
+        f"{page.get_absolute_url()}?country=gb",
+        {"state": state, "email": "ann@example.com", "phone": "020 7946 0958", "consent": "on"},
+    )
+
+    assert response.status_code == 302
+    lead = Lead.objects.get()
+    assert (lead.country, lead.phone, lead.validity) == ("GB", "+442079460958", "valid")
+
+
+def test_a_visitor_from_a_country_the_campaign_does_not_target_has_the_phone_read_in_their_own(
+    client, page, no_minimum_form_time
+):
+    page.fields = ["email", "phone"]
+    page.save()
+    page.campaign.target_countries = ["US"]
+    page.campaign.save()
+    state = hidden_value(open_page(client, page), "state")
+    fields = {"email": "ann@example.com", "consent": "on"}
+
+    refused = client.post(
+        page.get_absolute_url(), {"state": state, "phone": "(650) 555-1212", **fields}, HTTP_CF_IPCOUNTRY="GB"
+    )
+    sent = client.post(
+        page.get_absolute_url(), {"state": state, "phone": "020 7946 0958", **fields}, HTTP_CF_IPCOUNTRY="GB"
+    )
+
+    assert refused.status_code == 400
+    assert "Enter a valid phone number for GB." in refused.content.decode()
+    assert sent.status_code == 302
+    lead = Lead.objects.get()
+    assert (lead.country, lead.phone) == ("GB", "+442079460958")
+    assert lead.validity_reasons == ["off_target_country: GB not in US"]  # still told apart from the targeted
+
+
 def test_garbage_step_and_state_are_stored_as_suspect_not_a_server_error(client, page):
     response = client.post(
         page.get_absolute_url(),
