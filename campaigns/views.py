@@ -15,7 +15,10 @@ from .visitor import client_ip, request_country
 def track_click(request, slug: str):
     """GET /c/<slug>/: record the click, then send the visitor on to the landing page."""
     # Per process until campaigns change (campaigns/receivers.py): a click is then its insert alone.
-    campaign = cached("campaign-for-tracking", slug, lambda: campaign_for_tracking(slug))
+    # An unknown slug is not kept: anyone can ask for endless made-up ones.
+    campaign = cached(
+        "campaign-for-tracking", slug, lambda: campaign_for_tracking(slug), keep=lambda campaign: campaign is not None
+    )
     destination = campaign.landing_destination() if campaign and campaign.is_serving() else ""
     if campaign is None or not destination:
         raise Http404("This campaign is not running.")

@@ -90,13 +90,19 @@ def parse_user_agent(user_agent: str) -> UserAgentInfo:
     return UserAgentInfo(device_type=str(device_type), os=str(os), browser=browser[:64], is_bot=is_bot)
 
 
+# Two-letter codes that are not ISO 3166 alpha-2 but are widely written for a country: the UK's own
+# (ISO reserves it for the UK) and the EU's for Greece.
+COUNTRY_CODE_ALIASES = {"UK": "GB", "EL": "GR"}
+
+
 def normalise_country(value: str | None) -> str:
-    """ISO 3166 alpha-2 code in upper case for a code (alpha-2 or alpha-3), or "" if unknown."""
+    """ISO 3166 alpha-2 code in upper case for a code (alpha-2 or alpha-3, or UK and EL), or "" if unknown."""
     value = (value or "").strip()
     if not value or len(value) > 3:
         return ""
     if len(value) == 2:
-        country = pycountry.countries.get(alpha_2=value.upper())
+        code = value.upper()
+        country = pycountry.countries.get(alpha_2=COUNTRY_CODE_ALIASES.get(code, code))
     elif len(value) == 3:
         country = pycountry.countries.get(alpha_3=value.upper())
     else:

@@ -102,7 +102,7 @@ class LeadForm(forms.Form):
 
     state = forms.CharField(widget=forms.HiddenInput, required=False)
 
-    def __init__(self, *args, page: LandingPage, default_country: str = "", **kwargs):
+    def __init__(self, *args, page: LandingPage, default_country: str = "", visitor_country: str = "", **kwargs):
         super().__init__(*args, **kwargs)
         self.page = page
         required = {*page.required_fields, *page.campaign.offer.required_fields}
@@ -115,6 +115,7 @@ class LeadForm(forms.Form):
         # A plain Field: no length or character checks, so a bot filling it is stored and flagged, never told.
         self.fields[HONEYPOT_FIELD] = forms.Field(required=False, label="Leave this empty")
         self.default_country = default_country
+        self.visitor_country = visitor_country
 
     @property
     def visible_fields_without_honeypot(self):
@@ -137,7 +138,9 @@ class LeadForm(forms.Form):
             raise forms.ValidationError("Give an email address or a phone number so we can reach you.")
         phone = cleaned.get("phone")
         if phone:
-            country = cleaned.get("country") or self.default_country
+            # The country the pipeline stores the lead in (the one chosen, else the visitor's, else the page's
+            # default), so a number the form takes is valid on the lead too.
+            country = cleaned.get("country") or self.visitor_country or self.default_country
             _, ok = normalise_phone(phone, country)
             if not ok:
                 where = f" for {country}" if country else " (start with + and the country code)"

@@ -29,7 +29,8 @@ def _landing_page(slug: str, *, for_submission: bool) -> LandingPage:
         pages = pages.prefetch_related("campaign__offer__qualification_rules", "questions")
         return pages.filter(slug=slug, is_active=True).first()
 
-    page = cached("landing-page", slug, load)
+    # A slug that finds no page is not kept: anyone can ask for endless made-up ones.
+    page = cached("landing-page", slug, load, keep=lambda page: page is not None)
     if page is None:
         raise Http404("No such page.")
     campaign = page.campaign
@@ -59,10 +60,15 @@ def _fresh_state(request) -> dict:
     }
 
 
+def _visitor_country(request) -> str:
+    """The visitor's country as the request says it: the CDN header, else the click's `country` parameter."""
+    return request_country(request, fallback=request.GET.get("country", ""))
+
+
 def _default_country(request, campaign: Campaign) -> str:
     """The country the form starts with: the visitor's (from the CDN header or the click's `country`
     parameter) when the campaign targets it or targets everyone, else the campaign's first target."""
-    visitor = request_country(request, fallback=request.GET.get("country", ""))
+    visitor = _visitor_country(request)
     targets = campaign.target_countries or []
     if visitor and (not targets or visitor in targets):
         return visitor
@@ -105,7 +111,7 @@ def landing_page(request, slug: str):
         state["answers"][questions[step].key] = answer_form.answer()
         return _show_step(request, page, state, step=step + 1, country=country)
 
-    form = LeadForm(request.POST, page=page, default_country=country)
+    form = LeadForm(request.POST, page=page, default_country=country, visitor_country=_visitor_country(request))
     if not form.is_valid():
         return _show_step(request, page, state, step=step, country=country, form=form, status=400)
     return _capture(request, page, form, state, step=step, tampered=tampered)
@@ -165,7 +171,9 @@ def _capture(request, page, form, state, *, step: int, tampered: bool):
         landing_page=page,
         ip=client_ip(request),
         user_agent=request.headers.get("User-Agent", "")[:1000],
-        request_country=request_country(request),
+        # Where the form read the phone when the visitor chose no country: the lead is stored there too.
+        request_country=form.visitor_country,
+        default_country=form.default_country,
         # A missing or forged state token counts as instant: the form was never shown by us.
         form_seconds=0.0 if tampered or not started else time.time() - float(started),
         replayed_form=not tampered and not state_first_use(state),

@@ -80,8 +80,9 @@ def test_tablets_and_bots_are_told_apart(client, campaign):
 def test_country_parameter_is_used_when_no_proxy_header(client, campaign):
     client.get("/c/push-solar/", {"country": "deu"})
     client.get("/c/push-solar/", {"country": "ZZ"})
+    client.get("/c/push-solar/", {"country": "uk"})  # not ISO, but what everyone writes for GB
 
-    assert list(Click.objects.order_by("id").values_list("country", flat=True)) == ["DE", ""]
+    assert list(Click.objects.order_by("id").values_list("country", flat=True)) == ["DE", "", "GB"]
 
 
 def test_proxy_country_header_wins_over_the_parameter(client, campaign):

@@ -34,7 +34,8 @@ class CaptureContext:
     landing_page: LandingPage | None = None
     ip: str | None = None
     user_agent: str = ""
-    request_country: str = ""  # from the CDN/proxy header
+    request_country: str = ""  # the visitor's: the CDN/proxy header (a landing page: else its `country` parameter)
+    default_country: str = ""  # when nothing else says (a landing page: its campaign's first target)
     form_seconds: float | None = None  # time from showing the form to sending it, if known
     replayed_form: bool = False  # the form's state was already sent with another lead
     honeypot: str = ""
@@ -89,7 +90,12 @@ def _build_lead(
     """Steps 1 and 2: normalise and enrich. Returns the unsaved lead, the event data, phone validity."""
     values = submission.values
     click = _find_click(campaign, values["click_id"])
-    country = country_code(values["country"]) or (click.country if click else "") or context.request_country
+    country = (
+        country_code(values["country"])
+        or (click.country if click else "")
+        or context.request_country
+        or context.default_country
+    )
     phone, phone_ok = normalise_phone(values["phone"], country)
     user_agent = values["user_agent"] or context.user_agent
     visitor = parse_user_agent(user_agent)

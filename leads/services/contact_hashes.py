@@ -1,13 +1,16 @@
 """One normalisation and SHA-256 of a person's email and phone, shared by everything that matches
 people by hash: the audience exports' hashed columns (nurture) and buyers' suppression lists.
 
-Email: trimmed and lowercased. Phone: E.164 with its "+" (parsed in the lead's country), as the
-generic (DSP) and Google Customer Match exports send it; a number that is not valid hashes to "".
+Email: trimmed, in Unicode NFC and lowercased. Phone: E.164 with its "+" (parsed in the lead's
+country), as the generic (DSP) and Google Customer Match exports send it; a number that is not valid
+hashes to "".
 """
 
 import hashlib
 
 import phonenumbers
+
+from .normalisation import normalise_email
 
 SHA256_HEX_LENGTH = 64
 
@@ -18,7 +21,7 @@ def sha256(value: str) -> str:
 
 
 def normalised_email(value: str) -> str:
-    return (value or "").strip().lower()
+    return normalise_email(value or "")  # as the lead's own address is stored
 
 
 def e164(phone: str, country: str) -> str:

@@ -15,7 +15,8 @@ def campaign_for_intake(slug: str) -> Campaign | None:
         campaigns = Campaign.objects.select_related("offer", "traffic_source")
         return campaigns.prefetch_related("offer__qualification_rules").filter(slug=slug).first()
 
-    return cached("campaign-by-slug", slug, load)
+    # An unknown slug is not kept: a caller could send endless made-up ones.
+    return cached("campaign-by-slug", slug, load, keep=lambda campaign: campaign is not None)
 
 
 def partner_campaign_ids(partner_id: int) -> frozenset[int]:

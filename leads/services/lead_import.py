@@ -28,12 +28,22 @@ from .submission import TEXT_FIELDS, SubmissionError, parse_submission
 logger = logging.getLogger(__name__)
 SUB_ID_COLUMNS = ("sub1", "sub2", "sub3", "sub4", "sub5")
 KNOWN_COLUMNS = {"campaign", "company_size", "budget", "consent", *TEXT_FIELDS, *SUB_ID_COLUMNS}
+ANSWERS_PREFIX = "answers."
 REPORT_HEADER = ["line", "outcome", "lead_id", "validity", "duplicate", "reasons"]
 PROGRESS_SECONDS = 1.0  # how often a running import writes how far it got
 
 
 class LeadImportError(Exception):
     """The file as a whole cannot be imported (not CSV, wrong header, too big)."""
+
+
+def _column_name(cell: str) -> str:
+    """The column a header cell names: "First Name" is first_name, but a quiz answer's key keeps its case
+    ("answers.homeType"), as a question's key may hold capitals and rules name it as written."""
+    name = cell.strip().replace(" ", "_")
+    if name.lower().startswith(ANSWERS_PREFIX):
+        return ANSWERS_PREFIX + name[len(ANSWERS_PREFIX) :]
+    return name.lower()
 
 
 def _rows(data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
@@ -44,13 +54,13 @@ def _rows(data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
     problem = control_character_problem(raw_header)
     if problem:
         raise LeadImportError(f"The header (line 1): {problem}. Remove it and import the file again.")
-    header = [name.strip().lower().replace(" ", "_") for name in raw_header]
+    header = [_column_name(cell) for cell in raw_header]
     if "campaign" not in header or not {"email", "phone"} & set(header):
         raise LeadImportError(
             "The header needs a campaign column and an email or phone column; found: "
             + (", ".join(header) or "nothing")
         )
-    unknown = [name for name in header if name and name not in KNOWN_COLUMNS and not name.startswith("answers.")]
+    unknown = [name for name in header if name and name not in KNOWN_COLUMNS and not name.startswith(ANSWERS_PREFIX)]
     if unknown:
         raise LeadImportError(f"Unknown columns: {', '.join(unknown)}. Quiz answers go in answers.<question> columns.")
     return header, rows
@@ -62,13 +72,24 @@ def _row_data(header: list[str], row: list[str]) -> dict[str, Any]:
         cell = cell.strip()
         if not name or cell == "":
             continue
-        if name.startswith("answers."):
-            data["answers"][name.removeprefix("answers.")] = cell
+        if name.startswith(ANSWERS_PREFIX):
+            data["answers"][name.removeprefix(ANSWERS_PREFIX)] = cell
         elif name in SUB_ID_COLUMNS:
             data["sub_ids"][name] = cell
         else:
             data[name] = cell
     return data
+
+
+def _cell_count_problem(line: int, header: list[str], row: list[str]) -> str | None:
+    """A row with more cells than the header had a delimiter inside an unquoted value ("Acme, Inc"): its
+    values would land in the wrong columns. Empty cells at its end (a spreadsheet's habit) do not count."""
+    cells = len(row)
+    while cells > len(header) and not row[cells - 1].strip():
+        cells -= 1
+    if cells <= len(header):
+        return None
+    return f"line {line} has {cells} cells but the header has {len(header)}; quote values that contain the delimiter"
 
 
 def _reasons_text(errors: dict[str, list[str]]) -> str:
@@ -150,7 +171,7 @@ def _run(
     for done, (line, row) in enumerate(rows, start=1):
         values = _row_data(header, row)
         campaign = campaigns.get(values.pop("campaign", ""))
-        problem = control_character_problem(row, header)
+        problem = _cell_count_problem(line, header, row) or control_character_problem(row, header)
         if problem:
             outcome, lead, reasons = "rejected", None, problem
         elif campaign is None:

@@ -1,5 +1,6 @@
 """Step 1 of the pipeline: one spelling for every value, so dedupe and reports compare like with like."""
 
+import unicodedata
 from functools import lru_cache
 
 import phonenumbers
@@ -9,7 +10,9 @@ from campaigns.visitor import normalise_country
 
 
 def normalise_email(value: str) -> str:
-    return value.strip().lower()
+    # NFC first: "é" typed as "e" and a combining accent (as some keyboards and macOS send it) is the
+    # same address as the one-character "é", for duplicates and for buyers' and platforms' hashes alike.
+    return unicodedata.normalize("NFC", value.strip()).lower()
 
 
 # A landing form checks the number and the pipeline then normalises it: the second parse is a lookup.
@@ -36,12 +39,19 @@ def normalise_name(value: str) -> str:
     return value
 
 
+# Names people give for the UK that pycountry does not know (it knows "United Kingdom").
+UK_NAMES = {"great britain", "britain", "england", "scotland", "wales", "northern ireland"}
+
+
 def country_code(value: str) -> str:
-    """ISO alpha-2 from a code (US, USA) or a country name (Germany); "" if unknown."""
-    code = normalise_country(value)
-    if code or len(value.strip()) <= 3:
+    """ISO alpha-2 from a code (US, USA, UK, U.S.) or a country name (Germany, England); "" if unknown."""
+    value = value.strip()
+    code = normalise_country(value) or normalise_country(value.replace(".", ""))
+    if code or len(value) <= 3:
         return code
+    if value.casefold() in UK_NAMES:
+        return "GB"
     try:
-        return str(pycountry.countries.lookup(value.strip()).alpha_2)
+        return str(pycountry.countries.lookup(value).alpha_2)
     except LookupError:
         return ""

@@ -56,7 +56,12 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
         return None
     prefix = parts[1][:12]
     # Per process until a key or partner changes (a revoked key stops on the next request).
-    key = cached("api-key", prefix, lambda: ApiKey.objects.select_related("partner").filter(prefix=prefix).first())
+    key = cached(
+        "api-key",
+        prefix,
+        lambda: ApiKey.objects.select_related("partner").filter(prefix=prefix).first(),
+        keep=lambda key: key is not None,  # not an unknown prefix: anyone can send endless made-up keys
+    )
     if key is None or not hmac.compare_digest(key.key_hash, _hash(raw_key.strip())):
         return None
     if not key.is_usable or not key.partner.is_active:

@@ -4,6 +4,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ..models import Lead, Qualification, QualificationRule
+from .submission import number_text
 
 
 def _lead_value(lead: Lead, field: str) -> Any:
@@ -14,9 +15,11 @@ def _lead_value(lead: Lead, field: str) -> Any:
 
 def _number(value: Any) -> Decimal | None:
     try:
-        return Decimal(str(value).replace(",", "").strip())
+        number = Decimal(number_text(value))
     except (InvalidOperation, ValueError):
         return None
+    # "NaN" and "Infinity" parse but are no one's budget, and comparing a NaN raises InvalidOperation.
+    return number if number.is_finite() else None
 
 
 def _fold(value: Any) -> str:

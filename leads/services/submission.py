@@ -5,6 +5,7 @@ reach the person): it gets field errors and creates nothing. Everything else is 
 """
 
 import ipaddress
+import re
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -128,6 +129,20 @@ def _short_whole_number(value: str | int) -> bool:
     return isinstance(value, str) or len(str(value)) <= NUMBER_AS_TEXT_DIGITS
 
 
+# Line breaks other than "\n": a lone carriage return, a line or paragraph separator (U+2028, U+2029).
+LINE_BREAKS = frozenset("\r\x0b\x0c\x85\u2028\u2029")
+
+
+def _printable(text: str) -> str:
+    """The text without what does not print (zero-width and bidi characters, control codes). Other spaces
+    (a no-break space, U+3000) and line breaks do not print either, but part words: they become a plain
+    space and a newline, rather than running "Mary Ann" together."""
+    return "".join(
+        ch if ch.isprintable() or ch in "\n\t" else "\n" if ch in LINE_BREAKS else " " if ch.isspace() else ""
+        for ch in text.replace("\r\n", "\n")
+    )
+
+
 def _text(value: object, limit: int | None, name: str, errors: FieldErrors) -> str:
     if value is None:
         return ""
@@ -143,7 +158,7 @@ def _text(value: object, limit: int | None, name: str, errors: FieldErrors) -> s
     except UnicodeEncodeError:  # lone surrogates arrive through JSON escapes; no database takes them
         errors.setdefault(name, []).append("Contains characters that are not valid Unicode text.")
         return ""
-    text = "".join(ch for ch in str(value) if ch.isprintable() or ch in "\n\t").strip()
+    text = _printable(str(value)).strip()
     if limit is not None and len(text) > limit:  # None: no limit, as the API schema shows it
         errors.setdefault(name, []).append(f"Ensure this field has no more than {limit} characters.")
         return ""
@@ -162,13 +177,28 @@ def _storable(value: Any) -> Any:
     return value
 
 
+THOUSANDS_COMMAS = re.compile(r"-?\d{1,3}(,\d{3})+(\.\d+)?")  # 5,000 or 1,250,000.50
+DECIMAL_COMMA = re.compile(r"-?\d+,\d{1,2}")  # 5000,50 as European spreadsheets write it
+
+
+def number_text(value: object) -> str:
+    """The text of a number sent with commas, as Decimal() and int() read it: thousands separators
+    dropped, a decimal comma made a point. Any other comma ("1,234,56") is kept, so it is no number."""
+    text = str(value).strip()
+    if THOUSANDS_COMMAS.fullmatch(text):
+        return text.replace(",", "")
+    if DECIMAL_COMMA.fullmatch(text):
+        return text.replace(",", ".")
+    return text
+
+
 def _whole_number(value: object, name: str, errors: FieldErrors) -> int | None:
     if value in (None, ""):
         return None
     try:
         if isinstance(value, bool):
             raise ValueError
-        number = int(str(value).replace(",", "").strip())
+        number = int(number_text(value))
         if number < 0 or number > MAX_WHOLE_NUMBER:
             raise ValueError
         return number
@@ -183,7 +213,7 @@ def _amount(value: object, name: str, errors: FieldErrors) -> Decimal | None:
     try:
         if isinstance(value, bool):
             raise InvalidOperation
-        amount = Decimal(str(value).replace(",", "").lstrip("$€£").strip())
+        amount = Decimal(number_text(str(value).strip().lstrip("$€£")))
         if not amount.is_finite() or amount < 0 or amount >= 10**AMOUNT_DIGITS:
             raise InvalidOperation
         return amount.quantize(Decimal(1).scaleb(-AMOUNT_PLACES))

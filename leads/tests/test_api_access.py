@@ -25,7 +25,7 @@ from campaigns.tests.factories import AdvertiserFactory, CampaignFactory, Landin
 from leads.api.serializers import LeadResultSerializer, lead_result
 from leads.models import ApiScope, IdempotencyRecord, Lead, LeadOutcome, OutboxEntry, Partner
 from leads.services.partners import api_key_create, api_key_revoke
-from leads.tests.factories import LeadFactory, delivered
+from leads.tests.factories import LeadFactory, QualificationRuleFactory, delivered
 
 pytestmark = pytest.mark.django_db
 
@@ -388,6 +388,20 @@ def test_a_well_formed_lead_with_bad_data_is_stored_and_answered_invalid(supplie
     )
 
 
+def test_a_lead_whose_numeric_answer_is_nan_is_stored_and_answered_disqualified(supplier_client, campaign):
+    QualificationRuleFactory(offer=campaign.offer, field="answers.budget", operator=">=", value="1000")
+    items = [lead_body(campaign, email=f"{name}@example.com", answers={"budget": "NaN"}) for name in ("ann", "bob")]
+
+    single = supplier_client.post(LEADS, lead_body(campaign, answers={"budget": "NaN"}), format="json")
+    batch = supplier_client.post(BATCH, {"leads": items}, format="json")
+
+    assert single.status_code == 201, single.content
+    assert single.json()["qualification_reasons"] == ["answers.budget >= 1000 (was NaN)"]
+    assert batch.status_code == 200, batch.content
+    assert [item["outcome"] for item in batch.json()["results"]] == ["created", "created"]
+    assert Lead.objects.filter(qualification="disqualified").count() == 3
+
+
 @pytest.mark.parametrize(
     "email", ["ann.smith\u200b@example.com", "ann.sm\u0456th@example.com"], ids=["zero-width space", "Cyrillic i"]
 )
@@ -443,6 +457,7 @@ STRUCTURAL_ERRORS = {
     "company size many": (_body(company_size="many"), "invalid", {"company_size"}),
     "company size true": (_body(company_size=True), "invalid", {"company_size"}),
     "budget infinite": (_body(budget="Infinity"), "invalid", {"budget"}),
+    "budget with a comma that is no separator": (_body(budget="1,234,56"), "invalid", {"budget"}),
     "consent perhaps": (_body(consent="perhaps"), "invalid", {"consent"}),
     "answers nested": (_body(answers={"when": {"month": "May"}}), "invalid", {"answers"}),
     "missing campaign": (lambda slug: json.dumps({"email": "jo@example.com"}), "invalid", {"campaign"}),

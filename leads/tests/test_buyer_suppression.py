@@ -116,6 +116,15 @@ def test_a_phone_on_the_list_keeps_the_lead_away_whatever_way_it_was_typed(buyer
     assert Delivery.objects.get(lead=lead).destination == buyers["B"]
 
 
+def test_an_email_with_a_combining_accent_is_kept_away_by_the_listed_address(buyers, deliver, httpserver):
+    suppress(buyers["A"], email=[sha("jos\u00e9@example.com")])
+
+    lead = deliver(email="jose\u0301@example.com")
+
+    assert sent_to(httpserver) == ["/B"]
+    assert Delivery.objects.get(lead=lead).destination == buyers["B"]
+
+
 def test_another_buyers_list_does_not_keep_the_lead_from_the_first(buyers, deliver, httpserver):
     suppress(buyers["B"], email=[sha("listed@example.com")])
 
@@ -287,6 +296,16 @@ def test_staff_upload_plain_values_hashed_as_the_exports_hash_them_and_bad_lines
     assert "3 hash(es) added to" in page
     assert "line 3: email is not an email address; line 3: phone is not a valid phone number" in page
     assert "john_smith" not in page.lower()  # plain values are hashed, never stored or shown
+
+
+def test_staff_upload_an_address_with_a_combining_accent_hashed_as_its_one_character_spelling(
+    client, superuser, campaign
+):
+    client.force_login(superuser)
+
+    upload(client, campaign.offer.advertiser, "email\nJose\u0301@example.com\n", default_country="US")
+
+    assert list(BuyerSuppression.objects.values_list("hash", flat=True)) == [sha("jos\u00e9@example.com")]
 
 
 def test_staff_upload_a_hashed_export_and_remove_it_again(client, superuser, campaign):

@@ -133,6 +133,29 @@ def test_an_admin_change_takes_effect_on_the_other_processs_next_request(campaig
 
 
 @pytest.mark.django_db
+def test_made_up_pages_campaigns_and_keys_are_not_kept_by_the_process(client, campaign):
+    campaign.status = "active"
+    campaign.save()
+    api, _ = supplier_client(campaign)
+    stranger = APIClient()
+    page = campaign.landing_pages.get()
+    assert client.get(page.get_absolute_url()).status_code == 200  # what is real is kept
+    assert client.get(f"/c/{campaign.slug}/").status_code == 302
+    assert post(api, campaign, 0).status_code == 201
+    kept = len(config_cache._entries)
+
+    for number in range(50):
+        assert client.get(f"/l/no-such-page-{number}/").status_code == 404
+        assert client.get(f"/c/no-such-campaign-{number}/").status_code == 404
+        body = {"campaign": f"no-such-campaign-{number}", "email": "a@example.com"}
+        assert api.post("/api/v1/leads/", body, format="json").status_code == 400
+        stranger.credentials(HTTP_AUTHORIZATION=f"Api-Key lcrm_madeup{number:06d}_secret")
+        assert stranger.post("/api/v1/leads/", body, format="json").status_code == 401
+
+    assert len(config_cache._entries) == kept
+
+
+@pytest.mark.django_db
 def test_a_click_is_its_own_insert_once_the_process_knows_the_campaign(client, campaign):
     campaign.status = "active"
     campaign.save()

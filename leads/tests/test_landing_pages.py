@@ -13,6 +13,7 @@ from campaigns.tests.factories import CampaignFactory, ClickFactory, LandingPage
 from leads.forms import dump_state, load_state
 from leads.models import Door, Lead, LeadEvent
 from leads.services.consent import consent_certificate_verify
+from leads.tests.factories import QualificationRuleFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -155,6 +156,13 @@ def test_names_typed_in_mixed_case_are_kept_as_typed(client, page, no_minimum_fo
     assert (lead.first_name, lead.last_name) == ("John", "van Dijk")
 
 
+def test_a_name_typed_with_a_no_break_space_keeps_its_space(client, page, no_minimum_form_time):
+    response = send_contact(client, page, first_name="Mary\u00a0Ann", message="Roof\u2028Shed")
+
+    assert response.status_code == 302
+    assert (Lead.objects.get().first_name, Lead.objects.get().message) == ("Mary Ann", "Roof\nShed")
+
+
 def test_page_with_its_own_thank_you_url_sends_the_visitor_there(client, page, no_minimum_form_time):
     page.thank_you_url = "https://sunny-roofs.example/thanks?from=quote"
     page.save()
@@ -288,6 +296,63 @@ def test_local_phone_number_uses_the_country_from_the_proxy_header(client, page,
     assert response.status_code == 302
     lead = Lead.objects.get()
     assert (lead.phone, lead.country) == ("+16505551212", "US")
+
+
+def test_local_phone_number_without_a_known_country_is_read_and_stored_in_the_campaigns_target(
+    client, page, no_minimum_form_time
+):
+    page.fields = ["email", "phone"]
+    page.save()
+    page.campaign.target_countries = ["US"]
+    page.campaign.save()
+
+    response = send_contact(client, page, country=None)
+
+    assert response.status_code == 302
+    lead = Lead.objects.get()
+    assert (lead.country, lead.phone, lead.validity) == ("US", "+16505551212", "valid")
+
+
+def test_local_phone_number_is_read_and_stored_in_the_country_parameter_of_the_pages_link(
+    client, page, no_minimum_form_time
+):
+    page.fields = ["email", "phone"]
+    page.save()
+    state = hidden_value(open_page(client, page, country="gb"), "state")
+
+    response = client.post(
+        f"{page.get_absolute_url()}?country=gb",
+        {"state": state, "email": "ann@example.com", "phone": "020 7946 0958", "consent": "on"},
+    )
+
+    assert response.status_code == 302
+    lead = Lead.objects.get()
+    assert (lead.country, lead.phone, lead.validity) == ("GB", "+442079460958", "valid")
+
+
+def test_a_visitor_from_a_country_the_campaign_does_not_target_has_the_phone_read_in_their_own(
+    client, page, no_minimum_form_time
+):
+    page.fields = ["email", "phone"]
+    page.save()
+    page.campaign.target_countries = ["US"]
+    page.campaign.save()
+    state = hidden_value(open_page(client, page), "state")
+    fields = {"email": "ann@example.com", "consent": "on"}
+
+    refused = client.post(
+        page.get_absolute_url(), {"state": state, "phone": "(650) 555-1212", **fields}, HTTP_CF_IPCOUNTRY="GB"
+    )
+    sent = client.post(
+        page.get_absolute_url(), {"state": state, "phone": "020 7946 0958", **fields}, HTTP_CF_IPCOUNTRY="GB"
+    )
+
+    assert refused.status_code == 400
+    assert "Enter a valid phone number for GB." in refused.content.decode()
+    assert sent.status_code == 302
+    lead = Lead.objects.get()
+    assert (lead.country, lead.phone) == ("GB", "+442079460958")
+    assert lead.validity_reasons == ["off_target_country: GB not in US"]  # still told apart from the targeted
 
 
 def test_garbage_step_and_state_are_stored_as_suspect_not_a_server_error(client, page):
@@ -606,6 +671,18 @@ def test_quiz_number_answer_is_stored_as_a_plain_number(client, quiz, no_minimum
     send_quiz_contact(client, quiz, contact, email="pat@example.com")
 
     assert Lead.objects.get().answers["monthly_bill"] == "1000"
+
+
+def test_quiz_text_answer_nan_against_a_numeric_rule_is_stored_disqualified(client, quiz, no_minimum_form_time):
+    QuizQuestionFactory(landing_page=quiz, position=4, key="budget", text="Your budget?", kind="text")
+    QualificationRuleFactory(offer=quiz.campaign.offer, field="answers.budget", operator=">=", value="1000")
+    fourth = contact_step(client, quiz)
+    contact = answer(client, quiz, fourth, "nan")
+
+    done = send_quiz_contact(client, quiz, contact, email="pat@example.com")
+
+    assert done.status_code == 302
+    assert Lead.objects.get().qualification_reasons == ["answers.budget >= 1000 (was nan)"]
 
 
 def test_quiz_contact_step_with_an_error_keeps_the_answers(client, quiz, no_minimum_form_time):

@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import io
+from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -11,6 +12,7 @@ from django.urls import reverse
 
 from leads.models import Door, Lead, LeadEvent, LeadImport
 from leads.services.lead_import import LeadImportError, leads_import
+from leads.tests.factories import QualificationRuleFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -141,6 +143,17 @@ def test_rows_with_invisible_or_look_alike_letters_in_the_email_are_stored_suspe
     )
 
 
+def test_a_row_whose_numeric_answer_is_nan_is_imported_disqualified(campaign):
+    QualificationRuleFactory(offer=campaign.offer, field="answers.budget", operator=">=", value="1000")
+    data = csv_file("campaign,email,answers.budget", "solar-us,ann@example.com,NaN", "solar-us,bob@example.com,5000")
+
+    lead_import = leads_import(data=data, file_name="budgets.csv")
+
+    assert (lead_import.status, lead_import.created_leads, lead_import.rejected) == (LeadImport.Status.DONE, 2, 0)
+    assert Lead.objects.get(email="ann@example.com").qualification_reasons == ["answers.budget >= 1000 (was NaN)"]
+    assert Lead.objects.get(email="bob@example.com").qualification == "qualified"
+
+
 def test_importing_the_same_file_again_adds_no_leads(campaign):
     first = leads_import(data=MIXED, file_name="partner-leads.csv")
 
@@ -221,6 +234,27 @@ def test_spreadsheet_exports_with_a_byte_order_mark_and_semicolons_are_understoo
     assert Lead.objects.get().first_name == "Ann"
 
 
+def test_a_european_spreadsheets_decimal_comma_is_read_as_the_decimal_point(campaign):
+    data = csv_file("Campaign;Email;Budget", "solar-us;ann@example.com;5000,50", "solar-us;bob@example.com;1,234,56")
+
+    lead_import = leads_import(data=data, file_name="excel.csv")
+
+    assert (lead_import.created_leads, lead_import.rejected) == (1, 1)
+    assert Lead.objects.get().budget == Decimal("5000.50")
+    assert report_rows(lead_import)[3]["reasons"] == "budget: Enter an amount of 0 or more, like 5000 or 5000.00."
+
+
+def test_an_answer_columns_key_keeps_its_case_so_the_offers_rule_finds_it(campaign):
+    QualificationRuleFactory(offer=campaign.offer, field="answers.homeType", operator="==", value="house")
+    data = csv_file("Campaign,EMAIL,Answers.homeType", "solar-us,ann@example.com,House")
+
+    leads_import(data=data, file_name="answers.csv")
+
+    lead = Lead.objects.get()
+    assert lead.answers == {"homeType": "House"}
+    assert (lead.qualification, lead.qualification_reasons) == ("qualified", [])
+
+
 def test_quoted_quotes_late_in_a_long_file_are_read_as_one_cell(campaign):
     # The delimiter is guessed from the first 4 kB; the quoting rules are CSV's own for the whole file.
     plain_rows = [f'solar-us,person{number}@example.com,"South, flat roof"' for number in range(150)]
@@ -231,6 +265,27 @@ def test_quoted_quotes_late_in_a_long_file_are_read_as_one_cell(campaign):
     assert lead_import.rows == 151
     assert lead_import.rejected == 0
     assert Lead.objects.get(email="ann@example.com").message == 'The "big" roof, facing south'
+
+
+def test_a_row_with_more_cells_than_the_header_is_rejected_and_the_others_are_imported(campaign):
+    data = csv_file(
+        "campaign,company,email,country",
+        "solar-us,Acme, Inc,ann@example.com,US",  # line 2: an unquoted comma
+        'solar-us,"Bolt, Ltd",bob@example.com,US',
+        "solar-us,Cleo Co,cleo@example.com,US,,",  # empty cells at the end are a spreadsheet's habit
+    )
+
+    lead_import = leads_import(data=data, file_name="companies.csv")
+
+    assert (lead_import.status, lead_import.created_leads, lead_import.rejected) == (LeadImport.Status.DONE, 2, 1)
+    assert report_rows(lead_import)[2]["outcome"] == "rejected"
+    assert report_rows(lead_import)[2]["reasons"] == (
+        "line 2 has 5 cells but the header has 4; quote values that contain the delimiter"
+    )
+    assert dict(Lead.objects.values_list("email", "company")) == {
+        "bob@example.com": "Bolt, Ltd",
+        "cleo@example.com": "Cleo Co",
+    }
 
 
 def test_blank_lines_are_not_rows(campaign):

@@ -36,9 +36,44 @@ def test_contact_fields_are_normalised(capture):
     assert changed == ["email", "phone", "first_name", "country"]
 
 
+def test_spaces_and_line_breaks_that_do_not_print_part_words_and_lines(capture):
+    lead = capture(
+        email="a@example.com",
+        first_name="Mary\u00a0Ann",  # a no-break space
+        company="Sunny\u3000Roofs\u200b",  # an ideographic space; a zero-width space is dropped
+        message="South roof\u2028Flat roof\u2029Garage\r\nShed\rBarn",
+        zip_code="\u2007SW1A\u00a01AA\u00a0",
+    )
+
+    assert (lead.first_name, lead.company, lead.zip_code) == ("Mary Ann", "Sunny Roofs", "SW1A 1AA")
+    assert lead.message == "South roof\nFlat roof\nGarage\nShed\nBarn"
+
+
 def test_country_names_are_understood(capture):
     assert capture(email="a@example.com", country="Germany").country == "DE"
     assert capture(email="b@example.com", country="Atlantis").country == ""
+
+
+@pytest.mark.parametrize(
+    "country, code",
+    [
+        ("UK", "GB"),
+        ("uk", "GB"),
+        ("U.K.", "GB"),
+        ("England", "GB"),
+        ("Great Britain", "GB"),
+        ("EL", "GR"),
+        ("U.S.", "US"),
+    ],
+)
+def test_country_codes_and_names_people_use_outside_iso_are_understood(capture, country, code):
+    assert capture(email="a@example.com", country=country).country == code
+
+
+def test_a_uk_leads_local_phone_number_is_valid(capture):
+    lead = capture(email="a@example.com", phone="020 7946 0958", country="UK")
+
+    assert (lead.country, lead.phone, lead.validity) == ("GB", "+442079460958", "valid")
 
 
 # --- 2. enrich ------------------------------------------------------------------------------
@@ -263,6 +298,38 @@ def test_structurally_bad_submissions_are_refused_with_field_errors():
     assert not Lead.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "budget, company_size, stored",
+    [
+        ("5,000.50", "1,200", (Decimal("5000.50"), 1200)),
+        ("5000,50", "1200", (Decimal("5000.50"), 1200)),  # a decimal comma, as European spreadsheets write it
+        ("€5000,5", "12", (Decimal("5000.50"), 12)),
+        ("1,250,000", "5,000", (Decimal("1250000.00"), 5000)),
+    ],
+)
+def test_commas_in_numbers_are_read_as_thousands_separators_or_a_decimal_comma(capture, budget, company_size, stored):
+    lead = capture(email="a@example.com", budget=budget, company_size=company_size)
+
+    assert (lead.budget, lead.company_size) == stored
+
+
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"budget": "1,234,56"}, "budget"),
+        ({"budget": "5000,505"}, "budget"),
+        ({"company_size": "12,5"}, "company_size"),
+        ({"company_size": "1,20"}, "company_size"),
+    ],
+)
+def test_a_number_whose_commas_are_no_separators_is_refused_and_nothing_is_stored(fields, field):
+    with pytest.raises(SubmissionError) as caught:
+        parse_submission({"email": "a@example.com", **fields})
+
+    assert set(caught.value.errors) == {field}
+    assert not Lead.objects.exists()
+
+
 # --- 4. dedupe ------------------------------------------------------------------------------
 def test_same_email_for_same_offer_is_a_duplicate_linked_to_the_original(capture):
     original = capture(email="Jo@Example.com")
@@ -280,6 +347,14 @@ def test_same_email_for_same_offer_is_a_duplicate_linked_to_the_original(capture
 def test_same_phone_is_a_duplicate_too(capture):
     original = capture(phone="+16505551212")
     assert capture(phone="(650) 555-1212", country="US").duplicate_of == original
+
+
+def test_an_accent_typed_as_a_combining_mark_is_the_same_address(capture):
+    original = capture(email="jos\u00e9@example.com")
+    again = capture(email="Jose\u0301@Example.com")  # "e" and a combining acute accent, as macOS may send it
+
+    assert again.email == original.email == "jos\u00e9@example.com"
+    assert (again.is_duplicate, again.duplicate_of) == (True, original)
 
 
 def test_other_offer_or_outside_the_window_is_not_a_duplicate(capture, settings):
@@ -356,6 +431,31 @@ def test_qualification_rules_of_the_offer(capture, campaign):
         "budget >= 5000 (was (missing))",
         'answers.timeline == "this month" (was later)',
     ]
+
+
+@pytest.mark.parametrize("budget", ["NaN", "sNaN", "nan", "Infinity", "-inf"])
+def test_a_number_that_is_not_finite_fails_a_numeric_rule_and_the_lead_is_stored(capture, campaign, budget):
+    QualificationRuleFactory(offer=campaign.offer, field="answers.budget", operator=">=", value="1000")
+    QualificationRuleFactory(offer=campaign.offer, field="answers.budget", operator="==", value="1000", position=2)
+
+    lead = capture(email="a@example.com", answers={"budget": budget})
+
+    assert Lead.objects.get() == lead
+    assert lead.qualification == "disqualified"
+    assert lead.qualification_reasons == [
+        f"answers.budget >= 1000 (was {budget})",
+        f"answers.budget == 1000 (was {budget})",
+    ]
+
+
+def test_a_numeric_rule_reads_an_answers_decimal_comma_as_the_decimal_point(capture, campaign):
+    QualificationRuleFactory(offer=campaign.offer, field="answers.budget", operator=">=", value="1,000")
+
+    short = capture(email="a@example.com", answers={"budget": "999,99"})
+    enough = capture(email="b@example.com", answers={"budget": "1,000.00"})
+
+    assert short.qualification_reasons == ["answers.budget >= 1,000 (was 999,99)"]
+    assert enough.qualification == "qualified"
 
 
 def test_offer_accepted_countries_and_lead_types_disqualify(capture, campaign):
