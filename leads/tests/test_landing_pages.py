@@ -323,6 +323,7 @@ def test_local_phone_number_is_read_and_stored_in_the_country_parameter_of_the_p
     response = client.post(
         f"{page.get_absolute_url()}?country=gb",
         {"state": state, "email": "ann@example.com", "phone": "020 7946 0958", "consent": "on"},
+        HTTP_USER_AGENT=BROWSER,
     )
 
     assert response.status_code == 302
@@ -344,7 +345,10 @@ def test_a_visitor_from_a_country_the_campaign_does_not_target_has_the_phone_rea
         page.get_absolute_url(), {"state": state, "phone": "(650) 555-1212", **fields}, HTTP_CF_IPCOUNTRY="GB"
     )
     sent = client.post(
-        page.get_absolute_url(), {"state": state, "phone": "020 7946 0958", **fields}, HTTP_CF_IPCOUNTRY="GB"
+        page.get_absolute_url(),
+        {"state": state, "phone": "020 7946 0958", **fields},
+        HTTP_CF_IPCOUNTRY="GB",
+        HTTP_USER_AGENT=BROWSER,
     )
 
     assert refused.status_code == 400
