@@ -17,8 +17,8 @@ OPEN = (Enrollment.Status.ACTIVE, Enrollment.Status.PAUSED)
 
 
 def lead_may_be_nurtured(lead: Lead) -> bool:
-    """Invalid, duplicate, test and suppressed leads never enter a flow."""
-    if not lead.email or lead.validity == Validity.INVALID or lead.is_duplicate or lead.is_test:
+    """Invalid, duplicate, test and suppressed leads, and leads without marketing consent, never enter a flow."""
+    if not lead.email or not lead.consent or lead.validity == Validity.INVALID or lead.is_duplicate or lead.is_test:
         return False
     return not Suppression.objects.filter(email=lead.email.lower()).exists()
 

@@ -17,7 +17,8 @@ BATCH_PER_FLOW = 1000
 
 
 def segment_candidates(flow: Flow, now: datetime.datetime | None = None) -> QuerySet[Lead]:
-    """Leads that match and may enter now: real, not suppressed, not in the flow, past any cool-down."""
+    """Leads that match and may enter now: real, with marketing consent, not suppressed, not in the flow,
+    past any cool-down."""
     now = now or timezone.now()
     blocked = Enrollment.objects.filter(flow=flow, lead=OuterRef("pk"))
     if flow.reentry_cooldown_days is not None:
@@ -26,7 +27,7 @@ def segment_candidates(flow: Flow, now: datetime.datetime | None = None) -> Quer
         Lead.objects.filter(flow.lead_filter(), created_at__gte=now - timedelta(days=flow.segment_days))
         .exclude(email="")
         .exclude(validity=Validity.INVALID)
-        .filter(is_duplicate=False, is_test=False)
+        .filter(is_duplicate=False, is_test=False, consent=True)
         .exclude(Exists(blocked))
         .exclude(Exists(Suppression.objects.filter(email=OuterRef("email"))))
         .select_related("traffic_source")

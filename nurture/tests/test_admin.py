@@ -185,8 +185,8 @@ def test_a_suppression_upload_names_an_address_too_long_to_store_and_stores_the_
 
 def test_leads_can_be_added_to_a_flow_from_the_lead_list(marketer, make_flow, campaign):
     flow = make_flow(email_step(1), trigger="manual")
-    ready = LeadFactory(campaign=campaign, email="ready@example.com")
-    invalid = LeadFactory(campaign=campaign, email="bad@example.com", validity="invalid")
+    ready = LeadFactory(consent=True, campaign=campaign, email="ready@example.com")
+    invalid = LeadFactory(consent=True, campaign=campaign, email="bad@example.com", validity="invalid")
 
     response = marketer.post(
         reverse("admin:leads_lead_changelist"),

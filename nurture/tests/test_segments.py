@@ -1,4 +1,5 @@
-"""Segment-triggered flows: every matching lead enters, once, and only real, unsuppressed ones."""
+"""Segment-triggered flows: every matching lead enters, once, and only real, unsuppressed ones with
+marketing consent."""
 
 from datetime import timedelta
 
@@ -16,13 +17,14 @@ pytestmark = pytest.mark.django_db
 
 def test_a_segment_flow_enrolls_matching_leads_once_and_skips_the_rest(make_flow, campaign):
     make_flow(wait_step(days=1), trigger=Flow.Trigger.SEGMENT, countries=["US"], min_score=50, segment_days=30)
-    match = LeadFactory(campaign=campaign, country="US", score=70)
-    LeadFactory(campaign=campaign, country="DE", score=70)  # other country
-    LeadFactory(campaign=campaign, country="US", score=10)  # score too low
-    LeadFactory(campaign=campaign, country="US", score=70, is_test=True)
-    LeadFactory(campaign=campaign, country="US", score=70, validity="invalid")
-    LeadFactory(campaign=campaign, country="US", score=70, created_at=timezone.now() - timedelta(days=40))
-    suppressed = LeadFactory(campaign=campaign, country="US", score=70)
+    match = LeadFactory(consent=True, campaign=campaign, country="US", score=70)
+    LeadFactory(consent=True, campaign=campaign, country="DE", score=70)  # other country
+    LeadFactory(consent=True, campaign=campaign, country="US", score=10)  # score too low
+    LeadFactory(consent=True, campaign=campaign, country="US", score=70, is_test=True)
+    LeadFactory(consent=True, campaign=campaign, country="US", score=70, validity="invalid")
+    LeadFactory(consent=False, campaign=campaign, country="US", score=70)  # no marketing consent
+    LeadFactory(consent=True, campaign=campaign, country="US", score=70, created_at=timezone.now() - timedelta(days=40))
+    suppressed = LeadFactory(consent=True, campaign=campaign, country="US", score=70)
     Suppression.objects.create(email=suppressed.email, reason="unsubscribed")
 
     assert segments_enroll() == 1
@@ -33,7 +35,7 @@ def test_a_segment_flow_enrolls_matching_leads_once_and_skips_the_rest(make_flow
 
 def test_a_lead_that_left_a_segment_flow_returns_only_after_the_cool_down(make_flow, campaign):
     flow = make_flow(wait_step(days=1), trigger=Flow.Trigger.SEGMENT, reentry_cooldown_days=7)
-    lead = LeadFactory(campaign=campaign)
+    lead = LeadFactory(consent=True, campaign=campaign)
     segments_enroll()
     Enrollment.objects.update(status="exited", left_at=timezone.now() - timedelta(days=3))
 
