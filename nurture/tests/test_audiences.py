@@ -15,7 +15,8 @@ from leads.models import Lead
 from leads.tests.factories import LeadFactory
 from nurture.models import Audience, AudienceExport, AudienceMember, FlowStep, Suppression
 from nurture.services.audience_formats import generic_row, google_row, meta_row
-from nurture.services.audiences import audience_export_request, audience_leads
+from nurture.services.audiences import audience_export_request, audience_export_run, audience_leads
+from nurture.tasks import export_audience_scheduled_task
 
 from .conftest import wait_step
 
@@ -184,6 +185,38 @@ def test_an_incremental_export_looks_back_over_leads_written_while_the_last_one_
     later.refresh_from_db()
     assert (earlier.rows, later.rows) == (0, 1)
     assert read(later)[1][0] == hashlib.sha256(late.email.encode()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "format, mode, message",
+    [
+        ("Meta", "incremental", "Unknown export format 'Meta': use one of meta, google, generic, plain."),
+        ("meta", "incr", "Unknown export mode 'incr': use one of full, incremental."),
+    ],
+)
+def test_a_scheduled_export_of_an_unknown_format_or_mode_is_refused_with_the_ones_to_use(format, mode, message):
+    audience = Audience.objects.create(name="All")
+
+    with pytest.raises(InvalidInput) as refused:
+        export_audience_scheduled_task(audience.pk, format, mode)
+
+    assert refused.value.message == message
+    assert not AudienceExport.objects.exists()
+
+
+def test_an_export_that_fails_once_claimed_is_marked_failed_with_its_error_not_left_running():
+    audience = Audience.objects.create(name="All")
+    export = AudienceExport.objects.create(audience=audience, format="Meta", mode="incremental", period="x")
+
+    with pytest.raises(InvalidInput):
+        audience_export_run(export_id=export.pk)
+
+    export.refresh_from_db()
+    assert (export.status, export.error) == (
+        AudienceExport.Status.FAILED,
+        "InvalidInput: Unknown export format 'Meta': use one of meta, google, generic, plain.",
+    )
+    assert export.finished_at is not None
 
 
 def test_unhashed_exports_need_their_own_permission(campaign, staff_user_in):
