@@ -12,6 +12,7 @@ from leads.models import Lead, LeadEvent, Validity
 from leads.services.erasure import one_of
 
 from ..models import Enrollment, Flow, FlowStep, NurtureMessage, Suppression
+from .engine import status_exit
 
 OPEN = (Enrollment.Status.ACTIVE, Enrollment.Status.PAUSED)
 
@@ -32,6 +33,8 @@ def lead_enroll(*, flow: Flow, lead: Lead, actor: User | None = None) -> Enrollm
     """Put the lead at the flow's first step, unless it may not enter; None when it did not."""
     if flow.status == Flow.Status.ARCHIVED or not lead_may_be_nurtured(lead):
         return None
+    if status_exit(flow, lead.status):
+        return None  # it would leave at the next tick: a won lead counted as converted by a flow it never ran
     earlier = Enrollment.objects.filter(flow=flow, lead=lead)
     if earlier.filter(status__in=OPEN).exists():
         return None  # in the flow already

@@ -205,14 +205,16 @@ def test_leads_can_be_added_to_a_flow_from_the_lead_list(marketer, make_flow, ca
     flow = make_flow(email_step(1), trigger="manual")
     ready = LeadFactory(consent=True, campaign=campaign, email="ready@example.com")
     invalid = LeadFactory(consent=True, campaign=campaign, email="bad@example.com", validity="invalid")
+    won = LeadFactory(consent=True, campaign=campaign, email="won@example.com", status="won")  # would leave at once
+    selected = [ready.pk, invalid.pk, won.pk]
 
     response = marketer.post(
         reverse("admin:leads_lead_changelist"),
-        {"action": "add_to_flow", "apply": "1", "flow": flow.pk, "_selected_action": [ready.pk, invalid.pk]},
+        {"action": "add_to_flow", "apply": "1", "flow": flow.pk, "_selected_action": selected},
         follow=True,
     )
 
-    assert "1 lead(s) added; 1 skipped" in response.content.decode()
+    assert "1 lead(s) added; 2 skipped" in response.content.decode()
     assert list(Enrollment.objects.values_list("lead_id", flat=True)) == [ready.pk]
 
 
