@@ -39,7 +39,7 @@ from leads.signals import personal_data_read
 
 from .models import Audience, AudienceExport, Enrollment, Flow, FlowStep, NurtureMessage, Suppression
 from .selectors import flow_summary, flows_with_statistics, step_statistics
-from .services.audiences import audience_export_request, audience_leads, audience_size
+from .services.audiences import audience_conditions_changed, audience_export_request, audience_leads, audience_size
 from .services.enrollment import suppress, suppress_many
 from .services.flows import (
     enrollments_move_to_step,
@@ -562,7 +562,18 @@ class AudienceExportInline(TabularInline):
     model = AudienceExport
     extra = 0
     can_delete = False
-    fields = ("created_at", "format", "mode", "status", "progress", "file_size", "checksum", "created_by", "download")
+    fields = (
+        "created_at",
+        "format",
+        "mode",
+        "note",
+        "status",
+        "progress",
+        "file_size",
+        "checksum",
+        "created_by",
+        "download",
+    )
     readonly_fields = fields
 
     @admin.display(description="Rows")
@@ -617,6 +628,10 @@ class AudienceAdmin(LeadConditionsAdminMixin, ModelAdmin):
             },
         ),
     )
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)  # its offers and campaigns are saved by now
+        audience_conditions_changed(audience=form.instance, changed=form.changed_data)
 
     @admin.display(description="Leads in it now")
     def live_size(self, audience):

@@ -150,6 +150,16 @@ def audience_export_request(
     return export
 
 
+def audience_conditions_changed(*, audience: Audience, changed: Iterable[str]) -> bool:
+    """Note when who is in the audience changed: anything saved but its name (its kind, a condition,
+    its offers or campaigns). The next incremental export of each format then holds everyone."""
+    if not set(changed) - {"name"}:
+        return False
+    audience.conditions_changed_at = timezone.now()
+    Audience.objects.filter(pk=audience.pk).update(conditions_changed_at=audience.conditions_changed_at)
+    return True
+
+
 # An incremental export looks back this far before the last one began: a lead written just before
 # that export's query, but committed after it, is then in the next file rather than in none. A lead in
 # both is uploaded twice, which the platforms take as one.
@@ -190,8 +200,15 @@ def audience_export_run(*, export_id: int) -> AudienceExport:
                 .first()
             )
             if previous is not None and previous.started_at is not None:
-                export.since = previous.started_at
-                leads = leads.filter(_new_since(export.audience, previous.started_at - INCREMENTAL_OVERLAP))
+                changed_at = export.audience.conditions_changed_at
+                # The last file was written under other conditions: leads that match only the new ones (in
+                # DE, when US became US and DE) are in no file, however long ago they were captured. With the
+                # look-back: that export may have read the conditions just before the change was committed.
+                if changed_at is not None and previous.started_at - INCREMENTAL_OVERLAP < changed_at:
+                    export.note = "Everyone: the audience's conditions changed since the last export."
+                else:
+                    export.since = previous.started_at
+                    leads = leads.filter(_new_since(export.audience, previous.started_at - INCREMENTAL_OVERLAP))
         header, row_of = FORMATS[export.format]
         digest, rows, size = hashlib.sha256(), 0, 0
         AudienceExport.objects.filter(pk=export.pk).update(rows_total=leads.order_by().count())
@@ -224,6 +241,7 @@ def audience_export_run(*, export_id: int) -> AudienceExport:
         file_size=size,
         checksum=digest.hexdigest(),
         since=export.since,
+        note=export.note,
         finished_at=timezone.now(),
     )
     export.refresh_from_db()
