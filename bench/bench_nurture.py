@@ -56,6 +56,7 @@ def _leads(campaign, count: int, prefix: str) -> list[int]:
                 validity="valid",
                 qualification="qualified",
                 score=50,
+                consent=True,  # flows email only leads with marketing consent
                 created_at=now,
             )
             for index in range(count)

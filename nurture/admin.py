@@ -39,7 +39,7 @@ from leads.signals import personal_data_read
 
 from .models import Audience, AudienceExport, Enrollment, Flow, FlowStep, NurtureMessage, Suppression
 from .selectors import flow_summary, flows_with_statistics, step_statistics
-from .services.audiences import audience_export_request, audience_leads, audience_size
+from .services.audiences import audience_conditions_changed, audience_export_request, audience_leads, audience_size
 from .services.enrollment import suppress, suppress_many
 from .services.flows import (
     enrollments_move_to_step,
@@ -234,12 +234,15 @@ class FlowAdmin(LeadConditionsAdminMixin, ModelAdmin):
         ]
 
     def _previewed(self, request, flow, step_id):
-        """The chosen lead (?lead=<id>) or None, and the step's message to it or to a sample lead."""
+        """The chosen lead (?lead=<id>) or None, and the step's message to it or to a sample lead. The
+        chosen lead's personal data is read: the access log records it, as it does the lead's page."""
         step = get_object_or_404(FlowStep, pk=step_id, flow=flow, kind=FlowStep.Kind.EMAIL)
         lead_id = request.GET.get("lead", "")
         lead = (
             Lead.objects.select_related("campaign", "offer").filter(pk=lead_id).first() if lead_id.isdigit() else None
         )
+        if lead is not None:
+            personal_data_read.send(sender=Lead, user=request.user, kind="email_preview", path=request.path, lead=lead)
         message = NurtureMessage(pk=0, step=step, lead=lead or sample_lead(), to_email=(lead or sample_lead()).email)
         return lead, message
 
@@ -260,9 +263,14 @@ class FlowAdmin(LeadConditionsAdminMixin, ModelAdmin):
         step = message.step
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "flow": flow, "step": step}
         if request.method == "POST" and self.has_change_permission(request, flow):
-            to = request.POST.get("to", "").strip() or request.user.email
+            # Only to the staff member's own address: the email may hold a real lead's personal data.
+            to = request.user.email
             if not to:
-                self.message_user(request, "Give an address to send the test to.", messages.ERROR)
+                self.message_user(
+                    request,
+                    "Your account has no email address to send the test to: ask an administrator to add one.",
+                    messages.ERROR,
+                )
             else:
                 message.to_email = to
                 email = build_email(message)
@@ -554,7 +562,18 @@ class AudienceExportInline(TabularInline):
     model = AudienceExport
     extra = 0
     can_delete = False
-    fields = ("created_at", "format", "mode", "status", "progress", "file_size", "checksum", "created_by", "download")
+    fields = (
+        "created_at",
+        "format",
+        "mode",
+        "note",
+        "status",
+        "progress",
+        "file_size",
+        "checksum",
+        "created_by",
+        "download",
+    )
     readonly_fields = fields
 
     @admin.display(description="Rows")
@@ -609,6 +628,10 @@ class AudienceAdmin(LeadConditionsAdminMixin, ModelAdmin):
             },
         ),
     )
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)  # its offers and campaigns are saved by now
+        audience_conditions_changed(audience=form.instance, changed=form.changed_data)
 
     @admin.display(description="Leads in it now")
     def live_size(self, audience):

@@ -11,8 +11,14 @@ WEBHOOK = "nurture_webhook"
 
 
 def needs_enrollment(lead: Lead) -> bool:
-    """A new lead is offered to flows when it can be emailed: an address, and not junk."""
-    return bool(lead.email) and lead.validity != Validity.INVALID and not lead.is_duplicate and not lead.is_test
+    """A new lead is offered to flows when it can be emailed: an address, marketing consent, and not junk."""
+    return (
+        bool(lead.email)
+        and lead.consent
+        and lead.validity != Validity.INVALID
+        and not lead.is_duplicate
+        and not lead.is_test
+    )
 
 
 def register_nurture_follow_ups() -> None:

@@ -333,6 +333,9 @@ class Audience(LeadConditions):
         default=False, help_text="Only leads that opened or clicked a nurture email and have not bought."
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    conditions_changed_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When who is in it last changed (its kind or conditions)."
+    )
 
     class Meta:
         ordering = ["name"]
@@ -392,6 +395,7 @@ class AudienceExport(models.Model):
         "leads added).",
     )
     error = models.CharField(max_length=500, blank=True)
+    note = models.CharField(max_length=200, blank=True, help_text="Why it ran as it did, e.g. in full.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -17,6 +17,7 @@ class AccessLogEntry(models.Model):
         API_LEAD_LIST = "api_lead_list", "Leads listed over the API"
         API_LEAD_DETAIL = "api_lead_detail", "Lead read over the API"
         ACCESS_REQUEST = "access_request", "Access request exported"
+        EMAIL_PREVIEW = "email_preview", "Flow email previewed or test-sent for a lead"
 
     created_at = models.DateTimeField("when", default=timezone.now)
     # The log outlives what it names: no database constraint, nothing cascades or is set null when a

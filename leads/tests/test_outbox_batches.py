@@ -407,7 +407,7 @@ def published(campaign, monkeypatch) -> list:
 @pytest.mark.django_db
 def test_a_captured_lead_costs_one_publish_per_queue(capture, published, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        lead = capture(email="one@example.com", phone="+16505551212", country="US")
+        lead = capture(email="one@example.com", phone="+16505551212", country="US", consent=True)
 
     kinds = dict(lead.outbox_entries.values_list("pk", "kind"))
     assert sorted(kinds.values()) == ["assignment", "delivery", "nurture_enrollment"]
@@ -445,7 +445,9 @@ def test_leads_captured_within_the_window_wake_each_queue_once_more_and_lose_no_
         leads = []
         for index in range(5):
             with django_capture_on_commit_callbacks(execute=True):
-                leads.append(capture(email=f"lead{index}@example.com", phone=f"+1650555121{index}", country="US"))
+                leads.append(
+                    capture(email=f"lead{index}@example.com", phone=f"+1650555121{index}", country="US", consent=True)
+                )
         first_publishes = list(published)
         outbox_module._publish_window.flush()
     finally:

@@ -533,7 +533,7 @@ def test_a_lead_sent_soon_after_its_tracked_click_scores_fresher(capture, campai
 # --- 8. timeline and follow-ups -------------------------------------------------------------
 def test_every_step_is_on_the_timeline_and_follow_ups_are_queued(capture, campaign, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        lead = capture(email="a@example.com", click_id="c-1")
+        lead = capture(email="a@example.com", click_id="c-1", consent=True)
 
     assert list(lead.events.values_list("kind", flat=True)) == [
         "captured",
@@ -561,8 +561,13 @@ def test_every_step_is_on_the_timeline_and_follow_ups_are_queued(capture, campai
 @pytest.mark.parametrize(
     "data, context, expected",
     [
-        ({"email": "jo@mailinator.com"}, {}, ["nurture_enrollment"]),  # suspect: nurtured, not sold
-        ({"email": "jo@example.com", "action": "newsletter"}, {}, ["delivery", "nurture_enrollment"]),  # soft: no rep
+        ({"email": "jo@mailinator.com", "consent": True}, {}, ["nurture_enrollment"]),  # suspect: nurtured, not sold
+        (  # soft: no rep
+            {"email": "jo@example.com", "action": "newsletter", "consent": True},
+            {},
+            ["delivery", "nurture_enrollment"],
+        ),
+        ({"email": "jo@example.com"}, {}, ["assignment", "delivery"]),  # no marketing consent: no nurture
         ({"email": "jo@example.com"}, {"honeypot": "x"}, []),  # invalid: nothing
         ({"email": "jo@example.com"}, {"is_test": True}, []),  # sandbox: nothing
         ({"phone": "+16505551212"}, {}, ["assignment", "delivery"]),  # no email: no nurture

@@ -124,10 +124,19 @@ def audience_size(
     return AudienceSize(**counts)
 
 
+def _check_format_and_mode(format: str, mode: str) -> None:
+    # A schedule's arguments are typed by staff in Periodic tasks: a typo is refused with what may be
+    # used, rather than recorded as an export no worker can write (or run as a full one for "incr").
+    for name, value, choices in (("format", format, AudienceExport.Format), ("mode", mode, AudienceExport.Mode)):
+        if value not in choices.values:
+            raise InvalidInput(f"Unknown export {name} {value!r}: use one of {', '.join(choices.values)}.")
+
+
 def audience_export_request(
     *, audience: Audience, format: str, mode: str, user: User | None = None, period: str = ""
 ) -> AudienceExport:
     """Record an export (one per audience, format, mode and period) and run it after commit."""
+    _check_format_and_mode(format, mode)
     if format == AudienceExport.Format.PLAIN and not (user and user.has_perm("nurture.export_plain_audience")):
         raise InvalidInput("Unhashed exports need the 'Can create and download unhashed audience exports' permission.")
     period = period or timezone.now().strftime("%Y-%m-%dT%H:%M:%S.%f")
@@ -139,6 +148,16 @@ def audience_export_request(
 
         transaction.on_commit(lambda: export_audience_task.delay(export.pk))
     return export
+
+
+def audience_conditions_changed(*, audience: Audience, changed: Iterable[str]) -> bool:
+    """Note when who is in the audience changed: anything saved but its name (its kind, a condition,
+    its offers or campaigns). The next incremental export of each format then holds everyone."""
+    if not set(changed) - {"name"}:
+        return False
+    audience.conditions_changed_at = timezone.now()
+    Audience.objects.filter(pk=audience.pk).update(conditions_changed_at=audience.conditions_changed_at)
+    return True
 
 
 # An incremental export looks back this far before the last one began: a lead written just before
@@ -166,23 +185,33 @@ def audience_export_run(*, export_id: int) -> AudienceExport:
     export = AudienceExport.objects.select_related("audience").get(pk=export_id)
     if not claimed:
         return export  # done, or running in another worker
-    leads = audience_leads(export.audience, now=now)
-    if export.mode == AudienceExport.Mode.INCREMENTAL:
-        previous = (
-            AudienceExport.objects.filter(
-                audience=export.audience, format=export.format, status=AudienceExport.Status.DONE
-            )
-            .exclude(pk=export.pk)
-            .order_by("-started_at")
-            .first()
-        )
-        if previous is not None and previous.started_at is not None:
-            export.since = previous.started_at
-            leads = leads.filter(_new_since(export.audience, previous.started_at - INCREMENTAL_OVERLAP))
-    header, row_of = FORMATS[export.format]
-    digest, rows, size = hashlib.sha256(), 0, 0
-    AudienceExport.objects.filter(pk=export.pk).update(rows_total=leads.order_by().count())
+    # Everything after the claim fails the export with its error: a row left running would never be
+    # taken again.
     try:
+        _check_format_and_mode(export.format, export.mode)  # a row recorded some other way
+        leads = audience_leads(export.audience, now=now)
+        if export.mode == AudienceExport.Mode.INCREMENTAL:
+            previous = (
+                AudienceExport.objects.filter(
+                    audience=export.audience, format=export.format, status=AudienceExport.Status.DONE
+                )
+                .exclude(pk=export.pk)
+                .order_by("-started_at")
+                .first()
+            )
+            if previous is not None and previous.started_at is not None:
+                changed_at = export.audience.conditions_changed_at
+                # The last file was written under other conditions: leads that match only the new ones (in
+                # DE, when US became US and DE) are in no file, however long ago they were captured. With the
+                # look-back: that export may have read the conditions just before the change was committed.
+                if changed_at is not None and previous.started_at - INCREMENTAL_OVERLAP < changed_at:
+                    export.note = "Everyone: the audience's conditions changed since the last export."
+                else:
+                    export.since = previous.started_at
+                    leads = leads.filter(_new_since(export.audience, previous.started_at - INCREMENTAL_OVERLAP))
+        header, row_of = FORMATS[export.format]
+        digest, rows, size = hashlib.sha256(), 0, 0
+        AudienceExport.objects.filter(pk=export.pk).update(rows_total=leads.order_by().count())
         with tempfile.TemporaryFile() as spool:
             buffer = io.StringIO()
             writer = csv.writer(buffer)
@@ -212,6 +241,7 @@ def audience_export_run(*, export_id: int) -> AudienceExport:
         file_size=size,
         checksum=digest.hexdigest(),
         since=export.since,
+        note=export.note,
         finished_at=timezone.now(),
     )
     export.refresh_from_db()

@@ -106,6 +106,8 @@ def _exit_reason(enrollment: Enrollment, batch: _Batch) -> str:
         return reason
     if lead.email in batch.suppressed:
         return "suppressed (unsubscribed, bounced or complained)"
+    if not lead.consent:
+        return "marketing consent withdrawn"
     flow = enrollment.flow
     if flow.exit_score_above is not None and lead.score > flow.exit_score_above:
         return f"score above {flow.exit_score_above}"
@@ -239,7 +241,7 @@ def nurture_tick(*, batch_size: int | None = None, now: datetime | None = None) 
 
 
 # What the tick reads of a lead: its exits, branches, time zone and address.
-_LEAD_FIELDS = ("id", "email", "status", "score", "country", "phone")
+_LEAD_FIELDS = ("id", "email", "consent", "status", "score", "country", "phone")
 
 
 @transaction.atomic

@@ -12,13 +12,14 @@ from leads.models import Lead, LeadEvent, Validity
 from leads.services.erasure import one_of
 
 from ..models import Enrollment, Flow, FlowStep, NurtureMessage, Suppression
+from .engine import status_exit
 
 OPEN = (Enrollment.Status.ACTIVE, Enrollment.Status.PAUSED)
 
 
 def lead_may_be_nurtured(lead: Lead) -> bool:
-    """Invalid, duplicate, test and suppressed leads never enter a flow."""
-    if not lead.email or lead.validity == Validity.INVALID or lead.is_duplicate or lead.is_test:
+    """Invalid, duplicate, test and suppressed leads, and leads without marketing consent, never enter a flow."""
+    if not lead.email or not lead.consent or lead.validity == Validity.INVALID or lead.is_duplicate or lead.is_test:
         return False
     return not Suppression.objects.filter(email=lead.email.lower()).exists()
 
@@ -32,6 +33,8 @@ def lead_enroll(*, flow: Flow, lead: Lead, actor: User | None = None) -> Enrollm
     """Put the lead at the flow's first step, unless it may not enter; None when it did not."""
     if flow.status == Flow.Status.ARCHIVED or not lead_may_be_nurtured(lead):
         return None
+    if status_exit(flow, lead.status):
+        return None  # it would leave at the next tick: a won lead counted as converted by a flow it never ran
     earlier = Enrollment.objects.filter(flow=flow, lead=lead)
     if earlier.filter(status__in=OPEN).exists():
         return None  # in the flow already

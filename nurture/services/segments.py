@@ -8,17 +8,20 @@ from datetime import timedelta
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from leads.models import Lead, Validity
+from leads.models import Lead, LeadStatus, Validity
 
 from ..models import Enrollment, Flow, Suppression
+from .engine import status_exit
 from .enrollment import OPEN, lead_enroll
 
 BATCH_PER_FLOW = 1000
 
 
 def segment_candidates(flow: Flow, now: datetime.datetime | None = None) -> QuerySet[Lead]:
-    """Leads that match and may enter now: real, not suppressed, not in the flow, past any cool-down."""
+    """Leads that match and may enter now: real, with marketing consent, not suppressed, not in the flow,
+    past any cool-down, and not in a status that would take them out of it at once (won, lost...)."""
     now = now or timezone.now()
+    exiting = [status for status in LeadStatus.values if status_exit(flow, status)]
     blocked = Enrollment.objects.filter(flow=flow, lead=OuterRef("pk"))
     if flow.reentry_cooldown_days is not None:
         blocked = blocked.filter(Q(status__in=OPEN) | Q(left_at__gt=now - timedelta(days=flow.reentry_cooldown_days)))
@@ -26,7 +29,8 @@ def segment_candidates(flow: Flow, now: datetime.datetime | None = None) -> Quer
         Lead.objects.filter(flow.lead_filter(), created_at__gte=now - timedelta(days=flow.segment_days))
         .exclude(email="")
         .exclude(validity=Validity.INVALID)
-        .filter(is_duplicate=False, is_test=False)
+        .exclude(status__in=exiting)
+        .filter(is_duplicate=False, is_test=False, consent=True)
         .exclude(Exists(blocked))
         .exclude(Exists(Suppression.objects.filter(email=OuterRef("email"))))
         .select_related("traffic_source")

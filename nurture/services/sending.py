@@ -34,7 +34,7 @@ from leads.services.outbox import RECORD_EVERY_ROWS, RECORD_EVERY_SECONDS, Batch
 
 from ..models import Enrollment, Flow, FlowStep, NurtureMessage, Suppression
 from .engine import status_exit
-from .enrollment import suppress
+from .enrollment import ERASED_BEFORE_SENDING, suppress
 from .tracking import LinkPlace, MessageLinks, link_place
 
 MAX_SEND_ATTEMPTS = 8
@@ -129,14 +129,20 @@ def build_email(message: NurtureMessage, place: LinkPlace | None = None) -> Skel
     return email
 
 
-def _stopped(message: NurtureMessage, suppressed: set[str]) -> bool:
-    """Checked now, not when the step ran: an unsubscribe or exit in between stops the send."""
-    return bool(
-        message.enrollment.status == Enrollment.Status.EXITED
-        or message.lead.erased_at
-        or status_exit(message.enrollment.flow, message.lead.status)  # e.g. won after the last email was queued
-        or message.to_email.lower() in suppressed
-    )
+def _stopped(message: NurtureMessage, suppressed: set[str]) -> str:
+    """Why the message is not sent ("" to send it), checked now, not when the step ran: an
+    unsubscribe, a withdrawn consent or an exit in between stops the send."""
+    if message.enrollment.status == Enrollment.Status.EXITED:
+        return "left the flow before sending"
+    if message.lead.erased_at:
+        return ERASED_BEFORE_SENDING
+    if not message.lead.consent:
+        return "marketing consent withdrawn before sending"
+    if status_exit(message.enrollment.flow, message.lead.status):  # e.g. won after the last email was queued
+        return "left the flow before sending"
+    if message.to_email.lower() in suppressed:
+        return "suppressed before sending"
+    return ""
 
 
 def _without_address(reason: str, address: str) -> str:
@@ -219,7 +225,7 @@ def _record_sent_in_one_statement(messages: list[NurtureMessage], now: datetime)
 # (`lead.<field>` in its text); one named some other way is still read, on first use.
 _MESSAGE_FIELDS = ("public_id", "enrollment", "lead", "step", "to_email", "status", "provider_id", "attempts")
 _ENROLLMENT_FIELDS = ("enrollment__status", "enrollment__flow")
-_LEAD_FIELDS = ("status", "erased_at", "campaign", "offer")
+_LEAD_FIELDS = ("status", "erased_at", "consent", "campaign", "offer")
 _LEAD_NAMED = re.compile(r"\blead\.(\w+)")
 
 
@@ -343,9 +349,10 @@ def nurture_email_batch(entries: list[OutboxEntry], deadline: float) -> Iterator
                     if time.monotonic() > deadline:
                         yield entry, NotStarted()
                         continue
-                    if _stopped(message, suppressed):
+                    stopped = _stopped(message, suppressed)
+                    if stopped:
                         NurtureMessage.objects.filter(pk=message.pk).update(
-                            status=NurtureMessage.Status.SUPPRESSED, error="suppressed or left the flow before sending"
+                            status=NurtureMessage.Status.SUPPRESSED, error=stopped
                         )
                         yield entry, None
                         continue

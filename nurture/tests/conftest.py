@@ -45,6 +45,9 @@ def capture(campaign, django_capture_on_commit_callbacks):
     def run(*, campaign_=None, door="api", context=None, **data):
         data.setdefault("action", "quote")
         data.setdefault("country", "US")
+        data.setdefault(
+            "consent", True
+        )  # flows email only leads with marketing consent: say consent=False to test that
         with django_capture_on_commit_callbacks(execute=True):
             result = lead_capture(
                 campaign=campaign_ or campaign,

@@ -82,7 +82,9 @@ def test_the_flow_page_shows_per_step_statistics(marketer, make_flow, capture, t
     assert "<td>10. Wait</td><td>1</td><td>1</td><td>0</td>" in content
 
 
-def test_an_email_preview_renders_for_a_sample_or_chosen_lead_and_sends_a_test(marketer, make_flow):
+def test_an_email_preview_renders_for_a_sample_or_chosen_lead_and_sends_a_test_to_the_staff_member_only(
+    marketer, make_flow
+):
     flow = make_flow(email_step(1))
     step = flow.steps.get()
     url = reverse("admin:nurture_flow_preview", args=[flow.pk, step.pk])
@@ -90,14 +92,30 @@ def test_an_email_preview_renders_for_a_sample_or_chosen_lead_and_sends_a_test(m
 
     sample = marketer.get(url)
     chosen = marketer.get(url, {"lead": lead.pk})
-    sent = marketer.post(url, {"to": "me@example.com"})
+    sent = marketer.post(url, {"to": "someone@elsewhere.example"})  # a field the page no longer has
 
     assert sample.context["subject"] == "Email 1 for Test"
     assert chosen.context["subject"] == "Email 1 for Zoe"
+    assert "Test emails go to your own address, marketer@example.com." in sample.content.decode()
     assert sent.status_code == 200
     (test_email,) = mail.outbox
-    assert test_email.to == ["me@example.com"] and test_email.subject == "[TEST] Email 1 for Test"
+    assert test_email.to == ["marketer@example.com"] and test_email.subject == "[TEST] Email 1 for Test"
     assert test_email.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert [str(m) for m in sent.context["messages"]] == ["Test email sent to marketer@example.com."]
+
+
+def test_a_test_send_for_a_staff_member_without_an_address_says_so_and_sends_nothing(client, staff_user_in, make_flow):
+    client.force_login(staff_user_in("Marketing", email=""))
+    flow = make_flow(email_step(1))
+    url = reverse("admin:nurture_flow_preview", args=[flow.pk, flow.steps.get().pk])
+
+    sent = client.post(url, {"to": "someone@elsewhere.example"})
+
+    assert mail.outbox == []
+    assert [str(m) for m in sent.context["messages"]] == [
+        "Your account has no email address to send the test to: ask an administrator to add one."
+    ]
+    assert 'value="Send test email"' not in sent.content.decode()
 
 
 def test_enrollment_actions_pause_resume_move_and_remove(marketer, make_flow, capture):
@@ -185,16 +203,18 @@ def test_a_suppression_upload_names_an_address_too_long_to_store_and_stores_the_
 
 def test_leads_can_be_added_to_a_flow_from_the_lead_list(marketer, make_flow, campaign):
     flow = make_flow(email_step(1), trigger="manual")
-    ready = LeadFactory(campaign=campaign, email="ready@example.com")
-    invalid = LeadFactory(campaign=campaign, email="bad@example.com", validity="invalid")
+    ready = LeadFactory(consent=True, campaign=campaign, email="ready@example.com")
+    invalid = LeadFactory(consent=True, campaign=campaign, email="bad@example.com", validity="invalid")
+    won = LeadFactory(consent=True, campaign=campaign, email="won@example.com", status="won")  # would leave at once
+    selected = [ready.pk, invalid.pk, won.pk]
 
     response = marketer.post(
         reverse("admin:leads_lead_changelist"),
-        {"action": "add_to_flow", "apply": "1", "flow": flow.pk, "_selected_action": [ready.pk, invalid.pk]},
+        {"action": "add_to_flow", "apply": "1", "flow": flow.pk, "_selected_action": selected},
         follow=True,
     )
 
-    assert "1 lead(s) added; 1 skipped" in response.content.decode()
+    assert "1 lead(s) added; 2 skipped" in response.content.decode()
     assert list(Enrollment.objects.values_list("lead_id", flat=True)) == [ready.pk]
 
 

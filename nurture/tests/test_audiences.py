@@ -15,7 +15,8 @@ from leads.models import Lead
 from leads.tests.factories import LeadFactory
 from nurture.models import Audience, AudienceExport, AudienceMember, FlowStep, Suppression
 from nurture.services.audience_formats import generic_row, google_row, meta_row
-from nurture.services.audiences import audience_export_request, audience_leads
+from nurture.services.audiences import audience_export_request, audience_export_run, audience_leads
+from nurture.tasks import export_audience_scheduled_task
 
 from .conftest import wait_step
 
@@ -184,6 +185,118 @@ def test_an_incremental_export_looks_back_over_leads_written_while_the_last_one_
     later.refresh_from_db()
     assert (earlier.rows, later.rows) == (0, 1)
     assert read(later)[1][0] == hashlib.sha256(late.email.encode()).hexdigest()
+
+
+def test_an_incremental_export_after_the_audiences_conditions_changed_holds_everyone_and_says_so(
+    campaign, client, staff_user_in, django_capture_on_commit_callbacks
+):
+    client.force_login(staff_user_in("Marketing"))
+    audience = Audience.objects.create(name="Buyers", countries=["US"])
+    hour_ago = timezone.now() - timezone.timedelta(hours=1)
+    us, de = captured_before(hour_ago, [LeadFactory(campaign=campaign, consent=True, country=c) for c in ("US", "DE")])
+    with django_capture_on_commit_callbacks(execute=True):
+        first = audience_export_request(audience=audience, format="generic", mode="incremental", period="p1")
+
+    # Staff widen the audience to Germany on its page: its German leads, captured an hour ago, are in no file.
+    page = reverse("admin:nurture_audience_change", args=[audience.pk])
+    saved = client.post(
+        page,
+        {
+            "name": "Buyers",
+            "kind": Audience.Kind.SEGMENT,
+            "countries": "US,DE",
+            "exports-TOTAL_FORMS": "1",
+            "exports-INITIAL_FORMS": "1",
+            "exports-MIN_NUM_FORMS": "0",
+            "exports-MAX_NUM_FORMS": "1000",
+            "exports-0-id": str(first.pk),
+            "exports-0-audience": str(audience.pk),
+        },
+    )
+    assert saved.status_code == 302, saved.context["adminform"].form.errors
+    with django_capture_on_commit_callbacks(execute=True):
+        second = audience_export_request(audience=audience, format="generic", mode="incremental", period="p2")
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert [row[0] for row in read(first)[1:]] == [hashlib.sha256(us.email.encode()).hexdigest()]
+    assert sorted(row[0] for row in read(second)[1:]) == sorted(
+        hashlib.sha256(lead.email.encode()).hexdigest() for lead in (us, de)
+    )
+    assert (
+        "Everyone: the audience&#x27;s conditions changed since the last export." in client.get(page).content.decode()
+    )
+
+    # Once a file holds everyone under the new conditions (the change an hour back, past the look-back),
+    # the next one is incremental again.
+    Audience.objects.filter(pk=audience.pk).update(conditions_changed_at=hour_ago)
+    with django_capture_on_commit_callbacks(execute=True):
+        third = audience_export_request(audience=audience, format="generic", mode="incremental", period="p3")
+    third.refresh_from_db()
+    assert (third.rows, third.note, third.since) == (0, "", second.started_at)
+
+
+def test_renaming_an_audience_keeps_its_next_incremental_export_incremental(
+    campaign, client, staff_user_in, django_capture_on_commit_callbacks
+):
+    client.force_login(staff_user_in("Marketing"))
+    audience = Audience.objects.create(name="Buyers", countries=["US"])
+    captured_before(timezone.now() - timezone.timedelta(hours=1), [LeadFactory(campaign=campaign, consent=True)])
+    with django_capture_on_commit_callbacks(execute=True):
+        first = audience_export_request(audience=audience, format="generic", mode="incremental", period="p1")
+
+    client.post(
+        reverse("admin:nurture_audience_change", args=[audience.pk]),
+        {
+            "name": "US buyers",
+            "kind": Audience.Kind.SEGMENT,
+            "countries": "US",
+            "exports-TOTAL_FORMS": "1",
+            "exports-INITIAL_FORMS": "1",
+            "exports-MIN_NUM_FORMS": "0",
+            "exports-MAX_NUM_FORMS": "1000",
+            "exports-0-id": str(first.pk),
+            "exports-0-audience": str(audience.pk),
+        },
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        second = audience_export_request(audience=audience, format="generic", mode="incremental", period="p2")
+
+    second.refresh_from_db()
+    assert Audience.objects.get(pk=audience.pk).name == "US buyers"
+    assert (second.rows, second.note) == (0, "")
+
+
+@pytest.mark.parametrize(
+    "format, mode, message",
+    [
+        ("Meta", "incremental", "Unknown export format 'Meta': use one of meta, google, generic, plain."),
+        ("meta", "incr", "Unknown export mode 'incr': use one of full, incremental."),
+    ],
+)
+def test_a_scheduled_export_of_an_unknown_format_or_mode_is_refused_with_the_ones_to_use(format, mode, message):
+    audience = Audience.objects.create(name="All")
+
+    with pytest.raises(InvalidInput) as refused:
+        export_audience_scheduled_task(audience.pk, format, mode)
+
+    assert refused.value.message == message
+    assert not AudienceExport.objects.exists()
+
+
+def test_an_export_that_fails_once_claimed_is_marked_failed_with_its_error_not_left_running():
+    audience = Audience.objects.create(name="All")
+    export = AudienceExport.objects.create(audience=audience, format="Meta", mode="incremental", period="x")
+
+    with pytest.raises(InvalidInput):
+        audience_export_run(export_id=export.pk)
+
+    export.refresh_from_db()
+    assert (export.status, export.error) == (
+        AudienceExport.Status.FAILED,
+        "InvalidInput: Unknown export format 'Meta': use one of meta, google, generic, plain.",
+    )
+    assert export.finished_at is not None
 
 
 def test_unhashed_exports_need_their_own_permission(campaign, staff_user_in):

@@ -26,7 +26,7 @@ def test_concurrent_ticks_never_run_a_step_twice(make_flow):
     flow = make_flow(email_step(1), wait_step(days=1), email_step(2))
     campaign = CampaignFactory()
     leads = Lead.objects.bulk_create(
-        LeadFactory.build(campaign=campaign, email=f"lead{n}@example.com") for n in range(ENROLLMENTS)
+        LeadFactory.build(consent=True, campaign=campaign, email=f"lead{n}@example.com") for n in range(ENROLLMENTS)
     )
     Enrollment.objects.bulk_create(
         Enrollment(flow=flow, lead=lead, step=flow.steps.get(position=0), next_run_at=timezone.now()) for lead in leads

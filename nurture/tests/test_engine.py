@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import ProtectedError
 from django.utils import timezone
 
-from leads.models import LeadEvent, OutboxEntry
+from leads.models import Lead, LeadEvent, OutboxEntry
 from leads.services import lead_set_status, outbox_process
 from leads.services.normalisation import normalise_phone
 from leads.tests.factories import LeadFactory
@@ -83,7 +83,9 @@ def test_the_html_part_is_personalised_with_the_campaign_and_offer_and_escaped(m
     flow = make_flow(
         email_step(1, body_html="<p>{{ lead.first_name }} from {{ campaign.slug }}: {{ offer.name }}</p>"),
     )
-    lead = LeadFactory(first_name="<b>Ben</b>", campaign__slug="solar-us", campaign__offer__name="Solar quote")
+    lead = LeadFactory(
+        consent=True, first_name="<b>Ben</b>", campaign__slug="solar-us", campaign__offer__name="Solar quote"
+    )
     lead_enroll(flow=flow, lead=lead)
 
     tick(start)
@@ -95,7 +97,7 @@ def test_the_html_part_is_personalised_with_the_campaign_and_offer_and_escaped(m
 
 def test_the_subject_is_plain_text_not_html_escaped(make_flow, tick, start, mailoutbox):
     flow = make_flow(email_step(1, subject="{{ offer.name }} for {{ lead.first_name }}"))
-    lead = LeadFactory(first_name="D'Arcy", campaign__offer__name="Solar & Storage")
+    lead = LeadFactory(consent=True, first_name="D'Arcy", campaign__offer__name="Solar & Storage")
     lead_enroll(flow=flow, lead=lead)
 
     tick(start)
@@ -180,6 +182,29 @@ def test_the_last_email_of_a_flow_queued_before_the_sale_is_not_sent(
     assert NurtureMessage.objects.get().status == NurtureMessage.Status.SUPPRESSED
 
 
+def test_a_message_queued_before_consent_was_withdrawn_is_not_sent_and_the_lead_leaves_the_flow(
+    capture, make_flow, tick, start, mailoutbox
+):
+    make_flow(email_step(1), wait_step(days=2), email_step(2))
+    lead = capture(email="ivy@example.com", first_name="Ivy")
+    nurture_tick(now=start)  # the message is written; its outbox entry has not run yet (a slow queue)
+    entry = lead.outbox_entries.get(kind=follow_ups.EMAIL)
+    Lead.objects.filter(pk=lead.pk).update(consent=False)  # the person withdrew marketing consent
+
+    assert outbox_process(entry_id=entry.pk) == "done"
+
+    assert mailoutbox == []
+    message = NurtureMessage.objects.get()
+    assert (message.status, message.error) == (
+        NurtureMessage.Status.SUPPRESSED,
+        "marketing consent withdrawn before sending",
+    )
+    tick(start + timedelta(days=3))
+    assert mailoutbox == []
+    enrollment = lead.enrollments.get()
+    assert (enrollment.status, enrollment.exit_reason) == (Enrollment.Status.EXITED, "marketing consent withdrawn")
+
+
 def test_a_win_back_flow_triggered_by_lost_sends_its_email(
     capture, make_flow, tick, start, mailoutbox, django_capture_on_commit_callbacks
 ):
@@ -233,7 +258,7 @@ def test_quiet_hours_postpone_an_email_to_the_morning_in_the_leads_time_zone(
 def test_the_frequency_cap_holds_across_flows(settings, make_flow, tick, start, mailoutbox):
     settings.NURTURE_EMAIL_MIN_HOURS = 24
     first, second = make_flow(email_step(1)), make_flow(email_step(2))
-    lead = LeadFactory(first_name="Hal", email="hal@example.com")
+    lead = LeadFactory(consent=True, first_name="Hal", email="hal@example.com")
     lead_enroll(flow=first, lead=lead)
     lead_enroll(flow=second, lead=lead)
 
@@ -248,7 +273,7 @@ def test_the_frequency_cap_holds_across_flows(settings, make_flow, tick, start, 
 
 def test_a_wait_until_a_weekday_and_time_uses_the_leads_time_zone(make_flow, tick, start):
     flow = make_flow(wait_step(wait_minutes=None, wait_until_weekday=1, wait_until_time=time(9, 30)), email_step(1))
-    enrollment = lead_enroll(flow=flow, lead=LeadFactory(country="US"))
+    enrollment = lead_enroll(flow=flow, lead=LeadFactory(consent=True, country="US"))
 
     tick(start)
 
@@ -408,7 +433,7 @@ def test_set_status_and_notify_rep_steps_do_what_they_say(make_flow, tick, start
         {"kind": FlowStep.Kind.SET_STATUS, "new_status": "lost"},
         email_step(1),
     )
-    lead = LeadFactory(status="new")
+    lead = LeadFactory(consent=True, status="new")
     enrollment = lead_enroll(flow=flow, lead=lead)
 
     tick(start)
@@ -428,7 +453,7 @@ def test_set_status_and_notify_rep_steps_do_what_they_say(make_flow, tick, start
 
 def test_a_paused_flow_holds_its_enrollments_and_resumes(make_flow, tick, start, mailoutbox):
     flow = make_flow(email_step(1))
-    enrollment = lead_enroll(flow=flow, lead=LeadFactory(first_name="Jo"))
+    enrollment = lead_enroll(flow=flow, lead=LeadFactory(consent=True, first_name="Jo"))
     Flow.objects.filter(pk=flow.pk).update(status=Flow.Status.PAUSED)
 
     assert tick(start + timedelta(days=1)) == 0
@@ -445,7 +470,7 @@ def test_a_paused_flow_holds_its_enrollments_and_resumes(make_flow, tick, start,
 def test_retiring_the_step_leads_wait_before_skips_it(settings, make_flow, tick, start, mailoutbox):
     settings.NURTURE_EMAIL_MIN_HOURS = 1
     flow = make_flow(email_step(1), wait_step(days=1), email_step(2), email_step(3))
-    enrollment = lead_enroll(flow=flow, lead=LeadFactory(first_name="Kim"))
+    enrollment = lead_enroll(flow=flow, lead=LeadFactory(consent=True, first_name="Kim"))
     tick(start)
     email_2 = flow.steps.get(position=20)
     email_2.is_retired = True
@@ -463,7 +488,7 @@ def test_retiring_the_step_leads_wait_before_skips_it(settings, make_flow, tick,
 def test_a_lead_sitting_on_a_retired_step_moves_on(settings, make_flow, tick, start, mailoutbox):
     settings.NURTURE_EMAIL_MIN_HOURS = 1
     flow = make_flow(email_step(1), email_step(2), email_step(3))
-    enrollment = lead_enroll(flow=flow, lead=LeadFactory(first_name="Lou"))
+    enrollment = lead_enroll(flow=flow, lead=LeadFactory(consent=True, first_name="Lou"))
     tick(start)  # email 1 sent; email 2 waits for the cap
     enrollment.refresh_from_db()
     assert enrollment.step.position == 10
@@ -477,7 +502,7 @@ def test_a_lead_sitting_on_a_retired_step_moves_on(settings, make_flow, tick, st
 def test_retiring_the_wait_a_lead_is_in_keeps_the_next_wait(settings, make_flow, tick, start, mailoutbox):
     settings.NURTURE_EMAIL_MIN_HOURS = 1
     flow = make_flow(email_step(1), wait_step(days=2), email_step(2), wait_step(days=3), email_step(3))
-    enrollment = lead_enroll(flow=flow, lead=LeadFactory(first_name="Max"))
+    enrollment = lead_enroll(flow=flow, lead=LeadFactory(consent=True, first_name="Max"))
     tick(start)
     FlowStep.objects.filter(flow=flow, position=10).update(is_retired=True)  # staff drop the 2-day wait
 
@@ -493,7 +518,7 @@ def test_retiring_the_wait_a_lead_is_in_keeps_the_next_wait(settings, make_flow,
 def test_a_step_inserted_mid_way_reaches_the_leads_behind_it(settings, make_flow, tick, start, mailoutbox):
     settings.NURTURE_EMAIL_MIN_HOURS = 1
     flow = make_flow(email_step(1), wait_step(days=1), email_step(3))
-    enrollment = lead_enroll(flow=flow, lead=LeadFactory(first_name="Ned"))
+    enrollment = lead_enroll(flow=flow, lead=LeadFactory(consent=True, first_name="Ned"))
     tick(start)
     FlowStep.objects.create(flow=flow, position=15, **email_step(2, subject="Inserted"))
 
@@ -522,7 +547,7 @@ def deadline():
 
 def test_a_long_chain_of_instant_steps_continues_at_the_next_tick(make_flow, tick, start):
     steps = [{"kind": FlowStep.Kind.NOTIFY_REP} for _ in range(25)]
-    enrollment = lead_enroll(flow=make_flow(*steps, email_step(1)), lead=LeadFactory())
+    enrollment = lead_enroll(flow=make_flow(*steps, email_step(1)), lead=LeadFactory(consent=True))
 
     tick(start)
 
@@ -539,7 +564,7 @@ def test_a_tick_ends_even_when_a_branch_loops_back_without_a_wait(make_flow, sta
         # "score above 50: notify the rep again" - a loop with no wait in it, which the admin allows.
         {"kind": FlowStep.Kind.BRANCH, "condition": "score_above", "condition_value": "50", "goto_position": 0},
     )
-    for lead in LeadFactory.create_batch(2, score=80):
+    for lead in LeadFactory.create_batch(2, consent=True, score=80):
         lead_enroll(flow=flow, lead=lead)
     deadline(3)
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 from campaigns.tests.factories import CampaignFactory, OfferFactory
 from leads.services import lead_set_status
 from leads.tests.factories import LeadFactory, QualificationRuleFactory
+from nurture import follow_ups
 from nurture.models import Enrollment, Flow, Suppression
 from nurture.services.enrollment import enrollments_exit, lead_enroll
 
@@ -27,14 +28,16 @@ def flows_of(lead) -> set[str]:
         ({"email": "jo@example.com"}, {"honeypot": "http://spam"}, "invalid"),
         ({"email": "jo@example.com"}, {"is_test": True}, "test"),
         ({"phone": "+1 650 555 1212"}, {}, "no email"),
+        ({"email": "jo@example.com", "consent": False}, {}, "no marketing consent"),
     ],
 )
-def test_invalid_test_and_emailless_captures_never_enter(data, context, why, capture, make_flow):
+def test_invalid_test_emailless_and_unconsented_captures_never_enter(data, context, why, capture, make_flow):
     make_flow(email_step(1), name="Welcome")
 
     lead = capture(first_name="Jo", context=context, **data)
 
     assert not lead.enrollments.exists(), why
+    assert not lead.outbox_entries.filter(kind=follow_ups.ENROLLMENT).exists(), why  # not even offered to flows
 
 
 def test_a_duplicate_never_enters_but_the_original_does(capture, make_flow):
@@ -49,14 +52,21 @@ def test_a_duplicate_never_enters_but_the_original_does(capture, make_flow):
 
 @pytest.mark.parametrize(
     "fields",
-    [{"validity": "invalid"}, {"is_duplicate": True}, {"is_test": True}, {"email": ""}, {"email": "gone@example.com"}],
+    [
+        {"validity": "invalid"},
+        {"is_duplicate": True},
+        {"is_test": True},
+        {"email": ""},
+        {"email": "gone@example.com"},
+        {"consent": False},
+    ],
 )
 def test_such_leads_cannot_be_added_by_hand_either(fields, make_flow):
     Suppression.objects.create(email="gone@example.com", reason=Suppression.Reason.MANUAL)
     flow = make_flow(email_step(1), trigger=Flow.Trigger.MANUAL)
 
-    assert lead_enroll(flow=flow, lead=LeadFactory(**fields)) is None
-    assert lead_enroll(flow=flow, lead=LeadFactory()) is not None
+    assert lead_enroll(flow=flow, lead=LeadFactory(**{"consent": True, **fields})) is None
+    assert lead_enroll(flow=flow, lead=LeadFactory(consent=True)) is not None
 
 
 # --- entry conditions ---------------------------------------------------------------------------
@@ -132,7 +142,7 @@ def test_a_lead_is_in_a_flow_at_most_once_at_a_time(capture, make_flow):
 
 def test_re_entry_waits_for_the_cool_down(make_flow):
     flow = make_flow(email_step(1), reentry_cooldown_days=7)
-    lead = LeadFactory()
+    lead = LeadFactory(consent=True)
     first = lead_enroll(flow=flow, lead=lead)
     enrollments_exit(enrollments=Enrollment.objects.filter(pk=first.pk), reason="removed by staff")
 
@@ -149,7 +159,7 @@ def test_re_entry_waits_for_the_cool_down(make_flow):
 
 def test_without_a_cool_down_a_lead_never_re_enters(make_flow, tick, start):
     flow = make_flow(email_step(1))  # reentry_cooldown_days empty
-    lead = LeadFactory()
+    lead = LeadFactory(consent=True)
     lead_enroll(flow=flow, lead=lead)
     tick(start)
     enrollment = lead.enrollments.get()
@@ -162,4 +172,4 @@ def test_without_a_cool_down_a_lead_never_re_enters(make_flow, tick, start):
 def test_a_flow_without_live_steps_takes_nobody(make_flow):
     flow = make_flow(wait_step(days=1, is_retired=True))
 
-    assert lead_enroll(flow=flow, lead=LeadFactory()) is None
+    assert lead_enroll(flow=flow, lead=LeadFactory(consent=True)) is None

@@ -158,7 +158,7 @@ def test_a_link_with_a_query_string_redirects_to_the_same_url(client, make_flow,
     flow = make_flow(
         email_step(1, body_html='<a href="https://example.com/offer?utm_source=nurture&amp;utm_medium=email">Go</a>')
     )
-    lead_enroll(flow=flow, lead=LeadFactory())
+    lead_enroll(flow=flow, lead=LeadFactory(consent=True))
     tick(start)
 
     response = client.get(link_path(tracked_links(mailoutbox[0].alternatives[0][0])[0]))
@@ -174,7 +174,7 @@ def two_flows_two_leads(smtp, capture, make_flow, tick, start):
     first = make_flow(email_step(1), wait_step(days=2), email_step(2))
     second = make_flow(wait_step(days=1), email_step(1, subject="Second flow"))
     ann = capture(email="ann@example.com", first_name="Ann")
-    other = LeadFactory(email="ann@example.com")
+    other = LeadFactory(consent=True, email="ann@example.com")
     lead_enroll(flow=second, lead=other)
     assert Enrollment.objects.filter(status="active").count() == 3
     tick(start)

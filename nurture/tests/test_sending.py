@@ -89,7 +89,7 @@ def test_a_mail_server_that_is_down_is_retried_not_bounced(settings, make_flow, 
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", _free_port(), 2
     settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    lead_enroll(flow=make_flow(email_step(1)), lead=LeadFactory())
+    lead_enroll(flow=make_flow(email_step(1)), lead=LeadFactory(consent=True))
 
     tick(start)
 
@@ -101,7 +101,7 @@ def test_a_mail_server_that_is_down_is_retried_not_bounced(settings, make_flow, 
 
 def test_a_message_that_keeps_failing_is_given_up_as_failed(smtp, make_flow, tick, start):
     smtp.refuse_rcpt = "451 4.3.0 try again later"
-    lead_enroll(flow=make_flow(email_step(1)), lead=LeadFactory())
+    lead_enroll(flow=make_flow(email_step(1)), lead=LeadFactory(consent=True))
     tick(start)
     message = NurtureMessage.objects.get()
     entry = _email_entry(message)
@@ -134,7 +134,7 @@ def test_a_refusal_of_our_sender_or_login_does_not_bounce_the_recipient(
 
 def test_a_ticks_emails_go_over_one_smtp_connection_and_are_recorded_together(smtp, make_flow, tick, start):
     flow = make_flow(email_step(1))
-    leads = [LeadFactory(first_name=f"Reader{n}") for n in range(6)]
+    leads = [LeadFactory(consent=True, first_name=f"Reader{n}") for n in range(6)]
     for lead in leads:
         lead_enroll(flow=flow, lead=lead)
 
@@ -155,7 +155,7 @@ def test_two_readers_of_one_step_each_get_their_own_address_name_and_links(smtp,
     flow = make_flow(email_step(1))
     readers = {"ann@example.com": "Ann", "bob@example.com": "Bob"}
     for email, first_name in readers.items():
-        lead_enroll(flow=flow, lead=LeadFactory(email=email, first_name=first_name))
+        lead_enroll(flow=flow, lead=LeadFactory(consent=True, email=email, first_name=first_name))
 
     tick(start)
 
@@ -190,7 +190,9 @@ def test_a_batch_reads_the_lead_fields_its_templates_name_in_queries_that_do_not
     for size in (1, 6):
         flow = make_flow(step)
         for n in range(size):
-            lead_enroll(flow=flow, lead=LeadFactory(first_name="Ann", last_name=f"Lee{n}", company=f"Firm {n}"))
+            lead_enroll(
+                flow=flow, lead=LeadFactory(consent=True, first_name="Ann", last_name=f"Lee{n}", company=f"Firm {n}")
+            )
         with CaptureQueriesContext(connection) as captured:
             tick(start)
         queries.append(len(captured))
@@ -227,7 +229,7 @@ def test_a_batch_read_a_chunk_at_a_time_sends_each_email_once_and_none_to_an_add
     monkeypatch.setattr(sending, "READ_CHUNK", 3)
     flow = make_flow(email_step(1))
     for n in range(7):
-        lead_enroll(flow=flow, lead=LeadFactory(first_name=f"Reader{n}", email=f"reader{n}@example.com"))
+        lead_enroll(flow=flow, lead=LeadFactory(consent=True, first_name=f"Reader{n}", email=f"reader{n}@example.com"))
     assert nurture_tick(now=start) == 7  # queued; the outbox sends them below
     suppress(email="reader5@example.com", reason=Suppression.Reason.UNSUBSCRIBED)  # after the tick queued it
 

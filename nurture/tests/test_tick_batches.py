@@ -29,7 +29,8 @@ def enrolled(flow, count: int, **lead_fields) -> list[Enrollment]:
     campaign = CampaignFactory()
     first = flow.steps.order_by("position").first()
     return Enrollment.objects.bulk_create(
-        Enrollment(flow=flow, lead=LeadFactory(campaign=campaign, **lead_fields), step=first) for _ in range(count)
+        Enrollment(flow=flow, lead=LeadFactory(consent=True, campaign=campaign, **lead_fields), step=first)
+        for _ in range(count)
     )
 
 

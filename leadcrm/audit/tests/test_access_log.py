@@ -17,7 +17,7 @@ from leadcrm.staff_login.tokens import staff_token_create
 from leads.models import ApiScope, Partner
 from leads.services.partners import api_key_create
 from leads.tests.factories import LeadFactory
-from nurture.models import Audience, AudienceExport, Suppression
+from nurture.models import Audience, AudienceExport, Flow, Suppression
 
 from .admin_forms import change_form_data
 
@@ -111,6 +111,29 @@ def test_exporting_the_suppression_list_is_logged(client, staff_user_in):
 
     assert b"gone0@example.com" in response.content
     assert reads() == [("marta", KIND.SUPPRESSION_EXPORT, None, 2, changelist)]
+
+
+def test_previewing_or_test_sending_a_flow_email_for_a_lead_is_logged_a_sample_preview_is_not(client, staff_user_in):
+    client.force_login(staff_user_in("Marketing", username="mia", email="mia@example.com"))
+    lead = LeadFactory(first_name="Zoe")
+    flow = Flow.objects.create(name="Welcome")
+    step = flow.steps.create(kind="email", subject="Hi {{ lead.first_name }}", body_html="<p>Hi</p>")
+    page = reverse("admin:nurture_flow_preview", args=[flow.pk, step.pk])
+    document = reverse("admin:nurture_flow_preview_email", args=[flow.pk, step.pk])
+
+    client.get(page)
+    client.get(document)
+    assert reads() == []
+
+    assert client.get(page, {"lead": lead.pk}).context["subject"] == "Hi Zoe"
+    client.get(document, {"lead": lead.pk})
+    client.post(f"{page}?lead={lead.pk}")
+
+    assert reads() == [
+        ("mia", KIND.EMAIL_PREVIEW, lead.pk, None, page),
+        ("mia", KIND.EMAIL_PREVIEW, lead.pk, None, document),
+        ("mia", KIND.EMAIL_PREVIEW, lead.pk, None, page),
+    ]
 
 
 def test_a_staff_tokens_api_reads_of_leads_are_logged_a_partners_are_not(manager):
