@@ -52,3 +52,16 @@ def control_character_problem(cells: Sequence[str], header: Sequence[str] = ()) 
         what = "a NUL byte" if code == 0 else "a control character"
         return f"{column} contains {what} (U+{code:04X})"
     return None
+
+
+def cell_count_problem(cells: Sequence[str], header: Sequence[str]) -> str | None:
+    """A row with more cells than the header had a delimiter inside an unquoted value ("Acme, Inc" or a
+    spend of 1,234.50): its values would land in the wrong columns. Empty cells at its end (a
+    spreadsheet's habit) do not count. Says "<n> cells but the header has <m>; ..." for the caller to
+    name the row."""
+    count = len(cells)
+    while count > len(header) and not cells[count - 1].strip():
+        count -= 1
+    if count <= len(header):
+        return None
+    return f"{count} cells but the header has {len(header)}; quote values that contain the delimiter"

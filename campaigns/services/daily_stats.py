@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from leadcrm.csv_upload import CsvUploadError, control_character_problem, read_csv_upload
+from leadcrm.csv_upload import CsvUploadError, cell_count_problem, control_character_problem, read_csv_upload
 
 from ..models import Campaign, DailyStat, TrafficSource
 from ..signals import daily_stats_changed
@@ -134,7 +134,8 @@ def daily_stats_import(
         if report.rows > MAX_ROWS:
             report.errors.append(RowError(line, f"more than {MAX_ROWS} rows; split the file"))
             break
-        problem = control_character_problem(row, header)
+        too_many = cell_count_problem(row, header)
+        problem = f"the row has {too_many}" if too_many else control_character_problem(row, header)
         if problem:  # the row is reported, and its values never reach a query
             report.errors.append(RowError(line, problem))
             continue

@@ -80,6 +80,7 @@ def test_bad_rows_are_reported_with_line_and_reason_and_nothing_is_written(campa
             f"{D2},pop-b,1,,1",
             f"{D1},pop-b,1,1,1",  # good: would create
             f"{D1},pop-b,2,2,2",
+            f"{D2},pop-b,1000,25,1,234.50",  # an unquoted thousands comma: 1 would be the spend
         ]
     )
 
@@ -87,6 +88,8 @@ def test_bad_rows_are_reported_with_line_and_reason_and_nothing_is_written(campa
 
     assert not report.imported
     assert [(error.line, error.message) for error in report.errors] == [
+        # Rows that cannot be read are named first, before the values of the others are checked.
+        (11, "the row has 6 cells but the header has 5; quote values that contain the delimiter"),
         (3, "no campaign with slug 'nope'"),
         (4, "date '31/12/2025' is not a date like 2026-01-31"),
         (5, "impressions '-5' is not a whole number of 0 or more"),
@@ -95,7 +98,7 @@ def test_bad_rows_are_reported_with_line_and_reason_and_nothing_is_written(campa
         (8, "clicks is empty"),
         (10, f"campaign 'pop-b' on {D1} is also on line 9"),
     ]
-    assert report.summary() == "Nothing imported: 7 of 9 rows were rejected. Fix them and import the file again."
+    assert report.summary() == "Nothing imported: 8 of 10 rows were rejected. Fix them and import the file again."
     assert stats_table() == before
 
 

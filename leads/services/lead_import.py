@@ -18,7 +18,7 @@ from django.core.files.base import ContentFile
 from django.db import DataError, IntegrityError, transaction
 
 from campaigns.models import Campaign
-from leadcrm.csv_upload import CsvUploadError, control_character_problem, read_csv_upload
+from leadcrm.csv_upload import CsvUploadError, cell_count_problem, control_character_problem, read_csv_upload
 from leadcrm.errors import InvalidInput
 
 from ..models import Door, LeadImport
@@ -79,17 +79,6 @@ def _row_data(header: list[str], row: list[str]) -> dict[str, Any]:
         else:
             data[name] = cell
     return data
-
-
-def _cell_count_problem(line: int, header: list[str], row: list[str]) -> str | None:
-    """A row with more cells than the header had a delimiter inside an unquoted value ("Acme, Inc"): its
-    values would land in the wrong columns. Empty cells at its end (a spreadsheet's habit) do not count."""
-    cells = len(row)
-    while cells > len(header) and not row[cells - 1].strip():
-        cells -= 1
-    if cells <= len(header):
-        return None
-    return f"line {line} has {cells} cells but the header has {len(header)}; quote values that contain the delimiter"
 
 
 def _reasons_text(errors: dict[str, list[str]]) -> str:
@@ -171,7 +160,8 @@ def _run(
     for done, (line, row) in enumerate(rows, start=1):
         values = _row_data(header, row)
         campaign = campaigns.get(values.pop("campaign", ""))
-        problem = _cell_count_problem(line, header, row) or control_character_problem(row, header)
+        too_many = cell_count_problem(row, header)
+        problem = f"line {line} has {too_many}" if too_many else control_character_problem(row, header)
         if problem:
             outcome, lead, reasons = "rejected", None, problem
         elif campaign is None:
