@@ -27,14 +27,15 @@ def _landing_page(slug: str, *, for_submission: bool) -> LandingPage:
     def load() -> LandingPage | None:
         pages = LandingPage.objects.select_related("campaign__offer", "campaign__traffic_source")
         pages = pages.prefetch_related("campaign__offer__qualification_rules", "questions")
-        return pages.filter(slug=slug, is_active=True).first()
+        return pages.filter(slug=slug).first()
 
     # A slug that finds no page is not kept: anyone can ask for endless made-up ones.
     page = cached("landing-page", slug, load, keep=lambda page: page is not None)
-    if page is None:
+    if page is None or not (page.is_active or for_submission):
         raise Http404("No such page.")
     campaign = page.campaign
-    # A visitor who opened the form before the campaign was paused still gets their lead stored.
+    # A visitor who opened the form before the page was switched off or its campaign paused still gets
+    # their lead stored: every lead that reaches us is.
     open_for_posts = campaign.status in (Campaign.Status.ACTIVE, Campaign.Status.PAUSED, Campaign.Status.ENDED)
     if not (campaign.is_serving() or (for_submission and open_for_posts)):
         raise Http404("This page is not available.")

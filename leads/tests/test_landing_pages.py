@@ -474,13 +474,17 @@ def test_unknown_page_is_not_found(client, page):
     assert client.post("/l/no-such-page/", GOOD_CONTACT).status_code == 404
 
 
-def test_inactive_page_is_not_found_and_takes_no_leads(client, page, no_minimum_form_time):
+def test_a_page_switched_off_is_not_found_but_still_stores_a_lead_already_in_flight(client, page, no_minimum_form_time):
+    state = hidden_value(open_page(client, page), "state")  # a visitor has the form open
     page.is_active = False
     page.save()
 
     assert client.get(page.get_absolute_url()).status_code == 404
-    assert send(client, page, state=None, **GOOD_CONTACT).status_code == 404
-    assert Lead.objects.count() == 0
+    response = send(client, page, state=state, **GOOD_CONTACT)
+
+    assert response.status_code == 302
+    lead = Lead.objects.get()
+    assert (lead.email, lead.validity, lead.landing_page) == (GOOD_CONTACT["email"].lower(), "valid", page)
 
 
 def test_page_of_a_draft_campaign_is_not_found_and_takes_no_leads(client, page, no_minimum_form_time):
