@@ -307,7 +307,11 @@ class NurtureMessage(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["lead", "sent_at"], name="nurture_message_lead_sent")]
+        indexes = [
+            models.Index(fields=["lead", "sent_at"], name="nurture_message_lead_sent"),
+            # The frequency cap reads each address's last email.
+            models.Index(fields=["to_email", "created_at"], name="nurture_message_to_created"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.step} to lead {self.lead_id}"

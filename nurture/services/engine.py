@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max, Q
+from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
 from leadcrm.bulk import bulk_update_rows, insert_values
@@ -52,25 +52,25 @@ class _Batch:
         for enrollment in due:
             enrollment.flow = flows[enrollment.flow_id]
             enrollment.step = steps_by_id.get(enrollment.step_id) if enrollment.step_id else None
-        # The leads, each with its last email (for the frequency cap), in one query of their own:
-        # joined to the due query, every due lead would be read and sorted before the LIMIT.
+        # The leads, each with the last email to its address, in one query of their own (joined to the
+        # due query, every due lead would be read and sorted before the LIMIT). The frequency cap is the
+        # person's: one with two leads (two offers) gets one email in the window, not two.
+        last_email = (
+            NurtureMessage.objects.filter(to_email=OuterRef("email"))
+            .exclude(status__in=(NurtureMessage.Status.FAILED, NurtureMessage.Status.SUPPRESSED))
+            .order_by("-created_at")
+            .values("created_at")[:1]
+        )
         leads = (
             Lead.objects.only(*_LEAD_FIELDS)
-            .annotate(
-                last_sent=Max(
-                    "nurture_messages__created_at",
-                    filter=~Q(
-                        nurture_messages__status__in=(NurtureMessage.Status.FAILED, NurtureMessage.Status.SUPPRESSED)
-                    ),
-                )
-            )
+            .annotate(last_sent=Subquery(last_email))
             .in_bulk(sorted({e.lead_id for e in due}))
         )
-        self.last_sent: dict[int, datetime] = {}
+        self.last_sent: dict[str, datetime] = {}
         for enrollment in due:
             enrollment.lead = leads[enrollment.lead_id]
             if enrollment.lead.last_sent is not None:
-                self.last_sent[enrollment.lead_id] = enrollment.lead.last_sent
+                self.last_sent[enrollment.lead.email] = enrollment.lead.last_sent
         emails = {e.lead.email for e in due}
         self.suppressed = set(Suppression.objects.filter(email__in=emails).values_list("email", flat=True))
         self.messages: list[dict[str, Any]] = []
@@ -202,7 +202,7 @@ def _advance(enrollment: Enrollment, batch: _Batch) -> None:
                 country=enrollment.lead.country,
                 phone=enrollment.lead.phone,
                 now=now,
-                last_sent_at=batch.last_sent.get(enrollment.lead_id),
+                last_sent_at=batch.last_sent.get(enrollment.lead.email),
             )
             if allowed > now:
                 enrollment.next_run_at = allowed  # quiet hours or the frequency cap: same step, later
@@ -216,7 +216,7 @@ def _advance(enrollment: Enrollment, batch: _Batch) -> None:
                     "provider_id": make_msgid(domain=settings.NURTURE_MESSAGE_ID_DOMAIN),
                 }
             )
-            batch.last_sent[enrollment.lead_id] = now
+            batch.last_sent[enrollment.lead.email] = now
             enrollment.step = batch.next_step(step)
             continue
         if step.kind == FlowStep.Kind.WEBHOOK:

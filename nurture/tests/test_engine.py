@@ -271,6 +271,24 @@ def test_the_frequency_cap_holds_across_flows(settings, make_flow, tick, start, 
     assert sorted(subjects()) == ["Email 1 for Hal", "Email 2 for Hal"]
 
 
+def test_the_frequency_cap_is_the_persons_across_their_leads(settings, make_flow, tick, start, mailoutbox):
+    settings.NURTURE_EMAIL_MIN_HOURS = 24
+    flow = make_flow(email_step(1))
+    # One person asked two offers: two leads (neither a duplicate of the other), one address.
+    leads = [LeadFactory(consent=True, first_name="Hal", email="hal@example.com") for _ in range(2)]
+    other = LeadFactory(consent=True, first_name="Ida", email="ida@example.com")
+    for lead in (*leads, other):
+        lead_enroll(flow=flow, lead=lead)
+
+    tick(start)
+
+    assert sorted(message.to[0] for message in mailoutbox) == ["hal@example.com", "ida@example.com"]
+    tick(start + timedelta(hours=23))
+    assert len(mailoutbox) == 2
+    tick(start + timedelta(hours=24, minutes=1))
+    assert sorted(message.to[0] for message in mailoutbox) == ["hal@example.com", "hal@example.com", "ida@example.com"]
+
+
 def test_a_wait_until_a_weekday_and_time_uses_the_leads_time_zone(make_flow, tick, start):
     flow = make_flow(wait_step(wait_minutes=None, wait_until_weekday=1, wait_until_time=time(9, 30)), email_step(1))
     enrollment = lead_enroll(flow=flow, lead=LeadFactory(consent=True, country="US"))
