@@ -205,6 +205,14 @@ def credit_left(advertiser_ids: Iterable[int], currencies: Iterable[str]) -> dic
     return left
 
 
+def credit_refusal(available: Decimal, currency: str) -> str:
+    """Why a buyer's account cannot pay: what is left of its credit, or how far past its limit it is
+    (a limit lowered below what the buyer already owes)."""
+    if available < 0:
+        return f"over its credit limit ({-available:.2f} {currency} past it)"
+    return f"at its credit limit ({available:.2f} {currency} left)"
+
+
 def credit_refusals(
     lead: Lead, routes: list[DeliveryRoute], prices: dict[int, Decimal] | None = None
 ) -> dict[int, str]:
@@ -219,7 +227,7 @@ def credit_refusals(
         available = left.get((route.destination.advertiser_id, currency))
         price = prices[route.pk] if route.pk in prices else route.price_for(lead)
         if available is not None and price > available:
-            refusals[route.pk] = f"at its credit limit ({available:.2f} {currency} left)"
+            refusals[route.pk] = credit_refusal(available, currency)
     return refusals
 
 
@@ -275,7 +283,7 @@ class _Router:
             if route.destination.advertiser_id in suppressed:
                 out_of_credit[route.pk] = "the lead is on the buyer's suppression list"
             elif available is not None and route.price_for(lead) > available:
-                out_of_credit[route.pk] = f"at its credit limit ({available:.2f} {currency} left)"
+                out_of_credit[route.pk] = credit_refusal(available, currency)
         choice = choose_route(lead, routes, self.now, out_of_credit, self.usage)
         chosen = choice.route
         if chosen is not None:
@@ -930,7 +938,7 @@ def _redelivery_refusals(deliveries: list[Delivery], now: datetime) -> dict[int,
         elif route and route.hourly_cap is not None and this_hour >= route.hourly_cap:
             refused[delivery.pk] = "at its hourly cap"
         elif available is not None and price > available:
-            refused[delivery.pk] = f"at its credit limit ({available:.2f} {delivery.currency} left)"
+            refused[delivery.pk] = credit_refusal(available, delivery.currency)
         else:
             if route:
                 usage[route.pk] = (this_hour + 1, today + 1)

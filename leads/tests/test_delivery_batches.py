@@ -147,6 +147,23 @@ def test_a_batch_spends_a_buyers_credit_lead_by_lead_and_holds_the_rest(buyer):
     assert len(buyer.log) == 2
 
 
+def test_a_buyer_past_a_lowered_credit_limit_is_held_saying_how_far_past(buyer):
+    campaign = CampaignFactory(offer__currency="USD")
+    add_buyer(campaign.offer, buyer, "/leads", price_per_lead=Decimal("25.00"))
+    account = BuyerAccount(advertiser=campaign.offer.advertiser, currency="USD", credit_limit=Decimal("60.00"))
+    buyer_account_save(account=account)
+    leads_waiting(campaign, 2)
+    drain()  # 50.00 owed
+    account.credit_limit = Decimal("20.00")  # lowered below what the buyer owes
+    buyer_account_save(account=account)
+    [entry] = leads_waiting(campaign, 1)
+
+    drain()
+
+    entry.refresh_from_db()
+    assert entry.payload["held"] == "no buyer takes it (Buyer at /leads: over its credit limit (30.00 USD past it))"
+
+
 def test_a_rejection_in_a_batch_sends_each_rejected_lead_to_the_next_buyer(settings, httpserver):
     settings.DELIVERY_ALLOWED_HOSTS = [httpserver.host]
     httpserver.expect_request("/picky", method="POST").respond_with_json({"error": "no"}, status=422)
