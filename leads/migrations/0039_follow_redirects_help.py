@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='deliverydestination',
             name='follow_redirects',
-            field=models.BooleanField(default=False, help_text='Off: a redirect answer is a failure. On: up to 3, each checked like the URL; a moved address (301, 302, 307, 308) on the same site gets the lead posted again, a 303 is read with a GET.'),
+            field=models.BooleanField(default=False, help_text='Off: a redirect answer is a failure. On: up to 3, each checked like the URL; a moved address (301, 307, 308) on the same site, or from http to https, gets the lead posted again; a 302 or 303 after a post (the buyer took it: see here) is read with a GET.'),
         ),
     ]

@@ -159,7 +159,8 @@ class DeliveryDestination(models.Model):
     follow_redirects = models.BooleanField(
         default=False,
         help_text="Off: a redirect answer is a failure. On: up to 3, each checked like the URL; a moved "
-        "address (301, 302, 307, 308) on the same site gets the lead posted again, a 303 is read with a GET.",
+        "address (301, 307, 308) on the same site, or from http to https, gets the lead posted again; a "
+        "302 or 303 after a post (the buyer took it: see here) is read with a GET.",
     )
     # Ping/post buyers: the ping (what they bid on) and how to read their bid. The post goes to `url`,
     # judged by the accepted/rejection rule above, with the bid id beside the lead.

@@ -884,7 +884,6 @@ def delivery_outbox_handler(entry: OutboxEntry) -> None:
 
 
 @transaction.atomic
-@transaction.atomic
 def deliveries_redeliver(*, deliveries: QuerySet[Delivery]) -> tuple[int, dict[int, str]]:
     """Send failed or rejected deliveries again to the same buyer, under the same webhook id; returns
     how many, and {delivery id: why not} for those the buyer's caps or credit refuse now.

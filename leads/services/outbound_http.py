@@ -130,6 +130,20 @@ def close_pools() -> None:
         _pools.clear()
 
 
+# Redirects that keep the method and body: the address moved. Others after a post are read with a GET.
+MOVED_STATUSES = (301, 307, 308)
+
+
+def _same_site(url: str, next_url: str) -> bool:
+    """The same scheme, host and port, or the move of the same host from http to https (its default
+    ports): what the destination's own headers and the lead may follow."""
+    here, there = urlsplit(url), urlsplit(next_url)
+    if (here.scheme, here.netloc) == (there.scheme, there.netloc):
+        return True
+    upgrade = here.scheme == "http" and there.scheme == "https" and here.hostname == there.hostname
+    return upgrade and here.port in (None, 80) and there.port in (None, 443)
+
+
 def http_request(
     method: str,
     url: str,
@@ -198,16 +212,18 @@ def http_request(
         if not (follow_redirects and 300 <= answer.status < 400 and location):
             return answer
         next_url = urljoin(url, location)
-        if (urlsplit(next_url).scheme, urlsplit(next_url).netloc) != (parts.scheme, parts.netloc):
-            # Headers (credentials, signatures) are for the destination's own origin: never for
-            # another host, nor in clear text after a downgrade; nor is the lead re-posted there.
-            if answer.status != 303 and body:
+        moved = answer.status in MOVED_STATUSES
+        if not _same_site(url, next_url):
+            # Headers (credentials, signatures) are for the destination's own site: never for another
+            # host, nor in clear text after a downgrade; nor is the lead posted there again.
+            if moved and body:
                 raise UnsafeDestination(f"Redirect to another origin ({next_url[:100]}) would re-send the body.")
             headers = {}
         url = next_url
-        # Only a 303 ("received: see here") turns a post into a GET. A 301 or 302 to a post means the
-        # address moved (http to https, a trailing slash): a browser would GET it, dropping the lead,
-        # and a 2xx to that GET would book a sale the buyer never received. The lead is posted again.
-        if answer.status == 303:
+        # A 301, 307 or 308 says the address moved (http to https, a trailing slash): the lead is posted
+        # again there, as a GET would drop it and a 2xx to that GET book a sale the buyer never
+        # received. A 302 or 303 after a post says it was received ("see here", as a form answers):
+        # it is read with a GET, as browsers do.
+        if not moved:
             method, body = "GET", None
     raise TransportError(f"More than {MAX_REDIRECTS} redirects.")

@@ -328,7 +328,7 @@ def test_a_307_keeps_the_method_and_body(local_partner):
     assert [(r.method, r.get_data()) for r, _ in local_partner.log] == [("POST", b"payload"), ("POST", b"payload")]
 
 
-@pytest.mark.parametrize("status", [301, 302])
+@pytest.mark.parametrize("status", [301, 308])
 def test_a_moved_post_is_posted_again_to_the_new_address_not_turned_into_a_get(local_partner, status):
     local_partner.expect_request("/leads", method="POST").respond_with_data(
         "", status=status, headers={"Location": "/leads/"}
@@ -346,7 +346,23 @@ def test_a_moved_post_is_posted_again_to_the_new_address_not_turned_into_a_get(l
     ]
 
 
-@pytest.mark.parametrize("status", [301, 302])
+def test_a_302_after_a_post_is_read_with_a_get_as_a_form_that_took_the_lead_answers(local_partner):
+    local_partner.expect_request("/leads", method="POST").respond_with_data(
+        "", status=302, headers={"Location": "/thanks"}
+    )
+    local_partner.expect_request("/thanks", method="GET").respond_with_data("Thank you")
+
+    answer = http_request("POST", local_partner.url_for("/leads"), body=b"email=jo%40example.com", timeout=2,
+                          follow_redirects=True)  # fmt: skip
+
+    assert (answer.status, answer.body) == (200, b"Thank you")
+    assert [(r.method, r.path, r.get_data()) for r, _ in local_partner.log] == [
+        ("POST", "/leads", b"email=jo%40example.com"),
+        ("GET", "/thanks", b""),
+    ]
+
+
+@pytest.mark.parametrize("status", [301, 308])
 def test_a_moved_post_to_another_host_is_refused_rather_than_re_posting_the_lead(settings, httpserver, status):
     settings.DELIVERY_ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
     other_host = f"http://127.0.0.1:{httpserver.port}/elsewhere"
@@ -482,6 +498,29 @@ def test_a_redirect_from_https_to_http_on_the_same_host_drops_the_authorization_
 
     assert [url for url, _ in sent] == ["https://buyer.example:443/leads", "http://buyer.example:80/leads"]
     assert "Authorization" not in sent[1][1]
+
+
+def test_a_post_moved_from_http_to_https_on_the_same_host_is_posted_again_with_its_headers(settings, monkeypatch):
+    settings.DELIVERY_ALLOWED_HOSTS = ["buyer.example"]
+    sent, bodies = [], []
+    script = [_FakeResponse(301, {"Location": "https://buyer.example/leads"}), _FakeResponse(200, {})]
+
+    class RecordingPool(_FakePool):
+        def urlopen(self, method, path, headers, **kwargs):
+            bodies.append((method, kwargs["body"]))
+            return super().urlopen(method, path, headers, **kwargs)
+
+    monkeypatch.setattr(
+        outbound_http, "_pool", lambda scheme, host, port, address: RecordingPool(sent, script, scheme, host, port)
+    )
+
+    answer = http_request("POST", "http://buyer.example/leads", body=b"{}", headers={"Authorization": "Bearer s3cret"},
+                          follow_redirects=True)  # fmt: skip
+
+    assert answer.status == 200
+    assert [url for url, _ in sent] == ["http://buyer.example:80/leads", "https://buyer.example:443/leads"]
+    assert bodies == [("POST", b"{}"), ("POST", b"{}")]
+    assert sent[1][1]["Authorization"] == "Bearer s3cret"  # its own site, now encrypted
 
 
 # --- Timeouts ----------------------------------------------------------------------------------
