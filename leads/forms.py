@@ -116,6 +116,7 @@ class LeadForm(forms.Form):
         self.fields[HONEYPOT_FIELD] = forms.Field(required=False, label="Leave this empty")
         self.default_country = default_country
         self.visitor_country = visitor_country
+        self.phone_country = ""  # where clean() read the phone: the pipeline reads it there too
 
     @property
     def visible_fields_without_honeypot(self):
@@ -138,9 +139,10 @@ class LeadForm(forms.Form):
             raise forms.ValidationError("Give an email address or a phone number so we can reach you.")
         phone = cleaned.get("phone")
         if phone:
-            # The country the pipeline stores the lead in (the one chosen, else the visitor's, else the page's
-            # default), so a number the form takes is valid on the lead too.
+            # The one chosen, else the visitor's, else the page's default; the pipeline reads the number in
+            # the same country (CaptureContext.phone_country), so a number the form takes is the lead's.
             country = cleaned.get("country") or self.visitor_country or self.default_country
+            self.phone_country = country
             _, ok = normalise_phone(phone, country)
             if not ok:
                 where = f" for {country}" if country else " (start with + and the country code)"

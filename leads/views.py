@@ -172,9 +172,8 @@ def _capture(request, page, form, state, *, step: int, tampered: bool):
         landing_page=page,
         ip=client_ip(request),
         user_agent=request.headers.get("User-Agent", "")[:1000],
-        # Where the form read the phone when the visitor chose no country: the lead is stored there too.
         request_country=form.visitor_country,
-        default_country=form.default_country,
+        phone_country=form.phone_country,
         # A missing or forged state token counts as instant: the form was never shown by us.
         form_seconds=0.0 if tampered or not started else time.time() - float(started),
         replayed_form=not tampered and not state_first_use(state),

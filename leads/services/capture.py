@@ -17,7 +17,7 @@ from .consent import ConsentShown, consent_certificate_create
 from .dedupe import contact_lookups
 from .inbound_ping import ping_claim
 from .ledger import ledger_post_capture
-from .normalisation import country_code, normalise_email, normalise_name, normalise_phone
+from .normalisation import country_code, normalise_email, normalise_name, normalise_phone, phone_region
 from .outbox import new_lead_follow_ups, outbox_enqueue
 from .postbacks import postback_enqueue
 from .qualification import qualify_lead
@@ -35,7 +35,10 @@ class CaptureContext:
     ip: str | None = None
     user_agent: str = ""
     request_country: str = ""  # the visitor's: the CDN/proxy header (a landing page: else its `country` parameter)
-    default_country: str = ""  # when nothing else says (a landing page: its campaign's first target)
+    # A landing form's: the country it read the phone number in (the visitor's choice, else theirs,
+    # else the campaign's first target). The pipeline reads it there too, and a lead whose country
+    # nothing else tells is stored in the number's.
+    phone_country: str = ""
     form_seconds: float | None = None  # time from showing the form to sending it, if known
     replayed_form: bool = False  # the form's state was already sent with another lead
     honeypot: str = ""
@@ -90,13 +93,10 @@ def _build_lead(
     """Steps 1 and 2: normalise and enrich. Returns the unsaved lead, the event data, phone validity."""
     values = submission.values
     click = _find_click(campaign, values["click_id"])
-    country = (
-        country_code(values["country"])
-        or (click.country if click else "")
-        or context.request_country
-        or context.default_country
-    )
-    phone, phone_ok = normalise_phone(values["phone"], country)
+    country = country_code(values["country"]) or (click.country if click else "") or context.request_country
+    phone, phone_ok = normalise_phone(values["phone"], context.phone_country or country)
+    if not country and context.phone_country and phone_ok:
+        country = phone_region(phone)
     user_agent = values["user_agent"] or context.user_agent
     visitor = parse_user_agent(user_agent)
     ip = values["ip"] or context.ip

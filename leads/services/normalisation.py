@@ -55,3 +55,9 @@ def country_code(value: str) -> str:
         return str(pycountry.countries.lookup(value).alpha_2)
     except LookupError:
         return ""
+
+
+def phone_region(e164: str) -> str:
+    """The country of a valid number in E.164 (+16505551212: US), or "" where it names none."""
+    region = phonenumbers.region_code_for_number(phonenumbers.parse(e164))
+    return "" if region in (None, "ZZ", "001") else str(region)

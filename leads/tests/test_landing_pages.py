@@ -359,6 +359,51 @@ def test_a_visitor_from_a_country_the_campaign_does_not_target_has_the_phone_rea
     assert lead.validity_reasons == ["off_target_country: GB not in US"]  # still told apart from the targeted
 
 
+def test_the_phone_is_read_where_the_form_read_it_when_the_tracked_click_names_another_country(
+    client, page, no_minimum_form_time
+):
+    page.fields = ["email", "phone"]
+    page.save()
+    page.campaign.target_countries = ["US", "DE"]
+    page.campaign.save()
+    ClickFactory(campaign=page.campaign, click_id="clk-de", country="DE")  # tracked from a German visit
+    state = hidden_value(open_page(client, page, click_id="clk-de"), "state")
+
+    response = client.post(
+        page.get_absolute_url(),
+        {"state": state, "email": "ann@example.com", "phone": "(650) 555-1212", "consent": "on"},
+        HTTP_USER_AGENT=BROWSER,
+    )
+
+    assert response.status_code == 302
+    lead = Lead.objects.get()
+    # The form took the number as the campaign's first target reads it: the lead keeps that number,
+    # not +49 650 5551212, and the click's country.
+    assert (lead.country, lead.phone, lead.validity) == ("DE", "+16505551212", "valid")
+
+
+def test_a_visitor_no_one_placed_is_stored_in_the_country_of_their_international_number(
+    client, page, no_minimum_form_time
+):
+    page.fields = ["email", "phone"]
+    page.save()
+    page.campaign.target_countries = ["US"]
+    page.campaign.save()
+    state = hidden_value(open_page(client, page), "state")
+
+    response = client.post(
+        page.get_absolute_url(),
+        {"state": state, "email": "ann@example.com", "phone": "+44 20 7946 0958", "consent": "on"},
+        HTTP_USER_AGENT=BROWSER,
+    )
+
+    assert response.status_code == 302
+    lead = Lead.objects.get()
+    # Not the campaign's first target: a visitor from elsewhere is still told apart.
+    assert (lead.country, lead.phone) == ("GB", "+442079460958")
+    assert lead.validity_reasons == ["off_target_country: GB not in US"]
+
+
 def test_garbage_step_and_state_are_stored_as_suspect_not_a_server_error(client, page):
     response = client.post(
         page.get_absolute_url(),
