@@ -34,6 +34,7 @@ from leadcrm.progress import progress_html
 from leadcrm.spreadsheets import spreadsheet_safe
 from leads.admin.extensions import register_lead_action, register_lead_section
 from leads.models import Lead
+from leads.services.normalisation import normalise_email
 from leads.services.samples import sample_lead
 from leads.signals import personal_data_read
 
@@ -430,7 +431,7 @@ class SuppressionAdmin(HistoryNamesById, ModelAdmin):
                 emails, bad, refused = [], [], []
                 for line, cells in rows:
                     problem = control_character_problem(cells, names)
-                    email = cells[column].strip().lower() if len(cells) > column else ""
+                    email = normalise_email(cells[column]) if len(cells) > column else ""
                     if problem:  # never stored cleaned up: the line is named so staff can fix it
                         refused.append(f"line {line}, {problem}")
                     elif len(email) > EMAIL_LENGTH:

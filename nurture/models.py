@@ -13,6 +13,7 @@ from django.utils import timezone
 from campaigns.models import Campaign, LeadType, Offer, TrafficSource
 from leadcrm.fields import StringListField
 from leads.models import Lead, LeadStatus, Qualification, Validity
+from leads.services.normalisation import normalise_email
 
 
 class LeadConditions(models.Model):
@@ -277,7 +278,7 @@ class Suppression(models.Model):
         return self.email
 
     def save(self, *args, **kwargs):
-        self.email = self.email.strip().lower()
+        self.email = normalise_email(self.email)  # as leads store it (NFC, lower case)
         super().save(*args, **kwargs)
 
 

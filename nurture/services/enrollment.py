@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from leads.models import Lead, LeadEvent, Validity
 from leads.services.erasure import one_of
+from leads.services.normalisation import normalise_email
 
 from ..models import Enrollment, Flow, FlowStep, NurtureMessage, Suppression
 from .engine import status_exit
@@ -21,7 +22,7 @@ def lead_may_be_nurtured(lead: Lead) -> bool:
     """Invalid, duplicate, test and suppressed leads, and leads without marketing consent, never enter a flow."""
     if not lead.email or not lead.consent or lead.validity == Validity.INVALID or lead.is_duplicate or lead.is_test:
         return False
-    return not Suppression.objects.filter(email=lead.email.lower()).exists()
+    return not Suppression.objects.filter(email=normalise_email(lead.email)).exists()
 
 
 def flow_accepts(flow: Flow, lead: Lead) -> bool:
@@ -93,11 +94,11 @@ def leads_erased_everywhere(*, lead_ids: list[int], **_signal: Any) -> None:
 
 def email_exit_everywhere(*, email: str, reason: str) -> int:
     """An address that unsubscribed, bounced or complained leaves every flow, on every lead."""
-    return enrollments_exit(enrollments=Enrollment.objects.filter(lead__email=email.strip().lower()), reason=reason)
+    return enrollments_exit(enrollments=Enrollment.objects.filter(lead__email=normalise_email(email)), reason=reason)
 
 
 def suppress(*, email: str, reason: str) -> Suppression | None:
-    email = email.strip().lower()
+    email = normalise_email(email)
     if not email:
         return None  # an erased lead's old unsubscribe link: no address to suppress
     with transaction.atomic():
@@ -108,7 +109,7 @@ def suppress(*, email: str, reason: str) -> Suppression | None:
 
 def suppress_many(*, emails: list[str], reason: str, chunk: int = 1000) -> int:
     """Suppress a list (an import) in a few queries per thousand addresses; returns how many."""
-    emails = list(dict.fromkeys(email.strip().lower() for email in emails if email.strip()))
+    emails = list(dict.fromkeys(normalise_email(email) for email in emails if email.strip()))
     for start in range(0, len(emails), chunk):
         part = emails[start : start + chunk]
         with transaction.atomic():

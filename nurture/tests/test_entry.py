@@ -69,6 +69,16 @@ def test_such_leads_cannot_be_added_by_hand_either(fields, make_flow):
     assert lead_enroll(flow=flow, lead=LeadFactory(consent=True)) is not None
 
 
+def test_an_address_suppressed_with_its_accent_typed_as_a_combining_mark_keeps_the_lead_out(capture, make_flow):
+    Suppression.objects.create(email=" Jose\u0301@Example.com", reason=Suppression.Reason.MANUAL)
+    make_flow(email_step(1))
+
+    lead = capture(email="jos\u00e9@example.com", first_name="José")
+
+    assert Suppression.objects.get().email == "jos\u00e9@example.com"  # stored as leads are
+    assert not lead.enrollments.exists()
+
+
 # --- entry conditions ---------------------------------------------------------------------------
 # The captured lead: US, hard, valid, qualified, score 90, a push source, the fixture's campaign.
 CONDITIONS = [
