@@ -177,14 +177,20 @@ def _storable(value: Any) -> Any:
     return value
 
 
-THOUSANDS_COMMAS = re.compile(r"-?\d{1,3}(,\d{3})+(\.\d+)?")  # 5,000 or 1,250,000.50
+# 5,000, 1,250,000.50 or (Indian grouping) 1,00,000: commas that group digits, ending in a group of three.
+THOUSANDS_COMMAS = re.compile(r"-?\d{1,3}(,\d{2,3})*,\d{3}(\.\d+)?")
 DECIMAL_COMMA = re.compile(r"-?\d+,\d{1,2}")  # 5000,50 as European spreadsheets write it
+# 5 000 or 5 000,50: spaces that group digits (a no-break or thin space, as French writes them).
+THOUSANDS_SPACES = re.compile(r"-?\d{1,3}( \d{3})+([.,]\d+)?")
 
 
 def number_text(value: object) -> str:
-    """The text of a number sent with commas, as Decimal() and int() read it: thousands separators
-    dropped, a decimal comma made a point. Any other comma ("1,234,56") is kept, so it is no number."""
-    text = str(value).strip()
+    """The text of a number sent with commas or spaces, as Decimal() and int() read it: thousands
+    separators dropped, a decimal comma made a point. Any other comma ("1,234,56") is kept, so it is
+    no number."""
+    text = "".join(" " if ch.isspace() else ch for ch in str(value)).strip()  # a no-break space too
+    if THOUSANDS_SPACES.fullmatch(text):
+        text = text.replace(" ", "")
     if THOUSANDS_COMMAS.fullmatch(text):
         return text.replace(",", "")
     if DECIMAL_COMMA.fullmatch(text):

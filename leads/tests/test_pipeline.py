@@ -305,9 +305,13 @@ def test_structurally_bad_submissions_are_refused_with_field_errors():
         ("5000,50", "1200", (Decimal("5000.50"), 1200)),  # a decimal comma, as European spreadsheets write it
         ("€5000,5", "12", (Decimal("5000.50"), 12)),
         ("1,250,000", "5,000", (Decimal("1250000.00"), 5000)),
+        ("1,00,000", "1,200", (Decimal("100000.00"), 1200)),  # Indian grouping
+        ("5\u00a0000,50", "1\u202f200", (Decimal("5000.50"), 1200)),  # French: no-break and thin spaces
     ],
 )
-def test_commas_in_numbers_are_read_as_thousands_separators_or_a_decimal_comma(capture, budget, company_size, stored):
+def test_commas_and_spaces_in_numbers_are_read_as_thousands_separators_or_a_decimal_comma(
+    capture, budget, company_size, stored
+):
     lead = capture(email="a@example.com", budget=budget, company_size=company_size)
 
     assert (lead.budget, lead.company_size) == stored
@@ -453,9 +457,10 @@ def test_a_numeric_rule_reads_an_answers_decimal_comma_as_the_decimal_point(capt
 
     short = capture(email="a@example.com", answers={"budget": "999,99"})
     enough = capture(email="b@example.com", answers={"budget": "1,000.00"})
+    french = capture(email="c@example.com", answers={"budget": "5\u00a0000"})
 
     assert short.qualification_reasons == ["answers.budget >= 1,000 (was 999,99)"]
-    assert enough.qualification == "qualified"
+    assert enough.qualification == "qualified" and french.qualification == "qualified"
 
 
 def test_offer_accepted_countries_and_lead_types_disqualify(capture, campaign):
