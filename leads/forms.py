@@ -55,13 +55,19 @@ def dump_state(state: dict) -> str:
     return signing.dumps(state, salt=STATE_SALT, compress=True)
 
 
-def state_first_use(state: dict) -> bool:
-    """Whether no lead was sent with this form state before. A state holds when the form was shown,
-    so a script that reused one (waited out the least time once, then posted many) would pass the
-    too-fast check with every lead. Remembered in the cache for as long as a state is valid; a state
-    from before states had a nonce counts as a first use."""
+def state_used(state: dict) -> bool:
+    """Whether a lead was sent with this form state before. A state holds when the form was shown, so
+    a script that reused one (waited out the least time once, then posted many) would pass the
+    too-fast check with every lead. A state from before states had a nonce counts as unused."""
     nonce = state.get("nonce")
-    return not nonce or cache.add(f"landing-state:{nonce}", True, timeout=STATE_MAX_AGE)
+    return bool(nonce) and cache.get(f"landing-state:{nonce}") is not None
+
+
+def state_mark_used(state: dict) -> None:
+    """Remembered in the cache for as long as a state is valid (per process without a shared cache)."""
+    nonce = state.get("nonce")
+    if nonce:
+        cache.set(f"landing-state:{nonce}", True, timeout=STATE_MAX_AGE)
 
 
 def load_state(token: str) -> dict | None:

@@ -15,7 +15,7 @@ from campaigns.visitor import client_ip, request_country
 from leadcrm.config_cache import cached
 from leadcrm.links import with_query
 
-from .forms import HONEYPOT_FIELD, LeadForm, QuizAnswerForm, dump_state, load_state, state_first_use
+from .forms import HONEYPOT_FIELD, LeadForm, QuizAnswerForm, dump_state, load_state, state_mark_used, state_used
 from .models import Door
 from .services import CaptureContext, SubmissionError, lead_capture, parse_submission
 from .services.consent import ConsentShown
@@ -93,6 +93,9 @@ def landing_page(request, slug: str):
         return _show_step(request, page, state, step=0, country=country)
 
     loaded = load_state(request.POST.get("state"))
+    if loaded is None and not page.is_active:
+        # Switched off: only a form we showed before (its signed state) still brings its lead in.
+        raise Http404("No such page.")
     tampered = loaded is None
     state = loaded or {"started": None, "click_id": "", "answers": {}}
     questions = list(page.questions.all()) if page.kind == LandingPage.Kind.QUIZ else []
@@ -176,7 +179,7 @@ def _capture(request, page, form, state, *, step: int, tampered: bool):
         phone_country=form.phone_country,
         # A missing or forged state token counts as instant: the form was never shown by us.
         form_seconds=0.0 if tampered or not started else time.time() - float(started),
-        replayed_form=not tampered and not state_first_use(state),
+        replayed_form=not tampered and state_used(state),
         honeypot=form.cleaned_data.get(HONEYPOT_FIELD, ""),
         consent_shown=None if tampered else _consent_shown(state, page),
         fields_submitted=tuple(
@@ -189,6 +192,7 @@ def _capture(request, page, form, state, *, step: int, tampered: bool):
         ),
     )
     lead_capture(campaign=page.campaign, submission=submission, context=context)
+    state_mark_used(state)  # after the lead is stored: a failed save leaves the form to be sent again
     return HttpResponseRedirect(page.thank_you_url or f"{page.get_absolute_url()}thanks/")
 
 

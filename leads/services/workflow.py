@@ -79,13 +79,14 @@ def lead_set_status(
         data.update({"sale_amount": f"{lead.sale_amount:.2f}", "currency": lead.sale_currency})
     LeadEvent.objects.create(lead=lead, kind=LeadEvent.Kind.STATUS, actor=actor, data=data)
     lead_status_changed.send(sender=Lead, lead=lead, previous=previous)
+    # Outside the offer's return window staff may still mark a lead returned, but nothing is reversed:
+    # the source's and the supplier's payouts stand, so neither is told of a reversal. (Asked before
+    # the ledger is, so a return at the window's last moment is reversed and told, or neither.)
+    refunded = status != S.RETURNED or timezone.now() <= return_deadline(lead)
     if status == S.WON:
         ledger_post_sale_commission(lead=lead, advertiser_id=sale_reported_by)
-    elif status == S.RETURNED:
+    elif status == S.RETURNED and refunded:
         ledger_post_return(lead=lead)
-    # Outside the offer's return window staff may still mark a lead returned, but nothing is reversed:
-    # the source's and the supplier's payouts stand, so neither is told of a reversal.
-    refunded = status != S.RETURNED or timezone.now() <= return_deadline(lead)
     if status in POSTBACK_ON_STATUS and refunded:
         postback_enqueue(lead=lead, event=POSTBACK_ON_STATUS[status])
     if status == S.RETURNED and refunded:

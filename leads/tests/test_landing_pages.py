@@ -5,6 +5,7 @@ import time
 from html import unescape
 
 import pytest
+from django.db import DatabaseError
 from django.test import Client
 
 from campaigns.models import Campaign, LandingPage
@@ -511,6 +512,19 @@ def test_one_showing_of_the_form_sent_again_with_other_leads_stores_them_as_susp
     assert Lead.objects.count() == 3  # stored all the same
 
 
+def test_a_form_whose_lead_failed_to_save_may_be_sent_again_without_being_called_replayed(
+    client, page, no_minimum_form_time, database_refuses_first_name
+):
+    database_refuses_first_name("Refused")
+    state = hidden_value(open_page(client, page), "state")
+    with pytest.raises(DatabaseError):
+        send(client, page, state=state, **{**GOOD_CONTACT, "first_name": "Refused"})
+
+    assert send(client, page, state=state, **GOOD_CONTACT).status_code == 302  # the visitor sends it again
+
+    assert Lead.objects.get().validity_reasons == []
+
+
 # --- which pages are open -----------------------------------------------------------------------
 
 
@@ -526,8 +540,10 @@ def test_a_page_switched_off_is_not_found_but_still_stores_a_lead_already_in_fli
 
     assert client.get(page.get_absolute_url()).status_code == 404
     response = send(client, page, state=state, **GOOD_CONTACT)
+    # A post without a form we showed (a script that knows the address) is not taken any more.
+    stateless = send(client, page, state=None, **{**GOOD_CONTACT, "email": "bot@example.com"})
 
-    assert response.status_code == 302
+    assert (response.status_code, stateless.status_code) == (302, 404)
     lead = Lead.objects.get()
     assert (lead.email, lead.validity, lead.landing_page) == (GOOD_CONTACT["email"].lower(), "valid", page)
 
