@@ -90,8 +90,9 @@ def form_posts(port: int):
     )
     connection.close()  # the page is committed; gunicorn's workers read it
     cookie, token = _csrf(port, "/l/bench-form/")
-    # Opened a minute ago (the signed state the page hands out), so no post is "too fast".
-    state = dump_state({"started": time.time() - 60, "click_id": "", "answers": {}})
+    # Each visitor's form opened a minute ago (the signed state the page hands out, with its own
+    # nonce), so no post is "too fast" and none a replay (each form state is checked and marked used).
+    opened = time.time() - 60
     headers = {
         "Host": "localhost",
         "Content-Type": "application/x-www-form-urlencoded",
@@ -106,7 +107,7 @@ def form_posts(port: int):
         visitor = {**headers, "X-Forwarded-For": f"203.0.{(index // 250) % 250}.{index % 250 + 1}"}
         fields = {
             "csrfmiddlewaretoken": token,
-            "state": state,
+            "state": dump_state({"started": opened, "nonce": f"bench-{index}", "click_id": "", "answers": {}}),
             "email": f"Form.Person{index}@Example.com",
             "phone": phone(index),
             "first_name": "mary ann",
