@@ -299,13 +299,28 @@ def test_local_phone_number_uses_the_country_from_the_proxy_header(client, page,
     assert (lead.phone, lead.country) == ("+16505551212", "US")
 
 
-def test_local_phone_number_without_a_known_country_is_read_and_stored_in_the_campaigns_target(
-    client, page, no_minimum_form_time
-):
+def ask_email_and_phone_only(page, *targets: str) -> None:
+    """The page asks for an email and a phone, no country; its campaign targets these countries."""
     page.fields = ["email", "phone"]
     page.save()
-    page.campaign.target_countries = ["US"]
-    page.campaign.save()
+    if targets:
+        page.campaign.target_countries = list(targets)
+        page.campaign.save()
+
+
+def send_phone(client, page, phone: str, *, state: str, query: str = "", **headers):
+    return client.post(
+        page.get_absolute_url() + query,
+        {"state": state, "email": "ann@example.com", "phone": phone, "consent": "on"},
+        HTTP_USER_AGENT=BROWSER,
+        **headers,
+    )
+
+
+def test_local_phone_number_without_a_known_country_is_read_in_the_campaigns_target_and_stored_in_its_own(
+    client, page, no_minimum_form_time
+):
+    ask_email_and_phone_only(page, "US")
 
     response = send_contact(client, page, country=None)
 
@@ -317,15 +332,10 @@ def test_local_phone_number_without_a_known_country_is_read_and_stored_in_the_ca
 def test_local_phone_number_is_read_and_stored_in_the_country_parameter_of_the_pages_link(
     client, page, no_minimum_form_time
 ):
-    page.fields = ["email", "phone"]
-    page.save()
+    ask_email_and_phone_only(page)
     state = hidden_value(open_page(client, page, country="gb"), "state")
 
-    response = client.post(
-        f"{page.get_absolute_url()}?country=gb",
-        {"state": state, "email": "ann@example.com", "phone": "020 7946 0958", "consent": "on"},
-        HTTP_USER_AGENT=BROWSER,
-    )
+    response = send_phone(client, page, "020 7946 0958", state=state, query="?country=gb")
 
     assert response.status_code == 302
     lead = Lead.objects.get()
@@ -335,22 +345,11 @@ def test_local_phone_number_is_read_and_stored_in_the_country_parameter_of_the_p
 def test_a_visitor_from_a_country_the_campaign_does_not_target_has_the_phone_read_in_their_own(
     client, page, no_minimum_form_time
 ):
-    page.fields = ["email", "phone"]
-    page.save()
-    page.campaign.target_countries = ["US"]
-    page.campaign.save()
+    ask_email_and_phone_only(page, "US")
     state = hidden_value(open_page(client, page), "state")
-    fields = {"email": "ann@example.com", "consent": "on"}
 
-    refused = client.post(
-        page.get_absolute_url(), {"state": state, "phone": "(650) 555-1212", **fields}, HTTP_CF_IPCOUNTRY="GB"
-    )
-    sent = client.post(
-        page.get_absolute_url(),
-        {"state": state, "phone": "020 7946 0958", **fields},
-        HTTP_CF_IPCOUNTRY="GB",
-        HTTP_USER_AGENT=BROWSER,
-    )
+    refused = send_phone(client, page, "(650) 555-1212", state=state, HTTP_CF_IPCOUNTRY="GB")
+    sent = send_phone(client, page, "020 7946 0958", state=state, HTTP_CF_IPCOUNTRY="GB")
 
     assert refused.status_code == 400
     assert "Enter a valid phone number for GB." in refused.content.decode()
@@ -363,18 +362,11 @@ def test_a_visitor_from_a_country_the_campaign_does_not_target_has_the_phone_rea
 def test_the_phone_is_read_where_the_form_read_it_when_the_tracked_click_names_another_country(
     client, page, no_minimum_form_time
 ):
-    page.fields = ["email", "phone"]
-    page.save()
-    page.campaign.target_countries = ["US", "DE"]
-    page.campaign.save()
+    ask_email_and_phone_only(page, "US", "DE")
     ClickFactory(campaign=page.campaign, click_id="clk-de", country="DE")  # tracked from a German visit
     state = hidden_value(open_page(client, page, click_id="clk-de"), "state")
 
-    response = client.post(
-        page.get_absolute_url(),
-        {"state": state, "email": "ann@example.com", "phone": "(650) 555-1212", "consent": "on"},
-        HTTP_USER_AGENT=BROWSER,
-    )
+    response = send_phone(client, page, "(650) 555-1212", state=state)
 
     assert response.status_code == 302
     lead = Lead.objects.get()
@@ -386,17 +378,10 @@ def test_the_phone_is_read_where_the_form_read_it_when_the_tracked_click_names_a
 def test_a_visitor_no_one_placed_is_stored_in_the_country_of_their_international_number(
     client, page, no_minimum_form_time
 ):
-    page.fields = ["email", "phone"]
-    page.save()
-    page.campaign.target_countries = ["US"]
-    page.campaign.save()
+    ask_email_and_phone_only(page, "US")
     state = hidden_value(open_page(client, page), "state")
 
-    response = client.post(
-        page.get_absolute_url(),
-        {"state": state, "email": "ann@example.com", "phone": "+44 20 7946 0958", "consent": "on"},
-        HTTP_USER_AGENT=BROWSER,
-    )
+    response = send_phone(client, page, "+44 20 7946 0958", state=state)
 
     assert response.status_code == 302
     lead = Lead.objects.get()
