@@ -187,6 +187,20 @@ def test_an_incremental_export_looks_back_over_leads_written_while_the_last_one_
     assert read(later)[1][0] == hashlib.sha256(late.email.encode()).hexdigest()
 
 
+def audience_page_data(audience: Audience, export, **fields) -> dict:
+    """What the audience's admin page posts back, with its one export listed, and these fields."""
+    return {
+        "kind": Audience.Kind.SEGMENT,
+        "exports-TOTAL_FORMS": "1",
+        "exports-INITIAL_FORMS": "1",
+        "exports-MIN_NUM_FORMS": "0",
+        "exports-MAX_NUM_FORMS": "1000",
+        "exports-0-id": str(export.pk),
+        "exports-0-audience": str(audience.pk),
+        **fields,
+    }
+
+
 def test_an_incremental_export_after_the_audiences_conditions_changed_holds_everyone_and_says_so(
     campaign, client, staff_user_in, django_capture_on_commit_callbacks
 ):
@@ -199,20 +213,7 @@ def test_an_incremental_export_after_the_audiences_conditions_changed_holds_ever
 
     # Staff widen the audience to Germany on its page: its German leads, captured an hour ago, are in no file.
     page = reverse("admin:nurture_audience_change", args=[audience.pk])
-    saved = client.post(
-        page,
-        {
-            "name": "Buyers",
-            "kind": Audience.Kind.SEGMENT,
-            "countries": "US,DE",
-            "exports-TOTAL_FORMS": "1",
-            "exports-INITIAL_FORMS": "1",
-            "exports-MIN_NUM_FORMS": "0",
-            "exports-MAX_NUM_FORMS": "1000",
-            "exports-0-id": str(first.pk),
-            "exports-0-audience": str(audience.pk),
-        },
-    )
+    saved = client.post(page, audience_page_data(audience, first, name="Buyers", countries="US,DE"))
     assert saved.status_code == 302, saved.context["adminform"].form.errors
     with django_capture_on_commit_callbacks(execute=True):
         second = audience_export_request(audience=audience, format="generic", mode="incremental", period="p2")
@@ -247,17 +248,7 @@ def test_renaming_an_audience_keeps_its_next_incremental_export_incremental(
 
     client.post(
         reverse("admin:nurture_audience_change", args=[audience.pk]),
-        {
-            "name": "US buyers",
-            "kind": Audience.Kind.SEGMENT,
-            "countries": "US",
-            "exports-TOTAL_FORMS": "1",
-            "exports-INITIAL_FORMS": "1",
-            "exports-MIN_NUM_FORMS": "0",
-            "exports-MAX_NUM_FORMS": "1000",
-            "exports-0-id": str(first.pk),
-            "exports-0-audience": str(audience.pk),
-        },
+        audience_page_data(audience, first, name="US buyers", countries="US"),
     )
     with django_capture_on_commit_callbacks(execute=True):
         second = audience_export_request(audience=audience, format="generic", mode="incremental", period="p2")
