@@ -88,6 +88,15 @@ def _calls_with_attempts(calls: Iterable[Delivery | Postback | PartnerNotificati
     ]
 
 
+def _payload_of_the_lead(lead: Lead, mapping: dict[str, Any]) -> dict[str, Any]:
+    """The lead's fields as the destination's mapping sends them, without the mapping's constants
+    ({"value": ...}); no mapping: the standard payload."""
+    if not mapping:
+        return mapped_payload(lead, mapping)
+    fields = {theirs: spec for theirs, spec in mapping.items() if not (isinstance(spec, dict) and "value" in spec)}
+    return mapped_payload(lead, fields) if fields else {}
+
+
 def _lead_document(lead: Lead, certificates: dict[Any, ConsentCertificate]) -> dict[str, Any]:
     certificate = certificates.get(lead.consent_certificate_id)
     deliveries = []
@@ -96,8 +105,9 @@ def _lead_document(lead: Lead, certificates: dict[Any, ConsentCertificate]) -> d
             {
                 **partner_call_row(delivery),
                 "destination_name": delivery.destination.name,
-                # Payloads are not stored: this is what the destination receives for the lead as it is now.
-                "payload": mapped_payload(lead, delivery.destination.field_mapping),
+                # Payloads are not stored: this is what the destination receives for the lead as it is now,
+                # without the mapping's constants (a buyer's key sent in the body is the buyer's, not theirs).
+                "payload": _payload_of_the_lead(lead, delivery.destination.field_mapping),
                 "attempts": [partner_call_row(attempt) for attempt in delivery.attempt_log.all()],
             }
         )

@@ -63,8 +63,11 @@ _ERASED = "erased on request"
 
 def reason_code(reason: str) -> str:
     """A judgement's reason without the value it quotes: "invalid_email: <address>" -> "invalid_email",
-    "budget >= 1000 (was 500)" -> "budget >= 1000"."""
-    return re.sub(r" \(was .*\)$", "", reason.split(":", 1)[0] if ": " in reason else reason)
+    "budget >= 1000 (was 500)" -> "budget >= 1000". The quoted value goes first, whatever it holds (a
+    colon, a line break): "notes contains roof (was Ann: call me)" -> "notes contains roof"."""
+    rule, quoted, _value = reason.partition(" (was ")
+    reason = rule if quoted else reason
+    return reason.split(":", 1)[0] if ": " in reason else reason
 
 
 def _scrubbed(data: dict[str, Any]) -> dict[str, Any]:
@@ -85,12 +88,17 @@ def _scrub_data(rows: QuerySet[Any]) -> None:
     rows.model.objects.bulk_update(changed, ["data"])
 
 
+# A phone as the pipeline stores a valid one (E.164); an invalid one is stored as typed.
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
+
+
 def same_person_leads(leads: Iterable[Lead]) -> list[Lead]:
     """The given leads and every other lead with one of their email addresses or phone numbers (one
-    query): a person's request covers all we hold about them, not only the row staff picked."""
+    query): a person's request covers all we hold about them, not only the row staff picked. Only a
+    real address or a valid number ties leads together: strangers share "0000000000" or "n/a"."""
     leads = list(leads)
-    emails = {lead.email for lead in leads if lead.email}
-    phones = {lead.phone for lead in leads if lead.phone}
+    emails = {lead.email for lead in leads if "@" in lead.email.strip("@")}
+    phones = {lead.phone for lead in leads if _E164.fullmatch(lead.phone)}
     found = Q(pk__in=[lead.pk for lead in leads]) | Q(email__in=emails) | Q(phone__in=phones)
     return list(Lead.objects.filter(found, erased_at__isnull=True).order_by("pk"))
 

@@ -116,3 +116,16 @@ def test_the_export_shows_a_partners_address_without_the_key_in_its_query():
     [attempt] = document["leads"][0]["deliveries"][0]["attempts"]
     assert attempt["url"] == "https://buyer.example/leads"
     assert "k-secret-123" not in json.dumps(document, default=str)
+
+
+def test_the_export_shows_what_a_buyer_received_without_the_constants_of_its_field_mapping():
+    lead = LeadFactory(email="ann@example.com", first_name="Ann")
+    delivery = delivered(lead)
+    destination = delivery.destination
+    destination.field_mapping = {"mail": "email", "name": "first_name", "api_key": {"value": "k-secret-123"}}
+    destination.save()
+
+    document = access_request_export(email="ann@example.com")
+
+    assert document["leads"][0]["deliveries"][0]["payload"] == {"mail": "ann@example.com", "name": "Ann"}
+    assert "k-secret-123" not in json.dumps(document, default=str)

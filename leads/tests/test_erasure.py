@@ -24,7 +24,7 @@ from leads.models import (
 )
 from leads.services import lead_add_note, lead_log_call, lead_set_status
 from leads.services.delivery import delivery_outbox_handler
-from leads.services.erasure import lead_erase
+from leads.services.erasure import lead_erase, reason_code
 from leads.tests.factories import LeadFactory, delivered
 
 pytestmark = pytest.mark.django_db
@@ -114,6 +114,30 @@ def test_a_persons_other_leads_are_erased_with_the_one_picked(client, staff_user
     still_named = set(Lead.objects.filter(erased_at__isnull=True).values_list("pk", flat=True))
     expected = {stranger.pk} if same_person else {stranger.pk, same_email.pk, same_phone.pk}
     assert still_named == expected
+
+
+def test_strangers_who_typed_the_same_junk_phone_or_address_are_not_erased_with_the_person(client, staff_user_in):
+    person = LeadFactory(email="n/a", phone="0000000000")
+    stranger = LeadFactory(email="n/a", phone="0000000000")  # invalid both: stored as typed
+    client.force_login(staff_user_in("Managers"))
+
+    act(client, [person], apply="1", confirm="on", same_person="on")
+
+    assert list(Lead.objects.filter(erased_at__isnull=True).values_list("pk", flat=True)) == [stranger.pk]
+
+
+@pytest.mark.parametrize(
+    "reason, code",
+    [
+        ("answers.notes contains roof (was Ann Lee: call me on 650 555 1212)", "answers.notes contains roof"),
+        ("answers.notes contains roof (was Ann Lee\n650 555 1212)", "answers.notes contains roof"),
+        ("budget >= 1000 (was 500)", "budget >= 1000"),
+        ("invalid_email: ann@@example.com", "invalid_email"),
+        ("honeypot", "honeypot"),
+    ],
+)
+def test_a_reason_keeps_its_rule_and_drops_what_it_quoted_whatever_that_holds(reason, code):
+    assert reason_code(reason) == code
 
 
 def test_without_the_confirmation_nothing_is_erased(client, staff_user_in, person):
