@@ -41,11 +41,19 @@ def _money(value) -> str:
     return "—" if value is None else f"{Decimal(value):,.2f}"
 
 
+# Spend, margin and the lead counts are the company's, shown as the reports show them: to whoever may
+# see daily spend (not to sales reps, who see their own leads only).
+MONEY_PERMISSION = "campaigns.view_dailystat"
+MONEY_COLUMNS = ("spend", "leads", "cpl", "margin", "roi")
+
+
 class CampaignChangeList(ChangeList):
     """The page's campaigns with their lifetime metrics, fetched for the whole page at once."""
 
     def get_results(self, request):
         super().get_results(request)
+        if not request.user.has_perm(MONEY_PERMISSION):
+            return
         metrics = campaign_metrics(list(self.result_list))
         for campaign in self.result_list:
             campaign.metrics = metrics.get(campaign.pk, {})
@@ -260,6 +268,11 @@ class CampaignAdmin(ModelAdmin):
 
     def get_changelist(self, request, **kwargs):
         return CampaignChangeList
+
+    def get_list_display(self, request):
+        if request.user.has_perm(MONEY_PERMISSION):
+            return self.list_display
+        return tuple(column for column in self.list_display if column not in MONEY_COLUMNS)
 
     @admin.display(description="Source", ordering="traffic_source__name")
     def source(self, campaign):

@@ -247,6 +247,18 @@ def test_activate_pause_and_duplicate_actions(client, staff_user_in):
     assert copy.status == "draft" and copy.landing_pages.count() == 1
 
 
+def test_sales_see_the_campaign_list_without_the_companys_money(client, staff_user_in, catalogue):
+    pages = {}
+    for group in ("Sales", "Marketing"):
+        pages[group] = logged_in(client, staff_user_in(group)).get(reverse("admin:campaigns_campaign_changelist"))
+
+    assert pages["Sales"].status_code == 200 and catalogue.name in pages["Sales"].content.decode()
+    columns = {group: [h["text"] for h in page.context["result_headers"]] for group, page in pages.items()}
+    assert columns["Marketing"][-5:] == ["Spend", "Leads (valid)", "CPL", "Margin", "ROI"]
+    assert not {"Spend", "Leads (valid)", "CPL", "Margin", "ROI"} & set(columns["Sales"])
+    assert columns["Sales"][-3:] == columns["Marketing"][-8:-5]  # name, status, source: no actions for sales
+
+
 def test_sales_gets_no_campaign_actions(client, staff_user_in, catalogue):
     client = logged_in(client, staff_user_in("Sales"))
     response = client.post(
