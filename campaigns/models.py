@@ -74,9 +74,19 @@ def validate_postback_url_template(template: str) -> None:
     if not template:
         return
     try:
-        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+        parts = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template)]
     except ValueError as error:
         raise ValidationError(f"Broken macro braces: {error}.", code="invalid_template") from error
+    # A macro is filled with URL-quoted text: a format ({payout:.2f}) or a conversion ({click_id!r})
+    # has nothing to work on, and would fail when the postback is sent.
+    shaped = sorted({f"{{{name}}}" for name, spec, conversion in parts if name is not None and (spec or conversion)})
+    if shaped:
+        raise ValidationError(
+            "Write macros plain, without a format or conversion: %(shaped)s.",
+            params={"shaped": ", ".join(shaped)},
+            code="macro_format",
+        )
+    fields = [name for name, _, _ in parts if name is not None]
     unknown = sorted({name for name in fields if name not in POSTBACK_MACROS})
     if unknown:
         raise ValidationError(

@@ -29,6 +29,9 @@ def test_postback_template_with_known_macros_is_accepted_and_fills_url_encoded_v
         ("https://t.example/pb?cid={click_id", "Broken macro braces"),
         ("ftp://t.example/pb?cid={click_id}", "Enter a valid URL."),
         ("not a url {click_id}", "Enter a valid URL."),
+        ("https://t.example/pb?cid={click_id}&p={payout:.2f}", "without a format or conversion: {payout}."),
+        ("https://t.example/pb?cid={click_id!z}", "without a format or conversion: {click_id}."),
+        ("https://t.example/pb?p={payout:>{w}}", "without a format or conversion: {payout}."),
     ],
 )
 def test_postback_template_is_validated_when_saved(template, message):
