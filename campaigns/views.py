@@ -22,6 +22,10 @@ def track_click(request, slug: str):
     destination = campaign.landing_destination() if campaign and campaign.is_serving() else ""
     if campaign is None or not destination:
         raise Http404("This campaign is not running.")
+    if request.method == "HEAD":
+        # Link checkers and ad platforms' URL validators ask with HEAD: they learn where it goes, and
+        # are no visitor, so no click is counted.
+        return HttpResponseRedirect(destination)
     click = click_record(
         campaign=campaign,
         params=request.GET,

@@ -11,10 +11,15 @@ MAX_PARAM_LENGTH = 255
 _PRINTABLE_CLICK_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 
+# A traffic source's macro it did not fill in ({clickid}, [zone], %%SUBID%%, ${sub}, ##zone##): no value.
+_UNFILLED_MACRO = re.compile(r"\{+[^{}]*\}+|\[[A-Za-z_][\w.-]*\]|%+[A-Za-z_][\w-]*%+|\$\{[^}]*\}|#+[A-Za-z_]\w*#+")
+
+
 def clean_param(value: str | None, limit: int = MAX_PARAM_LENGTH) -> str:
-    """Strip control characters (NUL breaks PostgreSQL text) and cap the length."""
-    value = "".join(ch for ch in (value or "") if ch.isprintable())
-    return value.strip()[:limit]
+    """Strip control characters (NUL breaks PostgreSQL text) and cap the length. A macro the source left
+    unfilled is no value: every such click would share one click id, and "{zoneid}" become a placement."""
+    value = "".join(ch for ch in (value or "") if ch.isprintable()).strip()
+    return "" if _UNFILLED_MACRO.fullmatch(value) else value[:limit]
 
 
 def click_record(
@@ -36,7 +41,7 @@ def click_record(
     if connection_type not in ConnectionType.values:
         connection_type = ""
     carrier = clean_param(params.get("carrier"), 64)
-    sub_ids = {name: clean_param(params[name]) for name in SUB_ID_PARAMS if params.get(name)}
+    sub_ids = {name: value for name in SUB_ID_PARAMS if (value := clean_param(params.get(name)))}
 
     off_target = campaign.targeting_mismatches(
         country=country,

@@ -66,6 +66,24 @@ def test_click_without_source_click_id_gets_a_generated_one(client, campaign):
     assert (click.device_type, click.os, click.browser) == ("desktop", "windows", "Chrome")
 
 
+def test_macros_the_source_left_unfilled_are_no_values(client, campaign):
+    params = {"clickid": "{clickid}", "zone": "[zoneid]", "sub1": "%%SUBID%%", "sub2": "${sub2}", "creative": "cr7"}
+
+    response = client.get("/c/push-solar/", params, HTTP_USER_AGENT=WINDOWS_CHROME)
+
+    click = Click.objects.get()
+    assert len(click.click_id) == 32  # one of our own, not "{clickid}" shared by every such click
+    assert response["Location"].endswith(f"click_id={click.click_id}")
+    assert click.sub_ids == {"creative": "cr7"}
+
+
+def test_a_head_request_learns_where_the_link_goes_and_counts_no_click(client, campaign):
+    response = client.head("/c/push-solar/", {"clickid": "h1"}, HTTP_USER_AGENT=WINDOWS_CHROME)
+
+    assert (response.status_code, urlsplit(response["Location"]).path) == (302, "/l/solar-form/")
+    assert not Click.objects.exists()
+
+
 def test_tablets_and_bots_are_told_apart(client, campaign):
     client.get("/c/push-solar/", HTTP_USER_AGENT=IPAD)
     client.get(
