@@ -116,6 +116,18 @@ def daily_stats_import(
         report.errors.append(RowError(0, "The file is empty."))
         return report
     columns = [COLUMN_ALIASES.get(name.strip().lower().replace(" ", "_"), "") for name in header]
+    twice = {column for column in columns if column and columns.count(column) > 1}
+    if twice:
+        # "impressions" and "views" both: which one is meant? The last would silently win.
+        same = {
+            meant: [cell for cell, column in zip(header, columns, strict=True) if column == meant] for meant in twice
+        }
+        named = "; ".join(
+            f"{' and '.join(cells)} {'both' if len(cells) == 2 else 'all'} mean {meant}"
+            for meant, cells in sorted(same.items())
+        )
+        report.errors.append(RowError(1, f"the header names a column twice: {named}; keep one of each"))
+        return report
     missing = [name for name in ("date", "campaign") if name not in columns]
     if missing or not set(METRICS) & set(columns):
         report.errors.append(

@@ -141,6 +141,10 @@ def test_source_exports_with_other_column_names_and_semicolons_are_understood(ca
         ),
         (b"date,campaign,clicks\n", "The file has a header but no rows."),
         (
+            b"date,campaign,impressions,views,clicks,spend\n2026-01-01,push-a,100000,250,5,1\n",
+            "line 1: the header names a column twice: impressions and views both mean impressions; keep one of each",
+        ),
+        (
             "date,campaign,clicks\n2026-01-01,caf\xe9,1\n".encode("latin-1"),
             "The file is not UTF-8 text; save it as CSV UTF-8.",
         ),
