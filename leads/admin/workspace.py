@@ -638,6 +638,12 @@ class LeadAdmin(HistoryNamesById, ModelAdmin):
     def phone_link(self, lead):
         return format_html('<a href="tel:{0}">{0}</a>', lead.phone) if lead.phone else "—"
 
+    def has_delete_permission(self, request, obj=None):
+        # Every lead that reached us is kept, counted in its campaign's figures and its money; a person's
+        # data goes with "Erase personal data", which also reaches every copy (a delete left its consent
+        # certificate's IP and user agent behind, for ever).
+        return False
+
     # --- registered by other apps (nurture), through Django's documented hooks ------------
     def get_actions(self, request):
         actions = super().get_actions(request)

@@ -140,6 +140,19 @@ def test_a_reason_keeps_its_rule_and_drops_what_it_quoted_whatever_that_holds(re
     assert reason_code(reason) == code
 
 
+def test_not_even_a_superuser_deletes_a_lead_they_erase_it(client, superuser, person):
+    client.force_login(superuser)
+
+    page = client.get(reverse("admin:leads_lead_change", args=[person.pk]))
+    deleting = client.post(reverse("admin:leads_lead_delete", args=[person.pk]), {"post": "yes"})
+    listing = client.get(reverse(CHANGELIST))
+
+    assert reverse("admin:leads_lead_delete", args=[person.pk]) not in page.content.decode()
+    assert deleting.status_code == 403 and Lead.objects.filter(pk=person.pk).exists()
+    actions = dict(listing.context["action_form"].fields["action"].choices)
+    assert "delete_selected" not in actions and "erase_personal_data" in actions
+
+
 def test_without_the_confirmation_nothing_is_erased(client, staff_user_in, person):
     client.force_login(staff_user_in("Managers"))
 
