@@ -262,7 +262,8 @@ class EraseConfirmForm(forms.Form):
         label="Also their other leads",
         required=False,
         initial=True,
-        help_text="Every other lead with the same email address or phone number (other offers, duplicates).",
+        help_text="Every other lead with the same email address or valid phone number (other offers, "
+        "duplicates), listed above.",
     )
     confirm = forms.BooleanField(
         label="Erase for good",
@@ -685,7 +686,10 @@ class LeadAdmin(HistoryNamesById, ModelAdmin):
             erased = sum(lead_erase(lead=lead, actor=request.user) for lead in leads)
             self.message_user(request, f"Erased the personal data of {erased} lead(s).", messages.SUCCESS)
             return None
-        return self._intermediate(request, queryset, form, "Erase personal data", "erase_personal_data")
+        # Erasing cannot be undone: the page names every other lead the option would take too.
+        chosen = {lead.pk for lead in queryset}
+        others = [lead for lead in same_person_leads(queryset) if lead.pk not in chosen]
+        return self._intermediate(request, queryset, form, "Erase personal data", "erase_personal_data", others=others)
 
     @admin.action(description="Assign to a sales rep…", permissions=["assign"])
     def assign_leads(self, request, queryset):
@@ -760,8 +764,9 @@ class LeadAdmin(HistoryNamesById, ModelAdmin):
         form.fields.pop("sale_currency")
         return self._intermediate(request, queryset, form, "Mark leads lost", "mark_lost")
 
-    def _intermediate(self, request, queryset, form, title, action):
+    def _intermediate(self, request, queryset, form, title, action, **extra):
         context = {
+            **extra,
             **self.admin_site.each_context(request),
             "title": title,
             "opts": self.model._meta,

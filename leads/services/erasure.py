@@ -100,7 +100,7 @@ def same_person_leads(leads: Iterable[Lead]) -> list[Lead]:
     emails = {lead.email for lead in leads if "@" in lead.email.strip("@")}
     phones = {lead.phone for lead in leads if _E164.fullmatch(lead.phone)}
     found = Q(pk__in=[lead.pk for lead in leads]) | Q(email__in=emails) | Q(phone__in=phones)
-    return list(Lead.objects.filter(found, erased_at__isnull=True).order_by("pk"))
+    return list(Lead.objects.filter(found, erased_at__isnull=True).select_related("offer").order_by("pk"))
 
 
 def lead_erase(*, lead: Lead, actor: User | None = None) -> bool:

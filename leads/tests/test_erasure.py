@@ -107,8 +107,14 @@ def test_a_persons_other_leads_are_erased_with_the_one_picked(client, staff_user
     stranger = LeadFactory(email="bob@example.com", phone="+16505550000")
     client.force_login(staff_user_in("Managers"))
 
+    confirm_page = act(client, [person]).content.decode()
     data = {"apply": "1", "confirm": "on", **({"same_person": same_person} if same_person else {})}
     response = act(client, [person], **data)
+
+    # Before anything is erased, the page names the other leads the option would take.
+    assert 'With "Also their other leads", 2 more lead(s) with the same address or number:' in confirm_page
+    assert str(same_email) in confirm_page and str(same_phone) in confirm_page
+    assert str(stranger) not in confirm_page
 
     assert f"Erased the personal data of {erased} lead(s)." in [str(m) for m in response.context["messages"]]
     still_named = set(Lead.objects.filter(erased_at__isnull=True).values_list("pk", flat=True))
